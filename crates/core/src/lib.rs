@@ -23,3 +23,5 @@ pub use period::{
     proration_factor, BillingCalendar, Cadence, Period, ProrationFactor, ProrationUnit,
 };
 pub use price::{PriceModel, Rating, RatingStep};
+pub mod credit;
+pub mod invoice;

@@ -1,0 +1,611 @@
+//! Invoice assembly: charges are rounded into lines, then discounts, money credits and tax are
+//! added as lines of their own, and the totals are the sums of rounded lines.
+//!
+//! Order (Stripe Billing's): charges → discounts → credit grants → exclusive tax on what remains of
+//! each charge line, rounded per line. Every line carries a [`LineTrace`].
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::credit::{self, CreditUsageReport, GrantBalance, GrantConsumption};
+use crate::currency::Currency;
+use crate::money::{round_to_money, Money, MoneyError, RoundingMode};
+use crate::period::{Period, ProrationFactor};
+use crate::price::RatingStep;
+
+/// Most lines one invoice may have.
+pub const MAX_LINES: usize = 10_000;
+
+/// What a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// A flat fee of the plan.
+    Fixed,
+    /// A fee per unit of the subscription's quantity (seats, instances).
+    Recurring,
+    /// Metered usage.
+    Usage,
+    /// Money credit grants consumed (negative).
+    Credit,
+    /// Discounts (negative).
+    Discount,
+    /// Exclusive tax.
+    Tax,
+    /// Proration credits for unused time, minimum-commitment true-ups.
+    Adjustment,
+}
+
+impl LineKind {
+    /// True for the kinds produced from prices (the lines discounts, credits and tax apply to).
+    pub fn is_charge(self) -> bool {
+        matches!(
+            self,
+            LineKind::Fixed | LineKind::Recurring | LineKind::Usage | LineKind::Adjustment
+        )
+    }
+}
+
+/// Proration applied to a line: the factor, the interval present and the real period around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProrationTrace {
+    /// The exact factor.
+    pub factor: ProrationFactor,
+    /// The factor as a decimal, for reading.
+    pub factor_decimal: Decimal,
+    /// The interval billed.
+    pub interval: Period,
+    /// The billing period that contains it.
+    pub containing: Period,
+}
+
+/// What one discount, credit or tax line took from one charge line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The charge line's number.
+    pub line: u32,
+    /// The amount, in minor units, taken from (or, for tax, added to) that line.
+    pub amount_minor: i64,
+}
+
+/// How a line's amount came about.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LineTrace {
+    /// The rating steps (tiers hit, packages, fees).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RatingStep>,
+    /// The proration, when the line was prorated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proration: Option<ProrationTrace>,
+    /// Grants consumed: meter-unit grants before rating, or a money grant for a credit line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<GrantConsumption>,
+    /// The quantity before meter-unit grants were consumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_before_grants: Option<Decimal>,
+    /// For discount, credit and tax lines: what each charge line gave or took.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocations: Vec<Allocation>,
+    /// The amount before rounding to the minor unit.
+    pub unrounded_amount: Decimal,
+    /// Why the line exists, when its kind does not say (trial, unused time, true-up, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A priced item before rounding: what the rating of one price for one period produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    /// The line kind (a charge kind).
+    pub kind: LineKind,
+    /// What the customer reads.
+    pub description: String,
+    /// The price that produced it.
+    pub price: Option<String>,
+    /// The meter, for usage.
+    pub meter: Option<String>,
+    /// The project (cost center) the usage belongs to.
+    pub project: Option<String>,
+    /// The service period.
+    pub period: Period,
+    /// The quantity billed.
+    pub quantity: Decimal,
+    /// The unrounded amount (the trace's `unrounded_amount` is set from it).
+    pub amount: Decimal,
+    /// How it came about.
+    pub trace: LineTrace,
+}
+
+/// One invoice line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    /// 1-based position on the invoice.
+    pub number: u32,
+    /// What the line is.
+    pub kind: LineKind,
+    /// What the customer reads.
+    pub description: String,
+    /// The price that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// The meter, for usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<String>,
+    /// The project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The service period.
+    pub period: Period,
+    /// The quantity.
+    pub quantity: Decimal,
+    /// The rounded amount.
+    pub amount: Money,
+    /// How it came about.
+    pub trace: LineTrace,
+}
+
+/// A discount as it applies to one invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscountValue {
+    /// A percentage of each charge line, rounded per line.
+    PercentOff(Decimal),
+    /// A fixed amount, spread over charge lines in proportion to their amounts.
+    AmountOff(Money),
+}
+
+/// A discount to apply to one invoice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedDiscount {
+    /// The discount's key.
+    pub key: String,
+    /// What it takes off.
+    pub value: DiscountValue,
+}
+
+/// An exclusive tax rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxRate {
+    /// Its name on the invoice (VAT, GST, sales tax).
+    pub name: String,
+    /// The rate in percent.
+    #[serde(deserialize_with = "crate::decimal::exact")]
+    pub rate_percent: Decimal,
+}
+
+/// Everything an invoice is assembled from.
+#[derive(Debug, Clone)]
+pub struct InvoiceInput<'a> {
+    /// The invoice currency; every charge is in it.
+    pub currency: Currency,
+    /// The rounding mode, recorded on the invoice.
+    pub rounding: RoundingMode,
+    /// When it is issued.
+    pub issued_at: Timestamp,
+    /// The billing period it closes.
+    pub period: Period,
+    /// The priced items.
+    pub charges: Vec<Charge>,
+    /// Discounts, applied in order.
+    pub discounts: &'a [AppliedDiscount],
+    /// The tax rate, if any.
+    pub tax: Option<&'a TaxRate>,
+    /// Per-product credit figures computed while rating.
+    pub credit_reports: Vec<CreditUsageReport>,
+}
+
+/// Amounts of an invoice by line kind, and totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceTotals {
+    /// Σ charge lines (fixed, recurring, usage, adjustment).
+    pub subtotal: Money,
+    /// Σ discount lines (≤ 0).
+    pub discount: Money,
+    /// Σ credit lines (≤ 0).
+    pub credit: Money,
+    /// Σ tax lines.
+    pub tax: Money,
+    /// Σ of every line.
+    pub total: Money,
+    /// Σ per line kind.
+    pub by_kind: BTreeMap<LineKind, Money>,
+    /// Σ per project, of the lines that carry one, net of their discounts and credits, before tax.
+    pub by_project: BTreeMap<String, Money>,
+}
+
+/// An assembled invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// The rounding mode used for every line.
+    pub rounding: RoundingMode,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// The billing period.
+    pub period: Period,
+    /// The lines.
+    pub lines: Vec<InvoiceLine>,
+    /// The totals.
+    pub totals: InvoiceTotals,
+    /// Per-product credit figures (Palette's allocated / used / billable / breached).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_usage: Vec<CreditUsageReport>,
+}
+
+/// Why an invoice could not be assembled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AssembleInvoiceError {
+    /// Money arithmetic failed.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    /// A discount or credit in another currency than the invoice.
+    #[error("a {found} amount on a {expected} invoice")]
+    CurrencyMismatch {
+        /// The invoice currency.
+        expected: Currency,
+        /// The amount's.
+        found: Currency,
+    },
+    /// Too many lines.
+    #[error("{count} lines; at most {MAX_LINES}")]
+    TooManyLines {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// Assembles an invoice, consuming money credit grants from `money_grants` (in burn order).
+///
+/// # Errors
+/// [`AssembleInvoiceError`] on overflow, mixed currencies or too many lines.
+///
+/// # Panics
+/// When an invariant of the result fails (total ≠ Σ lines, a credit above its grant): a bug.
+pub fn assemble_invoice(
+    input: InvoiceInput<'_>,
+    money_grants: &mut [GrantBalance],
+) -> Result<Invoice, AssembleInvoiceError> {
+    if input.charges.len() > MAX_LINES {
+        return Err(AssembleInvoiceError::TooManyLines {
+            count: input.charges.len(),
+        });
+    }
+    let currency = input.currency;
+    let mut lines = Vec::with_capacity(input.charges.len() + input.discounts.len() + 2);
+    for charge in input.charges {
+        let amount = round_to_money(charge.amount, currency, input.rounding)?;
+        let mut trace = charge.trace;
+        trace.unrounded_amount = charge.amount;
+        lines.push(InvoiceLine {
+            number: lines.len() as u32 + 1,
+            kind: charge.kind,
+            description: charge.description,
+            price: charge.price,
+            meter: charge.meter,
+            project: charge.project,
+            period: charge.period,
+            quantity: charge.quantity,
+            amount,
+            trace,
+        });
+    }
+    // What is left of each charge line after discounts and credits: the base of the next step.
+    let mut net: Vec<i64> = lines
+        .iter()
+        .map(|line| {
+            if line.kind.is_charge() {
+                line.amount.amount_minor()
+            } else {
+                0
+            }
+        })
+        .collect();
+    let charge_count = lines.len();
+    for discount in input.discounts {
+        let allocations = allocate_discount(&discount.value, &mut net, currency, input.rounding)?;
+        push_allocated_line(
+            &mut lines,
+            LineKind::Discount,
+            format!("Discount {}", discount.key),
+            input.period,
+            currency,
+            allocations,
+            None,
+        );
+    }
+    let mut grant_lines = Vec::new();
+    for balance in money_grants.iter_mut() {
+        if !balance.grant.window().overlaps(&input.period) || balance.grant.meter.is_some() {
+            continue;
+        }
+        let mut allocations = Vec::new();
+        for (index, left) in net.iter_mut().enumerate().take(charge_count) {
+            if *left <= 0 || balance.remaining <= Decimal::ZERO {
+                continue;
+            }
+            let taken = credit::consume(
+                std::slice::from_mut(balance),
+                None,
+                input.period,
+                Decimal::from(*left),
+            );
+            let amount: i64 = taken
+                .iter()
+                .map(|c| i64::try_from(c.amount).unwrap_or(0))
+                .sum();
+            assert!(amount <= *left, "a credit made line {} negative", index + 1);
+            *left -= amount;
+            allocations.push(Allocation {
+                line: index as u32 + 1,
+                amount_minor: -amount,
+            });
+        }
+        if !allocations.is_empty() {
+            let consumed: i64 = allocations.iter().map(|a| -a.amount_minor).sum();
+            grant_lines.push((
+                balance.grant.key.clone(),
+                balance.grant.grant_type,
+                consumed,
+                allocations,
+            ));
+        }
+    }
+    for (key, grant_type, consumed, allocations) in grant_lines {
+        let grants = vec![GrantConsumption {
+            grant: key.clone(),
+            grant_type,
+            amount: Decimal::from(consumed),
+        }];
+        push_allocated_line(
+            &mut lines,
+            LineKind::Credit,
+            format!("Credit {key}"),
+            input.period,
+            currency,
+            allocations,
+            Some(grants),
+        );
+    }
+    if let Some(tax) = input.tax {
+        let mut allocations = Vec::with_capacity(charge_count);
+        for (index, base) in net.iter().enumerate().take(charge_count) {
+            let amount = Money::from_minor(*base, currency).to_decimal() * tax.rate_percent
+                / Decimal::ONE_HUNDRED;
+            let rounded = round_to_money(amount, currency, input.rounding)?;
+            if !rounded.is_zero() {
+                allocations.push(Allocation {
+                    line: index as u32 + 1,
+                    amount_minor: rounded.amount_minor(),
+                });
+            }
+        }
+        let description = format!("{} {}%", tax.name, tax.rate_percent.normalize());
+        push_allocated_line(
+            &mut lines,
+            LineKind::Tax,
+            description,
+            input.period,
+            currency,
+            allocations,
+            None,
+        );
+    }
+    let totals = compute_totals(&lines, &net, currency)?;
+    let invoice = Invoice {
+        currency,
+        rounding: input.rounding,
+        issued_at: input.issued_at,
+        period: input.period,
+        lines,
+        totals,
+        credit_usage: input.credit_reports,
+    };
+    assert_invoice_invariants(&invoice);
+    Ok(invoice)
+}
+
+fn push_allocated_line(
+    lines: &mut Vec<InvoiceLine>,
+    kind: LineKind,
+    description: String,
+    period: Period,
+    currency: Currency,
+    allocations: Vec<Allocation>,
+    grants: Option<Vec<GrantConsumption>>,
+) {
+    let amount_minor: i64 = allocations.iter().map(|a| a.amount_minor).sum();
+    if allocations.is_empty() {
+        return;
+    }
+    let amount = Money::from_minor(amount_minor, currency);
+    lines.push(InvoiceLine {
+        number: lines.len() as u32 + 1,
+        kind,
+        description,
+        price: None,
+        meter: None,
+        project: None,
+        period,
+        quantity: Decimal::ONE,
+        amount,
+        trace: LineTrace {
+            allocations,
+            grants: grants.unwrap_or_default(),
+            unrounded_amount: amount.to_decimal(),
+            ..LineTrace::default()
+        },
+    });
+}
+
+fn allocate_discount(
+    value: &DiscountValue,
+    net: &mut [i64],
+    currency: Currency,
+    rounding: RoundingMode,
+) -> Result<Vec<Allocation>, AssembleInvoiceError> {
+    let mut allocations = Vec::new();
+    match value {
+        DiscountValue::PercentOff(percent) => {
+            for (index, left) in net.iter_mut().enumerate() {
+                if *left <= 0 {
+                    continue;
+                }
+                let off = Money::from_minor(*left, currency).to_decimal() * *percent
+                    / Decimal::ONE_HUNDRED;
+                let off = round_to_money(off, currency, rounding)?
+                    .amount_minor()
+                    .min(*left);
+                *left -= off;
+                allocations.push(Allocation {
+                    line: index as u32 + 1,
+                    amount_minor: -off,
+                });
+            }
+        }
+        DiscountValue::AmountOff(amount) => {
+            if amount.currency() != currency {
+                return Err(AssembleInvoiceError::CurrencyMismatch {
+                    expected: currency,
+                    found: amount.currency(),
+                });
+            }
+            let base: i128 = net
+                .iter()
+                .filter(|left| **left > 0)
+                .map(|left| i128::from(*left))
+                .sum();
+            let off_total = i128::from(amount.amount_minor()).min(base);
+            if off_total <= 0 {
+                return Ok(allocations);
+            }
+            // Largest remainder: each line gets floor(off × line ÷ base), and the minor units left
+            // over go to the lines with the largest remainders, earlier lines first on ties.
+            let mut shares: Vec<(usize, i128, i128)> = net
+                .iter()
+                .enumerate()
+                .filter(|(_, left)| **left > 0)
+                .map(|(index, left)| {
+                    let product = off_total * i128::from(*left);
+                    (index, product / base, product % base)
+                })
+                .collect();
+            let given: i128 = shares.iter().map(|share| share.1).sum();
+            let mut order: Vec<usize> = (0..shares.len()).collect();
+            order.sort_by(|a, b| shares[*b].2.cmp(&shares[*a].2).then(a.cmp(b)));
+            for position in order.into_iter().take((off_total - given) as usize) {
+                shares[position].1 += 1;
+            }
+            for (index, share, _) in shares {
+                let off = i64::try_from(share).unwrap_or(i64::MAX).min(net[index]);
+                net[index] -= off;
+                allocations.push(Allocation {
+                    line: index as u32 + 1,
+                    amount_minor: -off,
+                });
+            }
+        }
+    }
+    Ok(allocations)
+}
+
+fn compute_totals(
+    lines: &[InvoiceLine],
+    net: &[i64],
+    currency: Currency,
+) -> Result<InvoiceTotals, MoneyError> {
+    let zero = Money::zero(currency);
+    let mut by_kind: BTreeMap<LineKind, Money> = BTreeMap::new();
+    let mut by_project: BTreeMap<String, Money> = BTreeMap::new();
+    let mut total = zero;
+    for line in lines {
+        let entry = by_kind.entry(line.kind).or_insert(zero);
+        *entry = entry.checked_add(line.amount)?;
+        total = total.checked_add(line.amount)?;
+        if let Some(project) = &line.project {
+            let net_minor = net.get(line.number as usize - 1).copied().unwrap_or(0);
+            let entry = by_project.entry(project.clone()).or_insert(zero);
+            *entry = entry.checked_add(Money::from_minor(net_minor, currency))?;
+        }
+    }
+    let sum_of = |kinds: &[LineKind]| -> Result<Money, MoneyError> {
+        kinds.iter().try_fold(zero, |sum, kind| {
+            sum.checked_add(by_kind.get(kind).copied().unwrap_or(zero))
+        })
+    };
+    Ok(InvoiceTotals {
+        subtotal: sum_of(&[
+            LineKind::Fixed,
+            LineKind::Recurring,
+            LineKind::Usage,
+            LineKind::Adjustment,
+        ])?,
+        discount: sum_of(&[LineKind::Discount])?,
+        credit: sum_of(&[LineKind::Credit])?,
+        tax: sum_of(&[LineKind::Tax])?,
+        total,
+        by_kind,
+        by_project,
+    })
+}
+
+/// Checks what must hold of every invoice: one currency, total = Σ rounded lines, the parts add up
+/// to the total, no discount or credit takes more from a line than the line is worth.
+///
+/// # Panics
+/// When an invariant fails.
+pub fn assert_invoice_invariants(invoice: &Invoice) {
+    let currency = invoice.currency;
+    let mut sum: i128 = 0;
+    for line in &invoice.lines {
+        assert_eq!(
+            line.amount.currency(),
+            currency,
+            "line {} is in another currency",
+            line.number
+        );
+        sum += i128::from(line.amount.amount_minor());
+    }
+    assert_eq!(
+        sum,
+        i128::from(invoice.totals.total.amount_minor()),
+        "total is not the sum of the lines"
+    );
+    let totals = &invoice.totals;
+    let parts = [totals.subtotal, totals.discount, totals.credit, totals.tax]
+        .iter()
+        .map(|part| i128::from(part.amount_minor()))
+        .sum::<i128>();
+    assert_eq!(
+        parts, sum,
+        "subtotal + discount + credit + tax is not the total"
+    );
+    let mut taken: BTreeMap<u32, i64> = BTreeMap::new();
+    for line in invoice
+        .lines
+        .iter()
+        .filter(|l| matches!(l.kind, LineKind::Discount | LineKind::Credit))
+    {
+        assert!(
+            line.amount.amount_minor() <= 0,
+            "a discount or credit line is positive"
+        );
+        for allocation in &line.trace.allocations {
+            *taken.entry(allocation.line).or_default() += -allocation.amount_minor;
+        }
+    }
+    for (number, amount) in taken {
+        let line = &invoice.lines[number as usize - 1];
+        assert!(
+            amount <= line.amount.amount_minor().max(0),
+            "line {number} was made negative by a discount or credit"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

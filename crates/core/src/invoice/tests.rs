@@ -1,0 +1,195 @@
+use proptest::prelude::*;
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::credit::{CreditGrant, GrantType};
+
+fn usd() -> Currency {
+    Currency::from_code("USD").unwrap()
+}
+
+fn period() -> Period {
+    Period::new(
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+        "2024-02-01T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn charge(amount: Decimal, project: Option<&str>) -> Charge {
+    Charge {
+        kind: LineKind::Usage,
+        description: "usage".into(),
+        price: Some("p".into()),
+        meter: None,
+        project: project.map(str::to_owned),
+        period: period(),
+        quantity: dec!(1),
+        amount,
+        trace: LineTrace::default(),
+    }
+}
+
+fn input<'a>(
+    charges: Vec<Charge>,
+    discounts: &'a [AppliedDiscount],
+    tax: Option<&'a TaxRate>,
+) -> InvoiceInput<'a> {
+    InvoiceInput {
+        currency: usd(),
+        rounding: RoundingMode::HalfUp,
+        issued_at: period().end,
+        period: period(),
+        charges,
+        discounts,
+        tax,
+        credit_reports: vec![],
+    }
+}
+
+fn money_grant(amount_minor: i64) -> GrantBalance {
+    GrantBalance {
+        grant: CreditGrant {
+            key: "promo".into(),
+            grant_type: GrantType::Promotional,
+            meter: None,
+            amount: Decimal::from(amount_minor) / dec!(100),
+            start: period().start,
+            expiry: None,
+            priority: 0,
+        },
+        remaining: Decimal::from(amount_minor),
+    }
+}
+
+#[test]
+fn lines_are_rounded_once_and_the_total_is_their_sum() {
+    let invoice = assemble_invoice(
+        input(
+            vec![charge(dec!(0.005), None), charge(dec!(0.005), None)],
+            &[],
+            None,
+        ),
+        &mut [],
+    )
+    .unwrap();
+    // Rounded per line (1 + 1), not on the unrounded sum (0.01 → 1).
+    assert_eq!(invoice.totals.total.amount_minor(), 2);
+    assert_eq!(invoice.lines[0].trace.unrounded_amount, dec!(0.005));
+}
+
+#[test]
+fn discounts_then_credits_then_tax_per_line() {
+    let discounts = [AppliedDiscount {
+        key: "ten".into(),
+        value: DiscountValue::PercentOff(dec!(10)),
+    }];
+    let tax = TaxRate {
+        name: "VAT".into(),
+        rate_percent: dec!(19),
+    };
+    let mut grants = [money_grant(500)];
+    let charges = vec![charge(dec!(100), Some("a")), charge(dec!(33.33), Some("b"))];
+    let invoice = assemble_invoice(input(charges, &discounts, Some(&tax)), &mut grants).unwrap();
+    let amounts: Vec<(LineKind, i64)> = invoice
+        .lines
+        .iter()
+        .map(|l| (l.kind, l.amount.amount_minor()))
+        .collect();
+    // Discount: 1000 + 333 (3333 × 10 % = 333.3). Credit: 500 from line 1. Tax: 19 % of 8500 and 3000.
+    assert_eq!(
+        amounts,
+        vec![
+            (LineKind::Usage, 10000),
+            (LineKind::Usage, 3333),
+            (LineKind::Discount, -1333),
+            (LineKind::Credit, -500),
+            (LineKind::Tax, 1615 + 570)
+        ]
+    );
+    assert_eq!(
+        invoice.totals.total.amount_minor(),
+        10000 + 3333 - 1333 - 500 + 2185
+    );
+    assert_eq!(invoice.totals.by_project["a"].amount_minor(), 8500);
+    assert_eq!(invoice.totals.by_project["b"].amount_minor(), 3000);
+    assert_eq!(grants[0].remaining, dec!(0));
+}
+
+#[test]
+fn an_amount_off_discount_is_spread_by_largest_remainder_and_capped() {
+    let discounts = [AppliedDiscount {
+        key: "five".into(),
+        value: DiscountValue::AmountOff(Money::from_minor(1000, usd())),
+    }];
+    let charges = vec![
+        charge(dec!(10), None),
+        charge(dec!(10), None),
+        charge(dec!(10), None),
+    ];
+    let invoice = assemble_invoice(input(charges, &discounts, None), &mut []).unwrap();
+    let allocations: Vec<i64> = invoice.lines[3]
+        .trace
+        .allocations
+        .iter()
+        .map(|a| a.amount_minor)
+        .collect();
+    assert_eq!(allocations, vec![-334, -333, -333]);
+    let big = [AppliedDiscount {
+        key: "big".into(),
+        value: DiscountValue::AmountOff(Money::from_minor(99_999, usd())),
+    }];
+    let invoice =
+        assemble_invoice(input(vec![charge(dec!(10), None)], &big, None), &mut []).unwrap();
+    assert_eq!(invoice.totals.total.amount_minor(), 0);
+}
+
+#[test]
+fn a_credit_never_takes_more_than_the_line_or_the_grant() {
+    let mut grants = [money_grant(100_000)];
+    let invoice = assemble_invoice(
+        input(vec![charge(dec!(12.34), None)], &[], None),
+        &mut grants,
+    )
+    .unwrap();
+    assert_eq!(invoice.totals.credit.amount_minor(), -1234);
+    assert_eq!(invoice.totals.total.amount_minor(), 0);
+    assert_eq!(grants[0].remaining, Decimal::from(100_000 - 1234));
+}
+
+#[test]
+fn a_discount_in_another_currency_is_rejected() {
+    let eur = Currency::from_code("EUR").unwrap();
+    let discounts = [AppliedDiscount {
+        key: "eur".into(),
+        value: DiscountValue::AmountOff(Money::from_minor(1, eur)),
+    }];
+    let result = assemble_invoice(
+        input(vec![charge(dec!(1), None)], &discounts, None),
+        &mut [],
+    );
+    assert!(matches!(
+        result,
+        Err(AssembleInvoiceError::CurrencyMismatch { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn total_is_the_sum_of_rounded_lines_and_credit_stays_within_the_grant(
+        amounts in proptest::collection::vec(0_i64..10_000_000, 1..12),
+        percent in 0_u32..100,
+        grant_minor in 0_i64..5_000_000,
+        tax_percent in 0_u32..30,
+    ) {
+        let charges = amounts.iter().map(|a| charge(Decimal::new(*a, 3), None)).collect();
+        let discounts = [AppliedDiscount { key: "d".into(), value: DiscountValue::PercentOff(Decimal::from(percent)) }];
+        let tax = TaxRate { name: "tax".into(), rate_percent: Decimal::from(tax_percent) };
+        let mut grants = [money_grant(grant_minor)];
+        let invoice = assemble_invoice(input(charges, &discounts, Some(&tax)), &mut grants).unwrap();
+        let sum: i64 = invoice.lines.iter().map(|l| l.amount.amount_minor()).sum();
+        prop_assert_eq!(sum, invoice.totals.total.amount_minor());
+        prop_assert!(-invoice.totals.credit.amount_minor() <= grant_minor);
+        prop_assert!(invoice.totals.total.amount_minor() >= 0);
+    }
+}
