@@ -182,7 +182,7 @@ impl Meter {
                 .all(|(path, expected)| value_at(&event.data, path) == Some(expected))
     }
 
-    fn group_of(&self, event: &UsageEvent) -> GroupKey {
+    pub(crate) fn group_of(&self, event: &UsageEvent) -> GroupKey {
         self.group_by
             .iter()
             .map(|dimension| {
@@ -219,9 +219,9 @@ impl Meter {
     ///
     /// # Errors
     /// [`AggregateError`] when a needed value is missing or not numeric.
-    pub fn aggregate(
+    pub fn aggregate<'e>(
         &self,
-        events: &[UsageEvent],
+        events: impl IntoIterator<Item = &'e UsageEvent>,
         period: Period,
     ) -> Result<Vec<GroupQuantity>, AggregateError> {
         if self.group_by.len() > MAX_GROUP_BY_DIMENSIONS {
@@ -231,7 +231,7 @@ impl Meter {
             });
         }
         let mut groups: BTreeMap<GroupKey, Vec<&UsageEvent>> = BTreeMap::new();
-        for event in events.iter().filter(|event| self.selects(event)) {
+        for event in events.into_iter().filter(|event| self.selects(event)) {
             let relevant = period.contains(event.time)
                 || (self.aggregation == Aggregation::TimeWeightedSum && event.time < period.start);
             if relevant {

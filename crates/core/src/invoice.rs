@@ -115,6 +115,10 @@ pub struct Charge {
     pub quantity: Decimal,
     /// The unrounded amount (the trace's `unrounded_amount` is set from it).
     pub amount: Decimal,
+    /// For a discount charge (a plan's discount phase): the index, in the same input, of the
+    /// charge it discounts. It never takes more than what is left of that charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<usize>,
     /// How it came about.
     pub trace: LineTrace,
 }
@@ -277,7 +281,14 @@ pub fn assemble_invoice(
     }
     let currency = input.currency;
     let mut lines = Vec::with_capacity(input.charges.len() + input.discounts.len() + 2);
+    let mut targets = Vec::with_capacity(input.charges.len());
     for charge in input.charges {
+        let target = charge.target.filter(|_| charge.kind == LineKind::Discount);
+        assert!(
+            target.is_none_or(|t| t < lines.len()),
+            "a discount charge must follow its target"
+        );
+        targets.push(target);
         let amount = round_to_money(charge.amount, currency, input.rounding)?;
         let mut trace = charge.trace;
         trace.unrounded_amount = charge.amount;
@@ -306,6 +317,23 @@ pub fn assemble_invoice(
         })
         .collect();
     let charge_count = lines.len();
+    for (index, target) in targets.into_iter().enumerate() {
+        let Some(target) = target else { continue };
+        // A discount never changes the sign of what it discounts: a phase discount on a credit for
+        // unused time shrinks the credit.
+        let wanted = -lines[index].amount.amount_minor();
+        let off = if net[target] >= 0 {
+            wanted.clamp(0, net[target])
+        } else {
+            wanted.clamp(net[target], 0)
+        };
+        net[target] -= off;
+        lines[index].amount = Money::from_minor(-off, currency);
+        lines[index].trace.allocations = vec![Allocation {
+            line: target as u32 + 1,
+            amount_minor: -off,
+        }];
+    }
     for discount in input.discounts {
         let allocations = allocate_discount(&discount.value, &mut net, currency, input.rounding)?;
         push_allocated_line(
@@ -590,19 +618,20 @@ pub fn assert_invoice_invariants(invoice: &Invoice) {
         .iter()
         .filter(|l| matches!(l.kind, LineKind::Discount | LineKind::Credit))
     {
-        assert!(
-            line.amount.amount_minor() <= 0,
-            "a discount or credit line is positive"
-        );
+        if line.kind == LineKind::Credit {
+            assert!(line.amount.amount_minor() <= 0, "a credit line is positive");
+        }
         for allocation in &line.trace.allocations {
-            *taken.entry(allocation.line).or_default() += -allocation.amount_minor;
+            *taken.entry(allocation.line).or_default() += allocation.amount_minor;
         }
     }
-    for (number, amount) in taken {
-        let line = &invoice.lines[number as usize - 1];
+    for (number, change) in taken {
+        let amount = invoice.lines[number as usize - 1].amount.amount_minor();
+        let after = amount + change;
         assert!(
-            amount <= line.amount.amount_minor().max(0),
-            "line {number} was made negative by a discount or credit"
+            (amount >= 0 && (0..=amount).contains(&after))
+                || (amount < 0 && (amount..=0).contains(&after)),
+            "line {number} changed sign through a discount or credit"
         );
     }
 }

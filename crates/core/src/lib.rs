@@ -25,3 +25,4 @@ pub use period::{
 pub use price::{PriceModel, Rating, RatingStep};
 pub mod credit;
 pub mod invoice;
+pub mod scenario;

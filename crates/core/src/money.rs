@@ -66,7 +66,7 @@ pub enum MoneyError {
 /// assert_eq!(amount, Money::from_minor(724, usd));
 /// assert_eq!(amount.to_string(), "7.24 USD");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {
     amount_minor: i64,
     currency: Currency,
@@ -178,6 +178,31 @@ impl fmt::Debug for Money {
 impl fmt::Display for Money {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "{} {}", self.to_decimal(), self.currency)
+    }
+}
+
+/// Money is written as `{"amount": "7.24", "amount_minor": 724, "currency": "USD"}`: the decimal
+/// string for people, the integer for programs.
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut state = serializer.serialize_struct("Money", 3)?;
+        state.serialize_field("amount", &self.to_decimal().to_string())?;
+        state.serialize_field("amount_minor", &self.amount_minor)?;
+        state.serialize_field("currency", &self.currency)?;
+        state.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            amount_minor: i64,
+            currency: Currency,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        Ok(Money::from_minor(wire.amount_minor, wire.currency))
     }
 }
 

@@ -26,6 +26,7 @@ fn charge(amount: Decimal, project: Option<&str>) -> Charge {
         period: period(),
         quantity: dec!(1),
         amount,
+        target: None,
         trace: LineTrace::default(),
     }
 }

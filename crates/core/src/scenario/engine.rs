@@ -1,0 +1,985 @@
+//! The scenario engine: turns subscriptions, their changes and usage into the invoices billow
+//! would issue up to "now".
+//!
+//! Two passes. The first walks each subscription's timeline and lays out what every invoice must
+//! contain (pending items: which price, which quantity or events, which service period, which
+//! proration). The second takes the invoices in time order, rates each item (consuming meter-unit
+//! credits, which depends on what earlier invoices consumed), trues up minimum commitments, applies
+//! customer discounts and money credits, and assembles the invoice.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{
+    Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec, PriceSpec,
+    Scenario, SubscriptionSpec,
+};
+use crate::aggregation::{value_at, AggregateError, UsageEvent};
+use crate::credit::{self, CreditUsageReport, GrantBalance};
+use crate::decimal::decimal_from_json;
+use crate::invoice::{
+    assemble_invoice, AppliedDiscount, AssembleInvoiceError, Charge, DiscountValue, Invoice,
+    InvoiceInput, LineKind, LineTrace, ProrationTrace,
+};
+use crate::money::Money;
+use crate::period::{proration_factor, BillingCalendar, Cadence, CalendarError, Period};
+use crate::price::{PriceModel, RatePriceError};
+
+/// Why an invoice was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceReason {
+    /// The subscription started (charges billed in advance).
+    SubscriptionStart,
+    /// A billing period ended.
+    PeriodEnd,
+    /// The plan changed at once.
+    PlanChange,
+    /// The subscription was canceled.
+    Cancellation,
+    /// Not issued: the open period as if it closed "now".
+    Upcoming,
+}
+
+/// An invoice of the preview, with the subscription it bills.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedInvoice {
+    /// The subscription.
+    pub subscription: String,
+    /// Why it was issued.
+    pub reason: InvoiceReason,
+    /// The invoice.
+    #[serde(flatten)]
+    pub invoice: Invoice,
+}
+
+/// What `billow preview` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario's present.
+    pub now: Timestamp,
+    /// Invoices issued at or before "now", in time order.
+    pub invoices: Vec<IssuedInvoice>,
+    /// The open periods of active subscriptions, as if they closed "now".
+    pub upcoming: Vec<IssuedInvoice>,
+}
+
+/// Why a scenario could not be run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunScenarioError {
+    /// Calendar arithmetic failed.
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+    /// A meter could not aggregate the events.
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    /// A price could not rate a quantity.
+    #[error("price `{price}`: {source}")]
+    Rate {
+        /// The price key.
+        price: String,
+        /// The cause.
+        source: RatePriceError,
+    },
+    /// Assembly failed.
+    #[error(transparent)]
+    Assemble(#[from] AssembleInvoiceError),
+}
+
+/// Runs a (validated) scenario.
+///
+/// # Errors
+/// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
+pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
+    let engine = Engine::new(scenario);
+    let mut pending = Vec::new();
+    for (order, subscription) in scenario.subscriptions.iter().enumerate() {
+        engine.lay_out(order, subscription, &mut pending)?;
+    }
+    pending.sort_by_key(|invoice| (invoice.at, invoice.order));
+    let (issued, upcoming): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|p| p.reason != InvoiceReason::Upcoming);
+    let mut state = RatingState::new(scenario);
+    let mut invoices = Vec::new();
+    for invoice in issued {
+        invoices.push(engine.issue(invoice, &mut state, true)?);
+    }
+    let mut upcoming_invoices = Vec::new();
+    for invoice in upcoming {
+        let mut scratch = state.clone();
+        upcoming_invoices.push(engine.issue(invoice, &mut scratch, false)?);
+    }
+    Ok(Preview {
+        scenario: scenario.name.clone(),
+        now: scenario.now,
+        invoices,
+        upcoming: upcoming_invoices,
+    })
+}
+
+/// One stretch of a subscription on one plan.
+struct Epoch<'a> {
+    plan: &'a PlanSpec,
+    start: Timestamp,
+    end: Option<Timestamp>,
+    end_reason: InvoiceReason,
+    calendar: BillingCalendar,
+    /// (instant, quantity), the first at `start`.
+    quantities: Vec<(Timestamp, Decimal)>,
+}
+
+impl Epoch<'_> {
+    fn quantity_at(&self, instant: Timestamp) -> Decimal {
+        self.quantities
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= instant)
+            .map_or(Decimal::ZERO, |(_, q)| *q)
+    }
+}
+
+/// A bucket of amounts that a minimum commitment is compared with.
+type BucketId = (usize, usize, i64, Option<usize>);
+
+#[derive(Clone)]
+enum Pending<'a> {
+    Priced(PricedItem<'a>),
+    TrueUp {
+        bucket: BucketId,
+        minimum: Decimal,
+        description: String,
+        service: Period,
+    },
+}
+
+#[derive(Clone)]
+struct PricedItem<'a> {
+    price: &'a PriceSpec,
+    kind: LineKind,
+    description: String,
+    quantity: Decimal,
+    usage: Option<UsageInput>,
+    service: Period,
+    proration: Option<ProrationTrace>,
+    negate: bool,
+    phase: Option<PhaseKind>,
+    phase_percent_off: Option<Decimal>,
+    buckets: [BucketId; 2],
+    note: Option<String>,
+}
+
+#[derive(Clone)]
+struct UsageInput {
+    project: Option<String>,
+    transactions: Vec<Decimal>,
+}
+
+struct PendingInvoice<'a> {
+    order: usize,
+    subscription: &'a str,
+    at: Timestamp,
+    reason: InvoiceReason,
+    period: Period,
+    items: Vec<Pending<'a>>,
+}
+
+#[derive(Clone)]
+struct RatingState {
+    unit_grants: Vec<GrantBalance>,
+    money_grants: Vec<GrantBalance>,
+    discount_uses: Vec<u32>,
+    buckets: BTreeMap<BucketId, Decimal>,
+}
+
+impl RatingState {
+    fn new(scenario: &Scenario) -> RatingState {
+        let mut unit_grants = Vec::new();
+        let mut money_grants = Vec::new();
+        for grant in &scenario.credit_grants {
+            let (list, remaining) = match grant.meter {
+                Some(_) => (&mut unit_grants, grant.amount),
+                None => {
+                    let minor = Money::from_exact_decimal(grant.amount, scenario.currency)
+                        .map_or(0, Money::amount_minor);
+                    (&mut money_grants, Decimal::from(minor))
+                }
+            };
+            list.push(GrantBalance {
+                grant: grant.clone(),
+                remaining,
+            });
+        }
+        credit::sort_in_burn_order(&mut unit_grants);
+        credit::sort_in_burn_order(&mut money_grants);
+        RatingState {
+            unit_grants,
+            money_grants,
+            discount_uses: vec![0; scenario.discounts.len()],
+            buckets: BTreeMap::new(),
+        }
+    }
+}
+
+struct Engine<'a> {
+    scenario: &'a Scenario,
+    time_zone: TimeZone,
+}
+
+impl<'a> Engine<'a> {
+    fn new(scenario: &'a Scenario) -> Engine<'a> {
+        Engine {
+            scenario,
+            time_zone: scenario.time_zone(),
+        }
+    }
+
+    fn plan(&self, key: &str) -> &'a PlanSpec {
+        self.scenario
+            .plans
+            .iter()
+            .find(|plan| plan.key == key)
+            .expect("validated plan key")
+    }
+
+    fn calendar(
+        &self,
+        cadence: Cadence,
+        alignment: Alignment,
+        start: Timestamp,
+    ) -> Result<BillingCalendar, CalendarError> {
+        let local = start.to_zoned(self.time_zone.clone()).date();
+        let (anchor, day) = match (alignment, cadence) {
+            (_, Cadence::Daily) => (local, 1),
+            (Alignment::Calendar, Cadence::Weekly) => {
+                let back = i64::from(local.weekday().to_monday_zero_offset());
+                (
+                    local
+                        .checked_sub(back.days())
+                        .map_err(|_| CalendarError::OutOfRange)?,
+                    1,
+                )
+            }
+            (_, Cadence::Weekly) => (local, 1),
+            (Alignment::Calendar, _) => (
+                Date::new(local.year(), 1, 1).map_err(|_| CalendarError::OutOfRange)?,
+                1,
+            ),
+            (Alignment::Anniversary, _) => (local, local.day()),
+            (Alignment::CycleDay, _) => (local, self.scenario.customer.billing_cycle_day),
+        };
+        BillingCalendar::new(cadence, anchor, day, self.time_zone.clone())
+    }
+
+    /// Splits a subscription into epochs (one per plan) from its changes.
+    fn epochs(&self, subscription: &'a SubscriptionSpec) -> Result<Vec<Epoch<'a>>, CalendarError> {
+        let plan = self.plan(&subscription.plan);
+        let mut current = Epoch {
+            plan,
+            start: subscription.start,
+            end: None,
+            end_reason: InvoiceReason::PeriodEnd,
+            calendar: self.calendar(plan.cadence, subscription.alignment, subscription.start)?,
+            quantities: vec![(subscription.start, subscription.quantity)],
+        };
+        let mut epochs = Vec::new();
+        for change in &subscription.changes {
+            let at = change.at.max(current.start);
+            if let Some(quantity) = change.quantity {
+                current.quantities.push((at, quantity));
+            } else if let Some(policy) = change.cancel {
+                current.end = Some(self.effective(&current, at, policy)?);
+                current.end_reason = InvoiceReason::Cancellation;
+                break;
+            } else if let Some(plan_key) = &change.plan {
+                let effective = self.effective(
+                    &current,
+                    at,
+                    change.policy.unwrap_or(ChangePolicy::Immediate),
+                )?;
+                let plan = self.plan(plan_key);
+                let calendar = if plan.cadence == current.plan.cadence {
+                    current.calendar.clone()
+                } else {
+                    self.calendar(plan.cadence, Alignment::Anniversary, effective)?
+                };
+                let quantity = current.quantity_at(effective);
+                current.end = Some(effective);
+                current.end_reason = InvoiceReason::PlanChange;
+                let next = Epoch {
+                    plan,
+                    start: effective,
+                    end: None,
+                    end_reason: InvoiceReason::PeriodEnd,
+                    calendar,
+                    quantities: vec![(effective, quantity)],
+                };
+                epochs.push(std::mem::replace(&mut current, next));
+            }
+        }
+        epochs.push(current);
+        Ok(epochs)
+    }
+
+    fn effective(
+        &self,
+        epoch: &Epoch<'_>,
+        at: Timestamp,
+        policy: ChangePolicy,
+    ) -> Result<Timestamp, CalendarError> {
+        Ok(match policy {
+            ChangePolicy::Immediate => at,
+            ChangePolicy::EndOfTerm => epoch.calendar.period_containing(at)?.end,
+        })
+    }
+
+    /// Lays out every invoice of one subscription up to "now", and its upcoming invoice.
+    fn lay_out(
+        &self,
+        order: usize,
+        subscription: &'a SubscriptionSpec,
+        out: &mut Vec<PendingInvoice<'a>>,
+    ) -> Result<(), RunScenarioError> {
+        let now = self.scenario.now;
+        let events: Vec<&'a UsageEvent> = self
+            .scenario
+            .events
+            .iter()
+            .filter(|e| e.subject == subscription.id || e.subject == self.scenario.customer.id)
+            .collect();
+        let mut invoices: BTreeMap<Timestamp, PendingInvoice<'a>> = BTreeMap::new();
+        let mut add =
+            |at: Timestamp, reason: InvoiceReason, period: Period, items: Vec<Pending<'a>>| {
+                if items.is_empty() {
+                    return;
+                }
+                let entry = invoices.entry(at).or_insert_with(|| PendingInvoice {
+                    order,
+                    subscription: &subscription.id,
+                    at,
+                    reason,
+                    period,
+                    items: Vec::new(),
+                });
+                if reason != InvoiceReason::PeriodEnd {
+                    entry.reason = reason;
+                }
+                entry.items.extend(items);
+            };
+        let epochs = self.epochs(subscription)?;
+        for (epoch_index, epoch) in epochs.iter().enumerate() {
+            if epoch.start > now {
+                break;
+            }
+            let first = epoch.calendar.index_containing(epoch.start)?;
+            let mut index = first;
+            loop {
+                let containing = epoch.calendar.period(index)?;
+                let service_end = epoch
+                    .end
+                    .map_or(containing.end, |end| end.min(containing.end));
+                let service = Period {
+                    start: containing.start.max(epoch.start),
+                    end: service_end,
+                };
+                if service.start >= service.end || service.start > now {
+                    break;
+                }
+                let context = PeriodContext {
+                    order,
+                    epoch_index,
+                    epoch,
+                    index,
+                    period_number: index - first,
+                    containing,
+                    service,
+                    events: &events,
+                };
+                let start_reason = if service.start == subscription.start {
+                    InvoiceReason::SubscriptionStart
+                } else if epoch_index > 0 && service.start == epoch.start {
+                    InvoiceReason::PlanChange
+                } else {
+                    InvoiceReason::PeriodEnd
+                };
+                add(
+                    service.start,
+                    start_reason,
+                    containing,
+                    self.advance_items(&context)?,
+                );
+                if service.end <= now {
+                    let reason = if epoch.end == Some(service.end) {
+                        epoch.end_reason
+                    } else {
+                        InvoiceReason::PeriodEnd
+                    };
+                    add(
+                        service.end,
+                        reason,
+                        containing,
+                        self.arrears_items(&context, true)?,
+                    );
+                } else {
+                    let open = Period {
+                        start: service.start,
+                        end: now,
+                    };
+                    let context = PeriodContext {
+                        service: open,
+                        ..context
+                    };
+                    let items = self.arrears_items(&context, false)?;
+                    out.push(PendingInvoice {
+                        order,
+                        subscription: &subscription.id,
+                        at: now,
+                        reason: InvoiceReason::Upcoming,
+                        period: open,
+                        items,
+                    });
+                    break;
+                }
+                if service.end < containing.end {
+                    break;
+                }
+                index += 1;
+            }
+        }
+        out.extend(invoices.into_values().filter(|invoice| invoice.at <= now));
+        Ok(())
+    }
+
+    fn phase(&self, plan: &PlanSpec, period_number: i64) -> (Option<PhaseKind>, Option<Decimal>) {
+        let mut from = 0_i64;
+        for phase in &plan.phases {
+            match phase.periods {
+                Some(periods) if period_number >= from + i64::from(periods) => {
+                    from += i64::from(periods)
+                }
+                _ => return (Some(phase.kind), phase.percent_off),
+            }
+        }
+        (None, None)
+    }
+
+    fn timing(price: &PriceSpec) -> BillingTiming {
+        if price.meter.is_some() {
+            BillingTiming::InArrears
+        } else {
+            price.billing.unwrap_or(BillingTiming::InAdvance)
+        }
+    }
+
+    fn recurring_item(
+        &self,
+        context: &PeriodContext<'_, 'a>,
+        price: &'a PriceSpec,
+        price_index: usize,
+        quantity: Decimal,
+        interval: Period,
+    ) -> Result<PricedItem<'a>, CalendarError> {
+        let kind = if matches!(price.pricing, PriceModel::Flat { .. }) {
+            LineKind::Fixed
+        } else {
+            LineKind::Recurring
+        };
+        let proration = if price.prorate && interval != context.containing {
+            let factor = proration_factor(
+                interval,
+                context.containing,
+                price.proration_unit,
+                &self.time_zone,
+            )?;
+            Some(ProrationTrace {
+                factor,
+                factor_decimal: factor.to_decimal().round_dp(10),
+                interval,
+                containing: context.containing,
+            })
+        } else {
+            None
+        };
+        let (phase, phase_percent_off) = self.phase(context.epoch.plan, context.period_number);
+        Ok(PricedItem {
+            price,
+            kind,
+            description: price
+                .description
+                .clone()
+                .unwrap_or_else(|| price.key.clone()),
+            quantity,
+            usage: None,
+            service: interval,
+            proration,
+            negate: false,
+            phase,
+            phase_percent_off,
+            buckets: context.buckets(price_index),
+            note: None,
+        })
+    }
+
+    fn advance_items(
+        &self,
+        context: &PeriodContext<'_, 'a>,
+    ) -> Result<Vec<Pending<'a>>, CalendarError> {
+        let interval = Period {
+            start: context.service.start,
+            end: context.containing.end,
+        };
+        let quantity = context.epoch.quantity_at(interval.start);
+        let mut items = Vec::new();
+        for (price_index, price) in context.epoch.plan.prices.iter().enumerate() {
+            if Self::timing(price) == BillingTiming::InAdvance {
+                items.push(Pending::Priced(self.recurring_item(
+                    context,
+                    price,
+                    price_index,
+                    quantity,
+                    interval,
+                )?));
+            }
+        }
+        Ok(items)
+    }
+
+    fn arrears_items(
+        &self,
+        context: &PeriodContext<'_, 'a>,
+        closes: bool,
+    ) -> Result<Vec<Pending<'a>>, RunScenarioError> {
+        let epoch = context.epoch;
+        let service = context.service;
+        let changes: Vec<(Timestamp, Decimal, Decimal)> = epoch
+            .quantities
+            .windows(2)
+            .filter(|pair| service.start < pair[1].0 && pair[1].0 < service.end)
+            .map(|pair| (pair[1].0, pair[0].1, pair[1].1))
+            .collect();
+        let mut items = Vec::new();
+        for (price_index, price) in epoch.plan.prices.iter().enumerate() {
+            match (Self::timing(price), &price.meter) {
+                (_, Some(meter)) => {
+                    items.extend(self.usage_items(context, price, price_index, meter)?)
+                }
+                (BillingTiming::InArrears, None) => {
+                    let mut cuts: Vec<Timestamp> = vec![service.start];
+                    cuts.extend(changes.iter().map(|change| change.0));
+                    cuts.push(service.end);
+                    let segments: Vec<Period> = if price.prorate {
+                        cuts.windows(2)
+                            .map(|w| Period {
+                                start: w[0],
+                                end: w[1],
+                            })
+                            .collect()
+                    } else {
+                        vec![service]
+                    };
+                    for segment in segments {
+                        let quantity = epoch.quantity_at(if price.prorate {
+                            segment.start
+                        } else {
+                            service.end
+                        });
+                        let mut item =
+                            self.recurring_item(context, price, price_index, quantity, segment)?;
+                        if !price.prorate {
+                            item.proration = None;
+                        }
+                        items.push(Pending::Priced(item));
+                    }
+                }
+                (BillingTiming::InAdvance, None) if price.prorate => {
+                    let rest = |from: Timestamp| Period {
+                        start: from,
+                        end: context.containing.end,
+                    };
+                    for (at, old, new) in &changes {
+                        let mut unused =
+                            self.recurring_item(context, price, price_index, *old, rest(*at))?;
+                        unused.negate = true;
+                        unused.kind = LineKind::Adjustment;
+                        unused.description = format!("Unused time on {}", unused.description);
+                        let mut remaining =
+                            self.recurring_item(context, price, price_index, *new, rest(*at))?;
+                        remaining.description =
+                            format!("Remaining time on {}", remaining.description);
+                        items.push(Pending::Priced(unused));
+                        items.push(Pending::Priced(remaining));
+                    }
+                    if closes
+                        && epoch.end == Some(service.end)
+                        && service.end < context.containing.end
+                    {
+                        let mut unused = self.recurring_item(
+                            context,
+                            price,
+                            price_index,
+                            epoch.quantity_at(service.end),
+                            rest(service.end),
+                        )?;
+                        unused.negate = true;
+                        unused.kind = LineKind::Adjustment;
+                        unused.description = format!("Unused time on {}", unused.description);
+                        items.push(Pending::Priced(unused));
+                    }
+                }
+                (BillingTiming::InAdvance, None) => {}
+            }
+        }
+        if closes && self.phase(epoch.plan, context.period_number).0 != Some(PhaseKind::Trial) {
+            let share = proration_factor(
+                service,
+                context.containing,
+                crate::period::ProrationUnit::Second,
+                &self.time_zone,
+            )?;
+            for (price_index, price) in epoch.plan.prices.iter().enumerate() {
+                if let Some(minimum) = price.minimum_amount {
+                    let description = format!(
+                        "Minimum commitment true-up: {}",
+                        price.description.as_deref().unwrap_or(&price.key)
+                    );
+                    items.push(Pending::TrueUp {
+                        bucket: context.buckets(price_index)[0],
+                        minimum: share.apply(minimum),
+                        description,
+                        service,
+                    });
+                }
+            }
+            if let Some(minimum) = epoch.plan.minimum_amount {
+                let description = format!(
+                    "Minimum commitment true-up: {}",
+                    epoch.plan.name.as_deref().unwrap_or(&epoch.plan.key)
+                );
+                items.push(Pending::TrueUp {
+                    bucket: context.buckets(0)[1],
+                    minimum: share.apply(minimum),
+                    description,
+                    service,
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    fn usage_items(
+        &self,
+        context: &PeriodContext<'_, 'a>,
+        price: &'a PriceSpec,
+        price_index: usize,
+        meter_key: &str,
+    ) -> Result<Vec<Pending<'a>>, RunScenarioError> {
+        let meter = self
+            .scenario
+            .meters
+            .iter()
+            .find(|m| m.key == meter_key)
+            .expect("validated meter key");
+        let groups = meter.aggregate(context.events.iter().copied(), context.service)?;
+        let (phase, phase_percent_off) = self.phase(context.epoch.plan, context.period_number);
+        let mut items = Vec::new();
+        for group in groups {
+            let transactions = if price.pricing.is_percentage() {
+                let mut members: Vec<&UsageEvent> = context
+                    .events
+                    .iter()
+                    .copied()
+                    .filter(|e| {
+                        meter.selects(e)
+                            && context.service.contains(e.time)
+                            && meter.group_of(e) == group.group
+                    })
+                    .collect();
+                members.sort_by_key(|e| e.time);
+                let property = meter.value_property.as_deref().unwrap_or_default();
+                members
+                    .iter()
+                    .map(|e| {
+                        value_at(&e.data, property)
+                            .and_then(decimal_from_json)
+                            .ok_or_else(|| AggregateError::NonNumericValue {
+                                meter: meter.key.clone(),
+                                event_id: e.id.clone(),
+                                property: property.to_owned(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
+            let labels: Vec<&str> = group
+                .group
+                .iter()
+                .map(|(_, value)| value.as_str())
+                .filter(|v| !v.is_empty())
+                .collect();
+            let base = price
+                .description
+                .clone()
+                .unwrap_or_else(|| price.key.clone());
+            let description = if labels.is_empty() {
+                base
+            } else {
+                format!("{base} ({})", labels.join(", "))
+            };
+            let project = group
+                .group
+                .iter()
+                .find(|(dimension, _)| dimension == "project")
+                .map(|(_, value)| value.clone())
+                .filter(|v| !v.is_empty());
+            items.push(Pending::Priced(PricedItem {
+                price,
+                kind: LineKind::Usage,
+                description,
+                quantity: group.quantity,
+                usage: Some(UsageInput {
+                    project,
+                    transactions,
+                }),
+                service: context.service,
+                proration: None,
+                negate: false,
+                phase,
+                phase_percent_off,
+                buckets: context.buckets(price_index),
+                note: None,
+            }));
+        }
+        Ok(items)
+    }
+
+    /// Rates the items of one invoice and assembles it.
+    fn issue(
+        &self,
+        pending: PendingInvoice<'a>,
+        state: &mut RatingState,
+        issued: bool,
+    ) -> Result<IssuedInvoice, RunScenarioError> {
+        let mut charges: Vec<Charge> = Vec::with_capacity(pending.items.len());
+        let mut reports: BTreeMap<String, CreditTally> = BTreeMap::new();
+        for item in pending.items {
+            match item {
+                Pending::Priced(item) => self.rate_item(item, state, &mut charges, &mut reports)?,
+                Pending::TrueUp {
+                    bucket,
+                    minimum,
+                    description,
+                    service,
+                } => {
+                    let billed = state.buckets.get(&bucket).copied().unwrap_or_default();
+                    if minimum > billed {
+                        charges.push(Charge {
+                            kind: LineKind::Adjustment,
+                            description,
+                            price: None,
+                            meter: None,
+                            project: None,
+                            period: service,
+                            quantity: Decimal::ONE,
+                            amount: minimum - billed,
+                            target: None,
+                            trace: LineTrace {
+                                note: Some(format!(
+                                    "minimum {minimum} for the period, billed {billed}"
+                                )),
+                                ..LineTrace::default()
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        let has_charges = charges
+            .iter()
+            .any(|c| c.kind.is_charge() && c.amount > Decimal::ZERO);
+        let mut discounts = Vec::new();
+        for (index, discount) in self.scenario.discounts.iter().enumerate() {
+            let limit = match discount.duration {
+                DiscountDuration::Once => 1,
+                DiscountDuration::Repeating { invoices } => invoices,
+                DiscountDuration::Forever => u32::MAX,
+            };
+            if discount.start > pending.at || state.discount_uses[index] >= limit || !has_charges {
+                continue;
+            }
+            let value = match (discount.percent_off, discount.amount_off) {
+                (Some(percent), _) => DiscountValue::PercentOff(percent),
+                (None, Some(amount)) => DiscountValue::AmountOff(
+                    Money::from_exact_decimal(amount, self.scenario.currency)
+                        .map_err(AssembleInvoiceError::from)?,
+                ),
+                (None, None) => continue,
+            };
+            if issued {
+                state.discount_uses[index] += 1;
+            }
+            discounts.push(AppliedDiscount {
+                key: discount.key.clone(),
+                value,
+            });
+        }
+        let input = InvoiceInput {
+            currency: self.scenario.currency,
+            rounding: self.scenario.rounding,
+            issued_at: pending.at,
+            period: pending.period,
+            charges,
+            discounts: &discounts,
+            tax: self.scenario.customer.tax.as_ref(),
+            credit_reports: reports
+                .into_iter()
+                .map(|(meter, tally)| {
+                    CreditUsageReport::new(
+                        &meter,
+                        tally.allocated,
+                        tally.used,
+                        &tally.consumed,
+                        tally.limit_percent,
+                    )
+                })
+                .collect(),
+        };
+        let invoice = assemble_invoice(input, &mut state.money_grants)?;
+        Ok(IssuedInvoice {
+            subscription: pending.subscription.to_owned(),
+            reason: pending.reason,
+            invoice,
+        })
+    }
+
+    fn rate_item(
+        &self,
+        item: PricedItem<'a>,
+        state: &mut RatingState,
+        charges: &mut Vec<Charge>,
+        reports: &mut BTreeMap<String, CreditTally>,
+    ) -> Result<(), RunScenarioError> {
+        let price = item.price;
+        let mut quantity = item.quantity;
+        let mut trace = LineTrace::default();
+        let transactions = item
+            .usage
+            .as_ref()
+            .map(|u| u.transactions.as_slice())
+            .unwrap_or_default();
+        let trial = item.phase == Some(PhaseKind::Trial);
+        if let (Some(meter), false, false) = (&price.meter, price.pricing.is_percentage(), trial) {
+            let allocated = credit::available(&state.unit_grants, Some(meter), item.service);
+            if !allocated.is_zero() || price.overage_limit_percent.is_some() {
+                let consumed =
+                    credit::consume(&mut state.unit_grants, Some(meter), item.service, quantity);
+                let used: Decimal = consumed.iter().map(|c| c.amount).sum();
+                // Groups of one meter share one report: allocated as seen by the first group.
+                let entry = reports.entry(meter.clone()).or_insert_with(|| CreditTally {
+                    allocated,
+                    limit_percent: price.overage_limit_percent,
+                    ..CreditTally::default()
+                });
+                entry.used += quantity;
+                entry.consumed.extend(consumed.iter().cloned());
+                trace.quantity_before_grants = Some(quantity);
+                trace.grants = consumed;
+                quantity -= used;
+            }
+        }
+        let rating = price
+            .pricing
+            .rate(quantity, transactions)
+            .map_err(|source| RunScenarioError::Rate {
+                price: price.key.clone(),
+                source,
+            })?;
+        let mut amount = rating.amount;
+        trace.steps = rating.steps;
+        if let Some(proration) = item.proration {
+            amount = proration.factor.apply(amount);
+            trace.proration = Some(proration);
+        }
+        if item.negate {
+            amount = -amount;
+        }
+        if trial {
+            amount = Decimal::ZERO;
+            trace.note = Some("trial: not charged".to_owned());
+        } else if let Some(note) = item.note {
+            trace.note = Some(note);
+        }
+        for bucket in item.buckets {
+            *state.buckets.entry(bucket).or_default() += amount;
+        }
+        let project = item.usage.and_then(|u| u.project);
+        let charge_index = charges.len();
+        let period = item.service;
+        charges.push(Charge {
+            kind: item.kind,
+            description: item.description.clone(),
+            price: Some(price.key.clone()),
+            meter: price.meter.clone(),
+            project: project.clone(),
+            period,
+            quantity,
+            amount,
+            target: None,
+            trace,
+        });
+        if let (Some(PhaseKind::Discount), Some(percent)) = (item.phase, item.phase_percent_off) {
+            let off = amount * percent / Decimal::ONE_HUNDRED;
+            for bucket in item.buckets {
+                *state.buckets.entry(bucket).or_default() -= off;
+            }
+            charges.push(Charge {
+                kind: LineKind::Discount,
+                description: format!("{percent}% off {} (discount phase)", item.description),
+                price: Some(price.key.clone()),
+                meter: None,
+                project,
+                period,
+                quantity: Decimal::ONE,
+                amount: -off,
+                target: Some(charge_index),
+                trace: LineTrace::default(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct CreditTally {
+    allocated: Decimal,
+    used: Decimal,
+    consumed: Vec<crate::credit::GrantConsumption>,
+    limit_percent: Option<Decimal>,
+}
+
+struct PeriodContext<'c, 'a> {
+    order: usize,
+    epoch_index: usize,
+    epoch: &'c Epoch<'a>,
+    index: i64,
+    period_number: i64,
+    containing: Period,
+    service: Period,
+    events: &'c [&'a UsageEvent],
+}
+
+impl PeriodContext<'_, '_> {
+    fn buckets(&self, price_index: usize) -> [BucketId; 2] {
+        [
+            (self.order, self.epoch_index, self.index, Some(price_index)),
+            (self.order, self.epoch_index, self.index, None),
+        ]
+    }
+}

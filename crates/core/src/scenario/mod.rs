@@ -1,0 +1,393 @@
+//! Scenario files: a small billing world described offline in one JSON document, and the invoices
+//! billow would issue in it up to "now". See `docs/scenario-format.md` for the format.
+//!
+//! ```
+//! let text = r#"{
+//!   "billow_scenario": 1, "name": "one seat", "currency": "USD",
+//!   "now": "2024-02-01T00:00:00Z",
+//!   "customer": {"id": "c1"},
+//!   "plans": [{"key": "basic", "cadence": "monthly", "prices": [
+//!     {"key": "seat", "pricing": {"model": "per_unit", "unit_amount": "10"}}]}],
+//!   "subscriptions": [{"id": "s1", "plan": "basic", "start": "2024-01-01T00:00:00Z"}]
+//! }"#;
+//! let scenario = billow_core::scenario::Scenario::from_json(text).unwrap();
+//! let preview = billow_core::scenario::preview(&scenario).unwrap();
+//! assert_eq!(preview.invoices.len(), 2);
+//! assert_eq!(preview.invoices[0].invoice.totals.total.amount_minor(), 1000);
+//! ```
+
+mod check;
+mod engine;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use check::{check_expectations, Mismatch};
+pub use engine::{preview, InvoiceReason, IssuedInvoice, Preview, RunScenarioError};
+pub use validate::ScenarioError;
+
+use crate::aggregation::{Meter, UsageEvent};
+use crate::credit::CreditGrant;
+use crate::currency::Currency;
+use crate::invoice::TaxRate;
+use crate::money::RoundingMode;
+use crate::period::{Cadence, ProrationUnit};
+use crate::price::PriceModel;
+
+/// The version of the scenario format this build reads.
+pub const SCENARIO_FORMAT_VERSION: u32 = 1;
+
+/// A scenario document.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The format version; must be [`SCENARIO_FORMAT_VERSION`].
+    pub billow_scenario: u32,
+    /// A short name.
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The invoice currency.
+    pub currency: Currency,
+    /// How lines are rounded.
+    #[serde(default)]
+    pub rounding: RoundingMode,
+    /// The present: invoices due at or before it are issued.
+    pub now: Timestamp,
+    /// The customer.
+    pub customer: CustomerSpec,
+    /// Meters.
+    #[serde(default)]
+    pub meters: Vec<Meter>,
+    /// Plans.
+    pub plans: Vec<PlanSpec>,
+    /// Subscriptions, each with its dated changes.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionSpec>,
+    /// Credit grants.
+    #[serde(default)]
+    pub credit_grants: Vec<CreditGrant>,
+    /// Customer discounts.
+    #[serde(default)]
+    pub discounts: Vec<DiscountSpec>,
+    /// Usage events.
+    #[serde(default)]
+    pub events: Vec<UsageEvent>,
+    /// What billow must produce, for `billow preview --check`.
+    #[serde(default)]
+    pub expect: Option<Expectations>,
+}
+
+/// The customer of a scenario.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSpec {
+    /// The customer's id; events whose subject is this id belong to it.
+    pub id: String,
+    /// The IANA time zone that period boundaries are computed in.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// The day of the month invoices are issued on, 1–31, clamped to shorter months.
+    #[serde(default = "first")]
+    pub billing_cycle_day: i8,
+    /// The exclusive tax rate charged to this customer.
+    #[serde(default)]
+    pub tax: Option<TaxRate>,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+fn first() -> i8 {
+    1
+}
+
+/// A plan: a bundle of prices with a cadence and phases.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    /// The plan's key.
+    pub key: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How often it bills.
+    pub cadence: Cadence,
+    /// Its prices.
+    pub prices: Vec<PriceSpec>,
+    /// Phases in order; after the last one the plan is evergreen.
+    #[serde(default)]
+    pub phases: Vec<PhaseSpec>,
+    /// The least the plan bills per period, trued up at period end.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub minimum_amount: Option<Decimal>,
+}
+
+/// When a price is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingTiming {
+    /// At the start of the period it pays for.
+    InAdvance,
+    /// At the end of the period it pays for.
+    InArrears,
+}
+
+/// A price of a plan.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSpec {
+    /// The price's key.
+    pub key: String,
+    /// The line description (the key when absent).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The meter of a usage price; absent for fixed and recurring prices.
+    #[serde(default)]
+    pub meter: Option<String>,
+    /// The pricing model.
+    pub pricing: PriceModel,
+    /// In advance or in arrears. Default: in advance, and always in arrears for usage.
+    #[serde(default)]
+    pub billing: Option<BillingTiming>,
+    /// Whether partial periods are prorated (recurring and fixed prices). Default true.
+    #[serde(default = "yes")]
+    pub prorate: bool,
+    /// By the second (default) or by the local day.
+    #[serde(default)]
+    pub proration_unit: ProrationUnit,
+    /// The least this price bills per period, trued up at period end.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub minimum_amount: Option<Decimal>,
+    /// For usage prices with meter-unit credits: the allowed overage in percent of allocated.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub overage_limit_percent: Option<Decimal>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a phase does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// Nothing is charged.
+    Trial,
+    /// A percentage off every charge of the plan.
+    Discount,
+    /// The plan's prices as they are.
+    Evergreen,
+}
+
+/// A phase of a plan, counted in billing periods from the subscription's start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// What the phase does.
+    pub kind: PhaseKind,
+    /// How many periods it lasts; absent for the last, open-ended phase.
+    #[serde(default)]
+    pub periods: Option<u32>,
+    /// For a discount phase: the percentage off.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub percent_off: Option<Decimal>,
+}
+
+/// How a subscription's periods are aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alignment {
+    /// On the customer's billing-cycle day (the default).
+    #[default]
+    CycleDay,
+    /// On the subscription's own start date.
+    Anniversary,
+    /// On calendar boundaries: the 1st of the month, quarter or year; Mondays for weeks.
+    Calendar,
+}
+
+/// When a change takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangePolicy {
+    /// At once, with prorated credits for what was billed in advance.
+    Immediate,
+    /// At the end of the current period.
+    EndOfTerm,
+}
+
+/// A subscription.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    /// The subscription's id; events whose subject is this id belong to it alone.
+    pub id: String,
+    /// The plan key.
+    pub plan: String,
+    /// When it starts.
+    pub start: Timestamp,
+    /// The quantity (seats, instances). Default 1.
+    #[serde(default = "one", deserialize_with = "crate::decimal::exact")]
+    pub quantity: Decimal,
+    /// How its periods are aligned.
+    #[serde(default)]
+    pub alignment: Alignment,
+    /// Dated changes, in time order.
+    #[serde(default)]
+    pub changes: Vec<ChangeSpec>,
+}
+
+fn one() -> Decimal {
+    Decimal::ONE
+}
+
+/// A dated change of a subscription: exactly one of `quantity`, `plan` and `cancel`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When it is made.
+    pub at: Timestamp,
+    /// A new quantity, effective at once and prorated.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub quantity: Option<Decimal>,
+    /// A new plan.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Cancel the subscription with this policy.
+    #[serde(default)]
+    pub cancel: Option<ChangePolicy>,
+    /// The policy of a plan change (default immediate).
+    #[serde(default)]
+    pub policy: Option<ChangePolicy>,
+}
+
+/// How long a discount lasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscountDuration {
+    /// The first invoice issued at or after its start.
+    Once,
+    /// The first N invoices issued at or after its start.
+    Repeating {
+        /// How many invoices.
+        invoices: u32,
+    },
+    /// Every invoice issued at or after its start.
+    Forever,
+}
+
+/// A customer discount: exactly one of `percent_off` and `amount_off`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscountSpec {
+    /// Its key.
+    pub key: String,
+    /// A percentage off each charge line.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub percent_off: Option<Decimal>,
+    /// An amount off each invoice, in the scenario currency.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub amount_off: Option<Decimal>,
+    /// How long it lasts.
+    pub duration: DiscountDuration,
+    /// When it starts to apply.
+    pub start: Timestamp,
+}
+
+/// What `billow preview --check` compares.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Issued invoices, in order; their count must match.
+    #[serde(default)]
+    pub invoices: Vec<ExpectedInvoice>,
+    /// Upcoming invoices (the open periods closed at "now"), when given.
+    #[serde(default)]
+    pub upcoming: Option<Vec<ExpectedInvoice>>,
+}
+
+/// An expected invoice; only the fields given are compared.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedInvoice {
+    /// The subscription.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// When it is issued.
+    #[serde(default)]
+    pub issued_at: Option<Timestamp>,
+    /// The total, in major units (`"35.71"`).
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub total: Option<Decimal>,
+    /// Subtotal, discount, credit and tax, in major units.
+    #[serde(default)]
+    pub totals: BTreeMap<String, Value>,
+    /// The lines, in order; their count must match when given.
+    #[serde(default)]
+    pub lines: Option<Vec<ExpectedLine>>,
+    /// Per-meter credit figures.
+    #[serde(default)]
+    pub credit_usage: Vec<ExpectedCreditUsage>,
+}
+
+use serde_json::Value;
+
+/// An expected line; only the fields given are compared.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedLine {
+    /// The line kind (`usage`, `recurring`, ...).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The quantity.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub quantity: Option<Decimal>,
+    /// The amount in major units.
+    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    pub amount: Option<Decimal>,
+}
+
+/// Expected credit figures of one meter; only the fields given are compared.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedCreditUsage {
+    /// The meter.
+    pub meter: String,
+    /// The figures by name (`allocated`, `used`, `free`, `prepaid`, `billable`, `breached`,
+    /// `overage_limit_exceeded`).
+    #[serde(flatten)]
+    pub figures: BTreeMap<String, Value>,
+}
+
+impl Scenario {
+    /// Parses and validates a scenario document.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] naming the field (as a path such as `plans[0].prices[1].pricing`) and
+    /// what is wrong with it.
+    pub fn from_json(text: &str) -> Result<Scenario, ScenarioError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let scenario: Scenario =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                ScenarioError::Malformed {
+                    path: error.path().to_string(),
+                    message: error.inner().to_string(),
+                }
+            })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+}
