@@ -1,7 +1,14 @@
-//! `billow preview SCENARIO [--check]`.
+//! `billow preview SCENARIO [--check]`: prices an offline scenario file, no database.
+//!
+//! Prints the invoices billow would issue up to the scenario's "now" as JSON, every line with its
+//! calculation trace. With `--check`, compares them with the file's `expect` block and exits 1 with
+//! one line per difference; a malformed file exits 2 with the field that is wrong.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use billow_core::scenario::{check_expectations, preview, Scenario};
 
 /// Arguments of `billow preview`.
 #[derive(Debug, clap::Args)]
@@ -14,7 +21,41 @@ pub struct PreviewArgs {
 }
 
 /// Runs `billow preview`.
+///
+/// # Errors
+/// When the file cannot be read.
 pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not yet")
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let scenario = match Scenario::from_json(&text) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            eprintln!("{}: invalid scenario: {error}", args.file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let result = match preview(&scenario) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("{}: cannot price the scenario: {error}", args.file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !args.check {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(expect) = &scenario.expect else {
+        eprintln!("{}: --check needs an `expect` block", args.file.display());
+        return Ok(ExitCode::from(2));
+    };
+    let mismatches = check_expectations(&result, expect);
+    if mismatches.is_empty() {
+        println!("ok {} ({} invoices, {} upcoming)", args.file.display(), result.invoices.len(), result.upcoming.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("FAILED {}: {} difference(s)", args.file.display(), mismatches.len());
+    for mismatch in &mismatches {
+        eprintln!("  {mismatch}");
+    }
+    Ok(ExitCode::FAILURE)
 }
