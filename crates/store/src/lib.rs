@@ -1,1 +1,43 @@
-//! placeholder
+//! billow's persistence: SQLite (the embedded default) and PostgreSQL behind one [`Store`].
+//!
+//! - [`Database`] says which backend to open: an SQLite file, or a [`PostgresUrl`] (what
+//!   `DATABASE_URL` holds), checked when parsed and never printed with its password.
+//! - [`Store`] pools connections; [`Store::migrate`] applies the migrations embedded from
+//!   `migrations/sqlite` or `migrations/postgres`; [`Store::ping`] tells whether the database
+//!   answers.
+//! - Repository functions are methods of [`Store`], one query module per backend behind each:
+//!   [`Store::insert_workspace`] and [`Store::workspace`] for [`Workspace`]s.
+//!
+//! SQLite files are opened in WAL mode with `synchronous=NORMAL`, foreign keys enforced, and
+//! created (with their directory) when absent.
+//!
+//! ```
+//! use billow_store::{Database, Store, Workspace, WorkspaceId, WorkspaceName};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let directory = tempfile::tempdir()?;
+//! let store = Store::open(&Database::sqlite(directory.path().join("billow.db"))).await?;
+//! store.migrate().await?;
+//!
+//! let workspace = Workspace {
+//!     id: WorkspaceId::parse("ws_acme")?,
+//!     name: WorkspaceName::parse("Acme Cloud")?,
+//!     created_at: "2026-11-22T08:00:00Z".parse()?,
+//! };
+//! store.insert_workspace(&workspace).await?;
+//! assert_eq!(store.workspace(&workspace.id).await?, Some(workspace));
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+//! ```
+
+mod database;
+mod store;
+mod workspaces;
+
+pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
+pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
+pub use workspaces::{
+    CorruptWorkspaceRowError, InsertWorkspaceError, LoadWorkspaceError, ParseWorkspaceIdError,
+    ParseWorkspaceNameError, Workspace, WorkspaceId, WorkspaceName,
+};

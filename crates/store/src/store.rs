@@ -1,0 +1,181 @@
+//! [`Store`]: a pool of connections to SQLite or PostgreSQL, its migrations and its health check.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::database::{Database, PostgresUrl};
+
+/// Migrations are compiled into the binary, one folder per backend: the SQL dialects differ.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a caller waits for a free connection before the store reports an error. Bounded so
+/// that `/readyz` answers while the database is down instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an SQLite connection waits for another connection's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite has one writer at a time; a few connections serve concurrent readers under WAL.
+const SQLITE_CONNECTIONS_MAX: u32 = 8;
+/// Per billow node; the server's `max_connections` bounds the sum over nodes.
+const POSTGRES_CONNECTIONS_MAX: u32 = 16;
+
+/// billow's persistence: cheap to clone, every clone shares one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) backend: Backend,
+}
+
+/// Two typed pools behind an enum, rather than `sqlx::AnyPool`.
+///
+/// The SQL differs between the backends anyway (placeholders, timestamp types, constraint
+/// errors), so each query is written once per backend whatever the pool; the typed pools keep
+/// each backend's full type support, which the `Any` driver narrows, and SQLite's connection
+/// options (WAL, `synchronous`, foreign keys, busy timeout) are set as typed options on every
+/// connection rather than as URL parameters. Dispatch is one `match` per repository function.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Store {
+    /// Opens a pool to `database`. An SQLite file and its parent directories are created when
+    /// absent; a PostgreSQL server must be reachable, as one connection is made at once.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenStoreError`] when the directory cannot be created or the database cannot be opened.
+    #[tracing::instrument(skip_all, fields(database = %database))]
+    pub async fn open(database: &Database) -> Result<Self, OpenStoreError> {
+        let backend = match database {
+            Database::Sqlite { path } => Backend::Sqlite(open_sqlite(path).await?),
+            Database::Postgres(url) => Backend::Postgres(open_postgres(url).await?),
+        };
+        Ok(Self { backend })
+    }
+
+    /// Applies the migrations this database has not seen yet. Safe to run on every start and from
+    /// several nodes at once: sqlx takes a database lock while it migrates.
+    ///
+    /// # Errors
+    ///
+    /// [`MigrateStoreError`] when a migration fails or the database has migrations this binary
+    /// does not know (it is older than the schema).
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> Result<(), MigrateStoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Backend::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        }
+        .map_err(MigrateStoreError)
+    }
+
+    /// Runs a trivial query, to tell whether the database answers.
+    ///
+    /// # Errors
+    ///
+    /// [`PingStoreError`] when no connection can be had or the query fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn ping(&self) -> Result<(), PingStoreError> {
+        const QUERY: &str = "SELECT 1";
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query(QUERY).execute(pool).await.map(drop),
+            Backend::Postgres(pool) => sqlx::query(QUERY).execute(pool).await.map(drop),
+        }
+        .map_err(PingStoreError)
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. Later calls on any
+    /// clone of this store fail.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        // Blocking, but once per process and before anything else is served.
+        std::fs::create_dir_all(directory).map_err(|source| OpenStoreError::CreateDirectory {
+            path: directory.to_path_buf(),
+            source,
+        })?;
+    }
+    // NORMAL is durable in WAL mode except for the last transactions before a power loss (never
+    // corrupting); FULL would add an fsync to every commit. See https://sqlite.org/pragma.html.
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    SqlitePoolOptions::new()
+        .max_connections(SQLITE_CONNECTIONS_MAX)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|source| OpenStoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+async fn open_postgres(url: &PostgresUrl) -> Result<PgPool, OpenStoreError> {
+    PgPoolOptions::new()
+        .max_connections(POSTGRES_CONNECTIONS_MAX)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(url.connect_options().clone())
+        .await
+        .map_err(|source| OpenStoreError::Postgres {
+            url: url.clone(),
+            source,
+        })
+}
+
+/// Why [`Store::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The directory that should hold the SQLite file could not be created.
+    #[error("could not create the directory {}", path.display())]
+    CreateDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite file could not be opened or configured.
+    #[error("could not open the SQLite database {}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error("could not connect to PostgreSQL at {url}")]
+    Postgres {
+        url: PostgresUrl,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Why [`Store::migrate`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("could not migrate the database")]
+pub struct MigrateStoreError(#[source] MigrateError);
+
+/// Why [`Store::ping`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer")]
+pub struct PingStoreError(#[source] sqlx::Error);
