@@ -360,9 +360,9 @@ pub struct ExpectedLine {
     pub amount: Option<Decimal>,
 }
 
-/// Expected credit figures of one meter; only the fields given are compared.
+/// Expected credit figures of one meter; only the fields given are compared (an unknown figure
+/// name is reported by the check).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ExpectedCreditUsage {
     /// The meter.
     pub meter: String,
