@@ -1,1 +1,34 @@
-//! placeholder
+//! billow's HTTP service.
+//!
+//! - [`router`] builds the API over an [`AppState`]: `/healthz` (liveness), `/readyz` (the
+//!   database answers), and RFC 9457 problem details for every error, unknown routes included.
+//! - [`ApiError`] is the one error type handlers return; it renders itself as
+//!   `application/problem+json` and logs the cause of any 5xx instead of sending it.
+//! - [`Application`] binds a socket and opens and migrates the store from [`Settings`], then
+//!   serves until Ctrl-C or SIGTERM, finishing the requests in flight.
+//!
+//! ```
+//! use billow_server::{Application, Settings};
+//! use billow_store::Database;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let directory = tempfile::tempdir()?;
+//! let settings = Settings {
+//!     bind: "127.0.0.1:0".parse()?,
+//!     database: Database::sqlite(directory.path().join("billow.db")),
+//! };
+//! let application = Application::build(settings).await?;
+//! assert_ne!(application.port(), 0);
+//! // application.run_until_stopped().await?;
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+//! ```
+
+mod error;
+mod routes;
+mod startup;
+mod telemetry;
+
+pub use error::{ApiError, Problem, PROBLEM_JSON};
+pub use startup::{router, AppState, Application, BuildApplicationError, Settings};
