@@ -389,6 +389,9 @@ mod tests {
     use rstest::rstest;
     use rust_decimal_macros::dec;
 
+    use proptest::prop_assert;
+    use proptest::prop_assert_eq;
+
     use super::*;
 
     fn at(text: &str) -> Timestamp {
@@ -522,5 +525,40 @@ mod tests {
         assert!(
             BillingCalendar::new(Cadence::Monthly, date(2024, 1, 1), 32, TimeZone::UTC).is_err()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splitting_a_period_and_prorating_each_part_sums_to_the_whole(
+            month in 0_i64..48,
+            split_fraction in 1_i64..10_000,
+            amount_minor in 0_i64..100_000_000,
+            by_day in proptest::bool::ANY,
+        ) {
+            use crate::{round_to_money, Currency, RoundingMode};
+            let berlin = TimeZone::get("Europe/Berlin").unwrap();
+            let calendar = BillingCalendar::new(Cadence::Monthly, date(2023, 1, 31), 31, berlin.clone()).unwrap();
+            let period = calendar.period(month).unwrap();
+            let offset = period.length_seconds() * split_fraction / 10_000;
+            let split = period.start.checked_add(jiff::SignedDuration::from_secs(offset)).unwrap();
+            let unit = if by_day { ProrationUnit::Day } else { ProrationUnit::Second };
+            let usd = Currency::from_code("USD").unwrap();
+            let price = Decimal::new(amount_minor, 2);
+            let part = |interval: Period| {
+                let factor = proration_factor(interval, period, unit, &berlin).unwrap();
+                round_to_money(factor.apply(price), usd, RoundingMode::HalfUp).unwrap().amount_minor()
+            };
+            let first = part(Period::new(period.start, split).unwrap());
+            let second = part(Period::new(split, period.end).unwrap());
+            let whole = part(period);
+            prop_assert_eq!(whole, amount_minor);
+            if by_day {
+                // A day cut in two counts whole on both sides: by-day proration may bill the split
+                // day twice, never less than the whole.
+                prop_assert!(first + second >= whole);
+            } else {
+                prop_assert!((first + second - whole).abs() <= 2, "{} + {} vs {}", first, second, whole);
+            }
+        }
     }
 }

@@ -391,3 +391,6 @@ impl Scenario {
         Ok(scenario)
     }
 }
+
+#[cfg(test)]
+mod tests;
