@@ -291,7 +291,7 @@ impl Meter {
                     .collect();
                 Decimal::from(distinct.len() as u64)
             }
-            Aggregation::Latest => match inside().last() {
+            Aggregation::Latest => match inside().next_back() {
                 Some(event) => self.numeric_value(event)?,
                 None => Decimal::ZERO,
             },

@@ -151,7 +151,7 @@ type BucketId = (usize, usize, i64, Option<usize>);
 
 #[derive(Clone)]
 enum Pending<'a> {
-    Priced(PricedItem<'a>),
+    Priced(Box<PricedItem<'a>>),
     TrueUp {
         bucket: BucketId,
         minimum: Decimal,
@@ -539,13 +539,8 @@ impl<'a> Engine<'a> {
         let mut items = Vec::new();
         for (price_index, price) in context.epoch.plan.prices.iter().enumerate() {
             if Self::timing(price) == BillingTiming::InAdvance {
-                items.push(Pending::Priced(self.recurring_item(
-                    context,
-                    price,
-                    price_index,
-                    quantity,
-                    interval,
-                )?));
+                let item = self.recurring_item(context, price, price_index, quantity, interval)?;
+                items.push(Pending::Priced(Box::new(item)));
             }
         }
         Ok(items)
@@ -595,7 +590,7 @@ impl<'a> Engine<'a> {
                         if !price.prorate {
                             item.proration = None;
                         }
-                        items.push(Pending::Priced(item));
+                        items.push(Pending::Priced(Box::new(item)));
                     }
                 }
                 (BillingTiming::InAdvance, None) if price.prorate => {
@@ -613,8 +608,8 @@ impl<'a> Engine<'a> {
                             self.recurring_item(context, price, price_index, *new, rest(*at))?;
                         remaining.description =
                             format!("Remaining time on {}", remaining.description);
-                        items.push(Pending::Priced(unused));
-                        items.push(Pending::Priced(remaining));
+                        items.push(Pending::Priced(Box::new(unused)));
+                        items.push(Pending::Priced(Box::new(remaining)));
                     }
                     if closes
                         && epoch.end == Some(service.end)
@@ -630,7 +625,7 @@ impl<'a> Engine<'a> {
                         unused.negate = true;
                         unused.kind = LineKind::Adjustment;
                         unused.description = format!("Unused time on {}", unused.description);
-                        items.push(Pending::Priced(unused));
+                        items.push(Pending::Priced(Box::new(unused)));
                     }
                 }
                 (BillingTiming::InAdvance, None) => {}
@@ -739,7 +734,7 @@ impl<'a> Engine<'a> {
                 .find(|(dimension, _)| dimension == "project")
                 .map(|(_, value)| value.clone())
                 .filter(|v| !v.is_empty());
-            items.push(Pending::Priced(PricedItem {
+            items.push(Pending::Priced(Box::new(PricedItem {
                 price,
                 kind: LineKind::Usage,
                 description,
@@ -755,7 +750,7 @@ impl<'a> Engine<'a> {
                 phase_percent_off,
                 buckets: context.buckets(price_index),
                 note: None,
-            }));
+            })));
         }
         Ok(items)
     }
@@ -771,7 +766,9 @@ impl<'a> Engine<'a> {
         let mut reports: BTreeMap<String, CreditTally> = BTreeMap::new();
         for item in pending.items {
             match item {
-                Pending::Priced(item) => self.rate_item(item, state, &mut charges, &mut reports)?,
+                Pending::Priced(item) => {
+                    self.rate_item(*item, state, &mut charges, &mut reports)?
+                }
                 Pending::TrueUp {
                     bucket,
                     minimum,
