@@ -8,6 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection};
 
 use crate::database::{Database, PostgresUrl};
 
@@ -133,15 +134,24 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
 }
 
 async fn open_postgres(url: &PostgresUrl) -> Result<PgPool, OpenStoreError> {
+    let connect_error = |source| OpenStoreError::Postgres {
+        url: url.clone(),
+        source,
+    };
+    // One direct connection first: a pool retries until its acquire timeout and then reports
+    // only that it timed out, hiding why (connection refused, unknown database, bad password).
+    let probe = url
+        .connect_options()
+        .connect()
+        .await
+        .map_err(connect_error)?;
+    probe.close().await.map_err(connect_error)?;
     PgPoolOptions::new()
         .max_connections(POSTGRES_CONNECTIONS_MAX)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(url.connect_options().clone())
         .await
-        .map_err(|source| OpenStoreError::Postgres {
-            url: url.clone(),
-            source,
-        })
+        .map_err(connect_error)
 }
 
 /// Why [`Store::open`] failed.

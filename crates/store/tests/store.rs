@@ -204,6 +204,20 @@ on_both_backends!(
 );
 
 #[tokio::test]
+async fn opening_a_missing_postgres_database_says_why() {
+    let Some(admin_url) = postgres_admin_url() else {
+        return;
+    };
+    let url: PostgresUrl = admin_url.parse().unwrap();
+    let missing = url.with_database_name(&unique_name("billow_missing"));
+
+    let error = Store::open(&Database::Postgres(missing)).await.unwrap_err();
+
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.contains("does not exist"), "{cause}");
+}
+
+#[tokio::test]
 async fn opening_sqlite_creates_the_file_and_its_directory_in_wal_mode() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("data").join("billow.db");
