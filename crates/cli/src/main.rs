@@ -1,1 +1,76 @@
-fn main() {}
+//! `billow`: usage-based billing and invoicing for cloud platforms.
+//!
+//! A thin shell: parse the arguments, hand them to the subcommand's module, turn its outcome into
+//! an exit code. `serve` and `migrate` log through `tracing` (filter `RUST_LOG`, default `info`);
+//! `preview` and `bench` print their results and log nothing.
+
+mod bench;
+mod database;
+mod migrate;
+mod preview;
+mod serve;
+mod telemetry;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "billow",
+    version,
+    about = "Usage-based billing and invoicing for cloud platforms."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API, creating and migrating the database first when needed.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations, then exit.
+    Migrate(migrate::MigrateArgs),
+    /// Price an offline scenario file and print the invoices billow would issue (no database).
+    Preview(preview::PreviewArgs),
+    /// Measure billow's throughput.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut previous = error.to_string();
+            for cause in error.chain().skip(1) {
+                // Some errors (sqlx's among them) repeat their source in their own message.
+                let message = cause.to_string();
+                if !previous.ends_with(&message) {
+                    eprintln!("  caused by: {message}");
+                }
+                previous = message;
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
+        Command::Migrate(args) => migrate::run(args),
+        Command::Preview(args) => preview::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Runs `future` to completion on a multi-threaded runtime: only the subcommands that do I/O
+/// start one.
+fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+    Ok(runtime.block_on(future))
+}
