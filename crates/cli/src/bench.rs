@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use billow_core::credit::{CreditGrant, GrantBalance, GrantType};
-use billow_core::invoice::{assemble_invoice, AppliedDiscount, Charge, DiscountValue, InvoiceInput, LineKind, LineTrace, TaxRate};
+use billow_core::invoice::{
+    assemble_invoice, AppliedDiscount, Charge, DiscountValue, InvoiceInput, LineKind, LineTrace,
+    TaxRate,
+};
 use billow_core::price::Tier;
 use billow_core::{proration_factor, Currency, Period, PriceModel, ProrationUnit, RoundingMode};
 use rust_decimal::Decimal;
@@ -51,38 +54,155 @@ struct Item {
 
 fn tiers(unit_amounts: [i64; 3]) -> Vec<Tier> {
     vec![
-        Tier { up_to: Some(Decimal::from(1_000)), unit_amount: Decimal::new(unit_amounts[0], 4), flat_amount: Decimal::new(500, 2) },
-        Tier { up_to: Some(Decimal::from(10_000)), unit_amount: Decimal::new(unit_amounts[1], 4), flat_amount: Decimal::ZERO },
-        Tier { up_to: None, unit_amount: Decimal::new(unit_amounts[2], 4), flat_amount: Decimal::ZERO },
+        Tier {
+            up_to: Some(Decimal::from(1_000)),
+            unit_amount: Decimal::new(unit_amounts[0], 4),
+            flat_amount: Decimal::new(500, 2),
+        },
+        Tier {
+            up_to: Some(Decimal::from(10_000)),
+            unit_amount: Decimal::new(unit_amounts[1], 4),
+            flat_amount: Decimal::ZERO,
+        },
+        Tier {
+            up_to: None,
+            unit_amount: Decimal::new(unit_amounts[2], 4),
+            flat_amount: Decimal::ZERO,
+        },
     ]
 }
 
 fn items() -> Vec<Item> {
-    let usage = |description, price, model, quantity: i64| Item { kind: LineKind::Usage, description, price, model, quantity: Decimal::new(quantity, 2), prorated: false };
+    let usage = |description, price, model, quantity: i64| Item {
+        kind: LineKind::Usage,
+        description,
+        price,
+        model,
+        quantity: Decimal::new(quantity, 2),
+        prorated: false,
+    };
     vec![
-        usage("CPU core-hours", "cpu", PriceModel::Graduated { tiers: tiers([500, 400, 300]) }, 1_234_567),
-        usage("Memory GiB-hours", "memory", PriceModel::Graduated { tiers: tiers([100, 80, 60]) }, 4_567_890),
-        usage("GPU hours", "gpu", PriceModel::Graduated { tiers: tiers([25_000, 20_000, 15_000]) }, 12_345),
-        usage("Egress GB", "egress", PriceModel::Graduated { tiers: tiers([900, 700, 500]) }, 98_765),
-        usage("API calls", "api", PriceModel::Volume { tiers: tiers([10, 8, 5]) }, 5_000_000),
-        usage("Storage GB-months", "storage", PriceModel::Volume { tiers: tiers([230, 200, 180]) }, 750_000),
-        usage("Build minutes", "builds", PriceModel::Package { package_size: Decimal::from(1_000), package_amount: Decimal::from(10), free_units: Decimal::from(500) }, 1_234_500),
-        Item { kind: LineKind::Recurring, description: "Seats", price: "seats", model: PriceModel::PerUnit { unit_amount: Decimal::new(2_495, 2) }, quantity: Decimal::from(7), prorated: true },
-        Item { kind: LineKind::Recurring, description: "Clusters", price: "clusters", model: PriceModel::PerUnit { unit_amount: Decimal::from(99) }, quantity: Decimal::from(3), prorated: true },
-        Item { kind: LineKind::Fixed, description: "Platform fee", price: "platform", model: PriceModel::Flat { amount: Decimal::from(49) }, quantity: Decimal::ONE, prorated: false },
+        usage(
+            "CPU core-hours",
+            "cpu",
+            PriceModel::Graduated {
+                tiers: tiers([500, 400, 300]),
+            },
+            1_234_567,
+        ),
+        usage(
+            "Memory GiB-hours",
+            "memory",
+            PriceModel::Graduated {
+                tiers: tiers([100, 80, 60]),
+            },
+            4_567_890,
+        ),
+        usage(
+            "GPU hours",
+            "gpu",
+            PriceModel::Graduated {
+                tiers: tiers([25_000, 20_000, 15_000]),
+            },
+            12_345,
+        ),
+        usage(
+            "Egress GB",
+            "egress",
+            PriceModel::Graduated {
+                tiers: tiers([900, 700, 500]),
+            },
+            98_765,
+        ),
+        usage(
+            "API calls",
+            "api",
+            PriceModel::Volume {
+                tiers: tiers([10, 8, 5]),
+            },
+            5_000_000,
+        ),
+        usage(
+            "Storage GB-months",
+            "storage",
+            PriceModel::Volume {
+                tiers: tiers([230, 200, 180]),
+            },
+            750_000,
+        ),
+        usage(
+            "Build minutes",
+            "builds",
+            PriceModel::Package {
+                package_size: Decimal::from(1_000),
+                package_amount: Decimal::from(10),
+                free_units: Decimal::from(500),
+            },
+            1_234_500,
+        ),
+        Item {
+            kind: LineKind::Recurring,
+            description: "Seats",
+            price: "seats",
+            model: PriceModel::PerUnit {
+                unit_amount: Decimal::new(2_495, 2),
+            },
+            quantity: Decimal::from(7),
+            prorated: true,
+        },
+        Item {
+            kind: LineKind::Recurring,
+            description: "Clusters",
+            price: "clusters",
+            model: PriceModel::PerUnit {
+                unit_amount: Decimal::from(99),
+            },
+            quantity: Decimal::from(3),
+            prorated: true,
+        },
+        Item {
+            kind: LineKind::Fixed,
+            description: "Platform fee",
+            price: "platform",
+            model: PriceModel::Flat {
+                amount: Decimal::from(49),
+            },
+            quantity: Decimal::ONE,
+            prorated: false,
+        },
     ]
 }
 
 fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
     let currency = Currency::from_code("USD")?;
-    let period = Period::new("2024-01-01T00:00:00Z".parse()?, "2024-02-01T00:00:00Z".parse()?)?;
+    let period = Period::new(
+        "2024-01-01T00:00:00Z".parse()?,
+        "2024-02-01T00:00:00Z".parse()?,
+    )?;
     let partial = Period::new("2024-01-16T08:30:00Z".parse()?, period.end)?;
     let time_zone = jiff::tz::TimeZone::UTC;
     let items = items();
-    let discounts = [AppliedDiscount { key: "partner".into(), value: DiscountValue::PercentOff(Decimal::from(5)) }];
-    let tax = TaxRate { name: "VAT".into(), rate_percent: Decimal::from(19) };
-    let grant = CreditGrant { key: "prepaid".into(), grant_type: GrantType::Prepaid, meter: None, amount: Decimal::from(200), start: period.start, expiry: None, priority: 0 };
-    let mut grants = vec![GrantBalance { grant, remaining: Decimal::from(20_000) }];
+    let discounts = [AppliedDiscount {
+        key: "partner".into(),
+        value: DiscountValue::PercentOff(Decimal::from(5)),
+    }];
+    let tax = TaxRate {
+        name: "VAT".into(),
+        rate_percent: Decimal::from(19),
+    };
+    let grant = CreditGrant {
+        key: "prepaid".into(),
+        grant_type: GrantType::Prepaid,
+        meter: None,
+        amount: Decimal::from(200),
+        start: period.start,
+        expiry: None,
+        priority: 0,
+    };
+    let mut grants = vec![GrantBalance {
+        grant,
+        remaining: Decimal::from(20_000),
+    }];
     let rate_one_invoice = |grants: &mut Vec<GrantBalance>| -> anyhow::Result<i64> {
         grants[0].remaining = Decimal::from(20_000);
         let mut charges = Vec::with_capacity(items.len());
@@ -90,7 +210,8 @@ fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
             let rating = item.model.rate(black_box(item.quantity), &[])?;
             let mut amount = rating.amount;
             if item.prorated {
-                amount = proration_factor(partial, period, ProrationUnit::Second, &time_zone)?.apply(amount);
+                amount = proration_factor(partial, period, ProrationUnit::Second, &time_zone)?
+                    .apply(amount);
             }
             charges.push(Charge {
                 kind: item.kind,
@@ -102,10 +223,22 @@ fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
                 quantity: item.quantity,
                 amount,
                 target: None,
-                trace: LineTrace { steps: rating.steps, ..LineTrace::default() },
+                trace: LineTrace {
+                    steps: rating.steps,
+                    ..LineTrace::default()
+                },
             });
         }
-        let input = InvoiceInput { currency, rounding: RoundingMode::HalfUp, issued_at: period.end, period, charges, discounts: &discounts, tax: Some(&tax), credit_reports: Vec::new() };
+        let input = InvoiceInput {
+            currency,
+            rounding: RoundingMode::HalfUp,
+            issued_at: period.end,
+            period,
+            charges,
+            discounts: &discounts,
+            tax: Some(&tax),
+            credit_reports: Vec::new(),
+        };
         let invoice = assemble_invoice(input, grants)?;
         Ok(invoice.totals.total.amount_minor())
     };
@@ -126,7 +259,10 @@ fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
     let per_second = invoices as u128 * 1_000_000_000 / elapsed.as_nanos().max(1);
     let nanos_per_invoice = elapsed.as_nanos() / u128::from(invoices.max(1));
     println!("bench rating: {lines} charge lines + discount, credit and tax lines per invoice (total {total_minor} minor units)");
-    println!("bench rating: {invoices} invoices in {:.3?} on one thread", elapsed);
+    println!(
+        "bench rating: {invoices} invoices in {:.3?} on one thread",
+        elapsed
+    );
     println!("bench rating: {per_second} invoices/s ({nanos_per_invoice} ns per invoice)");
     Ok(ExitCode::SUCCESS)
 }

@@ -348,7 +348,7 @@ pub fn assemble_invoice(
     }
     let mut grant_lines = Vec::new();
     for balance in money_grants.iter_mut() {
-        if !balance.grant.window().overlaps(&input.period) || balance.grant.meter.is_some() {
+        if balance.grant.meter.is_some() {
             continue;
         }
         let mut allocations = Vec::new();
@@ -356,10 +356,11 @@ pub fn assemble_invoice(
             if *left <= 0 || balance.remaining <= Decimal::ZERO {
                 continue;
             }
+            // A grant covers the lines whose service period overlaps its window.
             let taken = credit::consume(
                 std::slice::from_mut(balance),
                 None,
-                input.period,
+                lines[index].period,
                 Decimal::from(*left),
             );
             let amount: i64 = taken
@@ -367,6 +368,9 @@ pub fn assemble_invoice(
                 .map(|c| i64::try_from(c.amount).unwrap_or(0))
                 .sum();
             assert!(amount <= *left, "a credit made line {} negative", index + 1);
+            if amount == 0 {
+                continue;
+            }
             *left -= amount;
             allocations.push(Allocation {
                 line: index as u32 + 1,

@@ -153,7 +153,8 @@ type BucketId = (usize, usize, i64, Option<usize>);
 enum Pending<'a> {
     Priced(Box<PricedItem<'a>>),
     TrueUp {
-        bucket: BucketId,
+        /// The bucket compared with the minimum, then every bucket the true-up itself counts in.
+        buckets: [BucketId; 2],
         minimum: Decimal,
         description: String,
         service: Period,
@@ -486,11 +487,14 @@ impl<'a> Engine<'a> {
         quantity: Decimal,
         interval: Period,
     ) -> Result<PricedItem<'a>, CalendarError> {
-        let kind = if matches!(price.pricing, PriceModel::Flat { .. }) {
+        let flat = matches!(price.pricing, PriceModel::Flat { .. });
+        let kind = if flat {
             LineKind::Fixed
         } else {
             LineKind::Recurring
         };
+        // A flat fee is one fee whatever the subscription's quantity.
+        let quantity = if flat { Decimal::ONE } else { quantity };
         let proration = if price.prorate && interval != context.containing {
             let factor = proration_factor(
                 interval,
@@ -598,7 +602,8 @@ impl<'a> Engine<'a> {
                         start: from,
                         end: context.containing.end,
                     };
-                    for (at, old, new) in &changes {
+                    let flat = matches!(price.pricing, PriceModel::Flat { .. });
+                    for (at, old, new) in changes.iter().filter(|_| !flat) {
                         let mut unused =
                             self.recurring_item(context, price, price_index, *old, rest(*at))?;
                         unused.negate = true;
@@ -645,7 +650,7 @@ impl<'a> Engine<'a> {
                         price.description.as_deref().unwrap_or(&price.key)
                     );
                     items.push(Pending::TrueUp {
-                        bucket: context.buckets(price_index)[0],
+                        buckets: context.buckets(price_index),
                         minimum: share.apply(minimum),
                         description,
                         service,
@@ -657,8 +662,9 @@ impl<'a> Engine<'a> {
                     "Minimum commitment true-up: {}",
                     epoch.plan.name.as_deref().unwrap_or(&epoch.plan.key)
                 );
+                let plan_bucket = context.buckets(0)[1];
                 items.push(Pending::TrueUp {
-                    bucket: context.buckets(0)[1],
+                    buckets: [plan_bucket, plan_bucket],
                     minimum: share.apply(minimum),
                     description,
                     service,
@@ -681,7 +687,24 @@ impl<'a> Engine<'a> {
             .iter()
             .find(|m| m.key == meter_key)
             .expect("validated meter key");
-        let groups = meter.aggregate(context.events.iter().copied(), context.service)?;
+        let mut groups = meter.aggregate(context.events.iter().copied(), context.service)?;
+        if groups.is_empty() {
+            // No events: still a line when the price charges something at zero usage (a
+            // graduated price's first-tier flat fee).
+            let at_zero = price.pricing.rate(Decimal::ZERO, &[]).map_err(|source| {
+                RunScenarioError::Rate {
+                    price: price.key.clone(),
+                    source,
+                }
+            })?;
+            if !at_zero.amount.is_zero() {
+                groups.push(crate::aggregation::GroupQuantity {
+                    group: Vec::new(),
+                    quantity: Decimal::ZERO,
+                    event_count: 0,
+                });
+            }
+        }
         let (phase, phase_percent_off) = self.phase(context.epoch.plan, context.period_number);
         let mut items = Vec::new();
         for group in groups {
@@ -770,13 +793,19 @@ impl<'a> Engine<'a> {
                     self.rate_item(*item, state, &mut charges, &mut reports)?
                 }
                 Pending::TrueUp {
-                    bucket,
+                    buckets,
                     minimum,
                     description,
                     service,
                 } => {
-                    let billed = state.buckets.get(&bucket).copied().unwrap_or_default();
+                    let billed = state.buckets.get(&buckets[0]).copied().unwrap_or_default();
                     if minimum > billed {
+                        // A price's true-up is part of what its plan billed in the period.
+                        let mut counted = buckets.to_vec();
+                        counted.dedup();
+                        for bucket in counted {
+                            *state.buckets.entry(bucket).or_default() += minimum - billed;
+                        }
                         charges.push(Charge {
                             kind: LineKind::Adjustment,
                             description,
