@@ -30,6 +30,9 @@ pub enum BenchTarget {
         /// How long to measure, in seconds.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Rate exactly this many invoices instead (for instruction counts under callgrind).
+        #[arg(long)]
+        invoices: Option<u64>,
     },
 }
 
@@ -39,7 +42,9 @@ pub enum BenchTarget {
 /// When the benchmark's own setup fails.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
-        BenchTarget::Rating { seconds } => bench_rating(Duration::from_secs(seconds.max(1))),
+        BenchTarget::Rating { seconds, invoices } => {
+            bench_rating(Duration::from_secs(seconds.max(1)), invoices)
+        }
     }
 }
 
@@ -173,7 +178,7 @@ fn items() -> Vec<Item> {
     ]
 }
 
-fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
+fn bench_rating(duration: Duration, fixed_count: Option<u64>) -> anyhow::Result<ExitCode> {
     let currency = Currency::from_code("USD")?;
     let period = Period::new(
         "2024-01-01T00:00:00Z".parse()?,
@@ -249,7 +254,7 @@ fn bench_rating(duration: Duration) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let mut invoices: u64 = 0;
-    while started.elapsed() < duration {
+    while fixed_count.map_or(started.elapsed() < duration, |count| invoices < count) {
         for _ in 0..1_000 {
             black_box(rate_one_invoice(&mut grants)?);
         }

@@ -25,7 +25,8 @@ pub struct PreviewArgs {
 /// # Errors
 /// When the file cannot be read.
 pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let scenario = match Scenario::from_json(&text) {
         Ok(scenario) => scenario,
         Err(error) => {
@@ -36,7 +37,10 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
     let result = match preview(&scenario) {
         Ok(result) => result,
         Err(error) => {
-            eprintln!("{}: cannot price the scenario: {error}", args.file.display());
+            eprintln!(
+                "{}: cannot price the scenario: {error}",
+                args.file.display()
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -50,10 +54,19 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
     };
     let mismatches = check_expectations(&result, expect);
     if mismatches.is_empty() {
-        println!("ok {} ({} invoices, {} upcoming)", args.file.display(), result.invoices.len(), result.upcoming.len());
+        println!(
+            "ok {} ({} invoices, {} upcoming)",
+            args.file.display(),
+            result.invoices.len(),
+            result.upcoming.len()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("FAILED {}: {} difference(s)", args.file.display(), mismatches.len());
+    eprintln!(
+        "FAILED {}: {} difference(s)",
+        args.file.display(),
+        mismatches.len()
+    );
     for mismatch in &mismatches {
         eprintln!("  {mismatch}");
     }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency {
-    code: &'static str,
-    exponent: u8,
+    /// The position in [`ISO_4217`]: two bytes, compared without looking at the code's letters.
+    index: u16,
 }
 
 /// The error returned for a code that is not an active ISO 4217 currency.
@@ -41,9 +41,8 @@ impl Currency {
         let upper = code.trim().to_ascii_uppercase();
         ISO_4217
             .binary_search_by(|(candidate, _)| (*candidate).cmp(upper.as_str()))
-            .map(|index| {
-                let (code, exponent) = ISO_4217[index];
-                Currency { code, exponent }
+            .map(|index| Currency {
+                index: index as u16,
             })
             .map_err(|_| ParseCurrencyError {
                 code: code.to_owned(),
@@ -52,30 +51,30 @@ impl Currency {
 
     /// The three-letter code, upper case.
     pub fn code(self) -> &'static str {
-        self.code
+        ISO_4217[usize::from(self.index)].0
     }
 
     /// The number of minor-unit digits (0 for JPY, 2 for USD, 3 for KWD, 4 for CLF).
     pub fn exponent(self) -> u32 {
-        u32::from(self.exponent)
+        u32::from(ISO_4217[usize::from(self.index)].1)
     }
 }
 
 impl fmt::Debug for Currency {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.code)
+        formatter.write_str(self.code())
     }
 }
 
 impl fmt::Display for Currency {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.code)
+        formatter.write_str(self.code())
     }
 }
 
 impl Serialize for Currency {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.code)
+        serializer.serialize_str(self.code())
     }
 }
 

@@ -10,9 +10,9 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::credit::{self, CreditUsageReport, GrantBalance, GrantConsumption};
+use crate::credit::{CreditUsageReport, GrantBalance, GrantConsumption};
 use crate::currency::Currency;
-use crate::money::{round_to_money, Money, MoneyError, RoundingMode};
+use crate::money::{percent_of_minor, round_to_money, Money, MoneyError, RoundingMode};
 use crate::period::{Period, ProrationFactor};
 use crate::price::RatingStep;
 
@@ -79,7 +79,7 @@ pub struct LineTrace {
     pub steps: Vec<RatingStep>,
     /// The proration, when the line was prorated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proration: Option<ProrationTrace>,
+    pub proration: Option<Box<ProrationTrace>>,
     /// Grants consumed: meter-unit grants before rating, or a money grant for a credit line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<GrantConsumption>,
@@ -357,20 +357,16 @@ pub fn assemble_invoice(
                 continue;
             }
             // A grant covers the lines whose service period overlaps its window.
-            let taken = credit::consume(
-                std::slice::from_mut(balance),
-                None,
-                lines[index].period,
-                Decimal::from(*left),
-            );
-            let amount: i64 = taken
-                .iter()
-                .map(|c| i64::try_from(c.amount).unwrap_or(0))
-                .sum();
-            assert!(amount <= *left, "a credit made line {} negative", index + 1);
-            if amount == 0 {
+            if !balance.grant.window().overlaps(&lines[index].period) {
                 continue;
             }
+            let remaining_minor = i64::try_from(balance.remaining.trunc()).unwrap_or(i64::MAX);
+            let amount = remaining_minor.min(*left);
+            assert!(amount <= *left, "a credit made line {} negative", index + 1);
+            if amount <= 0 {
+                continue;
+            }
+            balance.remaining -= Decimal::from(amount);
             *left -= amount;
             allocations.push(Allocation {
                 line: index as u32 + 1,
@@ -406,13 +402,11 @@ pub fn assemble_invoice(
     if let Some(tax) = input.tax {
         let mut allocations = Vec::with_capacity(charge_count);
         for (index, base) in net.iter().enumerate().take(charge_count) {
-            let amount = Money::from_minor(*base, currency).to_decimal() * tax.rate_percent
-                / Decimal::ONE_HUNDRED;
-            let rounded = round_to_money(amount, currency, input.rounding)?;
-            if !rounded.is_zero() {
+            let tax_minor = percent_of_minor(*base, tax.rate_percent, currency, input.rounding)?;
+            if tax_minor != 0 {
                 allocations.push(Allocation {
                     line: index as u32 + 1,
-                    amount_minor: rounded.amount_minor(),
+                    amount_minor: tax_minor,
                 });
             }
         }
@@ -487,11 +481,7 @@ fn allocate_discount(
                 if *left <= 0 {
                     continue;
                 }
-                let off = Money::from_minor(*left, currency).to_decimal() * *percent
-                    / Decimal::ONE_HUNDRED;
-                let off = round_to_money(off, currency, rounding)?
-                    .amount_minor()
-                    .min(*left);
+                let off = percent_of_minor(*left, *percent, currency, rounding)?.min(*left);
                 *left -= off;
                 allocations.push(Allocation {
                     line: index as u32 + 1,
@@ -616,7 +606,8 @@ pub fn assert_invoice_invariants(invoice: &Invoice) {
         parts, sum,
         "subtotal + discount + credit + tax is not the total"
     );
-    let mut taken: BTreeMap<u32, i64> = BTreeMap::new();
+    // What discounts and credits took from each line, indexed by line number − 1.
+    let mut taken = vec![0_i64; invoice.lines.len()];
     for line in invoice
         .lines
         .iter()
@@ -626,16 +617,17 @@ pub fn assert_invoice_invariants(invoice: &Invoice) {
             assert!(line.amount.amount_minor() <= 0, "a credit line is positive");
         }
         for allocation in &line.trace.allocations {
-            *taken.entry(allocation.line).or_default() += allocation.amount_minor;
+            taken[allocation.line as usize - 1] += allocation.amount_minor;
         }
     }
-    for (number, change) in taken {
-        let amount = invoice.lines[number as usize - 1].amount.amount_minor();
+    for (line, change) in invoice.lines.iter().zip(taken) {
+        let amount = line.amount.amount_minor();
         let after = amount + change;
         assert!(
             (amount >= 0 && (0..=amount).contains(&after))
                 || (amount < 0 && (amount..=0).contains(&after)),
-            "line {number} changed sign through a discount or credit"
+            "line {} changed sign through a discount or credit",
+            line.number
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::currency::Currency;
@@ -18,15 +18,6 @@ pub enum RoundingMode {
     HalfUp,
     /// Ties to the even neighbour (banker's rounding): 0.5 → 0, 1.5 → 2, 2.5 → 2.
     HalfEven,
-}
-
-impl RoundingMode {
-    fn strategy(self) -> RoundingStrategy {
-        match self {
-            RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
-            RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
-        }
-    }
 }
 
 /// An error of money arithmetic.
@@ -206,6 +197,27 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// `percent` % of an amount in minor units, rounded to a whole minor unit with `mode`.
+///
+/// Exact and division-free: `amount_minor × percent` shifted by two more decimal places, so a tax
+/// or discount line is rounded once, like every other line.
+///
+/// # Errors
+/// [`MoneyError::Overflow`] when the result does not fit.
+pub fn percent_of_minor(
+    amount_minor: i64,
+    percent: Decimal,
+    currency: Currency,
+    mode: RoundingMode,
+) -> Result<i64, MoneyError> {
+    let product = i128::from(amount_minor)
+        .checked_mul(percent.mantissa())
+        .ok_or(MoneyError::Overflow { currency })?;
+    round_scaled(product, percent.scale() + 2, mode)
+        .and_then(|minor| i64::try_from(minor).ok())
+        .ok_or(MoneyError::Overflow { currency })
+}
+
 /// Rounds an unrounded amount to the currency's minor unit: the one place where billow rounds money.
 ///
 /// # Errors
@@ -215,12 +227,42 @@ pub fn round_to_money(
     currency: Currency,
     mode: RoundingMode,
 ) -> Result<Money, MoneyError> {
-    let minor = amount
-        .checked_mul(Decimal::from(10_i64.pow(currency.exponent())))
-        .ok_or(MoneyError::Overflow { currency })?
-        .round_dp_with_strategy(0, mode.strategy());
-    let amount_minor = i64::try_from(minor).map_err(|_| MoneyError::Overflow { currency })?;
+    let overflow = MoneyError::Overflow { currency };
+    let (mantissa, scale, exponent) = (amount.mantissa(), amount.scale(), currency.exponent());
+    let minor = if scale >= exponent {
+        round_scaled(mantissa, scale - exponent, mode)
+    } else {
+        10_i128
+            .checked_pow(exponent - scale)
+            .and_then(|factor| mantissa.checked_mul(factor))
+    }
+    .ok_or(overflow.clone())?;
+    let amount_minor = i64::try_from(minor).map_err(|_| overflow)?;
     Ok(Money::from_minor(amount_minor, currency))
+}
+
+/// `mantissa ÷ 10^scale` rounded to an integer with `mode`, in integer arithmetic: one division,
+/// where `Decimal::round_dp` divides by ten once per digit dropped.
+fn round_scaled(mantissa: i128, scale: u32, mode: RoundingMode) -> Option<i128> {
+    if scale == 0 {
+        return Some(mantissa);
+    }
+    let divisor = 10_i128.checked_pow(scale)?;
+    let quotient = mantissa / divisor;
+    let twice_remainder = (mantissa % divisor).abs() * 2;
+    let away_from_zero = match twice_remainder.cmp(&divisor) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => match mode {
+            RoundingMode::HalfUp => true,
+            RoundingMode::HalfEven => quotient % 2 != 0,
+        },
+    };
+    Some(if away_from_zero {
+        quotient + mantissa.signum()
+    } else {
+        quotient
+    })
 }
 
 #[cfg(test)]
@@ -276,6 +318,49 @@ mod tests {
                 .unwrap()
                 .amount_minor(),
             12346
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn integer_rounding_agrees_with_decimal_rounding(mantissa in -10_i64.pow(15)..10_i64.pow(15), scale in 0_u32..12, even in proptest::bool::ANY) {
+            let amount = Decimal::new(mantissa, scale);
+            let (mode, strategy) = if even {
+                (RoundingMode::HalfEven, rust_decimal::RoundingStrategy::MidpointNearestEven)
+            } else {
+                (RoundingMode::HalfUp, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+            };
+            let expected = i64::try_from((amount * Decimal::ONE_HUNDRED).round_dp_with_strategy(0, strategy)).unwrap();
+            proptest::prop_assert_eq!(round_to_money(amount, currency("USD"), mode).unwrap().amount_minor(), expected);
+        }
+    }
+
+    #[test]
+    fn percentages_of_minor_units_round_once() {
+        let usd = currency("USD");
+        assert_eq!(
+            percent_of_minor(8500, dec!(19), usd, RoundingMode::HalfUp).unwrap(),
+            1615
+        );
+        assert_eq!(
+            percent_of_minor(3333, dec!(10), usd, RoundingMode::HalfUp).unwrap(),
+            333
+        );
+        assert_eq!(
+            percent_of_minor(5, dec!(10), usd, RoundingMode::HalfUp).unwrap(),
+            1
+        );
+        assert_eq!(
+            percent_of_minor(5, dec!(10), usd, RoundingMode::HalfEven).unwrap(),
+            0
+        );
+        assert_eq!(
+            percent_of_minor(-5, dec!(10), usd, RoundingMode::HalfUp).unwrap(),
+            -1
+        );
+        assert_eq!(
+            percent_of_minor(470, dec!(19), usd, RoundingMode::HalfUp).unwrap(),
+            89
         );
     }
 

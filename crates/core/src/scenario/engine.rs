@@ -931,7 +931,7 @@ impl<'a> Engine<'a> {
         trace.steps = rating.steps;
         if let Some(proration) = item.proration {
             amount = proration.factor.apply(amount);
-            trace.proration = Some(proration);
+            trace.proration = Some(Box::new(proration));
         }
         if item.negate {
             amount = -amount;
