@@ -45,7 +45,13 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if !args.check {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut text = serde_json::to_string_pretty(&result)?;
+        text.push('\n');
+        // A closed pipe (`billow preview f.json | head`) ends the output quietly, like other tools.
+        match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => return Err(error.into()),
+            _ => {}
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(expect) = &scenario.expect else {
