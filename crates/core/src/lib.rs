@@ -8,6 +8,26 @@
 //!   cycle days clamped at month end, DST-correct local midnights, exact proration.
 //! - [`Meter`]: COUNT, SUM, MIN, MAX, UNIQUE_COUNT, LATEST and TIME_WEIGHTED_SUM over usage events.
 //! - [`PriceModel`]: flat, per-unit, graduated, volume, package, percentage, graduated percentage.
+//! - [`credit`]: credit grants in money or a meter's unit, burned earliest expiry first.
+//! - [`invoice`]: invoice assembly (lines, discounts, credits, tax, totals) with calculation traces
+//!   and asserted invariants.
+//! - [`scenario`]: scenario files and the engine behind `billow preview`, which turns subscriptions,
+//!   their changes and usage into the invoices billow would issue.
+//!
+//! ```
+//! use billow_core::{proration_factor, round_to_money, Currency, Period, PriceModel, ProrationUnit, RoundingMode};
+//! use rust_decimal::Decimal;
+//!
+//! // 140.00 a month, prorated by day for 5 of February 2017's 28 days (Akkeris's add-on).
+//! let price = PriceModel::PerUnit { unit_amount: Decimal::from(140) };
+//! let rating = price.rate(Decimal::ONE, &[]).unwrap();
+//! let february = Period::new("2017-02-01T00:00:00Z".parse().unwrap(), "2017-03-01T00:00:00Z".parse().unwrap()).unwrap();
+//! let present = Period::new(february.start, "2017-02-05T22:16:56Z".parse().unwrap()).unwrap();
+//! let factor = proration_factor(present, february, ProrationUnit::Day, &jiff::tz::TimeZone::UTC).unwrap();
+//! let usd = Currency::from_code("USD").unwrap();
+//! let amount = round_to_money(factor.apply(rating.amount), usd, RoundingMode::HalfUp).unwrap();
+//! assert_eq!(amount.to_string(), "25.00 USD");
+//! ```
 
 pub mod aggregation;
 pub mod currency;
