@@ -49,7 +49,9 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         text.push('\n');
         // A closed pipe (`billow preview f.json | head`) ends the output quietly, like other tools.
         match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
-            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => return Err(error.into()),
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(error.into())
+            }
             _ => {}
         }
         return Ok(ExitCode::SUCCESS);
