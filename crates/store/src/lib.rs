@@ -32,10 +32,12 @@
 //! ```
 
 mod database;
+pub mod ids;
 mod store;
 mod workspaces;
 
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
+pub use ids::new_id;
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
 pub use workspaces::{
     CorruptWorkspaceRowError, InsertWorkspaceError, LoadWorkspaceError, ParseWorkspaceIdError,
