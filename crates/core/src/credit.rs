@@ -328,4 +328,35 @@ mod tests {
         );
         assert!(report.overage_limit_exceeded);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn consumption_never_exceeds_what_was_granted(
+            amounts in proptest::collection::vec(1_i64..10_000, 1..6),
+            requests in proptest::collection::vec(0_i64..20_000, 1..12),
+        ) {
+            let mut balances: Vec<GrantBalance> = amounts
+                .iter()
+                .enumerate()
+                .map(|(index, amount)| grant(&format!("g{index}"), GrantType::Free, Decimal::from(*amount), None, index as u32))
+                .collect();
+            sort_in_burn_order(&mut balances);
+            let mut consumed_by_grant = std::collections::BTreeMap::<String, Decimal>::new();
+            for wanted in requests {
+                let consumed = consume(&mut balances, Some("cpu"), january(), Decimal::from(wanted));
+                let total: Decimal = consumed.iter().map(|c| c.amount).sum();
+                proptest::prop_assert!(total <= Decimal::from(wanted));
+                for consumption in consumed {
+                    *consumed_by_grant.entry(consumption.grant).or_default() += consumption.amount;
+                }
+            }
+            for (index, amount) in amounts.iter().enumerate() {
+                let used = consumed_by_grant.get(&format!("g{index}")).copied().unwrap_or_default();
+                proptest::prop_assert!(used <= Decimal::from(*amount));
+            }
+            for balance in &balances {
+                proptest::prop_assert!(balance.remaining >= Decimal::ZERO);
+            }
+        }
+    }
 }
