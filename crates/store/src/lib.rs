@@ -31,11 +31,16 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
 //! ```
 
+pub mod billing;
+pub mod catalog;
 mod database;
 pub mod ids;
 mod store;
+pub mod subscriptions;
+pub mod invoices;
 mod workspaces;
 
+pub use billing::sql::BillingStoreError;
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
 pub use ids::new_id;
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};

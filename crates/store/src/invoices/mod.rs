@@ -1,0 +1,519 @@
+//! Invoices, their credit notes and their payment-state history.
+//!
+//! An invoice is a draft until it is finalized ([`Store::finalize_invoice`]): a draft's content
+//! follows the latest billing run; a finalized invoice has a gap-free number and its content never
+//! changes again, only its status (open → paid, or void).
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::store::Store;
+use crate::workspaces::WorkspaceId;
+
+/// Most invoices one list call returns.
+pub const INVOICE_PAGE_LIMIT_MAX: i64 = 100;
+
+/// Where an invoice is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    /// Computed, not yet final: held for late usage.
+    Draft,
+    /// Final, numbered, awaiting payment.
+    Open,
+    /// Paid.
+    Paid,
+    /// Canceled after finalization.
+    Void,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Open => "open",
+            Self::Paid => "paid",
+            Self::Void => "void",
+        }
+    }
+}
+
+impl fmt::Display for InvoiceStatus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InvoiceStatus {
+    type Err = BillingStoreError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "draft" => Ok(Self::Draft),
+            "open" => Ok(Self::Open),
+            "paid" => Ok(Self::Paid),
+            "void" => Ok(Self::Void),
+            _ => Err(BillingStoreError::CorruptRow {
+                column: "invoices.status",
+            }),
+        }
+    }
+}
+
+/// A stored invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvoiceRecord {
+    pub id: String,
+    /// The gap-free number of the workspace's sequence; `None` while a draft.
+    pub number: Option<i64>,
+    pub customer_id: String,
+    pub subscription_id: String,
+    pub plan_version_id: String,
+    /// Why the engine issued it (`period_end`, `subscription_start`, ...).
+    pub reason: String,
+    pub issued_at: Timestamp,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub status: InvoiceStatus,
+    pub currency: String,
+    pub rounding: String,
+    pub total_minor: i64,
+    /// The total the engine computed (before late-usage adjustments were added as lines).
+    pub computed_total_minor: i64,
+    /// The core's `InvoiceLine`s, traces included, as a JSON array.
+    pub lines: Value,
+    /// The core's `InvoiceTotals` as JSON.
+    pub totals: Value,
+    /// The core's credit usage reports as a JSON array.
+    pub credit_usage: Value,
+    pub created_at: Timestamp,
+    pub finalized_at: Option<Timestamp>,
+}
+
+/// Which invoices a list returns: every filter given must match. Pages go by id (ids are
+/// time-ordered), newest first.
+#[derive(Clone, Debug, Default)]
+pub struct InvoiceFilter {
+    pub customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<InvoiceStatus>,
+    /// Invoices issued at or after.
+    pub issued_from: Option<Timestamp>,
+    /// Invoices issued before.
+    pub issued_to: Option<Timestamp>,
+    /// Only ids before this one (the cursor of the previous page).
+    pub before_id: Option<String>,
+    /// At most this many, bounded by [`INVOICE_PAGE_LIMIT_MAX`].
+    pub limit: i64,
+}
+
+/// A credit note: a correction of a finalized invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreditNoteRecord {
+    pub id: String,
+    pub invoice_id: String,
+    pub total_minor: i64,
+    pub lines: Value,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// One entry of an invoice's payment-state history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaymentStateRecord {
+    pub sequence: i64,
+    /// `PaymentPending`, `PaymentInProgress`, `Paid` or `PaymentFailed`.
+    pub state: String,
+    pub message: Option<String>,
+    pub at: Timestamp,
+}
+
+pub(crate) const INVOICE_COLUMNS: &str = "id, number, customer_id, subscription_id, \
+    plan_version_id, reason, issued_at, period_start, period_end, status, currency, rounding, \
+    total_minor, computed_total_minor, lines, totals, credit_usage, created_at, finalized_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvoiceRow {
+    id: String,
+    number: Option<i64>,
+    customer_id: String,
+    subscription_id: String,
+    plan_version_id: String,
+    reason: String,
+    issued_at: i64,
+    period_start: i64,
+    period_end: i64,
+    status: String,
+    currency: String,
+    rounding: String,
+    total_minor: i64,
+    computed_total_minor: i64,
+    lines: String,
+    totals: String,
+    credit_usage: String,
+    created_at: i64,
+    finalized_at: Option<i64>,
+}
+
+impl InvoiceRow {
+    pub(crate) fn into_record(self) -> Result<InvoiceRecord, BillingStoreError> {
+        Ok(InvoiceRecord {
+            id: self.id,
+            number: self.number,
+            customer_id: self.customer_id,
+            subscription_id: self.subscription_id,
+            plan_version_id: self.plan_version_id,
+            reason: self.reason,
+            issued_at: from_micros(self.issued_at)?,
+            period_start: from_micros(self.period_start)?,
+            period_end: from_micros(self.period_end)?,
+            status: self.status.parse()?,
+            currency: self.currency,
+            rounding: self.rounding,
+            total_minor: self.total_minor,
+            computed_total_minor: self.computed_total_minor,
+            lines: from_json(&self.lines, "invoices.lines")?,
+            totals: from_json(&self.totals, "invoices.totals")?,
+            credit_usage: from_json(&self.credit_usage, "invoices.credit_usage")?,
+            created_at: from_micros(self.created_at)?,
+            finalized_at: self.finalized_at.map(from_micros).transpose()?,
+        })
+    }
+}
+
+/// Binds every column of [`INVOICE_COLUMNS`] after the workspace id, in order.
+macro_rules! bind_invoice {
+    ($query:expr, $workspace:expr, $invoice:expr) => {
+        $query
+            .bind($workspace.as_str())
+            .bind(&$invoice.id)
+            .bind($invoice.number)
+            .bind(&$invoice.customer_id)
+            .bind(&$invoice.subscription_id)
+            .bind(&$invoice.plan_version_id)
+            .bind(&$invoice.reason)
+            .bind(to_micros($invoice.issued_at))
+            .bind(to_micros($invoice.period_start))
+            .bind(to_micros($invoice.period_end))
+            .bind($invoice.status.as_str())
+            .bind(&$invoice.currency)
+            .bind(&$invoice.rounding)
+            .bind($invoice.total_minor)
+            .bind($invoice.computed_total_minor)
+            .bind($invoice.lines.to_string())
+            .bind($invoice.totals.to_string())
+            .bind($invoice.credit_usage.to_string())
+            .bind(to_micros($invoice.created_at))
+            .bind($invoice.finalized_at.map(to_micros))
+    };
+}
+pub(crate) use bind_invoice;
+
+/// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $20)`.
+pub(crate) fn insert_invoice_sql() -> String {
+    let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO invoices (workspace_id, {INVOICE_COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
+    )
+}
+
+impl Store {
+    /// Stores a draft, or replaces the content of the draft with the same subscription and
+    /// instant. A finalized invoice with that key is left as it is; returns whether a draft was
+    /// written.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(invoice_id = %draft.id))]
+    pub async fn upsert_draft_invoice(
+        &self,
+        workspace: &WorkspaceId,
+        draft: &InvoiceRecord,
+    ) -> Result<bool, BillingStoreError> {
+        assert_eq!(draft.status, InvoiceStatus::Draft);
+        assert!(draft.number.is_none(), "a draft has no number");
+        let sql = format!(
+            "{} ON CONFLICT (workspace_id, subscription_id, issued_at) DO UPDATE SET \
+             plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
+             period_start = excluded.period_start, period_end = excluded.period_end, \
+             total_minor = excluded.total_minor, \
+             computed_total_minor = excluded.computed_total_minor, lines = excluded.lines, \
+             totals = excluded.totals, credit_usage = excluded.credit_usage \
+             WHERE invoices.status = 'draft'",
+            insert_invoice_sql()
+        );
+        let affected = with_pool!(self, pool => bind_invoice!(sqlx::query(&sql), workspace, draft)
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))?;
+        Ok(affected == 1)
+    }
+
+    /// The invoice `id`, or `None`.
+    ///
+    /// # Errors
+    /// When the query fails or the row is corrupt.
+    #[tracing::instrument(skip_all, fields(invoice_id = %id))]
+    pub async fn invoice(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<InvoiceRecord>, BillingStoreError> {
+        let sql =
+            format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE workspace_id = $1 AND id = $2");
+        let row: Option<InvoiceRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(InvoiceRow::into_record).transpose()
+    }
+
+    /// The invoices that match `filter`, newest first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all)]
+    pub async fn invoices(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &InvoiceFilter,
+    ) -> Result<Vec<InvoiceRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE workspace_id = $1 \
+             AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR subscription_id = $3) \
+             AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR issued_at >= $5) \
+             AND ($6 IS NULL OR issued_at < $6) AND ($7 IS NULL OR id < $7) \
+             ORDER BY id DESC LIMIT $8"
+        );
+        let limit = filter.limit.clamp(1, INVOICE_PAGE_LIMIT_MAX);
+        let rows: Vec<InvoiceRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(filter.customer_id.as_deref())
+            .bind(filter.subscription_id.as_deref())
+            .bind(filter.status.map(InvoiceStatus::as_str))
+            .bind(filter.issued_from.map(to_micros))
+            .bind(filter.issued_to.map(to_micros))
+            .bind(filter.before_id.as_deref())
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(InvoiceRow::into_record).collect()
+    }
+
+    /// Moves an invoice from one of the statuses `from` to `to`; returns the invoice as it is
+    /// after the call.
+    ///
+    /// # Errors
+    /// [`BillingStoreError::NotFound`] when there is no such invoice,
+    /// [`BillingStoreError::Immutable`] when its status is not one of `from`.
+    #[tracing::instrument(skip_all, fields(invoice_id = %id))]
+    pub async fn set_invoice_status(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+    ) -> Result<InvoiceRecord, BillingStoreError> {
+        assert!(
+            to != InvoiceStatus::Open,
+            "invoices are opened by finalize_invoice"
+        );
+        let Some(invoice) = self.invoice(workspace, id).await? else {
+            return Err(BillingStoreError::NotFound);
+        };
+        if !from.contains(&invoice.status) {
+            return Err(BillingStoreError::Immutable);
+        }
+        const SQL: &str = "UPDATE invoices SET status = $3 \
+                           WHERE workspace_id = $1 AND id = $2 AND status = $4";
+        let affected = with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace.as_str())
+            .bind(id)
+            .bind(to.as_str())
+            .bind(invoice.status.as_str())
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))?;
+        if affected == 0 {
+            // Another request changed it between the read and the update.
+            return Err(BillingStoreError::Immutable);
+        }
+        Ok(InvoiceRecord {
+            status: to,
+            ..invoice
+        })
+    }
+
+    /// Stores a credit note of a finalized invoice, unless the invoice's credit notes would then
+    /// credit more than its total.
+    ///
+    /// # Errors
+    /// [`BillingStoreError::NotFound`], [`BillingStoreError::Immutable`] (a draft or void
+    /// invoice), [`BillingStoreError::Exceeds`].
+    #[tracing::instrument(skip_all, fields(invoice_id = %note.invoice_id))]
+    pub async fn insert_credit_note(
+        &self,
+        workspace: &WorkspaceId,
+        note: &CreditNoteRecord,
+    ) -> Result<(), BillingStoreError> {
+        assert!(
+            note.total_minor > 0,
+            "a credit note credits a positive amount"
+        );
+        // The invoice row is updated first (to itself) so that it is locked for the transaction:
+        // two credit notes written at once cannot both pass the limit.
+        const LOCK: &str = "UPDATE invoices SET status = status \
+                            WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor";
+        const CREDITED: &str = "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) FROM credit_notes \
+                                WHERE workspace_id = $1 AND invoice_id = $2";
+        const INSERT: &str = "INSERT INTO credit_notes \
+                              (workspace_id, id, invoice_id, total_minor, lines, reason, created_at) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let lines = note.lines.to_string();
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let invoice: Option<(String, i64)> = sqlx::query_as(LOCK)
+                .bind(workspace.as_str())
+                .bind(&note.invoice_id)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let Some((status, total_minor)) = invoice else {
+                return Err(BillingStoreError::NotFound);
+            };
+            if !matches!(status.parse()?, InvoiceStatus::Open | InvoiceStatus::Paid) {
+                return Err(BillingStoreError::Immutable);
+            }
+            let (credited,): (i64,) = sqlx::query_as(CREDITED)
+                .bind(workspace.as_str())
+                .bind(&note.invoice_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+            let available_minor = total_minor - credited;
+            if note.total_minor > available_minor {
+                return Err(BillingStoreError::Exceeds {
+                    requested_minor: note.total_minor,
+                    available_minor,
+                });
+            }
+            sqlx::query(INSERT)
+                .bind(workspace.as_str())
+                .bind(&note.id)
+                .bind(&note.invoice_id)
+                .bind(note.total_minor)
+                .bind(&lines)
+                .bind(note.reason.as_deref())
+                .bind(to_micros(note.created_at))
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The credit notes of an invoice, oldest first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
+    pub async fn credit_notes(
+        &self,
+        workspace: &WorkspaceId,
+        invoice_id: &str,
+    ) -> Result<Vec<CreditNoteRecord>, BillingStoreError> {
+        const SQL: &str = "SELECT id, invoice_id, total_minor, lines, reason, created_at \
+                           FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2 \
+                           ORDER BY id";
+        type Row = (String, String, i64, String, Option<String>, i64);
+        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(invoice_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, invoice_id, total_minor, lines, reason, created_at)| {
+                Ok(CreditNoteRecord {
+                    id,
+                    invoice_id,
+                    total_minor,
+                    lines: from_json(&lines, "credit_notes.lines")?,
+                    reason,
+                    created_at: from_micros(created_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends a payment state to an invoice's history; `Paid` also marks an open invoice paid.
+    ///
+    /// # Errors
+    /// [`BillingStoreError::NotFound`], or [`BillingStoreError::Immutable`] when the invoice is
+    /// a draft or void.
+    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
+    pub async fn add_payment_state(
+        &self,
+        workspace: &WorkspaceId,
+        invoice_id: &str,
+        state: &str,
+        message: Option<&str>,
+        at: Timestamp,
+    ) -> Result<i64, BillingStoreError> {
+        const LOCK: &str =
+            "UPDATE invoices SET status = CASE WHEN $3 = 'Paid' AND status = 'open' \
+                            THEN 'paid' ELSE status END \
+                            WHERE workspace_id = $1 AND id = $2 RETURNING status";
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let status: Option<(String,)> = sqlx::query_as(LOCK)
+                .bind(workspace.as_str())
+                .bind(invoice_id)
+                .bind(state)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let Some((status,)) = status else {
+                return Err(BillingStoreError::NotFound);
+            };
+            if matches!(status.parse()?, InvoiceStatus::Draft | InvoiceStatus::Void) {
+                return Err(BillingStoreError::Immutable);
+            }
+            let sequence = crate::billing::append_payment_state!(
+                transaction, workspace, invoice_id, state, message, at
+            );
+            transaction.commit().await?;
+            Ok(sequence)
+        })
+    }
+
+    /// The payment-state history of an invoice, oldest first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
+    pub async fn payment_states(
+        &self,
+        workspace: &WorkspaceId,
+        invoice_id: &str,
+    ) -> Result<Vec<PaymentStateRecord>, BillingStoreError> {
+        const SQL: &str = "SELECT sequence, state, message, at FROM payment_state_history \
+                           WHERE workspace_id = $1 AND invoice_id = $2 ORDER BY sequence";
+        let rows: Vec<(i64, String, Option<String>, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(invoice_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(sequence, state, message, at)| {
+                Ok(PaymentStateRecord {
+                    sequence,
+                    state,
+                    message,
+                    at: from_micros(at)?,
+                })
+            })
+            .collect()
+    }
+}

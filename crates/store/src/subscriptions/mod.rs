@@ -1,0 +1,339 @@
+//! Subscriptions with their dated changes, and the customer's credit grants and discounts.
+//!
+//! A subscription's spec is a `billow_core::scenario::SubscriptionSpec` without its changes, as
+//! JSON, whose `plan` is the plan version it started on; each change is a `ChangeSpec` as JSON
+//! whose `plan`, for a plan change, is the new plan version.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::store::Store;
+use crate::workspaces::WorkspaceId;
+
+/// A stored subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub customer_id: String,
+    pub plan_id: String,
+    /// The plan version in effect after the latest change.
+    pub plan_version_id: String,
+    /// `active` or `canceled` (a cancellation is recorded, effective now or at period end).
+    pub status: String,
+    pub spec: Value,
+    pub created_at: Timestamp,
+}
+
+/// A dated change of a subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionChangeRecord {
+    /// 1, 2, ...: the order the changes were made in.
+    pub sequence: i64,
+    pub at: Timestamp,
+    pub spec: Value,
+    pub created_at: Timestamp,
+}
+
+/// A credit grant or discount of one customer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerSpecRecord {
+    pub id: String,
+    pub customer_id: String,
+    /// A `billow_core::credit::CreditGrant` or `billow_core::scenario::DiscountSpec` as JSON.
+    pub spec: Value,
+    pub created_at: Timestamp,
+}
+
+/// Which customer table a [`CustomerSpecRecord`] lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomerSpecKind {
+    CreditGrant,
+    Discount,
+}
+
+impl CustomerSpecKind {
+    fn table(self) -> &'static str {
+        match self {
+            Self::CreditGrant => "credit_grants",
+            Self::Discount => "discounts",
+        }
+    }
+}
+
+type SubscriptionRow = (String, String, String, String, String, String, i64);
+const SUBSCRIPTION_COLUMNS: &str =
+    "id, customer_id, plan_id, plan_version_id, status, spec, created_at";
+
+fn subscription_from_row(
+    (id, customer_id, plan_id, plan_version_id, status, spec, created_at): SubscriptionRow,
+) -> Result<SubscriptionRecord, BillingStoreError> {
+    Ok(SubscriptionRecord {
+        id,
+        customer_id,
+        plan_id,
+        plan_version_id,
+        status,
+        spec: from_json(&spec, "subscriptions.spec")?,
+        created_at: from_micros(created_at)?,
+    })
+}
+
+impl Store {
+    /// Stores a new subscription.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(subscription_id = %subscription.id))]
+    pub async fn insert_subscription(
+        &self,
+        workspace: &WorkspaceId,
+        subscription: &SubscriptionRecord,
+    ) -> Result<(), BillingStoreError> {
+        let sql = format!(
+            "INSERT INTO subscriptions (workspace_id, {SUBSCRIPTION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        let spec = subscription.spec.to_string();
+        with_pool!(self, pool => sqlx::query(&sql)
+            .bind(workspace.as_str())
+            .bind(&subscription.id)
+            .bind(&subscription.customer_id)
+            .bind(&subscription.plan_id)
+            .bind(&subscription.plan_version_id)
+            .bind(&subscription.status)
+            .bind(&spec)
+            .bind(to_micros(subscription.created_at))
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// The subscription `id`, or `None`.
+    ///
+    /// # Errors
+    /// When the query fails or the row is corrupt.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    pub async fn subscription(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<SubscriptionRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE workspace_id = $1 AND id = $2"
+        );
+        let row: Option<SubscriptionRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(subscription_from_row).transpose()
+    }
+
+    /// The subscriptions of a customer (every customer's when `customer_id` is `None`), oldest
+    /// first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all)]
+    pub async fn subscriptions(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+             WHERE workspace_id = $1 AND ($2 IS NULL OR customer_id = $2) ORDER BY id"
+        );
+        let rows: Vec<SubscriptionRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(subscription_from_row).collect()
+    }
+
+    /// Records a change of a subscription and its status and plan version after it, in one
+    /// transaction; returns the change's sequence number.
+    ///
+    /// # Errors
+    /// [`BillingStoreError::NotFound`] when the subscription does not exist.
+    #[tracing::instrument(skip_all, fields(subscription_id = %subscription_id))]
+    pub async fn add_subscription_change(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_id: &str,
+        change: &SubscriptionChangeRecord,
+        status: &str,
+        plan_version_id: &str,
+    ) -> Result<i64, BillingStoreError> {
+        const UPDATE: &str = "UPDATE subscriptions SET status = $3, plan_version_id = $4 \
+                              WHERE workspace_id = $1 AND id = $2";
+        const NEXT: &str = "SELECT COALESCE(MAX(sequence), 0) + 1 FROM subscription_changes \
+                            WHERE workspace_id = $1 AND subscription_id = $2";
+        const INSERT: &str = "INSERT INTO subscription_changes \
+                              (workspace_id, subscription_id, sequence, at, spec, created_at) \
+                              VALUES ($1, $2, $3, $4, $5, $6)";
+        let spec = change.spec.to_string();
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let updated = sqlx::query(UPDATE)
+                .bind(workspace.as_str())
+                .bind(subscription_id)
+                .bind(status)
+                .bind(plan_version_id)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(BillingStoreError::NotFound);
+            }
+            let (sequence,): (i64,) = sqlx::query_as(NEXT)
+                .bind(workspace.as_str())
+                .bind(subscription_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+            sqlx::query(INSERT)
+                .bind(workspace.as_str())
+                .bind(subscription_id)
+                .bind(sequence)
+                .bind(to_micros(change.at))
+                .bind(&spec)
+                .bind(to_micros(change.created_at))
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok(sequence)
+        })
+    }
+
+    /// The changes of a subscription, in the order they were made.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(subscription_id = %subscription_id))]
+    pub async fn subscription_changes(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_id: &str,
+    ) -> Result<Vec<SubscriptionChangeRecord>, BillingStoreError> {
+        const SQL: &str = "SELECT sequence, at, spec, created_at FROM subscription_changes \
+                           WHERE workspace_id = $1 AND subscription_id = $2 ORDER BY sequence";
+        let rows: Vec<(i64, i64, String, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(subscription_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(sequence, at, spec, created_at)| {
+                Ok(SubscriptionChangeRecord {
+                    sequence,
+                    at: from_micros(at)?,
+                    spec: from_json(&spec, "subscription_changes.spec")?,
+                    created_at: from_micros(created_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The customers of a workspace that have at least one subscription: who a billing run
+    /// visits.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn billed_customers(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<String>, BillingStoreError> {
+        const SQL: &str = "SELECT DISTINCT customer_id FROM subscriptions \
+                           WHERE workspace_id = $1 ORDER BY customer_id";
+        let rows: Vec<(String,)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The workspaces that have at least one subscription: where the scheduler runs billing.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn billed_workspaces(&self) -> Result<Vec<WorkspaceId>, BillingStoreError> {
+        const SQL: &str = "SELECT DISTINCT workspace_id FROM subscriptions ORDER BY workspace_id";
+        let rows: Vec<(String,)> =
+            with_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|(id,)| {
+                WorkspaceId::parse(&id).map_err(|_| BillingStoreError::CorruptRow {
+                    column: "subscriptions.workspace_id",
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a credit grant or discount of a customer.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(id = %record.id))]
+    pub async fn insert_customer_spec(
+        &self,
+        workspace: &WorkspaceId,
+        kind: CustomerSpecKind,
+        record: &CustomerSpecRecord,
+    ) -> Result<(), BillingStoreError> {
+        let sql = format!(
+            "INSERT INTO {} (workspace_id, id, customer_id, spec, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            kind.table()
+        );
+        let spec = record.spec.to_string();
+        with_pool!(self, pool => sqlx::query(&sql)
+            .bind(workspace.as_str())
+            .bind(&record.id)
+            .bind(&record.customer_id)
+            .bind(&spec)
+            .bind(to_micros(record.created_at))
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// The credit grants or discounts of a customer (every customer's when `customer_id` is
+    /// `None`), oldest first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all)]
+    pub async fn customer_specs(
+        &self,
+        workspace: &WorkspaceId,
+        kind: CustomerSpecKind,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<CustomerSpecRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT id, customer_id, spec, created_at FROM {} \
+             WHERE workspace_id = $1 AND ($2 IS NULL OR customer_id = $2) ORDER BY id",
+            kind.table()
+        );
+        let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, customer_id, spec, created_at)| {
+                Ok(CustomerSpecRecord {
+                    id,
+                    customer_id,
+                    spec: from_json(&spec, "spec")?,
+                    created_at: from_micros(created_at)?,
+                })
+            })
+            .collect()
+    }
+}

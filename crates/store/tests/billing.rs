@@ -1,0 +1,653 @@
+//! The billing repositories (stream C), run against both backends like `store.rs`: each check is
+//! an `async fn(Store)`, called once with a fresh SQLite file and once with a fresh PostgreSQL
+//! database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use billow_store::billing::Finalized;
+use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
+use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
+use billow_store::subscriptions::{SubscriptionChangeRecord, SubscriptionRecord};
+use billow_store::{BillingStoreError, Database, PostgresUrl, Store, WorkspaceId};
+use jiff::Timestamp;
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+
+const POSTGRES_URL_VARIABLE: &str = "BILLOW_TEST_DATABASE_URL";
+const SKIP_POSTGRES_VARIABLE: &str = "BILLOW_SKIP_POSTGRES";
+
+/// A name no other test run uses: test processes run in parallel against one server.
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{count}", std::process::id())
+}
+
+/// A migrated store on a new SQLite file; the directory is removed when the guard drops.
+async fn sqlite_store() -> (Store, TempDir) {
+    let directory = tempfile::tempdir().unwrap();
+    let database = Database::sqlite(directory.path().join("data").join("billow.db"));
+    let store = Store::open(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, directory)
+}
+
+/// The admin URL of the test server, or `None` when the PostgreSQL tests are explicitly skipped.
+///
+/// # Panics
+///
+/// When the URL is not set and skipping was not asked for: a missing server must not pass as a
+/// green run.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VARIABLE) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var(SKIP_POSTGRES_VARIABLE).as_deref() == Ok("1") => {
+            eprintln!("skipping a PostgreSQL test: {SKIP_POSTGRES_VARIABLE}=1");
+            None
+        }
+        Err(_) => panic!(
+            "{POSTGRES_URL_VARIABLE} is not set. Point it at a PostgreSQL server whose user may \
+             create databases, e.g. postgres://postgres@127.0.0.1:5432/postgres (scripts/test \
+             does), or set {SKIP_POSTGRES_VARIABLE}=1 to skip the PostgreSQL tests."
+        ),
+    }
+}
+
+/// A new database on the test server, dropped by [`PostgresDatabase::drop_database`].
+struct PostgresDatabase {
+    /// As given, password included: the admin connection needs it.
+    admin_url: String,
+    url: PostgresUrl,
+    name: String,
+}
+
+impl PostgresDatabase {
+    async fn create(admin_url: String) -> Self {
+        let parsed: PostgresUrl = admin_url.parse().unwrap_or_else(|error| {
+            panic!("{POSTGRES_URL_VARIABLE} is not a PostgreSQL URL: {error}")
+        });
+        let name = unique_name("billow_test");
+        let url = parsed.with_database_name(&name);
+        let mut admin = admin_connection(&admin_url).await;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .unwrap_or_else(|error| panic!("could not create the database {name}: {error}"));
+        Self {
+            admin_url,
+            url,
+            name,
+        }
+    }
+
+    fn database(&self) -> Database {
+        Database::Postgres(self.url.clone())
+    }
+
+    async fn drop_database(self) {
+        let mut admin = admin_connection(&self.admin_url).await;
+        let name = &self.name;
+        admin
+            .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+            .await
+            .unwrap_or_else(|error| panic!("could not drop the database {name}: {error}"));
+    }
+}
+
+async fn admin_connection(admin_url: &str) -> PgConnection {
+    PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("could not connect to {POSTGRES_URL_VARIABLE} as admin: {error}")
+        })
+}
+
+/// Runs `check` on a fresh SQLite store, then on a fresh PostgreSQL one.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let (store, _directory) = super::sqlite_store().await;
+                    super::$check(store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(admin_url) = super::postgres_admin_url() else {
+                        return;
+                    };
+                    let database = super::PostgresDatabase::create(admin_url).await;
+                    let store = billow_store::Store::open(&database.database()).await.unwrap();
+                    store.migrate().await.unwrap();
+                    super::$check(store.clone()).await;
+                    store.close().await;
+                    database.drop_database().await;
+                }
+            )*
+        }
+    };
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn acme() -> WorkspaceId {
+    WorkspaceId::parse("ws_acme").unwrap()
+}
+
+fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -> InvoiceRecord {
+    InvoiceRecord {
+        id: id.to_owned(),
+        number: None,
+        customer_id: "cus_1".to_owned(),
+        subscription_id: subscription_id.to_owned(),
+        plan_version_id: "pv_1".to_owned(),
+        reason: "period_end".to_owned(),
+        issued_at: at(issued_at),
+        period_start: at("2024-01-01T00:00:00Z"),
+        period_end: at("2024-02-01T00:00:00Z"),
+        status: InvoiceStatus::Draft,
+        currency: "USD".to_owned(),
+        rounding: "half_up".to_owned(),
+        total_minor,
+        computed_total_minor: total_minor,
+        lines: json!([{"number": 1, "amount": total_minor}]),
+        totals: json!({"total": total_minor}),
+        credit_usage: json!([]),
+        created_at: at(issued_at),
+        finalized_at: None,
+    }
+}
+
+fn finalized(mut record: InvoiceRecord) -> InvoiceRecord {
+    record.status = InvoiceStatus::Open;
+    record.finalized_at = Some(record.issued_at);
+    record
+}
+
+async fn editing_a_plan_adds_a_version_and_keeps_the_old_one(store: Store) {
+    let workspace = acme();
+    let plan = PlanRecord {
+        id: "plan_1".into(),
+        key: "team".into(),
+        current_version_id: "pv_1".into(),
+        created_at: at("2024-01-01T00:00:00Z"),
+    };
+    let first = PlanVersionRecord {
+        id: "pv_1".into(),
+        plan_id: "plan_1".into(),
+        version: 1,
+        spec: json!({"key": "team", "cadence": "monthly", "prices": []}),
+        created_at: plan.created_at,
+    };
+    store.insert_plan(&workspace, &plan, &first).await.unwrap();
+
+    let second_spec = json!({"key": "team", "cadence": "annual", "prices": []});
+    let version = store
+        .add_plan_version(
+            &workspace,
+            "plan_1",
+            "pv_2",
+            &second_spec,
+            at("2024-02-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(version, 2);
+    let loaded = store.plan(&workspace, "team").await.unwrap().unwrap();
+    assert_eq!(loaded.current_version_id, "pv_2");
+    let versions = store.plan_versions(&workspace, "plan_1").await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0], first);
+    assert_eq!(versions[1].spec, second_spec);
+    assert!(matches!(
+        store
+            .insert_plan(
+                &workspace,
+                &PlanRecord {
+                    id: "plan_2".into(),
+                    current_version_id: "pv_3".into(),
+                    ..plan
+                },
+                &PlanVersionRecord {
+                    id: "pv_3".into(),
+                    plan_id: "plan_2".into(),
+                    ..first
+                }
+            )
+            .await,
+        Err(BillingStoreError::Duplicate)
+    ));
+    let other = WorkspaceId::parse("ws_other").unwrap();
+    assert_eq!(store.plan(&other, "plan_1").await.unwrap(), None);
+}
+
+async fn meters_are_unique_by_key_per_workspace(store: Store) {
+    let meter = MeterRecord {
+        id: "mtr_1".into(),
+        key: "cpu".into(),
+        spec: json!({"key": "cpu", "event_type": "cpu", "aggregation": "SUM", "value_property": "cores"}),
+        created_at: at("2024-01-01T00:00:00Z"),
+    };
+    store.insert_meter(&acme(), &meter).await.unwrap();
+    let again = MeterRecord {
+        id: "mtr_2".into(),
+        ..meter.clone()
+    };
+    assert!(matches!(
+        store.insert_meter(&acme(), &again).await,
+        Err(BillingStoreError::Duplicate)
+    ));
+    let other = WorkspaceId::parse("ws_other").unwrap();
+    store.insert_meter(&other, &again).await.unwrap();
+
+    assert_eq!(store.meters(&acme()).await.unwrap(), vec![meter.clone()]);
+    assert_eq!(store.meter(&acme(), "mtr_1").await.unwrap(), Some(meter));
+}
+
+async fn subscription_changes_are_kept_in_order(store: Store) {
+    let workspace = acme();
+    let subscription = SubscriptionRecord {
+        id: "sub_1".into(),
+        customer_id: "cus_1".into(),
+        plan_id: "plan_1".into(),
+        plan_version_id: "pv_1".into(),
+        status: "active".into(),
+        spec: json!({"id": "sub_1", "plan": "pv_1", "start": "2024-01-01T00:00:00Z", "quantity": "3"}),
+        created_at: at("2024-01-01T00:00:00Z"),
+    };
+    store
+        .insert_subscription(&workspace, &subscription)
+        .await
+        .unwrap();
+    for (index, quantity) in [5, 7].into_iter().enumerate() {
+        let change = SubscriptionChangeRecord {
+            sequence: 0,
+            at: at("2024-01-15T00:00:00Z"),
+            spec: json!({"at": "2024-01-15T00:00:00Z", "quantity": quantity}),
+            created_at: at("2024-01-15T00:00:00Z"),
+        };
+        let sequence = store
+            .add_subscription_change(&workspace, "sub_1", &change, "active", "pv_1")
+            .await
+            .unwrap();
+        assert_eq!(sequence, i64::try_from(index).unwrap() + 1);
+    }
+    let changes = store
+        .subscription_changes(&workspace, "sub_1")
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1].spec["quantity"], json!(7));
+    assert_eq!(
+        store.billed_customers(&workspace).await.unwrap(),
+        vec!["cus_1".to_owned()]
+    );
+    assert_eq!(
+        store.billed_workspaces().await.unwrap(),
+        vec![workspace.clone()]
+    );
+    assert_eq!(
+        store
+            .subscriptions(&workspace, Some("cus_2"))
+            .await
+            .unwrap(),
+        vec![]
+    );
+    let missing = SubscriptionChangeRecord {
+        sequence: 0,
+        at: at("2024-01-15T00:00:00Z"),
+        spec: json!({}),
+        created_at: at("2024-01-15T00:00:00Z"),
+    };
+    assert!(matches!(
+        store
+            .add_subscription_change(&workspace, "sub_9", &missing, "active", "pv_1")
+            .await,
+        Err(BillingStoreError::NotFound)
+    ));
+}
+
+async fn finalizing_numbers_invoices_without_gaps_and_only_once(store: Store) {
+    let workspace = acme();
+    let draft = invoice("inv_1", "sub_1", "2024-02-01T00:00:00Z", 1000);
+    assert!(store
+        .upsert_draft_invoice(&workspace, &draft)
+        .await
+        .unwrap());
+    let changed = InvoiceRecord {
+        id: "inv_other".into(),
+        total_minor: 1200,
+        ..draft.clone()
+    };
+    assert!(store
+        .upsert_draft_invoice(&workspace, &changed)
+        .await
+        .unwrap());
+    let stored = store.invoice(&workspace, "inv_1").await.unwrap().unwrap();
+    assert_eq!(stored.total_minor, 1200);
+
+    let first = store
+        .finalize_invoice(&workspace, &finalized(changed.clone()), &[])
+        .await
+        .unwrap();
+    let again = store
+        .finalize_invoice(&workspace, &finalized(changed.clone()), &[])
+        .await
+        .unwrap();
+    let second = store
+        .finalize_invoice(
+            &workspace,
+            &finalized(invoice("inv_2", "sub_1", "2024-03-01T00:00:00Z", 500)),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(first, Finalized::Numbered(1));
+    assert_eq!(again, Finalized::AlreadyFinal);
+    assert_eq!(second, Finalized::Numbered(2));
+    let open = store.invoice(&workspace, "inv_1").await.unwrap().unwrap();
+    assert_eq!((open.number, open.status), (Some(1), InvoiceStatus::Open));
+    // A finalized invoice is never replaced by a draft.
+    assert!(!store
+        .upsert_draft_invoice(&workspace, &draft)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .invoice(&workspace, "inv_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .total_minor,
+        1200
+    );
+    let history = store.payment_states(&workspace, "inv_1").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].state, "PaymentPending");
+    // Another workspace has its own sequence.
+    let other = WorkspaceId::parse("ws_other").unwrap();
+    let numbered = store
+        .finalize_invoice(
+            &other,
+            &finalized(invoice("inv_3", "sub_1", "2024-02-01T00:00:00Z", 1)),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(numbered, Finalized::Numbered(1));
+}
+
+async fn invoices_list_newest_first_with_filters_and_cursor(store: Store) {
+    let workspace = acme();
+    for (index, month) in ["02", "03", "04"].into_iter().enumerate() {
+        let record = invoice(
+            &format!("inv_{index}"),
+            "sub_1",
+            &format!("2024-{month}-01T00:00:00Z"),
+            100,
+        );
+        store
+            .finalize_invoice(&workspace, &finalized(record), &[])
+            .await
+            .unwrap();
+    }
+    store
+        .upsert_draft_invoice(
+            &workspace,
+            &invoice("inv_9", "sub_1", "2024-05-01T00:00:00Z", 1),
+        )
+        .await
+        .unwrap();
+
+    let page = store
+        .invoices(
+            &workspace,
+            &InvoiceFilter {
+                status: Some(InvoiceStatus::Open),
+                limit: 2,
+                ..InvoiceFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["inv_2", "inv_1"]);
+    let next = store
+        .invoices(
+            &workspace,
+            &InvoiceFilter {
+                status: Some(InvoiceStatus::Open),
+                before_id: Some("inv_1".into()),
+                limit: 2,
+                ..InvoiceFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, "inv_0");
+    let march = store
+        .invoices(
+            &workspace,
+            &InvoiceFilter {
+                issued_from: Some(at("2024-03-01T00:00:00Z")),
+                issued_to: Some(at("2024-04-01T00:00:00Z")),
+                customer_id: Some("cus_1".into()),
+                limit: 10,
+                ..InvoiceFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(march.len(), 1);
+    assert_eq!(march[0].number, Some(2));
+}
+
+async fn credit_notes_never_exceed_the_invoice(store: Store) {
+    let workspace = acme();
+    let draft = invoice("inv_1", "sub_1", "2024-02-01T00:00:00Z", 1000);
+    store
+        .upsert_draft_invoice(&workspace, &draft)
+        .await
+        .unwrap();
+    let note = |id: &str, total_minor| CreditNoteRecord {
+        id: id.to_owned(),
+        invoice_id: "inv_1".into(),
+        total_minor,
+        lines: json!([]),
+        reason: None,
+        created_at: at("2024-02-02T00:00:00Z"),
+    };
+    assert!(matches!(
+        store
+            .insert_credit_note(&workspace, &note("cn_0", 100))
+            .await,
+        Err(BillingStoreError::Immutable)
+    ));
+    store
+        .finalize_invoice(&workspace, &finalized(draft), &[])
+        .await
+        .unwrap();
+
+    store
+        .insert_credit_note(&workspace, &note("cn_1", 600))
+        .await
+        .unwrap();
+    let error = store
+        .insert_credit_note(&workspace, &note("cn_2", 401))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        BillingStoreError::Exceeds {
+            requested_minor: 401,
+            available_minor: 400
+        }
+    ));
+    store
+        .insert_credit_note(&workspace, &note("cn_3", 400))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.credit_notes(&workspace, "inv_1").await.unwrap().len(),
+        2
+    );
+}
+
+async fn payment_states_build_a_history_and_paid_closes_the_invoice(store: Store) {
+    let workspace = acme();
+    let record = finalized(invoice("inv_1", "sub_1", "2024-02-01T00:00:00Z", 1000));
+    store
+        .finalize_invoice(&workspace, &record, &[])
+        .await
+        .unwrap();
+
+    store
+        .add_payment_state(
+            &workspace,
+            "inv_1",
+            "PaymentInProgress",
+            Some("wire sent"),
+            at("2024-02-03T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    store
+        .add_payment_state(
+            &workspace,
+            "inv_1",
+            "Paid",
+            None,
+            at("2024-02-04T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    let history = store.payment_states(&workspace, "inv_1").await.unwrap();
+    let states: Vec<&str> = history.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["PaymentPending", "PaymentInProgress", "Paid"]);
+    assert_eq!(history[1].message.as_deref(), Some("wire sent"));
+    assert_eq!(
+        store
+            .invoice(&workspace, "inv_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InvoiceStatus::Paid
+    );
+    assert!(matches!(
+        store
+            .set_invoice_status(
+                &workspace,
+                "inv_1",
+                &[InvoiceStatus::Open],
+                InvoiceStatus::Void
+            )
+            .await,
+        Err(BillingStoreError::Immutable)
+    ));
+    assert!(matches!(
+        store
+            .add_payment_state(
+                &workspace,
+                "inv_9",
+                "Paid",
+                None,
+                at("2024-02-04T00:00:00Z")
+            )
+            .await,
+        Err(BillingStoreError::NotFound)
+    ));
+}
+
+async fn a_lease_is_held_by_one_holder_until_it_expires(store: Store) {
+    let workspace = acme();
+    let now = at("2024-02-01T00:00:00Z");
+    let until = at("2024-02-01T00:01:00Z");
+
+    assert!(store
+        .acquire_billing_lease(&workspace, "cus_1", "node-a", now, until)
+        .await
+        .unwrap());
+    assert!(!store
+        .acquire_billing_lease(&workspace, "cus_1", "node-b", now, until)
+        .await
+        .unwrap());
+    assert!(store
+        .acquire_billing_lease(&workspace, "cus_2", "node-b", now, until)
+        .await
+        .unwrap());
+    // Expired: another holder takes it over.
+    let later = at("2024-02-01T00:01:00Z");
+    assert!(store
+        .acquire_billing_lease(
+            &workspace,
+            "cus_1",
+            "node-b",
+            later,
+            at("2024-02-01T00:02:00Z")
+        )
+        .await
+        .unwrap());
+    store
+        .release_billing_lease(&workspace, "cus_1", "node-b")
+        .await
+        .unwrap();
+    assert!(store
+        .acquire_billing_lease(&workspace, "cus_1", "node-a", later, until)
+        .await
+        .unwrap());
+}
+
+async fn adjustments_are_marked_applied_by_the_invoice_that_bills_them(store: Store) {
+    let workspace = acme();
+    let adjustment = billow_store::billing::AdjustmentRecord {
+        id: "adj_1".into(),
+        subscription_id: "sub_1".into(),
+        source_invoice_id: "inv_1".into(),
+        amount_minor: 250,
+        applied_invoice_id: None,
+        created_at: at("2024-02-10T00:00:00Z"),
+    };
+    store
+        .insert_adjustment(&workspace, &adjustment)
+        .await
+        .unwrap();
+    let next = finalized(invoice("inv_2", "sub_1", "2024-03-01T00:00:00Z", 1250));
+    store
+        .finalize_invoice(&workspace, &next, &["adj_1".to_owned()])
+        .await
+        .unwrap();
+
+    let adjustments = store.adjustments(&workspace, "sub_1").await.unwrap();
+    assert_eq!(adjustments[0].applied_invoice_id.as_deref(), Some("inv_2"));
+}
+
+on_both_backends!(
+    editing_a_plan_adds_a_version_and_keeps_the_old_one,
+    meters_are_unique_by_key_per_workspace,
+    subscription_changes_are_kept_in_order,
+    finalizing_numbers_invoices_without_gaps_and_only_once,
+    invoices_list_newest_first_with_filters_and_cursor,
+    credit_notes_never_exceed_the_invoice,
+    payment_states_build_a_history_and_paid_closes_the_invoice,
+    a_lease_is_held_by_one_holder_until_it_expires,
+    adjustments_are_marked_applied_by_the_invoice_that_bills_them,
+);
