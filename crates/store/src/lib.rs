@@ -34,6 +34,7 @@
 pub mod billing;
 pub mod catalog;
 mod database;
+pub mod events;
 pub mod ids;
 mod store;
 pub mod subscriptions;
@@ -42,6 +43,9 @@ mod workspaces;
 
 pub use billing::sql::BillingStoreError;
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
+pub use events::{
+    EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, NewEvent, WriteEventsError,
+};
 pub use ids::new_id;
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
 pub use workspaces::{

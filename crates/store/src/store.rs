@@ -30,6 +30,7 @@ const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) backend: Backend,
+    pub(crate) events: crate::events::EventsState,
 }
 
 /// Two typed pools behind an enum, rather than `sqlx::AnyPool`.
@@ -58,7 +59,10 @@ impl Store {
             Database::Sqlite { path } => Backend::Sqlite(open_sqlite(path).await?),
             Database::Postgres(url) => Backend::Postgres(open_postgres(url).await?),
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            events: crate::events::EventsState::default(),
+        })
     }
 
     /// Applies the migrations this database has not seen yet. Safe to run on every start and from

@@ -1,0 +1,287 @@
+//! Usage events: stored exactly once per (source, id), read back by subject and period.
+//!
+//! [`Store::insert_events`] writes a batch in one transaction; [`EventWriter`] group-commits the
+//! batches of concurrent callers (the ingestion endpoint). [`Store::usage_events`] and
+//! [`Store::usage_events_ingested_after`] read them back as [`billow_core::UsageEvent`]s.
+//!
+//! Events are stored in *chunks*, one per (workspace, subject) per commit, so that writes append
+//! instead of inserting one random-keyed row per event (migrations/*/0003_events.sql and
+//! docs/ingestion.md say why). The exactly-once key of an event is a 128-bit hash of its
+//! (source, id) pair; the chance that two different keys of one workspace share a hash is about
+//! n²/2¹²⁹ for n events, below 10⁻¹⁴ for a trillion events, and SHA-256 makes a collision
+//! infeasible to craft.
+
+mod codec;
+mod plan;
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::sync::Arc;
+
+use billow_core::UsageEvent;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::store::{Backend, Store};
+use crate::WorkspaceId;
+
+pub use codec::DecodeChunkError;
+pub(crate) use sqlite::KeyCache;
+pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
+
+/// The longest `source`, `id`, `type` or `subject` the store accepts, in bytes.
+pub const EVENT_TEXT_LENGTH_MAX: usize = 512;
+/// The longest `data` object the store accepts, as JSON text, in bytes.
+pub const EVENT_DATA_LENGTH_MAX: usize = 64 * 1024;
+
+/// An event to store, already checked at the edge (the API or `billow ingest`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Who sent it; with `id`, its exactly-once key.
+    pub source: String,
+    /// The client's id, unique per source.
+    pub id: String,
+    /// Selects the meters that count it.
+    pub event_type: String,
+    /// The customer, subscription or resource it belongs to.
+    pub subject: String,
+    /// When the usage happened.
+    pub time: Timestamp,
+    /// The `data` object as JSON text, as the client sent it; `None` when it sent none.
+    pub data: Option<String>,
+}
+
+impl NewEvent {
+    /// Asserts what the edge has checked: a violation is a bug in the caller, not bad input.
+    fn assert_valid(&self) {
+        for (field, text) in [
+            ("source", &self.source),
+            ("id", &self.id),
+            ("type", &self.event_type),
+            ("subject", &self.subject),
+        ] {
+            assert!(
+                !text.is_empty() && text.len() <= EVENT_TEXT_LENGTH_MAX,
+                "an event's {field} has 1 to {EVENT_TEXT_LENGTH_MAX} bytes"
+            );
+        }
+        if let Some(data) = &self.data {
+            assert!(
+                data.len() <= EVENT_DATA_LENGTH_MAX && data.starts_with('{'),
+                "an event's data is a bounded JSON object"
+            );
+        }
+    }
+
+    /// The hash that stands for the event's (source, id) key: the first 16 bytes of SHA-256 over
+    /// the source's length, the source and the id (the length keeps ("ab", "c") apart from
+    /// ("a", "bc")).
+    pub fn key_hash(&self) -> u128 {
+        key_hash(&self.source, &self.id)
+    }
+}
+
+pub(crate) fn key_hash(source: &str, id: &str) -> u128 {
+    let source_length = u64::try_from(source.len()).expect("usize fits in u64");
+    let mut hasher = Sha256::new();
+    hasher.update(source_length.to_le_bytes());
+    hasher.update(source.as_bytes());
+    hasher.update(id.as_bytes());
+    let digest = hasher.finalize();
+    u128::from_le_bytes(digest[..16].try_into().expect("SHA-256 has 32 bytes"))
+}
+
+/// What became of a batch: how many events were stored, and how many were already stored (or
+/// came twice in the batch) and were skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// One caller's batch inside a group commit.
+pub(crate) struct Batch<'a> {
+    pub workspace_id: &'a WorkspaceId,
+    pub events: &'a [NewEvent],
+}
+
+/// State the store keeps beside its pool for events: the SQLite writer's key cache.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EventsState {
+    pub(crate) sqlite_keys: Arc<tokio::sync::Mutex<KeyCache>>,
+}
+
+impl Store {
+    /// Stores `events` for `workspace_id` in one durable transaction, skipping every event whose
+    /// (source, id) is already stored for the workspace or came earlier in the batch. The
+    /// decision and the insert happen in the same transaction. `ingested_at` is recorded on the
+    /// events, so that billing can find those that arrived after an invoice was finalized.
+    ///
+    /// # Errors
+    ///
+    /// [`InsertEventsError`] when the transaction fails; then nothing of the batch is stored.
+    ///
+    /// # Panics
+    ///
+    /// When an event breaks the bounds the edge checks ([`EVENT_TEXT_LENGTH_MAX`],
+    /// [`EVENT_DATA_LENGTH_MAX`], non-empty fields, `data` an object).
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, events = events.len()))]
+    pub async fn insert_events(
+        &self,
+        workspace_id: &WorkspaceId,
+        events: &[NewEvent],
+        ingested_at: Timestamp,
+    ) -> Result<InsertOutcome, InsertEventsError> {
+        let batches = [Batch {
+            workspace_id,
+            events,
+        }];
+        let outcomes = self.insert_batches(&batches, ingested_at).await?;
+        Ok(outcomes[0])
+    }
+
+    /// Stores several callers' batches in one transaction: the group commit.
+    pub(crate) async fn insert_batches(
+        &self,
+        batches: &[Batch<'_>],
+        ingested_at: Timestamp,
+    ) -> Result<Vec<InsertOutcome>, InsertEventsError> {
+        for batch in batches {
+            batch.events.iter().for_each(NewEvent::assert_valid);
+        }
+        let outcomes = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::insert_batches(pool, &self.events.sqlite_keys, batches, ingested_at).await
+            }
+            Backend::Postgres(pool) => postgres::insert_batches(pool, batches, ingested_at).await,
+        }
+        .map_err(|error| InsertEventsError::Database(Arc::new(error)))?;
+        for (batch, outcome) in batches.iter().zip(&outcomes) {
+            let total = u64::try_from(batch.events.len()).expect("usize fits in u64");
+            assert_eq!(outcome.inserted + outcome.duplicates, total);
+        }
+        Ok(outcomes)
+    }
+
+    /// The events of `workspace_id` whose subject is one of `subjects` and whose time is in
+    /// `[from, to)`, in time order (ties in the order they were stored).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadEventsError`] when the query fails or a stored chunk cannot be read.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, subjects = subjects.len()))]
+    pub async fn usage_events(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<UsageEvent>, LoadEventsError> {
+        let filter = ChunkFilter::Period {
+            from_us: from.as_microsecond().saturating_sub(1),
+            to_us: to.as_microsecond().saturating_add(1),
+        };
+        let mut events = self.load_events(workspace_id, subjects, filter).await?;
+        events.retain(|event| from <= event.time && event.time < to);
+        Ok(events)
+    }
+
+    /// The events of `workspace_id` whose subject is one of `subjects` and that were ingested
+    /// after `since` (by the `ingested_at` given when they were stored), in time order.
+    ///
+    /// An event is visible once its transaction commits, a short while after its `ingested_at`:
+    /// a caller that looks for events that arrived after it read usage at instant T should ask
+    /// from a little before T (a minute is ample) and skip the (source, id) pairs it has seen.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadEventsError`] when the query fails or a stored chunk cannot be read.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, subjects = subjects.len()))]
+    pub async fn usage_events_ingested_after(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        since: Timestamp,
+    ) -> Result<Vec<UsageEvent>, LoadEventsError> {
+        let filter = ChunkFilter::IngestedAfter {
+            since_us: since.as_microsecond(),
+        };
+        self.load_events(workspace_id, subjects, filter).await
+    }
+
+    async fn load_events(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        filter: ChunkFilter,
+    ) -> Result<Vec<UsageEvent>, LoadEventsError> {
+        let mut chunks = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
+            }
+        }
+        .map_err(LoadEventsError::Database)?;
+        chunks.sort_by_key(|chunk| chunk.seq);
+        let mut events = Vec::new();
+        for chunk in chunks {
+            assert!(
+                subjects.contains(&chunk.subject),
+                "the query returned another subject"
+            );
+            events.extend(codec::decode_events(&chunk.subject, &chunk.events)?);
+        }
+        // Stable: events of one instant stay in the order they were stored.
+        events.sort_by_key(|event| event.time);
+        Ok(events)
+    }
+}
+
+/// Which chunks a read wants, in microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChunkFilter {
+    /// Chunks that may hold an event in `[from_us, to_us]` (a superset: the events are filtered
+    /// exactly after decoding).
+    Period { from_us: i64, to_us: i64 },
+    /// Chunks ingested strictly after `since_us`.
+    IngestedAfter { since_us: i64 },
+}
+
+/// A chunk as both backends' queries return it, in storage order.
+pub(crate) struct ChunkRow {
+    /// Commit order within the workspace.
+    pub seq: i64,
+    pub subject: String,
+    pub events: Vec<u8>,
+}
+
+/// Why [`Store::insert_events`] failed. Cloneable (the cause is shared), because a group commit
+/// reports one failure to every caller in the group.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum InsertEventsError {
+    #[error("could not store the events")]
+    Database(#[source] Arc<sqlx::Error>),
+}
+
+/// Why [`Store::usage_events`] or [`Store::usage_events_ingested_after`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadEventsError {
+    #[error("could not load the events")]
+    Database(#[source] sqlx::Error),
+    #[error("a stored chunk of events is invalid")]
+    CorruptChunk(#[from] DecodeChunkError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_hash_separates_source_from_id() {
+        assert_ne!(key_hash("ab", "c"), key_hash("a", "bc"));
+        assert_eq!(key_hash("a", "bc"), key_hash("a", "bc"));
+    }
+}

@@ -1,0 +1,361 @@
+//! Usage events on both backends: exactly-once on (source, id), isolation between workspaces,
+//! reads by subject and period, late events, and group commit.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use billow_store::{
+    Database, EventWriter, InsertOutcome, NewEvent, PostgresUrl, Store, Workspace, WorkspaceId,
+    WorkspaceName,
+};
+use jiff::Timestamp;
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+
+fn at(instant: &str) -> Timestamp {
+    instant.parse().unwrap()
+}
+
+fn event(id: &str, subject: &str, time: &str) -> NewEvent {
+    NewEvent {
+        source: "cluster-7".into(),
+        id: id.into(),
+        event_type: "cpu".into(),
+        subject: subject.into(),
+        time: at(time),
+        data: Some(format!(r#"{{"cores":2,"id":"{id}"}}"#)),
+    }
+}
+
+async fn workspace(store: &Store, id: &str) -> WorkspaceId {
+    let workspace = Workspace {
+        id: WorkspaceId::parse(id).unwrap(),
+        name: WorkspaceName::parse(id).unwrap(),
+        created_at: at("2026-11-01T00:00:00Z"),
+    };
+    store.insert_workspace(&workspace).await.unwrap();
+    workspace.id
+}
+
+fn ids(events: &[billow_core::UsageEvent]) -> Vec<&str> {
+    events.iter().map(|event| event.id.as_str()).collect()
+}
+
+const NOVEMBER: (&str, &str) = ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
+
+async fn november(store: &Store, workspace_id: &WorkspaceId, subjects: &[&str]) -> Vec<String> {
+    let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+    let events = store
+        .usage_events(workspace_id, &subjects, at(NOVEMBER.0), at(NOVEMBER.1))
+        .await
+        .unwrap();
+    ids(&events).into_iter().map(str::to_owned).collect()
+}
+
+async fn a_duplicate_in_the_batch_or_stored_before_is_counted_once(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let first = [
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+        event("b", "cus_1", "2026-11-03T00:00:00Z"),
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+    ];
+    let second = [
+        event("b", "cus_1", "2026-11-03T00:00:00Z"),
+        event("c", "cus_1", "2026-11-01T00:00:00Z"),
+    ];
+
+    let outcome_first = store
+        .insert_events(&acme, &first, at("2026-11-05T00:00:00Z"))
+        .await
+        .unwrap();
+    let outcome_second = store
+        .insert_events(&acme, &second, at("2026-11-05T00:00:01Z"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome_first,
+        InsertOutcome {
+            inserted: 2,
+            duplicates: 1
+        }
+    );
+    assert_eq!(
+        outcome_second,
+        InsertOutcome {
+            inserted: 1,
+            duplicates: 1
+        }
+    );
+    assert_eq!(november(&store, &acme, &["cus_1"]).await, ["c", "a", "b"]);
+}
+
+async fn the_same_id_from_another_source_is_another_event(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let mut other_source = event("a", "cus_1", "2026-11-02T00:00:00Z");
+    other_source.source = "cluster-8".into();
+
+    let outcome = store
+        .insert_events(
+            &acme,
+            &[event("a", "cus_1", "2026-11-02T00:00:00Z"), other_source],
+            at("2026-11-05T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.inserted, 2);
+}
+
+async fn workspaces_never_see_each_others_events_or_keys(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let globex = workspace(&store, "ws_globex").await;
+    let same = [event("a", "cus_1", "2026-11-02T00:00:00Z")];
+
+    let in_acme = store
+        .insert_events(&acme, &same, at("2026-11-05T00:00:00Z"))
+        .await
+        .unwrap();
+    let in_globex = store
+        .insert_events(&globex, &same, at("2026-11-05T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .insert_events(
+            &acme,
+            &[event("x", "cus_2", "2026-11-02T00:00:00Z")],
+            at("2026-11-05T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(in_acme.inserted, 1);
+    assert_eq!(
+        in_globex.inserted, 1,
+        "a key of another workspace is no duplicate"
+    );
+    assert_eq!(november(&store, &globex, &["cus_1", "cus_2"]).await, ["a"]);
+    assert_eq!(
+        november(&store, &acme, &["cus_1", "cus_2"]).await,
+        ["a", "x"]
+    );
+}
+
+async fn usage_events_selects_subjects_and_a_half_open_period(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let events = [
+        event("oct", "cus_1", "2026-10-31T23:59:59.999999999Z"),
+        event("start", "cus_1", "2026-11-01T00:00:00Z"),
+        event("last", "cus_1", "2026-11-30T23:59:59.999999999Z"),
+        event("dec", "cus_1", "2026-12-01T00:00:00Z"),
+        event("other", "cus_2", "2026-11-10T00:00:00Z"),
+        event("resource", "vm_9", "2026-11-11T00:00:00Z"),
+    ];
+
+    store
+        .insert_events(&acme, &events, at("2026-12-01T00:00:00Z"))
+        .await
+        .unwrap();
+
+    assert_eq!(november(&store, &acme, &["cus_1"]).await, ["start", "last"]);
+    assert_eq!(
+        november(&store, &acme, &["cus_1", "vm_9"]).await,
+        ["start", "resource", "last"]
+    );
+    assert!(november(&store, &acme, &[]).await.is_empty());
+    let loaded = store
+        .usage_events(&acme, &["cus_2".into()], at(NOVEMBER.0), at(NOVEMBER.1))
+        .await
+        .unwrap();
+    let expected = &events[4];
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].source, expected.source);
+    assert_eq!(loaded[0].event_type, expected.event_type);
+    assert_eq!(loaded[0].subject, "cus_2");
+    assert_eq!(loaded[0].time, expected.time);
+    assert_eq!(loaded[0].data["cores"], serde_json::json!(2));
+}
+
+async fn late_events_are_found_by_when_they_were_ingested(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    store
+        .insert_events(
+            &acme,
+            &[event("on-time", "cus_1", "2026-11-30T12:00:00Z")],
+            at("2026-11-30T12:00:01Z"),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_events(
+            &acme,
+            &[event("late", "cus_1", "2026-11-30T13:00:00Z")],
+            at("2026-12-02T09:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    let late = store
+        .usage_events_ingested_after(&acme, &["cus_1".into()], at("2026-12-01T00:00:00Z"))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&late), ["late"]);
+    assert_eq!(
+        november(&store, &acme, &["cus_1"]).await,
+        ["on-time", "late"]
+    );
+}
+
+async fn concurrent_writers_store_each_key_once(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let writer = EventWriter::spawn(store.clone(), Arc::new(Timestamp::now));
+    // 8 callers send overlapping batches: ids 0..150, 100..250, ...
+    let mut tasks = Vec::new();
+    for caller in 0..8_u32 {
+        let writer = writer.clone();
+        let acme = acme.clone();
+        tasks.push(tokio::spawn(async move {
+            let events: Vec<NewEvent> = (caller * 100..caller * 100 + 150)
+                .map(|n| {
+                    event(
+                        &n.to_string(),
+                        &format!("cus_{}", n % 7),
+                        "2026-11-02T00:00:00Z",
+                    )
+                })
+                .collect();
+            writer.write(acme, events).await.unwrap()
+        }));
+    }
+    let mut total = InsertOutcome::default();
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        total.inserted += outcome.inserted;
+        total.duplicates += outcome.duplicates;
+    }
+
+    assert_eq!(total.inserted, 850, "ids 0..850, each once");
+    assert_eq!(total.duplicates, 8 * 150 - 850);
+    let subjects: Vec<String> = (0..7).map(|n| format!("cus_{n}")).collect();
+    let stored = store
+        .usage_events(&acme, &subjects, at(NOVEMBER.0), at(NOVEMBER.1))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 850);
+}
+
+/// A name no other test run uses: test processes run in parallel against one server.
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{count}", std::process::id())
+}
+
+async fn sqlite_store() -> (Store, TempDir) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, directory)
+}
+
+#[tokio::test]
+async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
+    let (first, directory) = sqlite_store().await;
+    let acme = workspace(&first, "ws_acme").await;
+    let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+        .await
+        .unwrap();
+    let batch = [event("a", "cus_1", "2026-11-02T00:00:00Z")];
+
+    // Each store's key cache learns the other's keys inside its write transaction.
+    let by_first = first
+        .insert_events(&acme, &batch, Timestamp::now())
+        .await
+        .unwrap();
+    let by_second = second
+        .insert_events(&acme, &batch, Timestamp::now())
+        .await
+        .unwrap();
+    let by_first_again = first
+        .insert_events(&acme, &batch, Timestamp::now())
+        .await
+        .unwrap();
+
+    assert_eq!(by_first.inserted, 1);
+    assert_eq!(by_second.duplicates, 1);
+    assert_eq!(by_first_again.duplicates, 1);
+}
+
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("BILLOW_TEST_DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("BILLOW_SKIP_POSTGRES").as_deref() == Ok("1") => None,
+        Err(_) => panic!(
+            "BILLOW_TEST_DATABASE_URL is not set (scripts/test sets it); set \
+             BILLOW_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
+        ),
+    }
+}
+
+async fn with_postgres_store(check: impl AsyncFnOnce(Store)) {
+    let Some(admin_url) = postgres_admin_url() else {
+        return;
+    };
+    let name = unique_name("billow_events");
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    admin
+        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .unwrap();
+    let url: PostgresUrl = admin_url.parse().unwrap();
+    let store = Store::open(&Database::Postgres(url.with_database_name(&name)))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    check(store.clone()).await;
+    store.close().await;
+    admin
+        .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+        .await
+        .unwrap();
+}
+
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let (store, _directory) = super::sqlite_store().await;
+                    super::$check(store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::with_postgres_store(super::$check).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_duplicate_in_the_batch_or_stored_before_is_counted_once,
+    the_same_id_from_another_source_is_another_event,
+    workspaces_never_see_each_others_events_or_keys,
+    usage_events_selects_subjects_and_a_half_open_period,
+    late_events_are_found_by_when_they_were_ingested,
+    concurrent_writers_store_each_key_once,
+);
