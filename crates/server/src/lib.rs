@@ -25,6 +25,8 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
 //! ```
 
+mod billing;
+pub mod clock;
 mod error;
 mod routes;
 mod startup;

@@ -25,11 +25,35 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Where "now" comes from: the system clock, or a `ManualClock` in tests.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Grace period, lease length and scheduler interval of billing runs.
+    pub billing: std::sync::Arc<crate::billing::BillingSettings>,
+    /// Who collects invoices' money.
+    pub payments: std::sync::Arc<dyn crate::billing::payment::PaymentProvider>,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            billing: std::sync::Arc::default(),
+            payments: std::sync::Arc::new(crate::billing::payment::ManualProvider::default()),
+        }
+    }
+
+    /// The same state reading time from `clock`.
+    pub fn with_clock(self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The same state with other billing settings.
+    pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
+        Self {
+            billing: std::sync::Arc::new(billing),
+            ..self
+        }
     }
 }
 
@@ -50,6 +74,8 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     store: Store,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    billing: crate::billing::BillingSettings,
 }
 
 impl Application {
@@ -75,7 +101,19 @@ impl Application {
             listener,
             address,
             store,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            billing: crate::billing::BillingSettings::default(),
         })
+    }
+
+    /// Reads time from `clock` (a `ManualClock` in tests) instead of the system's.
+    pub fn with_clock(self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Runs billing with `billing` instead of the defaults.
+    pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
+        Self { billing, ..self }
     }
 
     /// The port actually bound, which differs from the settings' when they asked for port 0.
@@ -108,10 +146,21 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!("listening on http://{}", self.address);
-        let app = router(AppState::new(self.store.clone()));
-        axum::serve(self.listener, app)
+        let interval = self.billing.interval;
+        let state = AppState::new(self.store.clone())
+            .with_clock(self.clock)
+            .with_billing(self.billing);
+        // The billing scheduler lives as long as the server; its leases expire if it dies.
+        let scheduler =
+            interval.map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
+        let app = router(state);
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
+        served?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -1,0 +1,50 @@
+//! Billing inside the server: the engine's glue ([`scenario`]), billing runs ([`run`]), the
+//! scheduler that starts them as time passes, and payment providers ([`payment`]).
+//!
+//! The billing core's scenario engine is the one place that decides invoices; this module only
+//! feeds it stored rows and stores what it answers (docs/billing-runs.md).
+
+pub(crate) mod payment;
+pub(crate) mod run;
+pub(crate) mod scenario;
+
+pub use run::{BillingSettings, RunReport};
+
+use crate::startup::AppState;
+
+/// Runs billing for every workspace with subscriptions, every `interval`, until the task is
+/// aborted. A failed run is logged and retried at the next tick; the leases it held expire.
+pub(crate) async fn schedule(state: AppState, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick completes at once: skip it, so that a start is not a run.
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(error) = run_all(&state).await {
+            tracing::error!(error.message = %error, error.cause_chain = ?error, "billing run failed");
+        }
+    }
+}
+
+/// One run over every workspace with subscriptions.
+pub(crate) async fn run_all(state: &AppState) -> Result<RunReport, crate::error::ApiError> {
+    let workspaces = state
+        .store
+        .billed_workspaces()
+        .await
+        .map_err(crate::error::ApiError::internal)?;
+    let mut report = RunReport::default();
+    for workspace in workspaces {
+        let one = run::run_workspace(state, &state.billing, &workspace).await?;
+        tracing::info!(
+            workspace_id = %workspace,
+            finalized = one.finalized,
+            drafted = one.drafted,
+            skipped = one.skipped,
+            "billing run"
+        );
+        report.add(one);
+    }
+    Ok(report)
+}

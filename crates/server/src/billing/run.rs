@@ -1,0 +1,462 @@
+//! A billing run for one customer: claim it with a lease, run the engine over its stored world,
+//! and reconcile what the engine issues with what is stored (docs/billing-runs.md).
+//!
+//! - An invoice due (issued at or before now) but still inside the grace period is stored as a
+//!   draft, and redrafted by every run while late usage may change it.
+//! - Past the grace period it is finalized: numbered, opened, `PaymentPending`, immutable.
+//! - A finalized invoice that the engine now computes differently (usage that arrived after it
+//!   was finalized) gets an adjustment: the difference, billed as a line of the subscription's
+//!   next finalized invoice.
+
+use std::collections::{BTreeMap, HashMap};
+
+use billow_core::invoice::{Invoice, InvoiceLine, LineKind, LineTrace};
+use billow_core::scenario::{IssuedInvoice, Preview};
+use billow_core::Money;
+use billow_store::billing::{AdjustmentRecord, Finalized};
+use billow_store::invoices::{InvoiceFilter, InvoiceRecord, InvoiceStatus};
+use billow_store::{new_id, WorkspaceId};
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::scenario::{scenario_error, CustomerWorld};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// How billing runs behave.
+#[derive(Clone, Debug)]
+pub struct BillingSettings {
+    /// How long a due invoice stays a draft, open to late usage, before it is finalized.
+    pub grace_period: SignedDuration,
+    /// How long a run holds its claim on a customer; a run that dies is taken over after it.
+    pub lease_duration: SignedDuration,
+    /// How often the scheduler inside `serve` runs; `None`: no scheduler.
+    pub interval: Option<std::time::Duration>,
+    /// This process's name in leases.
+    pub node: String,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        Self {
+            grace_period: SignedDuration::from_hours(1),
+            lease_duration: SignedDuration::from_secs(60),
+            interval: Some(std::time::Duration::from_secs(60)),
+            node: new_id("node"),
+        }
+    }
+}
+
+/// What one run did, per customer and in sum.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunReport {
+    pub customers: u64,
+    /// Customers another run held a lease on.
+    pub skipped: u64,
+    pub drafted: u64,
+    pub finalized: u64,
+    pub adjustments: u64,
+    /// Numbers given, in order.
+    pub numbers: Vec<i64>,
+}
+
+impl RunReport {
+    pub(crate) fn add(&mut self, other: RunReport) {
+        self.customers += other.customers;
+        self.skipped += other.skipped;
+        self.drafted += other.drafted;
+        self.finalized += other.finalized;
+        self.adjustments += other.adjustments;
+        self.numbers.extend(other.numbers);
+    }
+}
+
+/// Runs billing for every customer of the workspace that has a subscription.
+pub(crate) async fn run_workspace(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+) -> Result<RunReport, ApiError> {
+    let customers = state
+        .store
+        .billed_customers(workspace)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut report = RunReport::default();
+    for customer_id in customers {
+        report.add(run_customer(state, settings, workspace, &customer_id).await?);
+    }
+    Ok(report)
+}
+
+/// Runs billing for one customer, if no other run holds it.
+pub(crate) async fn run_customer(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+) -> Result<RunReport, ApiError> {
+    let now = state.clock.now();
+    let until = now
+        .checked_add(settings.lease_duration)
+        .map_err(ApiError::internal)?;
+    let held = state
+        .store
+        .acquire_billing_lease(workspace, customer_id, &settings.node, now, until)
+        .await
+        .map_err(ApiError::internal)?;
+    if !held {
+        return Ok(RunReport {
+            skipped: 1,
+            ..RunReport::default()
+        });
+    }
+    let result = reconcile_customer(state, settings, workspace, customer_id, now).await;
+    // Released even after an error: the next run retries at once instead of after expiry.
+    state
+        .store
+        .release_billing_lease(workspace, customer_id, &settings.node)
+        .await
+        .map_err(ApiError::internal)?;
+    result
+}
+
+/// The engine's answer for one customer at `now`, or `None` when the customer does not exist.
+pub(crate) async fn preview_customer(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    world: &CustomerWorld,
+    now: Timestamp,
+) -> Result<Preview, ApiError> {
+    let from = Timestamp::MIN;
+    let to = now
+        .checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(now);
+    let events = state
+        .store
+        .usage_events(workspace, &world.subjects(), from, to)
+        .await
+        .map_err(ApiError::internal)?;
+    let scenario = world
+        .scenario(now, events)
+        .map_err(|error| scenario_error(&error, ""))?;
+    // Pure CPU work, off the async workers; a panic in the engine fails this run, not the node.
+    tokio::task::spawn_blocking(move || billow_core::scenario::preview(&scenario))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn reconcile_customer(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+    now: Timestamp,
+) -> Result<RunReport, ApiError> {
+    let Some(world) = CustomerWorld::load(state, workspace, customer_id).await? else {
+        return Ok(RunReport::default());
+    };
+    let preview = preview_customer(state, workspace, &world, now).await?;
+    let stored = stored_invoices(state, workspace, customer_id).await?;
+    let mut report = RunReport {
+        customers: 1,
+        ..RunReport::default()
+    };
+    for issued in preview.invoices {
+        let key = (issued.subscription.clone(), issued.invoice.issued_at);
+        match stored.get(&key) {
+            Some(invoice) if invoice.status != InvoiceStatus::Draft => {
+                if detect_late_usage(state, workspace, invoice, &issued, now).await? {
+                    report.adjustments += 1;
+                }
+            }
+            _ => {
+                let due_final = issued
+                    .invoice
+                    .issued_at
+                    .checked_add(settings.grace_period)
+                    .is_ok_and(|end| end <= now);
+                let record = record_of(&world, customer_id, &issued, now)?;
+                if due_final {
+                    if let Some(number) = finalize(state, workspace, record, now).await? {
+                        report.finalized += 1;
+                        report.numbers.push(number);
+                    }
+                } else if state
+                    .store
+                    .upsert_draft_invoice(workspace, &record)
+                    .await
+                    .map_err(ApiError::internal)?
+                {
+                    report.drafted += 1;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Every stored invoice of the customer, by (subscription, issued_at).
+async fn stored_invoices(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+) -> Result<HashMap<(String, Timestamp), InvoiceRecord>, ApiError> {
+    let mut all = HashMap::new();
+    let mut filter = InvoiceFilter {
+        customer_id: Some(customer_id.to_owned()),
+        limit: billow_store::invoices::INVOICE_PAGE_LIMIT_MAX,
+        ..InvoiceFilter::default()
+    };
+    loop {
+        let page = state
+            .store
+            .invoices(workspace, &filter)
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(last) = page.last() else { break };
+        filter.before_id = Some(last.id.clone());
+        for invoice in page {
+            all.insert(
+                (invoice.subscription_id.clone(), invoice.issued_at),
+                invoice,
+            );
+        }
+    }
+    Ok(all)
+}
+
+/// Records an adjustment when the engine's total for a finalized invoice moved; returns whether
+/// it did.
+async fn detect_late_usage(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    finalized: &InvoiceRecord,
+    issued: &IssuedInvoice,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let adjusted: i64 = state
+        .store
+        .adjustments(workspace, &finalized.subscription_id)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .filter(|a| a.source_invoice_id == finalized.id)
+        .map(|a| a.amount_minor)
+        .sum();
+    let computed = issued.invoice.totals.total.amount_minor();
+    let difference = computed - finalized.computed_total_minor - adjusted;
+    if difference == 0 {
+        return Ok(false);
+    }
+    let adjustment = AdjustmentRecord {
+        id: new_id("adj"),
+        subscription_id: finalized.subscription_id.clone(),
+        source_invoice_id: finalized.id.clone(),
+        amount_minor: difference,
+        applied_invoice_id: None,
+        created_at: now,
+    };
+    state
+        .store
+        .insert_adjustment(workspace, &adjustment)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(
+        invoice_id = %finalized.id,
+        difference_minor = difference,
+        "late usage changed a finalized invoice; the difference goes on the next invoice"
+    );
+    Ok(true)
+}
+
+/// Finalizes `record` with the subscription's pending adjustments as lines; the number given,
+/// or `None` when another run finalized it first.
+async fn finalize(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    mut record: InvoiceRecord,
+    now: Timestamp,
+) -> Result<Option<i64>, ApiError> {
+    let pending: Vec<AdjustmentRecord> = state
+        .store
+        .adjustments(workspace, &record.subscription_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|a| a.applied_invoice_id.is_none())
+        .collect();
+    if !pending.is_empty() {
+        let mut numbers = BTreeMap::new();
+        for adjustment in &pending {
+            let source = state
+                .store
+                .invoice(workspace, &adjustment.source_invoice_id)
+                .await
+                .map_err(ApiError::internal)?;
+            numbers.insert(adjustment.id.clone(), source);
+        }
+        add_adjustment_lines(&mut record, &pending, &numbers)?;
+    }
+    record.status = InvoiceStatus::Open;
+    record.finalized_at = Some(now);
+    let applied: Vec<String> = pending.into_iter().map(|a| a.id).collect();
+    let finalized = state
+        .store
+        .finalize_invoice(workspace, &record, &applied)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(match finalized {
+        Finalized::Numbered(number) => Some(number),
+        Finalized::AlreadyFinal => None,
+    })
+}
+
+/// Adds one `adjustment` line per pending adjustment and updates the totals: the difference is
+/// the change of the earlier invoice's total, tax included, so it counts in the subtotal and the
+/// total (subtotal + discount + credit + tax = total still holds).
+fn add_adjustment_lines(
+    record: &mut InvoiceRecord,
+    pending: &[AdjustmentRecord],
+    sources: &BTreeMap<String, Option<InvoiceRecord>>,
+) -> Result<(), ApiError> {
+    let currency =
+        billow_core::Currency::from_code(&record.currency).map_err(ApiError::internal)?;
+    let mut lines: Vec<InvoiceLine> =
+        serde_json::from_value(record.lines.clone()).map_err(ApiError::internal)?;
+    let mut totals: billow_core::invoice::InvoiceTotals =
+        serde_json::from_value(record.totals.clone()).map_err(ApiError::internal)?;
+    for adjustment in pending {
+        let amount = Money::from_minor(adjustment.amount_minor, currency);
+        let source = sources.get(&adjustment.id).cloned().flatten();
+        let (label, period) = match &source {
+            Some(source) => (
+                source
+                    .number
+                    .map_or_else(|| source.id.clone(), |n| format!("#{n}")),
+                billow_core::Period {
+                    start: source.period_start,
+                    end: source.period_end,
+                },
+            ),
+            None => (
+                adjustment.source_invoice_id.clone(),
+                lines.first().map_or(
+                    billow_core::Period {
+                        start: record.period_start,
+                        end: record.period_end,
+                    },
+                    |line| line.period,
+                ),
+            ),
+        };
+        lines.push(InvoiceLine {
+            number: u32::try_from(lines.len() + 1).map_err(ApiError::internal)?,
+            kind: LineKind::Adjustment,
+            description: format!("Late usage for invoice {label}, tax included"),
+            price: None,
+            meter: None,
+            project: None,
+            period,
+            quantity: Decimal::ONE,
+            amount,
+            trace: LineTrace {
+                unrounded_amount: amount.to_decimal(),
+                note: Some(format!(
+                    "usage received after invoice {label} was finalized changed its total by {amount}"
+                )),
+                ..LineTrace::default()
+            },
+        });
+        let add = |money: Money| money.checked_add(amount).map_err(ApiError::internal);
+        totals.subtotal = add(totals.subtotal)?;
+        totals.total = add(totals.total)?;
+        let by_kind = totals
+            .by_kind
+            .entry(LineKind::Adjustment)
+            .or_insert_with(|| Money::zero(currency));
+        *by_kind = add(*by_kind)?;
+    }
+    let sum = lines.iter().try_fold(Money::zero(currency), |sum, line| {
+        sum.checked_add(line.amount)
+    });
+    assert_eq!(sum.ok(), Some(totals.total), "invoice total = Σ lines");
+    record.total_minor = totals.total.amount_minor();
+    record.lines = serde_json::to_value(&lines).map_err(ApiError::internal)?;
+    record.totals = serde_json::to_value(&totals).map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// The stored form of an invoice the engine issued, as a draft.
+pub(crate) fn record_of(
+    world: &CustomerWorld,
+    customer_id: &str,
+    issued: &IssuedInvoice,
+    now: Timestamp,
+) -> Result<InvoiceRecord, ApiError> {
+    let invoice: &Invoice = &issued.invoice;
+    let (subscription, changes) = world
+        .subscriptions
+        .iter()
+        .find(|(s, _)| s.id == issued.subscription)
+        .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.subscription.clone())))?;
+    let to_json = |value: Result<Value, serde_json::Error>| value.map_err(ApiError::internal);
+    Ok(InvoiceRecord {
+        id: new_id("inv"),
+        number: None,
+        customer_id: customer_id.to_owned(),
+        subscription_id: subscription.id.clone(),
+        plan_version_id: version_at(subscription, changes, invoice.issued_at),
+        reason: to_json(serde_json::to_value(issued.reason))?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        issued_at: invoice.issued_at,
+        period_start: invoice.period.start,
+        period_end: invoice.period.end,
+        status: InvoiceStatus::Draft,
+        currency: invoice.currency.code().to_owned(),
+        rounding: to_json(serde_json::to_value(invoice.rounding))?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        total_minor: invoice.totals.total.amount_minor(),
+        computed_total_minor: invoice.totals.total.amount_minor(),
+        lines: to_json(serde_json::to_value(&invoice.lines))?,
+        totals: to_json(serde_json::to_value(&invoice.totals))?,
+        credit_usage: to_json(serde_json::to_value(&invoice.credit_usage))?,
+        created_at: now,
+        finalized_at: None,
+    })
+}
+
+/// The plan version in effect at `instant`: the subscription's first, or that of the last plan
+/// change made at or before it.
+fn version_at(
+    subscription: &billow_store::subscriptions::SubscriptionRecord,
+    changes: &[Value],
+    instant: Timestamp,
+) -> String {
+    let first = subscription.spec["plan"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    changes
+        .iter()
+        .filter(|change| {
+            change["at"]
+                .as_str()
+                .and_then(|at| at.parse::<Timestamp>().ok())
+                .is_some_and(|at| at <= instant)
+        })
+        .filter_map(|change| change["plan"].as_str())
+        .last()
+        .map_or(first, str::to_owned)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the engine issued an invoice for the unknown subscription {0}")]
+struct UnknownSubscription(String);
