@@ -2,7 +2,6 @@
 //! reads by subject and period, late events, and group commit.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use billow_store::{
@@ -210,7 +209,7 @@ async fn late_events_are_found_by_when_they_were_ingested(store: Store) {
 
 async fn concurrent_writers_store_each_key_once(store: Store) {
     let acme = workspace(&store, "ws_acme").await;
-    let writer = EventWriter::spawn(store.clone(), Arc::new(Timestamp::now));
+    let writer = EventWriter::new(store.clone());
     // 8 callers send overlapping batches: ids 0..150, 100..250, ...
     let mut tasks = Vec::new();
     for caller in 0..8_u32 {
@@ -226,7 +225,7 @@ async fn concurrent_writers_store_each_key_once(store: Store) {
                     )
                 })
                 .collect();
-            writer.write(acme, events).await.unwrap()
+            writer.write(acme, events, Timestamp::now()).await.unwrap()
         }));
     }
     let mut total = InsertOutcome::default();

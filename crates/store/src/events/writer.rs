@@ -5,7 +5,7 @@
 //! are waiting, up to [`GROUP_EVENTS_MAX`] events, writes them in one transaction, and answers
 //! every caller of the group after the commit.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -22,40 +22,48 @@ const QUEUE_BATCHES_MAX: usize = 1_024;
 /// writer keeps the database busy while the first waits for its commit.
 const POSTGRES_WRITERS: usize = 2;
 
-/// The source of `ingested_at`: the store reads no clock (the server passes its own).
-pub type IngestClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
 struct Request {
     workspace_id: WorkspaceId,
     events: Vec<NewEvent>,
+    ingested_at: Timestamp,
     reply: oneshot::Sender<Result<InsertOutcome, InsertEventsError>>,
 }
 
-/// Group-commits the batches of concurrent callers. Cheap to clone; the writer tasks stop when
-/// the last clone is dropped.
+/// Group-commits the batches of concurrent callers. Cheap to clone; the writer tasks start with
+/// the first write (on the runtime it runs on) and stop when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct EventWriter {
-    sender: mpsc::Sender<Request>,
+    store: Store,
+    sender: Arc<OnceLock<mpsc::Sender<Request>>>,
 }
 
 impl EventWriter {
-    /// Starts the writer tasks of `store` on the current Tokio runtime. `clock` gives the
-    /// `ingested_at` of each group, read just before its transaction.
-    pub fn spawn(store: Store, clock: IngestClock) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE_BATCHES_MAX);
-        let writers = match store.backend {
-            Backend::Sqlite(_) => 1,
-            Backend::Postgres(_) => POSTGRES_WRITERS,
-        };
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers {
-            tokio::spawn(run(store.clone(), clock.clone(), receiver.clone()));
+    /// A writer for `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            sender: Arc::default(),
         }
-        Self { sender }
+    }
+
+    fn sender(&self) -> &mpsc::Sender<Request> {
+        self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE_BATCHES_MAX);
+            let writers = match self.store.backend {
+                Backend::Sqlite(_) => 1,
+                Backend::Postgres(_) => POSTGRES_WRITERS,
+            };
+            let receiver = Arc::new(Mutex::new(receiver));
+            for _ in 0..writers {
+                tokio::spawn(run(self.store.clone(), receiver.clone()));
+            }
+            sender
+        })
     }
 
     /// Stores `events` as [`Store::insert_events`] does, in a transaction shared with the batches
-    /// of other callers; answers after it commits.
+    /// of other callers; answers after it commits. A group records the latest `ingested_at` of
+    /// its callers on all its events.
     ///
     /// # Errors
     ///
@@ -65,14 +73,16 @@ impl EventWriter {
         &self,
         workspace_id: WorkspaceId,
         events: Vec<NewEvent>,
+        ingested_at: Timestamp,
     ) -> Result<InsertOutcome, WriteEventsError> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             workspace_id,
             events,
+            ingested_at,
             reply,
         };
-        self.sender
+        self.sender()
             .send(request)
             .await
             .map_err(|_| WriteEventsError::Stopped)?;
@@ -83,7 +93,7 @@ impl EventWriter {
     }
 }
 
-async fn run(store: Store, clock: IngestClock, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
+async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
     loop {
         let group = {
             let mut receiver = receiver.lock().await;
@@ -101,12 +111,12 @@ async fn run(store: Store, clock: IngestClock, receiver: Arc<Mutex<mpsc::Receive
             }
             group
         };
-        commit(&store, &clock, group).await;
+        commit(&store, group).await;
     }
 }
 
 #[tracing::instrument(skip_all, fields(batches = group.len()))]
-async fn commit(store: &Store, clock: &IngestClock, group: Vec<Request>) {
+async fn commit(store: &Store, group: Vec<Request>) {
     let batches: Vec<Batch<'_>> = group
         .iter()
         .map(|request| Batch {
@@ -114,7 +124,12 @@ async fn commit(store: &Store, clock: &IngestClock, group: Vec<Request>) {
             events: &request.events,
         })
         .collect();
-    let result = store.insert_batches(&batches, clock()).await;
+    let ingested_at = group
+        .iter()
+        .map(|request| request.ingested_at)
+        .max()
+        .expect("a group has a first request");
+    let result = store.insert_batches(&batches, ingested_at).await;
     drop(batches);
     match result {
         Ok(outcomes) => {
