@@ -23,10 +23,82 @@ pub enum ApiError {
     /// The database does not answer.
     #[error("the store is unavailable")]
     StoreUnavailable(#[source] PingStoreError),
+    /// No credential, or one that is unknown, revoked or expired.
+    #[error("no valid credential")]
+    Unauthenticated,
+    /// A valid credential that may not use this route: a customer token on a workspace route.
+    #[error("the credential may not use this route")]
+    Forbidden,
+    /// The resource does not exist, or belongs to another workspace or customer: the two are not
+    /// told apart, so that ids of other tenants cannot be probed.
+    #[error("no {resource} {id}")]
+    NotFound { resource: &'static str, id: String },
+    /// The body is not JSON, or not JSON of the declared media type.
+    #[error("the body is not valid JSON")]
+    MalformedJson { detail: String },
+    /// The body is JSON but some fields are missing or invalid.
+    #[error("{} invalid field(s)", .0.len())]
+    Validation(Vec<FieldError>),
+    /// The request conflicts with the state of a resource (e.g. a unique field is taken).
+    #[error("conflict: {detail}")]
+    Conflict {
+        problem: ConflictProblem,
+        detail: String,
+    },
+    /// The body is larger than the server accepts.
+    #[error("the body exceeds {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    /// The `Idempotency-Key` was used before with another request.
+    #[error("the idempotency key was used with another request")]
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is still being processed.
+    #[error("a request with the same idempotency key is in flight")]
+    IdempotencyKeyInFlight,
+    /// Anything else that went wrong on the server's side; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Which kind of conflict a [`ApiError::Conflict`] is, each with its own stable problem type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictProblem {
+    /// Another resource already has a value that must be unique (`urn:billow:problem:already-exists`).
+    AlreadyExists,
+    /// The resource is in a state that does not allow the operation (`urn:billow:problem:invalid-state`).
+    InvalidState,
+}
+
+/// One invalid input field of a 422 problem: `field` is a JSON path such as `address.country` or
+/// `tax_ids[1].value`, or a query parameter name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, reason)])
+    }
+
+    /// A 500 whose cause is logged.
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
 }
 
 /// A problem details object (RFC 9457 §3.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI that identifies the problem type. billow's are `urn:billow:problem:<slug>`:
     /// absolute, stable, and not meant to be dereferenced (RFC 9457 §3.1.1).
@@ -38,6 +110,9 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong in this occurrence, for a human reader.
     pub detail: String,
+    /// For validation problems: every invalid field, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -47,6 +122,14 @@ impl ApiError {
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -61,6 +144,31 @@ impl ApiError {
             Self::StoreUnavailable(_) => {
                 ("urn:billow:problem:store-unavailable", "Store unavailable")
             }
+            Self::Unauthenticated => ("urn:billow:problem:unauthenticated", "Unauthenticated"),
+            Self::Forbidden => ("urn:billow:problem:forbidden", "Forbidden"),
+            Self::NotFound { .. } => ("urn:billow:problem:not-found", "Not found"),
+            Self::MalformedJson { .. } => ("urn:billow:problem:malformed-json", "Malformed JSON"),
+            Self::Validation(_) => ("urn:billow:problem:validation", "Invalid request"),
+            Self::Conflict {
+                problem: ConflictProblem::AlreadyExists,
+                ..
+            } => ("urn:billow:problem:already-exists", "Already exists"),
+            Self::Conflict {
+                problem: ConflictProblem::InvalidState,
+                ..
+            } => ("urn:billow:problem:invalid-state", "Invalid state"),
+            Self::PayloadTooLarge { .. } => {
+                ("urn:billow:problem:payload-too-large", "Payload too large")
+            }
+            Self::IdempotencyKeyReused => (
+                "urn:billow:problem:idempotency-key-reused",
+                "Idempotency key reused",
+            ),
+            Self::IdempotencyKeyInFlight => (
+                "urn:billow:problem:idempotency-key-in-flight",
+                "Idempotency key in flight",
+            ),
+            Self::Internal(_) => ("urn:billow:problem:internal", "Internal error"),
         };
         let detail = match self {
             Self::RouteNotFound { method, uri } => {
@@ -70,12 +178,38 @@ impl ApiError {
                 format!("{} does not accept {method}.", uri.path())
             }
             Self::StoreUnavailable(_) => "The database does not answer; see the server log.".into(),
+            Self::Unauthenticated => "Send a valid key as `Authorization: Bearer bk_…` (or a \
+                                      customer token, `Bearer bct_…`)."
+                .into(),
+            Self::Forbidden => "This route needs a workspace API key.".into(),
+            Self::NotFound { resource, id } => format!("No {resource} has the id {id}."),
+            Self::MalformedJson { detail } => detail.clone(),
+            Self::Validation(errors) => match errors.as_slice() {
+                [only] => format!("{}: {}", only.field, only.reason),
+                _ => format!("{} fields are invalid; see errors.", errors.len()),
+            },
+            Self::Conflict { detail, .. } => detail.clone(),
+            Self::PayloadTooLarge { limit_bytes } => {
+                format!("The body exceeds the limit of {limit_bytes} bytes.")
+            }
+            Self::IdempotencyKeyReused => "This Idempotency-Key was already used with another \
+                                           request (method, path or body); use a new key."
+                .into(),
+            Self::IdempotencyKeyInFlight => "A request with this Idempotency-Key is still being \
+                                             processed; retry later."
+                .into(),
+            Self::Internal(_) => "Something went wrong on the server; see the server log.".into(),
+        };
+        let errors = match self {
+            Self::Validation(errors) => errors.clone(),
+            _ => Vec::new(),
         };
         Problem {
             problem_type,
             title,
             status: self.status().as_u16(),
             detail,
+            errors,
         }
     }
 }
@@ -90,8 +224,16 @@ impl IntoResponse for ApiError {
             Ok(body) => body,
             Err(error) => unreachable!("a Problem always serializes: {error}"),
         };
-        let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))];
-        (status, content_type, body).into_response()
+        let content_type = HeaderValue::from_static(PROBLEM_JSON);
+        let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"billow\""),
+            );
+        }
+        response
     }
 }
 

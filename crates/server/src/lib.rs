@@ -25,12 +25,17 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
 //! ```
 
+pub mod auth;
 mod billing;
 pub mod clock;
 mod error;
+pub mod idempotency;
+pub mod json;
+pub mod limits;
+pub mod openapi;
 mod routes;
 mod startup;
 mod telemetry;
 
-pub use error::{ApiError, Problem, PROBLEM_JSON};
+pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
 pub use startup::{router, AppState, Application, BuildApplicationError, Settings};

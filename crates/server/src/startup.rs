@@ -60,11 +60,27 @@ impl AppState {
 /// The HTTP API, without a socket: serve it with [`Application`], or call it in tests with
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
+    // Layers on the /api/v1 routes only, the last added running first: a credential is required
+    // (401 otherwise), then POSTs go through Idempotency-Key. `route_layer`, so that an unknown
+    // path is a 404 whether or not the request has a key.
+    let (api_v1, _document) = crate::routes::api_v1().split_for_parts();
+    let api_v1 = api_v1
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotent_post,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_principal,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(api_v1)
         .fallback(fallback::route_not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(crate::limits::body_limit())
+        .layer(axum::middleware::from_fn(crate::limits::limit_body_length))
         .layer(axum::middleware::from_fn(telemetry::request_span))
         .with_state(state)
 }

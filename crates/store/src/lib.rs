@@ -36,9 +36,10 @@ pub mod catalog;
 mod database;
 pub mod events;
 pub mod ids;
+pub mod invoices;
+mod keys;
 mod store;
 pub mod subscriptions;
-pub mod invoices;
 mod workspaces;
 
 pub use billing::sql::BillingStoreError;
@@ -47,6 +48,10 @@ pub use events::{
     EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, NewEvent, WriteEventsError,
 };
 pub use ids::new_id;
+pub use keys::{
+    ApiKey, CredentialHash, CredentialKind, CredentialSecret, CustomerToken, CustomerTokenOwner,
+    EnsureWorkspaceError, LoadCredentialError, StoreCredentialError,
+};
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
 pub use workspaces::{
     CorruptWorkspaceRowError, InsertWorkspaceError, LoadWorkspaceError, ParseWorkspaceIdError,

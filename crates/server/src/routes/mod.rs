@@ -2,3 +2,14 @@
 
 pub(crate) mod fallback;
 pub(crate) mod health;
+
+use crate::openapi::ApiRouter;
+
+/// Every `/api/v1` route with its OpenAPI path, behind Bearer auth and `Idempotency-Key` (see
+/// `crate::startup::router`). A resource adds one `.merge(…::router())` line here; its router
+/// registers each handler with `.routes(utoipa_axum::routes!(handler))` (docs/service-plan.md,
+/// "OpenAPI").
+pub(crate) fn api_v1() -> ApiRouter {
+    ApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(crate::openapi::router())
+}

@@ -154,7 +154,7 @@ impl WorkspaceRow {
 
 /// `created_at` as stored: truncated to microseconds, fixed width, so that text order is time
 /// order in SQLite and PostgreSQL parses it as `timestamptz`.
-fn format_timestamp(instant: Timestamp) -> String {
+pub(crate) fn format_timestamp(instant: Timestamp) -> String {
     format!("{instant:.6}")
 }
 

@@ -1,0 +1,156 @@
+//! [`ApiJson`]: a JSON body extractor whose rejections are problems like every other error.
+//!
+//! axum's own `Json` answers plain text. This one answers 400 `malformed-json` when the body is
+//! not JSON, and 422 `validation` naming the field (as a JSON path, e.g. `address.country`) when
+//! the JSON does not fit the expected shape, so clients get one error format everywhere
+//! (STYLE.md, "Errors"; axum `examples/error-handling`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::error::Category;
+
+use crate::error::{ApiError, FieldError};
+
+/// A request body parsed from JSON, or a response body written as JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status().as_u16() {
+                    413 => ApiError::PayloadTooLarge {
+                        limit_bytes: crate::limits::BODY_LENGTH_MAX_BYTES,
+                    },
+                    _ => ApiError::MalformedJson {
+                        detail: rejection.body_text(),
+                    },
+                })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// Parses `bytes` as a `T`, telling malformed JSON (400) from a JSON value of the wrong shape (422).
+///
+/// # Errors
+///
+/// [`ApiError::MalformedJson`] or [`ApiError::Validation`] with the path of the offending field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            Category::Data => {
+                let reason = data_reason(&inner);
+                let field = field_of(&path, &reason);
+                ApiError::Validation(vec![FieldError::new(field, reason)])
+            }
+            Category::Syntax | Category::Eof | Category::Io => malformed(&inner),
+        }
+    })?;
+    // Trailing characters after the value: `{"a": 1} x`.
+    deserializer.end().map_err(|error| malformed(&error))?;
+    Ok(value)
+}
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::MalformedJson {
+        detail: format!("The body is not valid JSON: {error}."),
+    }
+}
+
+/// The JSON path of the field a data error is about. A missing field is reported by serde at its
+/// parent's path, with the field's name only in the message.
+fn field_of(path: &str, reason: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    let missing = reason
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    match missing {
+        Some(name) if parent.is_empty() => name.to_owned(),
+        Some(name) => format!("{parent}.{name}"),
+        None => parent.to_owned(),
+    }
+}
+
+/// serde's message without the " at line 1 column 42" suffix, which names a place in the body
+/// rather than the field.
+fn data_reason(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    match message.rfind(" at line ") {
+        Some(position) => message[..position].to_owned(),
+        None => message,
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Wire {
+        name: String,
+        address: Option<Address>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Address {
+        country: String,
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_parent_path() {
+        let error = parse_json::<Wire>(br#"{"name": "a", "address": {}}"#).unwrap_err();
+
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors[0].field, "address.country");
+        assert_eq!(errors[0].reason, "missing field `country`");
+    }
+
+    #[test]
+    fn a_syntax_error_is_malformed_json() {
+        let error = parse_json::<Wire>(br#"{"name": "#).unwrap_err();
+
+        assert!(matches!(error, ApiError::MalformedJson { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed_json() {
+        let error = parse_json::<Wire>(br#"{"name": "a"} x"#).unwrap_err();
+
+        assert!(matches!(error, ApiError::MalformedJson { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_nested_field() {
+        let error = parse_json::<Wire>(br#"{"name": "a", "address": {"country": 7}}"#).unwrap_err();
+
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors[0].field, "address.country");
+        assert!(errors[0].reason.starts_with("invalid type"), "{errors:?}");
+    }
+}

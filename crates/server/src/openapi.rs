@@ -1,0 +1,90 @@
+//! The OpenAPI 3.1 document of the native API, served at `/api/v1/openapi.json`.
+//!
+//! Routes and their documentation come from one place: a handler carries
+//! `#[utoipa::path(post, path = "/api/v1/…", …)]`, and its resource's router registers it with
+//! `ApiRouter::new().routes(routes!(handler))` (utoipa-axum), which adds both the axum route and the
+//! document's path. A test (`tests/api/openapi.rs`) walks the axum router and the served document
+//! and fails when either has a route the other lacks. How to register a route:
+//! `docs/service-plan.md`, "OpenAPI".
+
+use std::sync::LazyLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDocument;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{FieldError, Problem};
+use crate::startup::AppState;
+
+/// The router every `/api/v1` resource builds: axum routes that carry their OpenAPI paths.
+pub type ApiRouter = OpenApiRouter<AppState>;
+
+/// The document's fixed parts; paths are added by the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "billow",
+        description = "Usage-based billing and invoicing for cloud platforms: the native API.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(Problem, FieldError)),
+)]
+pub struct ApiDoc;
+
+/// Declares the Bearer scheme every operation requires (workspace keys `bk_…`, customer tokens
+/// `bct_…`).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A workspace API key (`bk_…`, made by `billow keys create`) or a \
+                         customer-scoped token (`bct_…`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The route that serves the document.
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// The whole document: [`ApiDoc`] with the paths of every `/api/v1` router.
+pub fn document() -> OpenApiDocument {
+    crate::routes::api_v1().split_for_parts().1
+}
+
+/// Built once: the document does not change while the process runs.
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| match document().to_json() {
+    Ok(json) => json,
+    Err(error) => unreachable!("the OpenAPI document always serializes: {error}"),
+});
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], DOCUMENT_JSON.as_str())
+}
