@@ -6,6 +6,7 @@
 
 mod bench;
 mod database;
+mod keys;
 mod migrate;
 mod preview;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(migrate::MigrateArgs),
+    /// Manage workspace API keys.
+    Keys(keys::KeysArgs),
     /// Price an offline scenario file and print the invoices billow would issue (no database).
     Preview(preview::PreviewArgs),
     /// Measure billow's throughput.
@@ -68,6 +71,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Keys(args) => keys::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -18,8 +18,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
-use billow_store::{CredentialHash, CredentialKind, WorkspaceId};
-use jiff::Timestamp;
+use billow_store::{CredentialHash, CredentialKind, Store, WorkspaceId};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -117,6 +116,23 @@ pub async fn require_principal(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// Says, once at start, how to make the first API key when there is none: without one, every
+/// `/api/v1` request is refused.
+pub async fn log_when_no_api_key_exists(store: &Store) {
+    match store.any_api_key_exists().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "no API key exists yet: create one with `billow keys create --workspace NAME` \
+             (same --data or DATABASE_URL as serve); every /api/v1 request needs one"
+        ),
+        Err(error) => tracing::warn!(
+            error.message = %error,
+            error.cause_chain = ?error,
+            "could not tell whether an API key exists"
+        ),
+    }
+}
+
 /// The principal of the request's Bearer credential.
 async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
     let secret = bearer_secret(parts).ok_or(ApiError::Unauthenticated)?;
@@ -129,7 +145,7 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiE
             .map_err(ApiError::internal)?
             .map(|workspace_id| Principal::Workspace { workspace_id }),
         Some(CredentialKind::CustomerToken) => store
-            .customer_token_owner(&hash, Timestamp::now())
+            .customer_token_owner(&hash, state.clock.now())
             .await
             .map_err(ApiError::internal)?
             .map(|owner| Principal::Customer {

@@ -31,11 +31,14 @@ pub struct AppState {
     pub billing: std::sync::Arc<crate::billing::BillingSettings>,
     /// Who collects invoices' money.
     pub payments: std::sync::Arc<dyn crate::billing::payment::PaymentProvider>,
+    /// Group-commits ingested usage events (routes/events).
+    pub events: billow_store::EventWriter,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
         Self {
+            events: billow_store::EventWriter::new(store.clone()),
             store,
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             billing: std::sync::Arc::default(),
@@ -113,6 +116,7 @@ impl Application {
         let store = Store::open(&settings.database).await?;
         store.migrate().await?;
         tracing::info!(database = %settings.database, "store ready");
+        crate::auth::log_when_no_api_key_exists(&store).await;
         Ok(Self {
             listener,
             address,
