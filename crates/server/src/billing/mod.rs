@@ -4,6 +4,7 @@
 //! The billing core's scenario engine is the one place that decides invoices; this module only
 //! feeds it stored rows and stores what it answers (docs/billing-runs.md).
 
+pub(crate) mod api;
 pub(crate) mod payment;
 pub(crate) mod run;
 pub(crate) mod scenario;

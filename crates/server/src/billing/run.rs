@@ -315,6 +315,25 @@ async fn finalize(
     })
 }
 
+/// Finalizes a stored draft now (`POST /api/v1/invoices/{id}/finalize`).
+///
+/// # Errors
+/// A 409 when another run or request finalized it first.
+pub(crate) async fn finalize_draft(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    draft: InvoiceRecord,
+) -> Result<i64, ApiError> {
+    let id = draft.id.clone();
+    finalize(state, workspace, draft, state.clock.now())
+        .await?
+        .ok_or_else(|| {
+            crate::billing::api::store_error("invoice", &id)(
+                billow_store::BillingStoreError::Immutable,
+            )
+        })
+}
+
 /// Adds one `adjustment` line per pending adjustment and updates the totals: the difference is
 /// the change of the earlier invoice's total, tax included, so it counts in the subtotal and the
 /// total (subtotal + discount + credit + tax = total still holds).

@@ -1,7 +1,14 @@
 //! One module per resource; each exposes its handlers to [`crate::router`].
 
+pub(crate) mod credits;
 pub(crate) mod fallback;
 pub(crate) mod health;
+pub(crate) mod invoices;
+pub(crate) mod meters;
+pub(crate) mod plans;
+pub(crate) mod runs;
+pub(crate) mod subscriptions;
+pub(crate) mod usage;
 
 use crate::openapi::ApiRouter;
 
@@ -12,4 +19,11 @@ use crate::openapi::ApiRouter;
 pub(crate) fn api_v1() -> ApiRouter {
     ApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(crate::openapi::router())
+        .merge(meters::router())
+        .merge(plans::router())
+        .merge(subscriptions::router())
+        .merge(credits::router())
+        .merge(invoices::router())
+        .merge(usage::router())
+        .merge(runs::router())
 }

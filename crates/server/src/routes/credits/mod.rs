@@ -1,0 +1,257 @@
+//! `/api/v1/credit-grants`, `/api/v1/discounts` (coupons) and `/api/v1/tax-rates`, and the tax
+//! rate a customer is charged (`PUT /api/v1/customers/{id}/tax-rate`).
+//!
+//! Grants and discounts are the core's shapes (`billow_core::credit::CreditGrant`,
+//! `billow_core::scenario::DiscountSpec`) with a `customer_id`; their scenario key is their id.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use billow_core::Currency;
+use billow_store::catalog::TaxRateRecord;
+use billow_store::new_id;
+use billow_store::subscriptions::{CustomerSpecKind, CustomerSpecRecord};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use utoipa_axum::routes;
+
+use crate::auth::{Principal, WorkspaceAuth};
+use crate::billing::api::{object, show, store_error, take_string};
+use crate::billing::scenario::{validate_document, validation_document, with_key, CustomerWorld};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::openapi::ApiRouter;
+use crate::startup::AppState;
+
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create_credit_grant, list_credit_grants))
+        .routes(routes!(create_discount, list_discounts))
+        .routes(routes!(create_tax_rate, list_tax_rates))
+        .routes(routes!(set_customer_tax_rate))
+}
+
+fn record_json(record: &CustomerSpecRecord) -> Value {
+    let mut spec = record.spec.clone();
+    if let Some(object) = spec.as_object_mut() {
+        object.remove("key");
+    }
+    show(
+        json!({"id": record.id, "customer_id": record.customer_id, "created_at": record.created_at.to_string()}),
+        &spec,
+    )
+}
+
+/// Validates and stores a grant or discount of a customer; `member` is the scenario's list it
+/// goes in (`credit_grants`, `discounts`).
+async fn create_customer_spec(
+    state: &AppState,
+    auth: &WorkspaceAuth,
+    body: Value,
+    kind: CustomerSpecKind,
+    member: &'static str,
+    prefix: &str,
+) -> Result<CustomerSpecRecord, ApiError> {
+    let mut body = object(body)?;
+    let customer_id = take_string(&mut body, "customer_id")?;
+    if body.contains_key("key") {
+        return Err(ApiError::invalid("key", "unknown field: the id is the key"));
+    }
+    let world = CustomerWorld::load(state, &auth.workspace_id, &customer_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))?;
+    let id = new_id(prefix);
+    let spec = with_key(Value::Object(body), &id);
+    let mut members = Map::new();
+    members.insert(member.into(), json!([spec]));
+    let document = validation_document(world.customer.currency, &world.meters, members);
+    validate_document(&document, &format!("{member}[0]"))?;
+    let record = CustomerSpecRecord {
+        id: id.clone(),
+        customer_id,
+        spec,
+        created_at: state.clock.now(),
+    };
+    state
+        .store
+        .insert_customer_spec(&auth.workspace_id, kind, &record)
+        .await
+        .map_err(store_error(member, &id))?;
+    Ok(record)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CustomerQuery {
+    customer_id: Option<String>,
+}
+
+async fn list_customer_specs(
+    state: &AppState,
+    principal: &Principal,
+    query: CustomerQuery,
+    kind: CustomerSpecKind,
+) -> Result<ApiJson<Value>, ApiError> {
+    let customer = principal
+        .customer_id()
+        .map(str::to_owned)
+        .or(query.customer_id);
+    let records = state
+        .store
+        .customer_specs(principal.workspace_id(), kind, customer.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({"data": records.iter().map(record_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Grants credits to a customer: `customer_id`, `type` (`free`, `sla`, `prepaid`,
+/// `promotional`), `meter` (absent: money), `amount`, `start`, `expiry`, `priority`.
+#[utoipa::path(post, path = "/api/v1/credit-grants", tag = "credits",
+    responses((status = 201, description = "The grant"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_credit_grant(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let record = create_customer_spec(
+        &state,
+        &auth,
+        body,
+        CustomerSpecKind::CreditGrant,
+        "credit_grants",
+        "grant",
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(record_json(&record))))
+}
+
+/// Lists credit grants (of one customer when `customer_id` is given).
+#[utoipa::path(get, path = "/api/v1/credit-grants", tag = "credits",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
+    responses((status = 200, description = "The grants")))]
+pub(crate) async fn list_credit_grants(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CustomerQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    list_customer_specs(&state, &principal, query, CustomerSpecKind::CreditGrant).await
+}
+
+/// Gives a customer a discount (a coupon): `customer_id`, `percent_off` or `amount_off`,
+/// `duration` (`once`, `{"repeating": {"invoices": 3}}`, `forever`), `start`.
+#[utoipa::path(post, path = "/api/v1/discounts", tag = "credits",
+    responses((status = 201, description = "The discount"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_discount(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let record = create_customer_spec(
+        &state,
+        &auth,
+        body,
+        CustomerSpecKind::Discount,
+        "discounts",
+        "disc",
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(record_json(&record))))
+}
+
+/// Lists discounts (of one customer when `customer_id` is given).
+#[utoipa::path(get, path = "/api/v1/discounts", tag = "credits",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
+    responses((status = 200, description = "The discounts")))]
+pub(crate) async fn list_discounts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CustomerQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    list_customer_specs(&state, &principal, query, CustomerSpecKind::Discount).await
+}
+
+fn tax_rate_json(record: &TaxRateRecord) -> Value {
+    show(
+        json!({"id": record.id, "created_at": record.created_at.to_string()}),
+        &record.spec,
+    )
+}
+
+/// Creates a tax rate: `name` and `rate_percent` (exclusive tax).
+#[utoipa::path(post, path = "/api/v1/tax-rates", tag = "credits",
+    responses((status = 201, description = "The tax rate"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_tax_rate(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let spec = Value::Object(object(body)?);
+    let mut members = Map::new();
+    members.insert("customer".into(), json!({"id": "validation", "tax": spec}));
+    let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
+    validate_document(&validation_document(currency, &[], members), "customer.tax")?;
+    let record = TaxRateRecord {
+        id: new_id("tax"),
+        spec,
+        created_at: state.clock.now(),
+    };
+    state
+        .store
+        .insert_tax_rate(&auth.workspace_id, &record)
+        .await
+        .map_err(store_error("tax rate", &record.id))?;
+    Ok((StatusCode::CREATED, ApiJson(tax_rate_json(&record))))
+}
+
+/// Lists the workspace's tax rates.
+#[utoipa::path(get, path = "/api/v1/tax-rates", tag = "credits",
+    responses((status = 200, description = "The tax rates")))]
+pub(crate) async fn list_tax_rates(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+) -> Result<ApiJson<Value>, ApiError> {
+    let rates = state
+        .store
+        .tax_rates(&auth.workspace_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({"data": rates.iter().map(tax_rate_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CustomerTaxRate {
+    tax_rate_id: String,
+}
+
+/// Charges a customer a tax rate from its next invoice on: `{"tax_rate_id": "tax_…"}`.
+#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", tag = "credits",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 200, description = "The tax rate charged"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn set_customer_tax_rate(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CustomerTaxRate>,
+) -> Result<ApiJson<Value>, ApiError> {
+    CustomerWorld::load(&state, &auth.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            resource: "customer",
+            id: id.clone(),
+        })?;
+    state
+        .store
+        .set_customer_tax_rate(&auth.workspace_id, &id, &body.tax_rate_id)
+        .await
+        .map_err(|error| match error {
+            billow_store::BillingStoreError::NotFound => {
+                ApiError::invalid("tax_rate_id", "no tax rate has this id")
+            }
+            other => ApiError::internal(other),
+        })?;
+    Ok(ApiJson(
+        json!({"customer_id": id, "tax_rate_id": body.tax_rate_id}),
+    ))
+}

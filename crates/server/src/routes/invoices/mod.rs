@@ -1,0 +1,537 @@
+//! `/api/v1/invoices` and a customer's invoice views: list, get, finalize, void, credit notes,
+//! payments (manual provider), upcoming, last invoice, billing history.
+//!
+//! A finalized invoice's content never changes: finalizing again is a 409, and corrections are
+//! credit notes, which never credit more than the invoice's total.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use billow_core::{Currency, Money};
+use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
+use billow_store::new_id;
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa_axum::routes;
+
+use crate::auth::{Principal, WorkspaceAuth};
+use crate::billing::api::{guard_customer, store_error};
+use crate::billing::payment::PAYMENT_STATES;
+use crate::billing::run::{finalize_draft, preview_customer};
+use crate::billing::scenario::CustomerWorld;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::openapi::ApiRouter;
+use crate::startup::AppState;
+
+/// Page size when the client does not ask for one.
+const PAGE_LIMIT_DEFAULT: i64 = 20;
+/// Most lines one credit note may have.
+const CREDIT_NOTE_LINES_MAX: usize = 100;
+
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(list_invoices))
+        .routes(routes!(get_invoice))
+        .routes(routes!(finalize_invoice))
+        .routes(routes!(void_invoice))
+        .routes(routes!(create_credit_note, list_credit_notes))
+        .routes(routes!(record_payment, list_payments))
+        .routes(routes!(upcoming_invoices))
+        .routes(routes!(last_invoice))
+        .routes(routes!(billing_history))
+}
+
+fn money_json(amount_minor: i64, currency: &str) -> Value {
+    match Currency::from_code(currency) {
+        Ok(currency) => json!(Money::from_minor(amount_minor, currency)),
+        Err(_) => json!({"amount_minor": amount_minor, "currency": currency}),
+    }
+}
+
+pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
+    let reference = invoice
+        .number
+        .map_or_else(|| invoice.id.clone(), |number| format!("#{number}"));
+    let total = money_json(invoice.total_minor, &invoice.currency);
+    let amount = total["amount"].as_str().unwrap_or_default().to_owned();
+    json!({
+        "id": invoice.id,
+        "number": invoice.number,
+        "customer_id": invoice.customer_id,
+        "subscription_id": invoice.subscription_id,
+        "plan_version_id": invoice.plan_version_id,
+        "reason": invoice.reason,
+        "status": invoice.status.as_str(),
+        "issued_at": invoice.issued_at.to_string(),
+        "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
+        "currency": invoice.currency,
+        "rounding": invoice.rounding,
+        "total": total,
+        "lines": invoice.lines,
+        "totals": invoice.totals,
+        "credit_usage": invoice.credit_usage,
+        "created_at": invoice.created_at.to_string(),
+        "finalized_at": invoice.finalized_at.map(|at| at.to_string()),
+        "payment_instructions": state.payments.instructions(&reference, &format!("{amount} {}", invoice.currency)),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    customer_id: Option<String>,
+    subscription_id: Option<String>,
+    status: Option<String>,
+    /// Issued at or after.
+    from: Option<String>,
+    /// Issued before.
+    to: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_instant(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 instant"))
+    })
+    .transpose()
+}
+
+fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|_| ApiError::invalid("status", "must be one of draft, open, paid, void"))
+    })
+    .transpose()
+}
+
+/// Lists invoices newest first, 20 a page (at most 100): filters `customer_id`,
+/// `subscription_id`, `status`, `from`/`to` (issued in `[from, to)`); `cursor` is the previous
+/// page's `next_cursor`.
+#[utoipa::path(get, path = "/api/v1/invoices", tag = "invoices",
+    params(
+        ("customer_id" = Option<String>, Query, description = "Only this customer's"),
+        ("subscription_id" = Option<String>, Query, description = "Only this subscription's"),
+        ("status" = Option<String>, Query, description = "draft, open, paid or void"),
+        ("from" = Option<String>, Query, description = "Issued at or after"),
+        ("to" = Option<String>, Query, description = "Issued before"),
+        ("cursor" = Option<String>, Query, description = "The previous page's next_cursor"),
+        ("limit" = Option<i64>, Query, description = "1 to 100"),
+    ),
+    responses((status = 200, description = "A page of invoices"), (status = 422, description = "Invalid parameter")))]
+pub(crate) async fn list_invoices(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if !(1..=billow_store::invoices::INVOICE_PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let customer_id = match (principal.customer_id(), query.customer_id) {
+        (Some(own), _) => Some(own.to_owned()),
+        (None, asked) => asked,
+    };
+    let filter = InvoiceFilter {
+        customer_id,
+        subscription_id: query.subscription_id,
+        status: parse_status(query.status.as_deref())?,
+        issued_from: parse_instant("from", query.from.as_deref())?,
+        issued_to: parse_instant("to", query.to.as_deref())?,
+        before_id: query.cursor,
+        limit,
+    };
+    let invoices = state
+        .store
+        .invoices(principal.workspace_id(), &filter)
+        .await
+        .map_err(ApiError::internal)?;
+    let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| invoices.last().map(|invoice| invoice.id.clone()))
+        .flatten();
+    Ok(ApiJson(json!({
+        "data": invoices.iter().map(|i| invoice_json(&state, i)).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+async fn find_invoice(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<InvoiceRecord, ApiError> {
+    let not_found = || ApiError::NotFound {
+        resource: "invoice",
+        id: id.to_owned(),
+    };
+    let invoice = state
+        .store
+        .invoice(principal.workspace_id(), id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    guard_customer(principal, &invoice.customer_id).map_err(|_| not_found())?;
+    Ok(invoice)
+}
+
+fn workspace_principal(auth: &WorkspaceAuth) -> Principal {
+    Principal::Workspace {
+        workspace_id: auth.workspace_id.clone(),
+    }
+}
+
+/// One invoice, with its lines and their calculation traces.
+#[utoipa::path(get, path = "/api/v1/invoices/{id}", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 200, description = "The invoice"), (status = 404, description = "No such invoice")))]
+pub(crate) async fn get_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let invoice = find_invoice(&state, &principal, &id).await?;
+    Ok(ApiJson(invoice_json(&state, &invoice)))
+}
+
+/// Finalizes a draft now, before its grace period ends: it gets the next number and is open.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 200, description = "The finalized invoice"), (status = 409, description = "Already finalized")))]
+pub(crate) async fn finalize_invoice(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
+    if invoice.status != InvoiceStatus::Draft {
+        return Err(store_error("invoice", &id)(
+            billow_store::BillingStoreError::Immutable,
+        ));
+    }
+    finalize_draft(&state, &auth.workspace_id, invoice).await?;
+    let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
+    Ok(ApiJson(invoice_json(&state, &invoice)))
+}
+
+/// Voids an open invoice. A paid or void invoice, or a draft, is a 409.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/void", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 200, description = "The void invoice"), (status = 409, description = "Not open")))]
+pub(crate) async fn void_invoice(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    find_invoice(&state, &workspace_principal(&auth), &id).await?;
+    let invoice = state
+        .store
+        .set_invoice_status(
+            &auth.workspace_id,
+            &id,
+            &[InvoiceStatus::Open],
+            InvoiceStatus::Void,
+        )
+        .await
+        .map_err(store_error("invoice", &id))?;
+    Ok(ApiJson(invoice_json(&state, &invoice)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreditNoteBody {
+    lines: Vec<CreditNoteLine>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreditNoteLine {
+    description: String,
+    /// In major units, positive (`"5.00"`).
+    amount: Decimal,
+    /// The invoice line it corrects.
+    #[serde(default)]
+    line: Option<u32>,
+}
+
+/// Credits part of a finalized invoice: `lines` of `{description, amount, line?}` (amounts in
+/// major units, positive); the invoice's credit notes never credit more than its total.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 201, description = "The credit note"), (status = 409, description = "Not finalized"), (status = 422, description = "Invalid field or above the invoice")))]
+pub(crate) async fn create_credit_note(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreditNoteBody>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
+    let currency = Currency::from_code(&invoice.currency).map_err(ApiError::internal)?;
+    if body.lines.is_empty() || body.lines.len() > CREDIT_NOTE_LINES_MAX {
+        return Err(ApiError::invalid("lines", "must have 1 to 100 lines"));
+    }
+    let mut lines = Vec::with_capacity(body.lines.len());
+    let mut total_minor: i64 = 0;
+    for (index, line) in body.lines.iter().enumerate() {
+        let field = |name: &str| format!("lines[{index}].{name}");
+        if line.description.trim().is_empty() {
+            return Err(ApiError::invalid(field("description"), "must not be empty"));
+        }
+        let money = Money::from_exact_decimal(line.amount, currency).map_err(|_| {
+            ApiError::invalid(
+                field("amount"),
+                "must be whole minor units of the invoice currency",
+            )
+        })?;
+        if money.amount_minor() <= 0 {
+            return Err(ApiError::invalid(field("amount"), "must be positive"));
+        }
+        total_minor = total_minor
+            .checked_add(money.amount_minor())
+            .ok_or_else(|| ApiError::invalid(field("amount"), "is too large"))?;
+        lines.push(json!({"description": line.description, "amount": money, "line": line.line}));
+    }
+    let note = CreditNoteRecord {
+        id: new_id("cn"),
+        invoice_id: id.clone(),
+        total_minor,
+        lines: Value::Array(lines),
+        reason: body.reason,
+        created_at: state.clock.now(),
+    };
+    state
+        .store
+        .insert_credit_note(&auth.workspace_id, &note)
+        .await
+        .map_err(store_error("invoice", &id))?;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(credit_note_json(&note, &invoice.currency)),
+    ))
+}
+
+fn credit_note_json(note: &CreditNoteRecord, currency: &str) -> Value {
+    json!({
+        "id": note.id,
+        "invoice_id": note.invoice_id,
+        "total": money_json(note.total_minor, currency),
+        "lines": note.lines,
+        "reason": note.reason,
+        "created_at": note.created_at.to_string(),
+    })
+}
+
+/// The credit notes of an invoice.
+#[utoipa::path(get, path = "/api/v1/invoices/{id}/credit-notes", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 200, description = "The credit notes")))]
+pub(crate) async fn list_credit_notes(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let invoice = find_invoice(&state, &principal, &id).await?;
+    let notes = state
+        .store
+        .credit_notes(principal.workspace_id(), &id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(json!({
+        "data": notes.iter().map(|n| credit_note_json(n, &invoice.currency)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PaymentBody {
+    state: String,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Records a payment state of an invoice (manual provider): `state` is `PaymentInProgress`,
+/// `Paid` or `PaymentFailed`; `Paid` marks the invoice paid.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 201, description = "The payment history"), (status = 409, description = "A draft or void invoice"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn record_payment(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PaymentBody>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    if !PAYMENT_STATES[1..].contains(&body.state.as_str()) {
+        return Err(ApiError::invalid(
+            "state",
+            "must be PaymentInProgress, Paid or PaymentFailed",
+        ));
+    }
+    find_invoice(&state, &workspace_principal(&auth), &id).await?;
+    state
+        .store
+        .add_payment_state(
+            &auth.workspace_id,
+            &id,
+            &body.state,
+            body.message.as_deref(),
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_error("invoice", &id))?;
+    let history = payment_history(&state, &workspace_principal(&auth), &id).await?;
+    Ok((StatusCode::CREATED, ApiJson(history)))
+}
+
+async fn payment_history(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let invoice = find_invoice(state, principal, id).await?;
+    let history = state
+        .store
+        .payment_states(principal.workspace_id(), id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({
+        "invoice_id": id,
+        "status": invoice.status.as_str(),
+        "data": history.iter().map(|s| json!({"state": s.state, "message": s.message, "at": s.at.to_string()})).collect::<Vec<_>>(),
+    }))
+}
+
+/// The payment-state history of an invoice, oldest first.
+#[utoipa::path(get, path = "/api/v1/invoices/{id}/payments", tag = "invoices",
+    params(("id" = String, Path, description = "The invoice's id")),
+    responses((status = 200, description = "The payment history")))]
+pub(crate) async fn list_payments(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    Ok(ApiJson(payment_history(&state, &principal, &id).await?))
+}
+
+/// What would be billed if the customer's open periods closed now (the engine's `upcoming`).
+#[utoipa::path(get, path = "/api/v1/customers/{id}/invoices/upcoming", tag = "invoices",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 200, description = "The upcoming invoices"), (status = 404, description = "No such customer")))]
+pub(crate) async fn upcoming_invoices(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    guard_customer(&principal, &id)?;
+    let world = CustomerWorld::load(&state, principal.workspace_id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            resource: "customer",
+            id: id.clone(),
+        })?;
+    let now = state.clock.now();
+    let preview = preview_customer(&state, principal.workspace_id(), &world, now).await?;
+    Ok(ApiJson(
+        json!({"now": now.to_string(), "data": preview.upcoming}),
+    ))
+}
+
+/// The customer's finalized invoices, newest first (drafts excluded).
+async fn finalized_invoices(
+    state: &AppState,
+    principal: &Principal,
+    customer_id: &str,
+    before_id: Option<String>,
+    limit: i64,
+) -> Result<Vec<InvoiceRecord>, ApiError> {
+    guard_customer(principal, customer_id)?;
+    let mut found = Vec::new();
+    let mut filter = InvoiceFilter {
+        customer_id: Some(customer_id.to_owned()),
+        before_id,
+        limit: billow_store::invoices::INVOICE_PAGE_LIMIT_MAX,
+        ..InvoiceFilter::default()
+    };
+    loop {
+        let page = state
+            .store
+            .invoices(principal.workspace_id(), &filter)
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(last) = page.last() else { break };
+        filter.before_id = Some(last.id.clone());
+        found.extend(
+            page.into_iter()
+                .filter(|i| i.status != InvoiceStatus::Draft),
+        );
+        if found.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(found)
+}
+
+/// The customer's latest finalized invoice (EMCP's `last-invoice`).
+#[utoipa::path(get, path = "/api/v1/customers/{id}/last-invoice", tag = "invoices",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses((status = 200, description = "The last invoice"), (status = 404, description = "No invoice yet")))]
+pub(crate) async fn last_invoice(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let invoices = finalized_invoices(&state, &principal, &id, None, 1).await?;
+    let invoice = invoices.first().ok_or_else(|| ApiError::NotFound {
+        resource: "invoice of customer",
+        id: id.clone(),
+    })?;
+    Ok(ApiJson(invoice_json(&state, invoice)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The customer's finalized invoices, newest first, with their statuses (billing history).
+#[utoipa::path(get, path = "/api/v1/customers/{id}/billing-history", tag = "invoices",
+    params(
+        ("id" = String, Path, description = "The customer's id"),
+        ("cursor" = Option<String>, Query, description = "The previous page's next_cursor"),
+        ("limit" = Option<i64>, Query, description = "1 to 100"),
+    ),
+    responses((status = 200, description = "A page of the billing history")))]
+pub(crate) async fn billing_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if !(1..=billow_store::invoices::INVOICE_PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let invoices = finalized_invoices(&state, &principal, &id, query.cursor, limit).await?;
+    let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| invoices.last().map(|invoice| invoice.id.clone()))
+        .flatten();
+    let data: Vec<Value> = invoices
+        .iter()
+        .map(|invoice| {
+            json!({
+                "id": invoice.id,
+                "number": invoice.number,
+                "status": invoice.status.as_str(),
+                "issued_at": invoice.issued_at.to_string(),
+                "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
+                "total": money_json(invoice.total_minor, &invoice.currency),
+            })
+        })
+        .collect();
+    Ok(ApiJson(json!({"data": data, "next_cursor": next_cursor})))
+}

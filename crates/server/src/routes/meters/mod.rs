@@ -1,0 +1,98 @@
+//! `/api/v1/meters`: how usage events become quantities (`billow_core::Meter`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use billow_core::Currency;
+use billow_store::catalog::MeterRecord;
+use billow_store::new_id;
+use serde_json::{json, Map, Value};
+use utoipa_axum::routes;
+
+use crate::auth::WorkspaceAuth;
+use crate::billing::api::{object, show, store_error};
+use crate::billing::scenario::{validate_document, validation_document};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::openapi::ApiRouter;
+use crate::startup::AppState;
+
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create_meter, list_meters))
+        .routes(routes!(get_meter))
+}
+
+fn to_json(meter: &MeterRecord) -> Value {
+    show(
+        json!({"id": meter.id, "created_at": meter.created_at.to_string()}),
+        &meter.spec,
+    )
+}
+
+/// Creates a meter. The body is a meter as the scenario format writes it: `key`, `event_type`,
+/// `aggregation`, `value_property`, `group_by`, `filters`, `time_unit`.
+#[utoipa::path(post, path = "/api/v1/meters", tag = "meters",
+    responses((status = 201, description = "The meter"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_meter(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let spec = Value::Object(object(body)?);
+    let mut members = Map::new();
+    members.insert("meters".into(), json!([spec]));
+    let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
+    let document = validation_document(currency, &[], members);
+    let scenario = validate_document(&document, "meters[0]")?;
+    let key = scenario.meters[0].key.clone();
+    let record = MeterRecord {
+        id: new_id("mtr"),
+        key: key.clone(),
+        spec,
+        created_at: state.clock.now(),
+    };
+    state
+        .store
+        .insert_meter(&auth.workspace_id, &record)
+        .await
+        .map_err(store_error("meter", &key))?;
+    Ok((StatusCode::CREATED, ApiJson(to_json(&record))))
+}
+
+/// Lists the workspace's meters, oldest first.
+#[utoipa::path(get, path = "/api/v1/meters", tag = "meters",
+    responses((status = 200, description = "The meters")))]
+pub(crate) async fn list_meters(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+) -> Result<ApiJson<Value>, ApiError> {
+    let meters = state
+        .store
+        .meters(&auth.workspace_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({"data": meters.iter().map(to_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// One meter.
+#[utoipa::path(get, path = "/api/v1/meters/{id}", tag = "meters",
+    params(("id" = String, Path, description = "The meter's id")),
+    responses((status = 200, description = "The meter"), (status = 404, description = "No such meter")))]
+pub(crate) async fn get_meter(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let meter = state
+        .store
+        .meter(&auth.workspace_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound {
+            resource: "meter",
+            id,
+        })?;
+    Ok(ApiJson(to_json(&meter)))
+}

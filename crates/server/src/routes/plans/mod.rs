@@ -1,0 +1,194 @@
+//! `/api/v1/plans`: versioned plans. A plan is created at version 1; `PUT` adds a version and
+//! makes it the one new subscriptions get. Existing subscriptions and their invoices keep the
+//! version they use.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use billow_core::Currency;
+use billow_store::catalog::{PlanRecord, PlanVersionRecord};
+use billow_store::{new_id, WorkspaceId};
+use serde_json::{json, Map, Value};
+use utoipa_axum::routes;
+
+use crate::auth::WorkspaceAuth;
+use crate::billing::api::{object, show, store_error};
+use crate::billing::scenario::{validate_document, validation_document};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::openapi::ApiRouter;
+use crate::startup::AppState;
+
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create_plan, list_plans))
+        .routes(routes!(get_plan, update_plan))
+}
+
+/// Checks a plan spec with the core against the workspace's meters; returns its key.
+async fn validate_plan(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    spec: &Value,
+) -> Result<String, ApiError> {
+    let meters: Vec<Value> = state
+        .store
+        .meters(workspace)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|meter| meter.spec)
+        .collect();
+    let mut members = Map::new();
+    members.insert("plans".into(), json!([spec]));
+    // Amounts are checked as USD (two decimals): plans carry no currency of their own.
+    let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
+    let scenario = validate_document(&validation_document(currency, &meters, members), "plans[0]")?;
+    Ok(scenario.plans[0].key.clone())
+}
+
+async fn plan_json(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    plan: &PlanRecord,
+) -> Result<Value, ApiError> {
+    let versions = state
+        .store
+        .plan_versions(workspace, &plan.id)
+        .await
+        .map_err(ApiError::internal)?;
+    let current = versions
+        .iter()
+        .find(|version| version.id == plan.current_version_id);
+    let version_json = |version: &PlanVersionRecord| {
+        show(
+            json!({"id": version.id, "version": version.version, "created_at": version.created_at.to_string()}),
+            &version.spec,
+        )
+    };
+    Ok(json!({
+        "id": plan.id,
+        "key": plan.key,
+        "created_at": plan.created_at.to_string(),
+        "current_version": current.map(version_json),
+        "versions": versions.iter().map(|v| json!({"id": v.id, "version": v.version, "created_at": v.created_at.to_string()})).collect::<Vec<_>>(),
+    }))
+}
+
+/// Creates a plan: `key`, `name`, `cadence`, `prices`, `phases`, `minimum_amount`, as the
+/// scenario format writes a plan.
+#[utoipa::path(post, path = "/api/v1/plans", tag = "plans",
+    responses((status = 201, description = "The plan at version 1"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_plan(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let spec = Value::Object(object(body)?);
+    let key = validate_plan(&state, &auth.workspace_id, &spec).await?;
+    let now = state.clock.now();
+    let plan = PlanRecord {
+        id: new_id("plan"),
+        key: key.clone(),
+        current_version_id: new_id("pv"),
+        created_at: now,
+    };
+    let version = PlanVersionRecord {
+        id: plan.current_version_id.clone(),
+        plan_id: plan.id.clone(),
+        version: 1,
+        spec,
+        created_at: now,
+    };
+    state
+        .store
+        .insert_plan(&auth.workspace_id, &plan, &version)
+        .await
+        .map_err(store_error("plan", &key))?;
+    let shown = plan_json(&state, &auth.workspace_id, &plan).await?;
+    Ok((StatusCode::CREATED, ApiJson(shown)))
+}
+
+/// Lists the workspace's plans, oldest first.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans",
+    responses((status = 200, description = "The plans")))]
+pub(crate) async fn list_plans(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+) -> Result<ApiJson<Value>, ApiError> {
+    let plans = state
+        .store
+        .plans(&auth.workspace_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut data = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        data.push(plan_json(&state, &auth.workspace_id, plan).await?);
+    }
+    Ok(ApiJson(json!({"data": data})))
+}
+
+pub(crate) async fn find_plan(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    id: &str,
+) -> Result<PlanRecord, ApiError> {
+    state
+        .store
+        .plan(workspace, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound {
+            resource: "plan",
+            id: id.to_owned(),
+        })
+}
+
+/// One plan (by id or key), with its current version and the list of its versions.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+    params(("id" = String, Path, description = "The plan's id or key")),
+    responses((status = 200, description = "The plan"), (status = 404, description = "No such plan")))]
+pub(crate) async fn get_plan(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let plan = find_plan(&state, &auth.workspace_id, &id).await?;
+    Ok(ApiJson(plan_json(&state, &auth.workspace_id, &plan).await?))
+}
+
+/// Edits a plan: the body is the whole new plan; it becomes a new version. The key cannot change.
+#[utoipa::path(put, path = "/api/v1/plans/{id}", tag = "plans",
+    params(("id" = String, Path, description = "The plan's id or key")),
+    responses((status = 200, description = "The plan at its new version"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn update_plan(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let plan = find_plan(&state, &auth.workspace_id, &id).await?;
+    let mut spec = object(body)?;
+    match spec.get("key") {
+        None => {
+            spec.insert("key".into(), Value::String(plan.key.clone()));
+        }
+        Some(Value::String(key)) if *key == plan.key => {}
+        Some(_) => return Err(ApiError::invalid("key", "a plan's key cannot change")),
+    }
+    let spec = Value::Object(spec);
+    validate_plan(&state, &auth.workspace_id, &spec).await?;
+    let version_id = new_id("pv");
+    state
+        .store
+        .add_plan_version(
+            &auth.workspace_id,
+            &plan.id,
+            &version_id,
+            &spec,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_error("plan", &id))?;
+    let plan = find_plan(&state, &auth.workspace_id, &plan.id).await?;
+    Ok(ApiJson(plan_json(&state, &auth.workspace_id, &plan).await?))
+}

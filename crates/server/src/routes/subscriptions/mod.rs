@@ -1,0 +1,341 @@
+//! `/api/v1/subscriptions`: a customer on a plan version, with dated changes (quantity, plan,
+//! cancel) and a preview of what a change would bill.
+//!
+//! Every new subscription or change is checked by the core on the customer's whole world (the
+//! scenario a billing run would build), so an error names the request's field.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use billow_store::subscriptions::{SubscriptionChangeRecord, SubscriptionRecord};
+use billow_store::{new_id, WorkspaceId};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use utoipa_axum::routes;
+
+use crate::auth::{Principal, WorkspaceAuth};
+use crate::billing::api::{guard_customer, object, show, store_error, take_string};
+use crate::billing::run::preview_customer;
+use crate::billing::scenario::{validate_document, CustomerWorld};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::openapi::ApiRouter;
+use crate::routes::plans::find_plan;
+use crate::startup::AppState;
+
+pub(crate) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create_subscription, list_subscriptions))
+        .routes(routes!(get_subscription))
+        .routes(routes!(change_subscription))
+        .routes(routes!(preview_change))
+}
+
+async fn world(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+) -> Result<CustomerWorld, ApiError> {
+    CustomerWorld::load(state, workspace, customer_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))
+}
+
+async fn subscription_json(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subscription: &SubscriptionRecord,
+) -> Result<Value, ApiError> {
+    let changes = state
+        .store
+        .subscription_changes(workspace, &subscription.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(show(
+        json!({
+            "id": subscription.id,
+            "customer_id": subscription.customer_id,
+            "plan_id": subscription.plan_id,
+            "plan_version_id": subscription.plan_version_id,
+            "status": subscription.status,
+            "created_at": subscription.created_at.to_string(),
+            "changes": changes.iter().map(|c| c.spec.clone()).collect::<Vec<_>>(),
+        }),
+        &subscription.spec,
+    ))
+}
+
+/// Creates a subscription: `customer_id`, `plan` (id or key; its current version is used),
+/// `quantity` (default 1), `start` (default now), `alignment` (`cycle_day`, `anniversary`,
+/// `calendar`).
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions",
+    responses((status = 201, description = "The subscription"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn create_subscription(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let workspace = &auth.workspace_id;
+    let mut body = object(body)?;
+    let customer_id = take_string(&mut body, "customer_id")?;
+    let plan_ref = take_string(&mut body, "plan")?;
+    let plan = find_plan(&state, workspace, &plan_ref)
+        .await
+        .map_err(|_| ApiError::invalid("plan", "no plan has this id or key"))?;
+    let version = state
+        .store
+        .plan_version(workspace, &plan.current_version_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(store_inconsistent()))?;
+    let id = new_id("sub");
+    let now = state.clock.now();
+    let mut spec = Map::new();
+    spec.insert("id".into(), json!(id));
+    spec.insert("plan".into(), json!(version.id));
+    spec.insert(
+        "start".into(),
+        body.remove("start")
+            .unwrap_or_else(|| json!(now.to_string())),
+    );
+    for field in ["quantity", "alignment"] {
+        if let Some(value) = body.remove(field) {
+            spec.insert(field.into(), value);
+        }
+    }
+    if let Some(field) = body.keys().next() {
+        return Err(ApiError::invalid(field.clone(), "unknown field"));
+    }
+    let record = SubscriptionRecord {
+        id: id.clone(),
+        customer_id: customer_id.clone(),
+        plan_id: plan.id.clone(),
+        plan_version_id: version.id.clone(),
+        status: "active".into(),
+        spec: Value::Object(spec),
+        created_at: now,
+    };
+    let mut world = world(&state, workspace, &customer_id).await?;
+    world.versions.insert(version.id.clone(), version);
+    world.subscriptions.push((record.clone(), Vec::new()));
+    let index = world.subscriptions.len() - 1;
+    validate_document(&world.document(now), &format!("subscriptions[{index}]"))?;
+    state
+        .store
+        .insert_subscription(workspace, &record)
+        .await
+        .map_err(store_error("subscription", &id))?;
+    let shown = subscription_json(&state, workspace, &record).await?;
+    Ok((StatusCode::CREATED, ApiJson(shown)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    customer_id: Option<String>,
+}
+
+/// Lists subscriptions, of one customer when `customer_id` is given (a customer token sees only
+/// its own).
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
+    responses((status = 200, description = "The subscriptions")))]
+pub(crate) async fn list_subscriptions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let customer = principal
+        .customer_id()
+        .map(str::to_owned)
+        .or(query.customer_id);
+    let workspace = principal.workspace_id();
+    let subscriptions = state
+        .store
+        .subscriptions(workspace, customer.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    let mut data = Vec::with_capacity(subscriptions.len());
+    for subscription in &subscriptions {
+        data.push(subscription_json(&state, workspace, subscription).await?);
+    }
+    Ok(ApiJson(json!({"data": data})))
+}
+
+async fn find_subscription(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<SubscriptionRecord, ApiError> {
+    let not_found = || ApiError::NotFound {
+        resource: "subscription",
+        id: id.to_owned(),
+    };
+    let subscription = state
+        .store
+        .subscription(principal.workspace_id(), id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    guard_customer(principal, &subscription.customer_id).map_err(|_| not_found())?;
+    Ok(subscription)
+}
+
+/// One subscription with its changes.
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The subscription"), (status = 404, description = "No such subscription")))]
+pub(crate) async fn get_subscription(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let subscription = find_subscription(&state, &principal, &id).await?;
+    Ok(ApiJson(
+        subscription_json(&state, principal.workspace_id(), &subscription).await?,
+    ))
+}
+
+/// A change checked against the customer's world: the stored form, the world with it, and the
+/// subscription's status and plan version after it.
+struct CheckedChange {
+    record: SubscriptionChangeRecord,
+    world: CustomerWorld,
+    status: String,
+    plan_version_id: String,
+}
+
+async fn check_change(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subscription: &SubscriptionRecord,
+    body: Value,
+) -> Result<CheckedChange, ApiError> {
+    let mut body = object(body)?;
+    let now = state.clock.now();
+    let at = match body.remove("at") {
+        None => now,
+        Some(Value::String(text)) => text
+            .parse::<Timestamp>()
+            .map_err(|_| ApiError::invalid("at", "must be an RFC 3339 instant"))?,
+        Some(_) => return Err(ApiError::invalid("at", "must be an RFC 3339 instant")),
+    };
+    let mut world = world(state, workspace, &subscription.customer_id).await?;
+    let mut status = subscription.status.clone();
+    let mut plan_version_id = subscription.plan_version_id.clone();
+    if let Some(plan_ref) = body.remove("plan") {
+        let plan_ref = plan_ref
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("plan", "must be a plan id or key"))?;
+        let plan = find_plan(state, workspace, plan_ref)
+            .await
+            .map_err(|_| ApiError::invalid("plan", "no plan has this id or key"))?;
+        let version = state
+            .store
+            .plan_version(workspace, &plan.current_version_id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal(store_inconsistent()))?;
+        plan_version_id.clone_from(&version.id);
+        body.insert("plan".into(), json!(version.id));
+        world.versions.insert(version.id.clone(), version);
+    }
+    if body.contains_key("cancel") {
+        status = "canceled".into();
+    }
+    body.insert("at".into(), json!(at.to_string()));
+    let spec = Value::Object(body);
+    let index = world
+        .subscriptions
+        .iter()
+        .position(|(s, _)| s.id == subscription.id)
+        .ok_or_else(|| ApiError::internal(store_inconsistent()))?;
+    let changes = &mut world.subscriptions[index].1;
+    changes.push(spec.clone());
+    let prefix = format!("subscriptions[{index}].changes[{}]", changes.len() - 1);
+    validate_document(&world.document(now), &prefix)?;
+    Ok(CheckedChange {
+        record: SubscriptionChangeRecord {
+            sequence: 0,
+            at,
+            spec,
+            created_at: now,
+        },
+        world,
+        status,
+        plan_version_id,
+    })
+}
+
+/// Changes a subscription: one of `quantity`, `plan` (with `policy` `immediate` or
+/// `end_of_term`), `cancel` (`immediate` or `end_of_term`), at `at` (default now).
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/changes", tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 201, description = "The subscription after the change"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn change_subscription(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let principal = Principal::Workspace {
+        workspace_id: auth.workspace_id.clone(),
+    };
+    let subscription = find_subscription(&state, &principal, &id).await?;
+    let checked = check_change(&state, &auth.workspace_id, &subscription, body).await?;
+    state
+        .store
+        .add_subscription_change(
+            &auth.workspace_id,
+            &id,
+            &checked.record,
+            &checked.status,
+            &checked.plan_version_id,
+        )
+        .await
+        .map_err(store_error("subscription", &id))?;
+    let subscription = find_subscription(&state, &principal, &id).await?;
+    let shown = subscription_json(&state, &auth.workspace_id, &subscription).await?;
+    Ok((StatusCode::CREATED, ApiJson(shown)))
+}
+
+/// What a change would bill, without making it: the invoices the engine would issue from the
+/// change's instant on (run at the later of now and that instant), and the upcoming ones.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/preview-change", tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses((status = 200, description = "The invoices the change would produce"), (status = 422, description = "Invalid field")))]
+pub(crate) async fn preview_change(
+    State(state): State<AppState>,
+    auth: WorkspaceAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let principal = Principal::Workspace {
+        workspace_id: auth.workspace_id.clone(),
+    };
+    let subscription = find_subscription(&state, &principal, &id).await?;
+    let checked = check_change(&state, &auth.workspace_id, &subscription, body).await?;
+    let at = checked.record.at;
+    let now = state.clock.now().max(at);
+    let preview = preview_customer(&state, &auth.workspace_id, &checked.world, now).await?;
+    let invoices: Vec<_> = preview
+        .invoices
+        .iter()
+        .filter(|invoice| invoice.subscription == id && invoice.invoice.issued_at >= at)
+        .collect();
+    let upcoming: Vec<_> = preview
+        .upcoming
+        .iter()
+        .filter(|invoice| invoice.subscription == id)
+        .collect();
+    Ok(ApiJson(json!({
+        "change": checked.record.spec,
+        "now": now.to_string(),
+        "invoices": invoices,
+        "upcoming": upcoming,
+    })))
+}
+
+/// A row names another row that is not stored.
+fn store_inconsistent() -> std::io::Error {
+    std::io::Error::other("the stored billing rows are inconsistent")
+}
