@@ -1,6 +1,7 @@
 //! One module per resource; each exposes its handlers to [`crate::router`].
 
 pub(crate) mod credits;
+pub(crate) mod events;
 pub(crate) mod fallback;
 pub(crate) mod health;
 pub(crate) mod invoices;
@@ -19,6 +20,7 @@ use crate::openapi::ApiRouter;
 pub(crate) fn api_v1() -> ApiRouter {
     ApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(crate::openapi::router())
+        .merge(events::router())
         .merge(meters::router())
         .merge(plans::router())
         .merge(subscriptions::router())

@@ -1,0 +1,357 @@
+//! CloudEvents 1.0 (https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md) parsed
+//! into the store's [`NewEvent`]: the one place where an event is checked, shared by
+//! `POST /api/v1/events` and `billow ingest`.
+//!
+//! Each event is checked on its own, so that a batch can name every invalid event and field and
+//! still store the valid ones: fields are read as "a string, or something else", never rejected
+//! by the JSON parser for their type.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use billow_store::events::{EVENT_DATA_LENGTH_MAX, EVENT_TEXT_LENGTH_MAX};
+use billow_store::NewEvent;
+use jiff::Timestamp;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The only CloudEvents version accepted.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// An attribute as sent: a string, or a value of another JSON type (an error when checked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Field<'a> {
+    Text(Cow<'a, str>),
+    NotText,
+}
+
+impl<'a> Field<'a> {
+    /// A string attribute, as a CSV column gives it.
+    pub fn text(text: &'a str) -> Self {
+        Self::Text(Cow::Borrowed(text))
+    }
+}
+
+/// The attributes of one event, as sent. `data` is the JSON text of the `data` member.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventFields<'a> {
+    #[serde(borrow, default)]
+    pub specversion: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub source: Option<Field<'a>>,
+    #[serde(rename = "type", borrow, default)]
+    pub event_type: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub subject: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub time: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub datacontenttype: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub data: Option<&'a RawValue>,
+}
+
+/// One invalid field of an event: which event (its index in the batch, or its line in a file),
+/// which attribute, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EventError {
+    pub index: usize,
+    /// The CloudEvents attribute (`id`, `time`, `data`, ...), or empty when the event as a whole
+    /// is wrong (not a JSON object).
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// Parses and checks the event whose JSON text is `json`; `index` names it in errors.
+///
+/// # Errors
+///
+/// Every invalid field, or one error for the whole event when it is not a JSON object.
+pub fn parse_event(json: &str, index: usize) -> Result<NewEvent, Vec<EventError>> {
+    // serde would also read a struct from an array, by position.
+    if !json.trim_start().starts_with('{') {
+        return Err(vec![EventError {
+            index,
+            field: "",
+            reason: "an event is a JSON object".into(),
+        }]);
+    }
+    match serde_json::from_str::<EventFields<'_>>(json) {
+        Ok(fields) => check_event(&fields, index),
+        Err(error) => Err(vec![EventError {
+            index,
+            field: "",
+            reason: match error.classify() {
+                serde_json::error::Category::Data => {
+                    format!("an event is a JSON object with string attributes ({error})")
+                }
+                _ => format!("not JSON: {error}"),
+            },
+        }]),
+    }
+}
+
+/// Checks the attributes of one event and turns them into a [`NewEvent`].
+///
+/// # Errors
+///
+/// Every invalid field: a required attribute missing, empty, not a string or longer than
+/// [`EVENT_TEXT_LENGTH_MAX`] bytes; `specversion` other than 1.0; `time` not an RFC 3339 instant;
+/// `datacontenttype` not JSON; `data` not an object or larger than [`EVENT_DATA_LENGTH_MAX`].
+pub fn check_event(fields: &EventFields<'_>, index: usize) -> Result<NewEvent, Vec<EventError>> {
+    let mut errors = Vec::new();
+    let mut error = |field, reason: String| {
+        errors.push(EventError {
+            index,
+            field,
+            reason,
+        })
+    };
+    match required(fields.specversion.as_ref()) {
+        Ok(version) if version == SPEC_VERSION => {}
+        Ok(version) => error("specversion", format!("must be \"1.0\", not {version:?}")),
+        Err(reason) => error("specversion", reason),
+    }
+    let mut text = |field, value: Option<&Field<'_>>| match required(value) {
+        Ok(text) => Some(text.to_owned()),
+        Err(reason) => {
+            error(field, reason);
+            None
+        }
+    };
+    let id = text("id", fields.id.as_ref());
+    let source = text("source", fields.source.as_ref());
+    let event_type = text("type", fields.event_type.as_ref());
+    let subject = text("subject", fields.subject.as_ref());
+    let time = match required(fields.time.as_ref()) {
+        Ok(time) => parse_time(time)
+            .map_err(|reason| error("time", reason))
+            .ok(),
+        Err(reason) => {
+            error("time", reason);
+            None
+        }
+    };
+    if let Some(content_type) = &fields.datacontenttype {
+        if let Err(reason) = check_content_type(content_type) {
+            error("datacontenttype", reason);
+        }
+    }
+    let data = fields.data.map(RawValue::get);
+    if let Some(data) = data {
+        if let Err(reason) = check_data(data) {
+            error("data", reason);
+        }
+    }
+    match (id, source, event_type, subject, time) {
+        (Some(id), Some(source), Some(event_type), Some(subject), Some(time))
+            if errors.is_empty() =>
+        {
+            Ok(NewEvent {
+                source,
+                id,
+                event_type,
+                subject,
+                time,
+                data: data.map(str::to_owned),
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn required<'f>(field: Option<&'f Field<'_>>) -> Result<&'f str, String> {
+    match field {
+        None => Err("is required".into()),
+        Some(Field::NotText) => Err("must be a string".into()),
+        Some(Field::Text(text)) if text.is_empty() => Err("must not be empty".into()),
+        Some(Field::Text(text)) if text.len() > EVENT_TEXT_LENGTH_MAX => Err(format!(
+            "has {} bytes; at most {EVENT_TEXT_LENGTH_MAX}",
+            text.len()
+        )),
+        Some(Field::Text(text)) => Ok(text),
+    }
+}
+
+/// RFC 3339: a date, `T`, a time and an offset (`Z` or `±hh:mm`).
+fn parse_time(time: &str) -> Result<Timestamp, String> {
+    let has_offset = time.ends_with(['Z', 'z'])
+        || time
+            .get(time.len().saturating_sub(6)..)
+            .is_some_and(|tail| {
+                tail.starts_with(['+', '-']) && tail.as_bytes().get(3) == Some(&b':')
+            });
+    if !has_offset {
+        return Err("must be an RFC 3339 instant with an offset, e.g. 2026-11-01T12:00:00Z".into());
+    }
+    time.parse::<Timestamp>()
+        .map_err(|error| format!("is not an RFC 3339 instant: {error}"))
+}
+
+fn check_content_type(content_type: &Field<'_>) -> Result<(), String> {
+    let Field::Text(content_type) = content_type else {
+        return Err("must be a string".into());
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let is_json = essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json");
+    if is_json {
+        Ok(())
+    } else {
+        Err(format!("must be a JSON media type, not {essence:?}"))
+    }
+}
+
+fn check_data(data: &str) -> Result<(), String> {
+    if data.len() > EVENT_DATA_LENGTH_MAX {
+        return Err(format!(
+            "has {} bytes of JSON; at most {EVENT_DATA_LENGTH_MAX}",
+            data.len()
+        ));
+    }
+    // The parser has checked that it is JSON; an object is the only kind meters can read.
+    if !data.starts_with('{') {
+        return Err("must be a JSON object".into());
+    }
+    Ok(())
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(PhantomData))
+    }
+}
+
+/// Accepts any JSON value: strings become [`Field::Text`] (borrowed when they have no escapes),
+/// anything else [`Field::NotText`].
+struct FieldVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
+    type Value = Field<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Field::Text(Cow::Owned(text)))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::NotText)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Field::NotText)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Field::NotText)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Field::NotText)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Field::NotText)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::NotText)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::NotText)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"{"specversion":"1.0","id":"e1","source":"cluster-7","type":"cpu",
+        "subject":"cus_1","time":"2026-11-01T12:00:00.5+01:00","data":{"cores":2}}"#;
+
+    fn fields_of(errors: &[EventError]) -> Vec<&'static str> {
+        errors.iter().map(|error| error.field).collect()
+    }
+
+    #[test]
+    fn a_valid_event_keeps_its_attributes_and_data_text() {
+        let event = parse_event(VALID, 0).unwrap();
+
+        assert_eq!(event.id, "e1");
+        assert_eq!(event.source, "cluster-7");
+        assert_eq!(event.event_type, "cpu");
+        assert_eq!(event.subject, "cus_1");
+        assert_eq!(event.time, "2026-11-01T11:00:00.5Z".parse().unwrap());
+        assert_eq!(event.data.as_deref(), Some(r#"{"cores":2}"#));
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let json = r#"{"specversion":"0.3","id":"","source":7,"subject":"s",
+            "time":"2026-11-01 12:00","data":[1],"datacontenttype":"text/plain"}"#;
+
+        let errors = parse_event(json, 4).unwrap_err();
+
+        assert_eq!(
+            fields_of(&errors),
+            [
+                "specversion",
+                "id",
+                "source",
+                "type",
+                "time",
+                "datacontenttype",
+                "data"
+            ]
+        );
+        assert!(errors.iter().all(|error| error.index == 4));
+    }
+
+    #[test]
+    fn an_instant_without_an_offset_is_refused() {
+        for time in ["2026-11-01T12:00:00", "2026-11-01", "yesterday"] {
+            let json = VALID.replace("2026-11-01T12:00:00.5+01:00", time);
+            assert_eq!(
+                fields_of(&parse_event(&json, 0).unwrap_err()),
+                ["time"],
+                "{time}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_data_is_no_data_and_long_attributes_are_refused() {
+        let json = VALID.replace(r#"{"cores":2}"#, "null");
+        assert_eq!(parse_event(&json, 0).unwrap().data, None);
+
+        let long = "x".repeat(EVENT_TEXT_LENGTH_MAX + 1);
+        let json = VALID.replace(r#""e1""#, &format!("{long:?}"));
+        assert_eq!(fields_of(&parse_event(&json, 0).unwrap_err()), ["id"]);
+    }
+
+    #[test]
+    fn something_other_than_an_object_is_one_error_for_the_event() {
+        let errors = parse_event("[1, 2]", 2).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "");
+        assert_eq!(errors[0].index, 2);
+    }
+}
