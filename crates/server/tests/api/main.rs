@@ -4,5 +4,6 @@
 mod events;
 mod health;
 mod helpers;
+mod month;
 mod problems;
 mod serve;

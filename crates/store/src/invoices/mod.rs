@@ -369,7 +369,8 @@ impl Store {
         // two credit notes written at once cannot both pass the limit.
         const LOCK: &str = "UPDATE invoices SET status = status \
                             WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor";
-        const CREDITED: &str = "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) FROM credit_notes \
+        const CREDITED: &str =
+            "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) FROM credit_notes \
                                 WHERE workspace_id = $1 AND invoice_id = $2";
         const INSERT: &str = "INSERT INTO credit_notes \
                               (workspace_id, id, invoice_id, total_minor, lines, reason, created_at) \
