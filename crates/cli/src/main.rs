@@ -6,6 +6,7 @@
 
 mod bench;
 mod database;
+mod ingest;
 mod keys;
 mod migrate;
 mod preview;
@@ -46,6 +47,8 @@ enum Command {
     Preview(preview::PreviewArgs),
     /// Measure billow's throughput.
     Bench(bench::BenchArgs),
+    /// Load usage events from an NDJSON or CSV file into the store, exactly once per (source, id).
+    Ingest(ingest::IngestArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Keys(args) => keys::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ingest(args) => ingest::run(args),
     }
 }
 
