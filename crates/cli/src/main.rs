@@ -7,6 +7,7 @@
 mod bench;
 mod database;
 mod ingest;
+mod invoice;
 mod keys;
 mod migrate;
 mod preview;
@@ -41,6 +42,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations, then exit.
     Migrate(migrate::MigrateArgs),
+    /// Run billing: draft, finalize and number invoices.
+    Invoice(invoice::InvoiceArgs),
     /// Manage workspace API keys.
     Keys(keys::KeysArgs),
     /// Price an offline scenario file and print the invoices billow would issue (no database).
@@ -74,6 +77,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Invoice(args) => invoice::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Bench(args) => bench::run(args),

@@ -16,6 +16,8 @@ pub struct ServeArgs {
     bind: SocketAddr,
     #[command(flatten)]
     database: DatabaseArgs,
+    #[command(flatten)]
+    billing: crate::invoice::BillingArgs,
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -32,7 +34,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::block_on(async {
         let application = Application::build(settings)
             .await
-            .context("could not start the server")?;
+            .context("could not start the server")?
+            .with_billing(args.billing.to_settings());
         application
             .run_until_stopped()
             .await

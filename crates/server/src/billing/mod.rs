@@ -30,11 +30,26 @@ pub(crate) async fn schedule(state: AppState, interval: std::time::Duration) {
 
 /// One run over every workspace with subscriptions.
 pub(crate) async fn run_all(state: &AppState) -> Result<RunReport, crate::error::ApiError> {
-    let workspaces = state
-        .store
-        .billed_workspaces()
-        .await
-        .map_err(crate::error::ApiError::internal)?;
+    run_billing(state, None).await
+}
+
+/// One billing run at the state's clock, over `workspace` or every workspace with
+/// subscriptions (what `billow invoice run` and the scheduler do).
+///
+/// # Errors
+/// When the store fails or the engine rejects a customer's stored world.
+pub async fn run_billing(
+    state: &AppState,
+    workspace: Option<&billow_store::WorkspaceId>,
+) -> Result<RunReport, crate::error::ApiError> {
+    let workspaces = match workspace {
+        Some(workspace) => vec![workspace.clone()],
+        None => state
+            .store
+            .billed_workspaces()
+            .await
+            .map_err(crate::error::ApiError::internal)?,
+    };
     let mut report = RunReport::default();
     for workspace in workspaces {
         let one = run::run_workspace(state, &state.billing, &workspace).await?;
