@@ -5,8 +5,9 @@
 //!   `Content-Length` over the limit is refused before the handler runs).
 //! - Pages: [`PageLimit`] is at most [`PAGE_LIMIT_MAX`] items, 422 above.
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -85,6 +86,43 @@ impl PageLimit {
 impl Default for PageLimit {
     fn default() -> Self {
         Self(PAGE_LIMIT_DEFAULT)
+    }
+}
+
+/// The cursor parameters of a native list: `?limit=…&starting_after=…` (Stripe's names). Other
+/// query parameters are left to the handler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    pub limit: PageLimit,
+    /// The id of the last item of the previous page: `next_cursor` of that page.
+    pub starting_after: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawPageQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Query(raw) = Query::<RawPageQuery>::try_from_uri(&parts.uri)
+            .map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+        let limit = raw
+            .limit
+            .map(|limit| {
+                limit.parse::<u32>().map_err(|_| {
+                    ApiError::invalid("limit", format!("must be between 1 and {PAGE_LIMIT_MAX}"))
+                })
+            })
+            .transpose()?;
+        let starting_after = raw.starting_after.filter(|cursor| !cursor.is_empty());
+        Ok(Self {
+            limit: PageLimit::parse(limit)?,
+            starting_after,
+        })
     }
 }
 

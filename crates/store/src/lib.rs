@@ -33,8 +33,10 @@
 
 pub mod billing;
 pub mod catalog;
+mod customers;
 mod database;
 pub mod events;
+mod idempotency;
 pub mod ids;
 pub mod invoices;
 mod keys;
@@ -43,9 +45,16 @@ pub mod subscriptions;
 mod workspaces;
 
 pub use billing::sql::BillingStoreError;
+pub use customers::{
+    Address, Customer, LoadCustomerError, Page, Project, StoreCustomerError, TaxId,
+    PROJECTS_PER_CUSTOMER_MAX,
+};
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
 pub use events::{
     EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, NewEvent, WriteEventsError,
+};
+pub use idempotency::{
+    IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse,
 };
 pub use ids::new_id;
 pub use keys::{

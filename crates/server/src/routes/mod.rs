@@ -1,6 +1,7 @@
 //! One module per resource; each exposes its handlers to [`crate::router`].
 
 pub(crate) mod credits;
+pub(crate) mod customers;
 pub(crate) mod events;
 pub(crate) mod fallback;
 pub(crate) mod health;
@@ -9,6 +10,7 @@ pub(crate) mod meters;
 pub(crate) mod plans;
 pub(crate) mod runs;
 pub(crate) mod subscriptions;
+pub(crate) mod tokens;
 pub(crate) mod usage;
 
 use crate::openapi::ApiRouter;
@@ -20,6 +22,8 @@ use crate::openapi::ApiRouter;
 pub(crate) fn api_v1() -> ApiRouter {
     ApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(crate::openapi::router())
+        .merge(customers::router())
+        .merge(tokens::router())
         .merge(events::router())
         .merge(meters::router())
         .merge(plans::router())

@@ -1,0 +1,436 @@
+//! Customers (billing accounts) and their project trees (DESIGN.md §2).
+//!
+//! - [`Customer`]: external id (unique per workspace), name, email, [`Address`], [`TaxId`]s,
+//!   currency, IANA time zone, billing-cycle day and an optional parent customer of the same
+//!   workspace. [`Store::insert_customer`], [`Store::customer`], [`Store::customer_by_external_id`],
+//!   [`Store::customers`] (a [`Page`] in id order, which is creation order) and
+//!   [`Store::update_customer`].
+//! - [`Project`]: a node of a customer's cost-center tree. [`Store::insert_project`],
+//!   [`Store::project`] and [`Store::projects`].
+//!
+//! Every query is scoped by workspace id: a row of another workspace is never returned, so the
+//! server answers 404 for it like for an id that does not exist.
+
+mod postgres;
+mod sqlite;
+
+use billow_core::Currency;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Backend, Store};
+use crate::workspaces::format_timestamp;
+use crate::WorkspaceId;
+
+/// The most projects one customer may have, and so the most [`Store::projects`] returns.
+pub const PROJECTS_PER_CUSTOMER_MAX: u32 = 1_000;
+
+/// A billing account of a workspace: an EMCP team, an Akkeris account, a Palette tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    /// `cus_…`.
+    pub id: String,
+    /// The platform's own id for this account; unique within the workspace.
+    pub external_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub address: Option<Address>,
+    pub tax_ids: Vec<TaxId>,
+    pub currency: Currency,
+    /// An IANA time zone name, e.g. `Europe/Berlin`: billing periods follow its calendar.
+    pub time_zone: String,
+    /// The day of the month periods start on, 1 to 31 (clamped to the month's last day).
+    pub billing_cycle_day: i8,
+    /// Another customer of the same workspace that may pay for this one.
+    pub parent_id: Option<String>,
+}
+
+/// A postal address; every part optional, `country` an ISO 3166-1 alpha-2 code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A tax id such as `{"type": "eu_vat", "value": "DE123456789"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxId {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+/// A node of a customer's project tree (Akkeris organization → space, Palette project).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    /// `prj_…`.
+    pub id: String,
+    pub customer_id: String,
+    /// A project of the same customer, or `None` for a root.
+    pub parent_id: Option<String>,
+    pub name: String,
+}
+
+/// One page of a list in id order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Whether items follow the last one of this page.
+    pub has_more: bool,
+}
+
+/// A customer as both backends' query modules read and write it.
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    id: String,
+    external_id: String,
+    name: String,
+    email: Option<String>,
+    /// JSON text.
+    address: Option<String>,
+    /// JSON text.
+    tax_ids: String,
+    currency: String,
+    time_zone: String,
+    billing_cycle_day: i64,
+    parent_id: Option<String>,
+}
+
+impl CustomerRow {
+    fn from_customer(customer: &Customer) -> Self {
+        Self {
+            id: customer.id.clone(),
+            external_id: customer.external_id.clone(),
+            name: customer.name.clone(),
+            email: customer.email.clone(),
+            address: customer.address.as_ref().map(to_json),
+            tax_ids: to_json(&customer.tax_ids),
+            currency: customer.currency.code().to_owned(),
+            time_zone: customer.time_zone.clone(),
+            billing_cycle_day: i64::from(customer.billing_cycle_day),
+            parent_id: customer.parent_id.clone(),
+        }
+    }
+
+    /// Checks a loaded row: the database is not trusted to hold only what this code wrote.
+    fn into_customer(self) -> Result<Customer, LoadCustomerError> {
+        let corrupt = |column| LoadCustomerError::CorruptRow {
+            id: self.id.clone(),
+            column,
+        };
+        let address = match &self.address {
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| corrupt("address"))?),
+            None => None,
+        };
+        let tax_ids = serde_json::from_str(&self.tax_ids).map_err(|_| corrupt("tax_ids"))?;
+        let currency = Currency::from_code(&self.currency).map_err(|_| corrupt("currency"))?;
+        let billing_cycle_day = i8::try_from(self.billing_cycle_day)
+            .ok()
+            .filter(|day| (1..=31).contains(day))
+            .ok_or_else(|| corrupt("billing_cycle_day"))?;
+        Ok(Customer {
+            id: self.id,
+            external_id: self.external_id,
+            name: self.name,
+            email: self.email,
+            address,
+            tax_ids,
+            currency,
+            time_zone: self.time_zone,
+            billing_cycle_day,
+            parent_id: self.parent_id,
+        })
+    }
+}
+
+/// A JSON column's text; these plain types always serialize.
+fn to_json<T: Serialize>(value: &T) -> String {
+    match serde_json::to_string(value) {
+        Ok(json) => json,
+        Err(error) => unreachable!("addresses and tax ids always serialize: {error}"),
+    }
+}
+
+/// Which unique column a customer is looked up by.
+#[derive(Clone, Copy)]
+enum CustomerKey {
+    Id,
+    ExternalId,
+}
+
+/// A project as both backends' query modules read and write it.
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: String,
+    customer_id: String,
+    parent_id: Option<String>,
+    name: String,
+}
+
+impl From<ProjectRow> for Project {
+    fn from(row: ProjectRow) -> Self {
+        Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            parent_id: row.parent_id,
+            name: row.name,
+        }
+    }
+}
+
+/// Which constraint an insert or update violated, as each backend's query module reports it.
+enum Violation {
+    IdTaken,
+    ExternalIdTaken,
+    UnknownParent,
+}
+
+impl Store {
+    /// Stores a new customer of `workspace_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreCustomerError::ExternalIdTaken`] when another customer of the workspace has the
+    /// same external id, [`StoreCustomerError::UnknownParent`] when the parent is not a customer
+    /// of the workspace, [`StoreCustomerError::Database`] otherwise.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id = %customer.id))]
+    pub async fn insert_customer(
+        &self,
+        workspace_id: &WorkspaceId,
+        customer: &Customer,
+        now: Timestamp,
+    ) -> Result<(), StoreCustomerError> {
+        let row = CustomerRow::from_customer(customer);
+        let now = format_timestamp(now);
+        let workspace_id = workspace_id.as_str();
+        let result = match &self.backend {
+            Backend::Sqlite(pool) => sqlite::insert_customer(pool, workspace_id, &row, &now)
+                .await
+                .map_err(|error| (sqlite::violation(&error), error)),
+            Backend::Postgres(pool) => postgres::insert_customer(pool, workspace_id, &row, &now)
+                .await
+                .map_err(|error| (postgres::violation(&error), error)),
+        };
+        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+    }
+
+    /// Replaces every field of the stored customer `customer.id` but its id. Returns whether it
+    /// exists in `workspace_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::insert_customer`].
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id = %customer.id))]
+    pub async fn update_customer(
+        &self,
+        workspace_id: &WorkspaceId,
+        customer: &Customer,
+        now: Timestamp,
+    ) -> Result<bool, StoreCustomerError> {
+        let row = CustomerRow::from_customer(customer);
+        let now = format_timestamp(now);
+        let workspace_id = workspace_id.as_str();
+        let result = match &self.backend {
+            Backend::Sqlite(pool) => sqlite::update_customer(pool, workspace_id, &row, &now)
+                .await
+                .map_err(|error| (sqlite::violation(&error), error)),
+            Backend::Postgres(pool) => postgres::update_customer(pool, workspace_id, &row, &now)
+                .await
+                .map_err(|error| (postgres::violation(&error), error)),
+        };
+        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+    }
+
+    /// The customer `id` of `workspace_id`, or `None` (also when it belongs to another workspace).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError`] when the query fails or the row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id = %id))]
+    pub async fn customer(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<Customer>, LoadCustomerError> {
+        let row = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::customer(pool, workspace_id.as_str(), CustomerKey::Id, id).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::customer(pool, workspace_id.as_str(), CustomerKey::Id, id).await
+            }
+        }
+        .map_err(LoadCustomerError::Database)?;
+        let customer = row.map(CustomerRow::into_customer).transpose()?;
+        if let Some(customer) = &customer {
+            assert_eq!(customer.id, id, "the query returned another customer");
+        }
+        Ok(customer)
+    }
+
+    /// The customer of `workspace_id` whose external id is `external_id`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError`] when the query fails or the row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id))]
+    pub async fn customer_by_external_id(
+        &self,
+        workspace_id: &WorkspaceId,
+        external_id: &str,
+    ) -> Result<Option<Customer>, LoadCustomerError> {
+        let workspace_id = workspace_id.as_str();
+        let row = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::customer(pool, workspace_id, CustomerKey::ExternalId, external_id).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::customer(pool, workspace_id, CustomerKey::ExternalId, external_id).await
+            }
+        }
+        .map_err(LoadCustomerError::Database)?;
+        row.map(CustomerRow::into_customer).transpose()
+    }
+
+    /// Up to `limit` customers of `workspace_id` in id order (creation order), after the id
+    /// `starting_after` when given.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError`] when the query fails or a row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, limit))]
+    pub async fn customers(
+        &self,
+        workspace_id: &WorkspaceId,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> Result<Page<Customer>, LoadCustomerError> {
+        assert!(limit > 0, "a page holds at least one item");
+        // One more than asked, to tell whether another page follows.
+        let fetch = i64::from(limit) + 1;
+        let workspace_id = workspace_id.as_str();
+        let rows = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::customers(pool, workspace_id, fetch, starting_after).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::customers(pool, workspace_id, fetch, starting_after).await
+            }
+        }
+        .map_err(LoadCustomerError::Database)?;
+        let mut items = rows
+            .into_iter()
+            .map(CustomerRow::into_customer)
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(Page { items, has_more })
+    }
+
+    /// Stores a new project of `workspace_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreCustomerError::UnknownParent`] when the customer or the parent project is not the
+    /// workspace's (a parent must belong to the same customer), [`StoreCustomerError::Database`]
+    /// otherwise.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, project_id = %project.id))]
+    pub async fn insert_project(
+        &self,
+        workspace_id: &WorkspaceId,
+        project: &Project,
+        now: Timestamp,
+    ) -> Result<(), StoreCustomerError> {
+        let now = format_timestamp(now);
+        let workspace_id = workspace_id.as_str();
+        let result = match &self.backend {
+            Backend::Sqlite(pool) => sqlite::insert_project(pool, workspace_id, project, &now)
+                .await
+                .map_err(|error| (sqlite::violation(&error), error)),
+            Backend::Postgres(pool) => postgres::insert_project(pool, workspace_id, project, &now)
+                .await
+                .map_err(|error| (postgres::violation(&error), error)),
+        };
+        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+    }
+
+    /// The project `id` of `workspace_id`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError::Database`] when the query fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, project_id = %id))]
+    pub async fn project(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<Project>, LoadCustomerError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::project(pool, workspace_id.as_str(), id).await,
+            Backend::Postgres(pool) => postgres::project(pool, workspace_id.as_str(), id).await,
+        }
+        .map(|row| row.map(Project::from))
+        .map_err(LoadCustomerError::Database)
+    }
+
+    /// Every project of the customer `customer_id`, in id order (at most
+    /// [`PROJECTS_PER_CUSTOMER_MAX`]).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError::Database`] when the query fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id))]
+    pub async fn projects(
+        &self,
+        workspace_id: &WorkspaceId,
+        customer_id: &str,
+    ) -> Result<Vec<Project>, LoadCustomerError> {
+        let limit = i64::from(PROJECTS_PER_CUSTOMER_MAX);
+        let workspace_id = workspace_id.as_str();
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::projects(pool, workspace_id, customer_id, limit).await,
+            Backend::Postgres(pool) => {
+                postgres::projects(pool, workspace_id, customer_id, limit).await
+            }
+        }
+        .map(|rows| rows.into_iter().map(Project::from).collect())
+        .map_err(LoadCustomerError::Database)
+    }
+}
+
+/// Why a customer or project could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreCustomerError {
+    #[error("the id is taken")]
+    IdTaken,
+    #[error("another customer of the workspace has this external id")]
+    ExternalIdTaken,
+    #[error("the parent (or the customer of a project) is not in the workspace")]
+    UnknownParent,
+    #[error("could not store the customer or project")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreCustomerError {
+    fn from_violation(violation: Option<Violation>, error: sqlx::Error) -> Self {
+        match violation {
+            Some(Violation::IdTaken) => Self::IdTaken,
+            Some(Violation::ExternalIdTaken) => Self::ExternalIdTaken,
+            Some(Violation::UnknownParent) => Self::UnknownParent,
+            None => Self::Database(error),
+        }
+    }
+}
+
+/// Why a customer or project could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadCustomerError {
+    #[error("could not load the customer or project")]
+    Database(#[source] sqlx::Error),
+    #[error("the stored customer {id} has an invalid {column}")]
+    CorruptRow { id: String, column: &'static str },
+}
