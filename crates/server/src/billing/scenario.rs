@@ -185,26 +185,36 @@ impl CustomerWorld {
     }
 }
 
-/// Loads the customer through stream B's `Store::customer`.
-///
-/// PLACEHOLDER until stream B's customers land: every customer bills in USD, UTC, cycle day 1.
+/// Loads the customer through stream B's `Store::customer`; its external id is an alias that
+/// events may name it by.
 async fn load_customer(
     state: &AppState,
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<Option<CustomerBilling>, ApiError> {
+    let Some(customer) = state
+        .store
+        .customer(workspace, customer_id)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(None);
+    };
     let tax = state
         .store
         .customer_tax_rate(workspace, customer_id)
         .await
         .map_err(ApiError::internal)?
         .map(|rate| rate.spec);
+    let aliases = std::iter::once(customer.external_id)
+        .filter(|alias| !alias.is_empty() && alias != &customer.id)
+        .collect();
     Ok(Some(CustomerBilling {
-        customer_id: customer_id.to_owned(),
-        aliases: Vec::new(),
-        currency: Currency::from_code("USD").map_err(ApiError::internal)?,
-        time_zone: "UTC".to_owned(),
-        billing_cycle_day: 1,
+        customer_id: customer.id,
+        aliases,
+        currency: customer.currency,
+        time_zone: customer.time_zone,
+        billing_cycle_day: customer.billing_cycle_day,
         tax,
     }))
 }

@@ -184,7 +184,25 @@ async fn a_month_in_the_life(database: Database) {
         ]}),
     )
     .await;
-    let customer = "cus_acme";
+    let created = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+        )
+        .await;
+    let customer = created["id"].as_str().unwrap().to_owned();
+    let customer = customer.as_str();
+    let mut projects = Vec::new();
+    for name in ["web", "batch"] {
+        let project = app
+            .post(
+                &format!("/api/v1/customers/{customer}/projects"),
+                json!({"name": name}),
+            )
+            .await;
+        projects.push(project["id"].as_str().unwrap().to_owned());
+    }
+    let (web, batch) = (projects[0].as_str(), projects[1].as_str());
     let subscription = app
         .post(
             "/api/v1/subscriptions",
@@ -194,12 +212,12 @@ async fn a_month_in_the_life(database: Database) {
         .await;
     let subscription_id = subscription["id"].as_str().unwrap().to_owned();
     let events = json!([
-        {"specversion": "1.0", "id": "e1", "source": "k8s", "type": "compute.hours", "subject": customer,
-         "time": "2024-01-05T10:00:00Z", "data": {"hours": 60, "project": "web"}},
-        {"specversion": "1.0", "id": "e2", "source": "k8s", "type": "compute.hours", "subject": customer,
-         "time": "2024-01-20T10:00:00Z", "data": {"hours": 70.5, "project": "batch"}},
+        {"specversion": "1.0", "id": "e1", "source": "k8s", "type": "compute.hours", "subject": "acme",
+         "time": "2024-01-05T10:00:00Z", "data": {"hours": 60, "project": web}},
+        {"specversion": "1.0", "id": "e2", "source": "k8s", "type": "compute.hours", "subject": "acme",
+         "time": "2024-01-20T10:00:00Z", "data": {"hours": 70.5, "project": batch}},
         {"specversion": "1.0", "id": "e3", "source": "k8s", "type": "compute.hours", "subject": customer,
-         "time": "2024-01-21T10:00:00Z", "data": {"hours": 4.5, "project": "batch"}}
+         "time": "2024-01-21T10:00:00Z", "data": {"hours": 4.5, "project": batch}}
     ]);
     app.post("/api/v1/events", events).await;
 
@@ -227,13 +245,18 @@ async fn a_month_in_the_life(database: Database) {
     assert_eq!(invoice["subscription_id"], subscription_id.as_str());
     assert_eq!(invoice["issued_at"], "2024-02-01T00:00:00Z");
     // batch: 75 hours = 50 × 0.10 + 25 × 0.08 = 7.00; web: 60 hours = 5.00 + 0.80 = 5.80.
-    assert_eq!(amount(&line(invoice, "Compute (batch)")["amount"]), "7.00");
-    assert_eq!(line(invoice, "Compute (batch)")["project"], "batch");
-    assert_eq!(amount(&line(invoice, "Compute (web)")["amount"]), "5.80");
+    let batch_line = line(invoice, &format!("Compute ({batch})"));
+    assert_eq!(amount(&batch_line["amount"]), "7.00");
+    assert_eq!(batch_line["project"], batch);
+    assert_eq!(batch_line["quantity"], "75.0");
+    assert_eq!(
+        amount(&line(invoice, &format!("Compute ({web})"))["amount"]),
+        "5.80"
+    );
     assert_eq!(amount(&line(invoice, "Seats")["amount"]), "30.00");
     assert_eq!(amount(&invoice["total"]), "42.80");
     assert_eq!(invoice["total"]["amount_minor"], 4280);
-    assert_eq!(invoice["totals"]["by_project"]["web"]["amount"], "5.80");
+    assert_eq!(invoice["totals"]["by_project"][web]["amount"], "5.80");
     let id = invoice["id"].as_str().unwrap().to_owned();
     let payments = app.get(&format!("/api/v1/invoices/{id}/payments")).await;
     assert_eq!(payments["data"][0]["state"], "PaymentPending");
@@ -252,7 +275,7 @@ async fn a_month_in_the_life(database: Database) {
         "/api/v1/events",
         json!([{"specversion": "1.0", "id": "late-1", "source": "k8s", "type": "compute.hours",
                 "subject": customer, "time": "2024-01-25T00:00:00Z",
-                "data": {"hours": 10, "project": "web"}}]),
+                "data": {"hours": 10, "project": web}}]),
     )
     .await;
     let run = app.post("/api/v1/billing-runs", json!({})).await;
