@@ -24,6 +24,9 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchTarget {
+    /// Usage events ingested per second over HTTP, on SQLite and on PostgreSQL (with
+    /// DATABASE_URL), each beside the naive way of storing them measured in the same run.
+    Ingest(crate::bench_ingest::IngestBenchArgs),
     /// Invoices rated and assembled per second on one core (10 lines: tiers, proration, a
     /// discount, a money credit grant, tax).
     Rating {
@@ -44,6 +47,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
         BenchTarget::Rating { seconds, invoices } => {
             bench_rating(Duration::from_secs(seconds.max(1)), invoices)
+        }
+        BenchTarget::Ingest(args) => {
+            crate::block_on(crate::bench_ingest::run(args))??;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

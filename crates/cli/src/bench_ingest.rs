@@ -1,0 +1,502 @@
+//! `billow bench ingest`: usage ingestion over HTTP, beside the naive way of storing the same
+//! events, measured in the same run (BENCHMARKS.md, docs/ingestion.md).
+//!
+//! For each backend (SQLite always; PostgreSQL when `DATABASE_URL` names a server):
+//! 1. the naive baseline: the same kind of events, with random UUIDv4 ids, written into a table
+//!    keyed by (source, id), in 1,000-row transactions (SQLite: multi-row `INSERT ... ON CONFLICT
+//!    DO NOTHING`, 100 rows per statement, WAL with `synchronous=FULL`; PostgreSQL: one `COPY` per
+//!    transaction), on one connection;
+//! 2. billow: the server started in this process on port 0 over a fresh database, and
+//!    `--connections` HTTP connections each sending batches of `--batch` events to
+//!    `POST /api/v1/events` and waiting for the 202. Events per second from the first request to
+//!    the last answer; the peak RSS of the process over that phase (server and load generator
+//!    both); then a check that exactly the events sent are stored and that a resent batch is
+//!    counted as duplicates.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{ensure, Context};
+use billow_server::{Application, Settings};
+use billow_store::{Database, PostgresUrl, Store, WorkspaceId, WorkspaceName};
+use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, QueryBuilder, Sqlite};
+
+const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+/// Rows per transaction in the baselines, as in DESIGN.md §6.
+const BASELINE_TRANSACTION_ROWS: usize = 1_000;
+/// Rows per multi-row INSERT in the SQLite baseline.
+const BASELINE_STATEMENT_ROWS: usize = 100;
+
+/// Arguments of `billow bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestBenchArgs {
+    /// Events sent to billow, per backend.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Events per request.
+    #[arg(long, default_value_t = 1_000)]
+    batch: u64,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 8)]
+    connections: u64,
+    /// Rows each naive baseline writes.
+    #[arg(long, default_value_t = 200_000)]
+    baseline_events: u64,
+    /// Distinct subjects (customers) the events name.
+    #[arg(long, default_value_t = 1_000)]
+    subjects: u64,
+    /// A PostgreSQL server whose user may create databases: the bench creates a fresh database
+    /// there and drops it afterwards. Without it, only SQLite is measured.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the SQLite files are made (and removed): the system's temporary directory unless
+    /// given. Put it on the disk you want measured.
+    #[arg(long, value_name = "PATH")]
+    directory: Option<PathBuf>,
+    /// Skip the naive baselines.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+///
+/// When a database cannot be set up, the server cannot start, or a request fails.
+pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.batch > 0 && args.connections > 0 && args.subjects > 0,
+        "sizes must be positive"
+    );
+    println!(
+        "bench ingest: {} events per backend, {} per request, {} connections, {} subjects, random UUIDv4 ids, ~{} bytes per event",
+        args.events,
+        args.batch,
+        args.connections,
+        args.subjects,
+        EventFactory::new(0, args.subjects).body(1).len() - 2
+    );
+    let directory = args
+        .directory
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("billow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("could not create {}", directory.display()))?;
+    let result = run_backends(&args, &directory).await;
+    let _ = std::fs::remove_dir_all(&directory);
+    result
+}
+
+async fn run_backends(args: &IngestBenchArgs, directory: &Path) -> anyhow::Result<()> {
+    if !args.no_baseline {
+        let path = directory.join("naive.db");
+        let rate = sqlite_baseline(&path, args).await?;
+        println!(
+            "sqlite   naive  : multi-row INSERT into a table keyed by (source, id), {BASELINE_TRANSACTION_ROWS}-row transactions, synchronous=FULL: {} rows/s",
+            thousands(rate)
+        );
+    }
+    let database = Database::sqlite(directory.join("billow.db"));
+    let report = billow_over_http(database, args).await?;
+    println!("sqlite   billow : {report}");
+
+    let Some(admin_url) = args.database_url.as_deref().filter(|url| !url.is_empty()) else {
+        println!("postgres: skipped (no DATABASE_URL)");
+        return Ok(());
+    };
+    let name = format!("billow_bench_{}", std::process::id());
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .context("could not connect to DATABASE_URL")?;
+    admin
+        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await?;
+    let url: PostgresUrl = admin_url.parse()?;
+    let url = url.with_database_name(&name);
+    let result = postgres_half(&url, args).await;
+    admin
+        .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+        .await?;
+    result
+}
+
+async fn postgres_half(url: &PostgresUrl, args: &IngestBenchArgs) -> anyhow::Result<()> {
+    if !args.no_baseline {
+        let rate = postgres_baseline(url, args).await?;
+        println!(
+            "postgres naive  : COPY into a table keyed by (source, id), {BASELINE_TRANSACTION_ROWS}-row transactions: {} rows/s",
+            thousands(rate)
+        );
+    }
+    let report = billow_over_http(Database::Postgres(url.clone()), args).await?;
+    println!("postgres billow : {report}");
+    Ok(())
+}
+
+/// The naive baseline on SQLite: a random-key B-tree insert per event.
+async fn sqlite_baseline(path: &Path, args: &IngestBenchArgs) -> anyhow::Result<u64> {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .connect()
+        .await?;
+    connection
+        .execute(
+            "CREATE TABLE naive_events (source TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, \
+             subject TEXT NOT NULL, time TEXT NOT NULL, data TEXT, PRIMARY KEY (source, id))",
+        )
+        .await?;
+    let rows = baseline_rows(args);
+    let started = Instant::now();
+    for transaction_rows in rows.chunks(BASELINE_TRANSACTION_ROWS) {
+        let mut transaction = connection.begin().await?;
+        for statement_rows in transaction_rows.chunks(BASELINE_STATEMENT_ROWS) {
+            let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO naive_events (source, id, type, subject, time, data) ",
+            );
+            query.push_values(statement_rows, |mut values, row| {
+                values
+                    .push_bind(&row.source)
+                    .push_bind(&row.id)
+                    .push_bind("cpu")
+                    .push_bind(&row.subject)
+                    .push_bind(&row.time)
+                    .push_bind(&row.data);
+            });
+            query.push(" ON CONFLICT DO NOTHING");
+            query.build().execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+    }
+    Ok(per_second(rows.len() as u64, started.elapsed()))
+}
+
+/// The naive baseline on PostgreSQL: COPY into a table whose primary key is (source, id).
+async fn postgres_baseline(url: &PostgresUrl, args: &IngestBenchArgs) -> anyhow::Result<u64> {
+    let admin_url = args.database_url.as_deref().unwrap_or_default();
+    let name = url.database_name().unwrap_or_default();
+    let mut connection = PgConnection::connect(&with_database(admin_url, name)).await?;
+    connection
+        .execute(
+            "CREATE TABLE naive_events (source text NOT NULL, id text NOT NULL, type text NOT NULL, \
+             subject text NOT NULL, time timestamptz NOT NULL, data jsonb, PRIMARY KEY (source, id))",
+        )
+        .await?;
+    let rows = baseline_rows(args);
+    let started = Instant::now();
+    for transaction_rows in rows.chunks(BASELINE_TRANSACTION_ROWS) {
+        let mut text = String::with_capacity(transaction_rows.len() * 200);
+        for row in transaction_rows {
+            text.push_str(&format!(
+                "{}\t{}\tcpu\t{}\t{}\t{}\n",
+                row.source, row.id, row.subject, row.time, row.data
+            ));
+        }
+        let mut copy = connection
+            .copy_in_raw("COPY naive_events (source, id, type, subject, time, data) FROM STDIN")
+            .await?;
+        copy.send(text.into_bytes()).await?;
+        copy.finish().await?;
+    }
+    Ok(per_second(rows.len() as u64, started.elapsed()))
+}
+
+/// `admin_url` with its database name replaced by `name`: the parsed [`PostgresUrl`] hides its
+/// password, and sqlx's connection here needs it.
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+struct BaselineRow {
+    source: String,
+    id: String,
+    subject: String,
+    time: String,
+    data: String,
+}
+
+fn baseline_rows(args: &IngestBenchArgs) -> Vec<BaselineRow> {
+    let mut factory = EventFactory::new(u64::MAX, args.subjects);
+    (0..args.baseline_events)
+        .map(|_| {
+            let (id, subject, cores) = factory.next_event();
+            BaselineRow {
+                source: factory.source.clone(),
+                id,
+                subject: format!("cus_{subject}"),
+                time: factory.time.clone(),
+                data: format!(r#"{{"cores":{cores},"project":"prj_{}"}}"#, subject % 7),
+            }
+        })
+        .collect()
+}
+
+/// billow's ingestion endpoint, served in this process over `database`.
+async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow::Result<String> {
+    let settings = Settings {
+        bind: "127.0.0.1:0".parse()?,
+        database: database.clone(),
+    };
+    let application = Application::build(settings).await?;
+    let address = application.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let store = Store::open(&database).await?;
+    let name = WorkspaceName::parse("bench")?;
+    let workspace = store
+        .workspace_named_or_created(&name, Timestamp::now())
+        .await?;
+    let (_, secret) = store
+        .create_api_key(&workspace.id, Timestamp::now())
+        .await?;
+    let endpoint = format!("http://{address}/api/v1/events");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::try_from(args.connections)?)
+        .build()?;
+    let load = Load {
+        client,
+        endpoint,
+        authorization: format!("Bearer {}", secret.expose()),
+        batch: args.batch,
+        subjects: args.subjects,
+    };
+    let requests = args.events.div_ceil(args.batch);
+    reset_peak_rss();
+    let started = Instant::now();
+    let first_body = load.send_all(requests, args.connections).await?;
+    let elapsed = started.elapsed();
+    let peak_rss_mib = peak_rss_kib().map(|kib| kib / 1024);
+    let sent = requests * args.batch;
+    let resent = load.post(first_body).await?;
+    ensure!(
+        resent.duplicates == args.batch && resent.accepted == 0,
+        "a resent batch was not counted as duplicates: {resent:?}"
+    );
+    let stored = count_stored(&store, &workspace.id, args.subjects).await?;
+    ensure!(stored == sent, "{sent} events sent but {stored} stored");
+    store.close().await;
+    let _ = stop.send(());
+    server.await??;
+    Ok(format!(
+        "POST /api/v1/events over HTTP: {} events in {:.2} s = {} events/s; peak RSS {} MiB; {} stored, a resent batch counted as {} duplicates",
+        thousands(sent),
+        elapsed.as_secs_f64(),
+        thousands(per_second(sent, elapsed)),
+        peak_rss_mib.map_or("unknown".into(), |mib| mib.to_string()),
+        thousands(stored),
+        resent.duplicates,
+    ))
+}
+
+async fn count_stored(
+    store: &Store,
+    workspace_id: &WorkspaceId,
+    subjects: u64,
+) -> anyhow::Result<u64> {
+    let subjects: Vec<String> = (0..subjects)
+        .map(|subject| format!("cus_{subject}"))
+        .collect();
+    let events = store
+        .usage_events(workspace_id, &subjects, Timestamp::MIN, Timestamp::MAX)
+        .await?;
+    Ok(events.len() as u64)
+}
+
+#[derive(Debug)]
+struct Answer {
+    accepted: u64,
+    duplicates: u64,
+}
+
+/// The load generator: connections each posting batches until all are sent.
+#[derive(Clone)]
+struct Load {
+    client: reqwest::Client,
+    endpoint: String,
+    authorization: String,
+    batch: u64,
+    subjects: u64,
+}
+
+impl Load {
+    /// Sends `requests` batches over `connections` concurrent connections; returns the first body
+    /// (to resend it).
+    async fn send_all(&self, requests: u64, connections: u64) -> anyhow::Result<String> {
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for connection in 0..connections {
+            let load = self.clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut factory = EventFactory::new(connection, load.subjects);
+                let mut first = None;
+                while next.fetch_add(1, Ordering::Relaxed) < requests {
+                    let body = factory.body(load.batch);
+                    if first.is_none() {
+                        first = Some(body.clone());
+                    }
+                    let answer = load.post(body).await?;
+                    ensure!(
+                        answer.accepted == load.batch,
+                        "a batch was not stored whole: {answer:?}"
+                    );
+                }
+                anyhow::Ok(first)
+            }));
+        }
+        let mut first_body = None;
+        for task in tasks {
+            let body = task.await??;
+            first_body = first_body.or(body);
+        }
+        first_body.context("no request was sent")
+    }
+
+    async fn post(&self, body: String) -> anyhow::Result<Answer> {
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .header("content-type", BATCH_CONTENT_TYPE)
+            .header("authorization", &self.authorization)
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        ensure!(
+            status.as_u16() == 202,
+            "POST /api/v1/events answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&bytes)?;
+        let count = |member: &str| answer[member].as_u64().context("a 202 without counts");
+        Ok(Answer {
+            accepted: count("accepted")?,
+            duplicates: count("duplicates")?,
+        })
+    }
+}
+
+/// Makes CloudEvents as a metering agent sends them: random UUIDv4 ids, the current time, a
+/// subject among `subjects`, a small data object.
+struct EventFactory {
+    state: u64,
+    subjects: u64,
+    source: String,
+    time: String,
+}
+
+impl EventFactory {
+    fn new(connection: u64, subjects: u64) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        Self {
+            state: nanos ^ connection.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            subjects,
+            source: format!("agent-{connection}"),
+            time: format!("{:.3}", Timestamp::now()),
+        }
+    }
+
+    /// splitmix64: fast, and plenty random for ids that only need to be unique.
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A UUIDv4 id, a subject number and a core count.
+    fn next_event(&mut self) -> (String, u64, u64) {
+        let high = self.next_u64();
+        let low = self.next_u64();
+        let mut bytes = [0_u8; 16];
+        bytes[..8].copy_from_slice(&high.to_be_bytes());
+        bytes[8..].copy_from_slice(&low.to_be_bytes());
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        let id = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        let subject = low % self.subjects;
+        (id, subject, high % 64 + 1)
+    }
+
+    /// A JSON array of `count` events.
+    fn body(&mut self, count: u64) -> String {
+        let mut body = String::with_capacity(usize::try_from(count).unwrap_or(0) * 200 + 2);
+        body.push('[');
+        for index in 0..count {
+            if index > 0 {
+                body.push(',');
+            }
+            let (id, subject, cores) = self.next_event();
+            body.push_str(&format!(
+                r#"{{"specversion":"1.0","id":"{id}","source":"{}","type":"cpu","subject":"cus_{subject}","time":"{}","data":{{"cores":{cores},"project":"prj_{}"}}}}"#,
+                self.source,
+                self.time,
+                subject % 7
+            ));
+        }
+        body.push(']');
+        body
+    }
+}
+
+fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let nanos = elapsed.as_nanos().max(1);
+    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux), so that the next reading covers
+/// only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident set size of this process, in KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
