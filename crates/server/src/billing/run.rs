@@ -465,14 +465,14 @@ fn version_at(
         .to_owned();
     changes
         .iter()
+        .rev()
         .filter(|change| {
             change["at"]
                 .as_str()
                 .and_then(|at| at.parse::<Timestamp>().ok())
                 .is_some_and(|at| at <= instant)
         })
-        .filter_map(|change| change["plan"].as_str())
-        .last()
+        .find_map(|change| change["plan"].as_str())
         .map_or(first, str::to_owned)
 }
 

@@ -101,7 +101,7 @@ pub(crate) async fn customer_usage(
 fn total(meter: &Meter, events: &[UsageEvent], period: Period) -> Result<Decimal, ApiError> {
     let groups = meter
         .aggregate(events, period)
-        .map_err(|error| ApiError::internal(error))?;
+        .map_err(ApiError::internal)?;
     Ok(groups.iter().map(|group| group.quantity).sum())
 }
 
