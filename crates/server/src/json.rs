@@ -47,6 +47,8 @@ where
 ///
 /// [`ApiError::MalformedJson`] or [`ApiError::Validation`] with the path of the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, over the whole body: a missing field must not hide trailing garbage.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|error| malformed(&error))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -75,9 +77,10 @@ fn malformed(error: &serde_json::Error) -> ApiError {
 /// parent's path, with the field's name only in the message.
 fn field_of(path: &str, reason: &str) -> String {
     let parent = if path == "." { "" } else { path };
+    // An unknown field is already in the path; a missing one only in the message.
     let missing = reason
         .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'));
+        .and_then(|rest| rest.split('`').next());
     match missing {
         Some(name) if parent.is_empty() => name.to_owned(),
         Some(name) => format!("{parent}.{name}"),

@@ -1,9 +1,14 @@
 //! The one integration test binary: the router called without a socket, and the application
 //! served on port 0, each on a fresh SQLite database.
 
+mod auth;
+mod customers;
+mod billing;
 mod events;
 mod health;
 mod helpers;
+mod idempotency;
 mod month;
+mod openapi;
 mod problems;
 mod serve;

@@ -59,12 +59,13 @@ struct IdempotencyRow {
 
 impl IdempotencyRow {
     fn into_begin(self, fingerprint: &str) -> Result<IdempotencyBegin, IdempotencyStoreError> {
-        if self.fingerprint != fingerprint {
-            return Ok(IdempotencyBegin::Mismatch);
-        }
+        // In flight first, whatever the fingerprint: the first request's outcome is not known yet.
         let Some(status) = self.response_status else {
             return Ok(IdempotencyBegin::InFlight);
         };
+        if self.fingerprint != fingerprint {
+            return Ok(IdempotencyBegin::Mismatch);
+        }
         let status = u16::try_from(status).map_err(|_| IdempotencyStoreError::CorruptRow)?;
         let headers = serde_json::from_str(self.response_headers.as_deref().unwrap_or("[]"))
             .map_err(|_| IdempotencyStoreError::CorruptRow)?;

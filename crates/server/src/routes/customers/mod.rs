@@ -207,10 +207,10 @@ pub(crate) async fn update_customer(
 
 /// Applies the fields of `body` to `customer`, listing invalid ones in `checks`.
 fn apply_update(customer: &mut Customer, body: UpdateCustomer, checks: &mut Checks) {
-    if let Some(external_id) = body.external_id {
+    if let Some(external_id) = checks.not_null("external_id", body.external_id) {
         customer.external_id = checks.text("external_id", &external_id);
     }
-    if let Some(name) = body.name {
+    if let Some(name) = checks.not_null("name", body.name) {
         customer.name = checks.text("name", &name);
     }
     if let Some(email) = body.email {
@@ -219,18 +219,18 @@ fn apply_update(customer: &mut Customer, body: UpdateCustomer, checks: &mut Chec
     if let Some(address) = body.address {
         customer.address = address.map(|address| checks.address("address", address));
     }
-    if let Some(tax_ids) = body.tax_ids {
+    if let Some(tax_ids) = checks.not_null("tax_ids", body.tax_ids) {
         customer.tax_ids = checks.tax_ids("tax_ids", tax_ids);
     }
-    if let Some(currency) = body.currency {
+    if let Some(currency) = checks.not_null("currency", body.currency) {
         if let Some(currency) = checks.currency("currency", &currency) {
             customer.currency = currency;
         }
     }
-    if let Some(time_zone) = body.time_zone {
+    if let Some(time_zone) = checks.not_null("time_zone", body.time_zone) {
         customer.time_zone = checks.time_zone("time_zone", &time_zone);
     }
-    if let Some(day) = body.billing_cycle_day {
+    if let Some(day) = checks.not_null("billing_cycle_day", body.billing_cycle_day) {
         customer.billing_cycle_day = checks.billing_cycle_day("billing_cycle_day", day);
     }
     if let Some(parent_id) = body.parent_id {

@@ -71,23 +71,34 @@ pub struct CreateCustomer {
 }
 
 /// `PATCH /api/v1/customers/{id}`: the fields given replace the stored ones; `null` clears
-/// `email`, `address` and `parent_id`.
+/// `email`, `address` and `parent_id` and is refused for the others.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
-    pub external_id: Option<String>,
-    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<AddressBody>)]
     pub address: Option<Option<AddressBody>>,
-    pub tax_ids: Option<Vec<TaxIdBody>>,
-    pub currency: Option<String>,
-    pub time_zone: Option<String>,
-    #[schema(minimum = 1, maximum = 31)]
-    pub billing_cycle_day: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<TaxIdBody>>)]
+    pub tax_ids: Option<Option<Vec<TaxIdBody>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub currency: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub time_zone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 31)]
+    pub billing_cycle_day: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub parent_id: Option<Option<String>>,
@@ -205,6 +216,18 @@ pub struct Checks {
 impl Checks {
     pub fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.errors.push(FieldError::new(field, reason));
+    }
+
+    /// The value of a PATCH field that may be absent but not `null`.
+    pub fn not_null<T>(&mut self, field: &str, value: Option<Option<T>>) -> Option<T> {
+        match value {
+            Some(None) => {
+                self.fail(field, "must not be null");
+                None
+            }
+            Some(Some(value)) => Some(value),
+            None => None,
+        }
     }
 
     /// A required line of text: 1 to 255 characters, no control characters, no surrounding
