@@ -265,15 +265,65 @@ pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
         ScenarioError::Malformed { path, message } => (path, message),
         ScenarioError::Invalid { path, reason } => (path, reason),
     };
-    let field = path
+    let relative = path
         .strip_prefix(prefix)
         .map(|rest| rest.trim_start_matches('.'))
-        .filter(|rest| !rest.is_empty())
         .unwrap_or(path);
-    ApiError::Validation(vec![FieldError::new(field, reason.clone())])
+    // serde reports a missing field at its parent's path, naming the field only in the message.
+    let missing = reason
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (relative, missing) {
+        ("", Some(name)) => name.to_owned(),
+        ("", None) => path.clone(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (relative, None) => relative.to_owned(),
+    };
+    // serde_json's position is in the document built here, not in the request: left out.
+    let reason = reason
+        .split_once(" at line ")
+        .map_or(reason.as_str(), |(reason, _)| reason);
+    ApiError::Validation(vec![FieldError::new(field, reason)])
 }
 
 /// A subscription names a plan version that is not stored: the rows are inconsistent.
 #[derive(Debug, thiserror::Error)]
 #[error("the plan version {0} is not stored")]
 struct MissingPlanVersion(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(error: ApiError) -> String {
+        match error {
+            ApiError::Validation(errors) => errors[0].field.clone(),
+            other => panic!("not a validation error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_core_path_is_named_relative_to_the_request_body() {
+        let invalid = ScenarioError::Invalid {
+            path: "plans[0].prices[1].pricing".into(),
+            reason: "bad".into(),
+        };
+        assert_eq!(
+            field_of(scenario_error(&invalid, "plans[0]")),
+            "prices[1].pricing"
+        );
+        let missing = ScenarioError::Malformed {
+            path: "plans[0]".into(),
+            message: "missing field `cadence` at line 1 column 2".into(),
+        };
+        assert_eq!(field_of(scenario_error(&missing, "plans[0]")), "cadence");
+        let nested = ScenarioError::Malformed {
+            path: "plans[0].prices[0]".into(),
+            message: "missing field `pricing`".into(),
+        };
+        assert_eq!(
+            field_of(scenario_error(&nested, "plans[0]")),
+            "prices[0].pricing"
+        );
+    }
+}

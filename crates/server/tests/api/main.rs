@@ -4,6 +4,7 @@
 mod auth;
 mod customers;
 mod billing;
+mod billing;
 mod events;
 mod health;
 mod helpers;

@@ -298,8 +298,14 @@ pub(crate) async fn change_subscription(
     Ok((StatusCode::CREATED, ApiJson(shown)))
 }
 
-/// What a change would bill, without making it: the invoices the engine would issue from the
-/// change's instant on (run at the later of now and that instant), and the upcoming ones.
+/// How many of the invoices a change alters a preview shows: the one at the change (a plan
+/// change or cancellation) and the next (its prorations), or the next two.
+const PREVIEW_INVOICES_MAX: usize = 2;
+
+/// What a change would bill, without making it: the engine runs on a copy of the customer's
+/// world with the change, and on the world as it is, up to a year after the change; the first
+/// invoices of the subscription whose amounts the change alters are returned (future usage is
+/// taken as none).
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/preview-change", tag = "subscriptions",
     params(("id" = String, Path, description = "The subscription's id")),
     responses((status = 200, description = "The invoices the change would produce"), (status = 422, description = "Invalid field")))]
@@ -313,25 +319,33 @@ pub(crate) async fn preview_change(
         workspace_id: auth.workspace_id.clone(),
     };
     let subscription = find_subscription(&state, &principal, &id).await?;
+    let current = world(&state, &auth.workspace_id, &subscription.customer_id).await?;
     let checked = check_change(&state, &auth.workspace_id, &subscription, body).await?;
     let at = checked.record.at;
-    let now = state.clock.now().max(at);
-    let preview = preview_customer(&state, &auth.workspace_id, &checked.world, now).await?;
-    let invoices: Vec<_> = preview
+    let horizon = state
+        .clock
+        .now()
+        .max(at)
+        .checked_add(jiff::SignedDuration::from_hours(24 * 367))
+        .map_err(ApiError::internal)?;
+    let with_change = preview_customer(&state, &auth.workspace_id, &checked.world, horizon).await?;
+    let without = preview_customer(&state, &auth.workspace_id, &current, horizon).await?;
+    let unchanged = |invoice: &billow_core::scenario::IssuedInvoice| {
+        without.invoices.iter().any(|other| {
+            other.subscription == invoice.subscription && other.invoice == invoice.invoice
+        })
+    };
+    let invoices: Vec<_> = with_change
         .invoices
         .iter()
-        .filter(|invoice| invoice.subscription == id && invoice.invoice.issued_at >= at)
-        .collect();
-    let upcoming: Vec<_> = preview
-        .upcoming
-        .iter()
-        .filter(|invoice| invoice.subscription == id)
+        .filter(|invoice| {
+            invoice.subscription == id && invoice.invoice.issued_at >= at && !unchanged(invoice)
+        })
+        .take(PREVIEW_INVOICES_MAX)
         .collect();
     Ok(ApiJson(json!({
         "change": checked.record.spec,
-        "now": now.to_string(),
         "invoices": invoices,
-        "upcoming": upcoming,
     })))
 }
 

@@ -1,0 +1,472 @@
+//! The billing API's edges over HTTP: field-naming 422s from the core's validation, plan
+//! versions, change previews, finalize/void/credit notes/payments, customer tokens and tenant
+//! isolation, usage and upcoming invoices.
+
+use billow_store::Database;
+use serde_json::{json, Value};
+
+use crate::month::BillingApp;
+
+/// A plan of seats in advance (10.00) and compute in arrears (0.10 an hour, by project), a
+/// customer, and its subscription of 3 seats since 2024-01-01.
+async fn arranged(now: &str) -> (BillingApp, String, String) {
+    let app = BillingApp::spawn(Database::sqlite("unused"), now).await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
+               "value_property": "hours", "group_by": ["project"]}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "team", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "compute", "description": "Compute", "meter": "compute",
+             "pricing": {"model": "per_unit", "unit_amount": "0.10"}}]}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let subscription = app
+        .post(
+            "/api/v1/subscriptions",
+            json!({"customer_id": customer, "plan": "team", "quantity": 3,
+                   "start": "2024-01-01T00:00:00Z"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (app, customer, subscription)
+}
+
+fn fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {problem}"))
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_catalog_input_is_a_422_naming_the_field() {
+    let (app, customer, _) = arranged("2024-01-01T00:00:00Z").await;
+    let cases = [
+        (
+            "/api/v1/plans",
+            json!({"key": "p", "cadence": "monthly", "prices": [
+                {"key": "a", "pricing": {"model": "tiered", "tiers": []}}]}),
+            "prices[0].pricing.model",
+        ),
+        (
+            "/api/v1/plans",
+            json!({"key": "p", "prices": [{"key": "a", "pricing": {"model": "flat", "amount": "1"}}]}),
+            "cadence",
+        ),
+        (
+            "/api/v1/plans",
+            json!({"key": "p", "cadence": "monthly", "prices": [
+                {"key": "a", "meter": "nope", "pricing": {"model": "per_unit", "unit_amount": "1"}}]}),
+            "prices[0].meter",
+        ),
+        (
+            "/api/v1/meters",
+            json!({"key": "m", "event_type": "e", "aggregation": "AVERAGE"}),
+            "aggregation",
+        ),
+        (
+            "/api/v1/subscriptions",
+            json!({"customer_id": customer, "plan": "team", "quantity": -1}),
+            "quantity",
+        ),
+        (
+            "/api/v1/subscriptions",
+            json!({"customer_id": "cus_nobody", "plan": "team"}),
+            "customer_id",
+        ),
+        (
+            "/api/v1/subscriptions",
+            json!({"customer_id": customer, "plan": "nope"}),
+            "plan",
+        ),
+        (
+            "/api/v1/credit-grants",
+            json!({"customer_id": customer, "type": "gift", "amount": 5, "start": "2024-01-01T00:00:00Z"}),
+            "type",
+        ),
+        (
+            "/api/v1/discounts",
+            json!({"customer_id": customer, "percent_off": "10", "duration": "once"}),
+            "start",
+        ),
+        ("/api/v1/tax-rates", json!({"name": "VAT"}), "rate_percent"),
+    ];
+    for (path, body, field) in cases {
+        let (status, problem) = app.call("POST", path, Some(body.clone())).await;
+        assert_eq!(status, 422, "{path} {body}: {problem}");
+        assert_eq!(problem["type"], "urn:billow:problem:validation");
+        assert_eq!(fields(&problem), [field], "{path} {body}: {problem}");
+    }
+    let (status, problem) = app
+        .call(
+            "POST",
+            "/api/v1/plans",
+            Some(json!({"key": "team", "cadence": "monthly", "prices": [
+                {"key": "a", "pricing": {"model": "flat", "amount": "1"}}]})),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn editing_a_plan_makes_a_version_that_only_new_subscriptions_get() {
+    let (app, customer, first) = arranged("2024-01-01T00:00:00Z").await;
+    let (status, plan) = app
+        .call(
+            "PUT",
+            "/api/v1/plans/team",
+            Some(json!({"cadence": "monthly", "prices": [
+                {"key": "seats", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "12.00"}}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["current_version"]["version"], 2);
+    assert_eq!(plan["versions"].as_array().unwrap().len(), 2);
+    let second = app
+        .post(
+            "/api/v1/subscriptions",
+            json!({"customer_id": customer, "plan": "team", "start": "2024-01-01T00:00:00Z"}),
+        )
+        .await;
+
+    let old = app.get(&format!("/api/v1/subscriptions/{first}")).await;
+    assert_eq!(old["plan_version_id"], plan["versions"][0]["id"]);
+    assert_eq!(second["plan_version_id"], plan["versions"][1]["id"]);
+    app.set_now("2024-01-01T01:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let invoices = app.get("/api/v1/invoices?status=open").await;
+    let mut totals: Vec<i64> = invoices["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["total"]["amount_minor"].as_i64().unwrap())
+        .collect();
+    totals.sort_unstable();
+    // The old subscription bills 3 × 10.00 at version 1; the new one 1 × 12.00 at version 2.
+    assert_eq!(totals, [1200, 3000]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_preview_shows_the_proration_without_making_the_change() {
+    let (app, _customer, subscription) = arranged("2024-01-16T00:00:00Z").await;
+
+    let preview = app
+        .post(
+            &format!("/api/v1/subscriptions/{subscription}/preview-change"),
+            json!({"quantity": 5}),
+        )
+        .await;
+
+    // From 3 to 5 seats on January 16: a credit for 16 of 31 days at 3 seats and a charge for
+    // them at 5, on the next invoice (February 1).
+    let invoices = preview["invoices"].as_array().unwrap();
+    assert_eq!(
+        invoices[0]["issued_at"], "2024-02-01T00:00:00Z",
+        "{preview}"
+    );
+    let lines = invoices[0]["lines"].as_array().unwrap();
+    let amounts: Vec<&str> = lines
+        .iter()
+        .map(|line| line["amount"]["amount"].as_str().unwrap())
+        .collect();
+    assert!(amounts.contains(&"-15.48"), "{amounts:?}");
+    assert!(amounts.contains(&"25.81"), "{amounts:?}");
+    let unchanged = app
+        .get(&format!("/api/v1/subscriptions/{subscription}"))
+        .await;
+    assert_eq!(unchanged["changes"], json!([]));
+
+    let (status, problem) = app
+        .call(
+            "POST",
+            &format!("/api/v1/subscriptions/{subscription}/changes"),
+            Some(json!({"quantity": 5, "plan": "team"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let changed = app
+        .post(
+            &format!("/api/v1/subscriptions/{subscription}/changes"),
+            json!({"cancel": "end_of_term"}),
+        )
+        .await;
+    assert_eq!(changed["status"], "canceled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited() {
+    let (app, customer, _) = arranged("2024-01-01T00:30:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let drafts = app.get("/api/v1/invoices?status=draft").await;
+    let id = drafts["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(drafts["data"][0]["number"], Value::Null);
+
+    let finalized = app
+        .post(&format!("/api/v1/invoices/{id}/finalize"), json!({}))
+        .await;
+    assert_eq!(finalized["number"], 1);
+    assert_eq!(finalized["status"], "open");
+    assert_eq!(
+        finalized["payment_instructions"]["reference"], "#1",
+        "{finalized}"
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/invoices/{id}/finalize"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // Credit notes: at most the invoice's 30.00.
+    let (status, problem) = app
+        .call(
+            "POST",
+            &format!("/api/v1/invoices/{id}/credit-notes"),
+            Some(json!({"lines": [{"description": "Goodwill", "amount": "30.01"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["lines"]);
+    let note = app
+        .post(
+            &format!("/api/v1/invoices/{id}/credit-notes"),
+            json!({"lines": [{"description": "Outage", "amount": "5.00", "line": 1}], "reason": "SLA"}),
+        )
+        .await;
+    assert_eq!(note["total"]["amount_minor"], 500);
+
+    // Manual payment: in progress, then paid, with the history.
+    let (status, problem) = app
+        .call(
+            "POST",
+            &format!("/api/v1/invoices/{id}/payments"),
+            Some(json!({"state": "Refunded"})),
+        )
+        .await;
+    assert_eq!((status, fields(&problem)), (422, vec!["state"]));
+    app.post(
+        &format!("/api/v1/invoices/{id}/payments"),
+        json!({"state": "PaymentInProgress", "message": "wire announced"}),
+    )
+    .await;
+    let paid = app
+        .post(
+            &format!("/api/v1/invoices/{id}/payments"),
+            json!({"state": "Paid"}),
+        )
+        .await;
+    assert_eq!(paid["status"], "paid");
+    let states: Vec<&str> = paid["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["PaymentPending", "PaymentInProgress", "Paid"]);
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/invoices/{id}/void"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409, "a paid invoice is not voided");
+    let history = app
+        .get(&format!("/api/v1/customers/{customer}/billing-history"))
+        .await;
+    assert_eq!(history["data"][0]["status"], "paid");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_token_reads_only_its_own_billing() {
+    let (app, customer, subscription) = arranged("2024-01-01T02:00:00Z").await;
+    let other = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "other", "name": "Other", "currency": "USD"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        "/api/v1/subscriptions",
+        json!({"customer_id": other, "plan": "team", "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let token = app
+        .post(&format!("/api/v1/customers/{customer}/tokens"), json!({}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_customer = |method: &'static str, path: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.call_as(&token, method, &path, None, "application/json")
+                .await
+        }
+    };
+
+    let (status, own) = as_customer("GET", "/api/v1/invoices".into()).await;
+    assert_eq!(status, 200, "{own}");
+    let own = own["data"].as_array().unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["customer_id"], customer.as_str());
+    let all = app.get("/api/v1/invoices").await;
+    let foreign = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["customer_id"] == other.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = as_customer("GET", format!("/api/v1/invoices/{foreign}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = as_customer("GET", format!("/api/v1/subscriptions/{subscription}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = as_customer("GET", format!("/api/v1/customers/{other}/last-invoice")).await;
+    assert_eq!(status, 404);
+    let (status, _) =
+        as_customer("GET", format!("/api/v1/customers/{customer}/last-invoice")).await;
+    assert_eq!(status, 200);
+    let (status, _) = as_customer("POST", "/api/v1/billing-runs".into()).await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn usage_totals_by_project_and_day_and_the_upcoming_invoice() {
+    let (app, customer, _) = arranged("2024-01-03T12:00:00Z").await;
+    app.post(
+        "/api/v1/events",
+        json!([
+            {"specversion": "1.0", "id": "u1", "source": "k8s", "type": "compute.hours", "subject": "acme",
+             "time": "2024-01-01T10:00:00Z", "data": {"hours": 2, "project": "web"}},
+            {"specversion": "1.0", "id": "u2", "source": "k8s", "type": "compute.hours", "subject": "acme",
+             "time": "2024-01-02T10:00:00Z", "data": {"hours": 3, "project": "web"}},
+            {"specversion": "1.0", "id": "u3", "source": "k8s", "type": "compute.hours", "subject": "acme",
+             "time": "2024-01-02T11:00:00Z", "data": {"hours": 4, "project": "batch"}}
+        ]),
+    )
+    .await;
+
+    let usage = app
+        .get(&format!(
+            "/api/v1/customers/{customer}/usage?meter=compute&from=2024-01-01T00:00:00Z&to=2024-01-03T00:00:00Z"
+        ))
+        .await;
+
+    let compute = &usage["data"][0];
+    assert_eq!(compute["meter"], "compute");
+    assert_eq!(compute["quantity"], "9");
+    let series: Vec<&str> = compute["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| day["quantity"].as_str().unwrap())
+        .collect();
+    assert_eq!(series, ["2", "7"]);
+    let projects = compute["projects"].as_array().unwrap();
+    assert!(
+        projects.contains(&json!({"project": "batch", "quantity": "4"})),
+        "{projects:?}"
+    );
+    assert!(
+        projects.contains(&json!({"project": "web", "quantity": "5"})),
+        "{projects:?}"
+    );
+    let (status, problem) = app
+        .call(
+            "GET",
+            &format!("/api/v1/customers/{customer}/usage?from=2024-01-03T00:00:00Z&to=2024-01-01T00:00:00Z"),
+            None,
+        )
+        .await;
+    assert_eq!((status, fields(&problem)), (422, vec!["to"]));
+
+    let upcoming = app
+        .get(&format!("/api/v1/customers/{customer}/invoices/upcoming"))
+        .await;
+    let lines = upcoming["data"][0]["lines"].as_array().unwrap();
+    let amounts: Vec<&str> = lines
+        .iter()
+        .map(|l| l["amount"]["amount"].as_str().unwrap())
+        .collect();
+    // Usage so far: web 5 hours = 0.50, batch 4 = 0.40.
+    assert!(
+        amounts.contains(&"0.50") && amounts.contains(&"0.40"),
+        "{amounts:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_workspace_sees_none_of_the_billing() {
+    let (app, customer, subscription) = arranged("2024-01-01T02:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let invoice = app.get("/api/v1/invoices").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let workspace = app
+        .store
+        .workspace_named_or_created(
+            &billow_store::WorkspaceName::parse("Other").unwrap(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (_, secret) = app
+        .store
+        .create_api_key(&workspace.id, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let key = secret.expose().to_owned();
+
+    for path in [
+        format!("/api/v1/invoices/{invoice}"),
+        format!("/api/v1/subscriptions/{subscription}"),
+        format!("/api/v1/plans/team"),
+        format!("/api/v1/customers/{customer}/invoices/upcoming"),
+    ] {
+        let (status, body) = app
+            .call_as(&key, "GET", &path, None, "application/json")
+            .await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, body) = app
+        .call_as(&key, "GET", "/api/v1/invoices", None, "application/json")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"], json!([]));
+    app.stop().await;
+}
