@@ -4,7 +4,6 @@
 mod auth;
 mod customers;
 mod billing;
-mod billing;
 mod events;
 mod health;
 mod helpers;
