@@ -53,9 +53,7 @@ pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
 pub use events::{
     EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, NewEvent, WriteEventsError,
 };
-pub use idempotency::{
-    IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse,
-};
+pub use idempotency::{IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse};
 pub use ids::new_id;
 pub use keys::{
     ApiKey, CredentialHash, CredentialKind, CredentialSecret, CustomerToken, CustomerTokenOwner,

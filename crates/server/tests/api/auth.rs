@@ -1,8 +1,8 @@
 //! Bearer auth and tenant isolation: workspace keys, revoked keys, customer tokens.
 
 use axum::http::{Method, StatusCode};
-use billow_server::PROBLEM_JSON;
 use billow_server::clock::Clock;
+use billow_server::PROBLEM_JSON;
 use jiff::SignedDuration;
 use serde_json::{json, Value};
 
@@ -23,11 +23,31 @@ fn workspace_routes(customer_id: &str) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (Method::GET, "/api/v1/customers".into(), None),
         (Method::POST, "/api/v1/customers".into(), Some(team("new"))),
-        (Method::GET, format!("/api/v1/customers/{customer_id}"), None),
-        (Method::PATCH, format!("/api/v1/customers/{customer_id}"), Some(json!({"name": "B"}))),
-        (Method::GET, format!("/api/v1/customers/{customer_id}/projects"), None),
-        (Method::POST, format!("/api/v1/customers/{customer_id}/projects"), Some(json!({"name": "p"}))),
-        (Method::POST, format!("/api/v1/customers/{customer_id}/tokens"), Some(json!({}))),
+        (
+            Method::GET,
+            format!("/api/v1/customers/{customer_id}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/customers/{customer_id}"),
+            Some(json!({"name": "B"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/customers/{customer_id}/projects"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/customers/{customer_id}/projects"),
+            Some(json!({"name": "p"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/customers/{customer_id}/tokens"),
+            Some(json!({})),
+        ),
         (Method::GET, "/api/v1/openapi.json".into(), None),
     ]
 }
@@ -41,19 +61,50 @@ async fn a_request_without_a_valid_key_is_a_401_problem(api: &TestApi) {
     let wrong = format!("{}{last}", &key[..key.len() - 1]);
 
     for (method, path, body) in workspace_routes(customer_id) {
-        for credential in [None, Some(wrong.as_str()), Some("bct_unknown"), Some("sk_live_x")] {
-            let response = api.call(method.clone(), &path, credential, body.clone()).await;
+        for credential in [
+            None,
+            Some(wrong.as_str()),
+            Some("bct_unknown"),
+            Some("sk_live_x"),
+        ] {
+            let response = api
+                .call(method.clone(), &path, credential, body.clone())
+                .await;
 
-            assert_problem(&response, StatusCode::UNAUTHORIZED, "urn:billow:problem:unauthenticated");
-            assert!(response.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+            assert_problem(
+                &response,
+                StatusCode::UNAUTHORIZED,
+                "urn:billow:problem:unauthenticated",
+            );
+            assert!(response.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"));
         }
     }
     let basic = api
-        .call_raw(Method::GET, "/api/v1/customers", None, &[("authorization", "Basic YTpi")], None)
+        .call_raw(
+            Method::GET,
+            "/api/v1/customers",
+            None,
+            &[("authorization", "Basic YTpi")],
+            None,
+        )
         .await;
-    assert_problem(&basic, StatusCode::UNAUTHORIZED, "urn:billow:problem:unauthenticated");
-    let page = api.call(Method::GET, "/api/v1/customers", Some(&key), None).await.json();
-    assert_eq!(page["data"].as_array().unwrap().len(), 1, "nothing was created or changed");
+    assert_problem(
+        &basic,
+        StatusCode::UNAUTHORIZED,
+        "urn:billow:problem:unauthenticated",
+    );
+    let page = api
+        .call(Method::GET, "/api/v1/customers", Some(&key), None)
+        .await
+        .json();
+    assert_eq!(
+        page["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created or changed"
+    );
     assert_eq!(page["data"][0]["name"], "Team");
 }
 
@@ -68,7 +119,9 @@ async fn probes_need_no_key(api: &TestApi) {
 async fn a_revoked_key_is_refused(api: &TestApi) {
     let (workspace_id, other_key) = api.workspace_key("Acme").await;
     let (key_id, key) = api.api_key(&workspace_id).await;
-    let before = api.call(Method::GET, "/api/v1/customers", Some(&key), None).await;
+    let before = api
+        .call(Method::GET, "/api/v1/customers", Some(&key), None)
+        .await;
     assert_eq!(before.status, StatusCode::OK);
 
     let revoked = api
@@ -78,11 +131,26 @@ async fn a_revoked_key_is_refused(api: &TestApi) {
         .unwrap();
 
     assert!(revoked);
-    let after = api.call(Method::GET, "/api/v1/customers", Some(&key), None).await;
-    assert_problem(&after, StatusCode::UNAUTHORIZED, "urn:billow:problem:unauthenticated");
-    let other = api.call(Method::GET, "/api/v1/customers", Some(&other_key), None).await;
-    assert_eq!(other.status, StatusCode::OK, "the workspace's other key still works");
-    let again = api.store.revoke_api_key(&workspace_id, &key_id, api.clock.now()).await;
+    let after = api
+        .call(Method::GET, "/api/v1/customers", Some(&key), None)
+        .await;
+    assert_problem(
+        &after,
+        StatusCode::UNAUTHORIZED,
+        "urn:billow:problem:unauthenticated",
+    );
+    let other = api
+        .call(Method::GET, "/api/v1/customers", Some(&other_key), None)
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "the workspace's other key still works"
+    );
+    let again = api
+        .store
+        .revoke_api_key(&workspace_id, &key_id, api.clock.now())
+        .await;
     assert!(!again.unwrap(), "a revoked key is not revoked twice");
 }
 
@@ -99,14 +167,36 @@ async fn a_key_of_workspace_a_gets_404_for_workspace_b_customers(api: &TestApi) 
         }
         let response = api.call(method.clone(), &path, Some(&key_a), body).await;
 
-        assert_problem(&response, StatusCode::NOT_FOUND, "urn:billow:problem:not-found");
+        assert_problem(
+            &response,
+            StatusCode::NOT_FOUND,
+            "urn:billow:problem:not-found",
+        );
     }
-    let page_a = api.call(Method::GET, "/api/v1/customers", Some(&key_a), None).await.json();
-    let ids: Vec<&Value> = page_a["data"].as_array().unwrap().iter().map(|c| &c["external_id"]).collect();
+    let page_a = api
+        .call(Method::GET, "/api/v1/customers", Some(&key_a), None)
+        .await
+        .json();
+    let ids: Vec<&Value> = page_a["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["external_id"])
+        .collect();
     assert_eq!(ids, [&json!("a-team")]);
-    let stored_b = api.store.customer(&workspace_b, customer_b_id).await.unwrap().unwrap();
+    let stored_b = api
+        .store
+        .customer(&workspace_b, customer_b_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored_b.name, "Team", "workspace A's PATCH changed nothing");
-    assert!(api.store.projects(&workspace_b, customer_b_id).await.unwrap().is_empty());
+    assert!(api
+        .store
+        .projects(&workspace_b, customer_b_id)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn a_customer_token_reads_only_its_own_customer(api: &TestApi) {
@@ -129,7 +219,12 @@ async fn a_customer_token_reads_only_its_own_customer(api: &TestApi) {
         .json();
 
     let created = api
-        .call(Method::POST, &format!("/api/v1/customers/{own_id}/tokens"), Some(&key), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{own_id}/tokens"),
+            Some(&key),
+            None,
+        )
         .await;
 
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -140,32 +235,74 @@ async fn a_customer_token_reads_only_its_own_customer(api: &TestApi) {
     assert_eq!(created["customer_id"], own["id"]);
     assert_eq!(created["expires_at"], "2026-11-23T08:00:00Z");
     let own_read = api
-        .call(Method::GET, &format!("/api/v1/customers/{own_id}"), Some(token), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{own_id}"),
+            Some(token),
+            None,
+        )
         .await;
     assert_eq!(own_read.status, StatusCode::OK);
     assert_eq!(own_read.json(), own);
     let own_projects = api
-        .call(Method::GET, &format!("/api/v1/customers/{own_id}/projects"), Some(token), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{own_id}/projects"),
+            Some(token),
+            None,
+        )
         .await;
     assert_eq!(own_projects.json()["data"], json!([project]));
     for id in [other_id, foreign_id] {
-        for path in [format!("/api/v1/customers/{id}"), format!("/api/v1/customers/{id}/projects")] {
+        for path in [
+            format!("/api/v1/customers/{id}"),
+            format!("/api/v1/customers/{id}/projects"),
+        ] {
             let response = api.call(Method::GET, &path, Some(token), None).await;
-            assert_problem(&response, StatusCode::NOT_FOUND, "urn:billow:problem:not-found");
+            assert_problem(
+                &response,
+                StatusCode::NOT_FOUND,
+                "urn:billow:problem:not-found",
+            );
         }
     }
     for (method, path, body) in [
         (Method::GET, "/api/v1/customers".to_owned(), None),
-        (Method::POST, "/api/v1/customers".to_owned(), Some(team("sneaky"))),
-        (Method::PATCH, format!("/api/v1/customers/{own_id}"), Some(json!({"name": "Mine"}))),
-        (Method::POST, format!("/api/v1/customers/{own_id}/projects"), Some(json!({"name": "p"}))),
-        (Method::POST, format!("/api/v1/customers/{own_id}/tokens"), None),
+        (
+            Method::POST,
+            "/api/v1/customers".to_owned(),
+            Some(team("sneaky")),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/customers/{own_id}"),
+            Some(json!({"name": "Mine"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/customers/{own_id}/projects"),
+            Some(json!({"name": "p"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/customers/{own_id}/tokens"),
+            None,
+        ),
     ] {
         let response = api.call(method.clone(), &path, Some(token), body).await;
-        assert_problem(&response, StatusCode::FORBIDDEN, "urn:billow:problem:forbidden");
+        assert_problem(
+            &response,
+            StatusCode::FORBIDDEN,
+            "urn:billow:problem:forbidden",
+        );
     }
     let unchanged = api
-        .call(Method::GET, &format!("/api/v1/customers/{own_id}"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{own_id}"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(unchanged.json()["name"], "Team");
 }
@@ -192,19 +329,40 @@ async fn a_customer_token_expires(api: &TestApi) {
     let after = api.call(Method::GET, &path, Some(token), None).await;
 
     assert_eq!(before.status, StatusCode::OK);
-    assert_problem(&after, StatusCode::UNAUTHORIZED, "urn:billow:problem:unauthenticated");
+    assert_problem(
+        &after,
+        StatusCode::UNAUTHORIZED,
+        "urn:billow:problem:unauthenticated",
+    );
 }
 
 async fn a_token_lifetime_outside_its_bounds_is_a_422(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let customer = api.create_customer(&key, team("own")).await;
-    let path = format!("/api/v1/customers/{}/tokens", customer["id"].as_str().unwrap());
+    let path = format!(
+        "/api/v1/customers/{}/tokens",
+        customer["id"].as_str().unwrap()
+    );
 
-    for body in [json!({"expires_in_seconds": 59}), json!({"expires_in_seconds": 2_592_001}), json!({"expires_in_seconds": "soon"}), json!({"scope": "all"})] {
-        let response = api.call(Method::POST, &path, Some(&key), Some(body.clone())).await;
-        assert_problem(&response, StatusCode::UNPROCESSABLE_ENTITY, "urn:billow:problem:validation");
+    for body in [
+        json!({"expires_in_seconds": 59}),
+        json!({"expires_in_seconds": 2_592_001}),
+        json!({"expires_in_seconds": "soon"}),
+        json!({"scope": "all"}),
+    ] {
+        let response = api
+            .call(Method::POST, &path, Some(&key), Some(body.clone()))
+            .await;
+        assert_problem(
+            &response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:billow:problem:validation",
+        );
         let field = response.json()["errors"][0]["field"].clone();
-        assert!(field == "expires_in_seconds" || field == "scope", "{body}: {field}");
+        assert!(
+            field == "expires_in_seconds" || field == "scope",
+            "{body}: {field}"
+        );
     }
 }
 

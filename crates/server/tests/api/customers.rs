@@ -13,7 +13,12 @@ fn team(external_id: &str) -> Value {
 
 /// The `(field, reason)` pairs of a 422 validation problem.
 fn field_errors(response: &TestResponse) -> Vec<String> {
-    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", response.body);
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.body
+    );
     assert_eq!(response.content_type(), PROBLEM_JSON);
     let problem = response.json();
     assert_eq!(problem["type"], "urn:billow:problem:validation");
@@ -56,14 +61,27 @@ async fn a_customer_is_created_with_every_field_and_read_back(api: &TestApi) {
     assert_eq!(customer["billing_cycle_day"], 31);
     assert_eq!(customer["address"]["country"], "DE");
     assert_eq!(customer["address"]["line2"], Value::Null);
-    assert_eq!(customer["tax_ids"], json!([{"type": "eu_vat", "value": "DE123456789"}]));
+    assert_eq!(
+        customer["tax_ids"],
+        json!([{"type": "eu_vat", "value": "DE123456789"}])
+    );
     assert_eq!(customer["parent_id"], parent["id"]);
     let fetched = api
-        .call(Method::GET, &format!("/api/v1/customers/{id}"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(fetched.json(), customer);
-    let stored = api.store.customer(&workspace_id, id).await.unwrap().unwrap();
+    let stored = api
+        .store
+        .customer(&workspace_id, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.time_zone, "Europe/Berlin");
     assert_eq!(stored.currency.code(), "EUR");
     assert_eq!(stored.email.as_deref(), Some("billing@team42.example"));
@@ -91,22 +109,70 @@ async fn omitted_fields_take_their_defaults(api: &TestApi) {
 async fn every_invalid_field_of_a_new_customer_is_named(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"external_id": "", "name": "A", "currency": "EUR"}), vec!["external_id"]),
-        (json!({"external_id": " x", "name": "A", "currency": "EUR"}), vec!["external_id"]),
-        (json!({"external_id": "x", "name": "A".repeat(256), "currency": "EUR"}), vec!["name"]),
-        (json!({"external_id": "x", "name": "A\u{7}", "currency": "EUR"}), vec!["name"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "email": "nope"}), vec!["email"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "email": "a@b"}), vec!["email"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EURO"}), vec!["currency"]),
-        (json!({"external_id": "x", "name": "A", "currency": "ABC"}), vec!["currency"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "time_zone": "Mars/Olympus"}), vec!["time_zone"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 0}), vec!["billing_cycle_day"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 32}), vec!["billing_cycle_day"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 1000}), vec!["billing_cycle_day"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "parent_id": "cus_unknown"}), vec!["parent_id"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"country": "Germany"}}), vec!["address.country"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"city": ""}}), vec!["address.city"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"planet": "Earth"}}), vec!["address.planet"]),
+        (
+            json!({"external_id": "", "name": "A", "currency": "EUR"}),
+            vec!["external_id"],
+        ),
+        (
+            json!({"external_id": " x", "name": "A", "currency": "EUR"}),
+            vec!["external_id"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A".repeat(256), "currency": "EUR"}),
+            vec!["name"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A\u{7}", "currency": "EUR"}),
+            vec!["name"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "email": "nope"}),
+            vec!["email"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "email": "a@b"}),
+            vec!["email"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EURO"}),
+            vec!["currency"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "ABC"}),
+            vec!["currency"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "time_zone": "Mars/Olympus"}),
+            vec!["time_zone"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 0}),
+            vec!["billing_cycle_day"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 32}),
+            vec!["billing_cycle_day"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": 1000}),
+            vec!["billing_cycle_day"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "parent_id": "cus_unknown"}),
+            vec!["parent_id"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"country": "Germany"}}),
+            vec!["address.country"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"city": ""}}),
+            vec!["address.city"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "address": {"planet": "Earth"}}),
+            vec!["address.planet"],
+        ),
         (
             json!({"external_id": "x", "name": "A", "currency": "EUR",
                    "tax_ids": [{"type": "eu_vat", "value": "DE1"}, {"type": "EU VAT", "value": ""}]}),
@@ -118,19 +184,39 @@ async fn every_invalid_field_of_a_new_customer_is_named(api: &TestApi) {
             vec!["tax_ids"],
         ),
         // Wrong JSON types and missing or unknown fields are named too.
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": "first"}), vec!["billing_cycle_day"]),
-        (json!({"external_id": "x", "name": 7, "currency": "EUR"}), vec!["name"]),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "billing_cycle_day": "first"}),
+            vec!["billing_cycle_day"],
+        ),
+        (
+            json!({"external_id": "x", "name": 7, "currency": "EUR"}),
+            vec!["name"],
+        ),
         (json!({"external_id": "x", "currency": "EUR"}), vec!["name"]),
         (json!({"external_id": "x", "name": "A"}), vec!["currency"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "colour": "red"}), vec!["colour"]),
-        (json!({"external_id": "x", "name": "A", "currency": "EUR", "tax_ids": [{"type": "eu_vat"}]}), vec!["tax_ids[0].value"]),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "colour": "red"}),
+            vec!["colour"],
+        ),
+        (
+            json!({"external_id": "x", "name": "A", "currency": "EUR", "tax_ids": [{"type": "eu_vat"}]}),
+            vec!["tax_ids[0].value"],
+        ),
         // Several at once.
-        (json!({"external_id": "", "name": "", "currency": "EURO", "time_zone": "Nowhere"}), vec!["external_id", "name", "currency", "time_zone"]),
+        (
+            json!({"external_id": "", "name": "", "currency": "EURO", "time_zone": "Nowhere"}),
+            vec!["external_id", "name", "currency", "time_zone"],
+        ),
     ];
 
     for (body, fields) in cases {
         let response = api
-            .call(Method::POST, "/api/v1/customers", Some(&key), Some(body.clone()))
+            .call(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&key),
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(field_errors(&response), fields, "{body}");
     }
@@ -144,12 +230,28 @@ async fn every_invalid_field_of_a_new_customer_is_named(api: &TestApi) {
 async fn malformed_json_is_a_400_problem(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
 
-    for body in [r#"{"external_id": "x", "#, "not json", r#"{"external_id": "x"} trailing"#, ""] {
+    for body in [
+        r#"{"external_id": "x", "#,
+        "not json",
+        r#"{"external_id": "x"} trailing"#,
+        "",
+    ] {
         let response = api
-            .call_raw(Method::POST, "/api/v1/customers", Some(&key), &[], Some(body.into()))
+            .call_raw(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&key),
+                &[],
+                Some(body.into()),
+            )
             .await;
 
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}: {}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            response.body
+        );
         assert_eq!(response.content_type(), PROBLEM_JSON);
         assert_eq!(response.json()["type"], "urn:billow:problem:malformed-json");
     }
@@ -161,10 +263,20 @@ async fn a_taken_external_id_is_a_409_within_a_workspace_only(api: &TestApi) {
     api.create_customer(&key_a, team("team-42")).await;
 
     let again = api
-        .call(Method::POST, "/api/v1/customers", Some(&key_a), Some(team("team-42")))
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key_a),
+            Some(team("team-42")),
+        )
         .await;
     let elsewhere = api
-        .call(Method::POST, "/api/v1/customers", Some(&key_b), Some(team("team-42")))
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key_b),
+            Some(team("team-42")),
+        )
         .await;
 
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -181,17 +293,32 @@ async fn an_unknown_customer_is_a_404_problem(api: &TestApi) {
 
     for (method, path, body) in [
         (Method::GET, "/api/v1/customers/cus_nothing", None),
-        (Method::PATCH, "/api/v1/customers/cus_nothing", Some(json!({"name": "B"}))),
+        (
+            Method::PATCH,
+            "/api/v1/customers/cus_nothing",
+            Some(json!({"name": "B"})),
+        ),
         (Method::GET, "/api/v1/customers/cus_nothing/projects", None),
-        (Method::POST, "/api/v1/customers/cus_nothing/projects", Some(json!({"name": "p"}))),
-        (Method::POST, "/api/v1/customers/cus_nothing/tokens", Some(json!({}))),
+        (
+            Method::POST,
+            "/api/v1/customers/cus_nothing/projects",
+            Some(json!({"name": "p"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/customers/cus_nothing/tokens",
+            Some(json!({})),
+        ),
     ] {
         let response = api.call(method.clone(), path, Some(&key), body).await;
 
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(response.content_type(), PROBLEM_JSON);
         assert_eq!(response.json()["type"], "urn:billow:problem:not-found");
-        assert_eq!(response.json()["detail"], "No customer has the id cus_nothing.");
+        assert_eq!(
+            response.json()["detail"],
+            "No customer has the id cus_nothing."
+        );
     }
 }
 
@@ -199,7 +326,9 @@ async fn customers_are_listed_in_pages_in_creation_order(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let mut created = Vec::new();
     for index in 0..5 {
-        let customer = api.create_customer(&key, team(&format!("team-{index}"))).await;
+        let customer = api
+            .create_customer(&key, team(&format!("team-{index}")))
+            .await;
         created.push(customer["id"].as_str().unwrap().to_owned());
     }
 
@@ -232,14 +361,20 @@ async fn customers_are_listed_in_pages_in_creation_order(api: &TestApi) {
 
     assert_eq!(listed, created);
     assert_eq!(pages, 3);
-    let default_page = api.call(Method::GET, "/api/v1/customers", Some(&key), None).await.json();
+    let default_page = api
+        .call(Method::GET, "/api/v1/customers", Some(&key), None)
+        .await
+        .json();
     assert_eq!(default_page["data"].as_array().unwrap().len(), 5);
     assert_eq!(default_page["has_more"], false);
     let exact = api
         .call(Method::GET, "/api/v1/customers?limit=5", Some(&key), None)
         .await
         .json();
-    assert_eq!(exact["has_more"], false, "no more after exactly `limit` items");
+    assert_eq!(
+        exact["has_more"], false,
+        "no more after exactly `limit` items"
+    );
 }
 
 async fn a_page_size_outside_1_to_100_is_a_422_naming_limit(api: &TestApi) {
@@ -247,7 +382,12 @@ async fn a_page_size_outside_1_to_100_is_a_422_naming_limit(api: &TestApi) {
 
     for limit in ["0", "101", "1000", "-1", "ten"] {
         let response = api
-            .call(Method::GET, &format!("/api/v1/customers?limit={limit}"), Some(&key), None)
+            .call(
+                Method::GET,
+                &format!("/api/v1/customers?limit={limit}"),
+                Some(&key),
+                None,
+            )
             .await;
 
         assert_eq!(field_errors(&response), ["limit"], "limit={limit}");
@@ -274,8 +414,10 @@ async fn a_patch_replaces_the_given_fields_and_null_clears(api: &TestApi) {
             Method::PATCH,
             &path,
             Some(&key),
-            Some(json!({"name": "Team One", "email": null, "billing_cycle_day": 15,
-                        "time_zone": "America/New_York", "currency": "usd"})),
+            Some(
+                json!({"name": "Team One", "email": null, "billing_cycle_day": 15,
+                        "time_zone": "America/New_York", "currency": "usd"}),
+            ),
         )
         .await;
 
@@ -283,7 +425,10 @@ async fn a_patch_replaces_the_given_fields_and_null_clears(api: &TestApi) {
     let updated = updated.json();
     assert_eq!(updated["name"], "Team One");
     assert_eq!(updated["email"], Value::Null);
-    assert_eq!(updated["address"]["country"], "DE", "absent fields are kept");
+    assert_eq!(
+        updated["address"]["country"], "DE",
+        "absent fields are kept"
+    );
     assert_eq!(updated["currency"], "USD");
     let stored = api
         .store
@@ -315,8 +460,14 @@ async fn every_invalid_field_of_a_patch_is_named(api: &TestApi) {
         (json!({"time_zone": "Europe/Atlantis"}), vec!["time_zone"]),
         (json!({"billing_cycle_day": 0}), vec!["billing_cycle_day"]),
         (json!({"email": "@"}), vec!["email"]),
-        (json!({"address": {"country": "de"}}), vec!["address.country"]),
-        (json!({"tax_ids": [{"type": "", "value": "1"}]}), vec!["tax_ids[0].type"]),
+        (
+            json!({"address": {"country": "de"}}),
+            vec!["address.country"],
+        ),
+        (
+            json!({"tax_ids": [{"type": "", "value": "1"}]}),
+            vec!["tax_ids[0].type"],
+        ),
         (json!({"parent_id": "cus_unknown"}), vec!["parent_id"]),
         (json!({"id": "cus_other"}), vec!["id"]),
     ];
@@ -361,7 +512,12 @@ async fn every_invalid_field_of_a_patch_is_named(api: &TestApi) {
         .await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     let unchanged = api
-        .call(Method::GET, &format!("/api/v1/customers/{child_id}"), Some(&key), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{child_id}"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(unchanged.json(), child);
 }
@@ -370,11 +526,22 @@ async fn projects_form_a_tree_under_one_customer(api: &TestApi) {
     let (workspace_id, key) = api.workspace_key("Acme").await;
     let customer = api.create_customer(&key, team("akkeris-org")).await;
     let other = api.create_customer(&key, team("other")).await;
-    let projects = format!("/api/v1/customers/{}/projects", customer["id"].as_str().unwrap());
-    let other_projects = format!("/api/v1/customers/{}/projects", other["id"].as_str().unwrap());
+    let projects = format!(
+        "/api/v1/customers/{}/projects",
+        customer["id"].as_str().unwrap()
+    );
+    let other_projects = format!(
+        "/api/v1/customers/{}/projects",
+        other["id"].as_str().unwrap()
+    );
 
     let root = api
-        .call(Method::POST, &projects, Some(&key), Some(json!({"name": "production"})))
+        .call(
+            Method::POST,
+            &projects,
+            Some(&key),
+            Some(json!({"name": "production"})),
+        )
         .await;
     assert_eq!(root.status, StatusCode::CREATED, "{}", root.body);
     let root = root.json();
@@ -397,10 +564,20 @@ async fn projects_form_a_tree_under_one_customer(api: &TestApi) {
         )
         .await;
     let unknown_parent = api
-        .call(Method::POST, &projects, Some(&key), Some(json!({"name": "x", "parent_id": "prj_none"})))
+        .call(
+            Method::POST,
+            &projects,
+            Some(&key),
+            Some(json!({"name": "x", "parent_id": "prj_none"})),
+        )
         .await;
     let no_name = api
-        .call(Method::POST, &projects, Some(&key), Some(json!({"name": ""})))
+        .call(
+            Method::POST,
+            &projects,
+            Some(&key),
+            Some(json!({"name": ""})),
+        )
         .await;
 
     assert!(root["id"].as_str().unwrap().starts_with("prj_"));
@@ -420,14 +597,76 @@ async fn projects_form_a_tree_under_one_customer(api: &TestApi) {
         .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(
-        api.store.project(&workspace_id, space["id"].as_str().unwrap()).await.unwrap().unwrap().parent_id.as_deref(),
+        api.store
+            .project(&workspace_id, space["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .parent_id
+            .as_deref(),
         root["id"].as_str()
     );
-    let other_listed = api.call(Method::GET, &other_projects, Some(&key), None).await;
+    let other_listed = api
+        .call(Method::GET, &other_projects, Some(&key), None)
+        .await;
     assert_eq!(other_listed.json()["data"], json!([]));
 }
 
+async fn a_body_over_10_mib_is_a_413_problem(api: &TestApi) {
+    let (_, key) = api.workspace_key("Acme").await;
+    let name = "n".repeat(10 * 1024 * 1024);
+    let body = json!({"external_id": "big", "name": name, "currency": "EUR"}).to_string();
+    let length = body.len().to_string();
+
+    let declared = api
+        .call_raw(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key),
+            &[("content-length", length.as_str())],
+            Some(body.clone()),
+        )
+        .await;
+    let streamed = api
+        .call_raw(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key),
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    let idempotent = api
+        .call_raw(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key),
+            &[("idempotency-key", "big")],
+            Some(body),
+        )
+        .await;
+
+    for response in [declared, streamed, idempotent] {
+        assert_eq!(
+            response.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            response.body
+        );
+        assert_eq!(response.content_type(), PROBLEM_JSON);
+        assert_eq!(
+            response.json()["type"],
+            "urn:billow:problem:payload-too-large"
+        );
+    }
+    let page = api
+        .call(Method::GET, "/api/v1/customers", Some(&key), None)
+        .await;
+    assert_eq!(page.json()["data"], json!([]));
+}
+
 on_both_backends!(
+    a_body_over_10_mib_is_a_413_problem,
     a_customer_is_created_with_every_field_and_read_back,
     omitted_fields_take_their_defaults,
     every_invalid_field_of_a_new_customer_is_named,

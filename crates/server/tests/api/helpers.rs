@@ -143,10 +143,7 @@ const SKIP_POSTGRES_VARIABLE: &str = "BILLOW_SKIP_POSTGRES";
 enum DatabaseGuard {
     // Held only to remove the directory when dropped.
     Sqlite(#[allow(dead_code)] TempDir),
-    Postgres {
-        admin_url: String,
-        name: String,
-    },
+    Postgres { admin_url: String, name: String },
 }
 
 /// The router over a fresh, migrated database of either backend, with a settable clock: the

@@ -15,7 +15,13 @@ fn team(external_id: &str) -> Value {
     json!({"external_id": external_id, "name": "Team", "currency": "EUR"})
 }
 
-async fn post_with_key(api: &TestApi, key: &str, idempotency_key: &str, path: &str, body: &Value) -> TestResponse {
+async fn post_with_key(
+    api: &TestApi,
+    key: &str,
+    idempotency_key: &str,
+    path: &str,
+    body: &Value,
+) -> TestResponse {
     api.call_raw(
         Method::POST,
         path,
@@ -45,7 +51,10 @@ async fn a_retried_post_replays_the_first_response_without_doing_it_again(api: &
     assert!(first.headers.get("idempotent-replayed").is_none());
     assert_eq!(retry.status, StatusCode::CREATED);
     assert_eq!(retry.headers["idempotent-replayed"], "true");
-    assert_eq!(retry.body, first.body, "the same customer id, byte for byte");
+    assert_eq!(
+        retry.body, first.body,
+        "the same customer id, byte for byte"
+    );
     assert_eq!(retry.content_type(), "application/json");
     assert_eq!(customer_count(api, &key).await, 1);
 }
@@ -56,13 +65,24 @@ async fn the_same_key_with_another_body_is_a_422_problem(api: &TestApi) {
     assert_eq!(first.status, StatusCode::CREATED);
 
     let other_body = post_with_key(api, &key, "k-1", "/api/v1/customers", &team("team-2")).await;
-    let customer_path = format!("/api/v1/customers/{}/projects", first.json()["id"].as_str().unwrap());
+    let customer_path = format!(
+        "/api/v1/customers/{}/projects",
+        first.json()["id"].as_str().unwrap()
+    );
     let other_path = post_with_key(api, &key, "k-1", &customer_path, &json!({"name": "p"})).await;
 
     for response in [&other_body, &other_path] {
-        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            response.body
+        );
         assert_eq!(response.content_type(), PROBLEM_JSON);
-        assert_eq!(response.json()["type"], "urn:billow:problem:idempotency-key-reused");
+        assert_eq!(
+            response.json()["type"],
+            "urn:billow:problem:idempotency-key-reused"
+        );
     }
     assert_eq!(customer_count(api, &key).await, 1);
 }
@@ -101,7 +121,10 @@ async fn a_request_with_a_key_in_flight_is_a_409_problem(api: &TestApi) {
 
     assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.body);
     assert_eq!(second.content_type(), PROBLEM_JSON);
-    assert_eq!(second.json()["type"], "urn:billow:problem:idempotency-key-in-flight");
+    assert_eq!(
+        second.json()["type"],
+        "urn:billow:problem:idempotency-key-in-flight"
+    );
     assert_eq!(customer_count(api, &key).await, 0);
     // A claim whose process died is taken over once stale.
     api.clock.advance(SignedDuration::from_mins(6));
@@ -115,7 +138,10 @@ async fn concurrent_requests_with_one_key_do_the_work_once(api: &TestApi) {
 
     let responses = futures_join(api, &key, &body).await;
 
-    let created = responses.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let created = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
     assert!(created >= 1);
     for response in &responses {
         let replayed = response.headers.get("idempotent-replayed").is_some();
@@ -128,7 +154,14 @@ async fn concurrent_requests_with_one_key_do_the_work_once(api: &TestApi) {
             response.body
         );
         if response.status == StatusCode::CREATED && replayed {
-            assert_eq!(response.body, responses.iter().find(|r| r.status == StatusCode::CREATED).unwrap().body);
+            assert_eq!(
+                response.body,
+                responses
+                    .iter()
+                    .find(|r| r.status == StatusCode::CREATED)
+                    .unwrap()
+                    .body
+            );
         }
     }
     assert_eq!(customer_count(api, &key).await, 1);
@@ -177,7 +210,10 @@ async fn keys_are_forgotten_after_24_hours(api: &TestApi) {
         .delete_expired_idempotency_keys(api.clock.now() - SignedDuration::from_hours(24))
         .await
         .unwrap();
-    assert_eq!(deleted, 0, "the expired key was replaced by the new request's");
+    assert_eq!(
+        deleted, 0,
+        "the expired key was replaced by the new request's"
+    );
 }
 
 async fn a_rejected_request_does_not_use_up_its_key(api: &TestApi) {
@@ -185,7 +221,14 @@ async fn a_rejected_request_does_not_use_up_its_key(api: &TestApi) {
     let invalid = json!({"external_id": "team-1", "name": "", "currency": "EUR"});
 
     let rejected = post_with_key(api, &key, "fix-and-retry", "/api/v1/customers", &invalid).await;
-    let fixed = post_with_key(api, &key, "fix-and-retry", "/api/v1/customers", &team("team-1")).await;
+    let fixed = post_with_key(
+        api,
+        &key,
+        "fix-and-retry",
+        "/api/v1/customers",
+        &team("team-1"),
+    )
+    .await;
 
     assert_eq!(rejected.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.body);
@@ -206,12 +249,24 @@ async fn an_invalid_key_is_a_422_naming_the_header(api: &TestApi) {
 async fn a_get_ignores_the_key(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let first = api
-        .call_raw(Method::GET, "/api/v1/customers", Some(&key), &[("idempotency-key", "g")], None)
+        .call_raw(
+            Method::GET,
+            "/api/v1/customers",
+            Some(&key),
+            &[("idempotency-key", "g")],
+            None,
+        )
         .await;
     api.create_customer(&key, team("team-1")).await;
 
     let second = api
-        .call_raw(Method::GET, "/api/v1/customers", Some(&key), &[("idempotency-key", "g")], None)
+        .call_raw(
+            Method::GET,
+            "/api/v1/customers",
+            Some(&key),
+            &[("idempotency-key", "g")],
+            None,
+        )
         .await;
 
     assert_eq!(first.json()["data"], json!([]));

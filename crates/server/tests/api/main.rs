@@ -2,8 +2,8 @@
 //! served on port 0, each on a fresh SQLite database.
 
 mod auth;
-mod customers;
 mod billing;
+mod customers;
 mod events;
 mod health;
 mod helpers;

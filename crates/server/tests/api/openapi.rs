@@ -9,7 +9,13 @@ use serde_json::Value;
 use crate::helpers::{on_both_backends, TestApi};
 
 /// The methods an `/api/v1` route may answer (HEAD follows GET and is not documented).
-const METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+];
 
 /// `(METHOD, path)` pairs.
 type Operations = BTreeSet<(String, String)>;
@@ -48,7 +54,10 @@ fn routed_paths(api: &TestApi) -> BTreeSet<String> {
         paths.insert(after_quote[..end].to_owned());
         rest = &after_quote[end..];
     }
-    assert!(!paths.is_empty(), "no /api/v1 path found in the router's Debug output");
+    assert!(
+        !paths.is_empty(),
+        "no /api/v1 path found in the router's Debug output"
+    );
     paths
 }
 
@@ -59,7 +68,13 @@ async fn routed_operations(api: &TestApi) -> Operations {
     for path in routed_paths(api) {
         let concrete = path
             .split('/')
-            .map(|segment| if segment.starts_with('{') { "probe" } else { segment })
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "probe"
+                } else {
+                    segment
+                }
+            })
             .collect::<Vec<_>>()
             .join("/");
         for method in METHODS {
@@ -84,8 +99,14 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
 
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&routed).collect();
-    assert!(undocumented.is_empty(), "routes missing from the OpenAPI document: {undocumented:?}");
-    assert!(unserved.is_empty(), "documented operations no route serves: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from the OpenAPI document: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "documented operations no route serves: {unserved:?}"
+    );
     for operation in [
         ("POST", "/api/v1/customers"),
         ("GET", "/api/v1/customers"),
@@ -104,9 +125,16 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
 async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
     let document = document(api).await;
 
-    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
     assert_eq!(document["info"]["title"], "billow");
-    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert_eq!(document["security"][0]["bearer"], serde_json::json!([]));
     let create = &document["paths"]["/api/v1/customers"]["post"];
     assert!(create["requestBody"].is_object());
@@ -118,7 +146,9 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
 }
 
 async fn the_document_needs_a_credential(api: &TestApi) {
-    let response = api.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let response = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
 
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
 }
