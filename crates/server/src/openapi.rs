@@ -11,8 +11,10 @@ use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi as OpenApiDocument;
+use utoipa::openapi::{OpenApi as OpenApiDocument, Required};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,9 +66,45 @@ pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(openapi_json))
 }
 
-/// The whole document: [`ApiDoc`] with the paths of every `/api/v1` router.
+/// The whole document: [`ApiDoc`] with the paths of every `/api/v1` router, each POST
+/// declaring the `Idempotency-Key` header that `crate::idempotency` gives it.
 pub fn document() -> OpenApiDocument {
-    crate::routes::api_v1().split_for_parts().1
+    let mut document = crate::routes::api_v1().split_for_parts().1;
+    for item in document.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            declare_idempotency_key(post);
+        }
+    }
+    document
+}
+
+fn declare_idempotency_key(operation: &mut Operation) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if parameters
+        .iter()
+        .any(|parameter| parameter.name.eq_ignore_ascii_case("Idempotency-Key"))
+    {
+        return;
+    }
+    parameters.push(
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Any unique string (a UUID is typical), at most 255 characters. The first \
+                 response to a key is stored for 24 hours and answered again, with \
+                 `Idempotent-Replayed: true`, to every retry with the same key; the same key \
+                 with another request is a 422 `idempotency-key-reused`, and while the first \
+                 request runs a retry gets 409 `idempotency-key-in-flight`.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(255)),
+            ))
+            .build(),
+    );
 }
 
 /// Built once: the document does not change while the process runs.

@@ -141,6 +141,16 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
     for status in ["201", "400", "401", "409", "422"] {
         assert!(create["responses"][status].is_object(), "{status}");
     }
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if let Some(post) = item.get("post") {
+            let declared = post["parameters"].as_array().is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+            });
+            assert!(declared, "POST {path} does not declare Idempotency-Key");
+        }
+    }
     assert!(document["components"]["schemas"]["CustomerBody"].is_object());
     assert!(document["components"]["schemas"]["Problem"].is_object());
 }

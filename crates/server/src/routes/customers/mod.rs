@@ -38,7 +38,6 @@ pub(crate) fn router() -> ApiRouter {
     path = "/api/v1/customers",
     tag = "customers",
     request_body = CreateCustomer,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request")),
     responses(
         (status = 201, description = "The customer", body = CustomerBody),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),

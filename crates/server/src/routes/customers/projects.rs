@@ -18,7 +18,6 @@ use crate::startup::AppState;
     tag = "customers",
     params(
         ("id" = String, Path, description = "The customer's id (`cus_…`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request"),
     ),
     request_body = CreateProject,
     responses(

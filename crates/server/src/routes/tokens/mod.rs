@@ -56,7 +56,6 @@ pub struct CustomerTokenBody {
     tag = "customers",
     params(
         ("id" = String, Path, description = "The customer's id (`cus_…`)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request"),
     ),
     request_body(content = Option<CreateCustomerToken>, description = "Optional"),
     responses(
