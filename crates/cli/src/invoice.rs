@@ -69,6 +69,9 @@ pub struct BillingArgs {
         env = "BILLOW_BILLING_LEASE_SECONDS"
     )]
     billing_lease_seconds: i64,
+    /// The bank account that invoices' payment instructions (manual provider) name.
+    #[arg(long, value_name = "TEXT", env = "BILLOW_BANK_ACCOUNT")]
+    bank_account: Option<String>,
 }
 
 impl BillingArgs {
@@ -79,6 +82,10 @@ impl BillingArgs {
             lease_duration: SignedDuration::from_secs(self.billing_lease_seconds),
             interval: (self.billing_interval_seconds > 0)
                 .then(|| std::time::Duration::from_secs(self.billing_interval_seconds)),
+            bank_account: self
+                .bank_account
+                .clone()
+                .unwrap_or_else(|| BillingSettings::default().bank_account),
             ..BillingSettings::default()
         }
     }

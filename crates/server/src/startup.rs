@@ -53,8 +53,12 @@ impl AppState {
 
     /// The same state with other billing settings.
     pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
+        let payments = crate::billing::payment::ManualProvider {
+            bank_account: billing.bank_account.clone(),
+        };
         Self {
             billing: std::sync::Arc::new(billing),
+            payments: std::sync::Arc::new(payments),
             ..self
         }
     }

@@ -36,6 +36,8 @@ pub struct BillingSettings {
     pub interval: Option<std::time::Duration>,
     /// This process's name in leases.
     pub node: String,
+    /// The bank account the manual payment provider's instructions name.
+    pub bank_account: String,
 }
 
 impl Default for BillingSettings {
@@ -45,6 +47,7 @@ impl Default for BillingSettings {
             lease_duration: SignedDuration::from_secs(60),
             interval: Some(std::time::Duration::from_secs(60)),
             node: new_id("node"),
+            bank_account: super::payment::ManualProvider::default().bank_account,
         }
     }
 }
