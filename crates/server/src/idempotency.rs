@@ -14,6 +14,8 @@
 //! [`idempotent_post`] is middleware in front of every `/api/v1` route (`crate::startup::router`),
 //! behind authentication: handlers get idempotency without code of their own.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -101,7 +103,7 @@ async fn run_once(
         .await
         .map_err(|error| ApiError::internal(error).into_response())?;
     match begin {
-        IdempotencyBegin::Started => {}
+        IdempotencyBegin::Started => purge_expired_keys_now_and_then(state),
         IdempotencyBegin::InFlight => return Err(ApiError::IdempotencyKeyInFlight.into_response()),
         IdempotencyBegin::Mismatch => return Err(ApiError::IdempotencyKeyReused.into_response()),
         IdempotencyBegin::Completed(stored) => return Ok(replay(stored)),
@@ -138,6 +140,43 @@ async fn run_once(
         response_parts,
         Body::from(response_body),
     ))
+}
+
+/// How often a node deletes the expired keys of every workspace. Expired keys are also replaced
+/// one by one when reused; this bounds the table for keys never used again.
+const PURGE_INTERVAL: SignedDuration = SignedDuration::from_hours(1);
+
+/// When this process last started a purge, as Unix seconds of the app clock (0: never).
+static LAST_PURGE_SECONDS: AtomicI64 = AtomicI64::new(0);
+
+/// Starts, in the background, a purge of expired keys when the last one is an hour old. Piggybacks
+/// on requests so that it needs no scheduler of its own; a purge running on several nodes at
+/// once is harmless.
+fn purge_expired_keys_now_and_then(state: &AppState) {
+    let now = state.clock.now();
+    let last = LAST_PURGE_SECONDS.load(Ordering::Relaxed);
+    let due = now.as_second() - last >= PURGE_INTERVAL.as_secs();
+    if !due
+        || LAST_PURGE_SECONDS
+            .compare_exchange(last, now.as_second(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        match store
+            .delete_expired_idempotency_keys(now - KEY_LIFETIME)
+            .await
+        {
+            Ok(deleted) => tracing::debug!(deleted, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(
+                error.message = %error,
+                error.cause_chain = ?error,
+                "could not delete expired idempotency keys"
+            ),
+        }
+    });
 }
 
 async fn release(state: &AppState, principal: &Principal, key: &str) {
