@@ -58,6 +58,8 @@ pub struct RunReport {
     pub customers: u64,
     /// Customers another run held a lease on.
     pub skipped: u64,
+    /// Customers whose run failed (logged; retried by the next run).
+    pub failed: u64,
     pub drafted: u64,
     pub finalized: u64,
     pub adjustments: u64,
@@ -69,6 +71,7 @@ impl RunReport {
     pub(crate) fn add(&mut self, other: RunReport) {
         self.customers += other.customers;
         self.skipped += other.skipped;
+        self.failed += other.failed;
         self.drafted += other.drafted;
         self.finalized += other.finalized;
         self.adjustments += other.adjustments;
@@ -89,7 +92,20 @@ pub(crate) async fn run_workspace(
         .map_err(ApiError::internal)?;
     let mut report = RunReport::default();
     for customer_id in customers {
-        report.add(run_customer(state, settings, workspace, &customer_id).await?);
+        // One customer's failure (a store error, an engine error on its data) must not hold up
+        // the others' invoices: it is logged, counted, and retried by the next run.
+        match run_customer(state, settings, workspace, &customer_id).await {
+            Ok(one) => report.add(one),
+            Err(error) => {
+                tracing::error!(
+                    customer_id = %customer_id,
+                    error.message = %error,
+                    error.cause_chain = ?error,
+                    "billing run failed for a customer"
+                );
+                report.failed += 1;
+            }
+        }
     }
     Ok(report)
 }

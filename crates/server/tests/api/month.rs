@@ -258,6 +258,10 @@ async fn a_month_in_the_life(database: Database) {
     assert_eq!(invoice["total"]["amount_minor"], 4280);
     assert_eq!(invoice["totals"]["by_project"][web]["amount"], "5.80");
     let id = invoice["id"].as_str().unwrap().to_owned();
+    let of_web = app.get(&format!("/api/v1/invoices?project={web}")).await;
+    assert_eq!(of_web["data"].as_array().unwrap().len(), 1);
+    let of_nothing = app.get("/api/v1/invoices?project=prj_none").await;
+    assert_eq!(of_nothing["data"], json!([]));
     let payments = app.get(&format!("/api/v1/invoices/{id}/payments")).await;
     assert_eq!(payments["data"][0]["state"], "PaymentPending");
     // Finalized invoices are immutable.

@@ -99,6 +99,8 @@ pub struct InvoiceRecord {
 pub struct InvoiceFilter {
     pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
+    /// Only invoices with a line of this project.
+    pub project: Option<String>,
     pub status: Option<InvoiceStatus>,
     /// Invoices issued at or after.
     pub issued_from: Option<Timestamp>,
@@ -288,9 +290,14 @@ impl Store {
              AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR subscription_id = $3) \
              AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR issued_at >= $5) \
              AND ($6 IS NULL OR issued_at < $6) AND ($7 IS NULL OR id < $7) \
+             AND ($9 IS NULL OR lines LIKE $9) \
              ORDER BY id DESC LIMIT $8"
         );
         let limit = filter.limit.clamp(1, INVOICE_PAGE_LIMIT_MAX);
+        let project_pattern = filter
+            .project
+            .as_ref()
+            .map(|project| format!("%\"project\":{}%", Value::String(project.clone())));
         let rows: Vec<InvoiceRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
             .bind(filter.customer_id.as_deref())
@@ -300,9 +307,26 @@ impl Store {
             .bind(filter.issued_to.map(to_micros))
             .bind(filter.before_id.as_deref())
             .bind(limit)
+            .bind(project_pattern.as_deref())
             .fetch_all(pool)
             .await)?;
-        rows.into_iter().map(InvoiceRow::into_record).collect()
+        let invoices: Vec<InvoiceRecord> = rows
+            .into_iter()
+            .map(InvoiceRow::into_record)
+            .collect::<Result<_, _>>()?;
+        // LIKE narrows by the serialized lines (its `_` and `%` wildcards may over-match); the
+        // exact check is on the parsed lines.
+        Ok(invoices
+            .into_iter()
+            .filter(|invoice| match &filter.project {
+                None => true,
+                Some(project) => invoice.lines.as_array().is_some_and(|lines| {
+                    lines
+                        .iter()
+                        .any(|line| line["project"].as_str() == Some(project))
+                }),
+            })
+            .collect())
     }
 
     /// Moves an invoice from one of the statuses `from` to `to`; returns the invoice as it is

@@ -82,6 +82,8 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
 pub(crate) struct ListQuery {
     customer_id: Option<String>,
     subscription_id: Option<String>,
+    /// Only invoices with a line of this project.
+    project: Option<String>,
     status: Option<String>,
     /// Issued at or after.
     from: Option<String>,
@@ -109,12 +111,13 @@ fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
 }
 
 /// Lists invoices newest first, 20 a page (at most 100): filters `customer_id`,
-/// `subscription_id`, `status`, `from`/`to` (issued in `[from, to)`); `cursor` is the previous
+/// `subscription_id`, `project`, `status`, `from`/`to` (issued in `[from, to)`); `cursor` is the previous
 /// page's `next_cursor`.
 #[utoipa::path(get, path = "/api/v1/invoices", tag = "invoices",
     params(
         ("customer_id" = Option<String>, Query, description = "Only this customer's"),
         ("subscription_id" = Option<String>, Query, description = "Only this subscription's"),
+        ("project" = Option<String>, Query, description = "Only invoices with a line of this project"),
         ("status" = Option<String>, Query, description = "draft, open, paid or void"),
         ("from" = Option<String>, Query, description = "Issued at or after"),
         ("to" = Option<String>, Query, description = "Issued before"),
@@ -138,6 +141,7 @@ pub(crate) async fn list_invoices(
     let filter = InvoiceFilter {
         customer_id,
         subscription_id: query.subscription_id,
+        project: query.project,
         status: parse_status(query.status.as_deref())?,
         issued_from: parse_instant("from", query.from.as_deref())?,
         issued_to: parse_instant("to", query.to.as_deref())?,
