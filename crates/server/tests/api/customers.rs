@@ -377,6 +377,38 @@ async fn customers_are_listed_in_pages_in_creation_order(api: &TestApi) {
     );
 }
 
+async fn a_customer_is_found_by_its_external_id(api: &TestApi) {
+    let (_, key) = api.workspace_key("Acme").await;
+    let (_, other_key) = api.workspace_key("Globex").await;
+    api.create_customer(&key, team("team-1")).await;
+    let wanted = api.create_customer(&key, team("team-2")).await;
+    api.create_customer(&other_key, team("team-3")).await;
+
+    let found = api
+        .call(
+            Method::GET,
+            "/api/v1/customers?external_id=team-2",
+            Some(&key),
+            None,
+        )
+        .await;
+    let elsewhere = api
+        .call(
+            Method::GET,
+            "/api/v1/customers?external_id=team-3",
+            Some(&key),
+            None,
+        )
+        .await;
+
+    assert_eq!(found.status, StatusCode::OK);
+    assert_eq!(
+        found.json(),
+        json!({"data": [wanted], "has_more": false, "next_cursor": null})
+    );
+    assert_eq!(elsewhere.json()["data"], json!([]));
+}
+
 async fn a_page_size_outside_1_to_100_is_a_422_naming_limit(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
 
@@ -675,6 +707,7 @@ on_both_backends!(
     an_unknown_customer_is_a_404_problem,
     customers_are_listed_in_pages_in_creation_order,
     a_page_size_outside_1_to_100_is_a_422_naming_limit,
+    a_customer_is_found_by_its_external_id,
     a_patch_replaces_the_given_fields_and_null_clears,
     every_invalid_field_of_a_patch_is_named,
     projects_form_a_tree_under_one_customer,

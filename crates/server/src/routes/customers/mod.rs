@@ -7,8 +7,9 @@
 mod projects;
 mod wire;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use billow_store::{new_id, Customer, StoreCustomerError, WorkspaceId};
 use utoipa_axum::routes;
 
@@ -20,6 +21,12 @@ use crate::openapi::ApiRouter;
 use crate::startup::AppState;
 pub(crate) use wire::Checks;
 use wire::{CreateCustomer, CustomerBody, CustomerPage, UpdateCustomer};
+
+/// The filters of `GET /api/v1/customers` beside the page parameters.
+#[derive(serde::Deserialize)]
+struct CustomerFilter {
+    external_id: Option<String>,
+}
 
 /// How many ancestors a customer may have: parents pay for children, a short chain in practice;
 /// the bound keeps the cycle check finite whatever the data.
@@ -100,6 +107,7 @@ pub(crate) async fn create_customer(
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100; 10 when absent", minimum = 1, maximum = 100),
         ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("external_id" = Option<String>, Query, description = "Only the customer with this external id (a page of zero or one)"),
     ),
     responses(
         (status = 200, description = "One page of customers", body = CustomerPage),
@@ -113,7 +121,22 @@ pub(crate) async fn list_customers(
     auth: WorkspaceAuth,
     State(state): State<AppState>,
     page: PageQuery,
+    uri: Uri,
 ) -> Result<ApiJson<CustomerPage>, ApiError> {
+    let Query(filter) = Query::<CustomerFilter>::try_from_uri(&uri)
+        .map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    if let Some(external_id) = filter.external_id {
+        let customer = state
+            .store
+            .customer_by_external_id(&auth.workspace_id, &external_id)
+            .await
+            .map_err(ApiError::internal)?;
+        return Ok(ApiJson(CustomerPage {
+            data: customer.into_iter().map(CustomerBody::from).collect(),
+            has_more: false,
+            next_cursor: None,
+        }));
+    }
     let page = state
         .store
         .customers(
