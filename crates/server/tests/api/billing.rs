@@ -115,6 +115,25 @@ async fn bad_catalog_input_is_a_422_naming_the_field() {
         assert_eq!(problem["type"], "urn:billow:problem:validation");
         assert_eq!(fields(&problem), [field], "{path} {body}: {problem}");
     }
+    let queries = [
+        ("/api/v1/invoices?limit=abc".to_owned(), "limit"),
+        ("/api/v1/invoices?limit=101".to_owned(), "limit"),
+        ("/api/v1/invoices?status=late".to_owned(), "status"),
+        ("/api/v1/invoices?from=yesterday".to_owned(), "from"),
+        (
+            format!("/api/v1/customers/{customer}/usage?to=2024-01-02T00:00:00Z"),
+            "from",
+        ),
+        (
+            format!("/api/v1/customers/{customer}/billing-history?limit=0"),
+            "limit",
+        ),
+    ];
+    for (path, field) in queries {
+        let (status, problem) = app.call("GET", &path, None).await;
+        assert_eq!(status, 422, "{path}: {problem}");
+        assert_eq!(fields(&problem), [field], "{path}: {problem}");
+    }
     let (status, problem) = app
         .call(
             "POST",

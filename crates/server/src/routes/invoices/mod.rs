@@ -91,7 +91,19 @@ pub(crate) struct ListQuery {
     to: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
-    limit: Option<i64>,
+    /// Kept as text so that a bad number is a 422 naming `limit`, not axum's plain-text 400.
+    limit: Option<String>,
+}
+
+/// The `limit` parameter: 1 to 100, 20 when absent.
+fn page_limit(text: Option<&str>) -> Result<i64, ApiError> {
+    let Some(text) = text else {
+        return Ok(PAGE_LIMIT_DEFAULT);
+    };
+    text.parse::<i64>()
+        .ok()
+        .filter(|limit| (1..=billow_store::invoices::INVOICE_PAGE_LIMIT_MAX).contains(limit))
+        .ok_or_else(|| ApiError::invalid("limit", "must be a whole number between 1 and 100"))
 }
 
 fn parse_instant(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
@@ -130,10 +142,7 @@ pub(crate) async fn list_invoices(
     principal: Principal,
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
-    if !(1..=billow_store::invoices::INVOICE_PAGE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-    }
+    let limit = page_limit(query.limit.as_deref())?;
     let customer_id = match (principal.customer_id(), query.customer_id) {
         (Some(own), _) => Some(own.to_owned()),
         (None, asked) => asked,
@@ -499,7 +508,8 @@ pub(crate) async fn last_invoice(
 #[derive(Debug, Deserialize)]
 pub(crate) struct HistoryQuery {
     cursor: Option<String>,
-    limit: Option<i64>,
+    /// Kept as text so that a bad number is a 422 naming `limit`, not axum's plain-text 400.
+    limit: Option<String>,
 }
 
 /// The customer's finalized invoices, newest first, with their statuses (billing history).
@@ -516,10 +526,7 @@ pub(crate) async fn billing_history(
     Path(id): Path<String>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
-    if !(1..=billow_store::invoices::INVOICE_PAGE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-    }
+    let limit = page_limit(query.limit.as_deref())?;
     let invoices = finalized_invoices(&state, &principal, &id, query.cursor, limit).await?;
     let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| invoices.last().map(|invoice| invoice.id.clone()))

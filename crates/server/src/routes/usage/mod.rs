@@ -28,12 +28,14 @@ pub(crate) fn router() -> ApiRouter {
 #[derive(Debug, Deserialize)]
 pub(crate) struct UsageQuery {
     meter: Option<String>,
-    from: String,
-    to: String,
+    /// Optional to the extractor, so that a missing one is a 422 naming it.
+    from: Option<String>,
+    to: Option<String>,
 }
 
-fn instant(field: &str, text: &str) -> Result<Timestamp, ApiError> {
-    text.parse()
+fn instant(field: &str, text: Option<&str>) -> Result<Timestamp, ApiError> {
+    text.ok_or_else(|| ApiError::invalid(field, "is required"))?
+        .parse()
         .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 instant"))
 }
 
@@ -54,8 +56,8 @@ pub(crate) async fn customer_usage(
     Query(query): Query<UsageQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     guard_customer(&principal, &id)?;
-    let from = instant("from", &query.from)?;
-    let to = instant("to", &query.to)?;
+    let from = instant("from", query.from.as_deref())?;
+    let to = instant("to", query.to.as_deref())?;
     let period =
         Period::new(from, to).map_err(|_| ApiError::invalid("to", "must be after from"))?;
     let workspace = principal.workspace_id();
