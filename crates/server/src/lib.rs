@@ -37,7 +37,7 @@ mod routes;
 mod startup;
 mod telemetry;
 
-pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};
 pub use billing::{run_billing, BillingSettings, RunReport};
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
+pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};
 pub use startup::{router, AppState, Application, BuildApplicationError, Settings};

@@ -175,8 +175,8 @@ impl Application {
             .with_clock(self.clock)
             .with_billing(self.billing);
         // The billing scheduler lives as long as the server; its leases expire if it dies.
-        let scheduler =
-            interval.map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
+        let scheduler = interval
+            .map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
         let app = router(state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
