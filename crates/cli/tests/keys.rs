@@ -185,3 +185,56 @@ fn an_invalid_workspace_name_is_refused() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("invalid --workspace"), "{stderr}");
 }
+
+#[test]
+fn a_revoked_key_is_listed_as_revoked_and_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let (key, message) = create_key(directory.path(), "Acme Cloud");
+    let key = key.trim_end();
+    let key_id = message.split_whitespace().nth(3).unwrap();
+    assert!(key_id.starts_with("key_"), "{message}");
+
+    let revoked = billow(
+        directory.path(),
+        &["keys", "revoke", key_id, "--workspace", "Acme Cloud"],
+    )
+    .output()
+    .unwrap();
+    let again = billow(
+        directory.path(),
+        &["keys", "revoke", key_id, "--workspace", "Acme Cloud"],
+    )
+    .output()
+    .unwrap();
+    let listed = billow(
+        directory.path(),
+        &["keys", "list", "--workspace", "Acme Cloud"],
+    )
+    .output()
+    .unwrap();
+
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert!(!again.status.success(), "a key is revoked once");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let row = listed
+        .lines()
+        .find(|line| line.starts_with(key_id))
+        .unwrap();
+    assert!(row.contains(&key[..11]), "{listed}");
+    assert!(row.trim_end().ends_with('Z'), "a revocation time: {listed}");
+    assert!(!listed.contains(key), "the secret is never shown again");
+    let server = Server::start(directory.path());
+    let log = server.log_until("listening on");
+    let address = log
+        .last()
+        .unwrap()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = get(&address, "/api/v1/customers", Some(key));
+    assert!(
+        response.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{response}"
+    );
+}

@@ -152,6 +152,14 @@ async fn a_revoked_key_is_refused(api: &TestApi) {
         .revoke_api_key(&workspace_id, &key_id, api.clock.now())
         .await;
     assert!(!again.unwrap(), "a revoked key is not revoked twice");
+    let keys = api.store.api_keys(&workspace_id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let listed = keys.iter().find(|listed| listed.id == key_id).unwrap();
+    assert_eq!(listed.revoked_at, Some(api.clock.now()));
+    assert_eq!(listed.prefix, key[..11]);
+    assert!(keys
+        .iter()
+        .any(|listed| listed.id != key_id && listed.revoked_at.is_none()));
 }
 
 async fn a_key_of_workspace_a_gets_404_for_workspace_b_customers(api: &TestApi) {

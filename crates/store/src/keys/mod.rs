@@ -225,6 +225,38 @@ impl Store {
             .transpose()
     }
 
+    /// Every API key of `workspace_id`, revoked ones included, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCredentialError`] when the query fails or a row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id))]
+    pub async fn api_keys(
+        &self,
+        workspace_id: &WorkspaceId,
+    ) -> Result<Vec<ApiKey>, LoadCredentialError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(pool) => sqlite::api_keys(pool, workspace_id.as_str()).await,
+            Backend::Postgres(pool) => postgres::api_keys(pool, workspace_id.as_str()).await,
+        }
+        .map_err(LoadCredentialError::Database)?;
+        rows.into_iter()
+            .map(|(id, prefix, created_at, revoked_at)| {
+                let parse = |text: &str| {
+                    text.parse::<Timestamp>()
+                        .map_err(|_| LoadCredentialError::CorruptRow)
+                };
+                Ok(ApiKey {
+                    workspace_id: workspace_id.clone(),
+                    id,
+                    prefix,
+                    created_at: parse(&created_at)?,
+                    revoked_at: revoked_at.as_deref().map(parse).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     /// Revokes the API key `key_id` of `workspace_id`: it is refused from then on. Returns whether
     /// an unrevoked key was found.
     ///
@@ -294,7 +326,12 @@ impl Store {
         Err(EnsureWorkspaceError::Race)
     }
 
-    async fn workspace_named(
+    /// The workspace named `name`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`EnsureWorkspaceError::Database`] or [`EnsureWorkspaceError::CorruptRow`].
+    pub async fn workspace_named(
         &self,
         name: &WorkspaceName,
     ) -> Result<Option<Workspace>, EnsureWorkspaceError> {
@@ -399,7 +436,7 @@ pub struct StoreCredentialError(#[source] sqlx::Error);
 pub enum LoadCredentialError {
     #[error("could not look the credential up")]
     Database(#[source] sqlx::Error),
-    #[error("the stored credential names an invalid workspace id")]
+    #[error("the stored credential has an invalid workspace id or timestamp")]
     CorruptRow,
 }
 

@@ -32,6 +32,22 @@ pub(super) async fn api_key_workspace(
         .await
 }
 
+/// `(id, prefix, created_at, revoked_at)` of every key of the workspace, oldest first.
+pub(super) async fn api_keys(
+    pool: &PgPool,
+    workspace_id: &str,
+) -> Result<Vec<(String, String, String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        r#"SELECT id, prefix,
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                  to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           FROM api_keys WHERE workspace_id = $1 ORDER BY id"#,
+    )
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await
+}
+
 pub(super) async fn revoke_api_key(
     pool: &PgPool,
     workspace_id: &str,
