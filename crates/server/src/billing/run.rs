@@ -184,11 +184,24 @@ async fn reconcile_customer(
         customers: 1,
         ..RunReport::default()
     };
+    // Each subscription's adjustments, loaded once per run and kept in step with what it writes.
+    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
     for issued in preview.invoices {
         let key = (issued.subscription.clone(), issued.invoice.issued_at);
+        if !adjustments.contains_key(&issued.subscription) {
+            let loaded = state
+                .store
+                .adjustments(workspace, &issued.subscription)
+                .await
+                .map_err(ApiError::internal)?;
+            adjustments.insert(issued.subscription.clone(), loaded);
+        }
+        let known = adjustments
+            .get_mut(&issued.subscription)
+            .expect("loaded just above");
         match stored.get(&key) {
             Some(invoice) if invoice.status != InvoiceStatus::Draft => {
-                if detect_late_usage(state, workspace, invoice, &issued, now).await? {
+                if detect_late_usage(state, workspace, invoice, &issued, known, now).await? {
                     report.adjustments += 1;
                 }
             }
@@ -198,9 +211,13 @@ async fn reconcile_customer(
                     .issued_at
                     .checked_add(settings.grace_period)
                     .is_ok_and(|end| end <= now);
-                let record = record_of(&world, customer_id, &issued, now)?;
+                let mut record = record_of(&world, customer_id, &issued, now)?;
+                if let Some(draft) = stored.get(&key) {
+                    // The draft's id stays the invoice's id: clients may have seen it.
+                    record.id.clone_from(&draft.id);
+                }
                 if due_final {
-                    if let Some(number) = finalize(state, workspace, record, now).await? {
+                    if let Some(number) = finalize(state, workspace, record, known, now).await? {
                         report.finalized += 1;
                         report.numbers.push(number);
                     }
@@ -255,13 +272,10 @@ async fn detect_late_usage(
     workspace: &WorkspaceId,
     finalized: &InvoiceRecord,
     issued: &IssuedInvoice,
+    known: &mut Vec<AdjustmentRecord>,
     now: Timestamp,
 ) -> Result<bool, ApiError> {
-    let adjusted: i64 = state
-        .store
-        .adjustments(workspace, &finalized.subscription_id)
-        .await
-        .map_err(ApiError::internal)?
+    let adjusted: i64 = known
         .iter()
         .filter(|a| a.source_invoice_id == finalized.id)
         .map(|a| a.amount_minor)
@@ -284,6 +298,7 @@ async fn detect_late_usage(
         .insert_adjustment(workspace, &adjustment)
         .await
         .map_err(ApiError::internal)?;
+    known.push(adjustment);
     tracing::info!(
         invoice_id = %finalized.id,
         difference_minor = difference,
@@ -298,15 +313,13 @@ async fn finalize(
     state: &AppState,
     workspace: &WorkspaceId,
     mut record: InvoiceRecord,
+    known: &mut [AdjustmentRecord],
     now: Timestamp,
 ) -> Result<Option<i64>, ApiError> {
-    let pending: Vec<AdjustmentRecord> = state
-        .store
-        .adjustments(workspace, &record.subscription_id)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
+    let pending: Vec<AdjustmentRecord> = known
+        .iter()
         .filter(|a| a.applied_invoice_id.is_none())
+        .cloned()
         .collect();
     if !pending.is_empty() {
         let mut numbers = BTreeMap::new();
@@ -329,7 +342,12 @@ async fn finalize(
         .await
         .map_err(ApiError::internal)?;
     Ok(match finalized {
-        Finalized::Numbered(number) => Some(number),
+        Finalized::Numbered(number) => {
+            for adjustment in known.iter_mut().filter(|a| applied.contains(&a.id)) {
+                adjustment.applied_invoice_id = Some(record.id.clone());
+            }
+            Some(number)
+        }
         Finalized::AlreadyFinal => None,
     })
 }
@@ -344,7 +362,12 @@ pub(crate) async fn finalize_draft(
     draft: InvoiceRecord,
 ) -> Result<i64, ApiError> {
     let id = draft.id.clone();
-    finalize(state, workspace, draft, state.clock.now())
+    let mut known = state
+        .store
+        .adjustments(workspace, &draft.subscription_id)
+        .await
+        .map_err(ApiError::internal)?;
+    finalize(state, workspace, draft, &mut known, state.clock.now())
         .await?
         .ok_or_else(|| {
             crate::billing::api::store_error("invoice", &id)(
@@ -498,3 +521,79 @@ fn version_at(
 #[derive(Debug, thiserror::Error)]
 #[error("the engine issued an invoice for the unknown subscription {0}")]
 struct UnknownSubscription(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_invoice() -> Invoice {
+        let text = r#"{"billow_scenario": 1, "name": "t", "currency": "EUR",
+            "now": "2024-02-01T00:00:00Z", "customer": {"id": "c", "tax": {"name": "VAT", "rate_percent": "19"}},
+            "plans": [{"key": "p", "cadence": "monthly", "prices": [
+                {"key": "seat", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "10"}}]}],
+            "subscriptions": [{"id": "s", "plan": "p", "start": "2024-01-01T00:00:00Z"}]}"#;
+        let scenario = billow_core::scenario::Scenario::from_json(text).unwrap();
+        let preview = billow_core::scenario::preview(&scenario).unwrap();
+        preview.invoices[1].invoice.clone()
+    }
+
+    fn record(invoice: &Invoice) -> InvoiceRecord {
+        InvoiceRecord {
+            id: "inv_2".into(),
+            number: None,
+            customer_id: "c".into(),
+            subscription_id: "s".into(),
+            plan_version_id: "pv".into(),
+            reason: "period_end".into(),
+            issued_at: invoice.issued_at,
+            period_start: invoice.period.start,
+            period_end: invoice.period.end,
+            status: InvoiceStatus::Draft,
+            currency: "EUR".into(),
+            rounding: "half_up".into(),
+            total_minor: invoice.totals.total.amount_minor(),
+            computed_total_minor: invoice.totals.total.amount_minor(),
+            lines: serde_json::to_value(&invoice.lines).unwrap(),
+            totals: serde_json::to_value(&invoice.totals).unwrap(),
+            credit_usage: serde_json::json!([]),
+            created_at: invoice.issued_at,
+            finalized_at: None,
+        }
+    }
+
+    #[test]
+    fn an_adjustment_is_a_line_and_moves_the_subtotal_and_total_only() {
+        let invoice = engine_invoice();
+        let mut stored = record(&invoice);
+        let source = InvoiceRecord {
+            id: "inv_1".into(),
+            number: Some(1),
+            ..record(&invoice)
+        };
+        let adjustment = AdjustmentRecord {
+            id: "adj_1".into(),
+            subscription_id: "s".into(),
+            source_invoice_id: "inv_1".into(),
+            amount_minor: 119,
+            applied_invoice_id: None,
+            created_at: invoice.issued_at,
+        };
+        let sources = BTreeMap::from([("adj_1".to_owned(), Some(source))]);
+
+        add_adjustment_lines(&mut stored, &[adjustment], &sources).unwrap();
+
+        // 10.00 seat + 1.90 VAT = 11.90, plus 1.19 of late usage (tax included).
+        assert_eq!(stored.total_minor, 1190 + 119);
+        assert_eq!(stored.computed_total_minor, 1190);
+        let lines: Vec<InvoiceLine> = serde_json::from_value(stored.lines).unwrap();
+        let last = lines.last().unwrap();
+        assert_eq!(last.kind, LineKind::Adjustment);
+        assert_eq!(last.number, u32::try_from(lines.len()).unwrap());
+        assert_eq!(last.description, "Late usage for invoice #1, tax included");
+        let totals: billow_core::invoice::InvoiceTotals =
+            serde_json::from_value(stored.totals).unwrap();
+        assert_eq!(totals.subtotal.amount_minor(), 1000 + 119);
+        assert_eq!(totals.tax.amount_minor(), 190);
+        assert_eq!(totals.by_kind[&LineKind::Adjustment].amount_minor(), 119);
+    }
+}
