@@ -474,7 +474,7 @@ async fn another_workspace_sees_none_of_the_billing() {
     for path in [
         format!("/api/v1/invoices/{invoice}"),
         format!("/api/v1/subscriptions/{subscription}"),
-        format!("/api/v1/plans/team"),
+        "/api/v1/plans/team".to_owned(),
         format!("/api/v1/customers/{customer}/invoices/upcoming"),
     ] {
         let (status, body) = app
