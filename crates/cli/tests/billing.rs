@@ -257,3 +257,82 @@ fn a_server_killed_mid_run_loses_nothing() {
     survivor.kill();
     quiet.kill();
 }
+
+/// `billow invoice run --now` bills what a stopped server's customers owe at that instant, on the
+/// embedded database; a second run at the same instant issues nothing more.
+#[test]
+fn invoice_run_bills_at_the_given_instant_on_sqlite() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("billow.db");
+    let data = data.to_str().unwrap();
+    let sqlite = |arguments: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_billow"));
+        command
+            .args(arguments)
+            .args(["--data", data])
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null());
+        command
+    };
+    let output = sqlite(&["keys", "create", "--workspace", "acme"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let mut child = sqlite(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--billing-interval-seconds",
+        "0",
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("serve starts").unwrap();
+        if let Some((_, address)) = line.rsplit_once("listening on http://") {
+            break address.trim().to_owned();
+        }
+    };
+    // Drained, so that a full pipe never blocks the server's logging.
+    std::thread::spawn(move || lines.for_each(drop));
+    let server = Server { child, address };
+    server.post(
+        &key,
+        "/api/v1/plans",
+        json!({"key": "seat", "cadence": "monthly", "prices": [
+            {"key": "seat", "description": "Seat", "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
+    );
+    let customer = server.post(
+        &key,
+        "/api/v1/customers",
+        json!({"external_id": "team", "name": "Team", "currency": "EUR"}),
+    );
+    server.post(
+        &key,
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer["id"], "plan": "seat", "quantity": 2, "start": "2024-01-01T00:00:00Z"}),
+    );
+    server.kill();
+
+    let run = |now: &str| {
+        let output = sqlite(&["invoice", "run", "--workspace", "acme", "--now", now])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    // January, February and March are billed in advance; March's invoice is still in its grace
+    // hour at 00:30, so it is a draft.
+    let report = run("2024-03-01T00:30:00Z");
+    assert_eq!(report["finalized"], 2, "{report}");
+    assert_eq!(report["drafted"], 1, "{report}");
+    assert_eq!(report["numbers"], json!([1, 2]));
+    let again = run("2024-03-01T02:00:00Z");
+    assert_eq!(again["finalized"], 1, "{again}");
+    assert_eq!(again["numbers"], json!([3]));
+}
