@@ -63,9 +63,13 @@ pub struct RunReport {
     pub drafted: u64,
     pub finalized: u64,
     pub adjustments: u64,
-    /// Numbers given, in order.
+    /// The first numbers given, in order (at most [`REPORTED_NUMBERS_MAX`]; `finalized` counts
+    /// them all).
     pub numbers: Vec<i64>,
 }
+
+/// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
+pub const REPORTED_NUMBERS_MAX: usize = 100;
 
 impl RunReport {
     pub(crate) fn add(&mut self, other: RunReport) {
@@ -75,7 +79,8 @@ impl RunReport {
         self.drafted += other.drafted;
         self.finalized += other.finalized;
         self.adjustments += other.adjustments;
-        self.numbers.extend(other.numbers);
+        let room = REPORTED_NUMBERS_MAX.saturating_sub(self.numbers.len());
+        self.numbers.extend(other.numbers.into_iter().take(room));
     }
 }
 
@@ -219,7 +224,9 @@ async fn reconcile_customer(
                 if due_final {
                     if let Some(number) = finalize(state, workspace, record, known, now).await? {
                         report.finalized += 1;
-                        report.numbers.push(number);
+                        if report.numbers.len() < REPORTED_NUMBERS_MAX {
+                            report.numbers.push(number);
+                        }
                     }
                 } else if state
                     .store
