@@ -245,6 +245,64 @@ async fn concurrent_writers_store_each_key_once(store: Store) {
     assert_eq!(stored.len(), 850);
 }
 
+async fn compaction_changes_nothing_that_is_read_and_keeps_exactly_once(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let early = [
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+        event("b", "cus_2", "2026-11-03T00:00:00Z"),
+    ];
+    store
+        .insert_events(&acme, &early, at("2026-11-05T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .insert_events(
+            &acme,
+            &[event("c", "cus_1", "2026-11-01T00:00:00Z")],
+            at("2026-12-02T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let before = november(&store, &acme, &["cus_1", "cus_2"]).await;
+
+    let moved = store.compact_events(1_000).await.unwrap();
+    let again = store.compact_events(1_000).await.unwrap();
+
+    assert_eq!((moved, again), (3, 0));
+    assert_eq!(november(&store, &acme, &["cus_1", "cus_2"]).await, before);
+    assert_eq!(before, ["c", "a", "b"]);
+    let late = store
+        .usage_events_ingested_after(&acme, &["cus_1".into()], at("2026-12-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&late), ["c"]);
+    let retried = store
+        .insert_events(&acme, &early, at("2026-12-03T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(retried.duplicates, 2, "compacted keys still count");
+}
+
+async fn compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    for id in ["a", "b", "c"] {
+        store
+            .insert_events(
+                &acme,
+                &[event(id, "cus_1", "2026-11-02T00:00:00Z")],
+                at("2026-11-05T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+    }
+
+    let first = store.compact_events(1).await.unwrap();
+    let rest = store.compact_events(1_000).await.unwrap();
+
+    assert_eq!((first, rest), (1, 2));
+    assert_eq!(november(&store, &acme, &["cus_1"]).await, ["a", "b", "c"]);
+}
+
 /// A name no other test run uses: test processes run in parallel against one server.
 fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -291,6 +349,19 @@ async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
     assert_eq!(by_first.inserted, 1);
     assert_eq!(by_second.duplicates, 1);
     assert_eq!(by_first_again.duplicates, 1);
+
+    // Keys moved by the other store's compaction are still found.
+    let other = [event("b", "cus_1", "2026-11-02T00:00:00Z")];
+    second
+        .insert_events(&acme, &other, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(second.compact_events(1_000).await.unwrap(), 2);
+    let by_first_after = first
+        .insert_events(&acme, &other, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(by_first_after.duplicates, 1);
 }
 
 fn postgres_admin_url() -> Option<String> {
@@ -357,4 +428,6 @@ on_both_backends!(
     usage_events_selects_subjects_and_a_half_open_period,
     late_events_are_found_by_when_they_were_ingested,
     concurrent_writers_store_each_key_once,
+    compaction_changes_nothing_that_is_read_and_keeps_exactly_once,
+    compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked,
 );

@@ -1,10 +1,10 @@
 //! The bytes of a chunk: its events, and the hashes of their exactly-once keys.
 //!
-//! A chunk holds the events of one (workspace, subject) written by one commit, so the subject is
-//! a column and is not repeated per event. Each event is its source, id and type as
-//! length-prefixed UTF-8, its instant as seconds and nanoseconds, and its `data` object as the
-//! JSON text the client sent (empty when it sent none). Little-endian throughout; a leading
-//! version byte leaves room for another layout.
+//! Each event is its subject, source, id and type as length-prefixed UTF-8, its instant as
+//! seconds and nanoseconds, the instant it was ingested (microseconds), and its `data` object as
+//! the JSON text the client sent (empty when it sent none). Little-endian throughout; a leading
+//! version byte leaves room for another layout. [`RawEvent`] reads an event back without copying,
+//! so that compaction moves events between chunks without parsing their data.
 
 use billow_core::UsageEvent;
 use jiff::Timestamp;
@@ -28,15 +28,30 @@ impl ChunkEncoder {
         }
     }
 
-    pub(crate) fn push(&mut self, event: &NewEvent) {
-        push_text(&mut self.bytes, &event.source);
-        push_text(&mut self.bytes, &event.id);
-        push_text(&mut self.bytes, &event.event_type);
+    pub(crate) fn push(&mut self, event: &NewEvent, ingested_at_us: i64) {
+        self.push_raw(&RawEvent {
+            subject: &event.subject,
+            source: &event.source,
+            id: &event.id,
+            event_type: &event.event_type,
+            second: event.time.as_second(),
+            nanosecond: event.time.subsec_nanosecond(),
+            ingested_at_us,
+            data: event.data.as_deref().unwrap_or(""),
+        });
+    }
+
+    pub(crate) fn push_raw(&mut self, event: &RawEvent<'_>) {
+        push_text(&mut self.bytes, event.subject);
+        push_text(&mut self.bytes, event.source);
+        push_text(&mut self.bytes, event.id);
+        push_text(&mut self.bytes, event.event_type);
+        self.bytes.extend_from_slice(&event.second.to_le_bytes());
         self.bytes
-            .extend_from_slice(&event.time.as_second().to_le_bytes());
+            .extend_from_slice(&event.nanosecond.to_le_bytes());
         self.bytes
-            .extend_from_slice(&event.time.subsec_nanosecond().to_le_bytes());
-        push_text(&mut self.bytes, event.data.as_deref().unwrap_or(""));
+            .extend_from_slice(&event.ingested_at_us.to_le_bytes());
+        push_text(&mut self.bytes, event.data);
     }
 
     /// The bytes encoded so far.
@@ -77,11 +92,48 @@ pub(crate) fn decode_key_hashes(bytes: &[u8]) -> Result<Vec<u128>, DecodeChunkEr
         .collect())
 }
 
-/// The events of a chunk of `subject`, in the order they were pushed.
-pub(crate) fn decode_events(
-    subject: &str,
-    bytes: &[u8],
-) -> Result<Vec<UsageEvent>, DecodeChunkError> {
+/// An event as a chunk stores it, borrowed from the chunk's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawEvent<'a> {
+    pub subject: &'a str,
+    pub source: &'a str,
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub second: i64,
+    pub nanosecond: i32,
+    pub ingested_at_us: i64,
+    /// JSON object text, or empty.
+    pub data: &'a str,
+}
+
+impl RawEvent<'_> {
+    pub(crate) fn time(self) -> Result<Timestamp, DecodeChunkError> {
+        Timestamp::new(self.second, self.nanosecond).map_err(DecodeChunkError::Time)
+    }
+
+    /// The event as the billing core takes it.
+    pub(crate) fn to_usage_event(self) -> Result<UsageEvent, DecodeChunkError> {
+        let data = if self.data.is_empty() {
+            Map::new()
+        } else {
+            match serde_json::from_str::<Value>(self.data).map_err(DecodeChunkError::Data)? {
+                Value::Object(map) => map,
+                _ => return Err(DecodeChunkError::DataNotAnObject),
+            }
+        };
+        Ok(UsageEvent {
+            id: self.id.to_owned(),
+            source: self.source.to_owned(),
+            event_type: self.event_type.to_owned(),
+            subject: self.subject.to_owned(),
+            time: self.time()?,
+            data,
+        })
+    }
+}
+
+/// The events of a chunk, in the order they were pushed.
+pub(crate) fn decode_events(bytes: &[u8]) -> Result<Vec<RawEvent<'_>>, DecodeChunkError> {
     let mut reader = Reader { bytes, offset: 0 };
     let version = reader.take(1)?[0];
     if version != FORMAT_VERSION {
@@ -89,28 +141,15 @@ pub(crate) fn decode_events(
     }
     let mut events = Vec::new();
     while reader.offset < bytes.len() {
-        let source = reader.text()?.to_owned();
-        let id = reader.text()?.to_owned();
-        let event_type = reader.text()?.to_owned();
-        let second = i64::from_le_bytes(reader.array()?);
-        let nanosecond = i32::from_le_bytes(reader.array()?);
-        let time = Timestamp::new(second, nanosecond).map_err(DecodeChunkError::Time)?;
-        let data_json = reader.text()?;
-        let data = if data_json.is_empty() {
-            Map::new()
-        } else {
-            match serde_json::from_str::<Value>(data_json).map_err(DecodeChunkError::Data)? {
-                Value::Object(map) => map,
-                _ => return Err(DecodeChunkError::DataNotAnObject),
-            }
-        };
-        events.push(UsageEvent {
-            id,
-            source,
-            event_type,
-            subject: subject.to_owned(),
-            time,
-            data,
+        events.push(RawEvent {
+            subject: reader.text()?,
+            source: reader.text()?,
+            id: reader.text()?,
+            event_type: reader.text()?,
+            second: i64::from_le_bytes(reader.array()?),
+            nanosecond: i32::from_le_bytes(reader.array()?),
+            ingested_at_us: i64::from_le_bytes(reader.array()?),
+            data: reader.text()?,
         });
     }
     Ok(events)
@@ -164,6 +203,8 @@ pub enum DecodeChunkError {
     DataNotAnObject,
     #[error("the key hashes have {length} bytes, not a multiple of 16")]
     KeyHashesLength { length: usize },
+    #[error("a chunk has {events} events but {hashes} key hashes")]
+    KeyHashesCount { events: usize, hashes: usize },
 }
 
 #[cfg(test)]
@@ -190,28 +231,44 @@ mod tests {
             Some(r#"{"cores":2}"#),
         );
         let second = event("b", "1969-12-31T23:59:59.5Z", None);
-        encoder.push(&first);
-        encoder.push(&second);
+        encoder.push(&first, 7);
+        encoder.push(&second, 8);
+        let bytes = encoder.into_bytes();
 
-        let events = decode_events("cus_1", &encoder.into_bytes()).unwrap();
+        let events = decode_events(&bytes).unwrap();
 
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].id, "a");
-        assert_eq!(events[0].time, first.time);
-        assert_eq!(events[0].data["cores"], serde_json::json!(2));
-        assert_eq!(events[1].time, second.time);
-        assert!(events[1].data.is_empty());
-        assert_eq!(events[1].subject, "cus_1");
+        assert_eq!(events[1].ingested_at_us, 8);
+        let first_loaded = events[0].to_usage_event().unwrap();
+        assert_eq!(first_loaded.id, "a");
+        assert_eq!(first_loaded.subject, "cus_1");
+        assert_eq!(first_loaded.time, first.time);
+        assert_eq!(first_loaded.data["cores"], serde_json::json!(2));
+        let second_loaded = events[1].to_usage_event().unwrap();
+        assert_eq!(second_loaded.time, second.time);
+        assert!(second_loaded.data.is_empty());
+    }
+
+    #[test]
+    fn a_raw_event_encodes_to_the_same_bytes() {
+        let mut encoder = ChunkEncoder::new();
+        encoder.push(&event("a", "2026-11-01T00:00:00Z", Some("{}")), 1);
+        let bytes = encoder.into_bytes();
+        let mut again = ChunkEncoder::new();
+
+        again.push_raw(&decode_events(&bytes).unwrap()[0]);
+
+        assert_eq!(again.into_bytes(), bytes);
     }
 
     #[test]
     fn a_truncated_chunk_is_an_error_not_a_panic() {
         let mut encoder = ChunkEncoder::new();
-        encoder.push(&event("a", "2026-11-01T00:00:00Z", None));
+        encoder.push(&event("a", "2026-11-01T00:00:00Z", None), 1);
         let bytes = encoder.into_bytes();
 
         for length in 2..bytes.len() {
-            assert!(decode_events("cus_1", &bytes[..length]).is_err());
+            assert!(decode_events(&bytes[..length]).is_err());
         }
     }
 

@@ -1,4 +1,5 @@
-//! What a group commit writes: which events are new, and the chunks that hold them.
+//! What a transaction writes: which events are new and the log chunks that hold them (a group
+//! commit), or the subject chunks that replace log chunks (compaction).
 //!
 //! Pure: the backends decide which keys are already stored (SQLite from its in-memory key cache,
 //! PostgreSQL from `INSERT ... ON CONFLICT DO NOTHING RETURNING`), and this module does the rest.
@@ -7,22 +8,30 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
-use super::codec::{encode_key_hashes, ChunkEncoder};
-use super::{Batch, InsertOutcome, NewEvent};
+use super::codec::{decode_events, decode_key_hashes, encode_key_hashes, ChunkEncoder, RawEvent};
+use super::{Batch, DecodeChunkError, InsertOutcome, NewEvent};
 
 /// Most events in one chunk: bounds the work of reading one back.
-const CHUNK_EVENTS_MAX: usize = 4_096;
+const CHUNK_EVENTS_MAX: usize = 16_384;
 /// A chunk is closed once its events take this many bytes.
-const CHUNK_BYTES_MAX: usize = 1024 * 1024;
+const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// A chunk row to insert.
+/// A chunk row to insert: a log chunk when `subject` is `None`.
 pub(crate) struct NewChunk {
     pub workspace_id: String,
-    pub subject: String,
+    pub subject: Option<String>,
     pub time_min_us: i64,
     pub time_max_us: i64,
-    pub ingested_at_us: i64,
+    pub ingested_max_us: i64,
     pub event_count: i32,
+    pub key_hashes: Vec<u8>,
+    pub events: Vec<u8>,
+}
+
+/// A stored chunk, as compaction reads it.
+pub(crate) struct StoredChunk {
+    pub seq: i64,
+    pub workspace_id: String,
     pub key_hashes: Vec<u8>,
     pub events: Vec<u8>,
 }
@@ -32,7 +41,7 @@ pub(crate) struct Plan {
     pub chunks: Vec<NewChunk>,
     pub outcomes: Vec<InsertOutcome>,
     /// The keys the chunks store, by workspace: what the SQLite key cache learns on commit.
-    pub new_keys: Vec<(String, u128)>,
+    pub new_keys: Vec<(String, Vec<u128>)>,
 }
 
 /// The key hash of every event, batch by batch.
@@ -61,30 +70,41 @@ pub(crate) fn distinct_keys<'a>(
     keys
 }
 
+/// Accumulates the events of one chunk.
 struct ChunkBuilder {
     workspace_id: String,
-    subject: String,
+    subject: Option<String>,
     time_min_us: i64,
     time_max_us: i64,
+    ingested_max_us: i64,
     hashes: Vec<u128>,
     encoder: ChunkEncoder,
 }
 
-/// Plans the group: an event is stored when `is_stored(workspace, hash)` says its key is not
-/// stored yet and no earlier event of the group had the same workspace and key.
+/// Plans a group commit: an event is stored when `is_stored(workspace, hash)` says its key is not
+/// stored yet and no earlier event of the group had the same workspace and key. The stored events
+/// go into log chunks, one per workspace (more when one fills up).
 pub(crate) fn plan(
     batches: &[Batch<'_>],
     hashes: &[Vec<u128>],
     is_stored: impl Fn(&str, u128) -> bool,
     ingested_at: Timestamp,
 ) -> Plan {
+    let ingested_at_us = ingested_at.as_microsecond();
     let mut taken: HashSet<(&str, u128)> = HashSet::new();
-    let mut open: HashMap<(&str, &str), usize> = HashMap::new();
+    // One log chunk per workspace: few workspaces per group, so a linear search.
     let mut builders: Vec<ChunkBuilder> = Vec::new();
     let mut closed: Vec<ChunkBuilder> = Vec::new();
     let mut outcomes = Vec::with_capacity(batches.len());
     for (batch, batch_hashes) in batches.iter().zip(hashes) {
         let workspace_id = batch.workspace_id.as_str();
+        let slot = match builders.iter().position(|b| b.workspace_id == workspace_id) {
+            Some(slot) => slot,
+            None => {
+                builders.push(ChunkBuilder::new(workspace_id, None));
+                builders.len() - 1
+            }
+        };
         let mut outcome = InsertOutcome::default();
         for (event, &hash) in batch.events.iter().zip(batch_hashes) {
             if !taken.insert((workspace_id, hash)) || is_stored(workspace_id, hash) {
@@ -92,38 +112,27 @@ pub(crate) fn plan(
                 continue;
             }
             outcome.inserted += 1;
-            let slot = *open
-                .entry((workspace_id, event.subject.as_str()))
-                .or_insert_with(|| {
-                    builders.push(ChunkBuilder::new(workspace_id, &event.subject));
-                    builders.len() - 1
-                });
             let builder = &mut builders[slot];
-            builder.push(event, hash);
+            builder.push_new(event, hash, ingested_at_us);
             if builder.is_full() {
-                let full =
-                    std::mem::replace(builder, ChunkBuilder::new(workspace_id, &event.subject));
-                closed.push(full);
+                closed.push(std::mem::replace(
+                    builder,
+                    ChunkBuilder::new(workspace_id, None),
+                ));
             }
         }
         outcomes.push(outcome);
     }
-    let ingested_at_us = ingested_at.as_microsecond();
-    let mut new_keys = Vec::new();
-    let chunks = closed
+    let builders: Vec<ChunkBuilder> = closed
         .into_iter()
         .chain(builders)
         .filter(|builder| !builder.hashes.is_empty())
-        .map(|builder| {
-            new_keys.extend(
-                builder
-                    .hashes
-                    .iter()
-                    .map(|&hash| (builder.workspace_id.clone(), hash)),
-            );
-            builder.finish(ingested_at_us)
-        })
         .collect();
+    let new_keys = builders
+        .iter()
+        .map(|builder| (builder.workspace_id.clone(), builder.hashes.clone()))
+        .collect();
+    let chunks = builders.into_iter().map(ChunkBuilder::finish).collect();
     Plan {
         chunks,
         outcomes,
@@ -131,31 +140,91 @@ pub(crate) fn plan(
     }
 }
 
+/// The subject chunks that hold the events of `log_chunks`, grouped by (workspace, subject).
+///
+/// # Errors
+///
+/// When a log chunk cannot be decoded, or its key hashes do not match its events.
+pub(crate) fn compact(log_chunks: &[StoredChunk]) -> Result<Vec<NewChunk>, DecodeChunkError> {
+    // Keyed by borrowed (workspace, subject): the events borrow from `log_chunks`.
+    let mut open: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut builders: Vec<ChunkBuilder> = Vec::new();
+    let mut closed: Vec<ChunkBuilder> = Vec::new();
+    for log_chunk in log_chunks {
+        let events = decode_events(&log_chunk.events)?;
+        let hashes = decode_key_hashes(&log_chunk.key_hashes)?;
+        if events.len() != hashes.len() {
+            return Err(DecodeChunkError::KeyHashesCount {
+                events: events.len(),
+                hashes: hashes.len(),
+            });
+        }
+        let workspace_id = log_chunk.workspace_id.as_str();
+        for (event, hash) in events.iter().zip(hashes) {
+            let slot = *open
+                .entry((workspace_id, event.subject))
+                .or_insert_with(|| {
+                    builders.push(ChunkBuilder::new(workspace_id, Some(event.subject)));
+                    builders.len() - 1
+                });
+            let builder = &mut builders[slot];
+            builder.push(event, hash);
+            if builder.is_full() {
+                closed.push(std::mem::replace(
+                    builder,
+                    ChunkBuilder::new(workspace_id, Some(event.subject)),
+                ));
+            }
+        }
+    }
+    Ok(closed
+        .into_iter()
+        .chain(builders)
+        .filter(|builder| !builder.hashes.is_empty())
+        .map(ChunkBuilder::finish)
+        .collect())
+}
+
 impl ChunkBuilder {
-    fn new(workspace_id: &str, subject: &str) -> Self {
+    fn new(workspace_id: &str, subject: Option<&str>) -> Self {
         Self {
             workspace_id: workspace_id.to_owned(),
-            subject: subject.to_owned(),
+            subject: subject.map(str::to_owned),
             time_min_us: i64::MAX,
             time_max_us: i64::MIN,
+            ingested_max_us: i64::MIN,
             hashes: Vec::new(),
             encoder: ChunkEncoder::new(),
         }
     }
 
-    fn push(&mut self, event: &NewEvent, hash: u128) {
-        let time_us = event.time.as_microsecond();
+    fn bound(&mut self, time_us: i64, ingested_at_us: i64, hash: u128) {
         self.time_min_us = self.time_min_us.min(time_us);
         self.time_max_us = self.time_max_us.max(time_us);
+        self.ingested_max_us = self.ingested_max_us.max(ingested_at_us);
         self.hashes.push(hash);
-        self.encoder.push(event);
+    }
+
+    fn push_new(&mut self, event: &NewEvent, hash: u128, ingested_at_us: i64) {
+        self.bound(event.time.as_microsecond(), ingested_at_us, hash);
+        self.encoder.push(event, ingested_at_us);
+    }
+
+    fn push(&mut self, event: &RawEvent<'_>, hash: u128) {
+        // Microseconds, rounded down as Timestamp::as_microsecond does for the write path.
+        let time_us = event
+            .second
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(event.nanosecond).div_euclid(1_000));
+        self.bound(time_us, event.ingested_at_us, hash);
+        self.encoder.push_raw(event);
     }
 
     fn is_full(&self) -> bool {
         self.hashes.len() >= CHUNK_EVENTS_MAX || self.encoder.len() >= CHUNK_BYTES_MAX
     }
 
-    fn finish(self, ingested_at_us: i64) -> NewChunk {
+    fn finish(self) -> NewChunk {
         assert!(!self.hashes.is_empty() && self.time_min_us <= self.time_max_us);
         NewChunk {
             event_count: i32::try_from(self.hashes.len()).expect("chunks are bounded"),
@@ -164,7 +233,7 @@ impl ChunkBuilder {
             subject: self.subject,
             time_min_us: self.time_min_us,
             time_max_us: self.time_max_us,
-            ingested_at_us,
+            ingested_max_us: self.ingested_max_us,
             events: self.encoder.into_bytes(),
         }
     }
@@ -228,8 +297,46 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(plan.chunks.len(), 2, "one chunk per subject");
-        assert_eq!(plan.new_keys.len(), 2);
+        assert_eq!(plan.chunks.len(), 1, "one log chunk for the workspace");
+        assert_eq!(plan.chunks[0].subject, None);
+        assert_eq!(plan.new_keys[0].1.len(), 2);
         assert_eq!(distinct_keys(&batches, &hashes).len(), 3);
+    }
+
+    #[test]
+    fn compaction_splits_log_chunks_by_subject_and_keeps_every_event_and_key() {
+        let acme = WorkspaceId::parse("ws_acme").unwrap();
+        let events = [
+            event("cus_1", "a"),
+            event("cus_2", "b"),
+            event("cus_1", "c"),
+        ];
+        let batches = [Batch {
+            workspace_id: &acme,
+            events: &events,
+        }];
+        let hashes = key_hashes(&batches);
+        let log = plan(&batches, &hashes, |_, _| false, Timestamp::UNIX_EPOCH);
+        let stored: Vec<StoredChunk> = log
+            .chunks
+            .into_iter()
+            .map(|chunk| StoredChunk {
+                seq: 1,
+                workspace_id: chunk.workspace_id,
+                key_hashes: chunk.key_hashes,
+                events: chunk.events,
+            })
+            .collect();
+
+        let compacted = compact(&stored).unwrap();
+
+        let subjects: Vec<(Option<&str>, i32)> = compacted
+            .iter()
+            .map(|chunk| (chunk.subject.as_deref(), chunk.event_count))
+            .collect();
+        assert_eq!(subjects, [(Some("cus_1"), 2), (Some("cus_2"), 1)]);
+        let cus_1 = decode_key_hashes(&compacted[0].key_hashes).unwrap();
+        assert_eq!(cus_1, [hashes[0][0], hashes[0][2]]);
+        assert_eq!(compacted[0].time_min_us, events[0].time.as_microsecond());
     }
 }

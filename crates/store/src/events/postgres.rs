@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use jiff::Timestamp;
 use sqlx::PgPool;
 
-use super::plan::{self, NewChunk};
-use super::{Batch, ChunkFilter, ChunkRow, InsertOutcome};
+use super::plan::{self, NewChunk, StoredChunk};
+use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome};
 
 pub(super) async fn insert_batches(
     pool: &PgPool,
@@ -60,11 +60,8 @@ pub(super) async fn insert_batches(
         |workspace_id, hash| !new.contains(&(workspace_id, hash)),
         ingested_at,
     );
-    assert_eq!(
-        plan.new_keys.len(),
-        new.len(),
-        "every new key is stored once"
-    );
+    let planned_keys: usize = plan.new_keys.iter().map(|(_, hashes)| hashes.len()).sum();
+    assert_eq!(planned_keys, new.len(), "every new key is stored once");
     insert_chunks(&mut transaction, &plan.chunks).await?;
     transaction.commit().await?;
     Ok(plan.outcomes)
@@ -79,13 +76,13 @@ async fn insert_chunks(
     }
     let column = |get: fn(&NewChunk) -> i64| chunks.iter().map(get).collect::<Vec<i64>>();
     let workspace_ids: Vec<&str> = chunks.iter().map(|c| c.workspace_id.as_str()).collect();
-    let subjects: Vec<&str> = chunks.iter().map(|c| c.subject.as_str()).collect();
+    let subjects: Vec<Option<&str>> = chunks.iter().map(|c| c.subject.as_deref()).collect();
     let counts: Vec<i32> = chunks.iter().map(|c| c.event_count).collect();
     let key_hashes: Vec<&[u8]> = chunks.iter().map(|c| c.key_hashes.as_slice()).collect();
     let events: Vec<&[u8]> = chunks.iter().map(|c| c.events.as_slice()).collect();
     sqlx::query(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
-           ingested_at_us, event_count, key_hashes, events) \
+           ingested_max_us, event_count, key_hashes, events) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
            $6::int4[], $7::bytea[], $8::bytea[])",
     )
@@ -93,7 +90,7 @@ async fn insert_chunks(
     .bind(&subjects)
     .bind(column(|c| c.time_min_us))
     .bind(column(|c| c.time_max_us))
-    .bind(column(|c| c.ingested_at_us))
+    .bind(column(|c| c.ingested_max_us))
     .bind(&counts)
     .bind(&key_hashes)
     .bind(&events)
@@ -102,37 +99,95 @@ async fn insert_chunks(
     .map(drop)
 }
 
+/// Compaction on PostgreSQL: the oldest log chunks are claimed with `FOR UPDATE SKIP LOCKED`, so
+/// that nodes compacting at once take different ones; the keys stay in `event_keys`.
+pub(super) async fn compact(pool: &PgPool, events_max: i64) -> Result<u64, CompactEventsError> {
+    let database = CompactEventsError::Database;
+    let mut transaction = pool.begin().await.map_err(database)?;
+    let rows: Vec<(i64, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "WITH claimed AS ( \
+           SELECT workspace_id, seq, event_count FROM event_chunks \
+           WHERE subject IS NULL ORDER BY seq LIMIT 1024 FOR UPDATE SKIP LOCKED \
+         ), counted AS ( \
+           SELECT workspace_id, seq, \
+                  sum(event_count) OVER (ORDER BY seq) - event_count AS before \
+           FROM claimed \
+         ) \
+         SELECT c.seq, c.workspace_id, c.key_hashes, c.events \
+         FROM event_chunks c JOIN counted USING (workspace_id, seq) \
+         WHERE counted.before < $1 ORDER BY c.seq",
+    )
+    .bind(events_max)
+    .fetch_all(&mut *transaction)
+    .await
+    .map_err(database)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let log_chunks: Vec<StoredChunk> = rows
+        .into_iter()
+        .map(|(seq, workspace_id, key_hashes, events)| StoredChunk {
+            seq,
+            workspace_id,
+            key_hashes,
+            events,
+        })
+        .collect();
+    let subject_chunks = plan::compact(&log_chunks)?;
+    insert_chunks(&mut transaction, &subject_chunks)
+        .await
+        .map_err(database)?;
+    let workspace_ids: Vec<&str> = log_chunks.iter().map(|c| c.workspace_id.as_str()).collect();
+    let seqs: Vec<i64> = log_chunks.iter().map(|c| c.seq).collect();
+    sqlx::query(
+        "DELETE FROM event_chunks WHERE subject IS NULL \
+           AND (workspace_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
+    )
+    .bind(&workspace_ids)
+    .bind(&seqs)
+    .execute(&mut *transaction)
+    .await
+    .map_err(database)?;
+    transaction.commit().await.map_err(database)?;
+    let moved: i64 = subject_chunks
+        .iter()
+        .map(|chunk| i64::from(chunk.event_count))
+        .sum();
+    Ok(u64::try_from(moved).expect("event counts are positive"))
+}
+
 pub(super) async fn select_chunks(
     pool: &PgPool,
     workspace_id: &str,
     subjects: &[String],
     filter: ChunkFilter,
 ) -> Result<Vec<ChunkRow>, sqlx::Error> {
-    let query = match filter {
-        ChunkFilter::Period { from_us, to_us } => sqlx::query_as(
-            "SELECT seq, subject, events FROM event_chunks \
-             WHERE workspace_id = $1 AND subject = ANY($2) \
-               AND time_max_us >= $3 AND time_min_us <= $4",
-        )
-        .bind(workspace_id)
-        .bind(subjects)
-        .bind(from_us)
-        .bind(to_us),
-        ChunkFilter::IngestedAfter { since_us } => sqlx::query_as(
-            "SELECT seq, subject, events FROM event_chunks \
-             WHERE workspace_id = $1 AND subject = ANY($2) AND ingested_at_us > $3",
-        )
-        .bind(workspace_id)
-        .bind(subjects)
-        .bind(since_us),
+    // One statement: its snapshot sees a compaction (which moves events from log chunks to
+    // subject chunks) wholly or not at all. Log chunks (subject NULL) hold every subject.
+    let (bound, low, high) = match filter {
+        ChunkFilter::Period { from_us, to_us, .. } => {
+            ("time_max_us >= $3 AND time_min_us <= $4", from_us, to_us)
+        }
+        ChunkFilter::IngestedAfter { since_us } => {
+            ("ingested_max_us > $3 AND $4 = $4", since_us, 0)
+        }
     };
-    let rows: Vec<(i64, String, Vec<u8>)> = query.fetch_all(pool).await?;
+    let sql = format!(
+        "SELECT seq, events FROM event_chunks \
+         WHERE workspace_id = $1 AND subject = ANY($2) AND {bound} \
+         UNION ALL \
+         SELECT seq, events FROM event_chunks \
+         WHERE workspace_id = $1 AND subject IS NULL AND {bound}"
+    );
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&sql)
+        .bind(workspace_id)
+        .bind(subjects)
+        .bind(low)
+        .bind(high)
+        .fetch_all(pool)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, subject, events)| ChunkRow {
-            seq,
-            subject,
-            events,
-        })
+        .map(|(seq, events)| ChunkRow { seq, events })
         .collect())
 }

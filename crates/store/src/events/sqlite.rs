@@ -12,11 +12,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
+use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::decode_key_hashes;
-use super::plan::{self, NewChunk};
-use super::{Batch, ChunkFilter, ChunkRow, InsertOutcome};
+use super::plan::{self, NewChunk, StoredChunk};
+use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome};
 
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
@@ -77,18 +78,29 @@ pub(super) async fn insert_batches(
     let hashes = plan::key_hashes(batches);
     // One writer per store at a time: SQLite would serialize them anyway.
     let mut cache = cache.lock().await;
+    let mut connection = durable_connection(pool).await?;
+    let result =
+        write_transaction(&mut connection, &mut cache, batches, &hashes, ingested_at).await;
+    restore_synchronous(&mut connection).await?;
+    result
+}
+
+/// A pooled connection set to sync the WAL on every commit (`synchronous=FULL`), so that an
+/// acknowledged event survives a power loss. Set per transaction: the pool's connections run at
+/// NORMAL for everything else.
+async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
     let mut connection = pool.acquire().await?;
-    // FULL: the commit syncs the WAL, so an acknowledged event survives a power loss. Set per
-    // transaction, because the pool's connections run at NORMAL for everything else.
     sqlx::query("PRAGMA synchronous = FULL")
         .execute(&mut *connection)
         .await?;
-    let result =
-        write_transaction(&mut connection, &mut cache, batches, &hashes, ingested_at).await;
+    Ok(connection)
+}
+
+async fn restore_synchronous(connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *connection)
-        .await?;
-    result
+        .execute(connection)
+        .await
+        .map(drop)
 }
 
 async fn write_transaction(
@@ -111,19 +123,25 @@ async fn write_transaction(
     for rows in plan.chunks.chunks(INSERT_ROWS_MAX) {
         insert_chunks(&mut transaction, rows).await?;
     }
-    let last_seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM event_chunks")
-        .fetch_one(&mut *transaction)
-        .await?;
+    let last_seq = max_seq(&mut transaction).await?;
     transaction.commit().await?;
     // Only what is committed enters the cache.
-    for (workspace_id, hash) in plan.new_keys {
-        cache.add(&workspace_id, [hash]);
+    for (workspace_id, hashes) in plan.new_keys {
+        cache.add(&workspace_id, hashes);
     }
-    cache.read_through_seq = last_seq.unwrap_or(0);
+    cache.read_through_seq = last_seq;
     Ok(plan.outcomes)
 }
 
-/// Reads the keys of the chunks appended since the cache last looked.
+async fn max_seq(connection: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM event_chunks")
+        .fetch_one(connection)
+        .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+/// Reads the keys of the chunks written since the cache last looked. A chunk made by compaction
+/// has a larger seq than the log chunks it replaced, so no key can hide below the watermark.
 async fn catch_up(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
@@ -133,22 +151,15 @@ async fn catch_up(
     )
     .bind(cache.read_through_seq)
     .fetch(&mut *connection);
-    let mut read_through_seq = cache.read_through_seq;
-    let mut loaded = KeyCache::default();
     while let Some(row) = rows.try_next().await? {
         let seq: i64 = row.try_get(0)?;
-        let workspace_id: String = row.try_get(1)?;
+        let workspace_id: &str = row.try_get(1)?;
         let bytes: &[u8] = row.try_get(2)?;
         let hashes =
             decode_key_hashes(bytes).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-        loaded.add(&workspace_id, hashes);
-        read_through_seq = seq;
+        cache.add(workspace_id, hashes);
+        cache.read_through_seq = seq;
     }
-    drop(rows);
-    for (workspace_id, hashes) in loaded.keys {
-        cache.add(&workspace_id, hashes);
-    }
-    cache.read_through_seq = read_through_seq;
     Ok(())
 }
 
@@ -158,7 +169,7 @@ async fn insert_chunks(
 ) -> Result<(), sqlx::Error> {
     let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
-         ingested_at_us, event_count, key_hashes, events) ",
+         ingested_max_us, event_count, key_hashes, events) ",
     );
     query.push_values(rows, |mut values, chunk| {
         values
@@ -166,12 +177,95 @@ async fn insert_chunks(
             .push_bind(&chunk.subject)
             .push_bind(chunk.time_min_us)
             .push_bind(chunk.time_max_us)
-            .push_bind(chunk.ingested_at_us)
+            .push_bind(chunk.ingested_max_us)
             .push_bind(chunk.event_count)
             .push_bind(&chunk.key_hashes)
             .push_bind(&chunk.events);
     });
     query.build().execute(connection).await.map(drop)
+}
+
+pub(super) async fn compact(
+    pool: &SqlitePool,
+    cache: &tokio::sync::Mutex<KeyCache>,
+    events_max: i64,
+) -> Result<u64, CompactEventsError> {
+    // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
+    let mut cache = cache.lock().await;
+    let mut connection = durable_connection(pool)
+        .await
+        .map_err(CompactEventsError::Database)?;
+    let result = compact_transaction(&mut connection, &mut cache, events_max).await;
+    restore_synchronous(&mut connection)
+        .await
+        .map_err(CompactEventsError::Database)?;
+    result
+}
+
+async fn compact_transaction(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    events_max: i64,
+) -> Result<u64, CompactEventsError> {
+    let database = CompactEventsError::Database;
+    let mut transaction = connection
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(database)?;
+    catch_up(&mut transaction, cache).await.map_err(database)?;
+    let log_chunks = oldest_log_chunks(&mut transaction, events_max)
+        .await
+        .map_err(database)?;
+    let Some(last) = log_chunks.last() else {
+        return Ok(0);
+    };
+    let last_seq = last.seq;
+    let subject_chunks = plan::compact(&log_chunks)?;
+    for rows in subject_chunks.chunks(INSERT_ROWS_MAX) {
+        insert_chunks(&mut transaction, rows)
+            .await
+            .map_err(database)?;
+    }
+    sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
+        .bind(last_seq)
+        .execute(&mut *transaction)
+        .await
+        .map_err(database)?;
+    let new_last_seq = max_seq(&mut transaction).await.map_err(database)?;
+    transaction.commit().await.map_err(database)?;
+    // The new chunks hold keys the cache has (it caught up above): no need to read them again.
+    cache.read_through_seq = new_last_seq;
+    let moved: i64 = subject_chunks
+        .iter()
+        .map(|chunk| i64::from(chunk.event_count))
+        .sum();
+    Ok(u64::try_from(moved).expect("event counts are positive"))
+}
+
+/// The oldest log chunks whose events add up to about `events_max` (at least one chunk).
+async fn oldest_log_chunks(
+    connection: &mut SqliteConnection,
+    events_max: i64,
+) -> Result<Vec<StoredChunk>, sqlx::Error> {
+    let rows: Vec<(i64, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, workspace_id, key_hashes, events FROM ( \
+           SELECT seq, workspace_id, key_hashes, events, \
+                  sum(event_count) OVER (ORDER BY seq) - event_count AS before \
+           FROM event_chunks WHERE subject IS NULL \
+         ) WHERE before < ?1 ORDER BY seq",
+    )
+    .bind(events_max)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, workspace_id, key_hashes, events)| StoredChunk {
+            seq,
+            workspace_id,
+            key_hashes,
+            events,
+        })
+        .collect())
 }
 
 pub(super) async fn select_chunks(
@@ -180,34 +274,43 @@ pub(super) async fn select_chunks(
     subjects: &[String],
     filter: ChunkFilter,
 ) -> Result<Vec<ChunkRow>, sqlx::Error> {
+    // One transaction, so that compaction (which moves events from log chunks to subject chunks)
+    // cannot make an event appear twice or not at all between the queries.
+    let mut transaction = pool.begin().await?;
     let mut chunks = Vec::new();
-    // One indexed query per subject: callers ask for a customer and its few resources.
-    let distinct: HashSet<&String> = subjects.iter().collect();
-    for subject in distinct {
-        let query = match filter {
-            ChunkFilter::Period { from_us, to_us } => sqlx::query_as(
-                "SELECT seq, subject, events FROM event_chunks \
-                 WHERE workspace_id = ?1 AND subject = ?2 \
-                   AND time_max_us >= ?3 AND time_min_us <= ?4",
-            )
-            .bind(workspace_id)
-            .bind(subject)
-            .bind(from_us)
-            .bind(to_us),
-            ChunkFilter::IngestedAfter { since_us } => sqlx::query_as(
-                "SELECT seq, subject, events FROM event_chunks \
-                 WHERE workspace_id = ?1 AND subject = ?2 AND ingested_at_us > ?3",
-            )
-            .bind(workspace_id)
-            .bind(subject)
-            .bind(since_us),
+    let distinct: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+    // One indexed query per subject (callers ask for a customer and its few resources), and one
+    // for the log chunks not compacted yet (subject NULL), which hold every subject.
+    let subjects = distinct.into_iter().map(Some).chain([None]);
+    for subject in subjects {
+        let condition = match subject {
+            Some(_) => "subject = ?2",
+            None => "subject IS NULL AND ?2 IS NULL",
         };
-        let rows: Vec<(i64, String, Vec<u8>)> = query.fetch_all(pool).await?;
-        chunks.extend(rows.into_iter().map(|(seq, subject, events)| ChunkRow {
-            seq,
-            subject,
-            events,
-        }));
+        let (bound, low, high) = match filter {
+            ChunkFilter::Period { from_us, to_us, .. } => {
+                ("time_max_us >= ?3 AND time_min_us <= ?4", from_us, to_us)
+            }
+            ChunkFilter::IngestedAfter { since_us } => {
+                ("ingested_max_us > ?3 AND ?4 = ?4", since_us, 0)
+            }
+        };
+        let sql = format!(
+            "SELECT seq, events FROM event_chunks \
+             WHERE workspace_id = ?1 AND {condition} AND {bound}"
+        );
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&sql)
+            .bind(workspace_id)
+            .bind(subject)
+            .bind(low)
+            .bind(high)
+            .fetch_all(&mut *transaction)
+            .await?;
+        chunks.extend(
+            rows.into_iter()
+                .map(|(seq, events)| ChunkRow { seq, events }),
+        );
     }
+    transaction.commit().await?;
     Ok(chunks)
 }

@@ -4,6 +4,9 @@
 //! on our disks (DESIGN.md §6), whatever its size. So one task per writer takes whatever batches
 //! are waiting, up to [`GROUP_EVENTS_MAX`] events, writes them in one transaction, and answers
 //! every caller of the group after the commit.
+//!
+//! A commit appends log chunks; the same task compacts them into chunks per subject after
+//! [`COMPACT_AFTER_EVENTS`] events, or when no batch has come for [`IDLE_BEFORE_COMPACTION`].
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,6 +21,12 @@ use crate::WorkspaceId;
 pub const GROUP_EVENTS_MAX: usize = 100_000;
 /// Most batches waiting for a writer: callers past it wait for room (backpressure).
 const QUEUE_BATCHES_MAX: usize = 1_024;
+/// Compaction runs once this many events were committed since the last one...
+const COMPACT_AFTER_EVENTS: u64 = 100_000;
+/// ... or when no batch has come for this long.
+const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
+/// Most events one compaction moves (one transaction).
+const COMPACT_EVENTS_MAX: u64 = 200_000;
 /// SQLite has one writer; PostgreSQL commits concurrent transactions in parallel, and a second
 /// writer keeps the database busy while the first waits for its commit.
 const POSTGRES_WRITERS: usize = 2;
@@ -94,29 +103,63 @@ impl EventWriter {
 }
 
 async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
+    // Events this task committed to log chunks since it last compacted.
+    let mut uncompacted: u64 = 0;
     loop {
         let group = {
             let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            let mut events_total = first.events.len();
-            let mut group = vec![first];
-            while events_total < GROUP_EVENTS_MAX {
-                let Ok(next) = receiver.try_recv() else {
-                    break;
-                };
-                events_total += next.events.len();
-                group.push(next);
+            match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
+                Ok(Some(first)) => Some(take_group(&mut receiver, first)),
+                Ok(None) => return,
+                Err(_idle) => None,
             }
-            group
         };
-        commit(&store, group).await;
+        match group {
+            Some(group) => {
+                uncompacted += commit(&store, group).await;
+                if uncompacted >= COMPACT_AFTER_EVENTS {
+                    compact(&store).await;
+                    uncompacted = 0;
+                }
+            }
+            None => {
+                // Idle: compact whatever is left, this process's or another's.
+                while compact(&store).await > 0 {}
+                uncompacted = 0;
+            }
+        }
+    }
+}
+
+/// The first request and whatever else is waiting, up to [`GROUP_EVENTS_MAX`] events.
+fn take_group(receiver: &mut mpsc::Receiver<Request>, first: Request) -> Vec<Request> {
+    let mut events_total = first.events.len();
+    let mut group = vec![first];
+    while events_total < GROUP_EVENTS_MAX {
+        let Ok(next) = receiver.try_recv() else {
+            break;
+        };
+        events_total += next.events.len();
+        group.push(next);
+    }
+    group
+}
+
+/// Compacts up to [`COMPACT_EVENTS_MAX`] events; how many it moved (0 after an error, which is
+/// logged: compaction is retried later, and reads do not depend on it).
+async fn compact(store: &Store) -> u64 {
+    match store.compact_events(COMPACT_EVENTS_MAX).await {
+        Ok(moved) => moved,
+        Err(error) => {
+            tracing::error!(error.message = %error, error.cause_chain = ?error, "compaction failed");
+            0
+        }
     }
 }
 
 #[tracing::instrument(skip_all, fields(batches = group.len()))]
-async fn commit(store: &Store, group: Vec<Request>) {
+/// Writes a group and answers its callers; how many events it stored.
+async fn commit(store: &Store, group: Vec<Request>) -> u64 {
     let batches: Vec<Batch<'_>> = group
         .iter()
         .map(|request| Batch {
@@ -133,17 +176,20 @@ async fn commit(store: &Store, group: Vec<Request>) {
     drop(batches);
     match result {
         Ok(outcomes) => {
+            let inserted = outcomes.iter().map(|outcome| outcome.inserted).sum();
             for (request, outcome) in group.into_iter().zip(outcomes) {
                 // A caller that gave up (its connection closed) no longer listens; its events
                 // are stored all the same, and a retry will find them duplicates.
                 let _ = request.reply.send(Ok(outcome));
             }
+            inserted
         }
         Err(error) => {
             tracing::error!(error.message = %error, error.cause_chain = ?error, "group commit failed");
             for request in group {
                 let _ = request.reply.send(Err(error.clone()));
             }
+            0
         }
     }
 }
