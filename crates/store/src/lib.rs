@@ -57,7 +57,8 @@ pub use idempotency::{IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow
 pub use ids::new_id;
 pub use keys::{
     ApiKey, CredentialHash, CredentialKind, CredentialSecret, CustomerToken, CustomerTokenOwner,
-    EnsureWorkspaceError, LoadCredentialError, StoreCredentialError,
+    EnsureWorkspaceError, LoadCredentialError, StoreCredentialError, CREDENTIAL_CACHE_ENTRIES_MAX,
+    CREDENTIAL_CACHE_TTL,
 };
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
 pub use workspaces::{

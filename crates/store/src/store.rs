@@ -31,6 +31,8 @@ const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 pub struct Store {
     pub(crate) backend: Backend,
     pub(crate) events: crate::events::EventsState,
+    /// Recently authenticated credentials (keys module).
+    pub(crate) credentials: crate::keys::CredentialCache,
 }
 
 /// Two typed pools behind an enum, rather than `sqlx::AnyPool`.
@@ -62,6 +64,7 @@ impl Store {
         Ok(Self {
             backend,
             events: crate::events::EventsState::default(),
+            credentials: crate::keys::CredentialCache::default(),
         })
     }
 

@@ -12,8 +12,13 @@
 //! - [`Store::create_customer_token`] and [`Store::customer_token_owner`] serve customer-scoped
 //!   access.
 
+mod cache;
 mod postgres;
 mod sqlite;
+
+use cache::CachedCredential;
+pub(crate) use cache::CredentialCache;
+pub use cache::{CREDENTIAL_CACHE_ENTRIES_MAX, CREDENTIAL_CACHE_TTL};
 
 use std::fmt;
 
@@ -215,14 +220,24 @@ impl Store {
         &self,
         hash: &CredentialHash,
     ) -> Result<Option<WorkspaceId>, LoadCredentialError> {
+        if let Some(CachedCredential::ApiKey(workspace_id)) = self.credentials.get(hash.as_str()) {
+            return Ok(Some(workspace_id));
+        }
         let workspace_id = match &self.backend {
             Backend::Sqlite(pool) => sqlite::api_key_workspace(pool, hash.as_str()).await,
             Backend::Postgres(pool) => postgres::api_key_workspace(pool, hash.as_str()).await,
         }
         .map_err(LoadCredentialError::Database)?;
-        workspace_id
+        let workspace_id = workspace_id
             .map(|id| WorkspaceId::parse(&id).map_err(|_| LoadCredentialError::CorruptRow))
-            .transpose()
+            .transpose()?;
+        if let Some(workspace_id) = &workspace_id {
+            self.credentials.insert(
+                hash.as_str(),
+                CachedCredential::ApiKey(workspace_id.clone()),
+            );
+        }
+        Ok(workspace_id)
     }
 
     /// Every API key of `workspace_id`, revoked ones included, oldest first.
@@ -271,7 +286,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreCredentialError> {
         let now = format_timestamp(now);
-        match &self.backend {
+        let revoked = match &self.backend {
             Backend::Sqlite(pool) => {
                 sqlite::revoke_api_key(pool, workspace_id.as_str(), key_id, &now).await
             }
@@ -279,7 +294,9 @@ impl Store {
                 postgres::revoke_api_key(pool, workspace_id.as_str(), key_id, &now).await
             }
         }
-        .map_err(StoreCredentialError)
+        .map_err(StoreCredentialError)?;
+        self.credentials.clear();
+        Ok(revoked)
     }
 
     /// Whether any unrevoked API key exists, in any workspace: `serve` says how to make one when
@@ -406,23 +423,39 @@ impl Store {
         hash: &CredentialHash,
         now: Timestamp,
     ) -> Result<Option<CustomerTokenOwner>, LoadCredentialError> {
-        let now = format_timestamp(now);
-        let owner = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::customer_token_owner(pool, hash.as_str(), &now).await,
+        if let Some(CachedCredential::CustomerToken { owner, expires_at }) =
+            self.credentials.get(hash.as_str())
+        {
+            return Ok((now < expires_at).then_some(owner));
+        }
+        let now_text = format_timestamp(now);
+        let row = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::customer_token_owner(pool, hash.as_str(), &now_text).await
+            }
             Backend::Postgres(pool) => {
-                postgres::customer_token_owner(pool, hash.as_str(), &now).await
+                postgres::customer_token_owner(pool, hash.as_str(), &now_text).await
             }
         }
         .map_err(LoadCredentialError::Database)?;
-        owner
-            .map(|(workspace_id, customer_id)| {
-                Ok(CustomerTokenOwner {
-                    workspace_id: WorkspaceId::parse(&workspace_id)
-                        .map_err(|_| LoadCredentialError::CorruptRow)?,
-                    customer_id,
-                })
-            })
-            .transpose()
+        let Some((workspace_id, customer_id, expires_at)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |_| LoadCredentialError::CorruptRow;
+        let owner = CustomerTokenOwner {
+            workspace_id: WorkspaceId::parse(&workspace_id)
+                .map_err(|_| LoadCredentialError::CorruptRow)?,
+            customer_id,
+        };
+        let expires_at: Timestamp = expires_at.parse().map_err(corrupt)?;
+        self.credentials.insert(
+            hash.as_str(),
+            CachedCredential::CustomerToken {
+                owner: owner.clone(),
+                expires_at,
+            },
+        );
+        Ok(Some(owner))
     }
 }
 

@@ -106,14 +106,16 @@ pub(super) async fn insert_customer_token(
     .map(drop)
 }
 
+/// `(workspace_id, customer_id, expires_at)` of the unexpired token.
 pub(super) async fn customer_token_owner(
     pool: &PgPool,
     hash: &str,
     now: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT workspace_id, customer_id FROM customer_tokens \
-         WHERE hash = $1 AND expires_at > $2::timestamptz",
+        r#"SELECT workspace_id, customer_id,
+                  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           FROM customer_tokens WHERE hash = $1 AND expires_at > $2::timestamptz"#,
     )
     .bind(hash)
     .bind(now)

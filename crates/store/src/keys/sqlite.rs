@@ -101,14 +101,16 @@ pub(super) async fn insert_customer_token(
     .map(drop)
 }
 
+/// `(workspace_id, customer_id, expires_at)` of the unexpired token.
 pub(super) async fn customer_token_owner(
     pool: &SqlitePool,
     hash: &str,
     now: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
     // Fixed-width UTC text compares in time order.
     sqlx::query_as(
-        "SELECT workspace_id, customer_id FROM customer_tokens WHERE hash = ?1 AND expires_at > ?2",
+        "SELECT workspace_id, customer_id, expires_at FROM customer_tokens \
+         WHERE hash = ?1 AND expires_at > ?2",
     )
     .bind(hash)
     .bind(now)
