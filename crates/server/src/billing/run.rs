@@ -287,6 +287,14 @@ async fn detect_late_usage(
         .filter(|a| a.source_invoice_id == finalized.id)
         .map(|a| a.amount_minor)
         .sum();
+    if issued.invoice.currency.code() != finalized.currency {
+        // The customer's currency changed since: amounts in two currencies do not subtract.
+        tracing::warn!(
+            invoice_id = %finalized.id,
+            "the customer's currency changed since the invoice was finalized; no adjustment"
+        );
+        return Ok(false);
+    }
     let computed = issued.invoice.totals.total.amount_minor();
     let difference = computed - finalized.computed_total_minor - adjusted;
     if difference == 0 {
