@@ -106,7 +106,8 @@ async fn list_customer_specs(
 
 /// Grants credits to a customer: `customer_id`, `type` (`free`, `sla`, `prepaid`,
 /// `promotional`), `meter` (absent: money), `amount`, `start`, `expiry`, `priority`.
-#[utoipa::path(post, path = "/api/v1/credit-grants", tag = "credits",
+#[utoipa::path(post, path = "/api/v1/credit-grants", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "credits",
     responses((status = 201, description = "The grant"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_credit_grant(
     State(state): State<AppState>,
@@ -139,7 +140,8 @@ pub(crate) async fn list_credit_grants(
 
 /// Gives a customer a discount (a coupon): `customer_id`, `percent_off` or `amount_off`,
 /// `duration` (`once`, `{"repeating": {"invoices": 3}}`, `forever`), `start`.
-#[utoipa::path(post, path = "/api/v1/discounts", tag = "credits",
+#[utoipa::path(post, path = "/api/v1/discounts", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "credits",
     responses((status = 201, description = "The discount"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_discount(
     State(state): State<AppState>,
@@ -178,7 +180,8 @@ fn tax_rate_json(record: &TaxRateRecord) -> Value {
 }
 
 /// Creates a tax rate: `name` and `rate_percent` (exclusive tax).
-#[utoipa::path(post, path = "/api/v1/tax-rates", tag = "credits",
+#[utoipa::path(post, path = "/api/v1/tax-rates", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "credits",
     responses((status = 201, description = "The tax rate"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_tax_rate(
     State(state): State<AppState>,
@@ -226,7 +229,8 @@ pub(crate) struct CustomerTaxRate {
 }
 
 /// Charges a customer a tax rate from its next invoice on: `{"tax_rate_id": "tax_…"}`.
-#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", tag = "credits",
+#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "credits",
     params(("id" = String, Path, description = "The customer's id")),
     responses((status = 200, description = "The tax rate charged"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn set_customer_tax_rate(

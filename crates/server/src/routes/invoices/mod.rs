@@ -210,7 +210,8 @@ pub(crate) async fn get_invoice(
 }
 
 /// Finalizes a draft now, before its grace period ends: it gets the next number and is open.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", tag = "invoices",
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 200, description = "The finalized invoice"), (status = 409, description = "Already finalized")))]
 pub(crate) async fn finalize_invoice(
@@ -230,7 +231,8 @@ pub(crate) async fn finalize_invoice(
 }
 
 /// Voids an open invoice. A paid or void invoice, or a draft, is a 409.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/void", tag = "invoices",
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/void", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 200, description = "The void invoice"), (status = 409, description = "Not open")))]
 pub(crate) async fn void_invoice(
@@ -273,7 +275,8 @@ pub(crate) struct CreditNoteLine {
 
 /// Credits part of a finalized invoice: `lines` of `{description, amount, line?}` (amounts in
 /// major units, positive); the invoice's credit notes never credit more than its total.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", tag = "invoices",
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 201, description = "The credit note"), (status = 409, description = "Not finalized"), (status = 422, description = "Invalid field or above the invoice")))]
 pub(crate) async fn create_credit_note(
@@ -368,7 +371,8 @@ pub(crate) struct PaymentBody {
 
 /// Records a payment state of an invoice (manual provider): `state` is `PaymentInProgress`,
 /// `Paid` or `PaymentFailed`; `Paid` marks the invoice paid.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", tag = "invoices",
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 201, description = "The payment history"), (status = 409, description = "A draft or void invoice"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn record_payment(

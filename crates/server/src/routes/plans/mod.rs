@@ -76,7 +76,8 @@ async fn plan_json(
 
 /// Creates a plan: `key`, `name`, `cadence`, `prices`, `phases`, `minimum_amount`, as the
 /// scenario format writes a plan.
-#[utoipa::path(post, path = "/api/v1/plans", tag = "plans",
+#[utoipa::path(post, path = "/api/v1/plans", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "plans",
     responses((status = 201, description = "The plan at version 1"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_plan(
     State(state): State<AppState>,
@@ -157,7 +158,8 @@ pub(crate) async fn get_plan(
 }
 
 /// Edits a plan: the body is the whole new plan; it becomes a new version. The key cannot change.
-#[utoipa::path(put, path = "/api/v1/plans/{id}", tag = "plans",
+#[utoipa::path(put, path = "/api/v1/plans/{id}", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "plans",
     params(("id" = String, Path, description = "The plan's id or key")),
     responses((status = 200, description = "The plan at its new version"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn update_plan(

@@ -27,7 +27,8 @@ pub(crate) struct RunBody {
 
 /// Runs billing now: drafts due invoices, finalizes those past the grace period, records late
 /// usage. The body may name one `customer_id`; `{}` runs the whole workspace.
-#[utoipa::path(post, path = "/api/v1/billing-runs", tag = "billing",
+#[utoipa::path(post, path = "/api/v1/billing-runs", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+    tag = "billing",
     responses((status = 201, description = "What the run did")))]
 pub(crate) async fn create_billing_run(
     State(state): State<AppState>,
