@@ -54,6 +54,12 @@ impl ChunkEncoder {
         push_text(&mut self.bytes, event.data);
     }
 
+    /// Makes room for about `additional` more bytes at once, instead of growing by doubling
+    /// (and copying) as events come.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
+    }
+
     /// The bytes encoded so far.
     pub(crate) fn len(&self) -> usize {
         self.bytes.len()

@@ -18,6 +18,7 @@ mod sqlite;
 mod writer;
 
 use std::collections::HashSet;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use billow_core::UsageEvent;
@@ -75,6 +76,12 @@ impl NewEvent {
         }
     }
 
+    /// About how many bytes the event takes in a chunk.
+    fn encoded_length(&self) -> usize {
+        let texts = self.subject.len() + self.source.len() + self.id.len() + self.event_type.len();
+        texts + self.data.as_ref().map_or(0, String::len) + 40
+    }
+
     /// The hash that stands for the event's (source, id) key: the first 16 bytes of SHA-256 over
     /// the source's length, the source and the id (the length keeps ("ab", "c") apart from
     /// ("a", "bc")).
@@ -99,6 +106,27 @@ pub(crate) fn key_hash(source: &str, id: &str) -> u128 {
 pub struct InsertOutcome {
     pub inserted: u64,
     pub duplicates: u64,
+}
+
+/// The keys are SHA-256 output already: hashing them again would only cost time.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        // Truncation intended: the low 64 bits of a uniform hash are uniform.
+        self.0 = value as u64;
+    }
 }
 
 /// One caller's batch inside a group commit.

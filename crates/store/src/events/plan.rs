@@ -5,11 +5,12 @@
 //! PostgreSQL from `INSERT ... ON CONFLICT DO NOTHING RETURNING`), and this module does the rest.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use jiff::Timestamp;
 
 use super::codec::{decode_events, decode_key_hashes, encode_key_hashes, ChunkEncoder, RawEvent};
-use super::{Batch, DecodeChunkError, InsertOutcome, NewEvent};
+use super::{Batch, DecodeChunkError, InsertOutcome, KeyHasher, NewEvent};
 
 /// Most events in one chunk: bounds the work of reading one back.
 const CHUNK_EVENTS_MAX: usize = 16_384;
@@ -91,7 +92,8 @@ pub(crate) fn plan(
     ingested_at: Timestamp,
 ) -> Plan {
     let ingested_at_us = ingested_at.as_microsecond();
-    let mut taken: HashSet<(&str, u128)> = HashSet::new();
+    // Per workspace, hashed by the key hash itself (it is SHA-256 output already).
+    let mut taken: HashMap<&str, HashSet<u128, BuildHasherDefault<KeyHasher>>> = HashMap::new();
     // One log chunk per workspace: few workspaces per group, so a linear search.
     let mut builders: Vec<ChunkBuilder> = Vec::new();
     let mut closed: Vec<ChunkBuilder> = Vec::new();
@@ -105,9 +107,14 @@ pub(crate) fn plan(
                 builders.len() - 1
             }
         };
+        let taken = taken.entry(workspace_id).or_default();
+        let estimate: usize = batch.events.iter().map(NewEvent::encoded_length).sum();
+        builders[slot]
+            .encoder
+            .reserve(estimate.min(CHUNK_BYTES_MAX));
         let mut outcome = InsertOutcome::default();
         for (event, &hash) in batch.events.iter().zip(batch_hashes) {
-            if !taken.insert((workspace_id, hash)) || is_stored(workspace_id, hash) {
+            if !taken.insert(hash) || is_stored(workspace_id, hash) {
                 outcome.duplicates += 1;
                 continue;
             }

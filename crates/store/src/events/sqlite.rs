@@ -8,7 +8,7 @@
 //! `Store`), so its decision always rests on every committed key.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -17,7 +17,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
-use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome};
+use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome, KeyHasher};
 
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
@@ -44,27 +44,6 @@ impl KeyCache {
         }
         let keys = self.keys.get_mut(workspace_id).expect("inserted above");
         keys.extend(hashes);
-    }
-}
-
-/// The keys are SHA-256 output already: hashing them again would only cost time.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        // Truncation intended: the low 64 bits of a uniform hash are uniform.
-        self.0 = value as u64;
     }
 }
 
@@ -120,9 +99,7 @@ async fn write_transaction(
         |workspace_id, hash| cache.contains(workspace_id, hash),
         ingested_at,
     );
-    for rows in plan.chunks.chunks(INSERT_ROWS_MAX) {
-        insert_chunks(&mut transaction, rows).await?;
-    }
+    insert_all_chunks(&mut transaction, plan.chunks).await?;
     let last_seq = max_seq(&mut transaction).await?;
     transaction.commit().await?;
     // Only what is committed enters the cache.
@@ -163,9 +140,23 @@ async fn catch_up(
     Ok(())
 }
 
+/// Inserts `chunks`, [`INSERT_ROWS_MAX`] rows per statement. Taken by value: the BLOBs move into
+/// the statement's arguments instead of being copied.
+async fn insert_all_chunks(
+    connection: &mut SqliteConnection,
+    mut chunks: Vec<NewChunk>,
+) -> Result<(), sqlx::Error> {
+    while !chunks.is_empty() {
+        let rest = chunks.split_off(chunks.len().min(INSERT_ROWS_MAX));
+        insert_chunks(connection, chunks).await?;
+        chunks = rest;
+    }
+    Ok(())
+}
+
 async fn insert_chunks(
     connection: &mut SqliteConnection,
-    rows: &[NewChunk],
+    rows: Vec<NewChunk>,
 ) -> Result<(), sqlx::Error> {
     let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
@@ -173,14 +164,14 @@ async fn insert_chunks(
     );
     query.push_values(rows, |mut values, chunk| {
         values
-            .push_bind(&chunk.workspace_id)
-            .push_bind(&chunk.subject)
+            .push_bind(chunk.workspace_id)
+            .push_bind(chunk.subject)
             .push_bind(chunk.time_min_us)
             .push_bind(chunk.time_max_us)
             .push_bind(chunk.ingested_max_us)
             .push_bind(chunk.event_count)
-            .push_bind(&chunk.key_hashes)
-            .push_bind(&chunk.events);
+            .push_bind(chunk.key_hashes)
+            .push_bind(chunk.events);
     });
     query.build().execute(connection).await.map(drop)
 }
@@ -221,11 +212,13 @@ async fn compact_transaction(
     };
     let last_seq = last.seq;
     let subject_chunks = plan::compact(&log_chunks)?;
-    for rows in subject_chunks.chunks(INSERT_ROWS_MAX) {
-        insert_chunks(&mut transaction, rows)
-            .await
-            .map_err(database)?;
-    }
+    let moved: i64 = subject_chunks
+        .iter()
+        .map(|chunk| i64::from(chunk.event_count))
+        .sum();
+    insert_all_chunks(&mut transaction, subject_chunks)
+        .await
+        .map_err(database)?;
     sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
         .bind(last_seq)
         .execute(&mut *transaction)
@@ -235,10 +228,6 @@ async fn compact_transaction(
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above): no need to read them again.
     cache.read_through_seq = new_last_seq;
-    let moved: i64 = subject_chunks
-        .iter()
-        .map(|chunk| i64::from(chunk.event_count))
-        .sum();
     Ok(u64::try_from(moved).expect("event counts are positive"))
 }
 

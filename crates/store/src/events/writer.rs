@@ -21,8 +21,9 @@ use crate::WorkspaceId;
 pub const GROUP_EVENTS_MAX: usize = 100_000;
 /// Most batches waiting for a writer: callers past it wait for room (backpressure).
 const QUEUE_BATCHES_MAX: usize = 1_024;
-/// Compaction runs once this many events were committed since the last one...
-const COMPACT_AFTER_EVENTS: u64 = 100_000;
+/// Compaction runs once this many events were committed since the last one (reads decode the
+/// log chunks not compacted yet, so this bounds their cost)...
+const COMPACT_AFTER_EVENTS: u64 = 250_000;
 /// ... or when no batch has come for this long.
 const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most events one compaction moves (one transaction).
