@@ -5,7 +5,8 @@
 //! - [`ApiError`] is the one error type handlers return; it renders itself as
 //!   `application/problem+json` and logs the cause of any 5xx instead of sending it.
 //! - [`Application`] binds a socket and opens and migrates the store from [`Settings`], then
-//!   serves until Ctrl-C or SIGTERM, finishing the requests in flight.
+//!   serves until Ctrl-C or SIGTERM, finishing the requests in flight, with the billing scheduler
+//!   ([`BillingSettings`], [`run_billing`]) reading time from a [`clock::Clock`].
 //!
 //! ```
 //! use billow_server::{Application, Settings};

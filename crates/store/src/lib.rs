@@ -7,6 +7,10 @@
 //!   answers.
 //! - Repository functions are methods of [`Store`], one query module per backend behind each:
 //!   [`Store::insert_workspace`] and [`Store::workspace`] for [`Workspace`]s.
+//! - Billing: [`catalog`] (meters, versioned plans, tax rates), [`subscriptions`] (subscriptions
+//!   with their changes, credit grants, discounts), [`invoices`] (drafts, finalized invoices, credit
+//!   notes, payment history) and [`billing`] (leases, gap-free finalization, late-usage
+//!   adjustments), one SQL text for both backends, errors as [`BillingStoreError`].
 //!
 //! SQLite files are opened in WAL mode with `synchronous=NORMAL`, foreign keys enforced, and
 //! created (with their directory) when absent.

@@ -63,7 +63,7 @@ pub struct RunReport {
     pub drafted: u64,
     pub finalized: u64,
     pub adjustments: u64,
-    /// The first numbers given, in order (at most [`REPORTED_NUMBERS_MAX`]; `finalized` counts
+    /// The first numbers given, in order (at most 100; `finalized` counts
     /// them all).
     pub numbers: Vec<i64>,
 }
