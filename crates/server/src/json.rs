@@ -84,6 +84,8 @@ fn field_of(path: &str, reason: &str) -> String {
     match missing {
         Some(name) if parent.is_empty() => name.to_owned(),
         Some(name) => format!("{parent}.{name}"),
+        // The body itself has the wrong type (a string where an object belongs).
+        None if parent.is_empty() => "body".to_owned(),
         None => parent.to_owned(),
     }
 }
@@ -130,6 +132,16 @@ mod tests {
         };
         assert_eq!(errors[0].field, "address.country");
         assert_eq!(errors[0].reason, "missing field `country`");
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_type_is_named_body() {
+        let error = parse_json::<Wire>(br#""a string""#).unwrap_err();
+
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors[0].field, "body");
     }
 
     #[test]
