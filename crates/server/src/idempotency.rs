@@ -1,5 +1,5 @@
 //! `Idempotency-Key` on every `/api/v1` POST, with Stripe's semantics
-//! (https://docs.stripe.com/api/idempotent_requests):
+//! (<https://docs.stripe.com/api/idempotent_requests>):
 //!
 //! - the first response to a key is stored and answered again to every retry with the same key,
 //!   with the header `Idempotent-Replayed: true`;

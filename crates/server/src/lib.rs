@@ -4,6 +4,10 @@
 //!   database answers), and RFC 9457 problem details for every error, unknown routes included.
 //! - [`ApiError`] is the one error type handlers return; it renders itself as
 //!   `application/problem+json` and logs the cause of any 5xx instead of sending it.
+//! - Every `/api/v1` route needs a Bearer credential ([`auth`]: [`auth::WorkspaceAuth`],
+//!   [`auth::Principal`]), takes an `Idempotency-Key` on POST ([`idempotency`]), reads JSON with
+//!   [`json::ApiJson`] within [`limits`], and is described in the OpenAPI 3.1 document
+//!   ([`openapi`], served at `/api/v1/openapi.json`).
 //! - [`Application`] binds a socket and opens and migrates the store from [`Settings`], then
 //!   serves until Ctrl-C or SIGTERM, finishing the requests in flight, with the billing scheduler
 //!   ([`BillingSettings`], [`run_billing`]) reading time from a [`clock::Clock`].

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-/// Crockford's base32 alphabet (https://www.crockford.com/base32.html), lowercase: no `i`, `l`,
+/// Crockford's base32 alphabet (<https://www.crockford.com/base32.html>), lowercase: no `i`, `l`,
 /// `o` or `u`, so ids survive being read aloud or retyped.
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// 128 bits in 5-bit digits: 25 full digits and a leading one that holds the top 3 bits.

@@ -7,6 +7,11 @@
 //!   answers.
 //! - Repository functions are methods of [`Store`], one query module per backend behind each:
 //!   [`Store::insert_workspace`] and [`Store::workspace`] for [`Workspace`]s.
+//! - Access: [`ids::new_id`] (prefixed, time-ordered ids); API keys and customer tokens stored as
+//!   [`CredentialHash`]es ([`Store::create_api_key`], [`Store::api_key_workspace`],
+//!   [`Store::create_customer_token`], [`Store::customer_token_owner`]); [`Customer`]s and their
+//!   [`Project`] trees ([`Store::customer`], [`Store::customers`] in [`Page`]s); idempotency keys
+//!   ([`Store::begin_idempotent_request`]).
 //! - Billing: [`catalog`] (meters, versioned plans, tax rates), [`subscriptions`] (subscriptions
 //!   with their changes, credit grants, discounts), [`invoices`] (drafts, finalized invoices, credit
 //!   notes, payment history) and [`billing`] (leases, gap-free finalization, late-usage
