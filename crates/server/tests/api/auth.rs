@@ -374,7 +374,82 @@ async fn a_token_lifetime_outside_its_bounds_is_a_422(api: &TestApi) {
     }
 }
 
+async fn a_revoked_customer_token_is_refused_and_no_longer_listed(api: &TestApi) {
+    let (_, key) = api.workspace_key("Acme").await;
+    let (_, key_b) = api.workspace_key("Globex").await;
+    let customer = api.create_customer(&key, team("own")).await;
+    let path = format!("/api/v1/customers/{}", customer["id"].as_str().unwrap());
+    let tokens_path = format!("{path}/tokens");
+    let first = api
+        .call(Method::POST, &tokens_path, Some(&key), None)
+        .await
+        .json();
+    let second = api
+        .call(Method::POST, &tokens_path, Some(&key), None)
+        .await
+        .json();
+    let token = first["token"].as_str().unwrap();
+    let listed = api.call(Method::GET, &tokens_path, Some(&key), None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed = listed.json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["data"][0]["id"], first["id"]);
+    assert_eq!(listed["data"][0]["prefix"], token[..12]);
+    assert!(!listed.to_string().contains(token), "no secret is listed");
+    let revoke_path = format!("{tokens_path}/{}", first["id"].as_str().unwrap());
+
+    let by_token = api
+        .call(Method::DELETE, &revoke_path, Some(token), None)
+        .await;
+    let by_other_workspace = api
+        .call(Method::DELETE, &revoke_path, Some(&key_b), None)
+        .await;
+    let revoked = api
+        .call(Method::DELETE, &revoke_path, Some(&key), None)
+        .await;
+    let again = api
+        .call(Method::DELETE, &revoke_path, Some(&key), None)
+        .await;
+
+    assert_problem(
+        &by_token,
+        StatusCode::FORBIDDEN,
+        "urn:billow:problem:forbidden",
+    );
+    assert_problem(
+        &by_other_workspace,
+        StatusCode::NOT_FOUND,
+        "urn:billow:problem:not-found",
+    );
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &again,
+        StatusCode::NOT_FOUND,
+        "urn:billow:problem:not-found",
+    );
+    let read = api.call(Method::GET, &path, Some(token), None).await;
+    assert_problem(
+        &read,
+        StatusCode::UNAUTHORIZED,
+        "urn:billow:problem:unauthenticated",
+    );
+    let other_token = second["token"].as_str().unwrap();
+    let other_read = api.call(Method::GET, &path, Some(other_token), None).await;
+    assert_eq!(
+        other_read.status,
+        StatusCode::OK,
+        "the other token still works"
+    );
+    let remaining = api
+        .call(Method::GET, &tokens_path, Some(&key), None)
+        .await
+        .json();
+    assert_eq!(remaining["data"].as_array().unwrap().len(), 1);
+    assert_eq!(remaining["data"][0]["id"], second["id"]);
+}
+
 on_both_backends!(
+    a_revoked_customer_token_is_refused_and_no_longer_listed,
     a_request_without_a_valid_key_is_a_401_problem,
     probes_need_no_key,
     a_revoked_key_is_refused,

@@ -115,6 +115,8 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("POST", "/api/v1/customers/{id}/projects"),
         ("GET", "/api/v1/customers/{id}/projects"),
         ("POST", "/api/v1/customers/{id}/tokens"),
+        ("GET", "/api/v1/customers/{id}/tokens"),
+        ("DELETE", "/api/v1/customers/{id}/tokens/{token_id}"),
         ("GET", "/api/v1/openapi.json"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());

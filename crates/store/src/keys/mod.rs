@@ -457,6 +457,73 @@ impl Store {
         );
         Ok(Some(owner))
     }
+
+    /// The unexpired tokens of the customer `customer_id`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCredentialError`] when the query fails or a row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id))]
+    pub async fn customer_tokens(
+        &self,
+        workspace_id: &WorkspaceId,
+        customer_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<CustomerToken>, LoadCredentialError> {
+        let now = format_timestamp(now);
+        let rows = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
+            }
+        }
+        .map_err(LoadCredentialError::Database)?;
+        let parse = |text: &str| {
+            text.parse::<Timestamp>()
+                .map_err(|_| LoadCredentialError::CorruptRow)
+        };
+        rows.into_iter()
+            .map(|(id, prefix, created_at, expires_at)| {
+                Ok(CustomerToken {
+                    workspace_id: workspace_id.clone(),
+                    id,
+                    customer_id: customer_id.to_owned(),
+                    prefix,
+                    created_at: parse(&created_at)?,
+                    expires_at: parse(&expires_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the token `token_id` of the customer `customer_id`: it is refused from then on (by
+    /// other processes within [`CREDENTIAL_CACHE_TTL`]). Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreCredentialError`] when the delete fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id, token_id))]
+    pub async fn revoke_customer_token(
+        &self,
+        workspace_id: &WorkspaceId,
+        customer_id: &str,
+        token_id: &str,
+    ) -> Result<bool, StoreCredentialError> {
+        let workspace_id = workspace_id.as_str();
+        let deleted = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::delete_customer_token(pool, workspace_id, customer_id, token_id).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::delete_customer_token(pool, workspace_id, customer_id, token_id).await
+            }
+        }
+        .map_err(StoreCredentialError)?;
+        self.credentials.clear();
+        Ok(deleted)
+    }
 }
 
 /// Why a credential could not be stored or revoked.

@@ -117,3 +117,38 @@ pub(super) async fn customer_token_owner(
     .fetch_optional(pool)
     .await
 }
+
+/// `(id, prefix, created_at, expires_at)` of the customer's unexpired tokens, oldest first.
+pub(super) async fn customer_tokens(
+    pool: &SqlitePool,
+    workspace_id: &str,
+    customer_id: &str,
+    now: &str,
+) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, prefix, created_at, expires_at FROM customer_tokens \
+         WHERE workspace_id = ?1 AND customer_id = ?2 AND expires_at > ?3 ORDER BY id",
+    )
+    .bind(workspace_id)
+    .bind(customer_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+}
+
+pub(super) async fn delete_customer_token(
+    pool: &SqlitePool,
+    workspace_id: &str,
+    customer_id: &str,
+    token_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM customer_tokens WHERE workspace_id = ?1 AND customer_id = ?2 AND id = ?3",
+    )
+    .bind(workspace_id)
+    .bind(customer_id)
+    .bind(token_id)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -2,6 +2,7 @@
 //!
 //! A workspace key makes a `bct_…` token for one customer; the secret is answered once and only
 //! its hash is kept. The token reads that customer's data and nothing else (see `crate::auth`).
+//! A workspace key may also list a customer's unexpired tokens (without secrets) and revoke one.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,7 +25,9 @@ const TOKEN_LIFETIME_MIN_SECONDS: i64 = 60;
 const TOKEN_LIFETIME_MAX_SECONDS: i64 = 30 * 24 * 60 * 60;
 
 pub(crate) fn router() -> ApiRouter {
-    ApiRouter::new().routes(routes!(create_customer_token))
+    ApiRouter::new()
+        .routes(routes!(create_customer_token, list_customer_tokens))
+        .routes(routes!(revoke_customer_token))
 }
 
 /// `POST /api/v1/customers/{id}/tokens`; the body may be empty.
@@ -110,4 +113,101 @@ pub(crate) async fn create_customer_token(
         expires_at: token.expires_at,
     };
     Ok((StatusCode::CREATED, ApiJson(body)))
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerTokenSummary {
+    #[schema(example = "ctok_01jd0m7x9q3k8w2v5t6r4y1z0a")]
+    pub id: String,
+    pub customer_id: String,
+    /// The secret's first characters, e.g. `bct_1f0c93ab`.
+    pub prefix: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub expires_at: Timestamp,
+}
+
+/// A customer's unexpired tokens, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerTokenList {
+    pub data: Vec<CustomerTokenSummary>,
+}
+
+/// List a customer's unexpired tokens (without their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{id}/tokens",
+    tag = "customers",
+    params(("id" = String, Path, description = "The customer's id (`cus_…`)")),
+    responses(
+        (status = 200, description = "The customer's unexpired tokens", body = CustomerTokenList),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer in this workspace", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id, customer_id = %customer_id))]
+pub(crate) async fn list_customer_tokens(
+    auth: WorkspaceAuth,
+    State(state): State<AppState>,
+    Path(customer_id): Path<String>,
+) -> Result<ApiJson<CustomerTokenList>, ApiError> {
+    let principal = Principal::Workspace {
+        workspace_id: auth.workspace_id.clone(),
+    };
+    let customer = readable_customer(&state, &principal, &customer_id).await?;
+    let tokens = state
+        .store
+        .customer_tokens(&auth.workspace_id, &customer.id, state.clock.now())
+        .await
+        .map_err(ApiError::internal)?;
+    let data = tokens
+        .into_iter()
+        .map(|token| CustomerTokenSummary {
+            id: token.id,
+            customer_id: token.customer_id,
+            prefix: token.prefix,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+        })
+        .collect();
+    Ok(ApiJson(CustomerTokenList { data }))
+}
+
+/// Revoke a customer token: requests made with it are refused from then on.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/customers/{id}/tokens/{token_id}",
+    tag = "customers",
+    params(
+        ("id" = String, Path, description = "The customer's id (`cus_…`)"),
+        ("token_id" = String, Path, description = "The token's id (`ctok_…`)"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer or token in this workspace", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id, customer_id = %customer_id, token_id = %token_id))]
+pub(crate) async fn revoke_customer_token(
+    auth: WorkspaceAuth,
+    State(state): State<AppState>,
+    Path((customer_id, token_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let revoked = state
+        .store
+        .revoke_customer_token(&auth.workspace_id, &customer_id, &token_id)
+        .await
+        .map_err(ApiError::internal)?;
+    if !revoked {
+        return Err(ApiError::NotFound {
+            resource: "customer token",
+            id: token_id,
+        });
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
