@@ -108,6 +108,43 @@ async fn a_request_without_a_valid_key_is_a_401_problem(api: &TestApi) {
     assert_eq!(page["data"][0]["name"], "Team");
 }
 
+async fn every_route_but_the_probes_needs_a_credential(api: &TestApi) {
+    let probes = ["/healthz", "/readyz", "/metrics"];
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let mut checked = 0;
+
+    for path in api.routed_paths() {
+        if probes.contains(&path.as_str()) {
+            continue;
+        }
+        let concrete = TestApi::concrete_path(&path, "probe");
+        for method in methods.clone() {
+            let response = api.call(method.clone(), &concrete, None, None).await;
+            let not_a_route = response.status == StatusCode::NOT_FOUND
+                && response.json()["detail"]
+                    .as_str()
+                    .is_some_and(|detail| detail.starts_with("No route matches"));
+            if response.status == StatusCode::METHOD_NOT_ALLOWED || not_a_route {
+                continue;
+            }
+            assert_problem(
+                &response,
+                StatusCode::UNAUTHORIZED,
+                "urn:billow:problem:unauthenticated",
+            );
+            checked += 1;
+        }
+    }
+
+    assert!(checked >= 10, "only {checked} operations found");
+}
+
 async fn probes_need_no_key(api: &TestApi) {
     for path in ["/healthz", "/readyz"] {
         let response = api.call(Method::GET, path, None, None).await;
@@ -449,6 +486,7 @@ async fn a_revoked_customer_token_is_refused_and_no_longer_listed(api: &TestApi)
 }
 
 on_both_backends!(
+    every_route_but_the_probes_needs_a_credential,
     a_revoked_customer_token_is_refused_and_no_longer_listed,
     a_request_without_a_valid_key_is_a_401_problem,
     probes_need_no_key,

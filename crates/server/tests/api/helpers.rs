@@ -273,6 +273,39 @@ impl TestApi {
         send_request(self.router.clone(), request).await
     }
 
+    /// Every path the axum router holds, read from its `Debug` output (axum has no public route
+    /// listing; the paths appear there exactly as registered, in quotes).
+    pub fn routed_paths(&self) -> std::collections::BTreeSet<String> {
+        let debug = format!("{:?}", self.router);
+        let mut paths = std::collections::BTreeSet::new();
+        let mut rest = debug.as_str();
+        while let Some(start) = rest.find("\"/") {
+            let after_quote = &rest[start + 1..];
+            let end = after_quote.find('"').unwrap();
+            paths.insert(after_quote[..end].to_owned());
+            rest = &after_quote[end..];
+        }
+        assert!(
+            paths.contains("/healthz") && paths.iter().any(|path| path.starts_with("/api/v1/")),
+            "the router's Debug output no longer shows its paths: {paths:?}"
+        );
+        paths
+    }
+
+    /// `path` with every `{parameter}` segment replaced by `value`.
+    pub fn concrete_path(path: &str, value: &str) -> String {
+        path.split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    value
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// `POST /api/v1/customers` with `body`; panics unless it answers 201. Returns the customer.
     pub async fn create_customer(&self, key: &str, body: Value) -> Value {
         let response = self

@@ -42,41 +42,16 @@ fn documented_operations(document: &Value) -> Operations {
     operations
 }
 
-/// The `/api/v1` paths the axum router holds, read from its `Debug` output (axum has no public
-/// route listing; the paths appear there exactly as registered).
-fn routed_paths(api: &TestApi) -> BTreeSet<String> {
-    let debug = format!("{:?}", api.router);
-    let mut paths = BTreeSet::new();
-    let mut rest = debug.as_str();
-    while let Some(start) = rest.find("\"/api/v1") {
-        let after_quote = &rest[start + 1..];
-        let end = after_quote.find('"').unwrap();
-        paths.insert(after_quote[..end].to_owned());
-        rest = &after_quote[end..];
-    }
-    assert!(
-        !paths.is_empty(),
-        "no /api/v1 path found in the router's Debug output"
-    );
-    paths
-}
-
 /// Which methods each routed path answers: without a credential, a routed method is refused by
 /// authentication (401) and an unrouted one by the method fallback (405).
 async fn routed_operations(api: &TestApi) -> Operations {
     let mut operations = Operations::new();
-    for path in routed_paths(api) {
-        let concrete = path
-            .split('/')
-            .map(|segment| {
-                if segment.starts_with('{') {
-                    "probe"
-                } else {
-                    segment
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+    for path in api
+        .routed_paths()
+        .into_iter()
+        .filter(|path| path.starts_with("/api/v1"))
+    {
+        let concrete = TestApi::concrete_path(&path, "probe");
         for method in METHODS {
             let response = api.call(method.clone(), &concrete, None, None).await;
             match response.status {
