@@ -20,10 +20,15 @@ pub(super) async fn insert_batches(
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
     let hashes = plan::key_hashes(batches);
-    let candidates = plan::distinct_keys(batches, &hashes);
+    let mut candidates: Vec<(&str, [u8; 16])> = plan::distinct_keys(batches, &hashes)
+        .into_iter()
+        .map(|(workspace_id, hash)| (workspace_id, hash.to_le_bytes()))
+        .collect();
+    // In index order: consecutive inserts land on the same or neighbouring B-tree pages.
+    candidates.sort_unstable();
     let (workspace_ids, key_hashes): (Vec<&str>, Vec<Vec<u8>>) = candidates
         .iter()
-        .map(|&(workspace_id, hash)| (workspace_id, hash.to_le_bytes().to_vec()))
+        .map(|&(workspace_id, hash)| (workspace_id, hash.to_vec()))
         .unzip();
     let mut transaction = pool.begin().await?;
     let inserted: Vec<(String, Vec<u8>)> = sqlx::query_as(
