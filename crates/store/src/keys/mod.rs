@@ -14,117 +14,21 @@
 
 mod cache;
 mod postgres;
+mod secret;
 mod sqlite;
+mod tokens;
 
 use cache::CachedCredential;
 pub(crate) use cache::CredentialCache;
 pub use cache::{CREDENTIAL_CACHE_ENTRIES_MAX, CREDENTIAL_CACHE_TTL};
-
-use std::fmt;
+pub use secret::{CredentialHash, CredentialKind, CredentialSecret};
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 use crate::ids::new_id;
 use crate::store::{Backend, Store};
 use crate::workspaces::format_timestamp;
 use crate::{InsertWorkspaceError, Workspace, WorkspaceId, WorkspaceName};
-
-/// Random bytes in a secret: 256 bits.
-const SECRET_BYTES_LENGTH: usize = 32;
-/// Characters of the secret, after its kind prefix, kept for display.
-const DISPLAY_PREFIX_LENGTH: usize = 8;
-
-/// What a credential grants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CredentialKind {
-    /// `bk_…`: everything in one workspace.
-    ApiKey,
-    /// `bct_…`: reading one customer's billing data.
-    CustomerToken,
-}
-
-impl CredentialKind {
-    /// The text every secret of this kind starts with.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Self::ApiKey => "bk_",
-            Self::CustomerToken => "bct_",
-        }
-    }
-
-    /// The kind a presented secret claims by its prefix, or `None` for an unknown prefix.
-    pub fn of_secret(secret: &str) -> Option<Self> {
-        [Self::ApiKey, Self::CustomerToken]
-            .into_iter()
-            .find(|kind| secret.starts_with(kind.prefix()))
-    }
-}
-
-/// A secret credential, as shown to its owner once. `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CredentialSecret(String);
-
-impl CredentialSecret {
-    /// A new secret of `kind`: its prefix and 64 hex digits of operating-system randomness.
-    ///
-    /// # Panics
-    ///
-    /// When the operating system has no randomness to give, which leaves no safe way to go on.
-    pub fn generate(kind: CredentialKind) -> Self {
-        let mut bytes = [0_u8; SECRET_BYTES_LENGTH];
-        if let Err(error) = getrandom::fill(&mut bytes) {
-            panic!("the operating system gave no randomness for a secret: {error}");
-        }
-        let mut secret = String::from(kind.prefix());
-        for byte in bytes {
-            secret.push_str(&format!("{byte:02x}"));
-        }
-        Self(secret)
-    }
-
-    /// The secret itself, to show its owner once.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// What is stored in place of the secret.
-    pub fn hash(&self) -> CredentialHash {
-        CredentialHash::of(&self.0)
-    }
-
-    /// The kind prefix and the first few characters, to tell secrets apart without revealing them.
-    pub fn display_prefix(&self) -> String {
-        let kind = CredentialKind::of_secret(&self.0).map_or("", CredentialKind::prefix);
-        self.0
-            .chars()
-            .take(kind.len() + DISPLAY_PREFIX_LENGTH)
-            .collect()
-    }
-}
-
-impl fmt::Debug for CredentialSecret {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "CredentialSecret({}…)", self.display_prefix())
-    }
-}
-
-/// The lowercase hex SHA-256 of a secret: what the database holds and is searched by.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CredentialHash(String);
-
-impl CredentialHash {
-    /// The hash of whatever a client presented, valid or not.
-    pub fn of(presented: &str) -> Self {
-        let digest = Sha256::digest(presented.as_bytes());
-        Self(digest.iter().map(|byte| format!("{byte:02x}")).collect())
-    }
-
-    /// The hash as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A stored workspace API key, without its secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -368,162 +272,6 @@ impl Store {
                 .map_err(|_| EnsureWorkspaceError::CorruptRow)?,
         }))
     }
-
-    /// Makes a new token for the customer `customer_id` of `workspace_id`, valid until
-    /// `expires_at`, and stores its hash. The secret is returned once.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreCredentialError`] when the insert fails (e.g. the customer does not exist).
-    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id))]
-    pub async fn create_customer_token(
-        &self,
-        workspace_id: &WorkspaceId,
-        customer_id: &str,
-        now: Timestamp,
-        expires_at: Timestamp,
-    ) -> Result<(CustomerToken, CredentialSecret), StoreCredentialError> {
-        assert!(expires_at > now, "a token expires after it is made");
-        let secret = CredentialSecret::generate(CredentialKind::CustomerToken);
-        let token = CustomerToken {
-            workspace_id: workspace_id.clone(),
-            id: new_id("ctok"),
-            customer_id: customer_id.to_owned(),
-            prefix: secret.display_prefix(),
-            created_at: now,
-            expires_at,
-        };
-        let hash = secret.hash();
-        let row = CredentialRow {
-            workspace_id: workspace_id.as_str(),
-            id: &token.id,
-            customer_id: Some(customer_id),
-            hash: hash.as_str(),
-            prefix: &token.prefix,
-            created_at: format_timestamp(now),
-            expires_at: Some(format_timestamp(expires_at)),
-        };
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert_customer_token(pool, &row).await,
-            Backend::Postgres(pool) => postgres::insert_customer_token(pool, &row).await,
-        }
-        .map_err(StoreCredentialError)?;
-        Ok((token, secret))
-    }
-
-    /// The owner of the customer token whose secret hashes to `hash`, if it exists and has not
-    /// expired at `now`.
-    ///
-    /// # Errors
-    ///
-    /// [`LoadCredentialError`] when the query fails or the stored workspace id is invalid.
-    #[tracing::instrument(skip_all)]
-    pub async fn customer_token_owner(
-        &self,
-        hash: &CredentialHash,
-        now: Timestamp,
-    ) -> Result<Option<CustomerTokenOwner>, LoadCredentialError> {
-        if let Some(CachedCredential::CustomerToken { owner, expires_at }) =
-            self.credentials.get(hash.as_str())
-        {
-            return Ok((now < expires_at).then_some(owner));
-        }
-        let now_text = format_timestamp(now);
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer_token_owner(pool, hash.as_str(), &now_text).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer_token_owner(pool, hash.as_str(), &now_text).await
-            }
-        }
-        .map_err(LoadCredentialError::Database)?;
-        let Some((workspace_id, customer_id, expires_at)) = row else {
-            return Ok(None);
-        };
-        let corrupt = |_| LoadCredentialError::CorruptRow;
-        let owner = CustomerTokenOwner {
-            workspace_id: WorkspaceId::parse(&workspace_id)
-                .map_err(|_| LoadCredentialError::CorruptRow)?,
-            customer_id,
-        };
-        let expires_at: Timestamp = expires_at.parse().map_err(corrupt)?;
-        self.credentials.insert(
-            hash.as_str(),
-            CachedCredential::CustomerToken {
-                owner: owner.clone(),
-                expires_at,
-            },
-        );
-        Ok(Some(owner))
-    }
-
-    /// The unexpired tokens of the customer `customer_id`, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`LoadCredentialError`] when the query fails or a row is invalid.
-    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id))]
-    pub async fn customer_tokens(
-        &self,
-        workspace_id: &WorkspaceId,
-        customer_id: &str,
-        now: Timestamp,
-    ) -> Result<Vec<CustomerToken>, LoadCredentialError> {
-        let now = format_timestamp(now);
-        let rows = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
-            }
-        }
-        .map_err(LoadCredentialError::Database)?;
-        let parse = |text: &str| {
-            text.parse::<Timestamp>()
-                .map_err(|_| LoadCredentialError::CorruptRow)
-        };
-        rows.into_iter()
-            .map(|(id, prefix, created_at, expires_at)| {
-                Ok(CustomerToken {
-                    workspace_id: workspace_id.clone(),
-                    id,
-                    customer_id: customer_id.to_owned(),
-                    prefix,
-                    created_at: parse(&created_at)?,
-                    expires_at: parse(&expires_at)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Deletes the token `token_id` of the customer `customer_id`: it is refused from then on (by
-    /// other processes within [`CREDENTIAL_CACHE_TTL`]). Returns whether it existed.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreCredentialError`] when the delete fails.
-    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, customer_id, token_id))]
-    pub async fn revoke_customer_token(
-        &self,
-        workspace_id: &WorkspaceId,
-        customer_id: &str,
-        token_id: &str,
-    ) -> Result<bool, StoreCredentialError> {
-        let workspace_id = workspace_id.as_str();
-        let deleted = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::delete_customer_token(pool, workspace_id, customer_id, token_id).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::delete_customer_token(pool, workspace_id, customer_id, token_id).await
-            }
-        }
-        .map_err(StoreCredentialError)?;
-        self.credentials.clear();
-        Ok(deleted)
-    }
 }
 
 /// Why a credential could not be stored or revoked.
@@ -551,45 +299,4 @@ pub enum EnsureWorkspaceError {
     CorruptRow,
     #[error("the workspace was created and removed concurrently")]
     Race,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generated_secret_has_its_kind_prefix_and_256_random_bits() {
-        let key = CredentialSecret::generate(CredentialKind::ApiKey);
-        let token = CredentialSecret::generate(CredentialKind::CustomerToken);
-
-        assert!(key.expose().starts_with("bk_"));
-        assert_eq!(key.expose().len(), 3 + 64);
-        assert!(token.expose().starts_with("bct_"));
-        assert_ne!(key, CredentialSecret::generate(CredentialKind::ApiKey));
-        assert_eq!(
-            CredentialKind::of_secret(token.expose()),
-            Some(CredentialKind::CustomerToken)
-        );
-        assert_eq!(CredentialKind::of_secret("Basic abc"), None);
-    }
-
-    #[test]
-    fn debug_shows_only_the_display_prefix() {
-        let key = CredentialSecret::generate(CredentialKind::ApiKey);
-
-        let shown = format!("{key:?}");
-
-        assert!(!shown.contains(key.expose()), "{shown}");
-        assert!(shown.contains(&key.display_prefix()));
-        assert_eq!(key.display_prefix().len(), 3 + DISPLAY_PREFIX_LENGTH);
-    }
-
-    #[test]
-    fn the_hash_is_the_hex_sha256_of_the_whole_secret() {
-        // echo -n abc | sha256sum
-        assert_eq!(
-            CredentialHash::of("abc").as_str(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 }
