@@ -132,6 +132,38 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
     assert!(document["components"]["schemas"]["Problem"].is_object());
 }
 
+/// Checks the document against the OpenAPI 3.1 schema with `openapi-spec-validator` (Python),
+/// when it is installed; says so on stderr when it is not.
+async fn the_document_passes_an_openapi_validator(api: &TestApi) {
+    let document = document(api).await;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("openapi.json");
+    std::fs::write(&path, document.to_string()).unwrap();
+    let script = "import json, sys\n\
+                  from openapi_spec_validator import validate\n\
+                  validate(json.load(open(sys.argv[1])))\n";
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !available {
+        eprintln!("skipping the OpenAPI validator: python3 with openapi-spec-validator is absent");
+        return;
+    }
+
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 async fn the_document_needs_a_credential(api: &TestApi) {
     let response = api
         .call(Method::GET, "/api/v1/openapi.json", None, None)
@@ -144,4 +176,5 @@ on_both_backends!(
     every_route_is_documented_and_every_documented_route_is_served,
     the_document_is_openapi_3_1_with_bearer_auth,
     the_document_needs_a_credential,
+    the_document_passes_an_openapi_validator,
 );
