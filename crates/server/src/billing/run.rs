@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind, LineTrace};
 use billow_core::scenario::{IssuedInvoice, Preview};
-use billow_core::Money;
+use billow_core::{Money, UsageEvent};
 use billow_store::billing::{AdjustmentRecord, Finalized};
 use billow_store::invoices::{InvoiceFilter, InvoiceRecord, InvoiceStatus};
 use billow_store::{new_id, WorkspaceId};
@@ -68,6 +68,9 @@ pub struct RunReport {
     pub numbers: Vec<i64>,
 }
 
+/// How many customers a run claims and loads usage for at once.
+const CUSTOMERS_PER_BATCH: usize = 100;
+
 /// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
 pub const REPORTED_NUMBERS_MAX: usize = 100;
 
@@ -96,21 +99,8 @@ pub(crate) async fn run_workspace(
         .await
         .map_err(ApiError::internal)?;
     let mut report = RunReport::default();
-    for customer_id in customers {
-        // One customer's failure (a store error, an engine error on its data) must not hold up
-        // the others' invoices: it is logged, counted, and retried by the next run.
-        match run_customer(state, settings, workspace, &customer_id).await {
-            Ok(one) => report.add(one),
-            Err(error) => {
-                tracing::error!(
-                    customer_id = %customer_id,
-                    error.message = %error,
-                    error.cause_chain = ?error,
-                    "billing run failed for a customer"
-                );
-                report.failed += 1;
-            }
-        }
+    for batch in customers.chunks(CUSTOMERS_PER_BATCH) {
+        report.add(run_batch(state, settings, workspace, batch).await?);
     }
     Ok(report)
 }
@@ -122,47 +112,154 @@ pub(crate) async fn run_customer(
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<RunReport, ApiError> {
+    run_batch(state, settings, workspace, &[customer_id.to_owned()]).await
+}
+
+/// Bills a batch of customers: claims each with a lease, loads their usage with one query (the
+/// event store answers many subjects at the cost of one), then reconciles each customer and
+/// releases its lease.
+async fn run_batch(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    customer_ids: &[String],
+) -> Result<RunReport, ApiError> {
     let now = state.clock.now();
     let until = now
         .checked_add(settings.lease_duration)
         .map_err(ApiError::internal)?;
-    let held = state
-        .store
-        .acquire_billing_lease(workspace, customer_id, &settings.node, now, until)
-        .await
-        .map_err(ApiError::internal)?;
-    if !held {
-        return Ok(RunReport {
-            skipped: 1,
-            ..RunReport::default()
-        });
+    let mut report = RunReport::default();
+    let mut claimed = Vec::with_capacity(customer_ids.len());
+    for customer_id in customer_ids {
+        let held = state
+            .store
+            .acquire_billing_lease(workspace, customer_id, &settings.node, now, until)
+            .await
+            .map_err(ApiError::internal)?;
+        if !held {
+            report.skipped += 1;
+            continue;
+        }
+        match CustomerWorld::load(state, workspace, customer_id).await {
+            Ok(Some(world)) => claimed.push(world),
+            Ok(None) => release(state, settings, workspace, customer_id).await?,
+            Err(error) => {
+                failed(customer_id, &error);
+                report.failed += 1;
+                release(state, settings, workspace, customer_id).await?;
+            }
+        }
     }
-    let result = reconcile_customer(state, settings, workspace, customer_id, now).await;
-    // Released even after an error: the next run retries at once instead of after expiry.
+    let events = match batch_events(state, workspace, &claimed, now).await {
+        Ok(events) => events,
+        Err(error) => {
+            for world in &claimed {
+                release(state, settings, workspace, &world.customer.customer_id).await?;
+            }
+            return Err(error);
+        }
+    };
+    for (world, events) in claimed.into_iter().zip(events) {
+        let customer_id = world.customer.customer_id.clone();
+        // One customer's failure (a store error, an engine error on its data) must not hold up
+        // the others' invoices: it is logged, counted, and retried by the next run.
+        match reconcile_customer(state, settings, workspace, world, events, now).await {
+            Ok(one) => report.add(one),
+            Err(error) => {
+                failed(&customer_id, &error);
+                report.failed += 1;
+            }
+        }
+        // Released even after an error: the next run retries at once instead of after expiry.
+        release(state, settings, workspace, &customer_id).await?;
+    }
+    Ok(report)
+}
+
+fn failed(customer_id: &str, error: &ApiError) {
+    tracing::error!(
+        customer_id = %customer_id,
+        error.message = %error,
+        error.cause_chain = ?error,
+        "billing run failed for a customer"
+    );
+}
+
+async fn release(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+) -> Result<(), ApiError> {
     state
         .store
         .release_billing_lease(workspace, customer_id, &settings.node)
         .await
-        .map_err(ApiError::internal)?;
-    result
+        .map_err(ApiError::internal)
 }
 
-/// The engine's answer for one customer at `now`, or `None` when the customer does not exist.
+/// The usage of each customer of `worlds` up to `now`, in one query, split by customer in the
+/// store's order.
+async fn batch_events(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    worlds: &[CustomerWorld],
+    now: Timestamp,
+) -> Result<Vec<Vec<UsageEvent>>, ApiError> {
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (index, world) in worlds.iter().enumerate() {
+        for subject in world.subjects() {
+            owner.insert(subject, index);
+        }
+    }
+    let mut split = vec![Vec::new(); worlds.len()];
+    if owner.is_empty() {
+        return Ok(split);
+    }
+    let subjects: Vec<String> = owner.keys().cloned().collect();
+    let events = load_events(state, workspace, &subjects, now).await?;
+    for event in events {
+        if let Some(&index) = owner.get(&event.subject) {
+            split[index].push(event);
+        }
+    }
+    Ok(split)
+}
+
+/// Every event of `subjects` up to and including `now`, from the beginning: a gauge's level at a
+/// period's start is its last value before it.
+async fn load_events(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subjects: &[String],
+    now: Timestamp,
+) -> Result<Vec<UsageEvent>, ApiError> {
+    let to = now
+        .checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(now);
+    state
+        .store
+        .usage_events(workspace, subjects, Timestamp::MIN, to)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The engine's answer for one customer at `now`.
 pub(crate) async fn preview_customer(
     state: &AppState,
     workspace: &WorkspaceId,
     world: &CustomerWorld,
     now: Timestamp,
 ) -> Result<Preview, ApiError> {
-    let from = Timestamp::MIN;
-    let to = now
-        .checked_add(SignedDuration::from_micros(1))
-        .unwrap_or(now);
-    let events = state
-        .store
-        .usage_events(workspace, &world.subjects(), from, to)
-        .await
-        .map_err(ApiError::internal)?;
+    let events = load_events(state, workspace, &world.subjects(), now).await?;
+    preview_with_events(world, now, events).await
+}
+
+async fn preview_with_events(
+    world: &CustomerWorld,
+    now: Timestamp,
+    events: Vec<UsageEvent>,
+) -> Result<Preview, ApiError> {
     let scenario = world
         .scenario(now, events)
         .map_err(|error| scenario_error(&error, ""))?;
@@ -177,13 +274,12 @@ async fn reconcile_customer(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
-    customer_id: &str,
+    world: CustomerWorld,
+    events: Vec<UsageEvent>,
     now: Timestamp,
 ) -> Result<RunReport, ApiError> {
-    let Some(world) = CustomerWorld::load(state, workspace, customer_id).await? else {
-        return Ok(RunReport::default());
-    };
-    let preview = preview_customer(state, workspace, &world, now).await?;
+    let customer_id = world.customer.customer_id.as_str();
+    let preview = preview_with_events(&world, now, events).await?;
     let stored = stored_invoices(state, workspace, customer_id).await?;
     let mut report = RunReport {
         customers: 1,
