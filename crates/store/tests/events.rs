@@ -303,6 +303,31 @@ async fn compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_ask
     assert_eq!(november(&store, &acme, &["cus_1"]).await, ["a", "b", "c"]);
 }
 
+async fn the_writer_compacts_what_it_wrote_once_idle(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let writer = EventWriter::new(store.clone());
+    let events = vec![
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+        event("b", "cus_2", "2026-11-02T00:00:00Z"),
+    ];
+    writer
+        .write(acme.clone(), events, Timestamp::now())
+        .await
+        .unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+
+    assert_eq!(
+        store.compact_events(1_000).await.unwrap(),
+        0,
+        "nothing left"
+    );
+    assert_eq!(
+        november(&store, &acme, &["cus_1", "cus_2"]).await,
+        ["a", "b"]
+    );
+}
+
 /// A name no other test run uses: test processes run in parallel against one server.
 fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -430,4 +455,5 @@ on_both_backends!(
     concurrent_writers_store_each_key_once,
     compaction_changes_nothing_that_is_read_and_keeps_exactly_once,
     compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked,
+    the_writer_compacts_what_it_wrote_once_idle,
 );

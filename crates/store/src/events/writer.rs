@@ -106,6 +106,9 @@ impl EventWriter {
 async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
     // Events this task committed to log chunks since it last compacted.
     let mut uncompacted: u64 = 0;
+    // Whether an idle moment should compact: after a commit, and once at start (for what an
+    // earlier process left), not every idle moment forever.
+    let mut compact_when_idle = true;
     loop {
         let group = {
             let mut receiver = receiver.lock().await;
@@ -118,16 +121,19 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
         match group {
             Some(group) => {
                 uncompacted += commit(&store, group).await;
+                compact_when_idle = true;
                 if uncompacted >= COMPACT_AFTER_EVENTS {
                     compact(&store).await;
                     uncompacted = 0;
                 }
             }
-            None => {
+            None if compact_when_idle => {
                 // Idle: compact whatever is left, this process's or another's.
                 while compact(&store).await > 0 {}
                 uncompacted = 0;
+                compact_when_idle = false;
             }
+            None => {}
         }
     }
 }
