@@ -294,7 +294,7 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
     let compaction_started = Instant::now();
     let mut compacted = 0;
     loop {
-        let moved = store.compact_events(200_000).await?;
+        let moved = store.compact_events(100_000).await?;
         if moved == 0 {
             break;
         }

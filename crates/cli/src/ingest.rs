@@ -28,7 +28,7 @@ use crate::database::DatabaseArgs;
 /// Events per transaction.
 const BATCH_EVENTS: usize = 10_000;
 /// Events moved per compaction transaction after the load.
-const COMPACT_EVENTS_MAX: u64 = 200_000;
+const COMPACT_EVENTS_MAX: u64 = 100_000;
 /// Rejected lines listed one by one; past this many, only counted.
 const REJECTED_LISTED_MAX: usize = 20;
 

@@ -26,8 +26,9 @@ const QUEUE_BATCHES_MAX: usize = 1_024;
 const COMPACT_AFTER_EVENTS: u64 = 250_000;
 /// ... or when no batch has come for this long.
 const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
-/// Most events one compaction moves (one transaction).
-const COMPACT_EVENTS_MAX: u64 = 200_000;
+/// Most events one compaction moves (one transaction): it holds SQLite's write lock, which other
+/// writers wait for (5 s at most), so it is kept well under a second.
+const COMPACT_EVENTS_MAX: u64 = 100_000;
 /// SQLite has one writer; PostgreSQL commits concurrent transactions in parallel, and a second
 /// writer keeps the database busy while the first waits for its commit.
 const POSTGRES_WRITERS: usize = 2;
