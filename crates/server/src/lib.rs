@@ -35,6 +35,7 @@ mod billing;
 pub mod clock;
 mod error;
 pub mod idempotency;
+pub mod invoice_cache;
 pub mod json;
 pub mod limits;
 pub mod openapi;

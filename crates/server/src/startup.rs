@@ -33,6 +33,8 @@ pub struct AppState {
     pub payments: std::sync::Arc<dyn crate::billing::payment::PaymentProvider>,
     /// Group-commits ingested usage events (routes/events).
     pub events: billow_store::EventWriter,
+    /// Rendered finalized invoices (routes/invoices).
+    pub invoice_cache: std::sync::Arc<crate::invoice_cache::InvoiceCache>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             billing: std::sync::Arc::default(),
             payments: std::sync::Arc::new(crate::billing::payment::ManualProvider::default()),
+            invoice_cache: std::sync::Arc::default(),
         }
     }
 

@@ -277,6 +277,11 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
         .await;
     assert_eq!(note["total"]["amount_minor"], 500);
 
+    // Read once, so the open invoice is served from the in-memory cache from now on.
+    let before = app.get(&format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(before["status"], "open");
+    assert_eq!(app.get(&format!("/api/v1/invoices/{id}")).await, before);
+
     // Manual payment: in progress, then paid, with the history.
     let (status, problem) = app
         .call(
@@ -298,6 +303,11 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
         )
         .await;
     assert_eq!(paid["status"], "paid");
+    let after = app.get(&format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(
+        after["status"], "paid",
+        "a payment forgets the cached invoice"
+    );
     let states: Vec<&str> = paid["data"]
         .as_array()
         .unwrap()
@@ -370,6 +380,14 @@ async fn a_customer_token_reads_only_its_own_billing() {
         .to_owned();
     let (status, _) = as_customer("GET", format!("/api/v1/invoices/{foreign}")).await;
     assert_eq!(status, 404);
+    // Also once the workspace key has read it (and the server keeps it rendered in memory).
+    let read = app.get(&format!("/api/v1/invoices/{foreign}")).await;
+    assert_eq!(read["customer_id"], other.as_str());
+    let (status, _) = as_customer("GET", format!("/api/v1/invoices/{foreign}")).await;
+    assert_eq!(
+        status, 404,
+        "a cached invoice is checked against the token's customer"
+    );
     let (status, _) = as_customer("GET", format!("/api/v1/subscriptions/{subscription}")).await;
     assert_eq!(status, 200);
     let (status, _) = as_customer("GET", format!("/api/v1/customers/{other}/last-invoice")).await;

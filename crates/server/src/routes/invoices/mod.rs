@@ -204,9 +204,27 @@ pub(crate) async fn get_invoice(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let json_header = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    let workspace_id = principal.workspace_id().as_str();
+    if let Some(cached) = state.invoice_cache.get(workspace_id, &id) {
+        guard_customer(&principal, &cached.customer_id).map_err(|_| ApiError::NotFound {
+            resource: "invoice",
+            id: id.clone(),
+        })?;
+        return Ok((json_header, cached.body).into_response());
+    }
     let invoice = find_invoice(&state, &principal, &id).await?;
-    Ok(ApiJson(invoice_json(&state, &invoice)))
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&invoice_json(&state, &invoice)).map_err(ApiError::internal)?,
+    );
+    if invoice.status != InvoiceStatus::Draft {
+        state
+            .invoice_cache
+            .put(workspace_id, &id, &invoice.customer_id, body.clone());
+    }
+    Ok((json_header, body).into_response())
 }
 
 /// Finalizes a draft now, before its grace period ends: it gets the next number and is open.
@@ -219,6 +237,9 @@ pub(crate) async fn finalize_invoice(
     auth: WorkspaceAuth,
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let _forget = state
+        .invoice_cache
+        .forget_on_drop(auth.workspace_id.as_str(), &id);
     let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
     if invoice.status != InvoiceStatus::Draft {
         return Err(store_error("invoice", &id)(
@@ -240,6 +261,9 @@ pub(crate) async fn void_invoice(
     auth: WorkspaceAuth,
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let _forget = state
+        .invoice_cache
+        .forget_on_drop(auth.workspace_id.as_str(), &id);
     find_invoice(&state, &workspace_principal(&auth), &id).await?;
     let invoice = state
         .store
@@ -285,6 +309,9 @@ pub(crate) async fn create_credit_note(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreditNoteBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let _forget = state
+        .invoice_cache
+        .forget_on_drop(auth.workspace_id.as_str(), &id);
     let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
     let currency = Currency::from_code(&invoice.currency).map_err(ApiError::internal)?;
     if body.lines.is_empty() || body.lines.len() > CREDIT_NOTE_LINES_MAX {
@@ -381,6 +408,9 @@ pub(crate) async fn record_payment(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PaymentBody>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let _forget = state
+        .invoice_cache
+        .forget_on_drop(auth.workspace_id.as_str(), &id);
     if !PAYMENT_STATES[1..].contains(&body.state.as_str()) {
         return Err(ApiError::invalid(
             "state",
