@@ -4,30 +4,16 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use billow_store::{Store, WorkspaceId, WorkspaceName};
-use jiff::Timestamp;
+use billow_store::{Store, WorkspaceId};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::helpers::{test_router, TestResponse};
+use crate::helpers::{on_both_backends, TestApi, TestResponse};
 
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
 const JSON: &str = "application/json";
 const NOVEMBER: (&str, &str) = ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z");
-
-/// A workspace named `name` and the secret of a new API key for it.
-async fn workspace_key(store: &Store, name: &str) -> (WorkspaceId, String) {
-    let workspace = store
-        .workspace_named_or_created(&WorkspaceName::parse(name).unwrap(), Timestamp::now())
-        .await
-        .unwrap();
-    let (_, secret) = store
-        .create_api_key(&workspace.id, Timestamp::now())
-        .await
-        .unwrap();
-    (workspace.id, secret.expose().to_owned())
-}
 
 fn event(id: &str, subject: &str) -> Value {
     json!({
@@ -87,10 +73,9 @@ async fn stored_ids(store: &Store, workspace_id: &WorkspaceId, subjects: &[&str]
     ids
 }
 
-#[tokio::test]
-async fn one_structured_event_is_stored_and_acknowledged() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn one_structured_event_is_stored_and_acknowledged(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
 
     let response = post_events(
         &router,
@@ -121,14 +106,13 @@ async fn one_structured_event_is_stored_and_acknowledged() {
     assert_eq!(stored[0].data["cores"], json!(2));
 }
 
-#[tokio::test]
-async fn a_batch_and_a_plain_array_are_stored_whole() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn a_batch_and_a_plain_array_are_stored_whole(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
     let batch = json!([event("b1", "cus_1"), event("b2", "cus_2")]).to_string();
     let array = json!([event("a1", "cus_1"), event("a2", "cus_1; charset")]).to_string();
 
-    let batch_response = post_events(&router, Some(&key), BATCH, batch).await;
+    let batch_response = post_events(router, Some(&key), BATCH, batch).await;
     let array_response = post_events(
         &router,
         Some(&key),
@@ -152,15 +136,14 @@ async fn a_batch_and_a_plain_array_are_stored_whole() {
     );
     assert_eq!(array_response.json()["accepted"], json!(2));
     assert_eq!(
-        stored_ids(&store, &acme, &["cus_1", "cus_2", "cus_1; charset"]).await,
+        stored_ids(store, &acme, &["cus_1", "cus_2", "cus_1; charset"]).await,
         ["a1", "a2", "b1", "b2"]
     );
 }
 
-#[tokio::test]
-async fn a_duplicate_source_and_id_is_counted_once_across_requests() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn a_duplicate_source_and_id_is_counted_once_across_requests(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
 
     let first = post_events(
         &router,
@@ -174,7 +157,7 @@ async fn a_duplicate_source_and_id_is_counted_once_across_requests() {
         event("e2", "cus_1"),
         event("e2", "cus_1")
     ]);
-    let second = post_events(&router, Some(&key), BATCH, retry.to_string()).await;
+    let second = post_events(router, Some(&key), BATCH, retry.to_string()).await;
 
     assert_eq!(first.json()["accepted"], json!(1));
     assert_eq!(second.status, StatusCode::ACCEPTED);
@@ -182,13 +165,12 @@ async fn a_duplicate_source_and_id_is_counted_once_across_requests() {
         second.json(),
         json!({"accepted": 1, "duplicates": 2, "errors": []})
     );
-    assert_eq!(stored_ids(&store, &acme, &["cus_1"]).await, ["e1", "e2"]);
+    assert_eq!(stored_ids(store, &acme, &["cus_1"]).await, ["e1", "e2"]);
 }
 
-#[tokio::test]
-async fn invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
     let mut no_time = event("bad1", "cus_1");
     no_time.as_object_mut().unwrap().remove("time");
     let mut wrong_version = event("bad2", "cus_1");
@@ -202,7 +184,7 @@ async fn invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored()
         event("ok2", "cus_1")
     ]);
 
-    let response = post_events(&router, Some(&key), BATCH, body.to_string()).await;
+    let response = post_events(router, Some(&key), BATCH, body.to_string()).await;
 
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.body);
     let answer = response.json();
@@ -223,19 +205,18 @@ async fn invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored()
         [(1, "time"), (2, ""), (3, "specversion"), (3, "data")]
     );
     assert_eq!(answer["errors"][0]["reason"], json!("is required"));
-    assert_eq!(stored_ids(&store, &acme, &["cus_1"]).await, ["ok1", "ok2"]);
+    assert_eq!(stored_ids(store, &acme, &["cus_1"]).await, ["ok1", "ok2"]);
 }
 
-#[tokio::test]
-async fn a_request_without_a_valid_event_is_a_422_problem_listing_them() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn a_request_without_a_valid_event_is_a_422_problem_listing_them(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
     let mut empty_id = event("", "cus_1");
     empty_id["source"] = json!(42);
 
-    let response = post_events(&router, Some(&key), BATCH, json!([empty_id]).to_string()).await;
-    let empty = post_events(&router, Some(&key), BATCH, "[]".into()).await;
-    let malformed = post_events(&router, Some(&key), BATCH, "[{".into()).await;
+    let response = post_events(router, Some(&key), BATCH, json!([empty_id]).to_string()).await;
+    let empty = post_events(router, Some(&key), BATCH, "[]".into()).await;
+    let malformed = post_events(router, Some(&key), BATCH, "[{".into()).await;
 
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(response.content_type(), "application/problem+json");
@@ -249,13 +230,12 @@ async fn a_request_without_a_valid_event_is_a_422_problem_listing_them() {
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.content_type(), "application/problem+json");
-    assert!(stored_ids(&store, &acme, &["cus_1"]).await.is_empty());
+    assert!(stored_ids(store, &acme, &["cus_1"]).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_mode_and_a_body_shape_that_disagree_are_refused() {
-    let (router, store, _directory) = test_router().await;
-    let (_, key) = workspace_key(&store, "Acme").await;
+async fn a_mode_and_a_body_shape_that_disagree_are_refused(api: &TestApi) {
+    let router = &api.router;
+    let (_, key) = api.workspace_key("Acme").await;
 
     let array_as_one = post_events(
         &router,
@@ -264,8 +244,8 @@ async fn a_mode_and_a_body_shape_that_disagree_are_refused() {
         json!([event("e", "c")]).to_string(),
     )
     .await;
-    let one_as_batch = post_events(&router, Some(&key), BATCH, event("e", "c").to_string()).await;
-    let one_as_json = post_events(&router, Some(&key), JSON, event("e", "c").to_string()).await;
+    let one_as_batch = post_events(router, Some(&key), BATCH, event("e", "c").to_string()).await;
+    let one_as_json = post_events(router, Some(&key), JSON, event("e", "c").to_string()).await;
 
     assert_eq!(array_as_one.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(one_as_batch.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -276,10 +256,9 @@ async fn a_mode_and_a_body_shape_that_disagree_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn another_content_type_is_415() {
-    let (router, store, _directory) = test_router().await;
-    let (_, key) = workspace_key(&store, "Acme").await;
+async fn another_content_type_is_415(api: &TestApi) {
+    let router = &api.router;
+    let (_, key) = api.workspace_key("Acme").await;
 
     let response = post_events(
         &router,
@@ -297,15 +276,14 @@ async fn another_content_type_is_415() {
     );
 }
 
-#[tokio::test]
-async fn more_than_10_000_events_are_refused_whole_with_413() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn more_than_10_000_events_are_refused_whole_with_413(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
     let events: Vec<Value> = (0..10_001)
         .map(|n| event(&n.to_string(), "cus_1"))
         .collect();
 
-    let response = post_events(&router, Some(&key), BATCH, Value::Array(events).to_string()).await;
+    let response = post_events(router, Some(&key), BATCH, Value::Array(events).to_string()).await;
 
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.content_type(), "application/problem+json");
@@ -313,15 +291,14 @@ async fn more_than_10_000_events_are_refused_whole_with_413() {
         response.json()["type"],
         json!("urn:billow:problem:too-many-events")
     );
-    assert!(stored_ids(&store, &acme, &["cus_1"]).await.is_empty());
+    assert!(stored_ids(store, &acme, &["cus_1"]).await.is_empty());
 }
 
-#[tokio::test]
-async fn no_credential_is_401_and_nothing_is_stored() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, _) = workspace_key(&store, "Acme").await;
+async fn no_credential_is_401_and_nothing_is_stored(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, _) = api.workspace_key("Acme").await;
 
-    let missing = post_events(&router, None, STRUCTURED, event("e1", "cus_1").to_string()).await;
+    let missing = post_events(router, None, STRUCTURED, event("e1", "cus_1").to_string()).await;
     let wrong = post_events(
         &router,
         Some("bk_wrong"),
@@ -333,14 +310,13 @@ async fn no_credential_is_401_and_nothing_is_stored() {
     assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(missing.content_type(), "application/problem+json");
-    assert!(stored_ids(&store, &acme, &["cus_1"]).await.is_empty());
+    assert!(stored_ids(store, &acme, &["cus_1"]).await.is_empty());
 }
 
-#[tokio::test]
-async fn another_workspace_never_sees_the_events_nor_counts_them_as_duplicates() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, acme_key) = workspace_key(&store, "Acme").await;
-    let (globex, globex_key) = workspace_key(&store, "Globex").await;
+async fn another_workspace_never_sees_the_events_nor_counts_them_as_duplicates(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, acme_key) = api.workspace_key("Acme").await;
+    let (globex, globex_key) = api.workspace_key("Globex").await;
 
     post_events(
         &router,
@@ -358,14 +334,13 @@ async fn another_workspace_never_sees_the_events_nor_counts_them_as_duplicates()
     .await;
 
     assert_eq!(in_globex.json()["accepted"], json!(1), "{}", in_globex.body);
-    assert_eq!(stored_ids(&store, &globex, &["cus_1"]).await, ["e1"]);
-    assert_eq!(stored_ids(&store, &acme, &["cus_1"]).await, ["e1", "e2"]);
+    assert_eq!(stored_ids(store, &globex, &["cus_1"]).await, ["e1"]);
+    assert_eq!(stored_ids(store, &acme, &["cus_1"]).await, ["e1", "e2"]);
 }
 
-#[tokio::test]
-async fn concurrent_requests_are_group_committed_exactly_once() {
-    let (router, store, _directory) = test_router().await;
-    let (acme, key) = workspace_key(&store, "Acme").await;
+async fn concurrent_requests_are_group_committed_exactly_once(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
 
     // 16 requests of 100 events at once; each shares half its ids with the next.
     let requests = (0..16).map(|request| {
@@ -390,5 +365,19 @@ async fn concurrent_requests_are_group_committed_exactly_once() {
     assert_eq!(accepted, 850, "ids 0..850, each once");
     assert_eq!(duplicates, 16 * 100 - 850);
     let subjects = ["cus_0", "cus_1", "cus_2", "cus_3", "cus_4"];
-    assert_eq!(stored_ids(&store, &acme, &subjects).await.len(), 850);
+    assert_eq!(stored_ids(store, &acme, &subjects).await.len(), 850);
 }
+
+on_both_backends!(
+    one_structured_event_is_stored_and_acknowledged,
+    a_batch_and_a_plain_array_are_stored_whole,
+    a_duplicate_source_and_id_is_counted_once_across_requests,
+    invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored,
+    a_request_without_a_valid_event_is_a_422_problem_listing_them,
+    a_mode_and_a_body_shape_that_disagree_are_refused,
+    another_content_type_is_415,
+    more_than_10_000_events_are_refused_whole_with_413,
+    no_credential_is_401_and_nothing_is_stored,
+    another_workspace_never_sees_the_events_nor_counts_them_as_duplicates,
+    concurrent_requests_are_group_committed_exactly_once,
+);
