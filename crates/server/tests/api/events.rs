@@ -78,7 +78,7 @@ async fn one_structured_event_is_stored_and_acknowledged(api: &TestApi) {
     let (acme, key) = api.workspace_key("Acme").await;
 
     let response = post_events(
-        &router,
+        router,
         Some(&key),
         STRUCTURED,
         event("e1", "cus_1").to_string(),
@@ -113,13 +113,8 @@ async fn a_batch_and_a_plain_array_are_stored_whole(api: &TestApi) {
     let array = json!([event("a1", "cus_1"), event("a2", "cus_1; charset")]).to_string();
 
     let batch_response = post_events(router, Some(&key), BATCH, batch).await;
-    let array_response = post_events(
-        &router,
-        Some(&key),
-        "application/json; charset=utf-8",
-        array,
-    )
-    .await;
+    let array_response =
+        post_events(router, Some(&key), "application/json; charset=utf-8", array).await;
 
     assert_eq!(
         batch_response.status,
@@ -146,7 +141,7 @@ async fn a_duplicate_source_and_id_is_counted_once_across_requests(api: &TestApi
     let (acme, key) = api.workspace_key("Acme").await;
 
     let first = post_events(
-        &router,
+        router,
         Some(&key),
         STRUCTURED,
         event("e1", "cus_1").to_string(),
@@ -238,7 +233,7 @@ async fn a_mode_and_a_body_shape_that_disagree_are_refused(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
 
     let array_as_one = post_events(
-        &router,
+        router,
         Some(&key),
         STRUCTURED,
         json!([event("e", "c")]).to_string(),
@@ -261,7 +256,7 @@ async fn another_content_type_is_415(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
 
     let response = post_events(
-        &router,
+        router,
         Some(&key),
         "text/plain",
         event("e1", "cus_1").to_string(),
@@ -300,7 +295,7 @@ async fn no_credential_is_401_and_nothing_is_stored(api: &TestApi) {
 
     let missing = post_events(router, None, STRUCTURED, event("e1", "cus_1").to_string()).await;
     let wrong = post_events(
-        &router,
+        router,
         Some("bk_wrong"),
         STRUCTURED,
         event("e1", "cus_1").to_string(),
@@ -319,14 +314,14 @@ async fn another_workspace_never_sees_the_events_nor_counts_them_as_duplicates(a
     let (globex, globex_key) = api.workspace_key("Globex").await;
 
     post_events(
-        &router,
+        router,
         Some(&acme_key),
         BATCH,
         json!([event("e1", "cus_1"), event("e2", "cus_1")]).to_string(),
     )
     .await;
     let in_globex = post_events(
-        &router,
+        router,
         Some(&globex_key),
         STRUCTURED,
         event("e1", "cus_1").to_string(),
