@@ -348,16 +348,12 @@ async fn sqlite_store() -> (Store, TempDir) {
     (store, directory)
 }
 
-#[tokio::test]
-async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
-    let (first, directory) = sqlite_store().await;
+/// Two stores on one database (two processes on one SQLite file, two nodes on one PostgreSQL):
+/// each one's key cache learns the other's keys inside its own write transaction.
+async fn two_stores_on_one_database_share_exactly_once(first: Store, second: Store) {
     let acme = workspace(&first, "ws_acme").await;
-    let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
-        .await
-        .unwrap();
     let batch = [event("a", "cus_1", "2026-11-02T00:00:00Z")];
 
-    // Each store's key cache learns the other's keys inside its write transaction.
     let by_first = first
         .insert_events(&acme, &batch, Timestamp::now())
         .await
@@ -387,6 +383,43 @@ async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
         .await
         .unwrap();
     assert_eq!(by_first_after.duplicates, 1);
+
+    // Both write at once, with overlapping keys: each key is stored once.
+    let overlapping = |from: u32| -> Vec<NewEvent> {
+        (from..from + 200)
+            .map(|n| event(&format!("n{n}"), "cus_2", "2026-11-02T00:00:00Z"))
+            .collect()
+    };
+    let (low, high) = (overlapping(0), overlapping(100));
+    let (one, two) = tokio::join!(
+        first.insert_events(&acme, &low, Timestamp::now()),
+        second.insert_events(&acme, &high, Timestamp::now()),
+    );
+    assert_eq!(one.unwrap().inserted + two.unwrap().inserted, 300);
+    assert_eq!(november(&first, &acme, &["cus_2"]).await.len(), 300);
+}
+
+#[tokio::test]
+async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
+    let (first, directory) = sqlite_store().await;
+    let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+        .await
+        .unwrap();
+    two_stores_on_one_database_share_exactly_once(first, second).await;
+}
+
+#[tokio::test]
+async fn postgres_nodes_on_one_database_share_exactly_once() {
+    let Some((database, admin_url, name)) = create_postgres_database().await else {
+        return;
+    };
+    let first = Store::open(&database).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Store::open(&database).await.unwrap();
+    two_stores_on_one_database_share_exactly_once(first.clone(), second.clone()).await;
+    first.close().await;
+    second.close().await;
+    drop_postgres_database(&admin_url, &name).await;
 }
 
 fn postgres_admin_url() -> Option<String> {
@@ -400,10 +433,9 @@ fn postgres_admin_url() -> Option<String> {
     }
 }
 
-async fn with_postgres_store(check: impl AsyncFnOnce(Store)) {
-    let Some(admin_url) = postgres_admin_url() else {
-        return;
-    };
+/// A fresh PostgreSQL database on the test server, dropped by [`drop_postgres_database`].
+async fn create_postgres_database() -> Option<(Database, String, String)> {
+    let admin_url = postgres_admin_url()?;
     let name = unique_name("billow_events");
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
     admin
@@ -411,16 +443,30 @@ async fn with_postgres_store(check: impl AsyncFnOnce(Store)) {
         .await
         .unwrap();
     let url: PostgresUrl = admin_url.parse().unwrap();
-    let store = Store::open(&Database::Postgres(url.with_database_name(&name)))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    check(store.clone()).await;
-    store.close().await;
+    Some((
+        Database::Postgres(url.with_database_name(&name)),
+        admin_url,
+        name,
+    ))
+}
+
+async fn drop_postgres_database(admin_url: &str, name: &str) {
+    let mut admin = PgConnection::connect(admin_url).await.unwrap();
     admin
         .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
         .await
         .unwrap();
+}
+
+async fn with_postgres_store(check: impl AsyncFnOnce(Store)) {
+    let Some((database, admin_url, name)) = create_postgres_database().await else {
+        return;
+    };
+    let store = Store::open(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    check(store.clone()).await;
+    store.close().await;
+    drop_postgres_database(&admin_url, &name).await;
 }
 
 macro_rules! on_both_backends {

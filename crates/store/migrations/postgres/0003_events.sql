@@ -8,12 +8,11 @@
 --   (workspace, subject), in the same transaction that deletes those log chunks (claimed with
 --   FOR UPDATE SKIP LOCKED, so that nodes compacting at once never take the same ones).
 --
--- Exactly-once on (source, id) across any number of billow nodes is the primary key of
--- event_keys: a 16-byte hash per event (SHA-256 of the key, truncated), inserted with
--- ON CONFLICT DO NOTHING in the same transaction as the log chunk, which holds only the events
--- whose key was new. A concurrent transaction inserting the same key waits for this one's outcome.
--- The key is 16 bytes rather than the client's (source, id) text, so the one random-order index
--- stays small; the table is hash-partitioned so that each partition's index is smaller still.
+-- Exactly-once on (source, id) across any number of billow nodes: the writers of a workspace take
+-- a transaction-scoped advisory lock, read the key hashes of the chunks written since they last
+-- looked (seq above their watermark: under the lock, a workspace's seq values are drawn in commit
+-- order), decide from their in-memory copy, and append. No random-order index is written per
+-- event (crates/store/src/events/postgres.rs).
 --
 -- Instants are 64-bit integer microseconds since the Unix epoch (UTC). A chunk's bounds select
 -- the chunks a query can touch; each event's own instant (to the nanosecond) and ingestion
@@ -35,20 +34,3 @@ CREATE INDEX event_chunks_subject_time ON event_chunks (workspace_id, subject, t
 CREATE INDEX event_chunks_subject_ingested ON event_chunks (workspace_id, subject, ingested_max_us);
 -- Compaction takes the oldest log chunks first.
 CREATE INDEX event_chunks_log ON event_chunks (seq) WHERE subject IS NULL;
-
--- No foreign key: it would add a lookup per event; every key is written beside a chunk, which
--- has one.
-CREATE TABLE event_keys (
-    workspace_id TEXT  NOT NULL,
-    key_hash     BYTEA NOT NULL,
-    CONSTRAINT event_keys_pkey PRIMARY KEY (workspace_id, key_hash)
-) PARTITION BY HASH (key_hash);
-
-CREATE TABLE event_keys_0 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 0);
-CREATE TABLE event_keys_1 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 1);
-CREATE TABLE event_keys_2 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 2);
-CREATE TABLE event_keys_3 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 3);
-CREATE TABLE event_keys_4 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 4);
-CREATE TABLE event_keys_5 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 5);
-CREATE TABLE event_keys_6 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 6);
-CREATE TABLE event_keys_7 PARTITION OF event_keys FOR VALUES WITH (MODULUS 8, REMAINDER 7);

@@ -135,10 +135,11 @@ pub(crate) struct Batch<'a> {
     pub events: &'a [NewEvent],
 }
 
-/// State the store keeps beside its pool for events: the SQLite writer's key cache.
+/// State the store keeps beside its pool for events: the writers' key caches.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventsState {
     pub(crate) sqlite_keys: Arc<tokio::sync::Mutex<KeyCache>>,
+    pub(crate) postgres_keys: Arc<tokio::sync::Mutex<postgres::KeyCache>>,
 }
 
 impl Store {
@@ -183,7 +184,10 @@ impl Store {
             Backend::Sqlite(pool) => {
                 sqlite::insert_batches(pool, &self.events.sqlite_keys, batches, ingested_at).await
             }
-            Backend::Postgres(pool) => postgres::insert_batches(pool, batches, ingested_at).await,
+            Backend::Postgres(pool) => {
+                postgres::insert_batches(pool, &self.events.postgres_keys, batches, ingested_at)
+                    .await
+            }
         }
         .map_err(|error| InsertEventsError::Database(Arc::new(error)))?;
         for (batch, outcome) in batches.iter().zip(&outcomes) {
@@ -286,7 +290,9 @@ impl Store {
             Backend::Sqlite(pool) => {
                 sqlite::compact(pool, &self.events.sqlite_keys, events_max).await
             }
-            Backend::Postgres(pool) => postgres::compact(pool, events_max).await,
+            Backend::Postgres(pool) => {
+                postgres::compact(pool, &self.events.postgres_keys, events_max).await
+            }
         }
     }
 }

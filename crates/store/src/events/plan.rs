@@ -53,24 +53,6 @@ pub(crate) fn key_hashes(batches: &[Batch<'_>]) -> Vec<Vec<u128>> {
         .collect()
 }
 
-/// Each (workspace, key hash) of the group once, in order of first appearance.
-pub(crate) fn distinct_keys<'a>(
-    batches: &[Batch<'a>],
-    hashes: &[Vec<u128>],
-) -> Vec<(&'a str, u128)> {
-    let mut seen = HashSet::new();
-    let mut keys = Vec::new();
-    for (batch, batch_hashes) in batches.iter().zip(hashes) {
-        for &hash in batch_hashes {
-            let key = (batch.workspace_id.as_str(), hash);
-            if seen.insert(key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys
-}
-
 /// Accumulates the events of one chunk.
 struct ChunkBuilder {
     workspace_id: String,
@@ -307,7 +289,6 @@ mod tests {
         assert_eq!(plan.chunks.len(), 1, "one log chunk for the workspace");
         assert_eq!(plan.chunks[0].subject, None);
         assert_eq!(plan.new_keys[0].1.len(), 2);
-        assert_eq!(distinct_keys(&batches, &hashes).len(), 3);
     }
 
     #[test]

@@ -1,83 +1,155 @@
-//! Event queries in PostgreSQL's dialect.
+//! Event queries in PostgreSQL's dialect, and this node's cache of stored keys.
 //!
-//! Any number of billow nodes write to one PostgreSQL, so exactly-once is the database's: the
-//! primary key of `event_keys`. Each transaction inserts its candidate keys with
-//! `ON CONFLICT DO NOTHING RETURNING`, which answers exactly the keys that were new (a concurrent
-//! transaction with the same key waits for this one to finish), then appends the chunks of the
-//! events with those keys.
+//! Any number of billow nodes write to one PostgreSQL. Exactly-once is decided the way the SQLite
+//! backend decides it, with the writers of a workspace serialized by a transaction-scoped advisory
+//! lock instead of SQLite's write lock: a random-order unique index would cost a random B-tree
+//! insert per event (DESIGN.md §6), about 8 µs each here. Each write transaction
+//! 1. takes the advisory lock of every workspace in its group (in sorted order, so that two nodes
+//!    cannot deadlock),
+//! 2. reads the key hashes of that workspace's chunks with a `seq` above what this node has read
+//!    (chunks written by other nodes since),
+//! 3. decides from the cache which events are new, appends their log chunk, and commits.
+//!
+//! Under the lock, `seq` values of a workspace are taken in commit order (the next holder draws
+//! them after the previous one committed), so no chunk of the workspace can appear below the
+//! watermark later; compaction takes the same lock. The cache is only a copy: a node that has not
+//! read a workspace reads all its key hashes (16 bytes per event) on its first write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
+use futures_util::TryStreamExt;
 use jiff::Timestamp;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Row};
 
+use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
-use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome};
+use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome, KeyHasher};
+
+/// The first key of billow's event advisory locks (`'EVNT'`); the second is the workspace's hash.
+const EVENTS_LOCK_CLASS: i32 = 0x4556_4E54;
+
+/// The key hashes this node has read, per workspace, and how far.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    workspaces: HashMap<String, WorkspaceKeys>,
+}
+
+#[derive(Debug, Default)]
+struct WorkspaceKeys {
+    /// Every chunk of the workspace with a `seq` up to this one has its keys in `keys`.
+    read_through_seq: i64,
+    keys: HashSet<u128, BuildHasherDefault<KeyHasher>>,
+}
+
+impl KeyCache {
+    fn workspace(&mut self, workspace_id: &str) -> &mut WorkspaceKeys {
+        if !self.workspaces.contains_key(workspace_id) {
+            self.workspaces
+                .insert(workspace_id.to_owned(), WorkspaceKeys::default());
+        }
+        self.workspaces
+            .get_mut(workspace_id)
+            .expect("inserted above")
+    }
+
+    fn contains(&self, workspace_id: &str, hash: u128) -> bool {
+        self.workspaces
+            .get(workspace_id)
+            .is_some_and(|workspace| workspace.keys.contains(&hash))
+    }
+}
 
 pub(super) async fn insert_batches(
     pool: &PgPool,
+    cache: &tokio::sync::Mutex<KeyCache>,
     batches: &[Batch<'_>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
     let hashes = plan::key_hashes(batches);
-    let mut candidates: Vec<(&str, [u8; 16])> = plan::distinct_keys(batches, &hashes)
-        .into_iter()
-        .map(|(workspace_id, hash)| (workspace_id, hash.to_le_bytes()))
+    let mut workspace_ids: Vec<&str> = batches
+        .iter()
+        .map(|batch| batch.workspace_id.as_str())
         .collect();
-    // In index order: consecutive inserts land on the same or neighbouring B-tree pages.
-    candidates.sort_unstable();
-    let (workspace_ids, key_hashes): (Vec<&str>, Vec<Vec<u8>>) = candidates
-        .iter()
-        .map(|&(workspace_id, hash)| (workspace_id, hash.to_vec()))
-        .unzip();
+    workspace_ids.sort_unstable();
+    workspace_ids.dedup();
+    let mut cache = cache.lock().await;
     let mut transaction = pool.begin().await?;
-    let inserted: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "INSERT INTO event_keys (workspace_id, key_hash) \
-         SELECT * FROM UNNEST($1::text[], $2::bytea[]) \
-         ON CONFLICT DO NOTHING \
-         RETURNING workspace_id, key_hash",
-    )
-    .bind(&workspace_ids)
-    .bind(&key_hashes)
-    .fetch_all(&mut *transaction)
-    .await?;
-    // Borrowed from the batches, so the lookup per event allocates nothing.
-    let workspace_of = |stored: &str| {
-        batches
-            .iter()
-            .map(|batch| batch.workspace_id.as_str())
-            .find(|workspace_id| *workspace_id == stored)
-            .ok_or_else(|| sqlx::Error::Protocol("RETURNING named another workspace".into()))
-    };
-    let new: HashSet<(&str, u128)> = inserted
-        .iter()
-        .map(|(workspace_id, hash)| {
-            let hash: [u8; 16] = hash
-                .as_slice()
-                .try_into()
-                .map_err(|_| sqlx::Error::Protocol("a stored key hash is not 16 bytes".into()))?;
-            Ok((workspace_of(workspace_id)?, u128::from_le_bytes(hash)))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    for workspace_id in &workspace_ids {
+        lock_workspace(&mut transaction, workspace_id).await?;
+        catch_up(&mut transaction, &mut cache, workspace_id).await?;
+    }
     let plan = plan::plan(
         batches,
         &hashes,
-        |workspace_id, hash| !new.contains(&(workspace_id, hash)),
+        |workspace_id, hash| cache.contains(workspace_id, hash),
         ingested_at,
     );
-    let planned_keys: usize = plan.new_keys.iter().map(|(_, hashes)| hashes.len()).sum();
-    assert_eq!(planned_keys, new.len(), "every new key is stored once");
-    insert_chunks(&mut transaction, &plan.chunks).await?;
+    let written = insert_chunks(&mut transaction, &plan.chunks).await?;
     transaction.commit().await?;
+    // Only what is committed enters the cache.
+    for (workspace_id, hashes) in plan.new_keys {
+        cache.workspace(&workspace_id).keys.extend(hashes);
+    }
+    advance(&mut cache, written);
     Ok(plan.outcomes)
 }
 
-async fn insert_chunks(
-    connection: &mut sqlx::PgConnection,
-    chunks: &[NewChunk],
+/// Waits for, then holds until the transaction ends, the right to write `workspace_id`'s events.
+async fn lock_workspace(
+    connection: &mut PgConnection,
+    workspace_id: &str,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(EVENTS_LOCK_CLASS)
+        .bind(workspace_id)
+        .execute(connection)
+        .await
+        .map(drop)
+}
+
+/// Reads the keys of `workspace_id`'s chunks written since this node last looked (under the
+/// workspace's lock).
+async fn catch_up(
+    connection: &mut PgConnection,
+    cache: &mut KeyCache,
+    workspace_id: &str,
+) -> Result<(), sqlx::Error> {
+    let workspace = cache.workspace(workspace_id);
+    let mut rows = sqlx::query(
+        "SELECT seq, key_hashes FROM event_chunks \
+         WHERE workspace_id = $1 AND seq > $2 ORDER BY seq",
+    )
+    .bind(workspace_id)
+    .bind(workspace.read_through_seq)
+    .fetch(connection);
+    while let Some(row) = rows.try_next().await? {
+        let seq: i64 = row.try_get(0)?;
+        let bytes: &[u8] = row.try_get(1)?;
+        let hashes =
+            decode_key_hashes(bytes).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        workspace.keys.extend(hashes);
+        workspace.read_through_seq = seq;
+    }
+    Ok(())
+}
+
+/// Moves each workspace's watermark to the largest `seq` this node wrote (it had read everything
+/// below under the lock).
+fn advance(cache: &mut KeyCache, written: Vec<(String, i64)>) {
+    for (workspace_id, seq) in written {
+        let workspace = cache.workspace(&workspace_id);
+        workspace.read_through_seq = workspace.read_through_seq.max(seq);
+    }
+}
+
+/// Inserts `chunks`; the (workspace, seq) of each.
+async fn insert_chunks(
+    connection: &mut PgConnection,
+    chunks: &[NewChunk],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     if chunks.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let column = |get: fn(&NewChunk) -> i64| chunks.iter().map(get).collect::<Vec<i64>>();
     let workspace_ids: Vec<&str> = chunks.iter().map(|c| c.workspace_id.as_str()).collect();
@@ -85,11 +157,12 @@ async fn insert_chunks(
     let counts: Vec<i32> = chunks.iter().map(|c| c.event_count).collect();
     let key_hashes: Vec<&[u8]> = chunks.iter().map(|c| c.key_hashes.as_slice()).collect();
     let events: Vec<&[u8]> = chunks.iter().map(|c| c.events.as_slice()).collect();
-    sqlx::query(
+    sqlx::query_as(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
            ingested_max_us, event_count, key_hashes, events) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-           $6::int4[], $7::bytea[], $8::bytea[])",
+           $6::int4[], $7::bytea[], $8::bytea[]) \
+         RETURNING workspace_id, seq",
     )
     .bind(&workspace_ids)
     .bind(&subjects)
@@ -99,66 +172,91 @@ async fn insert_chunks(
     .bind(&counts)
     .bind(&key_hashes)
     .bind(&events)
-    .execute(connection)
+    .fetch_all(connection)
     .await
-    .map(drop)
 }
 
-/// Compaction on PostgreSQL: the oldest log chunks are claimed with `FOR UPDATE SKIP LOCKED`, so
-/// that nodes compacting at once take different ones; the keys stay in `event_keys`.
-pub(super) async fn compact(pool: &PgPool, events_max: i64) -> Result<u64, CompactEventsError> {
+/// Compaction on PostgreSQL: the workspace of the oldest log chunk, under its lock.
+pub(super) async fn compact(
+    pool: &PgPool,
+    cache: &tokio::sync::Mutex<KeyCache>,
+    events_max: i64,
+) -> Result<u64, CompactEventsError> {
     let database = CompactEventsError::Database;
+    let mut cache = cache.lock().await;
     let mut transaction = pool.begin().await.map_err(database)?;
-    let rows: Vec<(i64, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "WITH claimed AS ( \
-           SELECT workspace_id, seq, event_count FROM event_chunks \
-           WHERE subject IS NULL ORDER BY seq LIMIT 1024 FOR UPDATE SKIP LOCKED \
-         ), counted AS ( \
-           SELECT workspace_id, seq, \
-                  sum(event_count) OVER (ORDER BY seq) - event_count AS before \
-           FROM claimed \
-         ) \
-         SELECT c.seq, c.workspace_id, c.key_hashes, c.events \
-         FROM event_chunks c JOIN counted USING (workspace_id, seq) \
-         WHERE counted.before < $1 ORDER BY c.seq",
+    let oldest: Option<String> = sqlx::query_scalar(
+        "SELECT workspace_id FROM event_chunks WHERE subject IS NULL ORDER BY seq LIMIT 1",
     )
-    .bind(events_max)
-    .fetch_all(&mut *transaction)
+    .fetch_optional(&mut *transaction)
     .await
     .map_err(database)?;
-    if rows.is_empty() {
+    let Some(workspace_id) = oldest else {
         return Ok(0);
-    }
-    let log_chunks: Vec<StoredChunk> = rows
-        .into_iter()
-        .map(|(seq, workspace_id, key_hashes, events)| StoredChunk {
-            seq,
-            workspace_id,
-            key_hashes,
-            events,
-        })
-        .collect();
-    let subject_chunks = plan::compact(&log_chunks)?;
-    insert_chunks(&mut transaction, &subject_chunks)
+    };
+    lock_workspace(&mut transaction, &workspace_id)
         .await
         .map_err(database)?;
-    let workspace_ids: Vec<&str> = log_chunks.iter().map(|c| c.workspace_id.as_str()).collect();
-    let seqs: Vec<i64> = log_chunks.iter().map(|c| c.seq).collect();
-    sqlx::query(
-        "DELETE FROM event_chunks WHERE subject IS NULL \
-           AND (workspace_id, seq) IN (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
-    )
-    .bind(&workspace_ids)
-    .bind(&seqs)
-    .execute(&mut *transaction)
-    .await
-    .map_err(database)?;
-    transaction.commit().await.map_err(database)?;
+    catch_up(&mut transaction, &mut cache, &workspace_id)
+        .await
+        .map_err(database)?;
+    let log_chunks = oldest_log_chunks(&mut transaction, &workspace_id, events_max)
+        .await
+        .map_err(database)?;
+    let Some(last) = log_chunks.last() else {
+        // Another node compacted them before this one got the lock.
+        return Ok(0);
+    };
+    let last_seq = last.seq;
+    let subject_chunks = plan::compact(&log_chunks)?;
     let moved: i64 = subject_chunks
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
         .sum();
+    let written = insert_chunks(&mut transaction, &subject_chunks)
+        .await
+        .map_err(database)?;
+    sqlx::query(
+        "DELETE FROM event_chunks WHERE workspace_id = $1 AND subject IS NULL AND seq <= $2",
+    )
+    .bind(&workspace_id)
+    .bind(last_seq)
+    .execute(&mut *transaction)
+    .await
+    .map_err(database)?;
+    transaction.commit().await.map_err(database)?;
+    // The new chunks hold keys the cache has (it caught up above).
+    advance(&mut cache, written);
     Ok(u64::try_from(moved).expect("event counts are positive"))
+}
+
+/// The oldest log chunks of `workspace_id` whose events add up to about `events_max` (at least
+/// one chunk).
+async fn oldest_log_chunks(
+    connection: &mut PgConnection,
+    workspace_id: &str,
+    events_max: i64,
+) -> Result<Vec<StoredChunk>, sqlx::Error> {
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, key_hashes, events FROM ( \
+           SELECT seq, key_hashes, events, \
+                  sum(event_count) OVER (ORDER BY seq) - event_count AS before \
+           FROM event_chunks WHERE workspace_id = $1 AND subject IS NULL \
+         ) oldest WHERE before < $2 ORDER BY seq",
+    )
+    .bind(workspace_id)
+    .bind(events_max)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, key_hashes, events)| StoredChunk {
+            seq,
+            workspace_id: workspace_id.to_owned(),
+            key_hashes,
+            events,
+        })
+        .collect())
 }
 
 pub(super) async fn select_chunks(
