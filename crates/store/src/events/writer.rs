@@ -124,7 +124,15 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
                 uncompacted += commit(&store, group).await;
                 compact_when_idle = true;
                 if uncompacted >= COMPACT_AFTER_EVENTS {
-                    compact(&store).await;
+                    // As many events as came since the last compaction, so the backlog stays
+                    // bounded under a sustained load.
+                    while uncompacted > 0 {
+                        let moved = compact(&store).await;
+                        if moved == 0 {
+                            break;
+                        }
+                        uncompacted = uncompacted.saturating_sub(moved);
+                    }
                     uncompacted = 0;
                 }
             }
