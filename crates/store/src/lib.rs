@@ -12,6 +12,9 @@
 //!   [`Store::create_customer_token`], [`Store::customer_token_owner`]); [`Customer`]s and their
 //!   [`Project`] trees ([`Store::customer`], [`Store::customers`] in [`Page`]s); idempotency keys
 //!   ([`Store::begin_idempotent_request`]).
+//! - Usage events ([`events`], docs/ingestion.md): [`Store::insert_events`] and the group-committing
+//!   [`EventWriter`] store each (source, id) once per workspace; [`Store::usage_events`] and
+//!   [`Store::usage_events_ingested_after`] read them back as `billow_core::UsageEvent`s.
 //! - Billing: [`catalog`] (meters, versioned plans, tax rates), [`subscriptions`] (subscriptions
 //!   with their changes, credit grants, discounts), [`invoices`] (drafts, finalized invoices, credit
 //!   notes, payment history) and [`billing`] (leases, gap-free finalization, late-usage
