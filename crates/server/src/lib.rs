@@ -38,6 +38,7 @@ pub mod idempotency;
 pub mod invoice_cache;
 pub mod json;
 pub mod limits;
+mod metrics;
 pub mod openapi;
 mod routes;
 mod startup;

@@ -17,6 +17,7 @@ pub(crate) async fn request_span(request: Request, next: Next) -> Response {
         let started = Instant::now();
         let response = next.run(request).await;
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        crate::metrics::record_request(response.status().as_u16(), elapsed_us);
         // Debug, not info: probes hit /healthz every few seconds.
         tracing::debug!(status = response.status().as_u16(), elapsed_us, "answered");
         response

@@ -146,11 +146,36 @@ async fn every_route_but_the_probes_needs_a_credential(api: &TestApi) {
 }
 
 async fn probes_need_no_key(api: &TestApi) {
-    for path in ["/healthz", "/readyz"] {
+    for path in ["/healthz", "/readyz", "/metrics"] {
         let response = api.call(Method::GET, path, None, None).await;
 
         assert_eq!(response.status, StatusCode::OK, "{path}");
     }
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+async fn metrics_count_answered_requests_by_status_class(api: &TestApi) {
+    let scrape = || async { api.call(Method::GET, "/metrics", None, None).await.body };
+    let before = scrape().await;
+    assert!(
+        before.contains("# TYPE billow_http_requests_total counter"),
+        "{before}"
+    );
+    api.call(Method::GET, "/api/v1/customers", None, None).await;
+    let after = scrape().await;
+    // Tests share the process's counters: other requests may land in between, never fewer.
+    let unauthorized = r#"billow_http_requests_total{class="4xx"}"#;
+    assert!(metric(&after, unauthorized) > metric(&before, unauthorized));
+    let ok = r#"billow_http_requests_total{class="2xx"}"#;
+    assert!(
+        metric(&after, ok) > metric(&before, ok),
+        "the first scrape counts as a 2xx"
+    );
 }
 
 async fn a_revoked_key_is_refused(api: &TestApi) {
@@ -490,6 +515,7 @@ on_both_backends!(
     a_revoked_customer_token_is_refused_and_no_longer_listed,
     a_request_without_a_valid_key_is_a_401_problem,
     probes_need_no_key,
+    metrics_count_answered_requests_by_status_class,
     a_revoked_key_is_refused,
     a_key_of_workspace_a_gets_404_for_workspace_b_customers,
     a_customer_token_reads_only_its_own_customer,
