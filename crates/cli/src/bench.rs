@@ -27,6 +27,9 @@ pub enum BenchTarget {
     /// Usage events ingested per second over HTTP, on SQLite and on PostgreSQL (with
     /// DATABASE_URL), each beside the naive way of storing them measured in the same run.
     Ingest(crate::bench_ingest::IngestBenchArgs),
+    /// One month-end billing run over N subscriptions with M usage events each, on a fresh
+    /// SQLite file or PostgreSQL database: seed time, run time, invoices/s, peak RSS.
+    BillingRun(crate::bench_billing::BillingRunBenchArgs),
     /// Invoices rated and assembled per second on one core (10 lines: tiers, proration, a
     /// discount, a money credit grant, tax).
     Rating {
@@ -50,6 +53,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         BenchTarget::Ingest(args) => {
             crate::block_on(crate::bench_ingest::run(args))??;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchTarget::BillingRun(args) => {
+            crate::block_on(crate::bench_billing::run(args))??;
             Ok(ExitCode::SUCCESS)
         }
     }

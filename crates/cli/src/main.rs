@@ -5,6 +5,7 @@
 //! `preview` and `bench` print their results and log nothing.
 
 mod bench;
+mod bench_billing;
 mod bench_ingest;
 mod database;
 mod ingest;

@@ -1,0 +1,738 @@
+//! `billow bench billing-run`: one month-end billing run over many subscriptions and their usage
+//! (issue 3: "100,000 subscriptions with 10 million events in the period, under 10 seconds";
+//! BENCHMARKS.md).
+//!
+//! On a fresh SQLite file (or a fresh PostgreSQL database made from `--database-url` and dropped
+//! afterwards) the bench seeds, through the store's own API:
+//! - one workspace, one meter (`SUM` of `count`, grouped by `project`);
+//! - one monthly plan: a per-unit seat price billed in advance and a graduated usage price;
+//! - N customers, each with one subscription (3 seats) starting at the period start;
+//! - N × M events spread over January 2024, written in large batches with
+//!   [`Store::insert_events`] and then compacted, as `billow ingest` does.
+//!
+//! Then it times ONE [`run_billing`] at a `now` after the period end with no grace period, so
+//! every subscription's two invoices (its start, and the period end) are finalized, and checks
+//! that exactly 2 × N invoices are numbered 1..=2N and none is left a draft.
+//!
+//! Where the time goes: every store method is a `tracing` span, so a layer installed here adds up
+//! each one's wall time (from its creation to its close) by name. The run bills customers one
+//! after another, so what the store spans do not cover is the engine and its glue (scenario
+//! assembly, JSON, invoice records); the engine alone (`Scenario::from_json` and `preview` of the
+//! same customers) is timed separately after the run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use billow_core::scenario::Scenario;
+use billow_core::Currency;
+use billow_server::clock::ManualClock;
+use billow_server::{run_billing, AppState, BillingSettings};
+use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
+use billow_store::subscriptions::SubscriptionRecord;
+use billow_store::{Customer, Database, NewEvent, PostgresUrl, Store, WorkspaceId, WorkspaceName};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
+use tracing::span::{Attributes, Id};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// Events per `insert_events` call (one transaction, one log chunk).
+const SEED_BATCH_EVENTS: usize = 100_000;
+/// Events per compaction transaction, as `billow ingest`.
+const COMPACT_EVENTS_MAX: u64 = 100_000;
+/// The billing period every subscription starts at.
+const PERIOD_START: &str = "2024-01-01T00:00:00Z";
+const PERIOD_END: &str = "2024-02-01T00:00:00Z";
+/// Customers whose scenario the engine is timed on alone, after the run.
+const ENGINE_SAMPLE_MAX: usize = 1_000;
+
+/// Arguments of `billow bench billing-run`.
+#[derive(Debug, clap::Args)]
+pub struct BillingRunBenchArgs {
+    /// Subscriptions (one customer each).
+    #[arg(long, default_value_t = 1_000)]
+    subscriptions: u64,
+    /// Usage events per subscription in the period.
+    #[arg(long, default_value_t = 100)]
+    events_per_subscription: u64,
+    /// A PostgreSQL server whose user may create databases: the bench creates a fresh database
+    /// there and drops it afterwards. Without it, a fresh SQLite file is used.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Where the SQLite file is made (and removed): the system's temporary directory unless
+    /// given.
+    #[arg(long, value_name = "PATH")]
+    directory: Option<PathBuf>,
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+///
+/// When a database cannot be set up, seeding or the run fails, or the run did not finalize the
+/// expected invoices.
+pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.subscriptions > 0 && args.events_per_subscription > 0,
+        "sizes must be positive"
+    );
+    let profile = StoreProfile::install()?;
+    match args.database_url.as_deref().filter(|url| !url.is_empty()) {
+        None => {
+            let directory = args
+                .directory
+                .clone()
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("billow-bench-billing-{}", std::process::id()));
+            std::fs::create_dir_all(&directory)
+                .with_context(|| format!("could not create {}", directory.display()))?;
+            let path = directory.join("billow.db");
+            let result = measure(
+                &args,
+                &Database::sqlite(&path),
+                &Counter::Sqlite(path.clone()),
+                &profile,
+                "sqlite",
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&directory);
+            result
+        }
+        Some(admin_url) => {
+            let name = format!("billow_bench_billing_{}", std::process::id());
+            let mut admin = PgConnection::connect(admin_url)
+                .await
+                .context("could not connect to --database-url")?;
+            admin
+                .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                .await?;
+            let url: PostgresUrl = admin_url.parse()?;
+            let result = measure(
+                &args,
+                &Database::Postgres(url.with_database_name(&name)),
+                &Counter::Postgres(with_database(admin_url, &name)),
+                &profile,
+                "postgres",
+            )
+            .await;
+            admin
+                .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+                .await?;
+            result
+        }
+    }
+}
+
+async fn measure(
+    args: &BillingRunBenchArgs,
+    database: &Database,
+    counter: &Counter,
+    profile: &StoreProfile,
+    backend: &str,
+) -> anyhow::Result<()> {
+    let subscriptions = args.subscriptions;
+    let events = subscriptions * args.events_per_subscription;
+    println!(
+        "bench billing-run ({backend}): {} subscriptions, {} events per subscription = {} events in the period",
+        thousands(subscriptions),
+        thousands(args.events_per_subscription),
+        thousands(events)
+    );
+    let store = Store::open(database).await?;
+    store.migrate().await?;
+
+    let seed_started = Instant::now();
+    let seeded = seed(&store, args).await?;
+    let seed_time = seed_started.elapsed();
+    println!(
+        "seed: {:.1} s ({} customers and subscriptions in {:.1} s, {} events in {:.1} s, compaction of {} events in {:.1} s)",
+        seed_time.as_secs_f64(),
+        thousands(subscriptions),
+        seeded.customers.as_secs_f64(),
+        thousands(events),
+        seeded.events.as_secs_f64(),
+        thousands(seeded.compacted),
+        seeded.compaction.as_secs_f64(),
+    );
+    let before = Rss::read();
+    println!(
+        "memory before the run: peak RSS {} MiB (seeding), RSS now {} MiB",
+        mib(before.peak_kib),
+        mib(before.current_kib)
+    );
+
+    let now: Timestamp = PERIOD_END
+        .parse::<Timestamp>()?
+        .checked_add(SignedDuration::from_hours(1))?;
+    let state = AppState::new(store.clone())
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .with_billing(BillingSettings {
+            grace_period: SignedDuration::ZERO,
+            interval: None,
+            ..BillingSettings::default()
+        });
+    reset_peak_rss();
+    profile.reset();
+    let run_started = Instant::now();
+    let report = run_billing(&state, Some(&seeded.workspace))
+        .await
+        .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
+    let run_time = run_started.elapsed();
+    let store_times = profile.take();
+    let after = Rss::read();
+
+    let expected = 2 * subscriptions;
+    let counted = counter.count().await?;
+    println!(
+        "run: {:.2} s for {} customers: {} finalized, {} drafted, {} failed, {} skipped",
+        run_time.as_secs_f64(),
+        thousands(report.customers),
+        thousands(report.finalized),
+        thousands(report.drafted),
+        report.failed,
+        report.skipped,
+    );
+    println!(
+        "run: {} invoices/s, {} customers/s, {} events/s processed",
+        thousands(per_second(report.finalized, run_time)),
+        thousands(per_second(report.customers, run_time)),
+        thousands(per_second(events, run_time)),
+    );
+    println!(
+        "memory over the run: peak RSS {} MiB (the mark reset before the run), RSS after {} MiB",
+        mib(after.peak_kib),
+        mib(after.current_kib)
+    );
+    store_times.print(run_time);
+
+    let engine = engine_alone(&store, &seeded.workspace, &seeded.customer_ids, now).await?;
+    let sample = u32::try_from(engine.customers.max(1))?;
+    let per_customer = (engine.parse + engine.preview) / sample;
+    println!(
+        "engine alone, {} customers: Scenario::from_json {} µs + preview {} µs per customer (≈ {:.2} s for all {})",
+        engine.customers,
+        (engine.parse / sample).as_micros(),
+        (engine.preview / sample).as_micros(),
+        per_customer
+            .saturating_mul(u32::try_from(subscriptions).unwrap_or(u32::MAX))
+            .as_secs_f64(),
+        thousands(subscriptions),
+    );
+    store.close().await;
+
+    ensure!(
+        report.failed == 0 && report.skipped == 0 && report.customers == subscriptions,
+        "the run billed {} customers ({} failed, {} skipped), not {subscriptions}",
+        report.customers,
+        report.failed,
+        report.skipped
+    );
+    ensure!(
+        report.finalized == expected,
+        "the run finalized {} invoices, not {expected}",
+        report.finalized
+    );
+    ensure!(
+        counted.finalized == expected
+            && counted.distinct_numbers == expected
+            && counted.min_number == 1
+            && counted.max_number == expected
+            && counted.drafts == 0,
+        "stored: {counted:?}, expected {expected} invoices numbered 1..={expected} and no draft"
+    );
+    println!(
+        "check: {} invoices stored finalized, numbered 1..={} without gaps, no draft (expected 2 per subscription)",
+        thousands(counted.finalized),
+        thousands(counted.max_number),
+    );
+    Ok(())
+}
+
+struct Seeded {
+    workspace: WorkspaceId,
+    customer_ids: Vec<String>,
+    customers: Duration,
+    events: Duration,
+    compaction: Duration,
+    compacted: u64,
+}
+
+fn customer_id(index: u64) -> String {
+    format!("cus_bench_{index:07}")
+}
+
+async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seeded> {
+    let started = Instant::now();
+    let created: Timestamp = PERIOD_START.parse()?;
+    let workspace = store
+        .workspace_named_or_created(&WorkspaceName::parse("bench")?, created)
+        .await?
+        .id;
+    store
+        .insert_meter(
+            &workspace,
+            &MeterRecord {
+                id: "mtr_bench".into(),
+                key: "requests".into(),
+                spec: json!({"key": "requests", "event_type": "api.requests", "aggregation": "SUM",
+                    "value_property": "count", "group_by": ["project"]}),
+                created_at: created,
+            },
+        )
+        .await?;
+    let plan = PlanRecord {
+        id: "plan_bench".into(),
+        key: "team".into(),
+        current_version_id: "pv_bench".into(),
+        created_at: created,
+    };
+    let version = PlanVersionRecord {
+        id: plan.current_version_id.clone(),
+        plan_id: plan.id.clone(),
+        version: 1,
+        spec: json!({"key": "team", "name": "Team", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "billing": "in_advance",
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "requests", "description": "API requests", "meter": "requests",
+             "pricing": {"model": "graduated", "tiers": [
+                {"up_to": 100, "unit_amount": "0.05", "flat_amount": "1.00"},
+                {"up_to": 1000, "unit_amount": "0.04"},
+                {"unit_amount": "0.03"}]}}]}),
+        created_at: created,
+    };
+    store.insert_plan(&workspace, &plan, &version).await?;
+    let usd = Currency::from_code("USD")?;
+    let mut customer_ids = Vec::new();
+    for index in 0..args.subscriptions {
+        let id = customer_id(index);
+        let customer = Customer {
+            id: id.clone(),
+            external_id: format!("team-{index}"),
+            name: format!("Team {index}"),
+            email: None,
+            address: None,
+            tax_ids: Vec::new(),
+            currency: usd,
+            time_zone: "UTC".into(),
+            billing_cycle_day: 1,
+            parent_id: None,
+        };
+        store
+            .insert_customer(&workspace, &customer, created)
+            .await?;
+        let subscription_id = format!("sub_bench_{index:07}");
+        store
+            .insert_subscription(
+                &workspace,
+                &SubscriptionRecord {
+                    id: subscription_id.clone(),
+                    customer_id: id.clone(),
+                    plan_id: plan.id.clone(),
+                    plan_version_id: version.id.clone(),
+                    status: "active".into(),
+                    spec: json!({"id": subscription_id, "plan": version.id,
+                        "start": PERIOD_START, "quantity": 3}),
+                    created_at: created,
+                },
+            )
+            .await?;
+        customer_ids.push(id);
+    }
+    let customers = started.elapsed();
+
+    let events_started = Instant::now();
+    let period_micros = i64::try_from(
+        PERIOD_END
+            .parse::<Timestamp>()?
+            .duration_since(created)
+            .as_micros(),
+    )?;
+    let per_subscription = args.events_per_subscription;
+    let step = period_micros / i64::try_from(per_subscription)?;
+    let mut batch = Vec::with_capacity(SEED_BATCH_EVENTS);
+    // In time order over the whole month, every customer's j-th event close together, as a month
+    // of real traffic arrives.
+    for sequence in 0..per_subscription {
+        for index in 0..args.subscriptions {
+            let offset = i64::try_from(sequence)? * step
+                + i64::try_from(index % 1_000)? * (step / 1_000).max(1);
+            batch.push(NewEvent {
+                source: "bench".into(),
+                id: format!("{index}-{sequence}"),
+                event_type: "api.requests".into(),
+                subject: customer_id(index),
+                time: created.checked_add(SignedDuration::from_micros(offset))?,
+                data: Some(format!(
+                    r#"{{"count":{},"project":"prj_{}"}}"#,
+                    (index + sequence) % 10 + 1,
+                    sequence % 3
+                )),
+            });
+            if batch.len() == SEED_BATCH_EVENTS {
+                insert(store, &workspace, &mut batch).await?;
+            }
+        }
+    }
+    insert(store, &workspace, &mut batch).await?;
+    let events = events_started.elapsed();
+
+    let compaction_started = Instant::now();
+    let mut compacted = 0;
+    loop {
+        let moved = store.compact_events(COMPACT_EVENTS_MAX).await?;
+        if moved == 0 {
+            break;
+        }
+        compacted += moved;
+    }
+    Ok(Seeded {
+        workspace,
+        customer_ids,
+        customers,
+        events,
+        compaction: compaction_started.elapsed(),
+        compacted,
+    })
+}
+
+async fn insert(
+    store: &Store,
+    workspace: &WorkspaceId,
+    batch: &mut Vec<NewEvent>,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let outcome = store
+        .insert_events(workspace, batch, Timestamp::now())
+        .await?;
+    ensure!(
+        outcome.duplicates == 0,
+        "seeding stored {} duplicates",
+        outcome.duplicates
+    );
+    batch.clear();
+    Ok(())
+}
+
+struct EngineTimes {
+    customers: usize,
+    parse: Duration,
+    preview: Duration,
+}
+
+/// The engine alone on the first customers' worlds, as a run builds them: the same scenario
+/// document (meter, plan version, subscription), read with `Scenario::from_json`, the customer's
+/// stored events set on it, then `preview`. The store reads are not timed.
+async fn engine_alone(
+    store: &Store,
+    workspace: &WorkspaceId,
+    customer_ids: &[String],
+    now: Timestamp,
+) -> anyhow::Result<EngineTimes> {
+    let mut times = EngineTimes {
+        customers: 0,
+        parse: Duration::ZERO,
+        preview: Duration::ZERO,
+    };
+    for (index, customer) in customer_ids.iter().take(ENGINE_SAMPLE_MAX).enumerate() {
+        let subscription_id = format!("sub_bench_{index:07}");
+        let subjects = vec![
+            customer.clone(),
+            format!("team-{index}"),
+            subscription_id.clone(),
+        ];
+        let events = store
+            .usage_events(workspace, &subjects, Timestamp::MIN, now)
+            .await?;
+        let version = store
+            .plan_version(workspace, "pv_bench")
+            .await?
+            .context("the plan version is stored")?;
+        let mut plan = version.spec;
+        plan["key"] = json!(version.id);
+        let document = json!({
+            "billow_scenario": billow_core::scenario::SCENARIO_FORMAT_VERSION,
+            "name": customer,
+            "currency": "USD",
+            "now": now.to_string(),
+            "customer": {"id": customer, "time_zone": "UTC", "billing_cycle_day": 1},
+            "meters": store.meters(workspace).await?.into_iter().map(|m| m.spec).collect::<Vec<_>>(),
+            "plans": [plan],
+            "subscriptions": [{"id": subscription_id, "plan": version.id, "start": PERIOD_START,
+                "quantity": 3, "changes": []}],
+            "credit_grants": [],
+            "discounts": [],
+        });
+        let started = Instant::now();
+        let mut scenario = Scenario::from_json(&document.to_string())?;
+        let parsed = Instant::now();
+        scenario.events = events;
+        let preview = billow_core::scenario::preview(&scenario)?;
+        times.preview += parsed.elapsed();
+        times.parse += parsed - started;
+        ensure!(
+            preview.invoices.len() == 2,
+            "the engine issued {} invoices for {customer}, not 2",
+            preview.invoices.len()
+        );
+        times.customers += 1;
+    }
+    Ok(times)
+}
+
+/// Reads back what the run stored, with its own connection.
+enum Counter {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug)]
+struct Counted {
+    finalized: u64,
+    distinct_numbers: u64,
+    min_number: u64,
+    max_number: u64,
+    drafts: u64,
+}
+
+const COUNT_FINALIZED: &str = "SELECT COUNT(*), COUNT(DISTINCT number), COALESCE(MIN(number), 0), \
+     COALESCE(MAX(number), 0) FROM invoices WHERE status <> 'draft' AND number IS NOT NULL";
+const COUNT_DRAFTS: &str = "SELECT COUNT(*) FROM invoices WHERE status = 'draft'";
+
+impl Counter {
+    async fn count(&self) -> anyhow::Result<Counted> {
+        let ((finalized, distinct, min, max), (drafts,)): ((i64, i64, i64, i64), (i64,)) =
+            match self {
+                Self::Sqlite(path) => {
+                    let mut connection = sqlite_connection(path).await?;
+                    (
+                        sqlx::query_as(COUNT_FINALIZED)
+                            .fetch_one(&mut connection)
+                            .await?,
+                        sqlx::query_as(COUNT_DRAFTS)
+                            .fetch_one(&mut connection)
+                            .await?,
+                    )
+                }
+                Self::Postgres(url) => {
+                    let mut connection = PgConnection::connect(url).await?;
+                    (
+                        sqlx::query_as(COUNT_FINALIZED)
+                            .fetch_one(&mut connection)
+                            .await?,
+                        sqlx::query_as(COUNT_DRAFTS)
+                            .fetch_one(&mut connection)
+                            .await?,
+                    )
+                }
+            };
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        Ok(Counted {
+            finalized: count(finalized),
+            distinct_numbers: count(distinct),
+            min_number: count(min),
+            max_number: count(max),
+            drafts: count(drafts),
+        })
+    }
+}
+
+async fn sqlite_connection(path: &Path) -> anyhow::Result<sqlx::SqliteConnection> {
+    Ok(SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await?)
+}
+
+/// `admin_url` with its database name replaced by `name` (the parsed [`PostgresUrl`] hides its
+/// password, and the counting connection needs it).
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+/// Wall time of every store method (each is a `tracing` span in `billow_store`), by name: from
+/// the span's creation to its close. `outermost` adds up only spans opened while no other store
+/// span was open, so that nested store calls are not counted twice.
+#[derive(Clone, Default)]
+struct StoreProfile {
+    inner: Arc<Mutex<ProfileTimes>>,
+}
+
+#[derive(Default)]
+struct ProfileTimes {
+    open: usize,
+    outermost: Duration,
+    by_name: BTreeMap<&'static str, (u64, Duration)>,
+}
+
+struct SpanStarted {
+    at: Instant,
+    outermost: bool,
+}
+
+impl StoreProfile {
+    /// Installs the profiling layer as the process's subscriber (it sees only store spans).
+    fn install() -> anyhow::Result<Self> {
+        let profile = Self::default();
+        let layer = profile
+            .clone()
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() && metadata.target().starts_with("billow_store")
+            }));
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .context("could not install the profiling layer")?;
+        Ok(profile)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProfileTimes> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reset(&self) {
+        let mut times = self.lock();
+        times.outermost = Duration::ZERO;
+        times.by_name.clear();
+    }
+
+    fn take(&self) -> ProfileTimes {
+        let mut times = self.lock();
+        ProfileTimes {
+            open: times.open,
+            outermost: std::mem::take(&mut times.outermost),
+            by_name: std::mem::take(&mut times.by_name),
+        }
+    }
+}
+
+impl ProfileTimes {
+    fn print(&self, run: Duration) {
+        let share = |time: Duration| time.as_nanos() * 100 / run.as_nanos().max(1);
+        println!(
+            "where the run's time goes: store calls {:.2} s ({} %), the rest (engine, scenario JSON, invoice records, tasks) {:.2} s ({} %)",
+            self.outermost.as_secs_f64(),
+            share(self.outermost),
+            run.saturating_sub(self.outermost).as_secs_f64(),
+            share(run.saturating_sub(self.outermost)),
+        );
+        let mut rows: Vec<_> = self.by_name.iter().collect();
+        rows.sort_by_key(|(_, (_, time))| std::cmp::Reverse(*time));
+        for (name, (calls, time)) in rows {
+            println!(
+                "  store {name:<26} {:>9} calls {:>8.3} s {:>3} % {:>8} µs per call",
+                thousands(*calls),
+                time.as_secs_f64(),
+                share(*time),
+                time.as_micros() / u128::from((*calls).max(1)),
+            );
+        }
+    }
+}
+
+impl<S> Layer<S> for StoreProfile
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+{
+    fn on_new_span(&self, _attributes: &Attributes<'_>, id: &Id, context: LayerContext<'_, S>) {
+        let Some(span) = context.span(id) else { return };
+        let outermost = {
+            let mut times = self.lock();
+            times.open += 1;
+            times.open == 1
+        };
+        span.extensions_mut().insert(SpanStarted {
+            at: Instant::now(),
+            outermost,
+        });
+    }
+
+    fn on_close(&self, id: Id, context: LayerContext<'_, S>) {
+        let Some(span) = context.span(&id) else {
+            return;
+        };
+        let Some((elapsed, outermost)) = span
+            .extensions()
+            .get::<SpanStarted>()
+            .map(|started| (started.at.elapsed(), started.outermost))
+        else {
+            return;
+        };
+        let mut times = self.lock();
+        times.open = times.open.saturating_sub(1);
+        if outermost {
+            times.outermost += elapsed;
+        }
+        let entry = times.by_name.entry(span.name()).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed;
+    }
+}
+
+struct Rss {
+    peak_kib: Option<u64>,
+    current_kib: Option<u64>,
+}
+
+impl Rss {
+    /// `VmHWM` and `VmRSS` of this process (Linux).
+    fn read() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        };
+        Self {
+            peak_kib: field("VmHWM:"),
+            current_kib: field("VmRSS:"),
+        }
+    }
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux), so that the next reading covers
+/// only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "unknown".into(), |kib| thousands(kib / 1024))
+}
+
+fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let nanos = elapsed.as_nanos().max(1);
+    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
