@@ -285,9 +285,14 @@ impl Store {
         workspace: &WorkspaceId,
         filter: &InvoiceFilter,
     ) -> Result<Vec<InvoiceRecord>, BillingStoreError> {
+        // A customer or subscription filter is written as a plain equality, never as
+        // `($2 IS NULL OR customer_id = $2)`, which keeps SQLite from using the index and made
+        // every billing run's per-customer read scan the whole workspace (BENCHMARKS.md).
+        let customer = equal_or_absent("customer_id", 2, filter.customer_id.is_some());
+        let subscription = equal_or_absent("subscription_id", 3, filter.subscription_id.is_some());
         let sql = format!(
             "SELECT {INVOICE_COLUMNS} FROM invoices WHERE workspace_id = $1 \
-             AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR subscription_id = $3) \
+             AND {customer} AND {subscription} \
              AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR issued_at >= $5) \
              AND ($6 IS NULL OR issued_at < $6) AND ($7 IS NULL OR id < $7) \
              AND ($9 IS NULL OR lines LIKE $9) \
@@ -540,5 +545,15 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// `column = $n` when the filter is given, else `$n IS NULL` (always true for the bound `None`),
+/// so the parameter numbering stays the same and an index on `column` can be used.
+pub(crate) fn equal_or_absent(column: &str, parameter: u8, given: bool) -> String {
+    if given {
+        format!("{column} = ${parameter}")
+    } else {
+        format!("${parameter} IS NULL")
     }
 }

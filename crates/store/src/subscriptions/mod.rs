@@ -142,9 +142,10 @@ impl Store {
         workspace: &WorkspaceId,
         customer_id: Option<&str>,
     ) -> Result<Vec<SubscriptionRecord>, BillingStoreError> {
+        let customer = crate::invoices::equal_or_absent("customer_id", 2, customer_id.is_some());
         let sql = format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
-             WHERE workspace_id = $1 AND ($2 IS NULL OR customer_id = $2) ORDER BY id"
+             WHERE workspace_id = $1 AND {customer} ORDER BY id"
         );
         let rows: Vec<SubscriptionRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
@@ -317,8 +318,9 @@ impl Store {
     ) -> Result<Vec<CustomerSpecRecord>, BillingStoreError> {
         let sql = format!(
             "SELECT id, customer_id, spec, created_at FROM {} \
-             WHERE workspace_id = $1 AND ($2 IS NULL OR customer_id = $2) ORDER BY id",
-            kind.table()
+             WHERE workspace_id = $1 AND {} ORDER BY id",
+            kind.table(),
+            crate::invoices::equal_or_absent("customer_id", 2, customer_id.is_some())
         );
         let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
