@@ -285,3 +285,28 @@ fn bench_rating(duration: Duration, fixed_count: Option<u64>) -> anyhow::Result<
     println!("bench rating: {per_second} invoices/s ({nanos_per_invoice} ns per invoice)");
     Ok(ExitCode::SUCCESS)
 }
+
+/// Events, rows or invoices per second.
+pub(crate) fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let nanos = elapsed.as_nanos().max(1);
+    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
+}
+
+/// 1234567 → "1,234,567".
+pub(crate) fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux), so that the next reading covers
+/// only what follows.
+pub(crate) fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

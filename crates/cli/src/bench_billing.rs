@@ -20,6 +20,7 @@
 //! assembly, JSON, invoice records); the engine alone (`Scenario::from_json` and `preview` of the
 //! same customers) is timed separately after the run.
 
+use crate::bench::{per_second, reset_peak_rss, thousands};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -709,30 +710,6 @@ impl Rss {
     }
 }
 
-/// Resets the kernel's peak-RSS mark of this process (Linux), so that the next reading covers
-/// only what follows.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "unknown".into(), |kib| thousands(kib / 1024))
-}
-
-fn per_second(count: u64, elapsed: Duration) -> u64 {
-    let nanos = elapsed.as_nanos().max(1);
-    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
-}
-
-/// 1234567 → "1,234,567".
-fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
 }

@@ -13,10 +13,11 @@
 //!    both); then a check that exactly the events sent are stored and that a resent batch is
 //!    counted as duplicates.
 
+use crate::bench::{per_second, reset_peak_rss, thousands};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context};
 use billow_server::{Application, Settings};
@@ -489,30 +490,6 @@ impl EventFactory {
         body.push(']');
         body
     }
-}
-
-fn per_second(count: u64, elapsed: Duration) -> u64 {
-    let nanos = elapsed.as_nanos().max(1);
-    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
-}
-
-/// 1234567 → "1,234,567".
-fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
-}
-
-/// Resets the kernel's peak-RSS mark of this process (Linux), so that the next reading covers
-/// only what follows.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// The peak resident set size of this process, in KiB (Linux `VmHWM`).
