@@ -24,10 +24,17 @@ pub struct CachedInvoice {
     stored_at: Instant,
 }
 
-/// (workspace id, invoice id) → rendered body.
+/// Workspace id → invoice id → rendered body: nested so a lookup borrows the ids instead of
+/// allocating a key on every request.
 #[derive(Debug, Default)]
 pub struct InvoiceCache {
-    entries: Mutex<HashMap<(String, String), CachedInvoice>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_workspace: HashMap<String, HashMap<String, CachedInvoice>>,
+    count: usize,
 }
 
 impl InvoiceCache {
@@ -42,9 +49,10 @@ impl InvoiceCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (workspace_id.to_owned(), invoice_id.to_owned());
         entries
-            .get(&key)
+            .by_workspace
+            .get(workspace_id)?
+            .get(invoice_id)
             .filter(|entry| entry.stored_at.elapsed() < Self::TIME_TO_LIVE)
             .cloned()
     }
@@ -55,15 +63,22 @@ impl InvoiceCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= Self::ENTRIES_MAX {
-            entries.clear();
+        if entries.count >= Self::ENTRIES_MAX {
+            *entries = Entries::default();
         }
         let entry = CachedInvoice {
             customer_id: customer_id.to_owned(),
             body,
             stored_at: Instant::now(),
         };
-        entries.insert((workspace_id.to_owned(), invoice_id.to_owned()), entry);
+        let replaced = entries
+            .by_workspace
+            .entry(workspace_id.to_owned())
+            .or_default()
+            .insert(invoice_id.to_owned(), entry);
+        if replaced.is_none() {
+            entries.count += 1;
+        }
     }
 
     /// Forgets an invoice after a write to it.
@@ -72,7 +87,13 @@ impl InvoiceCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.remove(&(workspace_id.to_owned(), invoice_id.to_owned()));
+        let removed = entries
+            .by_workspace
+            .get_mut(workspace_id)
+            .and_then(|invoices| invoices.remove(invoice_id));
+        if removed.is_some() {
+            entries.count -= 1;
+        }
     }
 }
 
