@@ -67,7 +67,12 @@ fn unique<'a>(path: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), Sce
 }
 
 impl Scenario {
-    pub(super) fn validate(&self) -> Result<(), ScenarioError> {
+    /// Checks what [`Scenario::from_json`] checks after parsing, for a scenario built in code
+    /// (a billing run assembles one per customer from stored specs).
+    ///
+    /// # Errors
+    /// [`ScenarioError::Invalid`] naming the field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
         if self.billow_scenario != SCENARIO_FORMAT_VERSION {
             return Err(invalid(
                 "billow_scenario",

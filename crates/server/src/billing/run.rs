@@ -13,15 +13,17 @@ use std::collections::{BTreeMap, HashMap};
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind, LineTrace};
 use billow_core::scenario::{IssuedInvoice, Preview};
 use billow_core::{Money, UsageEvent};
-use billow_store::billing::{AdjustmentRecord, Finalized};
-use billow_store::invoices::{InvoiceFilter, InvoiceRecord, InvoiceStatus};
-use billow_store::{new_id, WorkspaceId};
+use billow_store::billing::{
+    AdjustmentRecord, BillingWrites, Finalization, Finalized, InvoiceSummary,
+};
+use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
+use billow_store::{new_id, Customer, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::scenario::{scenario_error, CustomerWorld};
+use super::scenario::{meter_specs, scenario_error, CustomerWorld, ParsedCatalog};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -68,11 +70,15 @@ pub struct RunReport {
     pub numbers: Vec<i64>,
 }
 
-/// How many customers a run claims and loads usage for at once.
-const CUSTOMERS_PER_BATCH: usize = 100;
+/// How many customers a run claims, reads and writes at once: one lease statement, one query
+/// per table and one write transaction per batch.
+const CUSTOMERS_PER_BATCH: usize = 1_000;
 
 /// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
 pub const REPORTED_NUMBERS_MAX: usize = 100;
+
+/// Customers per page when a run reads the workspace's customers.
+const CUSTOMER_PAGE: u32 = 10_000;
 
 impl RunReport {
     pub(crate) fn add(&mut self, other: RunReport) {
@@ -87,22 +93,77 @@ impl RunReport {
     }
 }
 
+/// What a run keeps from one batch to the next: the workspace's meters, the plan versions read
+/// so far, and each engine worker's parsed plans.
+struct RunContext {
+    meters: Vec<Value>,
+    versions: BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+    workers: Vec<ParsedCatalog>,
+}
+
+impl RunContext {
+    async fn load(state: &AppState, workspace: &WorkspaceId) -> Result<Self, ApiError> {
+        Ok(Self {
+            meters: meter_specs(state, workspace).await?,
+            versions: BTreeMap::new(),
+            workers: (0..engine_workers())
+                .map(|_| ParsedCatalog::default())
+                .collect(),
+        })
+    }
+}
+
+/// Engine threads per batch: one per core.
+fn engine_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Runs billing for every customer of the workspace that has a subscription.
 pub(crate) async fn run_workspace(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
 ) -> Result<RunReport, ApiError> {
-    let customers = state
+    let billed = state
         .store
         .billed_customers(workspace)
         .await
         .map_err(ApiError::internal)?;
+    // Read after the billed list, so every billed customer is among them (customers are never
+    // deleted).
+    let mut customers = all_customers(state, workspace).await?;
+    let mut context = RunContext::load(state, workspace).await?;
     let mut report = RunReport::default();
-    for batch in customers.chunks(CUSTOMERS_PER_BATCH) {
-        report.add(run_batch(state, settings, workspace, batch).await?);
+    for batch in billed.chunks(CUSTOMERS_PER_BATCH) {
+        let batch: Vec<Customer> = batch.iter().filter_map(|id| customers.remove(id)).collect();
+        report.add(run_batch(state, settings, workspace, batch, &mut context).await?);
     }
     Ok(report)
+}
+
+/// Every customer of the workspace, by id.
+async fn all_customers(
+    state: &AppState,
+    workspace: &WorkspaceId,
+) -> Result<HashMap<String, Customer>, ApiError> {
+    let mut all = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .customers(workspace, CUSTOMER_PAGE, after.as_deref())
+            .await
+            .map_err(ApiError::internal)?;
+        after = page.items.last().map(|customer| customer.id.clone());
+        all.extend(
+            page.items
+                .into_iter()
+                .map(|customer| (customer.id.clone(), customer)),
+        );
+        if !page.has_more || after.is_none() {
+            return Ok(all);
+        }
+    }
 }
 
 /// Runs billing for one customer, if no other run holds it.
@@ -112,68 +173,209 @@ pub(crate) async fn run_customer(
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<RunReport, ApiError> {
-    run_batch(state, settings, workspace, &[customer_id.to_owned()]).await
+    let Some(customer) = state
+        .store
+        .customer(workspace, customer_id)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(RunReport::default());
+    };
+    let mut context = RunContext::load(state, workspace).await?;
+    run_batch(state, settings, workspace, vec![customer], &mut context).await
 }
 
-/// Bills a batch of customers: claims each with a lease, loads their usage with one query (the
-/// event store answers many subjects at the cost of one), then reconciles each customer and
-/// releases its lease.
+/// One customer's part of a batch, as the engine workers take it.
+struct CustomerInput {
+    world: CustomerWorld,
+    events: Vec<UsageEvent>,
+    invoices: Vec<InvoiceSummary>,
+    adjustments: HashMap<String, Vec<AdjustmentRecord>>,
+}
+
+/// Bills a batch of customers: claims them with one lease statement, reads their worlds, usage,
+/// stored invoices and adjustments with one query per table, runs the engine on every core, and
+/// writes what it decided in one transaction; then releases the leases.
 async fn run_batch(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
-    customer_ids: &[String],
+    customers: Vec<Customer>,
+    context: &mut RunContext,
 ) -> Result<RunReport, ApiError> {
     let now = state.clock.now();
     let until = now
         .checked_add(settings.lease_duration)
         .map_err(ApiError::internal)?;
-    let mut report = RunReport::default();
-    let mut claimed = Vec::with_capacity(customer_ids.len());
-    for customer_id in customer_ids {
-        let held = state
-            .store
-            .acquire_billing_lease(workspace, customer_id, &settings.node, now, until)
-            .await
-            .map_err(ApiError::internal)?;
-        if !held {
-            report.skipped += 1;
-            continue;
-        }
-        match CustomerWorld::load(state, workspace, customer_id).await {
-            Ok(Some(world)) => claimed.push(world),
-            Ok(None) => release(state, settings, workspace, customer_id).await?,
-            Err(error) => {
-                failed(customer_id, &error);
-                report.failed += 1;
-                release(state, settings, workspace, customer_id).await?;
-            }
-        }
-    }
-    let events = match batch_events(state, workspace, &claimed, now).await {
-        Ok(events) => events,
-        Err(error) => {
-            for world in &claimed {
-                release(state, settings, workspace, &world.customer.customer_id).await?;
-            }
-            return Err(error);
-        }
+    let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+    let held = state
+        .store
+        .acquire_billing_leases(workspace, &ids, &settings.node, now, until)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut report = RunReport {
+        skipped: u64::try_from(ids.len() - held.len()).unwrap_or(u64::MAX),
+        ..RunReport::default()
     };
-    for (world, events) in claimed.into_iter().zip(events) {
-        let customer_id = world.customer.customer_id.clone();
-        // One customer's failure (a store error, an engine error on its data) must not hold up
-        // the others' invoices: it is logged, counted, and retried by the next run.
-        match reconcile_customer(state, settings, workspace, world, events, now).await {
-            Ok(one) => report.add(one),
+    if held.is_empty() {
+        return Ok(report);
+    }
+    let holding: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
+    let claimed: Vec<Customer> = customers
+        .into_iter()
+        .filter(|customer| holding.contains(customer.id.as_str()))
+        .collect();
+    let outcome = bill_claimed(state, settings, workspace, claimed, context, now).await;
+    // Released after an error too: the next run retries at once instead of after expiry.
+    state
+        .store
+        .release_billing_leases(workspace, &held, &settings.node)
+        .await
+        .map_err(ApiError::internal)?;
+    report.add(outcome?);
+    Ok(report)
+}
+
+async fn bill_claimed(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    claimed: Vec<Customer>,
+    context: &mut RunContext,
+    now: Timestamp,
+) -> Result<RunReport, ApiError> {
+    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    let worlds = CustomerWorld::load_many(
+        state,
+        workspace,
+        claimed,
+        &context.meters,
+        &mut context.versions,
+    )
+    .await?;
+    let events = batch_events(state, workspace, &worlds, now).await?;
+    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
+    for summary in state
+        .store
+        .invoice_summaries_of_customers(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        invoices
+            .entry(summary.customer_id.clone())
+            .or_default()
+            .push(summary);
+    }
+    let subscription_ids: Vec<String> = worlds
+        .iter()
+        .flat_map(|world| world.subscriptions.iter().map(|(s, _)| s.id.clone()))
+        .collect();
+    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
+    for adjustment in state
+        .store
+        .adjustments_of_subscriptions(workspace, &subscription_ids)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        adjustments
+            .entry(adjustment.subscription_id.clone())
+            .or_default()
+            .push(adjustment);
+    }
+    let inputs: Vec<CustomerInput> = worlds
+        .into_iter()
+        .zip(events)
+        .map(|(world, events)| {
+            let invoices = invoices
+                .remove(&world.customer.customer_id)
+                .unwrap_or_default();
+            let adjustments = world
+                .subscriptions
+                .iter()
+                .map(|(s, _)| (s.id.clone(), adjustments.remove(&s.id).unwrap_or_default()))
+                .collect();
+            CustomerInput {
+                world,
+                events,
+                invoices,
+                adjustments,
+            }
+        })
+        .collect();
+
+    let plans = run_engine(inputs, context, settings, now).await?;
+    let mut report = RunReport::default();
+    let mut writes = BillingWrites::default();
+    for (customer_id, plan) in plans {
+        match plan {
+            Ok(plan) => {
+                report.customers += 1;
+                report.adjustments += u64::try_from(plan.adjustments.len()).unwrap_or(0);
+                writes.drafts.extend(plan.drafts);
+                writes.finalize.extend(plan.finalize);
+                writes.adjustments.extend(plan.adjustments);
+            }
             Err(error) => {
+                // One customer's failure (an engine error on its data) must not hold up the
+                // others' invoices: it is logged, counted, and retried by the next run.
                 failed(&customer_id, &error);
                 report.failed += 1;
             }
         }
-        // Released even after an error: the next run retries at once instead of after expiry.
-        release(state, settings, workspace, &customer_id).await?;
+    }
+    if writes.drafts.is_empty() && writes.finalize.is_empty() && writes.adjustments.is_empty() {
+        return Ok(report);
+    }
+    let written = state
+        .store
+        .write_billing_batch(workspace, &writes)
+        .await
+        .map_err(ApiError::internal)?;
+    report.drafted = written.drafted;
+    for number in written.numbers.into_iter().flatten() {
+        report.finalized += 1;
+        if report.numbers.len() < REPORTED_NUMBERS_MAX {
+            report.numbers.push(number);
+        }
     }
     Ok(report)
+}
+
+/// Runs the engine and plans the writes of every customer, on [`engine_workers`] threads; each
+/// customer's result by id, in the order given.
+async fn run_engine(
+    inputs: Vec<CustomerInput>,
+    context: &mut RunContext,
+    settings: &BillingSettings,
+    now: Timestamp,
+) -> Result<Vec<(String, Result<CustomerPlan, ApiError>)>, ApiError> {
+    let workers = std::mem::take(&mut context.workers);
+    let share = inputs.len().div_ceil(workers.len().max(1)).max(1);
+    let mut inputs = inputs.into_iter();
+    let mut tasks = Vec::new();
+    for mut parsed in workers {
+        let part: Vec<CustomerInput> = inputs.by_ref().take(share).collect();
+        let settings = settings.clone();
+        // Pure CPU work, off the async workers; a panic in the engine fails this run, not the
+        // node.
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let plans: Vec<_> = part
+                .into_iter()
+                .map(|input| {
+                    let id = input.world.customer.customer_id.clone();
+                    (id, plan_customer(input, &mut parsed, &settings, now))
+                })
+                .collect();
+            (plans, parsed)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let (plans, parsed) = task.await.map_err(ApiError::internal)?;
+        context.workers.push(parsed);
+        all.extend(plans);
+    }
+    Ok(all)
 }
 
 fn failed(customer_id: &str, error: &ApiError) {
@@ -183,19 +385,6 @@ fn failed(customer_id: &str, error: &ApiError) {
         error.cause_chain = ?error,
         "billing run failed for a customer"
     );
-}
-
-async fn release(
-    state: &AppState,
-    settings: &BillingSettings,
-    workspace: &WorkspaceId,
-    customer_id: &str,
-) -> Result<(), ApiError> {
-    state
-        .store
-        .release_billing_lease(workspace, customer_id, &settings.node)
-        .await
-        .map_err(ApiError::internal)
 }
 
 /// The usage of each customer of `worlds` up to `now`, in one query, split by customer in the
@@ -252,132 +441,120 @@ pub(crate) async fn preview_customer(
     now: Timestamp,
 ) -> Result<Preview, ApiError> {
     let events = load_events(state, workspace, &world.subjects(), now).await?;
-    preview_with_events(world, now, events).await
-}
-
-async fn preview_with_events(
-    world: &CustomerWorld,
-    now: Timestamp,
-    events: Vec<UsageEvent>,
-) -> Result<Preview, ApiError> {
     let scenario = world
-        .scenario(now, events)
+        .scenario(&mut ParsedCatalog::default(), now, events)
         .map_err(|error| scenario_error(&error, ""))?;
-    // Pure CPU work, off the async workers; a panic in the engine fails this run, not the node.
+    // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     tokio::task::spawn_blocking(move || billow_core::scenario::preview(&scenario))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)
 }
 
-async fn reconcile_customer(
-    state: &AppState,
+/// What one customer's run writes.
+struct CustomerPlan {
+    drafts: Vec<InvoiceRecord>,
+    finalize: Vec<Finalization>,
+    adjustments: Vec<AdjustmentRecord>,
+}
+
+/// Runs the engine for one customer and decides, against what is stored, what to write: each
+/// invoice the engine issued (at or before now), keyed by (subscription, issued_at), in time
+/// order, is drafted, finalized, or (already final) compared for late usage.
+fn plan_customer(
+    input: CustomerInput,
+    parsed: &mut ParsedCatalog,
     settings: &BillingSettings,
-    workspace: &WorkspaceId,
-    world: CustomerWorld,
-    events: Vec<UsageEvent>,
     now: Timestamp,
-) -> Result<RunReport, ApiError> {
+) -> Result<CustomerPlan, ApiError> {
+    let CustomerInput {
+        world,
+        events,
+        invoices,
+        mut adjustments,
+    } = input;
     let customer_id = world.customer.customer_id.as_str();
-    let preview = preview_with_events(&world, now, events).await?;
-    let stored = stored_invoices(state, workspace, customer_id).await?;
-    let mut report = RunReport {
-        customers: 1,
-        ..RunReport::default()
+    let scenario = world
+        .scenario(parsed, now, events)
+        .map_err(|error| scenario_error(&error, ""))?;
+    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let stored: HashMap<(&str, Timestamp), &InvoiceSummary> = invoices
+        .iter()
+        .map(|invoice| {
+            (
+                (invoice.subscription_id.as_str(), invoice.issued_at),
+                invoice,
+            )
+        })
+        .collect();
+    let sources: HashMap<&str, AdjustmentSource> = invoices
+        .iter()
+        .map(|invoice| (invoice.id.as_str(), AdjustmentSource::of_summary(invoice)))
+        .collect();
+    let mut plan = CustomerPlan {
+        drafts: Vec::new(),
+        finalize: Vec::new(),
+        adjustments: Vec::new(),
     };
-    // Each subscription's adjustments, loaded once per run and kept in step with what it writes.
-    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
-    for issued in preview.invoices {
-        let key = (issued.subscription.clone(), issued.invoice.issued_at);
-        if !adjustments.contains_key(&issued.subscription) {
-            let loaded = state
-                .store
-                .adjustments(workspace, &issued.subscription)
-                .await
-                .map_err(ApiError::internal)?;
-            adjustments.insert(issued.subscription.clone(), loaded);
-        }
-        let known = adjustments
-            .get_mut(&issued.subscription)
-            .expect("loaded just above");
+    for issued in &preview.invoices {
+        let known = adjustments.entry(issued.subscription.clone()).or_default();
+        let key = (issued.subscription.as_str(), issued.invoice.issued_at);
         match stored.get(&key) {
             Some(invoice) if invoice.status != InvoiceStatus::Draft => {
-                if detect_late_usage(state, workspace, invoice, &issued, known, now).await? {
-                    report.adjustments += 1;
+                if let Some(adjustment) = late_usage(invoice, issued, known, now) {
+                    known.push(adjustment.clone());
+                    plan.adjustments.push(adjustment);
                 }
             }
-            _ => {
+            draft => {
                 let due_final = issued
                     .invoice
                     .issued_at
                     .checked_add(settings.grace_period)
                     .is_ok_and(|end| end <= now);
-                let mut record = record_of(&world, customer_id, &issued, now)?;
-                if let Some(draft) = stored.get(&key) {
+                let mut record = record_of(&world, customer_id, issued, now)?;
+                if let Some(draft) = draft {
                     // The draft's id stays the invoice's id: clients may have seen it.
                     record.id.clone_from(&draft.id);
                 }
                 if due_final {
-                    if let Some(number) = finalize(state, workspace, record, known, now).await? {
-                        report.finalized += 1;
-                        if report.numbers.len() < REPORTED_NUMBERS_MAX {
-                            report.numbers.push(number);
-                        }
+                    let pending: Vec<AdjustmentRecord> = known
+                        .iter()
+                        .filter(|a| a.applied_invoice_id.is_none())
+                        .cloned()
+                        .collect();
+                    if !pending.is_empty() {
+                        add_adjustment_lines(&mut record, &pending, &sources)?;
                     }
-                } else if state
-                    .store
-                    .upsert_draft_invoice(workspace, &record)
-                    .await
-                    .map_err(ApiError::internal)?
-                {
-                    report.drafted += 1;
+                    record.status = InvoiceStatus::Open;
+                    record.finalized_at = Some(now);
+                    // Taken by this invoice (if its write finds it already final, they stay
+                    // pending in the store for the next run).
+                    for adjustment in known.iter_mut().filter(|a| a.applied_invoice_id.is_none()) {
+                        adjustment.applied_invoice_id = Some(record.id.clone());
+                    }
+                    plan.finalize.push(Finalization {
+                        invoice: record,
+                        replaces_draft: draft.is_some(),
+                        applied_adjustment_ids: pending.into_iter().map(|a| a.id).collect(),
+                    });
+                } else {
+                    plan.drafts.push(record);
                 }
             }
         }
     }
-    Ok(report)
+    Ok(plan)
 }
 
-/// Every stored invoice of the customer, by (subscription, issued_at).
-async fn stored_invoices(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    customer_id: &str,
-) -> Result<HashMap<(String, Timestamp), InvoiceRecord>, ApiError> {
-    let mut all = HashMap::new();
-    let mut filter = InvoiceFilter {
-        customer_id: Some(customer_id.to_owned()),
-        limit: billow_store::invoices::INVOICE_PAGE_LIMIT_MAX,
-        ..InvoiceFilter::default()
-    };
-    loop {
-        let page = state
-            .store
-            .invoices(workspace, &filter)
-            .await
-            .map_err(ApiError::internal)?;
-        let Some(last) = page.last() else { break };
-        filter.before_id = Some(last.id.clone());
-        for invoice in page {
-            all.insert(
-                (invoice.subscription_id.clone(), invoice.issued_at),
-                invoice,
-            );
-        }
-    }
-    Ok(all)
-}
-
-/// Records an adjustment when the engine's total for a finalized invoice moved; returns whether
-/// it did.
-async fn detect_late_usage(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    finalized: &InvoiceRecord,
+/// The adjustment to record when the engine's total for a finalized invoice moved: the
+/// difference not yet accounted for by earlier adjustments.
+fn late_usage(
+    finalized: &InvoiceSummary,
     issued: &IssuedInvoice,
-    known: &mut Vec<AdjustmentRecord>,
+    known: &[AdjustmentRecord],
     now: Timestamp,
-) -> Result<bool, ApiError> {
+) -> Option<AdjustmentRecord> {
     let adjusted: i64 = known
         .iter()
         .filter(|a| a.source_invoice_id == finalized.id)
@@ -389,33 +566,26 @@ async fn detect_late_usage(
             invoice_id = %finalized.id,
             "the customer's currency changed since the invoice was finalized; no adjustment"
         );
-        return Ok(false);
+        return None;
     }
     let computed = issued.invoice.totals.total.amount_minor();
     let difference = computed - finalized.computed_total_minor - adjusted;
     if difference == 0 {
-        return Ok(false);
+        return None;
     }
-    let adjustment = AdjustmentRecord {
+    tracing::info!(
+        invoice_id = %finalized.id,
+        difference_minor = difference,
+        "late usage changed a finalized invoice; the difference goes on the next invoice"
+    );
+    Some(AdjustmentRecord {
         id: new_id("adj"),
         subscription_id: finalized.subscription_id.clone(),
         source_invoice_id: finalized.id.clone(),
         amount_minor: difference,
         applied_invoice_id: None,
         created_at: now,
-    };
-    state
-        .store
-        .insert_adjustment(workspace, &adjustment)
-        .await
-        .map_err(ApiError::internal)?;
-    known.push(adjustment);
-    tracing::info!(
-        invoice_id = %finalized.id,
-        difference_minor = difference,
-        "late usage changed a finalized invoice; the difference goes on the next invoice"
-    );
-    Ok(true)
+    })
 }
 
 /// Finalizes `record` with the subscription's pending adjustments as lines; the number given,
@@ -433,16 +603,21 @@ async fn finalize(
         .cloned()
         .collect();
     if !pending.is_empty() {
-        let mut numbers = BTreeMap::new();
+        let mut sources = HashMap::new();
         for adjustment in &pending {
-            let source = state
+            if let Some(source) = state
                 .store
                 .invoice(workspace, &adjustment.source_invoice_id)
                 .await
-                .map_err(ApiError::internal)?;
-            numbers.insert(adjustment.id.clone(), source);
+                .map_err(ApiError::internal)?
+            {
+                sources.insert(
+                    adjustment.source_invoice_id.as_str(),
+                    AdjustmentSource::of_record(&source),
+                );
+            }
         }
-        add_adjustment_lines(&mut record, &pending, &numbers)?;
+        add_adjustment_lines(&mut record, &pending, &sources)?;
     }
     record.status = InvoiceStatus::Open;
     record.finalized_at = Some(now);
@@ -487,13 +662,47 @@ pub(crate) async fn finalize_draft(
         })
 }
 
+/// What an adjustment line says of the invoice whose total moved.
+struct AdjustmentSource {
+    /// `#12`, or the id of an invoice without a number.
+    label: String,
+    period: billow_core::Period,
+}
+
+impl AdjustmentSource {
+    fn of_summary(invoice: &InvoiceSummary) -> Self {
+        Self::new(
+            &invoice.id,
+            invoice.number,
+            invoice.period_start,
+            invoice.period_end,
+        )
+    }
+
+    fn of_record(invoice: &InvoiceRecord) -> Self {
+        Self::new(
+            &invoice.id,
+            invoice.number,
+            invoice.period_start,
+            invoice.period_end,
+        )
+    }
+
+    fn new(id: &str, number: Option<i64>, start: Timestamp, end: Timestamp) -> Self {
+        Self {
+            label: number.map_or_else(|| id.to_owned(), |n| format!("#{n}")),
+            period: billow_core::Period { start, end },
+        }
+    }
+}
+
 /// Adds one `adjustment` line per pending adjustment and updates the totals: the difference is
 /// the change of the earlier invoice's total, tax included, so it counts in the subtotal and the
 /// total (subtotal + discount + credit + tax = total still holds).
 fn add_adjustment_lines(
     record: &mut InvoiceRecord,
     pending: &[AdjustmentRecord],
-    sources: &BTreeMap<String, Option<InvoiceRecord>>,
+    sources: &HashMap<&str, AdjustmentSource>,
 ) -> Result<(), ApiError> {
     let currency =
         billow_core::Currency::from_code(&record.currency).map_err(ApiError::internal)?;
@@ -503,17 +712,8 @@ fn add_adjustment_lines(
         serde_json::from_value(record.totals.clone()).map_err(ApiError::internal)?;
     for adjustment in pending {
         let amount = Money::from_minor(adjustment.amount_minor, currency);
-        let source = sources.get(&adjustment.id).cloned().flatten();
-        let (label, period) = match &source {
-            Some(source) => (
-                source
-                    .number
-                    .map_or_else(|| source.id.clone(), |n| format!("#{n}")),
-                billow_core::Period {
-                    start: source.period_start,
-                    end: source.period_end,
-                },
-            ),
+        let (label, period) = match sources.get(adjustment.source_invoice_id.as_str()) {
+            Some(source) => (source.label.clone(), source.period),
             None => (
                 adjustment.source_invoice_id.clone(),
                 lines.first().map_or(
@@ -689,7 +889,7 @@ mod tests {
             applied_invoice_id: None,
             created_at: invoice.issued_at,
         };
-        let sources = BTreeMap::from([("adj_1".to_owned(), Some(source))]);
+        let sources = HashMap::from([("inv_1", AdjustmentSource::of_record(&source))]);
 
         add_adjustment_lines(&mut stored, &[adjustment], &sources).unwrap();
 

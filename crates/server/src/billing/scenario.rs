@@ -10,14 +10,20 @@
 //! Scenario keys are ids: a plan's key is its *version* id (a subscription pins the version it
 //! uses), a grant's or discount's key is its id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use billow_core::scenario::{Scenario, ScenarioError, SCENARIO_FORMAT_VERSION};
-use billow_core::{Currency, UsageEvent};
+use billow_core::credit::CreditGrant;
+use billow_core::invoice::TaxRate;
+use billow_core::scenario::{
+    ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError, SubscriptionSpec,
+    SCENARIO_FORMAT_VERSION,
+};
+use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::catalog::PlanVersionRecord;
 use billow_store::subscriptions::{CustomerSpecKind, SubscriptionRecord};
-use billow_store::WorkspaceId;
+use billow_store::{Customer, WorkspaceId};
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, FieldError};
@@ -53,70 +59,147 @@ impl CustomerWorld {
         workspace: &WorkspaceId,
         customer_id: &str,
     ) -> Result<Option<Self>, ApiError> {
-        let Some(customer) = load_customer(state, workspace, customer_id).await? else {
+        let Some(customer) = state
+            .store
+            .customer(workspace, customer_id)
+            .await
+            .map_err(ApiError::internal)?
+        else {
             return Ok(None);
         };
-        let store = &state.store;
-        let meters = store
-            .meters(workspace)
-            .await
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .map(|meter| meter.spec)
-            .collect();
+        let meters = meter_specs(state, workspace).await?;
         let mut versions = BTreeMap::new();
-        let mut subscriptions = Vec::new();
-        for subscription in store
-            .subscriptions(workspace, Some(customer_id))
+        Ok(
+            Self::load_many(state, workspace, vec![customer], &meters, &mut versions)
+                .await?
+                .pop(),
+        )
+    }
+
+    /// Loads the billing facts of many customers with one query per table (a billing run's
+    /// batch). `meters` are the workspace's; `versions` caches the plan versions read so far
+    /// (a run reads each once).
+    pub async fn load_many(
+        state: &AppState,
+        workspace: &WorkspaceId,
+        customers: Vec<Customer>,
+        meters: &[Value],
+        versions: &mut BTreeMap<String, PlanVersionRecord>,
+    ) -> Result<Vec<Self>, ApiError> {
+        let store = &state.store;
+        let internal = ApiError::internal;
+        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+        let subscriptions = store
+            .subscriptions_of_customers(workspace, &ids)
             .await
-            .map_err(ApiError::internal)?
+            .map_err(internal)?;
+        let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
+        let mut changes: HashMap<String, Vec<Value>> = HashMap::new();
+        for (subscription_id, change) in store
+            .changes_of_subscriptions(workspace, &subscription_ids)
+            .await
+            .map_err(internal)?
         {
-            let changes: Vec<Value> = store
-                .subscription_changes(workspace, &subscription.id)
-                .await
-                .map_err(ApiError::internal)?
-                .into_iter()
-                .map(|change| change.spec)
-                .collect();
-            let mut version_ids = vec![plan_of(&subscription.spec)];
-            version_ids.extend(changes.iter().map(plan_of));
-            for id in version_ids.into_iter().flatten() {
-                if versions.contains_key(&id) {
-                    continue;
-                }
-                let version = store
-                    .plan_version(workspace, &id)
-                    .await
-                    .map_err(ApiError::internal)?
-                    .ok_or_else(|| ApiError::internal(MissingPlanVersion(id.clone())))?;
-                versions.insert(id, version);
-            }
-            subscriptions.push((subscription, changes));
+            changes
+                .entry(subscription_id)
+                .or_default()
+                .push(change.spec);
         }
-        let specs = |kind| async move {
-            store
-                .customer_specs(workspace, kind, Some(customer_id))
+        let mut missing: Vec<String> = Vec::new();
+        for subscription in &subscriptions {
+            let changed = changes.get(&subscription.id).into_iter().flatten();
+            for id in std::iter::once(&subscription.spec)
+                .chain(changed)
+                .filter_map(plan_of)
+            {
+                if !versions.contains_key(&id) && !missing.contains(&id) {
+                    missing.push(id);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            for version in store
+                .plan_versions_by_id(workspace, &missing)
                 .await
-                .map_err(ApiError::internal)
+                .map_err(internal)?
+            {
+                versions.insert(version.id.clone(), version);
+            }
+        }
+        let mut taxes: HashMap<String, Value> = store
+            .tax_rates_of_customers(workspace, &ids)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|(customer_id, rate)| (customer_id, rate.spec))
+            .collect();
+        let specs = |records: Vec<billow_store::subscriptions::CustomerSpecRecord>| {
+            let mut by_customer: HashMap<String, Vec<Value>> = HashMap::new();
+            for record in records {
+                by_customer
+                    .entry(record.customer_id)
+                    .or_default()
+                    .push(with_key(record.spec, &record.id));
+            }
+            by_customer
         };
-        let grants = specs(CustomerSpecKind::CreditGrant)
-            .await?
+        let mut grants = specs(
+            store
+                .customer_specs_of_customers(workspace, CustomerSpecKind::CreditGrant, &ids)
+                .await
+                .map_err(internal)?,
+        );
+        let mut discounts = specs(
+            store
+                .customer_specs_of_customers(workspace, CustomerSpecKind::Discount, &ids)
+                .await
+                .map_err(internal)?,
+        );
+        let mut subscriptions_of: HashMap<String, Vec<(SubscriptionRecord, Vec<Value>)>> =
+            HashMap::new();
+        for subscription in subscriptions {
+            let changed = changes.remove(&subscription.id).unwrap_or_default();
+            subscriptions_of
+                .entry(subscription.customer_id.clone())
+                .or_default()
+                .push((subscription, changed));
+        }
+        customers
             .into_iter()
-            .map(|record| with_key(record.spec, &record.id))
-            .collect();
-        let discounts = specs(CustomerSpecKind::Discount)
-            .await?
-            .into_iter()
-            .map(|record| with_key(record.spec, &record.id))
-            .collect();
-        Ok(Some(Self {
-            customer,
-            meters,
-            versions,
-            subscriptions,
-            grants,
-            discounts,
-        }))
+            .map(|customer| {
+                let subscriptions = subscriptions_of.remove(&customer.id).unwrap_or_default();
+                let mut used = BTreeMap::new();
+                for (subscription, changed) in &subscriptions {
+                    for id in std::iter::once(&subscription.spec)
+                        .chain(changed)
+                        .filter_map(plan_of)
+                    {
+                        let version = versions
+                            .get(&id)
+                            .ok_or_else(|| ApiError::internal(MissingPlanVersion(id.clone())))?;
+                        used.insert(id, version.clone());
+                    }
+                }
+                let aliases = std::iter::once(customer.external_id.clone())
+                    .filter(|alias| !alias.is_empty() && alias != &customer.id)
+                    .collect();
+                Ok(Self {
+                    customer: CustomerBilling {
+                        tax: taxes.remove(&customer.id),
+                        customer_id: customer.id.clone(),
+                        aliases,
+                        currency: customer.currency,
+                        time_zone: customer.time_zone,
+                        billing_cycle_day: customer.billing_cycle_day,
+                    },
+                    meters: meters.to_vec(),
+                    versions: used,
+                    grants: grants.remove(&customer.id).unwrap_or_default(),
+                    discounts: discounts.remove(&customer.id).unwrap_or_default(),
+                    subscriptions,
+                })
+            })
+            .collect()
     }
 
     /// Every subject whose events belong to this customer.
@@ -169,12 +252,77 @@ impl CustomerWorld {
 
     /// The scenario at `now` with `events`, whose subjects that are aliases of the customer are
     /// rewritten to its id (the engine matches the customer by id).
+    ///
+    /// Built from the stored specs directly, plans parsed once per run through `parsed`, and
+    /// validated as `Scenario::from_json` validates a document; the events were validated when
+    /// they were ingested and are set after validation.
     pub fn scenario(
         &self,
+        parsed: &mut ParsedCatalog,
         now: Timestamp,
         mut events: Vec<UsageEvent>,
     ) -> Result<Scenario, ScenarioError> {
-        let mut scenario = Scenario::from_json(&self.document(now).to_string())?;
+        let mut plans = Vec::with_capacity(self.versions.len());
+        for (index, version) in self.versions.values().enumerate() {
+            plans.push(parsed.plan(version, index)?.clone());
+        }
+        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
+        for (index, (subscription, changes)) in self.subscriptions.iter().enumerate() {
+            let path = format!("subscriptions[{index}]");
+            let mut spec: SubscriptionSpec = from_spec(&subscription.spec, &path)?;
+            spec.changes = changes
+                .iter()
+                .enumerate()
+                .map(|(number, change)| {
+                    from_spec::<ChangeSpec>(change, &format!("{path}.changes[{number}]"))
+                })
+                .collect::<Result<_, _>>()?;
+            subscriptions.push(spec);
+        }
+        let grants = self
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(index, grant)| {
+                from_spec::<CreditGrant>(grant, &format!("credit_grants[{index}]"))
+            })
+            .collect::<Result<_, _>>()?;
+        let discounts = self
+            .discounts
+            .iter()
+            .enumerate()
+            .map(|(index, discount)| {
+                from_spec::<DiscountSpec>(discount, &format!("discounts[{index}]"))
+            })
+            .collect::<Result<_, _>>()?;
+        let tax = self
+            .customer
+            .tax
+            .as_ref()
+            .map(|tax| from_spec::<TaxRate>(tax, "customer.tax"))
+            .transpose()?;
+        let mut scenario = Scenario {
+            billow_scenario: SCENARIO_FORMAT_VERSION,
+            name: self.customer.customer_id.clone(),
+            description: None,
+            currency: self.customer.currency,
+            rounding: RoundingMode::default(),
+            now,
+            customer: CustomerSpec {
+                id: self.customer.customer_id.clone(),
+                time_zone: self.customer.time_zone.clone(),
+                billing_cycle_day: self.customer.billing_cycle_day,
+                tax,
+            },
+            meters: parsed.meters(&self.meters)?.to_vec(),
+            plans,
+            subscriptions,
+            credit_grants: grants,
+            discounts,
+            events: Vec::new(),
+            expect: None,
+        };
+        scenario.validate()?;
         for event in &mut events {
             if self.customer.aliases.contains(&event.subject) {
                 event.subject.clone_from(&self.customer.customer_id);
@@ -185,38 +333,69 @@ impl CustomerWorld {
     }
 }
 
-/// Loads the customer through stream B's `Store::customer`; its external id is an alias that
-/// events may name it by.
-async fn load_customer(
+/// The workspace's meters and the plan versions of a run, parsed once each.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedCatalog {
+    meters: Option<Vec<Meter>>,
+    plans: HashMap<String, PlanSpec>,
+}
+
+impl ParsedCatalog {
+    fn meters(&mut self, specs: &[Value]) -> Result<&[Meter], ScenarioError> {
+        if self.meters.is_none() {
+            let meters = specs
+                .iter()
+                .enumerate()
+                .map(|(index, meter)| from_spec::<Meter>(meter, &format!("meters[{index}]")))
+                .collect::<Result<_, _>>()?;
+            self.meters = Some(meters);
+        }
+        Ok(self.meters.as_deref().unwrap_or_default())
+    }
+
+    /// The version's plan, keyed by the version id.
+    fn plan(
+        &mut self,
+        version: &PlanVersionRecord,
+        index: usize,
+    ) -> Result<&PlanSpec, ScenarioError> {
+        if !self.plans.contains_key(&version.id) {
+            let mut plan: PlanSpec = from_spec(&version.spec, &format!("plans[{index}]"))?;
+            plan.key.clone_from(&version.id);
+            self.plans.insert(version.id.clone(), plan);
+        }
+        Ok(&self.plans[&version.id])
+    }
+}
+
+/// A stored spec read as the core's type; an error names `path`, as the core names the fields
+/// of a scenario document.
+fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, ScenarioError> {
+    serde_path_to_error::deserialize(spec).map_err(|error| {
+        let inner = error.path().to_string();
+        ScenarioError::Malformed {
+            path: if inner == "." {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner}")
+            },
+            message: error.inner().to_string(),
+        }
+    })
+}
+
+pub(crate) async fn meter_specs(
     state: &AppState,
     workspace: &WorkspaceId,
-    customer_id: &str,
-) -> Result<Option<CustomerBilling>, ApiError> {
-    let Some(customer) = state
+) -> Result<Vec<Value>, ApiError> {
+    Ok(state
         .store
-        .customer(workspace, customer_id)
+        .meters(workspace)
         .await
         .map_err(ApiError::internal)?
-    else {
-        return Ok(None);
-    };
-    let tax = state
-        .store
-        .customer_tax_rate(workspace, customer_id)
-        .await
-        .map_err(ApiError::internal)?
-        .map(|rate| rate.spec);
-    let aliases = std::iter::once(customer.external_id)
-        .filter(|alias| !alias.is_empty() && alias != &customer.id)
-        .collect();
-    Ok(Some(CustomerBilling {
-        customer_id: customer.id,
-        aliases,
-        currency: customer.currency,
-        time_zone: customer.time_zone,
-        billing_cycle_day: customer.billing_cycle_day,
-        tax,
-    }))
+        .into_iter()
+        .map(|meter| meter.spec)
+        .collect())
 }
 
 fn plan_of(spec: &Value) -> Option<String> {

@@ -6,7 +6,10 @@
 //! and its number is taken in the transaction that inserts it, so a run that lost its lease (a
 //! paused process) can only fail to insert, never issue an invoice twice or leave a gap.
 
+pub(crate) mod batch;
 pub(crate) mod sql;
+
+pub use batch::{BillingWrites, BillingWritten, Finalization, InvoiceSummary};
 
 use jiff::Timestamp;
 

@@ -53,7 +53,7 @@ pub enum CustomerSpecKind {
 }
 
 impl CustomerSpecKind {
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             Self::CreditGrant => "credit_grants",
             Self::Discount => "discounts",

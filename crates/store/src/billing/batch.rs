@@ -1,0 +1,693 @@
+//! What a billing run reads and writes for many customers at once.
+//!
+//! A run bills customers in batches (docs/billing-runs.md): each batch claims its leases with one
+//! statement, reads each table once for all its customers, and writes everything the engine
+//! decided (drafts, finalized invoices with their numbers and first payment states,
+//! adjustments) in one transaction. Per-customer round trips and per-invoice commits were what
+//! made a run slow (BENCHMARKS.md), not the engine.
+//!
+//! Lists of ids are bound one parameter each (`IN ($2, $3, …)`); callers pass at most a batch
+//! of customers, far below either backend's limit on parameters. Multi-row statements are cut
+//! into pieces of [`ROWS_PER_STATEMENT`] rows for the same reason.
+
+use jiff::Timestamp;
+use sqlx::QueryBuilder;
+
+use super::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use super::{AdjustmentRecord, PAYMENT_PENDING};
+use crate::catalog::{PlanVersionRecord, TaxRateRecord};
+use crate::invoices::{InvoiceRecord, InvoiceStatus, INVOICE_COLUMNS};
+use crate::store::Store;
+use crate::subscriptions::{
+    CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord,
+};
+use crate::workspaces::WorkspaceId;
+
+/// Rows per multi-row statement: 20 parameters per invoice row stay below SQLite's 32,766
+/// parameters and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Appends `IN (…)` with one bound parameter per id to a query builder.
+macro_rules! push_in {
+    ($builder:expr, $ids:expr) => {{
+        $builder.push(" IN (");
+        let mut separated = $builder.separated(", ");
+        for id in $ids {
+            separated.push_bind(id.as_str());
+        }
+        $builder.push(")");
+    }};
+}
+
+/// `INSERT INTO invoices (…) VALUES (…), …` as a query builder, for an iterator of
+/// (invoice, number to give it or `None` for its own).
+macro_rules! insert_invoices {
+    ($workspace:expr, $invoices:expr $(,)?) => {{
+        let mut builder = QueryBuilder::new(format!(
+            "INSERT INTO invoices (workspace_id, {INVOICE_COLUMNS}) "
+        ));
+        builder.push_values(
+            $invoices,
+            |mut row, (invoice, number): (&InvoiceRecord, Option<i64>)| {
+                row.push_bind($workspace)
+                    .push_bind(invoice.id.as_str())
+                    .push_bind(number.or(invoice.number))
+                    .push_bind(invoice.customer_id.as_str())
+                    .push_bind(invoice.subscription_id.as_str())
+                    .push_bind(invoice.plan_version_id.as_str())
+                    .push_bind(invoice.reason.as_str())
+                    .push_bind(to_micros(invoice.issued_at))
+                    .push_bind(to_micros(invoice.period_start))
+                    .push_bind(to_micros(invoice.period_end))
+                    .push_bind(invoice.status.as_str())
+                    .push_bind(invoice.currency.as_str())
+                    .push_bind(invoice.rounding.as_str())
+                    .push_bind(invoice.total_minor)
+                    .push_bind(invoice.computed_total_minor)
+                    .push_bind(invoice.lines.to_string())
+                    .push_bind(invoice.totals.to_string())
+                    .push_bind(invoice.credit_usage.to_string())
+                    .push_bind(to_micros(invoice.created_at))
+                    .push_bind(invoice.finalized_at.map(to_micros));
+            },
+        );
+        builder
+    }};
+}
+
+/// What a billing run knows of a stored invoice without reading its lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvoiceSummary {
+    pub id: String,
+    pub number: Option<i64>,
+    pub customer_id: String,
+    pub subscription_id: String,
+    pub issued_at: Timestamp,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub status: InvoiceStatus,
+    pub currency: String,
+    pub computed_total_minor: i64,
+}
+
+/// Everything one batch of a billing run writes, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct BillingWrites {
+    /// Drafts to store or refresh (a finalized invoice with the same key is left as it is).
+    pub drafts: Vec<InvoiceRecord>,
+    /// Invoices to finalize, in the order their numbers are given; each `Open`, with
+    /// `finalized_at`, without a number. An id that is a stored draft's replaces that draft.
+    pub finalize: Vec<Finalization>,
+    /// Late-usage adjustments to record.
+    pub adjustments: Vec<AdjustmentRecord>,
+}
+
+/// One invoice to finalize, and the pending adjustments it bills.
+#[derive(Clone, Debug)]
+pub struct Finalization {
+    pub invoice: InvoiceRecord,
+    /// Whether `invoice.id` is a stored draft's, which this invoice replaces.
+    pub replaces_draft: bool,
+    pub applied_adjustment_ids: Vec<String>,
+}
+
+/// What [`Store::write_billing_batch`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BillingWritten {
+    /// Drafts written (a draft whose key was finalized meanwhile is not).
+    pub drafted: u64,
+    /// For each finalization, in order: its number, or `None` when another run finalized that
+    /// invoice first (no number was used for it).
+    pub numbers: Vec<Option<i64>>,
+}
+
+type SubscriptionRow = (String, String, String, String, String, String, i64);
+
+impl Store {
+    /// Claims each customer of `customer_ids` for a billing run until `until`, unless another
+    /// holder's lease on it is still running at `now`; returns the customers now held, in the
+    /// order given. One statement per piece, as [`Store::acquire_billing_lease`] for one.
+    ///
+    /// # Errors
+    /// When a query fails.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn acquire_billing_leases(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<String>, BillingStoreError> {
+        let mut held = std::collections::HashSet::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, String)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "INSERT INTO billing_leases (workspace_id, customer_id, locked_by, locked_until) ",
+                );
+                builder.push_values(piece, |mut row, customer_id| {
+                    row.push_bind(workspace.as_str())
+                        .push_bind(customer_id.as_str())
+                        .push_bind(holder)
+                        .push_bind(to_micros(until));
+                });
+                builder
+                    .push(
+                        " ON CONFLICT (workspace_id, customer_id) DO UPDATE \
+                         SET locked_by = excluded.locked_by, locked_until = excluded.locked_until \
+                         WHERE billing_leases.locked_until <= ",
+                    )
+                    .push_bind(to_micros(now))
+                    .push(
+                        " OR billing_leases.locked_by = excluded.locked_by \
+                         RETURNING customer_id, locked_by",
+                    );
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            held.extend(
+                rows.into_iter()
+                    .filter(|(_, locked_by)| locked_by == holder)
+                    .map(|(customer_id, _)| customer_id),
+            );
+        }
+        Ok(customer_ids
+            .iter()
+            .filter(|id| held.contains(id.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    /// Gives up the holder's leases on `customer_ids`.
+    ///
+    /// # Errors
+    /// When a query fails.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn release_billing_leases(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+        holder: &str,
+    ) -> Result<(), BillingStoreError> {
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new("DELETE FROM billing_leases WHERE workspace_id = ");
+                builder.push_bind(workspace.as_str()).push(" AND locked_by = ").push_bind(holder);
+                builder.push(" AND customer_id");
+                push_in!(builder, piece);
+                builder.build().execute(pool).await.map(drop)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The subscriptions of `customer_ids`, by customer, oldest first.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn subscriptions_of_customers(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+    ) -> Result<Vec<SubscriptionRecord>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<SubscriptionRow> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT id, customer_id, plan_id, plan_version_id, status, spec, created_at \
+                     FROM subscriptions WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND customer_id");
+                push_in!(builder, piece);
+                builder.push(" ORDER BY customer_id, id");
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (id, customer_id, plan_id, plan_version_id, status, spec, created_at) in rows {
+                all.push(SubscriptionRecord {
+                    id,
+                    customer_id,
+                    plan_id,
+                    plan_version_id,
+                    status,
+                    spec: from_json(&spec, "subscriptions.spec")?,
+                    created_at: from_micros(created_at)?,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// The changes of `subscription_ids`, as (subscription id, change), each subscription's in
+    /// the order they were made.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(subscriptions = subscription_ids.len()))]
+    pub async fn changes_of_subscriptions(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_ids: &[String],
+    ) -> Result<Vec<(String, SubscriptionChangeRecord)>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in subscription_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, i64, i64, String, i64)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT subscription_id, sequence, at, spec, created_at \
+                     FROM subscription_changes WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND subscription_id");
+                push_in!(builder, piece);
+                builder.push(" ORDER BY subscription_id, sequence");
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (subscription_id, sequence, at, spec, created_at) in rows {
+                all.push((
+                    subscription_id,
+                    SubscriptionChangeRecord {
+                        sequence,
+                        at: from_micros(at)?,
+                        spec: from_json(&spec, "subscription_changes.spec")?,
+                        created_at: from_micros(created_at)?,
+                    },
+                ));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The credit grants or discounts of `customer_ids`, oldest first.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn customer_specs_of_customers(
+        &self,
+        workspace: &WorkspaceId,
+        kind: CustomerSpecKind,
+        customer_ids: &[String],
+    ) -> Result<Vec<CustomerSpecRecord>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(format!(
+                    "SELECT id, customer_id, spec, created_at FROM {} WHERE workspace_id = ",
+                    kind.table()
+                ));
+                builder.push_bind(workspace.as_str()).push(" AND customer_id");
+                push_in!(builder, piece);
+                builder.push(" ORDER BY id");
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (id, customer_id, spec, created_at) in rows {
+                all.push(CustomerSpecRecord {
+                    id,
+                    customer_id,
+                    spec: from_json(&spec, "spec")?,
+                    created_at: from_micros(created_at)?,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// The tax rate charged to each of `customer_ids` that has one, as (customer id, rate).
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn tax_rates_of_customers(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+    ) -> Result<Vec<(String, TaxRateRecord)>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT c.customer_id, t.id, t.spec, t.created_at \
+                     FROM customer_tax_rates c JOIN tax_rates t \
+                       ON t.workspace_id = c.workspace_id AND t.id = c.tax_rate_id \
+                     WHERE c.workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND c.customer_id");
+                push_in!(builder, piece);
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (customer_id, id, spec, created_at) in rows {
+                all.push((
+                    customer_id,
+                    TaxRateRecord {
+                        id,
+                        spec: from_json(&spec, "tax_rates.spec")?,
+                        created_at: from_micros(created_at)?,
+                    },
+                ));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The plan versions among `ids` that exist in the workspace.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(versions = ids.len()))]
+    pub async fn plan_versions_by_id(
+        &self,
+        workspace: &WorkspaceId,
+        ids: &[String],
+    ) -> Result<Vec<PlanVersionRecord>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, String, i64, String, i64)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT id, plan_id, version, spec, created_at FROM plan_versions \
+                     WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND id");
+                push_in!(builder, piece);
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (id, plan_id, version, spec, created_at) in rows {
+                all.push(PlanVersionRecord {
+                    id,
+                    plan_id,
+                    version,
+                    spec: from_json(&spec, "plan_versions.spec")?,
+                    created_at: from_micros(created_at)?,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Every stored invoice of `customer_ids`, without lines.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn invoice_summaries_of_customers(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+    ) -> Result<Vec<InvoiceSummary>, BillingStoreError> {
+        type Row = (
+            String,
+            Option<i64>,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            i64,
+        );
+        let mut all = Vec::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<Row> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT id, number, customer_id, subscription_id, issued_at, period_start, \
+                     period_end, status, currency, computed_total_minor FROM invoices \
+                     WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND customer_id");
+                push_in!(builder, piece);
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for row in rows {
+                let (id, number, customer_id, subscription_id, issued_at, start, end) =
+                    (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+                all.push(InvoiceSummary {
+                    id,
+                    number,
+                    customer_id,
+                    subscription_id,
+                    issued_at: from_micros(issued_at)?,
+                    period_start: from_micros(start)?,
+                    period_end: from_micros(end)?,
+                    status: row.7.parse()?,
+                    currency: row.8,
+                    computed_total_minor: row.9,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// The adjustments of `subscription_ids`, pending and applied, oldest first.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(subscriptions = subscription_ids.len()))]
+    pub async fn adjustments_of_subscriptions(
+        &self,
+        workspace: &WorkspaceId,
+        subscription_ids: &[String],
+    ) -> Result<Vec<AdjustmentRecord>, BillingStoreError> {
+        type Row = (String, String, String, i64, Option<String>, i64);
+        let mut all = Vec::new();
+        for piece in subscription_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<Row> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT id, subscription_id, source_invoice_id, amount_minor, \
+                     applied_invoice_id, created_at FROM invoice_adjustments WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND subscription_id");
+                push_in!(builder, piece);
+                builder.push(" ORDER BY id");
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (id, subscription_id, source_invoice_id, amount_minor, applied, created_at) in rows
+            {
+                all.push(AdjustmentRecord {
+                    id,
+                    subscription_id,
+                    source_invoice_id,
+                    amount_minor,
+                    applied_invoice_id: applied,
+                    created_at: from_micros(created_at)?,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Writes what one batch of a billing run decided, in one transaction: adjustments, drafts,
+    /// and finalized invoices with gap-free numbers, their `PaymentPending` state and the
+    /// adjustments they bill.
+    ///
+    /// Finalizations are first tried in bulk: the drafts they replace are deleted and the
+    /// invoices inserted with consecutive numbers, skipping any whose key already exists. When
+    /// every one went in (the usual case) the sequence moves past them. When one did not (a
+    /// draft finalized or an invoice issued by another run meanwhile), that attempt is rolled
+    /// back and the batch is written again one finalization at a time, where a finalization
+    /// that finds its invoice already final uses no number: either way numbers stay gap-free.
+    ///
+    /// # Errors
+    /// When a query fails; then nothing of the batch is stored.
+    #[tracing::instrument(skip_all, fields(
+        drafts = writes.drafts.len(),
+        finalize = writes.finalize.len(),
+        adjustments = writes.adjustments.len()
+    ))]
+    pub async fn write_billing_batch(
+        &self,
+        workspace: &WorkspaceId,
+        writes: &BillingWrites,
+    ) -> Result<BillingWritten, BillingStoreError> {
+        for finalization in &writes.finalize {
+            assert_eq!(finalization.invoice.status, InvoiceStatus::Open);
+            assert!(finalization.invoice.finalized_at.is_some());
+        }
+        for draft in &writes.drafts {
+            assert_eq!(draft.status, InvoiceStatus::Draft);
+            assert!(draft.number.is_none(), "a draft has no number");
+        }
+        if let Some(written) = self.write_batch(workspace, writes, true).await? {
+            return Ok(written);
+        }
+        Ok(self
+            .write_batch(workspace, writes, false)
+            .await?
+            .expect("the careful path always completes"))
+    }
+
+    /// One attempt of [`Store::write_billing_batch`]: `bulk` gives up (`None`, rolled back) when
+    /// a finalization finds its invoice taken; otherwise finalizations go one by one.
+    async fn write_batch(
+        &self,
+        workspace: &WorkspaceId,
+        writes: &BillingWrites,
+        bulk: bool,
+    ) -> Result<Option<BillingWritten>, BillingStoreError> {
+        const SEED: &str = "INSERT INTO invoice_number_sequences (workspace_id, next_number) \
+                            VALUES ($1, 1) ON CONFLICT (workspace_id) DO NOTHING";
+        const LOCK: &str = "UPDATE invoice_number_sequences SET next_number = next_number \
+                            WHERE workspace_id = $1 RETURNING next_number";
+        const ADVANCE: &str =
+            "UPDATE invoice_number_sequences SET next_number = $2 WHERE workspace_id = $1";
+        const DELETE_DRAFT: &str = "DELETE FROM invoices \
+                                    WHERE workspace_id = $1 AND id = $2 AND status = 'draft'";
+        let ws = workspace.as_str();
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            // The sequence row first: on SQLite the first write takes the database's write
+            // lock, on PostgreSQL the row lock serializes finalizations of the workspace.
+            sqlx::query(SEED).bind(ws).execute(&mut *transaction).await?;
+            let (first,): (i64,) =
+                sqlx::query_as(LOCK).bind(ws).fetch_one(&mut *transaction).await?;
+            let mut next = first;
+
+            for piece in writes.adjustments.chunks(ROWS_PER_STATEMENT) {
+                let mut builder = QueryBuilder::new(
+                    "INSERT INTO invoice_adjustments (workspace_id, id, subscription_id, \
+                     source_invoice_id, amount_minor, applied_invoice_id, created_at) ",
+                );
+                builder.push_values(piece, |mut row, adjustment| {
+                    row.push_bind(ws)
+                        .push_bind(adjustment.id.as_str())
+                        .push_bind(adjustment.subscription_id.as_str())
+                        .push_bind(adjustment.source_invoice_id.as_str())
+                        .push_bind(adjustment.amount_minor)
+                        .push_bind(adjustment.applied_invoice_id.as_deref())
+                        .push_bind(to_micros(adjustment.created_at));
+                });
+                builder.build().execute(&mut *transaction).await?;
+            }
+
+            let mut drafted = 0;
+            for piece in writes.drafts.chunks(ROWS_PER_STATEMENT) {
+                let mut builder = insert_invoices!(ws, piece.iter().map(|draft| (draft, None)));
+                builder.push(
+                    " ON CONFLICT (workspace_id, subscription_id, issued_at) DO UPDATE SET \
+                     plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
+                     period_start = excluded.period_start, period_end = excluded.period_end, \
+                     total_minor = excluded.total_minor, \
+                     computed_total_minor = excluded.computed_total_minor, lines = excluded.lines, \
+                     totals = excluded.totals, credit_usage = excluded.credit_usage \
+                     WHERE invoices.status = 'draft'",
+                );
+                drafted += builder.build().execute(&mut *transaction).await?.rows_affected();
+            }
+
+            let mut numbers = Vec::with_capacity(writes.finalize.len());
+            if bulk {
+                let replaced: Vec<&str> = writes
+                    .finalize
+                    .iter()
+                    .filter(|f| f.replaces_draft)
+                    .map(|f| f.invoice.id.as_str())
+                    .collect();
+                let mut deleted = 0;
+                for piece in replaced.chunks(ROWS_PER_STATEMENT) {
+                    let mut builder = QueryBuilder::new("DELETE FROM invoices WHERE workspace_id = ");
+                    builder.push_bind(ws).push(" AND status = 'draft' AND id IN (");
+                    let mut separated = builder.separated(", ");
+                    for id in piece {
+                        separated.push_bind(*id);
+                    }
+                    builder.push(")");
+                    deleted += builder.build().execute(&mut *transaction).await?.rows_affected();
+                }
+                if deleted != u64::try_from(replaced.len()).expect("usize fits in u64") {
+                    transaction.rollback().await?;
+                    return Ok(None);
+                }
+                for (index, piece) in writes.finalize.chunks(ROWS_PER_STATEMENT).enumerate() {
+                    let offset = i64::try_from(index * ROWS_PER_STATEMENT).expect("small");
+                    let mut builder = insert_invoices!(
+                        ws,
+                        piece.iter().zip(0_i64..).map(|(f, i)| (&f.invoice, Some(first + offset + i))),
+                    );
+                    builder.push(
+                        " ON CONFLICT (workspace_id, subscription_id, issued_at) DO NOTHING",
+                    );
+                    let inserted = builder.build().execute(&mut *transaction).await?.rows_affected();
+                    if inserted != u64::try_from(piece.len()).expect("usize fits in u64") {
+                        transaction.rollback().await?;
+                        return Ok(None);
+                    }
+                }
+                for _ in &writes.finalize {
+                    numbers.push(Some(next));
+                    next += 1;
+                }
+                for piece in writes.finalize.chunks(ROWS_PER_STATEMENT) {
+                    let mut builder = QueryBuilder::new(
+                        "INSERT INTO payment_state_history \
+                         (workspace_id, invoice_id, sequence, state, message, at) ",
+                    );
+                    builder.push_values(piece, |mut row, finalization| {
+                        let invoice = &finalization.invoice;
+                        row.push_bind(ws)
+                            .push_bind(invoice.id.as_str())
+                            .push_bind(1_i64)
+                            .push_bind(PAYMENT_PENDING)
+                            .push_bind(None::<&str>)
+                            .push_bind(to_micros(invoice.finalized_at.unwrap_or(invoice.issued_at)));
+                    });
+                    builder.build().execute(&mut *transaction).await?;
+                }
+            } else {
+                for finalization in &writes.finalize {
+                    let invoice = &finalization.invoice;
+                    if finalization.replaces_draft {
+                        let deleted = sqlx::query(DELETE_DRAFT)
+                            .bind(ws)
+                            .bind(&invoice.id)
+                            .execute(&mut *transaction)
+                            .await?
+                            .rows_affected();
+                        if deleted == 0 {
+                            numbers.push(None);
+                            continue;
+                        }
+                    }
+                    let mut builder = insert_invoices!(ws, std::iter::once((invoice, Some(next))));
+                    builder.push(
+                        " ON CONFLICT (workspace_id, subscription_id, issued_at) DO NOTHING",
+                    );
+                    if builder.build().execute(&mut *transaction).await?.rows_affected() == 0 {
+                        numbers.push(None);
+                        continue;
+                    }
+                    crate::billing::append_payment_state!(
+                        transaction,
+                        workspace,
+                        &invoice.id,
+                        PAYMENT_PENDING,
+                        None::<&str>,
+                        invoice.finalized_at.unwrap_or(invoice.issued_at)
+                    );
+                    numbers.push(Some(next));
+                    next += 1;
+                }
+            }
+
+            for (finalization, number) in writes.finalize.iter().zip(&numbers) {
+                if number.is_none() || finalization.applied_adjustment_ids.is_empty() {
+                    continue;
+                }
+                let mut builder =
+                    QueryBuilder::new("UPDATE invoice_adjustments SET applied_invoice_id = ");
+                builder
+                    .push_bind(finalization.invoice.id.as_str())
+                    .push(" WHERE workspace_id = ")
+                    .push_bind(ws)
+                    .push(" AND applied_invoice_id IS NULL AND id");
+                push_in!(builder, &finalization.applied_adjustment_ids);
+                builder.build().execute(&mut *transaction).await?;
+            }
+
+            if next != first {
+                sqlx::query(ADVANCE).bind(ws).bind(next).execute(&mut *transaction).await?;
+            }
+            transaction.commit().await?;
+            Ok(Some(BillingWritten {
+                drafted,
+                numbers,
+            }))
+        })
+    }
+}
