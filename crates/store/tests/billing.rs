@@ -5,7 +5,7 @@
 #[macro_use]
 mod support;
 
-use billow_store::billing::Finalized;
+use billow_store::billing::{BillingWrites, Finalization, Finalized};
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
 use billow_store::subscriptions::{SubscriptionChangeRecord, SubscriptionRecord};
@@ -513,6 +513,225 @@ async fn adjustments_are_marked_applied_by_the_invoice_that_bills_them(store: St
     assert_eq!(adjustments[0].applied_invoice_id.as_deref(), Some("inv_2"));
 }
 
+fn finalization(record: InvoiceRecord, replaces_draft: bool, applied: &[&str]) -> Finalization {
+    Finalization {
+        invoice: finalized(record),
+        replaces_draft,
+        applied_adjustment_ids: applied.iter().map(|id| (*id).to_owned()).collect(),
+    }
+}
+
+async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: Store) {
+    let workspace = acme();
+    // A draft stored by an earlier run, finalized by this batch under its own id.
+    let draft = invoice("inv_draft", "sub_1", "2024-02-01T00:00:00Z", 1000);
+    assert!(store
+        .upsert_draft_invoice(&workspace, &draft)
+        .await
+        .unwrap());
+    let adjustment = billow_store::billing::AdjustmentRecord {
+        id: "adj_1".into(),
+        subscription_id: "sub_2".into(),
+        source_invoice_id: "inv_old".into(),
+        amount_minor: 250,
+        applied_invoice_id: None,
+        created_at: at("2024-02-01T00:00:00Z"),
+    };
+    let writes = BillingWrites {
+        drafts: vec![invoice("inv_later", "sub_3", "2024-03-01T00:00:00Z", 700)],
+        finalize: vec![
+            finalization(
+                InvoiceRecord {
+                    total_minor: 1100,
+                    ..draft.clone()
+                },
+                true,
+                &[],
+            ),
+            finalization(
+                invoice("inv_2", "sub_2", "2024-02-01T00:00:00Z", 2250),
+                false,
+                &["adj_1"],
+            ),
+            finalization(
+                invoice("inv_3", "sub_3", "2024-02-01T00:00:00Z", 300),
+                false,
+                &[],
+            ),
+        ],
+        adjustments: vec![adjustment],
+    };
+
+    let written = store
+        .write_billing_batch(&workspace, &writes)
+        .await
+        .unwrap();
+
+    assert_eq!(written.numbers, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(written.drafted, 1);
+    let replaced = store
+        .invoice(&workspace, "inv_draft")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (replaced.number, replaced.status, replaced.total_minor),
+        (Some(1), InvoiceStatus::Open, 1100)
+    );
+    let third = store.invoice(&workspace, "inv_3").await.unwrap().unwrap();
+    assert_eq!((third.number, third.status), (Some(3), InvoiceStatus::Open));
+    let later = store
+        .invoice(&workspace, "inv_later")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((later.number, later.status), (None, InvoiceStatus::Draft));
+    let adjustments = store.adjustments(&workspace, "sub_2").await.unwrap();
+    assert_eq!(adjustments.len(), 1);
+    assert_eq!(adjustments[0].applied_invoice_id.as_deref(), Some("inv_2"));
+    for id in ["inv_draft", "inv_2", "inv_3"] {
+        let history = store.payment_states(&workspace, id).await.unwrap();
+        assert_eq!(history.len(), 1, "{id}");
+        assert_eq!(history[0].state, "PaymentPending");
+        assert_eq!(history[0].at, at("2024-02-01T00:00:00Z"));
+    }
+    // The sequence continues after the batch.
+    let next = store
+        .finalize_invoice(
+            &workspace,
+            &finalized(invoice("inv_4", "sub_4", "2024-02-01T00:00:00Z", 1)),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(next, Finalized::Numbered(4));
+    let summaries = store
+        .invoice_summaries_of_customers(&workspace, &["cus_1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(summaries.len(), 5);
+    let summary = summaries.iter().find(|s| s.id == "inv_2").unwrap();
+    assert_eq!(
+        (summary.number, summary.computed_total_minor, summary.status),
+        (Some(2), 2250, InvoiceStatus::Open)
+    );
+}
+
+async fn a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it(store: Store) {
+    let workspace = acme();
+    // Another run finalized sub_1's February invoice (number 1) after this run read its draft.
+    let draft = invoice("inv_draft", "sub_1", "2024-02-01T00:00:00Z", 1000);
+    assert!(store
+        .upsert_draft_invoice(&workspace, &draft)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .finalize_invoice(&workspace, &finalized(draft.clone()), &[])
+            .await
+            .unwrap(),
+        Finalized::Numbered(1)
+    );
+    // And issued sub_2's with another id.
+    assert_eq!(
+        store
+            .finalize_invoice(
+                &workspace,
+                &finalized(invoice("inv_theirs", "sub_2", "2024-02-01T00:00:00Z", 5)),
+                &[],
+            )
+            .await
+            .unwrap(),
+        Finalized::Numbered(2)
+    );
+    let writes = BillingWrites {
+        drafts: vec![],
+        finalize: vec![
+            finalization(
+                invoice("inv_a", "sub_0", "2024-02-01T00:00:00Z", 10),
+                false,
+                &[],
+            ),
+            finalization(draft.clone(), true, &[]),
+            finalization(
+                invoice("inv_mine", "sub_2", "2024-02-01T00:00:00Z", 9),
+                false,
+                &[],
+            ),
+            finalization(
+                invoice("inv_b", "sub_3", "2024-02-01T00:00:00Z", 20),
+                false,
+                &[],
+            ),
+        ],
+        adjustments: vec![],
+    };
+
+    let written = store
+        .write_billing_batch(&workspace, &writes)
+        .await
+        .unwrap();
+
+    assert_eq!(written.numbers, vec![Some(3), None, None, Some(4)]);
+    assert!(store
+        .invoice(&workspace, "inv_mine")
+        .await
+        .unwrap()
+        .is_none());
+    let theirs = store
+        .invoice(&workspace, "inv_theirs")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((theirs.number, theirs.total_minor), (Some(2), 5));
+    let b = store.invoice(&workspace, "inv_b").await.unwrap().unwrap();
+    assert_eq!(b.number, Some(4));
+    let numbers: Vec<i64> = store
+        .invoice_summaries_of_customers(&workspace, &["cus_1".to_owned()])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.number)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4]);
+}
+
+async fn leases_are_taken_and_released_in_bulk(store: Store) {
+    let workspace = acme();
+    let now = at("2024-02-01T00:00:00Z");
+    let until = at("2024-02-01T00:01:00Z");
+    let ids: Vec<String> = ["cus_1", "cus_2", "cus_3"].map(str::to_owned).to_vec();
+    assert!(store
+        .acquire_billing_lease(&workspace, "cus_2", "node-b", now, until)
+        .await
+        .unwrap());
+
+    let held = store
+        .acquire_billing_leases(&workspace, &ids, "node-a", now, until)
+        .await
+        .unwrap();
+
+    assert_eq!(held, vec!["cus_1".to_owned(), "cus_3".to_owned()]);
+    // Held again by the same holder (a renewal); still not cus_2.
+    let again = store
+        .acquire_billing_leases(&workspace, &ids, "node-a", now, until)
+        .await
+        .unwrap();
+    assert_eq!(again, held);
+    store
+        .release_billing_leases(&workspace, &ids, "node-a")
+        .await
+        .unwrap();
+    // node-b's lease on cus_2 survived node-a's release; the others are free.
+    let taken = store
+        .acquire_billing_leases(&workspace, &ids, "node-c", now, until)
+        .await
+        .unwrap();
+    assert_eq!(taken, vec!["cus_1".to_owned(), "cus_3".to_owned()]);
+}
+
 on_both_backends!(
     editing_a_plan_adds_a_version_and_keeps_the_old_one,
     meters_are_unique_by_key_per_workspace,
@@ -523,4 +742,7 @@ on_both_backends!(
     payment_states_build_a_history_and_paid_closes_the_invoice,
     a_lease_is_held_by_one_holder_until_it_expires,
     adjustments_are_marked_applied_by_the_invoice_that_bills_them,
+    a_batch_is_written_in_one_transaction_with_consecutive_numbers,
+    a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it,
+    leases_are_taken_and_released_in_bulk,
 );

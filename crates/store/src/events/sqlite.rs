@@ -257,6 +257,9 @@ async fn oldest_log_chunks(
         .collect())
 }
 
+/// Subjects per chunk query: an `IN` list far below SQLite's 32,766 parameters.
+const SUBJECTS_PER_QUERY: usize = 1_000;
+
 pub(super) async fn select_chunks(
     pool: &SqlitePool,
     workspace_id: &str,
@@ -267,32 +270,45 @@ pub(super) async fn select_chunks(
     // cannot make an event appear twice or not at all between the queries.
     let mut transaction = pool.begin().await?;
     let mut chunks = Vec::new();
-    let distinct: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-    // One indexed query per subject (callers ask for a customer and its few resources), and one
-    // for the log chunks not compacted yet (subject NULL), which hold every subject.
-    let subjects = distinct.into_iter().map(Some).chain([None]);
-    for subject in subjects {
-        let condition = match subject {
-            Some(_) => "subject = ?2",
-            None => "subject IS NULL AND ?2 IS NULL",
-        };
-        let (bound, low, high) = match filter {
+    let distinct: Vec<&str> = subjects
+        .iter()
+        .map(String::as_str)
+        .collect::<HashSet<&str>>()
+        .into_iter()
+        .collect();
+    // Subject chunks by an indexed `IN` list (SQLite looks each subject up in the index), in
+    // pieces that stay far below its limit on parameters; then the log chunks not compacted
+    // yet (subject NULL), which hold every subject.
+    let pieces = distinct.chunks(SUBJECTS_PER_QUERY).map(Some).chain([None]);
+    for piece in pieces {
+        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT seq, events FROM event_chunks WHERE workspace_id = ",
+        );
+        builder.push_bind(workspace_id);
+        match piece {
+            Some(piece) => {
+                builder.push(" AND subject IN (");
+                let mut separated = builder.separated(", ");
+                for subject in piece {
+                    separated.push_bind(*subject);
+                }
+                builder.push(")");
+            }
+            None => {
+                builder.push(" AND subject IS NULL");
+            }
+        }
+        match filter {
             ChunkFilter::Period { from_us, to_us, .. } => {
-                ("time_max_us >= ?3 AND time_min_us <= ?4", from_us, to_us)
+                builder.push(" AND time_max_us >= ").push_bind(from_us);
+                builder.push(" AND time_min_us <= ").push_bind(to_us);
             }
             ChunkFilter::IngestedAfter { since_us } => {
-                ("ingested_max_us > ?3 AND ?4 = ?4", since_us, 0)
+                builder.push(" AND ingested_max_us > ").push_bind(since_us);
             }
-        };
-        let sql = format!(
-            "SELECT seq, events FROM event_chunks \
-             WHERE workspace_id = ?1 AND {condition} AND {bound}"
-        );
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&sql)
-            .bind(workspace_id)
-            .bind(subject)
-            .bind(low)
-            .bind(high)
+        }
+        let rows: Vec<(i64, Vec<u8>)> = builder
+            .build_query_as()
             .fetch_all(&mut *transaction)
             .await?;
         chunks.extend(
