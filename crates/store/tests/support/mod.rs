@@ -5,10 +5,12 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use billow_store::{Database, PostgresUrl, Store};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 
@@ -85,6 +87,16 @@ impl PostgresDatabase {
 
     pub fn database(&self) -> Database {
         Database::Postgres(self.url.clone())
+    }
+
+    /// A direct connection to this database, for what a test does below the `Store`.
+    pub async fn connect(&self) -> PgConnection {
+        let options = PgConnectOptions::from_str(&self.admin_url)
+            .unwrap()
+            .database(&self.name);
+        PgConnection::connect_with(&options)
+            .await
+            .unwrap_or_else(|error| panic!("could not connect to {}: {error}", self.name))
     }
 
     pub async fn drop_database(self) {
