@@ -7,11 +7,9 @@ mod support;
 
 use std::path::Path;
 
-use billow_core::Currency;
 use billow_store::{
-    Address, ApiKey, CredentialHash, Customer, CustomerToken, CustomerTokenOwner, Database,
-    IdempotencyBegin, IdempotencyWindow, Project, Store, StoredResponse, TaxId, Workspace,
-    WorkspaceId, WorkspaceName,
+    ApiKey, CredentialHash, CustomerToken, CustomerTokenOwner, Database, IdempotencyBegin,
+    IdempotencyWindow, Project, Store, StoredResponse, Workspace, WorkspaceId, WorkspaceName,
 };
 use jiff::{SignedDuration, Timestamp};
 use sqlx::migrate::Migrator;
@@ -60,7 +58,7 @@ fn old_shape_rows() -> Vec<String> {
             "INSERT INTO customers (workspace_id, id, external_id, name, email, address, tax_ids, \
              currency, time_zone, billing_cycle_day, parent_id, created_at, updated_at) VALUES \
              ('{WORKSPACE_ID}', 'cus_a_old', 'team-42', 'Team 42', 'billing@team42.example', \
-              '{{\"line1\": \"Hauptstr. 1\", \"city\": \"Berlin\", \"country\": \"DE\"}}', \
+              '{{\"line1\": \"Hauptstr. 1\", \"country\": \"DE\"}}', \
               '[{{\"type\": \"eu_vat\", \"value\": \"DE123456789\"}}]', 'JPY', 'Asia/Tokyo', 31, \
               'cus_b_parent', '2026-11-22T08:04:00.000123Z', '2026-11-23T09:05:06.789012Z')"
         ),
@@ -179,26 +177,7 @@ async fn old_rows_read_back_equal(store: &Store) {
     );
     assert_eq!(store.api_key_workspace(&revoked).await.unwrap(), None);
 
-    let customer = Customer {
-        id: "cus_a_old".to_owned(),
-        external_id: "team-42".to_owned(),
-        name: "Team 42".to_owned(),
-        email: Some("billing@team42.example".to_owned()),
-        address: Some(Address {
-            line1: Some("Hauptstr. 1".to_owned()),
-            city: Some("Berlin".to_owned()),
-            country: Some("DE".to_owned()),
-            ..Address::default()
-        }),
-        tax_ids: vec![TaxId {
-            kind: "eu_vat".to_owned(),
-            value: "DE123456789".to_owned(),
-        }],
-        currency: Currency::from_code("JPY").unwrap(),
-        time_zone: "Asia/Tokyo".to_owned(),
-        billing_cycle_day: 31,
-        parent_id: Some("cus_b_parent".to_owned()),
-    };
+    let customer = support::customer("cus_a_old", "team-42", Some("cus_b_parent"));
     assert_eq!(
         store.customer(&workspace_id, "cus_a_old").await.unwrap(),
         Some(customer.clone())
@@ -296,9 +275,21 @@ async fn old_rows_read_back_equal(store: &Store) {
     assert_eq!(deleted, 1);
 }
 
-/// The instants the Store API does not return, as stored: microseconds since the epoch.
-const CUSTOMER_INSTANTS_SQL: &str =
-    "SELECT created_at, updated_at FROM customers WHERE workspace_id = $1 AND id = $2";
+/// The instants of the customer that the Store API does not return, as stored: microseconds
+/// since the epoch.
+macro_rules! stored_customer_instants {
+    ($connection:expr) => {{
+        let instants: (i64, i64) = sqlx::query_as(
+            "SELECT created_at, updated_at FROM customers WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(WORKSPACE_ID)
+        .bind("cus_a_old")
+        .fetch_one(&mut *$connection)
+        .await
+        .unwrap();
+        instants
+    }};
+}
 
 fn expected_customer_instants() -> (i64, i64) {
     (
@@ -325,13 +316,10 @@ async fn sqlite_access_rows_of_the_old_shape_survive_the_conversion() {
     store.close().await;
 
     let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
-    let instants: (i64, i64) = sqlx::query_as(CUSTOMER_INSTANTS_SQL)
-        .bind(WORKSPACE_ID)
-        .bind("cus_a_old")
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(instants, expected_customer_instants());
+    assert_eq!(
+        stored_customer_instants!(&mut connection),
+        expected_customer_instants()
+    );
     let violations = sqlx::query("PRAGMA foreign_key_check")
         .fetch_all(&mut connection)
         .await
@@ -353,13 +341,10 @@ async fn postgres_access_rows_of_the_old_shape_survive_the_conversion() {
     old_rows_read_back_equal(&store).await;
     store.close().await;
 
-    let instants: (i64, i64) = sqlx::query_as(CUSTOMER_INSTANTS_SQL)
-        .bind(WORKSPACE_ID)
-        .bind("cus_a_old")
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(instants, expected_customer_instants());
+    assert_eq!(
+        stored_customer_instants!(&mut connection),
+        expected_customer_instants()
+    );
     connection.close().await.unwrap();
     database.drop_database().await;
 }

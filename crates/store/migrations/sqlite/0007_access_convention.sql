@@ -16,10 +16,29 @@
 -- fails the commit, and the whole migration with it. The pragma ends with the transaction.
 --
 -- A timestamp is converted as its whole seconds (unixepoch) times a million plus its six digits
--- of microseconds, exactly. Text of any other shape is kept as text, which the STRICT INTEGER
--- column refuses: the migration fails rather than store a wrong instant (or, for revoked_at, a
--- NULL that would revive a revoked key).
+-- of microseconds (text that SQLite reads as a number in a sum), exactly. Every stored timestamp
+-- is first checked for that shape and for a valid date: any other value fails the migration
+-- (through the CHECK below) rather than turn into a wrong instant or, for revoked_at, a NULL that
+-- would revive a revoked key.
 PRAGMA defer_foreign_keys = ON;
+
+CREATE TEMP TABLE timestamps_malformed_0007 (
+    count INTEGER NOT NULL CHECK (count = 0)
+) STRICT;
+INSERT INTO timestamps_malformed_0007 (count)
+SELECT count(*) FROM (
+    SELECT created_at AS at FROM workspaces
+    UNION ALL SELECT created_at FROM api_keys
+    UNION ALL SELECT revoked_at FROM api_keys WHERE revoked_at IS NOT NULL
+    UNION ALL SELECT created_at FROM customers
+    UNION ALL SELECT updated_at FROM customers
+    UNION ALL SELECT created_at FROM customer_tokens
+    UNION ALL SELECT expires_at FROM customer_tokens
+    UNION ALL SELECT created_at FROM projects
+    UNION ALL SELECT created_at FROM idempotency_keys
+) WHERE at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'
+   OR unixepoch(substr(at, 1, 19)) IS NULL;
+DROP TABLE timestamps_malformed_0007;
 
 CREATE TABLE workspaces_0007 AS SELECT * FROM workspaces;
 CREATE TABLE api_keys_0007 AS SELECT * FROM api_keys;
@@ -50,10 +69,7 @@ CREATE TABLE workspaces (
 
 INSERT INTO workspaces (id, name, created_at)
 SELECT id, name,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6)
 FROM workspaces_0007;
 
 CREATE TABLE api_keys (
@@ -69,14 +85,8 @@ CREATE TABLE api_keys (
 
 INSERT INTO api_keys (workspace_id, id, hash, prefix, created_at, revoked_at)
 SELECT workspace_id, id, hash, prefix,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END,
-       CASE WHEN revoked_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(revoked_at, 1, 19)) * 1000000
-                 + CAST(substr(revoked_at, 21, 6) AS INTEGER)
-            ELSE revoked_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6),
+       unixepoch(substr(revoked_at, 1, 19)) * 1000000 + substr(revoked_at, 21, 6)
 FROM api_keys_0007;
 
 CREATE TABLE customers (
@@ -109,14 +119,8 @@ INSERT INTO customers (workspace_id, id, external_id, name, email, address, tax_
                        time_zone, billing_cycle_day, parent_id, created_at, updated_at)
 SELECT workspace_id, id, external_id, name, email, address, tax_ids, currency, time_zone,
        billing_cycle_day, parent_id,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END,
-       CASE WHEN updated_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(updated_at, 1, 19)) * 1000000
-                 + CAST(substr(updated_at, 21, 6) AS INTEGER)
-            ELSE updated_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6),
+       unixepoch(substr(updated_at, 1, 19)) * 1000000 + substr(updated_at, 21, 6)
 FROM customers_0007;
 
 DROP INDEX customers_parent_0007;
@@ -135,14 +139,8 @@ CREATE TABLE customer_tokens (
 
 INSERT INTO customer_tokens (workspace_id, id, customer_id, hash, prefix, created_at, expires_at)
 SELECT workspace_id, id, customer_id, hash, prefix,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END,
-       CASE WHEN expires_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(expires_at, 1, 19)) * 1000000
-                 + CAST(substr(expires_at, 21, 6) AS INTEGER)
-            ELSE expires_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6),
+       unixepoch(substr(expires_at, 1, 19)) * 1000000 + substr(expires_at, 21, 6)
 FROM customer_tokens_0007;
 
 CREATE TABLE projects (
@@ -162,10 +160,7 @@ CREATE TABLE projects (
 
 INSERT INTO projects (workspace_id, id, customer_id, parent_id, name, created_at)
 SELECT workspace_id, id, customer_id, parent_id, name,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6)
 FROM projects_0007;
 
 CREATE TABLE idempotency_keys (
@@ -185,10 +180,7 @@ CREATE TABLE idempotency_keys (
 INSERT INTO idempotency_keys (workspace_id, key, fingerprint, response_status, response_headers,
                               response_body, created_at)
 SELECT workspace_id, key, fingerprint, response_status, response_headers, response_body,
-       CASE WHEN created_at GLOB '????-??-??T??:??:??.??????Z'
-            THEN unixepoch(substr(created_at, 1, 19)) * 1000000
-                 + CAST(substr(created_at, 21, 6) AS INTEGER)
-            ELSE created_at END
+       unixepoch(substr(created_at, 1, 19)) * 1000000 + substr(created_at, 21, 6)
 FROM idempotency_keys_0007;
 
 CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
