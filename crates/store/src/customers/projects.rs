@@ -2,9 +2,8 @@
 
 use jiff::Timestamp;
 
-use super::{
-    LoadCustomerError, Project, ProjectRow, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX,
-};
+use super::rows::ProjectRow;
+use super::{LoadCustomerError, Project, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX};
 use crate::sql::{to_micros, with_pool};
 use crate::store::Store;
 use crate::WorkspaceId;
