@@ -5,8 +5,11 @@
 //! - [`Store`] pools connections; [`Store::migrate`] applies the migrations embedded from
 //!   `migrations/sqlite` or `migrations/postgres`; [`Store::ping`] tells whether the database
 //!   answers.
-//! - Repository functions are methods of [`Store`], one query module per backend behind each:
-//!   [`Store::insert_workspace`] and [`Store::workspace`] for [`Workspace`]s.
+//! - Repository functions are methods of [`Store`]. The tables keep to one convention (instants
+//!   as 64-bit integer microseconds, JSON as text, `$n` placeholders), so a query is written once
+//!   for both backends; only what really differs is written per backend (how a violated key is
+//!   named, the usage events' exactly-once write path). [`Store::insert_workspace`] and
+//!   [`Store::workspace`] for [`Workspace`]s.
 //! - Access: [`ids::new_id`] (prefixed, time-ordered ids); API keys and customer tokens stored as
 //!   [`CredentialHash`]es ([`Store::create_api_key`], [`Store::api_key_workspace`],
 //!   [`Store::create_customer_token`], [`Store::customer_token_owner`]); [`Customer`]s and their
@@ -52,6 +55,7 @@ mod idempotency;
 pub mod ids;
 pub mod invoices;
 mod keys;
+mod sql;
 mod store;
 pub mod subscriptions;
 mod workspaces;

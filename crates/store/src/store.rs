@@ -37,11 +37,11 @@ pub struct Store {
 
 /// Two typed pools behind an enum, rather than `sqlx::AnyPool`.
 ///
-/// The SQL differs between the backends anyway (placeholders, timestamp types, constraint
-/// errors), so each query is written once per backend whatever the pool; the typed pools keep
-/// each backend's full type support, which the `Any` driver narrows, and SQLite's connection
-/// options (WAL, `synchronous`, foreign keys, busy timeout) are set as typed options on every
-/// connection rather than as URL parameters. Dispatch is one `match` per repository function.
+/// Most queries are one SQL text for both backends (the convention in `crate::sql`), expanded
+/// once per typed pool by `with_pool!`; the typed pools keep each backend's full type support,
+/// which the `Any` driver narrows, for the queries that do differ (the usage events' write path),
+/// and SQLite's connection options (WAL, `synchronous`, foreign keys, busy timeout) are set as
+/// typed options on every connection rather than as URL parameters.
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
     Sqlite(SqlitePool),

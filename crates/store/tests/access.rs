@@ -7,10 +7,11 @@ mod support;
 
 use billow_core::Currency;
 use billow_store::{
-    Address, CredentialHash, Customer, IdempotencyBegin, IdempotencyWindow, Project, Store,
-    StoreCustomerError, StoredResponse, TaxId, WorkspaceId, WorkspaceName,
+    CredentialHash, Customer, IdempotencyBegin, IdempotencyWindow, Project, Store,
+    StoreCustomerError, StoredResponse, WorkspaceId, WorkspaceName,
 };
 use jiff::{SignedDuration, Timestamp};
+use support::customer;
 
 fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
@@ -24,28 +25,6 @@ async fn workspace(store: &Store, name: &str) -> WorkspaceId {
         .await
         .unwrap()
         .id
-}
-
-fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Customer {
-    Customer {
-        id: id.to_owned(),
-        external_id: external_id.to_owned(),
-        name: "Team 42".to_owned(),
-        email: Some("billing@team42.example".to_owned()),
-        address: Some(Address {
-            line1: Some("Hauptstr. 1".to_owned()),
-            country: Some("DE".to_owned()),
-            ..Address::default()
-        }),
-        tax_ids: vec![TaxId {
-            kind: "eu_vat".to_owned(),
-            value: "DE123456789".to_owned(),
-        }],
-        currency: Currency::from_code("JPY").unwrap(),
-        time_zone: "Asia/Tokyo".to_owned(),
-        billing_cycle_day: 31,
-        parent_id: parent_id.map(str::to_owned),
-    }
 }
 
 fn project(id: &str, customer_id: &str, parent_id: Option<&str>) -> Project {

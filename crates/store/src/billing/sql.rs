@@ -1,33 +1,15 @@
-//! What the billing tables' query code shares: one SQL text for both backends, instants as
-//! microseconds, JSON as text, and the one error type of the billing repositories.
-//!
-//! The billing tables use only types both backends share (TEXT, 64-bit integers) and `$n`
-//! placeholders, which SQLite reads as positional parameters too, so each query is written once;
-//! [`with_pool!`] expands a body once per backend, where it is type-checked against that
-//! backend's pool.
+//! What the billing tables' query code shares beyond the store's convention ([`crate::sql`]: one
+//! SQL text for both backends, instants as microseconds, JSON as text): reading stored instants
+//! and JSON, and the one error type of the billing repositories.
 
 use jiff::Timestamp;
 use serde_json::Value;
 
-/// Runs `$body` with `$pool` bound to the store's typed pool, whichever backend it is.
-macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_pool;
-
-/// An instant as stored: microseconds since the Unix epoch (PostgreSQL's precision).
-pub(crate) fn to_micros(instant: Timestamp) -> i64 {
-    instant.as_microsecond()
-}
+pub(crate) use crate::sql::{is_unique_violation, to_micros, with_pool};
 
 /// A stored instant.
 pub(crate) fn from_micros(micros: i64) -> Result<Timestamp, BillingStoreError> {
-    Timestamp::from_microsecond(micros).map_err(|_| BillingStoreError::CorruptRow {
+    crate::sql::timestamp_from_micros(micros).map_err(|_| BillingStoreError::CorruptRow {
         column: "timestamp",
     })
 }
@@ -35,13 +17,6 @@ pub(crate) fn from_micros(micros: i64) -> Result<Timestamp, BillingStoreError> {
 /// A stored JSON column.
 pub(crate) fn from_json(text: &str, column: &'static str) -> Result<Value, BillingStoreError> {
     serde_json::from_str(text).map_err(|_| BillingStoreError::CorruptRow { column })
-}
-
-/// True when `error` is a unique-key violation, on either backend.
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|database_error| database_error.is_unique_violation())
 }
 
 /// Why a billing repository call failed.
@@ -78,16 +53,5 @@ impl From<sqlx::Error> for BillingStoreError {
         } else {
             Self::Database(error)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instants_round_trip_through_microseconds() {
-        let instant: Timestamp = "2024-02-01T00:00:00.123456Z".parse().unwrap();
-        assert_eq!(from_micros(to_micros(instant)).unwrap(), instant);
     }
 }

@@ -11,16 +11,17 @@
 //! Every query is scoped by workspace id: a row of another workspace is never returned, so the
 //! server answers 404 for it like for an id that does not exist.
 
-mod postgres;
 mod projects;
-mod sqlite;
+mod rows;
 
 use billow_core::Currency;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Backend, Store};
-use crate::workspaces::format_timestamp;
+use rows::{bind_customer, CustomerRow, CUSTOMER_COLUMNS};
+
+use crate::sql::{to_micros, violated_unique_key, with_pool, UniqueKeyName};
+use crate::store::Store;
 use crate::WorkspaceId;
 
 /// The most projects one customer may have, and so the most [`Store::projects`] returns.
@@ -84,78 +85,6 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
-/// A customer as both backends' query modules read and write it.
-#[derive(sqlx::FromRow)]
-struct CustomerRow {
-    id: String,
-    external_id: String,
-    name: String,
-    email: Option<String>,
-    /// JSON text.
-    address: Option<String>,
-    /// JSON text.
-    tax_ids: String,
-    currency: String,
-    time_zone: String,
-    billing_cycle_day: i64,
-    parent_id: Option<String>,
-}
-
-impl CustomerRow {
-    fn from_customer(customer: &Customer) -> Self {
-        Self {
-            id: customer.id.clone(),
-            external_id: customer.external_id.clone(),
-            name: customer.name.clone(),
-            email: customer.email.clone(),
-            address: customer.address.as_ref().map(to_json),
-            tax_ids: to_json(&customer.tax_ids),
-            currency: customer.currency.code().to_owned(),
-            time_zone: customer.time_zone.clone(),
-            billing_cycle_day: i64::from(customer.billing_cycle_day),
-            parent_id: customer.parent_id.clone(),
-        }
-    }
-
-    /// Checks a loaded row: the database is not trusted to hold only what this code wrote.
-    fn into_customer(self) -> Result<Customer, LoadCustomerError> {
-        let corrupt = |column| LoadCustomerError::CorruptRow {
-            id: self.id.clone(),
-            column,
-        };
-        let address = match &self.address {
-            Some(text) => Some(serde_json::from_str(text).map_err(|_| corrupt("address"))?),
-            None => None,
-        };
-        let tax_ids = serde_json::from_str(&self.tax_ids).map_err(|_| corrupt("tax_ids"))?;
-        let currency = Currency::from_code(&self.currency).map_err(|_| corrupt("currency"))?;
-        let billing_cycle_day = i8::try_from(self.billing_cycle_day)
-            .ok()
-            .filter(|day| (1..=31).contains(day))
-            .ok_or_else(|| corrupt("billing_cycle_day"))?;
-        Ok(Customer {
-            id: self.id,
-            external_id: self.external_id,
-            name: self.name,
-            email: self.email,
-            address,
-            tax_ids,
-            currency,
-            time_zone: self.time_zone,
-            billing_cycle_day,
-            parent_id: self.parent_id,
-        })
-    }
-}
-
-/// A JSON column's text; these plain types always serialize.
-fn to_json<T: Serialize>(value: &T) -> String {
-    match serde_json::to_string(value) {
-        Ok(json) => json,
-        Err(error) => unreachable!("addresses and tax ids always serialize: {error}"),
-    }
-}
-
 /// Which unique column a customer is looked up by.
 #[derive(Clone, Copy)]
 enum CustomerKey {
@@ -163,32 +92,39 @@ enum CustomerKey {
     ExternalId,
 }
 
-/// A project as both backends' query modules read and write it.
-#[derive(sqlx::FromRow)]
-struct ProjectRow {
-    id: String,
-    customer_id: String,
-    parent_id: Option<String>,
-    name: String,
-}
-
-impl From<ProjectRow> for Project {
-    fn from(row: ProjectRow) -> Self {
-        Self {
-            id: row.id,
-            customer_id: row.customer_id,
-            parent_id: row.parent_id,
-            name: row.name,
-        }
-    }
-}
-
-/// Which constraint an insert or update violated, as each backend's query module reports it.
+/// Which constraint an insert or update violated.
+#[derive(Clone, Copy)]
 enum Violation {
     IdTaken,
     ExternalIdTaken,
     UnknownParent,
 }
+
+/// The unique keys of `customers` and `projects`, as each backend names them
+/// (migrations/*/0002_access.sql).
+const UNIQUE_KEYS: [(UniqueKeyName, Violation); 3] = [
+    (
+        UniqueKeyName {
+            constraint: "customers_external_id_key",
+            columns: "customers.workspace_id, customers.external_id",
+        },
+        Violation::ExternalIdTaken,
+    ),
+    (
+        UniqueKeyName {
+            constraint: "customers_pkey",
+            columns: "customers.workspace_id, customers.id",
+        },
+        Violation::IdTaken,
+    ),
+    (
+        UniqueKeyName {
+            constraint: "projects_pkey",
+            columns: "projects.workspace_id, projects.id",
+        },
+        Violation::IdTaken,
+    ),
+];
 
 impl Store {
     /// Stores a new customer of `workspace_id`.
@@ -205,18 +141,17 @@ impl Store {
         customer: &Customer,
         now: Timestamp,
     ) -> Result<(), StoreCustomerError> {
+        const SQL: &str = "INSERT INTO customers (workspace_id, id, external_id, name, email, \
+                           address, tax_ids, currency, time_zone, billing_cycle_day, parent_id, \
+                           created_at, updated_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
         let row = CustomerRow::from_customer(customer);
-        let now = format_timestamp(now);
-        let workspace_id = workspace_id.as_str();
-        let result = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert_customer(pool, workspace_id, &row, &now)
-                .await
-                .map_err(|error| (sqlite::violation(&error), error)),
-            Backend::Postgres(pool) => postgres::insert_customer(pool, workspace_id, &row, &now)
-                .await
-                .map_err(|error| (postgres::violation(&error), error)),
-        };
-        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+        with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(StoreCustomerError::from_sqlx)
     }
 
     /// Replaces every field of the stored customer `customer.id` but its id. Returns whether it
@@ -232,18 +167,18 @@ impl Store {
         customer: &Customer,
         now: Timestamp,
     ) -> Result<bool, StoreCustomerError> {
+        const SQL: &str = "UPDATE customers SET external_id = $3, name = $4, email = $5, \
+                           address = $6, tax_ids = $7, currency = $8, time_zone = $9, \
+                           billing_cycle_day = $10, parent_id = $11, updated_at = $12 \
+                           WHERE workspace_id = $1 AND id = $2";
         let row = CustomerRow::from_customer(customer);
-        let now = format_timestamp(now);
-        let workspace_id = workspace_id.as_str();
-        let result = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::update_customer(pool, workspace_id, &row, &now)
-                .await
-                .map_err(|error| (sqlite::violation(&error), error)),
-            Backend::Postgres(pool) => postgres::update_customer(pool, workspace_id, &row, &now)
-                .await
-                .map_err(|error| (postgres::violation(&error), error)),
-        };
-        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+        let updated = with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
+        .map_err(StoreCustomerError::from_sqlx)?;
+        Ok(updated == 1)
     }
 
     /// The customer `id` of `workspace_id`, or `None` (also when it belongs to another workspace).
@@ -257,16 +192,7 @@ impl Store {
         workspace_id: &WorkspaceId,
         id: &str,
     ) -> Result<Option<Customer>, LoadCustomerError> {
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer(pool, workspace_id.as_str(), CustomerKey::Id, id).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer(pool, workspace_id.as_str(), CustomerKey::Id, id).await
-            }
-        }
-        .map_err(LoadCustomerError::Database)?;
-        let customer = row.map(CustomerRow::into_customer).transpose()?;
+        let customer = self.customer_by(CustomerKey::Id, workspace_id, id).await?;
         if let Some(customer) = &customer {
             assert_eq!(customer.id, id, "the query returned another customer");
         }
@@ -284,15 +210,29 @@ impl Store {
         workspace_id: &WorkspaceId,
         external_id: &str,
     ) -> Result<Option<Customer>, LoadCustomerError> {
-        let workspace_id = workspace_id.as_str();
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer(pool, workspace_id, CustomerKey::ExternalId, external_id).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer(pool, workspace_id, CustomerKey::ExternalId, external_id).await
-            }
-        }
+        self.customer_by(CustomerKey::ExternalId, workspace_id, external_id)
+            .await
+    }
+
+    /// The customer of `workspace_id` whose `key` column is `value`.
+    async fn customer_by(
+        &self,
+        key: CustomerKey,
+        workspace_id: &WorkspaceId,
+        value: &str,
+    ) -> Result<Option<Customer>, LoadCustomerError> {
+        let column = match key {
+            CustomerKey::Id => "id",
+            CustomerKey::ExternalId => "external_id",
+        };
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE workspace_id = $1 AND {column} = $2"
+        );
+        let row: Option<CustomerRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace_id.as_str())
+            .bind(value)
+            .fetch_optional(pool)
+            .await)
         .map_err(LoadCustomerError::Database)?;
         row.map(CustomerRow::into_customer).transpose()
     }
@@ -311,17 +251,18 @@ impl Store {
         starting_after: Option<&str>,
     ) -> Result<Page<Customer>, LoadCustomerError> {
         assert!(limit > 0, "a page holds at least one item");
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers \
+             WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
         // One more than asked, to tell whether another page follows.
         let fetch = i64::from(limit) + 1;
-        let workspace_id = workspace_id.as_str();
-        let rows = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customers(pool, workspace_id, fetch, starting_after).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customers(pool, workspace_id, fetch, starting_after).await
-            }
-        }
+        let rows: Vec<CustomerRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace_id.as_str())
+            .bind(starting_after)
+            .bind(fetch)
+            .fetch_all(pool)
+            .await)
         .map_err(LoadCustomerError::Database)?;
         let mut items = rows
             .into_iter()
@@ -347,7 +288,17 @@ pub enum StoreCustomerError {
 }
 
 impl StoreCustomerError {
-    fn from_violation(violation: Option<Violation>, error: sqlx::Error) -> Self {
+    /// The typed error for a violated constraint. Neither backend says which foreign key failed
+    /// (SQLite names none), but each of these tables has only parent references.
+    fn from_sqlx(error: sqlx::Error) -> Self {
+        let is_foreign_key_violation = error
+            .as_database_error()
+            .is_some_and(|database_error| database_error.is_foreign_key_violation());
+        let violation = if is_foreign_key_violation {
+            Some(Violation::UnknownParent)
+        } else {
+            violated_unique_key(&error, &UNIQUE_KEYS)
+        };
         match violation {
             Some(Violation::IdTaken) => Self::IdTaken,
             Some(Violation::ExternalIdTaken) => Self::ExternalIdTaken,

@@ -2,11 +2,10 @@
 
 use jiff::Timestamp;
 
-use super::{
-    postgres, sqlite, LoadCustomerError, Project, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX,
-};
-use crate::store::{Backend, Store};
-use crate::workspaces::format_timestamp;
+use super::rows::ProjectRow;
+use super::{LoadCustomerError, Project, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX};
+use crate::sql::{to_micros, with_pool};
+use crate::store::Store;
 use crate::WorkspaceId;
 
 impl Store {
@@ -24,17 +23,20 @@ impl Store {
         project: &Project,
         now: Timestamp,
     ) -> Result<(), StoreCustomerError> {
-        let now = format_timestamp(now);
-        let workspace_id = workspace_id.as_str();
-        let result = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert_project(pool, workspace_id, project, &now)
-                .await
-                .map_err(|error| (sqlite::violation(&error), error)),
-            Backend::Postgres(pool) => postgres::insert_project(pool, workspace_id, project, &now)
-                .await
-                .map_err(|error| (postgres::violation(&error), error)),
-        };
-        result.map_err(|(violation, error)| StoreCustomerError::from_violation(violation, error))
+        const SQL: &str = "INSERT INTO projects \
+                           (workspace_id, id, customer_id, parent_id, name, created_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6)";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(&project.id)
+            .bind(&project.customer_id)
+            .bind(&project.parent_id)
+            .bind(&project.name)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(StoreCustomerError::from_sqlx)
     }
 
     /// The project `id` of `workspace_id`, or `None`.
@@ -48,12 +50,15 @@ impl Store {
         workspace_id: &WorkspaceId,
         id: &str,
     ) -> Result<Option<Project>, LoadCustomerError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::project(pool, workspace_id.as_str(), id).await,
-            Backend::Postgres(pool) => postgres::project(pool, workspace_id.as_str(), id).await,
-        }
-        .map(|row| row.map(Project::from))
-        .map_err(LoadCustomerError::Database)
+        const SQL: &str = "SELECT id, customer_id, parent_id, name FROM projects \
+                           WHERE workspace_id = $1 AND id = $2";
+        let row: Option<ProjectRow> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace_id.as_str())
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(LoadCustomerError::Database)?;
+        Ok(row.map(Project::from))
     }
 
     /// Every project of the customer `customer_id`, in id order (at most
@@ -68,15 +73,15 @@ impl Store {
         workspace_id: &WorkspaceId,
         customer_id: &str,
     ) -> Result<Vec<Project>, LoadCustomerError> {
-        let limit = i64::from(PROJECTS_PER_CUSTOMER_MAX);
-        let workspace_id = workspace_id.as_str();
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::projects(pool, workspace_id, customer_id, limit).await,
-            Backend::Postgres(pool) => {
-                postgres::projects(pool, workspace_id, customer_id, limit).await
-            }
-        }
-        .map(|rows| rows.into_iter().map(Project::from).collect())
-        .map_err(LoadCustomerError::Database)
+        const SQL: &str = "SELECT id, customer_id, parent_id, name FROM projects \
+                           WHERE workspace_id = $1 AND customer_id = $2 ORDER BY id LIMIT $3";
+        let rows: Vec<ProjectRow> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace_id.as_str())
+            .bind(customer_id)
+            .bind(i64::from(PROJECTS_PER_CUSTOMER_MAX))
+            .fetch_all(pool)
+            .await)
+        .map_err(LoadCustomerError::Database)?;
+        Ok(rows.into_iter().map(Project::from).collect())
     }
 }

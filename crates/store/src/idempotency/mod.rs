@@ -6,13 +6,10 @@
 //! [`Store::abandon_idempotent_request`] releases a claim whose request should be retried for
 //! real. Keys are scoped to a workspace.
 
-mod postgres;
-mod sqlite;
-
 use jiff::Timestamp;
 
-use crate::store::{Backend, Store};
-use crate::workspaces::format_timestamp;
+use crate::sql::{to_micros, with_pool};
+use crate::store::Store;
 use crate::WorkspaceId;
 
 /// A response as it was first answered.
@@ -48,7 +45,7 @@ pub struct IdempotencyWindow {
     pub stale_before: Timestamp,
 }
 
-/// A row as both backends' query modules read it.
+/// A claimed key's row, as read back.
 #[derive(sqlx::FromRow)]
 struct IdempotencyRow {
     fingerprint: String,
@@ -92,42 +89,64 @@ impl Store {
         fingerprint: &str,
         window: IdempotencyWindow,
     ) -> Result<IdempotencyBegin, IdempotencyStoreError> {
-        let now = format_timestamp(window.now);
-        let expired_before = format_timestamp(window.expired_before);
-        let stale_before = format_timestamp(window.stale_before);
-        let workspace_id = workspace_id.as_str();
         // Twice: the row found conflicting may be deleted (expired) before it is read.
         for _ in 0..2 {
-            let existing = match &self.backend {
-                Backend::Sqlite(pool) => {
-                    sqlite::claim(
-                        pool,
-                        workspace_id,
-                        key,
-                        fingerprint,
-                        [&now, &expired_before, &stale_before],
-                    )
-                    .await
-                }
-                Backend::Postgres(pool) => {
-                    postgres::claim(
-                        pool,
-                        workspace_id,
-                        key,
-                        fingerprint,
-                        [&now, &expired_before, &stale_before],
-                    )
-                    .await
-                }
-            }
-            .map_err(IdempotencyStoreError::Database)?;
-            match existing {
+            let claim = self
+                .claim_idempotency_key(workspace_id, key, fingerprint, window)
+                .await
+                .map_err(IdempotencyStoreError::Database)?;
+            match claim {
                 Claim::Claimed => return Ok(IdempotencyBegin::Started),
                 Claim::Taken(Some(row)) => return row.into_begin(fingerprint),
                 Claim::Taken(None) => continue,
             }
         }
         Ok(IdempotencyBegin::InFlight)
+    }
+
+    /// Deletes the key if it expired (or its claim went stale), then tries to insert it.
+    async fn claim_idempotency_key(
+        &self,
+        workspace_id: &WorkspaceId,
+        key: &str,
+        fingerprint: &str,
+        window: IdempotencyWindow,
+    ) -> Result<Claim, sqlx::Error> {
+        const DELETE_EXPIRED: &str = "DELETE FROM idempotency_keys \
+                                      WHERE workspace_id = $1 AND key = $2 AND (created_at < $3 \
+                                      OR (response_status IS NULL AND created_at < $4))";
+        const INSERT: &str = "INSERT INTO idempotency_keys \
+                              (workspace_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) \
+                              ON CONFLICT (workspace_id, key) DO NOTHING";
+        const SELECT: &str = "SELECT fingerprint, response_status, response_headers, \
+                              response_body FROM idempotency_keys \
+                              WHERE workspace_id = $1 AND key = $2";
+        let workspace_id = workspace_id.as_str();
+        with_pool!(self, pool => {
+            sqlx::query(DELETE_EXPIRED)
+                .bind(workspace_id)
+                .bind(key)
+                .bind(to_micros(window.expired_before))
+                .bind(to_micros(window.stale_before))
+                .execute(pool)
+                .await?;
+            let inserted = sqlx::query(INSERT)
+                .bind(workspace_id)
+                .bind(key)
+                .bind(fingerprint)
+                .bind(to_micros(window.now))
+                .execute(pool)
+                .await?;
+            if inserted.rows_affected() == 1 {
+                return Ok(Claim::Claimed);
+            }
+            let row = sqlx::query_as(SELECT)
+                .bind(workspace_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?;
+            Ok(Claim::Taken(row))
+        })
     }
 
     /// Records the response of the request that claimed `key`.
@@ -146,31 +165,18 @@ impl Store {
             Ok(headers) => headers,
             Err(error) => unreachable!("header pairs always serialize: {error}"),
         };
-        let status = i64::from(response.status);
-        match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::complete(
-                    pool,
-                    workspace_id.as_str(),
-                    key,
-                    status,
-                    &headers,
-                    &response.body,
-                )
-                .await
-            }
-            Backend::Postgres(pool) => {
-                postgres::complete(
-                    pool,
-                    workspace_id.as_str(),
-                    key,
-                    status,
-                    &headers,
-                    &response.body,
-                )
-                .await
-            }
-        }
+        const SQL: &str = "UPDATE idempotency_keys SET response_status = $3, \
+                           response_headers = $4, response_body = $5 \
+                           WHERE workspace_id = $1 AND key = $2";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(key)
+            .bind(i64::from(response.status))
+            .bind(&headers)
+            .bind(&response.body)
+            .execute(pool)
+            .await
+            .map(drop))
         .map_err(IdempotencyStoreError::Database)
     }
 
@@ -186,10 +192,14 @@ impl Store {
         workspace_id: &WorkspaceId,
         key: &str,
     ) -> Result<(), IdempotencyStoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::abandon(pool, workspace_id.as_str(), key).await,
-            Backend::Postgres(pool) => postgres::abandon(pool, workspace_id.as_str(), key).await,
-        }
+        const SQL: &str = "DELETE FROM idempotency_keys \
+                           WHERE workspace_id = $1 AND key = $2 AND response_status IS NULL";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(drop))
         .map_err(IdempotencyStoreError::Database)
     }
 
@@ -202,11 +212,12 @@ impl Store {
         &self,
         expired_before: Timestamp,
     ) -> Result<u64, IdempotencyStoreError> {
-        let expired_before = format_timestamp(expired_before);
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::delete_expired(pool, &expired_before).await,
-            Backend::Postgres(pool) => postgres::delete_expired(pool, &expired_before).await,
-        }
+        const SQL: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(to_micros(expired_before))
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
         .map_err(IdempotencyStoreError::Database)
     }
 }

@@ -13,9 +13,7 @@
 //!   access.
 
 mod cache;
-mod postgres;
 mod secret;
-mod sqlite;
 mod tokens;
 
 use cache::CachedCredential;
@@ -26,8 +24,9 @@ pub use secret::{CredentialHash, CredentialKind, CredentialSecret};
 use jiff::Timestamp;
 
 use crate::ids::new_id;
-use crate::store::{Backend, Store};
-use crate::workspaces::format_timestamp;
+use crate::sql::{timestamp_from_micros, to_micros, with_pool};
+use crate::store::Store;
+use crate::workspaces::{workspace_from_row, WorkspaceKey};
 use crate::{InsertWorkspaceError, Workspace, WorkspaceId, WorkspaceName};
 
 /// A stored workspace API key, without its secret.
@@ -62,17 +61,9 @@ pub struct CustomerTokenOwner {
     pub customer_id: String,
 }
 
-/// A credential row as both backends' query modules write it.
-struct CredentialRow<'a> {
-    workspace_id: &'a str,
-    id: &'a str,
-    /// Only for customer tokens.
-    customer_id: Option<&'a str>,
-    hash: &'a str,
-    prefix: &'a str,
-    created_at: String,
-    /// `revoked_at` is always NULL when written; `expires_at` for customer tokens.
-    expires_at: Option<String>,
+/// A stored instant of a credential.
+fn credential_timestamp(micros: i64) -> Result<Timestamp, LoadCredentialError> {
+    timestamp_from_micros(micros).map_err(|_| LoadCredentialError::CorruptRow)
 }
 
 impl Store {
@@ -96,20 +87,18 @@ impl Store {
             created_at: now,
             revoked_at: None,
         };
+        const SQL: &str = "INSERT INTO api_keys (workspace_id, id, hash, prefix, created_at) \
+                           VALUES ($1, $2, $3, $4, $5)";
         let hash = secret.hash();
-        let row = CredentialRow {
-            workspace_id: workspace_id.as_str(),
-            id: &key.id,
-            customer_id: None,
-            hash: hash.as_str(),
-            prefix: &key.prefix,
-            created_at: format_timestamp(now),
-            expires_at: None,
-        };
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert_api_key(pool, &row).await,
-            Backend::Postgres(pool) => postgres::insert_api_key(pool, &row).await,
-        }
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(&key.id)
+            .bind(hash.as_str())
+            .bind(&key.prefix)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(drop))
         .map_err(StoreCredentialError)?;
         Ok((key, secret))
     }
@@ -127,10 +116,12 @@ impl Store {
         if let Some(CachedCredential::ApiKey(workspace_id)) = self.credentials.get(hash.as_str()) {
             return Ok(Some(workspace_id));
         }
-        let workspace_id = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::api_key_workspace(pool, hash.as_str()).await,
-            Backend::Postgres(pool) => postgres::api_key_workspace(pool, hash.as_str()).await,
-        }
+        const SQL: &str =
+            "SELECT workspace_id FROM api_keys WHERE hash = $1 AND revoked_at IS NULL";
+        let workspace_id: Option<String> = with_pool!(self, pool => sqlx::query_scalar(SQL)
+            .bind(hash.as_str())
+            .fetch_optional(pool)
+            .await)
         .map_err(LoadCredentialError::Database)?;
         let workspace_id = workspace_id
             .map(|id| WorkspaceId::parse(&id).map_err(|_| LoadCredentialError::CorruptRow))
@@ -154,23 +145,19 @@ impl Store {
         &self,
         workspace_id: &WorkspaceId,
     ) -> Result<Vec<ApiKey>, LoadCredentialError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::api_keys(pool, workspace_id.as_str()).await,
-            Backend::Postgres(pool) => postgres::api_keys(pool, workspace_id.as_str()).await,
-        }
+        const SQL: &str = "SELECT id, prefix, created_at, revoked_at \
+                           FROM api_keys WHERE workspace_id = $1 ORDER BY id";
+        let rows: Vec<(String, String, i64, Option<i64>)> = with_pool!(self, pool =>
+            sqlx::query_as(SQL).bind(workspace_id.as_str()).fetch_all(pool).await)
         .map_err(LoadCredentialError::Database)?;
         rows.into_iter()
             .map(|(id, prefix, created_at, revoked_at)| {
-                let parse = |text: &str| {
-                    text.parse::<Timestamp>()
-                        .map_err(|_| LoadCredentialError::CorruptRow)
-                };
                 Ok(ApiKey {
                     workspace_id: workspace_id.clone(),
                     id,
                     prefix,
-                    created_at: parse(&created_at)?,
-                    revoked_at: revoked_at.as_deref().map(parse).transpose()?,
+                    created_at: credential_timestamp(created_at)?,
+                    revoked_at: revoked_at.map(credential_timestamp).transpose()?,
                 })
             })
             .collect()
@@ -189,18 +176,18 @@ impl Store {
         key_id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreCredentialError> {
-        let now = format_timestamp(now);
-        let revoked = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::revoke_api_key(pool, workspace_id.as_str(), key_id, &now).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::revoke_api_key(pool, workspace_id.as_str(), key_id, &now).await
-            }
-        }
+        const SQL: &str = "UPDATE api_keys SET revoked_at = $3 \
+                           WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL";
+        let revoked = with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(key_id)
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
         .map_err(StoreCredentialError)?;
         self.credentials.clear();
-        Ok(revoked)
+        Ok(revoked == 1)
     }
 
     /// Whether any unrevoked API key exists, in any workspace: `serve` says how to make one when
@@ -210,11 +197,9 @@ impl Store {
     ///
     /// [`LoadCredentialError`] when the query fails.
     pub async fn any_api_key_exists(&self) -> Result<bool, LoadCredentialError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::any_api_key_exists(pool).await,
-            Backend::Postgres(pool) => postgres::any_api_key_exists(pool).await,
-        }
-        .map_err(LoadCredentialError::Database)
+        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)";
+        with_pool!(self, pool => sqlx::query_scalar(SQL).fetch_one(pool).await)
+            .map_err(LoadCredentialError::Database)
     }
 
     /// The workspace named `name`, created (with a new `ws_…` id) when there is none.
@@ -256,21 +241,21 @@ impl Store {
         &self,
         name: &WorkspaceName,
     ) -> Result<Option<Workspace>, EnsureWorkspaceError> {
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::workspace_named(pool, name.as_str()).await,
-            Backend::Postgres(pool) => postgres::workspace_named(pool, name.as_str()).await,
+        let row = self
+            .workspace_row(WorkspaceKey::Name, name.as_str())
+            .await
+            .map_err(EnsureWorkspaceError::Database)?;
+        let workspace = row
+            .map(workspace_from_row)
+            .transpose()
+            .map_err(|_| EnsureWorkspaceError::CorruptRow)?;
+        if let Some(workspace) = &workspace {
+            assert_eq!(
+                &workspace.name, name,
+                "the query returned another workspace"
+            );
         }
-        .map_err(EnsureWorkspaceError::Database)?;
-        let Some((id, created_at)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Workspace {
-            id: WorkspaceId::parse(&id).map_err(|_| EnsureWorkspaceError::CorruptRow)?,
-            name: name.clone(),
-            created_at: created_at
-                .parse()
-                .map_err(|_| EnsureWorkspaceError::CorruptRow)?,
-        }))
+        Ok(workspace)
     }
 }
 

@@ -5,12 +5,12 @@ use jiff::Timestamp;
 
 use super::cache::CachedCredential;
 use super::{
-    postgres, sqlite, CredentialKind, CredentialRow, CredentialSecret, CustomerToken,
-    CustomerTokenOwner, LoadCredentialError, StoreCredentialError,
+    credential_timestamp, CredentialKind, CredentialSecret, CustomerToken, CustomerTokenOwner,
+    LoadCredentialError, StoreCredentialError,
 };
 use crate::ids::new_id;
-use crate::store::{Backend, Store};
-use crate::workspaces::format_timestamp;
+use crate::sql::{to_micros, with_pool};
+use crate::store::Store;
 use crate::{CredentialHash, WorkspaceId};
 
 impl Store {
@@ -38,20 +38,21 @@ impl Store {
             created_at: now,
             expires_at,
         };
+        const SQL: &str = "INSERT INTO customer_tokens \
+                           (workspace_id, id, customer_id, hash, prefix, created_at, expires_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let hash = secret.hash();
-        let row = CredentialRow {
-            workspace_id: workspace_id.as_str(),
-            id: &token.id,
-            customer_id: Some(customer_id),
-            hash: hash.as_str(),
-            prefix: &token.prefix,
-            created_at: format_timestamp(now),
-            expires_at: Some(format_timestamp(expires_at)),
-        };
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert_customer_token(pool, &row).await,
-            Backend::Postgres(pool) => postgres::insert_customer_token(pool, &row).await,
-        }
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(&token.id)
+            .bind(customer_id)
+            .bind(hash.as_str())
+            .bind(&token.prefix)
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
+            .execute(pool)
+            .await
+            .map(drop))
         .map_err(StoreCredentialError)?;
         Ok((token, secret))
     }
@@ -73,26 +74,23 @@ impl Store {
         {
             return Ok((now < expires_at).then_some(owner));
         }
-        let now_text = format_timestamp(now);
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer_token_owner(pool, hash.as_str(), &now_text).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer_token_owner(pool, hash.as_str(), &now_text).await
-            }
-        }
+        const SQL: &str = "SELECT workspace_id, customer_id, expires_at FROM customer_tokens \
+                           WHERE hash = $1 AND expires_at > $2";
+        let row: Option<(String, String, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(hash.as_str())
+            .bind(to_micros(now))
+            .fetch_optional(pool)
+            .await)
         .map_err(LoadCredentialError::Database)?;
         let Some((workspace_id, customer_id, expires_at)) = row else {
             return Ok(None);
         };
-        let corrupt = |_| LoadCredentialError::CorruptRow;
         let owner = CustomerTokenOwner {
             workspace_id: WorkspaceId::parse(&workspace_id)
                 .map_err(|_| LoadCredentialError::CorruptRow)?,
             customer_id,
         };
-        let expires_at: Timestamp = expires_at.parse().map_err(corrupt)?;
+        let expires_at = credential_timestamp(expires_at)?;
         self.credentials.insert(
             hash.as_str(),
             CachedCredential::CustomerToken {
@@ -115,20 +113,16 @@ impl Store {
         customer_id: &str,
         now: Timestamp,
     ) -> Result<Vec<CustomerToken>, LoadCredentialError> {
-        let now = format_timestamp(now);
-        let rows = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::customer_tokens(pool, workspace_id.as_str(), customer_id, &now).await
-            }
-        }
+        const SQL: &str = "SELECT id, prefix, created_at, expires_at FROM customer_tokens \
+                           WHERE workspace_id = $1 AND customer_id = $2 AND expires_at > $3 \
+                           ORDER BY id";
+        let rows: Vec<(String, String, i64, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace_id.as_str())
+            .bind(customer_id)
+            .bind(to_micros(now))
+            .fetch_all(pool)
+            .await)
         .map_err(LoadCredentialError::Database)?;
-        let parse = |text: &str| {
-            text.parse::<Timestamp>()
-                .map_err(|_| LoadCredentialError::CorruptRow)
-        };
         rows.into_iter()
             .map(|(id, prefix, created_at, expires_at)| {
                 Ok(CustomerToken {
@@ -136,8 +130,8 @@ impl Store {
                     id,
                     customer_id: customer_id.to_owned(),
                     prefix,
-                    created_at: parse(&created_at)?,
-                    expires_at: parse(&expires_at)?,
+                    created_at: credential_timestamp(created_at)?,
+                    expires_at: credential_timestamp(expires_at)?,
                 })
             })
             .collect()
@@ -157,17 +151,17 @@ impl Store {
         customer_id: &str,
         token_id: &str,
     ) -> Result<bool, StoreCredentialError> {
-        let workspace_id = workspace_id.as_str();
-        let deleted = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::delete_customer_token(pool, workspace_id, customer_id, token_id).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::delete_customer_token(pool, workspace_id, customer_id, token_id).await
-            }
-        }
+        const SQL: &str =
+            "DELETE FROM customer_tokens WHERE workspace_id = $1 AND customer_id = $2 AND id = $3";
+        let deleted = with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace_id.as_str())
+            .bind(customer_id)
+            .bind(token_id)
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
         .map_err(StoreCredentialError)?;
         self.credentials.clear();
-        Ok(deleted)
+        Ok(deleted == 1)
     }
 }

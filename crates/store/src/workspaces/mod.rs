@@ -1,16 +1,15 @@
 //! Workspaces: the top isolation unit, one platform operator (DESIGN.md §2).
 //!
-//! [`Store::insert_workspace`] and [`Store::workspace`] dispatch to one query module per backend;
-//! this module turns rows into [`Workspace`]s and database errors into typed ones.
-
-mod postgres;
-mod sqlite;
+//! [`Store::insert_workspace`] and [`Store::workspace`], one query text for both backends
+//! ([`crate::sql`]); this module turns rows into [`Workspace`]s and database errors into typed
+//! ones.
 
 use std::fmt;
 
 use jiff::Timestamp;
 
-use crate::store::{Backend, Store};
+use crate::sql::{timestamp_from_micros, to_micros, violated_unique_key, with_pool, UniqueKeyName};
+use crate::store::Store;
 
 /// The longest workspace id accepted, prefix included.
 const WORKSPACE_ID_LENGTH_MAX: usize = 64;
@@ -124,42 +123,49 @@ pub struct Workspace {
     pub created_at: Timestamp,
 }
 
-/// A workspace as both backends' query modules read and write it.
-struct WorkspaceRow {
-    id: String,
-    name: String,
-    /// RFC 3339 in UTC with exactly six fractional digits.
-    created_at: String,
+/// A workspace as stored: id, name, `created_at` in microseconds.
+pub(crate) type WorkspaceRow = (String, String, i64);
+
+/// Checks a loaded row as strictly as input: the database is not trusted to hold only what this
+/// code wrote.
+pub(crate) fn workspace_from_row(
+    (id, name, created_at): WorkspaceRow,
+) -> Result<Workspace, CorruptWorkspaceRowError> {
+    Ok(Workspace {
+        id: WorkspaceId::parse(&id)?,
+        name: WorkspaceName::parse(&name)?,
+        created_at: timestamp_from_micros(created_at)?,
+    })
 }
 
-impl WorkspaceRow {
-    fn from_workspace(workspace: &Workspace) -> Self {
-        Self {
-            id: workspace.id.to_string(),
-            name: workspace.name.to_string(),
-            created_at: format_timestamp(workspace.created_at),
-        }
-    }
-
-    /// Checks a loaded row as strictly as input: the database is not trusted to hold only what
-    /// this code wrote.
-    fn into_workspace(self) -> Result<Workspace, CorruptWorkspaceRowError> {
-        Ok(Workspace {
-            id: WorkspaceId::parse(&self.id)?,
-            name: WorkspaceName::parse(&self.name)?,
-            created_at: self.created_at.parse()?,
-        })
-    }
-}
-
-/// `created_at` as stored: truncated to microseconds, fixed width, so that text order is time
-/// order in SQLite and PostgreSQL parses it as `timestamptz`.
-pub(crate) fn format_timestamp(instant: Timestamp) -> String {
-    format!("{instant:.6}")
-}
-
-/// Which unique key an insert collided with, as each backend's query module reports it.
+/// Which unique key an insert collided with.
+#[derive(Clone, Copy)]
 enum UniqueKey {
+    Id,
+    Name,
+}
+
+/// The unique keys of `workspaces`, as each backend names them (migrations/*/0001_workspaces.sql).
+const UNIQUE_KEYS: [(UniqueKeyName, UniqueKey); 2] = [
+    (
+        UniqueKeyName {
+            constraint: "workspaces_pkey",
+            columns: "workspaces.id",
+        },
+        UniqueKey::Id,
+    ),
+    (
+        UniqueKeyName {
+            constraint: "workspaces_name_key",
+            columns: "workspaces.name",
+        },
+        UniqueKey::Name,
+    ),
+];
+
+/// Which unique column a workspace is looked up by.
+#[derive(Clone, Copy)]
+pub(crate) enum WorkspaceKey {
     Id,
     Name,
 }
@@ -176,16 +182,15 @@ impl Store {
         &self,
         workspace: &Workspace,
     ) -> Result<(), InsertWorkspaceError> {
-        let row = WorkspaceRow::from_workspace(workspace);
-        let result = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::insert(pool, &row)
-                .await
-                .map_err(|error| (sqlite::violated_unique_key(&error), error)),
-            Backend::Postgres(pool) => postgres::insert(pool, &row)
-                .await
-                .map_err(|error| (postgres::violated_unique_key(&error), error)),
-        };
-        result.map_err(|(unique_key, error)| match unique_key {
+        const SQL: &str = "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)";
+        let result = with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace.id.as_str())
+            .bind(workspace.name.as_str())
+            .bind(to_micros(workspace.created_at))
+            .execute(pool)
+            .await
+            .map(drop));
+        result.map_err(|error| match violated_unique_key(&error, &UNIQUE_KEYS) {
             Some(UniqueKey::Id) => InsertWorkspaceError::IdTaken {
                 id: workspace.id.clone(),
             },
@@ -206,16 +211,28 @@ impl Store {
         &self,
         id: &WorkspaceId,
     ) -> Result<Option<Workspace>, LoadWorkspaceError> {
-        let row = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::fetch(pool, id.as_str()).await,
-            Backend::Postgres(pool) => postgres::fetch(pool, id.as_str()).await,
-        }
-        .map_err(LoadWorkspaceError::Database)?;
-        let workspace = row.map(WorkspaceRow::into_workspace).transpose()?;
+        let row = self
+            .workspace_row(WorkspaceKey::Id, id.as_str())
+            .await
+            .map_err(LoadWorkspaceError::Database)?;
+        let workspace = row.map(workspace_from_row).transpose()?;
         if let Some(workspace) = &workspace {
             assert_eq!(&workspace.id, id, "the query returned another workspace");
         }
         Ok(workspace)
+    }
+
+    /// The row of the workspace whose `key` column is `value`, or `None`.
+    pub(crate) async fn workspace_row(
+        &self,
+        key: WorkspaceKey,
+        value: &str,
+    ) -> Result<Option<WorkspaceRow>, sqlx::Error> {
+        let sql = match key {
+            WorkspaceKey::Id => "SELECT id, name, created_at FROM workspaces WHERE id = $1",
+            WorkspaceKey::Name => "SELECT id, name, created_at FROM workspaces WHERE name = $1",
+        };
+        with_pool!(self, pool => sqlx::query_as(sql).bind(value).fetch_optional(pool).await)
     }
 }
 
@@ -290,13 +307,5 @@ mod tests {
             Err(ParseWorkspaceNameError::ControlCharacter)
         );
         assert!(WorkspaceName::parse(&"é".repeat(WORKSPACE_NAME_LENGTH_MAX)).is_ok());
-    }
-
-    #[test]
-    fn stored_timestamps_have_fixed_width_microseconds() {
-        let instant: Timestamp = "2026-11-22T08:00:00.123456789Z".parse().unwrap();
-        assert_eq!(format_timestamp(instant), "2026-11-22T08:00:00.123456Z");
-        let whole: Timestamp = "2026-11-22T08:00:00Z".parse().unwrap();
-        assert_eq!(format_timestamp(whole), "2026-11-22T08:00:00.000000Z");
     }
 }

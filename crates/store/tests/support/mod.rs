@@ -5,10 +5,13 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use billow_store::{Database, PostgresUrl, Store};
+use billow_core::Currency;
+use billow_store::{Address, Customer, Database, PostgresUrl, Store, TaxId};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 
@@ -24,6 +27,30 @@ pub fn unique_name(prefix: &str) -> String {
         .as_nanos();
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}_{}_{nanos}_{count}", std::process::id())
+}
+
+/// A customer with every field set: email, address, a tax id, a currency with no minor unit and
+/// the last possible billing-cycle day.
+pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Customer {
+    Customer {
+        id: id.to_owned(),
+        external_id: external_id.to_owned(),
+        name: "Team 42".to_owned(),
+        email: Some("billing@team42.example".to_owned()),
+        address: Some(Address {
+            line1: Some("Hauptstr. 1".to_owned()),
+            country: Some("DE".to_owned()),
+            ..Address::default()
+        }),
+        tax_ids: vec![TaxId {
+            kind: "eu_vat".to_owned(),
+            value: "DE123456789".to_owned(),
+        }],
+        currency: Currency::from_code("JPY").unwrap(),
+        time_zone: "Asia/Tokyo".to_owned(),
+        billing_cycle_day: 31,
+        parent_id: parent_id.map(str::to_owned),
+    }
 }
 
 /// A migrated store on a new SQLite file; the directory is removed when the guard drops.
@@ -85,6 +112,16 @@ impl PostgresDatabase {
 
     pub fn database(&self) -> Database {
         Database::Postgres(self.url.clone())
+    }
+
+    /// A direct connection to this database, for what a test does below the `Store`.
+    pub async fn connect(&self) -> PgConnection {
+        let options = PgConnectOptions::from_str(&self.admin_url)
+            .unwrap()
+            .database(&self.name);
+        PgConnection::connect_with(&options)
+            .await
+            .unwrap_or_else(|error| panic!("could not connect to {}: {error}", self.name))
     }
 
     pub async fn drop_database(self) {

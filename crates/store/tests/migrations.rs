@@ -1,0 +1,350 @@
+//! Migration 0007 moves the access tables to the billing tables' convention in place: rows
+//! written in the old shape (TIMESTAMPTZ and JSONB on PostgreSQL, RFC 3339 text on SQLite) read
+//! back through the `Store` with the same values, instants to the microsecond.
+
+#[allow(unused_macros)]
+mod support;
+
+use std::path::Path;
+
+use billow_store::{
+    ApiKey, CredentialHash, CustomerToken, CustomerTokenOwner, Database, IdempotencyBegin,
+    IdempotencyWindow, Project, Store, StoredResponse, Workspace, WorkspaceId, WorkspaceName,
+};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+use tempfile::TempDir;
+
+/// The migration that converts the access tables.
+const CONVERSION_VERSION: i64 = 7;
+
+const WORKSPACE_ID: &str = "ws_old";
+const API_KEY_SECRET: &str = "bk_old_live";
+const REVOKED_KEY_SECRET: &str = "bk_old_revoked";
+const CUSTOMER_TOKEN_SECRET: &str = "bct_old";
+const IDEMPOTENCY_BODY: &[u8] = br#"{"id":"cus_old"}"#;
+
+/// Rows as the code before 0007 wrote them. Literals, so that PostgreSQL reads each as its
+/// column's type (TIMESTAMPTZ, JSONB, SMALLINT) and SQLite keeps the text; `$1` is the response
+/// body, bytes on both.
+fn old_shape_rows() -> Vec<String> {
+    let key_hash = CredentialHash::of(API_KEY_SECRET);
+    let revoked_hash = CredentialHash::of(REVOKED_KEY_SECRET);
+    let token_hash = CredentialHash::of(CUSTOMER_TOKEN_SECRET);
+    vec![
+        format!(
+            "INSERT INTO workspaces (id, name, created_at) \
+             VALUES ('{WORKSPACE_ID}', 'Old Workspace', '2026-11-22T08:00:00.123456Z')"
+        ),
+        format!(
+            "INSERT INTO api_keys (workspace_id, id, hash, prefix, created_at, revoked_at) VALUES \
+             ('{WORKSPACE_ID}', 'key_live', '{}', 'bk_old_liv', '2026-11-22T08:01:00.000001Z', NULL), \
+             ('{WORKSPACE_ID}', 'key_revoked', '{}', 'bk_old_rev', '1969-12-31T23:59:59.999999Z', \
+              '2026-11-22T08:02:00.654321Z')",
+            key_hash.as_str(),
+            revoked_hash.as_str()
+        ),
+        // The child first in id order, so that a rebuild copying in that order meets it before
+        // its parent.
+        format!(
+            "INSERT INTO customers (workspace_id, id, external_id, name, email, address, tax_ids, \
+             currency, time_zone, billing_cycle_day, parent_id, created_at, updated_at) VALUES \
+             ('{WORKSPACE_ID}', 'cus_b_parent', 'team-parent', 'Parent', NULL, NULL, '[]', 'EUR', \
+              'UTC', 1, NULL, '2026-11-22T08:03:00.000000Z', '2026-11-22T08:03:00.000000Z')"
+        ),
+        format!(
+            "INSERT INTO customers (workspace_id, id, external_id, name, email, address, tax_ids, \
+             currency, time_zone, billing_cycle_day, parent_id, created_at, updated_at) VALUES \
+             ('{WORKSPACE_ID}', 'cus_a_old', 'team-42', 'Team 42', 'billing@team42.example', \
+              '{{\"line1\": \"Hauptstr. 1\", \"country\": \"DE\"}}', \
+              '[{{\"type\": \"eu_vat\", \"value\": \"DE123456789\"}}]', 'JPY', 'Asia/Tokyo', 31, \
+              'cus_b_parent', '2026-11-22T08:04:00.000123Z', '2026-11-23T09:05:06.789012Z')"
+        ),
+        format!(
+            "INSERT INTO customer_tokens \
+             (workspace_id, id, customer_id, hash, prefix, created_at, expires_at) VALUES \
+             ('{WORKSPACE_ID}', 'ctok_old', 'cus_a_old', '{}', 'bct_old', \
+              '2026-11-22T08:06:00.000007Z', '2026-12-22T08:06:00.500000Z')",
+            token_hash.as_str()
+        ),
+        format!(
+            "INSERT INTO projects (workspace_id, id, customer_id, parent_id, name, created_at) \
+             VALUES ('{WORKSPACE_ID}', 'prj_root', 'cus_a_old', NULL, 'Root', \
+              '2026-11-22T08:07:00.000000Z'), \
+             ('{WORKSPACE_ID}', 'prj_child', 'cus_a_old', 'prj_root', 'Child', \
+              '2026-11-22T08:07:00.000001Z')"
+        ),
+        format!(
+            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, response_status, \
+             response_headers, response_body, created_at) VALUES \
+             ('{WORKSPACE_ID}', 'retry-1', 'f1ngerpr1nt', 201, \
+              '[[\"content-type\", \"application/json\"], [\"location\", \"/v1/customers/cus_a_old\"]]', \
+              $1, '2026-11-22T08:08:00.250000Z')"
+        ),
+    ]
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// The migrations before the conversion, read from the same files the store embeds.
+async fn migrator_before_conversion(backend: &str) -> (Migrator, TempDir) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let directory = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let version: i64 = name.split('_').next().unwrap().parse().unwrap();
+        if version < CONVERSION_VERSION {
+            std::fs::copy(&path, directory.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = Migrator::new(directory.path()).await.unwrap();
+    assert!(migrator.version_exists(5));
+    assert!(!migrator.version_exists(CONVERSION_VERSION));
+    (migrator, directory)
+}
+
+/// Applies the old migrations and inserts the old-shape rows on `$connection` (a macro: the
+/// generic bounds of a function over both connection types would dwarf its body).
+macro_rules! prepare_old_database {
+    ($connection:expr, $backend:literal) => {{
+        let (migrator, _directory) = migrator_before_conversion($backend).await;
+        migrator.run(&mut *$connection).await.unwrap();
+        for statement in old_shape_rows() {
+            let query = sqlx::query(&statement);
+            let query = if statement.contains("$1") {
+                query.bind(IDEMPOTENCY_BODY)
+            } else {
+                query
+            };
+            query
+                .execute(&mut *$connection)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("could not insert an old-shape row: {error}\n{statement}")
+                });
+        }
+    }};
+}
+
+/// Reads everything back through the migrated store.
+async fn old_rows_read_back_equal(store: &Store) {
+    let workspace_id = WorkspaceId::parse(WORKSPACE_ID).unwrap();
+    let workspace = Workspace {
+        id: workspace_id.clone(),
+        name: WorkspaceName::parse("Old Workspace").unwrap(),
+        created_at: at("2026-11-22T08:00:00.123456Z"),
+    };
+    assert_eq!(
+        store.workspace(&workspace_id).await.unwrap(),
+        Some(workspace.clone())
+    );
+    assert_eq!(
+        store.workspace_named(&workspace.name).await.unwrap(),
+        Some(workspace)
+    );
+
+    assert_eq!(
+        store.api_keys(&workspace_id).await.unwrap(),
+        vec![
+            ApiKey {
+                workspace_id: workspace_id.clone(),
+                id: "key_live".to_owned(),
+                prefix: "bk_old_liv".to_owned(),
+                created_at: at("2026-11-22T08:01:00.000001Z"),
+                revoked_at: None,
+            },
+            ApiKey {
+                workspace_id: workspace_id.clone(),
+                id: "key_revoked".to_owned(),
+                prefix: "bk_old_rev".to_owned(),
+                created_at: at("1969-12-31T23:59:59.999999Z"),
+                revoked_at: Some(at("2026-11-22T08:02:00.654321Z")),
+            },
+        ]
+    );
+    let live = CredentialHash::of(API_KEY_SECRET);
+    let revoked = CredentialHash::of(REVOKED_KEY_SECRET);
+    assert_eq!(
+        store.api_key_workspace(&live).await.unwrap(),
+        Some(workspace_id.clone())
+    );
+    assert_eq!(store.api_key_workspace(&revoked).await.unwrap(), None);
+
+    let customer = support::customer("cus_a_old", "team-42", Some("cus_b_parent"));
+    assert_eq!(
+        store.customer(&workspace_id, "cus_a_old").await.unwrap(),
+        Some(customer.clone())
+    );
+    assert_eq!(
+        store
+            .customer_by_external_id(&workspace_id, "team-42")
+            .await
+            .unwrap(),
+        Some(customer)
+    );
+    let page = store.customers(&workspace_id, 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+
+    assert_eq!(
+        store.projects(&workspace_id, "cus_a_old").await.unwrap(),
+        vec![
+            Project {
+                id: "prj_child".to_owned(),
+                customer_id: "cus_a_old".to_owned(),
+                parent_id: Some("prj_root".to_owned()),
+                name: "Child".to_owned(),
+            },
+            Project {
+                id: "prj_root".to_owned(),
+                customer_id: "cus_a_old".to_owned(),
+                parent_id: None,
+                name: "Root".to_owned(),
+            },
+        ]
+    );
+
+    let token_created_at = at("2026-11-22T08:06:00.000007Z");
+    let token_expires_at = at("2026-12-22T08:06:00.500000Z");
+    assert_eq!(
+        store
+            .customer_tokens(&workspace_id, "cus_a_old", token_created_at)
+            .await
+            .unwrap(),
+        vec![CustomerToken {
+            workspace_id: workspace_id.clone(),
+            id: "ctok_old".to_owned(),
+            customer_id: "cus_a_old".to_owned(),
+            prefix: "bct_old".to_owned(),
+            created_at: token_created_at,
+            expires_at: token_expires_at,
+        }]
+    );
+    // The expiry still compares to the microsecond: valid a microsecond before, not at it.
+    let token = CredentialHash::of(CUSTOMER_TOKEN_SECRET);
+    let just_before = token_expires_at - SignedDuration::from_micros(1);
+    assert_eq!(
+        store
+            .customer_tokens(&workspace_id, "cus_a_old", token_expires_at)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .customer_token_owner(&token, just_before)
+            .await
+            .unwrap(),
+        Some(CustomerTokenOwner {
+            workspace_id: workspace_id.clone(),
+            customer_id: "cus_a_old".to_owned(),
+        })
+    );
+
+    let created_at = at("2026-11-22T08:08:00.250000Z");
+    let window = IdempotencyWindow {
+        now: created_at + SignedDuration::from_mins(1),
+        // The key is kept when it was created exactly at the bound, forgotten a microsecond later.
+        expired_before: created_at,
+        stale_before: created_at,
+    };
+    assert_eq!(
+        store
+            .begin_idempotent_request(&workspace_id, "retry-1", "f1ngerpr1nt", window)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Completed(StoredResponse {
+            status: 201,
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("location".to_owned(), "/v1/customers/cus_a_old".to_owned()),
+            ],
+            body: IDEMPOTENCY_BODY.to_vec(),
+        })
+    );
+    let deleted = store
+        .delete_expired_idempotency_keys(created_at + SignedDuration::from_micros(1))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+}
+
+/// The instants of the customer that the Store API does not return, as stored: microseconds
+/// since the epoch.
+macro_rules! stored_customer_instants {
+    ($connection:expr) => {{
+        let instants: (i64, i64) = sqlx::query_as(
+            "SELECT created_at, updated_at FROM customers WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(WORKSPACE_ID)
+        .bind("cus_a_old")
+        .fetch_one(&mut *$connection)
+        .await
+        .unwrap();
+        instants
+    }};
+}
+
+fn expected_customer_instants() -> (i64, i64) {
+    (
+        at("2026-11-22T08:04:00.000123Z").as_microsecond(),
+        at("2026-11-23T09:05:06.789012Z").as_microsecond(),
+    )
+}
+
+#[tokio::test]
+async fn sqlite_access_rows_of_the_old_shape_survive_the_conversion() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("billow.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+    prepare_old_database!(&mut connection, "sqlite");
+    connection.close().await.unwrap();
+
+    let store = Store::open(&Database::sqlite(&path)).await.unwrap();
+    store.migrate().await.unwrap();
+    old_rows_read_back_equal(&store).await;
+    store.close().await;
+
+    let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+    assert_eq!(
+        stored_customer_instants!(&mut connection),
+        expected_customer_instants()
+    );
+    let violations = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    assert!(violations.is_empty());
+}
+
+#[tokio::test]
+async fn postgres_access_rows_of_the_old_shape_survive_the_conversion() {
+    let Some(admin_url) = support::postgres_admin_url() else {
+        return;
+    };
+    let database = support::PostgresDatabase::create(admin_url).await;
+    let mut connection = database.connect().await;
+    prepare_old_database!(&mut connection, "postgres");
+
+    let store = Store::open(&database.database()).await.unwrap();
+    store.migrate().await.unwrap();
+    old_rows_read_back_equal(&store).await;
+    store.close().await;
+
+    assert_eq!(
+        stored_customer_instants!(&mut connection),
+        expected_customer_instants()
+    );
+    connection.close().await.unwrap();
+    database.drop_database().await;
+}
