@@ -93,6 +93,10 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("GET", "/api/v1/customers/{id}/tokens"),
         ("DELETE", "/api/v1/customers/{id}/tokens/{token_id}"),
         ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/coupons"),
+        ("GET", "/api/v1/coupons"),
+        ("GET", "/api/v1/coupons/{code}"),
+        ("POST", "/api/v1/coupons/{code}/archive"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());
         assert!(documented.contains(&operation), "{operation:?}");
@@ -133,7 +137,7 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
 }
 
 /// The request bodies of the billing routes: `(method, path, component, required fields)`.
-const BILLING_BODIES: [(&str, &str, &str, &[&str]); 10] = [
+const BILLING_BODIES: [(&str, &str, &str, &[&str]); 11] = [
     (
         "post",
         "/api/v1/meters",
@@ -193,6 +197,12 @@ const BILLING_BODIES: [(&str, &str, &str, &[&str]); 10] = [
         "/api/v1/subscriptions/{id}/preview-change",
         "SubscriptionChangeBody",
         &[],
+    ),
+    (
+        "post",
+        "/api/v1/coupons",
+        "CreateCoupon",
+        &["code", "duration"],
     ),
 ];
 
