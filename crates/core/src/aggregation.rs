@@ -40,6 +40,7 @@ pub struct UsageEvent {
 
 /// How a meter aggregates the values of its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Aggregation {
     /// The number of events.
@@ -60,6 +61,7 @@ pub enum Aggregation {
 
 /// The time unit of a time-weighted sum (value-hours, value-days, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TimeUnit {
     /// Value-seconds.
@@ -86,6 +88,7 @@ impl TimeUnit {
 
 /// A meter definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Meter {
     /// The meter's key, referenced by prices.

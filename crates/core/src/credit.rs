@@ -13,6 +13,7 @@ use crate::period::Period;
 
 /// Why a grant was given; decides how its consumption is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     /// Free credits of the plan (Palette's free credits).

@@ -172,12 +172,14 @@ pub struct AppliedDiscount {
 
 /// An exclusive tax rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaxRate {
     /// Its name on the invoice (VAT, GST, sales tax).
     pub name: String,
     /// The rate in percent.
     #[serde(deserialize_with = "crate::decimal::exact")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub rate_percent: Decimal,
 }
 

@@ -46,3 +46,5 @@ pub use price::{PriceModel, Rating, RatingStep};
 pub mod credit;
 pub mod invoice;
 pub mod scenario;
+#[cfg(feature = "utoipa")]
+pub mod schema;

@@ -82,6 +82,7 @@ impl fmt::Display for Period {
 
 /// How often a price recurs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Cadence {
     /// Every local day.
@@ -287,6 +288,7 @@ pub fn local_midnight(date: Date, time_zone: &TimeZone) -> Result<Timestamp, Cal
 
 /// Whether a price is prorated by the second or by the local day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProrationUnit {
     /// By the second: the fraction of seconds present. The default.

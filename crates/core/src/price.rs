@@ -11,48 +11,59 @@ pub const MAX_TIERS: usize = 64;
 
 /// One tier of a graduated or volume price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// The tier's inclusive upper bound; `None` for the last tier.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub up_to: Option<Decimal>,
     /// The price of each unit in the tier.
     #[serde(default, deserialize_with = "crate::decimal::exact")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub unit_amount: Decimal,
     /// A fee charged once when the tier is used.
     #[serde(default, deserialize_with = "crate::decimal::exact")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub flat_amount: Decimal,
 }
 
 /// One tier of a graduated percentage price, over the running total of transaction amounts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PercentageTier {
     /// The tier's inclusive upper bound of the running total; `None` for the last tier.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub up_to: Option<Decimal>,
     /// The rate in percent applied to the part of the total inside the tier.
     #[serde(deserialize_with = "crate::decimal::exact")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub rate_percent: Decimal,
     /// A fee charged once, when the running total first enters the tier.
     #[serde(default, deserialize_with = "crate::decimal::exact")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub flat_amount: Decimal,
 }
 
 /// A pricing model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PriceModel {
     /// One fixed amount, whatever the quantity.
     Flat {
         /// The amount.
         #[serde(deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         amount: Decimal,
     },
     /// The same price for every unit.
     PerUnit {
         /// The price of one unit.
         #[serde(deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         unit_amount: Decimal,
     },
     /// Each tier prices the units that fall inside it; the first tier's flat fee applies even at
@@ -70,33 +81,41 @@ pub enum PriceModel {
     Package {
         /// Units in one package.
         #[serde(deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         package_size: Decimal,
         /// The price of one package.
         #[serde(deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         package_amount: Decimal,
         /// Units given free before packages are counted.
         #[serde(default, deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         free_units: Decimal,
     },
     /// A share of each transaction's amount plus a fixed fee per transaction.
     Percentage {
         /// The rate in percent of each chargeable amount.
         #[serde(deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         rate_percent: Decimal,
         /// A fee per transaction not wholly covered by the free allowance.
         #[serde(default, deserialize_with = "crate::decimal::exact")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
         fixed_fee: Decimal,
         /// The first N transactions are free (with `free_amount`, until either runs out).
         #[serde(default)]
         free_events: Option<u64>,
         /// The first amount of transactions is free (with `free_events`, until either runs out).
         #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
         free_amount: Option<Decimal>,
         /// The smallest fee of a charged transaction.
         #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
         min_per_transaction: Option<Decimal>,
         /// The largest fee of a charged transaction.
         #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+        #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
         max_per_transaction: Option<Decimal>,
     },
     /// Tiers of rates over the running total of transaction amounts.

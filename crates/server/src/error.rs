@@ -45,6 +45,10 @@ pub enum ApiError {
         problem: ConflictProblem,
         detail: String,
     },
+    /// A field's value must be unique in the workspace and is taken (a coupon's code): a 409
+    /// `already-exists` that names the field.
+    #[error("{field} is taken: {detail}")]
+    Taken { field: &'static str, detail: String },
     /// The body is larger than the server accepts.
     #[error("the body exceeds {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -127,7 +131,9 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MalformedJson { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict { .. } | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Taken { .. } | Self::IdempotencyKeyInFlight => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -152,7 +158,8 @@ impl ApiError {
             Self::Conflict {
                 problem: ConflictProblem::AlreadyExists,
                 ..
-            } => ("urn:billow:problem:already-exists", "Already exists"),
+            }
+            | Self::Taken { .. } => ("urn:billow:problem:already-exists", "Already exists"),
             Self::Conflict {
                 problem: ConflictProblem::InvalidState,
                 ..
@@ -188,7 +195,7 @@ impl ApiError {
                 [only] => format!("{}: {}", only.field, only.reason),
                 _ => format!("{} fields are invalid; see errors.", errors.len()),
             },
-            Self::Conflict { detail, .. } => detail.clone(),
+            Self::Conflict { detail, .. } | Self::Taken { detail, .. } => detail.clone(),
             Self::PayloadTooLarge { limit_bytes } => {
                 format!("The body exceeds the limit of {limit_bytes} bytes.")
             }
@@ -202,6 +209,10 @@ impl ApiError {
         };
         let errors = match self {
             Self::Validation(errors) => errors.clone(),
+            Self::Taken { field, .. } => vec![FieldError::new(
+                *field,
+                "is taken by another resource of this workspace",
+            )],
             _ => Vec::new(),
         };
         Problem {

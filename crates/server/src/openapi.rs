@@ -7,6 +7,8 @@
 //! and fails when either has a route the other lacks. How to register a route:
 //! `docs/service-plan.md`, "OpenAPI".
 
+pub mod bodies;
+
 use std::sync::LazyLock;
 
 use axum::http::header::CONTENT_TYPE;

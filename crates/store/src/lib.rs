@@ -48,6 +48,7 @@
 
 pub mod billing;
 pub mod catalog;
+pub mod coupons;
 mod customers;
 mod database;
 pub mod events;

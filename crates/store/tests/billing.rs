@@ -7,8 +7,11 @@ mod support;
 
 use billow_store::billing::{BillingWrites, Finalization, Finalized};
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
+use billow_store::coupons::{CouponRecord, RedeemCouponError};
 use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
-use billow_store::subscriptions::{SubscriptionChangeRecord, SubscriptionRecord};
+use billow_store::subscriptions::{
+    CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord,
+};
 use billow_store::{BillingStoreError, Store, WorkspaceId};
 use jiff::Timestamp;
 use serde_json::json;
@@ -732,6 +735,180 @@ async fn leases_are_taken_and_released_in_bulk(store: Store) {
     assert_eq!(taken, vec!["cus_1".to_owned(), "cus_3".to_owned()]);
 }
 
+fn coupon(code: &str, max_redemptions: Option<i64>) -> CouponRecord {
+    CouponRecord {
+        code: code.to_owned(),
+        name: Some("Launch".to_owned()),
+        terms: json!({"percent_off": "10", "duration": "forever"}),
+        currency: None,
+        max_redemptions,
+        redeem_by: None,
+        times_redeemed: 0,
+        archived_at: None,
+        created_at: at("2024-01-01T00:00:00Z"),
+    }
+}
+
+fn discount(id: &str, customer_id: &str) -> CustomerSpecRecord {
+    CustomerSpecRecord {
+        id: id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        spec: json!({"percent_off": "10", "duration": "forever", "start": "2024-01-01T00:00:00Z"}),
+        created_at: at("2024-01-02T00:00:00Z"),
+    }
+}
+
+async fn coupons_are_unique_by_code_per_workspace_and_archived_once(store: Store) {
+    let workspace = acme();
+    let other = WorkspaceId::parse("ws_other").unwrap();
+    store
+        .insert_coupon(&workspace, &coupon("LAUNCH10", None))
+        .await
+        .unwrap();
+
+    let again = store
+        .insert_coupon(&workspace, &coupon("LAUNCH10", Some(5)))
+        .await;
+    store
+        .insert_coupon(&other, &coupon("LAUNCH10", Some(5)))
+        .await
+        .unwrap();
+    let archived = store
+        .archive_coupon(&workspace, "LAUNCH10", at("2024-02-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let archived_again = store
+        .archive_coupon(&workspace, "LAUNCH10", at("2024-03-01T00:00:00Z"))
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(again, Err(BillingStoreError::Duplicate)),
+        "{again:?}"
+    );
+    assert_eq!(archived.archived_at, Some(at("2024-02-01T00:00:00Z")));
+    assert_eq!(archived_again.archived_at, Some(at("2024-02-01T00:00:00Z")));
+    assert_eq!(archived.terms, coupon("LAUNCH10", None).terms);
+    let listed = store.coupons(&workspace).await.unwrap();
+    assert_eq!(listed, [archived]);
+    let theirs = store.coupon(&other, "LAUNCH10").await.unwrap().unwrap();
+    assert_eq!(theirs.max_redemptions, Some(5));
+    assert_eq!(theirs.archived_at, None);
+    assert!(matches!(
+        store
+            .archive_coupon(&workspace, "NOPE", at("2024-02-01T00:00:00Z"))
+            .await,
+        Err(BillingStoreError::NotFound)
+    ));
+}
+
+async fn a_redemption_stores_the_discount_and_counts_it_or_says_why_not(store: Store) {
+    let workspace = acme();
+    let mut expiring = coupon("EARLY", None);
+    expiring.redeem_by = Some(at("2024-01-15T00:00:00Z"));
+    for record in [coupon("ONE", Some(1)), coupon("GONE", None), expiring] {
+        store.insert_coupon(&workspace, &record).await.unwrap();
+    }
+    store
+        .archive_coupon(&workspace, "GONE", at("2024-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let now = at("2024-01-20T00:00:00Z");
+
+    store
+        .redeem_coupon(&workspace, "ONE", &discount("disc_1", "cus_1"), now)
+        .await
+        .unwrap();
+    let exhausted = store
+        .redeem_coupon(&workspace, "ONE", &discount("disc_2", "cus_2"), now)
+        .await;
+    let archived = store
+        .redeem_coupon(&workspace, "GONE", &discount("disc_3", "cus_1"), now)
+        .await;
+    let expired = store
+        .redeem_coupon(&workspace, "EARLY", &discount("disc_4", "cus_1"), now)
+        .await;
+    let unknown = store
+        .redeem_coupon(&workspace, "NOPE", &discount("disc_5", "cus_1"), now)
+        .await;
+
+    assert!(
+        matches!(
+            exhausted,
+            Err(RedeemCouponError::Exhausted { max_redemptions: 1 })
+        ),
+        "{exhausted:?}"
+    );
+    assert!(
+        matches!(archived, Err(RedeemCouponError::Archived)),
+        "{archived:?}"
+    );
+    assert!(
+        matches!(expired, Err(RedeemCouponError::Expired { redeem_by }) if redeem_by == at("2024-01-15T00:00:00Z")),
+        "{expired:?}"
+    );
+    assert!(
+        matches!(unknown, Err(RedeemCouponError::Unknown)),
+        "{unknown:?}"
+    );
+    let discounts = store
+        .customer_specs(&workspace, CustomerSpecKind::Discount, None)
+        .await
+        .unwrap();
+    assert_eq!(discounts, [discount("disc_1", "cus_1")]);
+    let one = store.coupon(&workspace, "ONE").await.unwrap().unwrap();
+    assert_eq!(one.times_redeemed, 1);
+    assert_eq!(
+        store.coupon_redemptions(&workspace, "cus_1").await.unwrap(),
+        [("disc_1".to_owned(), "ONE".to_owned())]
+    );
+}
+
+/// Twelve customers redeem a coupon of three at once: three discounts, a count of three.
+async fn concurrent_redemptions_never_exceed_the_maximum(store: Store) {
+    const REDEMPTIONS_MAX: i64 = 3;
+    const ATTEMPTS: usize = 12;
+    let workspace = acme();
+    store
+        .insert_coupon(&workspace, &coupon("FIRST3", Some(REDEMPTIONS_MAX)))
+        .await
+        .unwrap();
+
+    let attempts: Vec<_> = (0..ATTEMPTS)
+        .map(|index| {
+            let store = store.clone();
+            let workspace = workspace.clone();
+            tokio::spawn(async move {
+                let record = discount(&format!("disc_{index:02}"), &format!("cus_{index:02}"));
+                store
+                    .redeem_coupon(&workspace, "FIRST3", &record, at("2024-01-20T00:00:00Z"))
+                    .await
+            })
+        })
+        .collect();
+    let mut redeemed = 0;
+    let mut exhausted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => redeemed += 1,
+            Err(RedeemCouponError::Exhausted { .. }) => exhausted += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    assert_eq!(
+        (redeemed, exhausted),
+        (REDEMPTIONS_MAX, ATTEMPTS as i64 - REDEMPTIONS_MAX)
+    );
+    let coupon = store.coupon(&workspace, "FIRST3").await.unwrap().unwrap();
+    assert_eq!(coupon.times_redeemed, REDEMPTIONS_MAX);
+    let discounts = store
+        .customer_specs(&workspace, CustomerSpecKind::Discount, None)
+        .await
+        .unwrap();
+    assert_eq!(discounts.len() as i64, REDEMPTIONS_MAX);
+}
+
 on_both_backends!(
     editing_a_plan_adds_a_version_and_keeps_the_old_one,
     meters_are_unique_by_key_per_workspace,
@@ -745,4 +922,7 @@ on_both_backends!(
     a_batch_is_written_in_one_transaction_with_consecutive_numbers,
     a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it,
     leases_are_taken_and_released_in_bulk,
+    coupons_are_unique_by_code_per_workspace_and_archived_once,
+    a_redemption_stores_the_discount_and_counts_it_or_says_why_not,
+    concurrent_redemptions_never_exceed_the_maximum,
 );

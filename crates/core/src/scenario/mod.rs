@@ -110,6 +110,7 @@ fn first() -> i8 {
 
 /// A plan: a bundle of prices with a cadence and phases.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
     /// The plan's key.
@@ -126,11 +127,13 @@ pub struct PlanSpec {
     pub phases: Vec<PhaseSpec>,
     /// The least the plan bills per period, trued up at period end.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
 }
 
 /// When a price is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BillingTiming {
     /// At the start of the period it pays for.
@@ -141,6 +144,7 @@ pub enum BillingTiming {
 
 /// A price of a plan.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriceSpec {
     /// The price's key.
@@ -164,9 +168,11 @@ pub struct PriceSpec {
     pub proration_unit: ProrationUnit,
     /// The least this price bills per period, trued up at period end.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
     /// For usage prices with meter-unit credits: the allowed overage in percent of allocated.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub overage_limit_percent: Option<Decimal>,
 }
 
@@ -176,6 +182,7 @@ fn yes() -> bool {
 
 /// What a phase does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseKind {
     /// Nothing is charged.
@@ -188,6 +195,7 @@ pub enum PhaseKind {
 
 /// A phase of a plan, counted in billing periods from the subscription's start.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PhaseSpec {
     /// What the phase does.
@@ -197,11 +205,13 @@ pub struct PhaseSpec {
     pub periods: Option<u32>,
     /// For a discount phase: the percentage off.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub percent_off: Option<Decimal>,
 }
 
 /// How a subscription's periods are aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Alignment {
     /// On the customer's billing-cycle day (the default).
@@ -215,6 +225,7 @@ pub enum Alignment {
 
 /// When a change takes effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangePolicy {
     /// At once, with prorated credits for what was billed in advance.
@@ -270,6 +281,7 @@ pub struct ChangeSpec {
 
 /// How long a discount lasts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiscountDuration {
     /// The first invoice issued at or after its start.

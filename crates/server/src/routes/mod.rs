@@ -1,5 +1,6 @@
 //! One module per resource; each exposes its handlers to [`crate::router`].
 
+pub(crate) mod coupons;
 pub(crate) mod credits;
 pub(crate) mod customers;
 pub(crate) mod events;
@@ -29,6 +30,7 @@ pub(crate) fn api_v1() -> ApiRouter {
         .merge(plans::router())
         .merge(subscriptions::router())
         .merge(credits::router())
+        .merge(coupons::router())
         .merge(invoices::router())
         .merge(usage::router())
         .merge(runs::router())

@@ -3,6 +3,7 @@
 
 mod auth;
 mod billing;
+mod coupons;
 mod customers;
 mod events;
 mod health;

@@ -93,6 +93,10 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("GET", "/api/v1/customers/{id}/tokens"),
         ("DELETE", "/api/v1/customers/{id}/tokens/{token_id}"),
         ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/coupons"),
+        ("GET", "/api/v1/coupons"),
+        ("GET", "/api/v1/coupons/{code}"),
+        ("POST", "/api/v1/coupons/{code}/archive"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());
         assert!(documented.contains(&operation), "{operation:?}");
@@ -130,6 +134,231 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
     }
     assert!(document["components"]["schemas"]["CustomerBody"].is_object());
     assert!(document["components"]["schemas"]["Problem"].is_object());
+}
+
+/// The request bodies of the billing routes: `(method, path, component, required fields)`.
+const BILLING_BODIES: [(&str, &str, &str, &[&str]); 11] = [
+    (
+        "post",
+        "/api/v1/meters",
+        "Meter",
+        &["key", "event_type", "aggregation"],
+    ),
+    (
+        "post",
+        "/api/v1/plans",
+        "PlanSpec",
+        &["key", "cadence", "prices"],
+    ),
+    (
+        "put",
+        "/api/v1/plans/{id}",
+        "PlanSpec",
+        &["key", "cadence", "prices"],
+    ),
+    (
+        "post",
+        "/api/v1/tax-rates",
+        "TaxRate",
+        &["name", "rate_percent"],
+    ),
+    (
+        "put",
+        "/api/v1/customers/{id}/tax-rate",
+        "CustomerTaxRate",
+        &["tax_rate_id"],
+    ),
+    (
+        "post",
+        "/api/v1/credit-grants",
+        "CreditGrantBody",
+        &["customer_id", "type", "amount", "start"],
+    ),
+    (
+        "post",
+        "/api/v1/discounts",
+        "DiscountBody",
+        &["customer_id"],
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions",
+        "CreateSubscriptionBody",
+        &["customer_id", "plan"],
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions/{id}/changes",
+        "SubscriptionChangeBody",
+        &[],
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions/{id}/preview-change",
+        "SubscriptionChangeBody",
+        &[],
+    ),
+    (
+        "post",
+        "/api/v1/coupons",
+        "CreateCoupon",
+        &["code", "duration"],
+    ),
+];
+
+/// The component a `$ref` names, e.g. `PlanSpec` for `#/components/schemas/PlanSpec`.
+fn referenced(schema: &Value) -> Option<&str> {
+    schema["$ref"]
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+}
+
+fn required(schema: &Value) -> BTreeSet<&str> {
+    schema["required"]
+        .as_array()
+        .map(|fields| fields.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Every `$ref` anywhere in `value`.
+fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(members) => {
+            for (name, member) in members {
+                match (name.as_str(), member) {
+                    ("$ref", Value::String(target)) => found.push(target),
+                    _ => references(member, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+        _ => {}
+    }
+}
+
+/// The values of the one-value `enum` that `property` has in each alternative of a `oneOf`.
+fn tags<'a>(schema: &'a Value, property: &str) -> Vec<&'a str> {
+    let alternatives = schema["oneOf"].as_array().unwrap();
+    alternatives
+        .iter()
+        .map(|alternative| {
+            assert!(required(alternative).contains(property), "{alternative}");
+            let values = alternative["properties"][property]["enum"]
+                .as_array()
+                .unwrap();
+            assert_eq!(values.len(), 1, "{alternative}");
+            values[0].as_str().unwrap()
+        })
+        .collect()
+}
+
+async fn every_billing_body_is_a_named_schema_with_its_required_fields(api: &TestApi) {
+    let document = document(api).await;
+    let schemas = &document["components"]["schemas"];
+
+    for (method, path, component, fields) in BILLING_BODIES {
+        let body = &document["paths"][path][method]["requestBody"];
+        let schema = &body["content"]["application/json"]["schema"];
+        assert_eq!(
+            referenced(schema),
+            Some(component),
+            "{method} {path}: {body}"
+        );
+        let declared = &schemas[component];
+        assert_eq!(declared["type"], "object", "{component}: {declared}");
+        let expected: BTreeSet<&str> = fields.iter().copied().collect();
+        assert_eq!(required(declared), expected, "{component}: {declared}");
+        for field in fields {
+            assert!(
+                declared["properties"][field].is_object(),
+                "{component}.{field}"
+            );
+        }
+    }
+    // A price's pricing is one of the models, told apart by `model`.
+    let price = &schemas["PriceSpec"];
+    assert_eq!(
+        required(price),
+        BTreeSet::from(["key", "pricing"]),
+        "{price}"
+    );
+    assert_eq!(
+        referenced(&price["properties"]["pricing"]),
+        Some("PriceModel")
+    );
+    assert_eq!(
+        tags(&schemas["PriceModel"], "model"),
+        [
+            "flat",
+            "per_unit",
+            "graduated",
+            "volume",
+            "package",
+            "percentage",
+            "graduated_percentage"
+        ]
+    );
+    // The enums a client picks from are listed.
+    let values = |component: &str| -> Vec<&str> {
+        schemas[component]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{component}: {}", schemas[component]))
+            .iter()
+            .map(|value| value.as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        values("Cadence"),
+        [
+            "daily",
+            "weekly",
+            "monthly",
+            "quarterly",
+            "semiannual",
+            "annual"
+        ]
+    );
+    assert_eq!(
+        values("Aggregation"),
+        [
+            "COUNT",
+            "SUM",
+            "MIN",
+            "MAX",
+            "UNIQUE_COUNT",
+            "LATEST",
+            "TIME_WEIGHTED_SUM"
+        ]
+    );
+    assert_eq!(values("ChangePolicy"), ["immediate", "end_of_term"]);
+    assert_eq!(
+        values("GrantType"),
+        ["free", "sla", "prepaid", "promotional"]
+    );
+    assert_eq!(
+        values("Alignment"),
+        ["cycle_day", "anniversary", "calendar"]
+    );
+    // Money is an exact decimal string, never a float.
+    assert_eq!(schemas["Decimal"]["type"], "string");
+    assert_eq!(schemas["Decimal"]["format"], "decimal");
+    let flat = schemas["PriceModel"]["oneOf"][0]["properties"]["amount"].clone();
+    assert_eq!(referenced(&flat), Some("Decimal"), "{flat}");
+    let amount = &schemas["CreditGrantBody"]["properties"]["amount"];
+    assert_eq!(referenced(amount), Some("Decimal"), "{amount}");
+    // Every component referenced anywhere exists.
+    let mut found = Vec::new();
+    references(&document, &mut found);
+    assert!(found.len() > BILLING_BODIES.len());
+    for target in found {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{target} is not a component schema"));
+        assert!(
+            schemas[name].is_object(),
+            "{target} is referenced but not declared"
+        );
+    }
 }
 
 /// Checks the document against the OpenAPI 3.1 schema with `openapi-spec-validator` (Python),
@@ -175,6 +404,7 @@ async fn the_document_needs_a_credential(api: &TestApi) {
 on_both_backends!(
     every_route_is_documented_and_every_documented_route_is_served,
     the_document_is_openapi_3_1_with_bearer_auth,
+    every_billing_body_is_a_named_schema_with_its_required_fields,
     the_document_needs_a_credential,
     the_document_passes_an_openapi_validator,
 );

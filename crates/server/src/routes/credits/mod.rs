@@ -1,4 +1,5 @@
-//! `/api/v1/credit-grants`, `/api/v1/discounts` (coupons) and `/api/v1/tax-rates`, and the tax
+//! `/api/v1/credit-grants`, `/api/v1/discounts` (inline or from a coupon, see
+//! `crate::routes::coupons`) and `/api/v1/tax-rates`, and the tax
 //! rate a customer is charged (`PUT /api/v1/customers/{id}/tax-rate`).
 //!
 //! Grants and discounts are the core's shapes (`billow_core::credit::CreditGrant`,
@@ -106,7 +107,7 @@ async fn list_customer_specs(
 
 /// Grants credits to a customer: `customer_id`, `type` (`free`, `sla`, `prepaid`,
 /// `promotional`), `meter` (absent: money), `amount`, `start`, `expiry`, `priority`.
-#[utoipa::path(post, path = "/api/v1/credit-grants", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/credit-grants", request_body(content = crate::openapi::bodies::CreditGrantBody, content_type = "application/json", description = "The grant"),
     tag = "credits",
     responses((status = 201, description = "The grant"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_credit_grant(
@@ -138,20 +139,29 @@ pub(crate) async fn list_credit_grants(
     list_customer_specs(&state, &principal, query, CustomerSpecKind::CreditGrant).await
 }
 
-/// Gives a customer a discount (a coupon): `customer_id`, `percent_off` or `amount_off`,
-/// `duration` (`once`, `{"repeating": {"invoices": 3}}`, `forever`), `start`.
-#[utoipa::path(post, path = "/api/v1/discounts", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+/// Gives a customer a discount: `customer_id`, `percent_off` or `amount_off`, `duration`
+/// (`once`, `{"repeating": {"invoices": 3}}`, `forever`), `start`; or redeems a workspace coupon
+/// for it: `customer_id`, `coupon` (its code), optionally `start`. A coupon that is unknown,
+/// archived, past its `redeem_by`, redeemed its `max_redemptions` times, or takes an amount off
+/// in another currency than the customer's is a 422 on `coupon`.
+#[utoipa::path(post, path = "/api/v1/discounts", request_body(content = crate::openapi::bodies::DiscountBody, content_type = "application/json", description = "Inline terms, or a coupon code to redeem"),
     tag = "credits",
-    responses((status = 201, description = "The discount"), (status = 422, description = "Invalid field")))]
+    responses((status = 201, description = "The discount (with `coupon` when redeemed from one)"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_discount(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let mut body = object(body)?;
+    if let Some(code) = body.remove("coupon") {
+        let record = crate::routes::coupons::redeem(&state, &auth, body, code.clone()).await?;
+        let shown = show(json!({"coupon": code}), &record_json(&record));
+        return Ok((StatusCode::CREATED, ApiJson(shown)));
+    }
     let record = create_customer_spec(
         &state,
         &auth,
-        body,
+        Value::Object(body),
         CustomerSpecKind::Discount,
         "discounts",
         "disc",
@@ -180,7 +190,7 @@ fn tax_rate_json(record: &TaxRateRecord) -> Value {
 }
 
 /// Creates a tax rate: `name` and `rate_percent` (exclusive tax).
-#[utoipa::path(post, path = "/api/v1/tax-rates", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/tax-rates", request_body(content = billow_core::invoice::TaxRate, content_type = "application/json", description = "An exclusive tax rate"),
     tag = "credits",
     responses((status = 201, description = "The tax rate"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_tax_rate(
@@ -223,13 +233,16 @@ pub(crate) async fn list_tax_rates(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// `PUT /api/v1/customers/{id}/tax-rate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CustomerTaxRate {
+    /// A tax rate of the workspace (`tax_…`).
     tax_rate_id: String,
 }
 
 /// Charges a customer a tax rate from its next invoice on: `{"tax_rate_id": "tax_…"}`.
-#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", request_body(content = CustomerTaxRate, content_type = "application/json", description = "The tax rate to charge"),
     tag = "credits",
     params(("id" = String, Path, description = "The customer's id")),
     responses((status = 200, description = "The tax rate charged"), (status = 422, description = "Invalid field")))]

@@ -31,7 +31,7 @@ fn to_json(meter: &MeterRecord) -> Value {
 
 /// Creates a meter. The body is a meter as the scenario format writes it: `key`, `event_type`,
 /// `aggregation`, `value_property`, `group_by`, `filters`, `time_unit`.
-#[utoipa::path(post, path = "/api/v1/meters", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/meters", request_body(content = billow_core::Meter, content_type = "application/json", description = "The meter, checked by the billing core"),
     tag = "meters",
     responses((status = 201, description = "The meter"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_meter(

@@ -76,7 +76,7 @@ async fn plan_json(
 
 /// Creates a plan: `key`, `name`, `cadence`, `prices`, `phases`, `minimum_amount`, as the
 /// scenario format writes a plan.
-#[utoipa::path(post, path = "/api/v1/plans", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/plans", request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The plan, checked by the billing core against the workspace's meters"),
     tag = "plans",
     responses((status = 201, description = "The plan at version 1"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_plan(
@@ -158,7 +158,7 @@ pub(crate) async fn get_plan(
 }
 
 /// Edits a plan: the body is the whole new plan; it becomes a new version. The key cannot change.
-#[utoipa::path(put, path = "/api/v1/plans/{id}", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(put, path = "/api/v1/plans/{id}", request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The whole new plan; `key` may be left out (it cannot change)"),
     tag = "plans",
     params(("id" = String, Path, description = "The plan's id or key")),
     responses((status = 200, description = "The plan at its new version"), (status = 422, description = "Invalid field")))]

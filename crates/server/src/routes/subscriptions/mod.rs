@@ -68,7 +68,7 @@ async fn subscription_json(
 /// Creates a subscription: `customer_id`, `plan` (id or key; its current version is used),
 /// `quantity` (default 1), `start` (default now), `alignment` (`cycle_day`, `anniversary`,
 /// `calendar`).
-#[utoipa::path(post, path = "/api/v1/subscriptions", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/subscriptions", request_body(content = crate::openapi::bodies::CreateSubscriptionBody, content_type = "application/json", description = "The subscription"),
     tag = "subscriptions",
     responses((status = 201, description = "The subscription"), (status = 422, description = "Invalid field")))]
 pub(crate) async fn create_subscription(
@@ -269,7 +269,7 @@ async fn check_change(
 
 /// Changes a subscription: one of `quantity`, `plan` (with `policy` `immediate` or
 /// `end_of_term`), `cancel` (`immediate` or `end_of_term`), at `at` (default now).
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/changes", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/changes", request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change"),
     tag = "subscriptions",
     params(("id" = String, Path, description = "The subscription's id")),
     responses((status = 201, description = "The subscription after the change"), (status = 422, description = "Invalid field")))]
@@ -308,7 +308,7 @@ const PREVIEW_INVOICES_MAX: usize = 2;
 /// world with the change, and on the world as it is, up to a year after the change; the first
 /// invoices of the subscription whose amounts the change alters are returned (future usage is
 /// taken as none).
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/preview-change", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/preview-change", request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change to preview"),
     tag = "subscriptions",
     params(("id" = String, Path, description = "The subscription's id")),
     responses((status = 200, description = "The invoices the change would produce"), (status = 422, description = "Invalid field")))]
