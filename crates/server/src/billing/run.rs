@@ -93,26 +93,6 @@ impl RunReport {
     }
 }
 
-/// What a run keeps from one batch to the next: the workspace's meters, the plan versions read
-/// so far, and each engine worker's parsed plans.
-struct RunContext {
-    meters: Vec<Value>,
-    versions: BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
-    workers: Vec<ParsedCatalog>,
-}
-
-impl RunContext {
-    async fn load(state: &AppState, workspace: &WorkspaceId) -> Result<Self, ApiError> {
-        Ok(Self {
-            meters: meter_specs(state, workspace).await?,
-            versions: BTreeMap::new(),
-            workers: (0..engine_workers())
-                .map(|_| ParsedCatalog::default())
-                .collect(),
-        })
-    }
-}
-
 /// Engine threads per batch: one per core.
 fn engine_workers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -132,13 +112,11 @@ pub(crate) async fn run_workspace(
     // Read after the billed list, so every billed customer is among them (customers are never
     // deleted).
     let mut customers = all_customers(state, workspace).await?;
-    let mut context = RunContext::load(state, workspace).await?;
-    let mut report = RunReport::default();
-    for batch in billed.chunks(CUSTOMERS_PER_BATCH) {
-        let batch: Vec<Customer> = batch.iter().filter_map(|id| customers.remove(id)).collect();
-        report.add(run_batch(state, settings, workspace, batch, &mut context).await?);
-    }
-    Ok(report)
+    let batches = billed
+        .chunks(CUSTOMERS_PER_BATCH)
+        .map(|batch| batch.iter().filter_map(|id| customers.remove(id)).collect())
+        .collect();
+    run_batches(state, settings, workspace, batches).await
 }
 
 /// Every customer of the workspace, by id.
@@ -181,8 +159,7 @@ pub(crate) async fn run_customer(
     else {
         return Ok(RunReport::default());
     };
-    let mut context = RunContext::load(state, workspace).await?;
-    run_batch(state, settings, workspace, vec![customer], &mut context).await
+    run_batches(state, settings, workspace, vec![vec![customer]]).await
 }
 
 /// One customer's part of a batch, as the engine workers take it.
@@ -193,66 +170,194 @@ struct CustomerInput {
     adjustments: HashMap<String, Vec<AdjustmentRecord>>,
 }
 
-/// Bills a batch of customers: claims them with one lease statement, reads their worlds, usage,
-/// stored invoices and adjustments with one query per table, runs the engine on every core, and
-/// writes what it decided in one transaction; then releases the leases.
-async fn run_batch(
+/// A claimed batch, read and ready for the engine.
+struct LoadedBatch {
+    /// The customers whose leases this run holds: released after the batch is written.
+    held: Vec<String>,
+    skipped: u64,
+    inputs: Vec<CustomerInput>,
+}
+
+/// A batch the engine has planned, ready to be written.
+struct PlannedBatch {
+    held: Vec<String>,
+    report: RunReport,
+    writes: BillingWrites,
+}
+
+/// Bills batches of customers in a three-stage pipeline, so that the store's reads and writes
+/// overlap the engine: a loader task claims each batch with one lease statement and reads its
+/// worlds, usage, stored invoices and adjustments with one query per table; the engine runs on
+/// every core; a writer task writes each batch's decisions in one transaction and releases its
+/// leases. Each stage is at most one batch ahead of the next.
+///
+/// Every batch bills at one instant, the clock's `now` when the run starts; leases are taken and
+/// extended from the clock's time at each claim.
+async fn run_batches(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    batches: Vec<Vec<Customer>>,
+) -> Result<RunReport, ApiError> {
+    let now = state.clock.now();
+    let meters = meter_specs(state, workspace).await?;
+    let (loaded_sender, mut loaded) =
+        tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
+    let loader = tokio::spawn({
+        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
+        async move {
+            let mut versions = BTreeMap::new();
+            for batch in batches {
+                let result = claim_and_load(
+                    &state,
+                    &settings,
+                    &workspace,
+                    batch,
+                    &meters,
+                    &mut versions,
+                    now,
+                )
+                .await;
+                let failed = result.is_err();
+                if loaded_sender.send(result).await.is_err() || failed {
+                    break;
+                }
+            }
+        }
+    });
+    let (planned_sender, mut planned) = tokio::sync::mpsc::channel::<PlannedBatch>(1);
+    let writer = tokio::spawn({
+        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
+        async move {
+            let mut report = RunReport::default();
+            let mut first_error = None;
+            while let Some(batch) = planned.recv().await {
+                match write_batch(&state, &workspace, batch.writes, batch.report).await {
+                    Ok(written) => report.add(written),
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                // Released after an error too: the next run retries at once instead of after
+                // expiry.
+                if let Err(error) = state
+                    .store
+                    .release_billing_leases(&workspace, &batch.held, &settings.node)
+                    .await
+                {
+                    first_error.get_or_insert(ApiError::internal(error));
+                }
+            }
+            first_error.map_or(Ok(report), Err)
+        }
+    });
+
+    let mut workers: Vec<ParsedCatalog> = (0..engine_workers())
+        .map(|_| ParsedCatalog::default())
+        .collect();
+    let mut skipped = 0;
+    let mut engine_error = None;
+    while let Some(batch) = loaded.recv().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                engine_error = Some(error);
+                break;
+            }
+        };
+        skipped += batch.skipped;
+        let held = batch.held;
+        let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
+            Ok((report, writes)) => PlannedBatch {
+                held,
+                report,
+                writes,
+            },
+            Err(error) => {
+                // Nothing to write; the writer still releases the batch's leases.
+                engine_error = Some(error);
+                PlannedBatch {
+                    held,
+                    report: RunReport::default(),
+                    writes: BillingWrites::default(),
+                }
+            }
+        };
+        if planned_sender.send(planned).await.is_err() || engine_error.is_some() {
+            break;
+        }
+    }
+    drop(loaded);
+    drop(planned_sender);
+    let written = writer.await.map_err(ApiError::internal)?;
+    loader.await.map_err(ApiError::internal)?;
+    if let Some(error) = engine_error {
+        return Err(error);
+    }
+    let mut report = written?;
+    report.skipped += skipped;
+    Ok(report)
+}
+
+/// Claims a batch with one lease statement and reads what the engine needs for the customers
+/// held. On an error the batch's leases are released before it is returned.
+async fn claim_and_load(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     customers: Vec<Customer>,
-    context: &mut RunContext,
-) -> Result<RunReport, ApiError> {
-    let now = state.clock.now();
-    let until = now
+    meters: &[Value],
+    versions: &mut BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+    now: Timestamp,
+) -> Result<LoadedBatch, ApiError> {
+    let claimed_at = state.clock.now();
+    let until = claimed_at
         .checked_add(settings.lease_duration)
         .map_err(ApiError::internal)?;
     let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
     let held = state
         .store
-        .acquire_billing_leases(workspace, &ids, &settings.node, now, until)
+        .acquire_billing_leases(workspace, &ids, &settings.node, claimed_at, until)
         .await
         .map_err(ApiError::internal)?;
-    let mut report = RunReport {
-        skipped: u64::try_from(ids.len() - held.len()).unwrap_or(u64::MAX),
-        ..RunReport::default()
-    };
-    if held.is_empty() {
-        return Ok(report);
-    }
+    let skipped = u64::try_from(ids.len() - held.len()).unwrap_or(u64::MAX);
     let holding: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
     let claimed: Vec<Customer> = customers
         .into_iter()
         .filter(|customer| holding.contains(customer.id.as_str()))
         .collect();
-    let outcome = bill_claimed(state, settings, workspace, claimed, context, now).await;
-    // Released after an error too: the next run retries at once instead of after expiry.
-    state
-        .store
-        .release_billing_leases(workspace, &held, &settings.node)
-        .await
-        .map_err(ApiError::internal)?;
-    report.add(outcome?);
-    Ok(report)
+    match load_claimed(state, workspace, claimed, meters, versions, now).await {
+        Ok(inputs) => Ok(LoadedBatch {
+            held,
+            skipped,
+            inputs,
+        }),
+        Err(error) => {
+            state
+                .store
+                .release_billing_leases(workspace, &held, &settings.node)
+                .await
+                .map_err(ApiError::internal)?;
+            Err(error)
+        }
+    }
 }
 
-async fn bill_claimed(
+/// Reads the worlds, usage, stored invoices and adjustments of claimed customers, one query per
+/// table.
+async fn load_claimed(
     state: &AppState,
-    settings: &BillingSettings,
     workspace: &WorkspaceId,
     claimed: Vec<Customer>,
-    context: &mut RunContext,
+    meters: &[Value],
+    versions: &mut BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
     now: Timestamp,
-) -> Result<RunReport, ApiError> {
+) -> Result<Vec<CustomerInput>, ApiError> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    let worlds = CustomerWorld::load_many(
-        state,
-        workspace,
-        claimed,
-        &context.meters,
-        &mut context.versions,
-    )
-    .await?;
+    let worlds = CustomerWorld::load_many(state, workspace, claimed, meters, versions).await?;
     let events = batch_events(state, workspace, &worlds, now).await?;
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
     for summary in state
@@ -282,7 +387,7 @@ async fn bill_claimed(
             .or_default()
             .push(adjustment);
     }
-    let inputs: Vec<CustomerInput> = worlds
+    Ok(worlds
         .into_iter()
         .zip(events)
         .map(|(world, events)| {
@@ -301,28 +406,16 @@ async fn bill_claimed(
                 adjustments,
             }
         })
-        .collect();
+        .collect())
+}
 
-    let plans = run_engine(inputs, context, settings, now).await?;
-    let mut report = RunReport::default();
-    let mut writes = BillingWrites::default();
-    for (customer_id, plan) in plans {
-        match plan {
-            Ok(plan) => {
-                report.customers += 1;
-                report.adjustments += u64::try_from(plan.adjustments.len()).unwrap_or(0);
-                writes.drafts.extend(plan.drafts);
-                writes.finalize.extend(plan.finalize);
-                writes.adjustments.extend(plan.adjustments);
-            }
-            Err(error) => {
-                // One customer's failure (an engine error on its data) must not hold up the
-                // others' invoices: it is logged, counted, and retried by the next run.
-                failed(&customer_id, &error);
-                report.failed += 1;
-            }
-        }
-    }
+/// Writes a planned batch in one transaction and completes its report with what was written.
+async fn write_batch(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    writes: BillingWrites,
+    mut report: RunReport,
+) -> Result<RunReport, ApiError> {
     if writes.drafts.is_empty() && writes.finalize.is_empty() && writes.adjustments.is_empty() {
         return Ok(report);
     }
@@ -341,19 +434,19 @@ async fn bill_claimed(
     Ok(report)
 }
 
-/// Runs the engine and plans the writes of every customer, on [`engine_workers`] threads; each
-/// customer's result by id, in the order given.
+/// Runs the engine and plans the writes of every customer of a batch, on one thread per parsed
+/// catalog of `workers`. A customer whose engine run fails (an engine error on its data) is
+/// logged and counted, and does not hold up the others' invoices; the next run retries it.
 async fn run_engine(
     inputs: Vec<CustomerInput>,
-    context: &mut RunContext,
+    workers: &mut Vec<ParsedCatalog>,
     settings: &BillingSettings,
     now: Timestamp,
-) -> Result<Vec<(String, Result<CustomerPlan, ApiError>)>, ApiError> {
-    let workers = std::mem::take(&mut context.workers);
+) -> Result<(RunReport, BillingWrites), ApiError> {
     let share = inputs.len().div_ceil(workers.len().max(1)).max(1);
     let mut inputs = inputs.into_iter();
     let mut tasks = Vec::new();
-    for mut parsed in workers {
+    for mut parsed in std::mem::take(workers) {
         let part: Vec<CustomerInput> = inputs.by_ref().take(share).collect();
         let settings = settings.clone();
         // Pure CPU work, off the async workers; a panic in the engine fails this run, not the
@@ -369,13 +462,28 @@ async fn run_engine(
             (plans, parsed)
         }));
     }
-    let mut all = Vec::new();
+    let mut report = RunReport::default();
+    let mut writes = BillingWrites::default();
     for task in tasks {
         let (plans, parsed) = task.await.map_err(ApiError::internal)?;
-        context.workers.push(parsed);
-        all.extend(plans);
+        workers.push(parsed);
+        for (customer_id, plan) in plans {
+            match plan {
+                Ok(plan) => {
+                    report.customers += 1;
+                    report.adjustments += u64::try_from(plan.adjustments.len()).unwrap_or(0);
+                    writes.drafts.extend(plan.drafts);
+                    writes.finalize.extend(plan.finalize);
+                    writes.adjustments.extend(plan.adjustments);
+                }
+                Err(error) => {
+                    failed(&customer_id, &error);
+                    report.failed += 1;
+                }
+            }
+        }
     }
-    Ok(all)
+    Ok((report, writes))
 }
 
 fn failed(customer_id: &str, error: &ApiError) {
