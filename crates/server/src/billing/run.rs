@@ -23,7 +23,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::scenario::{meter_specs, scenario_error, CustomerWorld, ParsedCatalog};
+use super::scenario::{
+    meter_specs, scenario_error, workspace_rounding, CustomerWorld, ParsedCatalog,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -97,6 +99,8 @@ impl RunReport {
 /// so far, and each engine worker's parsed plans.
 struct RunContext {
     meters: Vec<Value>,
+    /// The workspace's rounding mode, read once per run.
+    rounding: billow_core::RoundingMode,
     versions: BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
     workers: Vec<ParsedCatalog>,
 }
@@ -105,6 +109,7 @@ impl RunContext {
     async fn load(state: &AppState, workspace: &WorkspaceId) -> Result<Self, ApiError> {
         Ok(Self {
             meters: meter_specs(state, workspace).await?,
+            rounding: workspace_rounding(state, workspace).await?,
             versions: BTreeMap::new(),
             workers: (0..engine_workers())
                 .map(|_| ParsedCatalog::default())
@@ -250,6 +255,7 @@ async fn bill_claimed(
         workspace,
         claimed,
         &context.meters,
+        context.rounding,
         &mut context.versions,
     )
     .await?;

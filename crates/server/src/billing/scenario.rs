@@ -50,6 +50,8 @@ pub(crate) struct CustomerWorld {
     pub subscriptions: Vec<(SubscriptionRecord, Vec<Value>)>,
     pub grants: Vec<Value>,
     pub discounts: Vec<Value>,
+    /// The workspace's rounding mode (its settings, read once per run).
+    pub rounding: RoundingMode,
 }
 
 impl CustomerWorld {
@@ -68,22 +70,29 @@ impl CustomerWorld {
             return Ok(None);
         };
         let meters = meter_specs(state, workspace).await?;
+        let rounding = workspace_rounding(state, workspace).await?;
         let mut versions = BTreeMap::new();
-        Ok(
-            Self::load_many(state, workspace, vec![customer], &meters, &mut versions)
-                .await?
-                .pop(),
+        Ok(Self::load_many(
+            state,
+            workspace,
+            vec![customer],
+            &meters,
+            rounding,
+            &mut versions,
         )
+        .await?
+        .pop())
     }
 
     /// Loads the billing facts of many customers with one query per table (a billing run's
-    /// batch). `meters` are the workspace's; `versions` caches the plan versions read so far
-    /// (a run reads each once).
+    /// batch). `meters` and `rounding` are the workspace's; `versions` caches the plan versions
+    /// read so far (a run reads each once).
     pub async fn load_many(
         state: &AppState,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         meters: &[Value],
+        rounding: RoundingMode,
         versions: &mut BTreeMap<String, PlanVersionRecord>,
     ) -> Result<Vec<Self>, ApiError> {
         let store = &state.store;
@@ -197,6 +206,7 @@ impl CustomerWorld {
                     grants: grants.remove(&customer.id).unwrap_or_default(),
                     discounts: discounts.remove(&customer.id).unwrap_or_default(),
                     subscriptions,
+                    rounding,
                 })
             })
             .collect()
@@ -240,6 +250,7 @@ impl CustomerWorld {
             "billow_scenario": SCENARIO_FORMAT_VERSION,
             "name": self.customer.customer_id,
             "currency": self.customer.currency.code(),
+            "rounding": self.rounding,
             "now": now.to_string(),
             "customer": customer,
             "meters": self.meters,
@@ -306,7 +317,7 @@ impl CustomerWorld {
             name: self.customer.customer_id.clone(),
             description: None,
             currency: self.customer.currency,
-            rounding: RoundingMode::default(),
+            rounding: self.rounding,
             now,
             customer: CustomerSpec {
                 id: self.customer.customer_id.clone(),
@@ -382,6 +393,19 @@ fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, S
             message: error.inner().to_string(),
         }
     })
+}
+
+/// The workspace's rounding mode (`/api/v1/workspace/settings`).
+pub(crate) async fn workspace_rounding(
+    state: &AppState,
+    workspace: &WorkspaceId,
+) -> Result<RoundingMode, ApiError> {
+    Ok(state
+        .store
+        .workspace_settings(workspace)
+        .await
+        .map_err(ApiError::internal)?
+        .rounding)
 }
 
 pub(crate) async fn meter_specs(

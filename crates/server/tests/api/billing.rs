@@ -507,3 +507,197 @@ async fn another_workspace_sees_none_of_the_billing() {
     assert_eq!(body["data"], json!([]));
     app.stop().await;
 }
+
+/// Sets up, with `key`, a plan of one unit at 0.125 billed in advance and a subscription of one
+/// unit since 2024-01-01: its first invoice holds a tie at the third decimal.
+async fn tie_subscription(app: &BillingApp, key: &str) -> String {
+    let call = |method: &'static str, path: &'static str, body: Value| async move {
+        let (status, json) = app
+            .call_as(key, method, path, Some(body), "application/json")
+            .await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        json
+    };
+    call(
+        "POST",
+        "/api/v1/plans",
+        json!({"key": "tie", "cadence": "monthly", "prices": [
+            {"key": "unit", "description": "Unit", "pricing": {"model": "per_unit", "unit_amount": "0.125"}}]}),
+    )
+    .await;
+    let customer = call(
+        "POST",
+        "/api/v1/customers",
+        json!({"external_id": "tie", "name": "Tie", "currency": "USD"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "POST",
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": "tie", "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    customer
+}
+
+/// The first invoice of the workspace of `key`, after a billing run.
+async fn first_invoice(app: &BillingApp, key: &str) -> Value {
+    let (status, run) = app
+        .call_as(
+            key,
+            "POST",
+            "/api/v1/billing-runs",
+            Some(json!({})),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let (status, page) = app
+        .call_as(key, "GET", "/api/v1/invoices", None, "application/json")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let invoices = page["data"].as_array().unwrap();
+    assert_eq!(invoices.len(), 1, "{page}");
+    invoices[0].clone()
+}
+
+async fn rounding_is_a_workspace_setting(database: Database) {
+    // Arrange: two workspaces with the same subscription; the first switches to half_even.
+    let app = BillingApp::spawn(database, "2024-01-01T02:00:00Z").await;
+    let workspace = app
+        .store
+        .workspace_named_or_created(
+            &billow_store::WorkspaceName::parse("Default rounding").unwrap(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (_, secret) = app
+        .store
+        .create_api_key(&workspace.id, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let other = secret.expose().to_owned();
+    let customer = tie_subscription(&app, &app.key).await;
+    tie_subscription(&app, &other).await;
+    let defaults = app.get("/api/v1/workspace/settings").await;
+    assert_eq!(defaults, json!({"rounding": "half_up", "updated_at": null}));
+
+    let (status, changed) = app
+        .call(
+            "PATCH",
+            "/api/v1/workspace/settings",
+            Some(json!({"rounding": "half_even"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["rounding"], "half_even");
+    assert_eq!(changed["updated_at"], "2024-01-01T02:00:00Z");
+    assert_eq!(app.get("/api/v1/workspace/settings").await, changed);
+
+    // Drafts follow the setting at once.
+    app.set_now("2024-01-01T00:30:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["drafted"], 1, "{run}");
+    let draft = &app.get("/api/v1/invoices?status=draft").await["data"][0];
+    assert_eq!(draft["rounding"], "half_even", "{draft}");
+    assert_eq!(draft["total"]["amount_minor"], 12, "{draft}");
+    app.set_now("2024-01-01T02:00:00Z").await;
+
+    // Act: both workspaces bill their first month.
+    let even = first_invoice(&app, &app.key).await;
+    let up = first_invoice(&app, &other).await;
+
+    // Assert: 1 × 0.125 is 0.12 half-even and 0.13 half-up, to the cent.
+    assert_eq!(even["status"], "open", "{even}");
+    assert_eq!(even["rounding"], "half_even");
+    assert_eq!(even["lines"][0]["amount"]["amount_minor"], 12, "{even}");
+    assert_eq!(even["lines"][0]["trace"]["unrounded_amount"], "0.125");
+    assert_eq!(even["total"]["amount_minor"], 12);
+    assert_eq!(up["status"], "open", "{up}");
+    assert_eq!(up["rounding"], "half_up");
+    assert_eq!(up["lines"][0]["amount"]["amount_minor"], 13, "{up}");
+    assert_eq!(up["total"]["amount_minor"], 13);
+    let (_, other_settings) = app
+        .call_as(
+            &other,
+            "GET",
+            "/api/v1/workspace/settings",
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(other_settings["rounding"], "half_up");
+
+    // A finalized invoice keeps its rounding when the setting changes back.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            "/api/v1/workspace/settings",
+            Some(json!({"rounding": "half_up"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let id = even["id"].as_str().unwrap();
+    let again = app.get(&format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(again["rounding"], "half_even");
+    assert_eq!(again["total"]["amount_minor"], 12);
+
+    // Bad input: an unknown mode or field is a 422 naming it; a customer token is refused.
+    for (body, field) in [
+        (json!({"rounding": "half_down"}), "rounding"),
+        (json!({"rounding": 1}), "rounding"),
+        (json!({"rounding": "half_up", "precision": 2}), "precision"),
+    ] {
+        let (status, problem) = app
+            .call("PATCH", "/api/v1/workspace/settings", Some(body.clone()))
+            .await;
+        assert_eq!((status, fields(&problem)), (422, vec![field]), "{body}");
+    }
+    assert_eq!(
+        app.get("/api/v1/workspace/settings").await["rounding"],
+        "half_up"
+    );
+    let token = app
+        .post(&format!("/api/v1/customers/{customer}/tokens"), json!({}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "PATCH"] {
+        let (status, problem) = app
+            .call_as(
+                &token,
+                method,
+                "/api/v1/workspace/settings",
+                Some(json!({"rounding": "half_even"})),
+                "application/json",
+            )
+            .await;
+        assert_eq!(status, 403, "{method}: {problem}");
+    }
+    assert_eq!(
+        app.get("/api/v1/workspace/settings").await["rounding"],
+        "half_up"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rounding_is_a_workspace_setting_on_sqlite() {
+    rounding_is_a_workspace_setting(Database::sqlite("unused")).await;
+}
+
+#[tokio::test]
+async fn rounding_is_a_workspace_setting_on_postgres() {
+    let Some(database) = crate::month::postgres_database().await else {
+        return;
+    };
+    rounding_is_a_workspace_setting(database).await;
+}

@@ -7,9 +7,11 @@
 //! paused process) can only fail to insert, never issue an invoice twice or leave a gap.
 
 pub(crate) mod batch;
+mod settings;
 pub(crate) mod sql;
 
 pub use batch::{BillingWrites, BillingWritten, Finalization, InvoiceSummary};
+pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;
 
