@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{
-    AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec, PriceSpec,
-    Scenario, SubscriptionSpec,
+    AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec,
+    PriceSpec, Scenario, SubscriptionSpec,
 };
 use crate::aggregation::{value_at, AggregateError, UsageEvent};
 use crate::credit::{self, CreditUsageReport, GrantBalance};

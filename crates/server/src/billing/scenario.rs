@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError, SubscriptionSpec,
-    SCENARIO_FORMAT_VERSION,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError,
+    SubscriptionSpec, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::catalog::PlanVersionRecord;
@@ -262,7 +262,8 @@ impl CustomerWorld {
     }
 
     /// The scenario at `now` with `events`, whose subjects that are aliases of the customer are
-    /// rewritten to its id (the engine matches the customer by id).
+    /// rewritten to its id (the engine matches the customer by id), and `adjustments` (pending
+    /// late-usage differences, checked by the core like the rest).
     ///
     /// Built from the stored specs directly, plans parsed once per run through `parsed`, and
     /// validated as `Scenario::from_json` validates a document; the events were validated when
@@ -272,6 +273,7 @@ impl CustomerWorld {
         parsed: &mut ParsedCatalog,
         now: Timestamp,
         mut events: Vec<UsageEvent>,
+        adjustments: Vec<AdjustmentSpec>,
     ) -> Result<Scenario, ScenarioError> {
         let mut plans = Vec::with_capacity(self.versions.len());
         for (index, version) in self.versions.values().enumerate() {
@@ -331,6 +333,7 @@ impl CustomerWorld {
             credit_grants: grants,
             discounts,
             events: Vec::new(),
+            adjustments,
             expect: None,
         };
         scenario.validate()?;
