@@ -94,6 +94,11 @@ pub struct LineTrace {
     /// Why the line exists, when its kind does not say (trial, unused time, true-up, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a line billing a scenario adjustment (late usage of a finalized invoice): its key.
+    /// Such a line takes no discount and no credit (its amount is already net of them); tax
+    /// applies to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjustment: Option<String>,
 }
 
 /// A priced item before rounding: what the rating of one price for one period produced.
@@ -243,6 +248,25 @@ pub struct Invoice {
     pub credit_usage: Vec<CreditUsageReport>,
 }
 
+impl Invoice {
+    /// What the invoice's own lines come to before tax: subtotal + discount + credit, without
+    /// the lines that bill scenario adjustments. A billing run compares this figure of a
+    /// finalized invoice with the same figure recomputed later (late usage).
+    pub fn net_before_tax_minor(&self) -> i64 {
+        let totals = &self.totals;
+        let adjustments: i64 = self
+            .lines
+            .iter()
+            .filter(|line| line.trace.adjustment.is_some())
+            .map(|line| line.amount.amount_minor())
+            .sum();
+        totals.subtotal.amount_minor()
+            + totals.discount.amount_minor()
+            + totals.credit.amount_minor()
+            - adjustments
+    }
+}
+
 /// Why an invoice could not be assembled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssembleInvoiceError {
@@ -319,6 +343,13 @@ pub fn assemble_invoice(
         })
         .collect();
     let charge_count = lines.len();
+    // Adjustment lines are net of discounts and credits already: held out of both, taxed below.
+    let held: Vec<(usize, i64)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.trace.adjustment.is_some())
+        .map(|(index, _)| (index, std::mem::take(&mut net[index])))
+        .collect();
     for (index, target) in targets.into_iter().enumerate() {
         let Some(target) = target else { continue };
         // A discount never changes the sign of what it discounts: a phase discount on a credit for
@@ -400,6 +431,9 @@ pub fn assemble_invoice(
             allocations,
             Some(grants),
         );
+    }
+    for (index, amount) in held {
+        net[index] = amount;
     }
     if let Some(tax) = input.tax {
         let mut allocations = Vec::with_capacity(charge_count);

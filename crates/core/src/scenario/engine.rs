@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{
-    Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec, PriceSpec,
-    Scenario, SubscriptionSpec,
+    AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec,
+    PriceSpec, Scenario, SubscriptionSpec,
 };
 use crate::aggregation::{value_at, AggregateError, UsageEvent};
 use crate::credit::{self, CreditUsageReport, GrantBalance};
@@ -42,6 +42,8 @@ pub enum InvoiceReason {
     PlanChange,
     /// The subscription was canceled.
     Cancellation,
+    /// Standalone: adjustments of a subscription that has no further invoice (it ended).
+    LateUsage,
     /// Not issued: the open period as if it closed "now".
     Upcoming,
 }
@@ -104,6 +106,7 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
         engine.lay_out(order, subscription, &mut pending)?;
     }
     pending.sort_by_key(|invoice| (invoice.at, invoice.order));
+    attach_adjustments(scenario, &mut pending);
     let (issued, upcoming): (Vec<_>, Vec<_>) = pending
         .into_iter()
         .partition(|p| p.reason != InvoiceReason::Upcoming);
@@ -123,6 +126,54 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
         invoices,
         upcoming: upcoming_invoices,
     })
+}
+
+/// Puts each adjustment on its subscription's first invoice (issued or upcoming) at or after its
+/// `at`; the adjustments of a subscription without one go on a standalone invoice issued at the
+/// earliest of their `at`s. `pending` is in time order, and stays so.
+fn attach_adjustments<'a>(scenario: &'a Scenario, pending: &mut Vec<PendingInvoice<'a>>) {
+    let mut standalone: BTreeMap<&'a str, PendingInvoice<'a>> = BTreeMap::new();
+    for adjustment in &scenario.adjustments {
+        let subscription = adjustment.subscription.as_str();
+        if let Some(invoice) = pending
+            .iter_mut()
+            .find(|invoice| invoice.subscription == subscription && invoice.at >= adjustment.at)
+        {
+            invoice.items.push(Pending::Adjustment(adjustment));
+            continue;
+        }
+        let order = scenario
+            .subscriptions
+            .iter()
+            .position(|s| s.id == subscription)
+            .expect("validated adjustment subscription");
+        let invoice = standalone
+            .entry(subscription)
+            .or_insert_with(|| PendingInvoice {
+                order,
+                subscription,
+                at: adjustment.at,
+                reason: InvoiceReason::LateUsage,
+                period: adjustment.period,
+                items: Vec::new(),
+            });
+        invoice.at = invoice.at.min(adjustment.at);
+        invoice.period = Period {
+            start: invoice.period.start.min(adjustment.period.start),
+            end: invoice.period.end.max(adjustment.period.end),
+        };
+        invoice.items.push(Pending::Adjustment(adjustment));
+    }
+    if standalone.is_empty() {
+        return;
+    }
+    for mut invoice in standalone.into_values() {
+        if invoice.at > scenario.now {
+            invoice.reason = InvoiceReason::Upcoming;
+        }
+        pending.push(invoice);
+    }
+    pending.sort_by_key(|invoice| (invoice.at, invoice.order));
 }
 
 /// One stretch of a subscription on one plan.
@@ -152,6 +203,8 @@ type BucketId = (usize, usize, i64, Option<usize>);
 #[derive(Clone)]
 enum Pending<'a> {
     Priced(Box<PricedItem<'a>>),
+    /// A scenario adjustment, billed as it is.
+    Adjustment(&'a AdjustmentSpec),
     TrueUp {
         /// The bucket compared with the minimum, then every bucket the true-up itself counts in.
         buckets: [BucketId; 2],
@@ -792,6 +845,21 @@ impl<'a> Engine<'a> {
                 Pending::Priced(item) => {
                     self.rate_item(*item, state, &mut charges, &mut reports)?
                 }
+                Pending::Adjustment(adjustment) => charges.push(Charge {
+                    kind: LineKind::Adjustment,
+                    description: adjustment.description.clone(),
+                    price: None,
+                    meter: None,
+                    project: None,
+                    period: adjustment.period,
+                    quantity: Decimal::ONE,
+                    amount: adjustment.amount,
+                    target: None,
+                    trace: LineTrace {
+                        adjustment: Some(adjustment.key.clone()),
+                        ..LineTrace::default()
+                    },
+                }),
                 Pending::TrueUp {
                     buckets,
                     minimum,
@@ -827,9 +895,10 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let has_charges = charges
-            .iter()
-            .any(|c| c.kind.is_charge() && c.amount > Decimal::ZERO);
+        // Adjustments are net of discounts already: an invoice of adjustments alone uses none.
+        let has_charges = charges.iter().any(|c| {
+            c.kind.is_charge() && c.amount > Decimal::ZERO && c.trace.adjustment.is_none()
+        });
         let mut discounts = Vec::new();
         for (index, discount) in self.scenario.discounts.iter().enumerate() {
             let limit = match discount.duration {

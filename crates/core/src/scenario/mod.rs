@@ -78,6 +78,10 @@ pub struct Scenario {
     /// Usage events.
     #[serde(default)]
     pub events: Vec<UsageEvent>,
+    /// Amounts to bill on a subscription's next invoice as they are: late-usage corrections of
+    /// invoices already finalized.
+    #[serde(default)]
+    pub adjustments: Vec<AdjustmentSpec>,
     /// What billow must produce, for `billow preview --check`.
     #[serde(default)]
     pub expect: Option<Expectations>,
@@ -311,6 +315,30 @@ pub struct DiscountSpec {
     pub duration: DiscountDuration,
     /// When it starts to apply.
     pub start: Timestamp,
+}
+
+/// An amount billed as it is on a subscription's next invoice: a line of kind `adjustment` of
+/// the subscription's first invoice issued at or after `at`, or, when the subscription has none
+/// (it ended), of a standalone invoice issued at `at` (reason `late_usage`).
+///
+/// The amount is net: the line takes no discount and no credit, and the invoice's tax applies to
+/// it like to any other charge line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentSpec {
+    /// Its key; the line's trace names it (`trace.adjustment`).
+    pub key: String,
+    /// The subscription whose invoice bills it.
+    pub subscription: String,
+    /// The amount in major units, exact in the scenario currency's minor unit; may be negative.
+    #[serde(deserialize_with = "crate::decimal::exact")]
+    pub amount: Decimal,
+    /// The line's description.
+    pub description: String,
+    /// The service period the line names (the corrected invoice's).
+    pub period: crate::period::Period,
+    /// The earliest instant of an invoice that may bill it.
+    pub at: Timestamp,
 }
 
 /// What `billow preview --check` compares.

@@ -84,6 +84,7 @@ impl Scenario {
         self.validate_plans()?;
         self.validate_subscriptions()?;
         self.validate_grants_and_discounts()?;
+        self.validate_adjustments()?;
         let mut seen = BTreeSet::new();
         for (index, event) in self.events.iter().enumerate() {
             if event.id.is_empty() {
@@ -291,6 +292,35 @@ impl Scenario {
                     }
                 }
                 canceled = change.cancel.is_some();
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_adjustments(&self) -> Result<(), ScenarioError> {
+        unique(
+            "adjustments",
+            self.adjustments.iter().map(|a| a.key.as_str()),
+        )?;
+        for (index, adjustment) in self.adjustments.iter().enumerate() {
+            let path = format!("adjustments[{index}]");
+            if !self
+                .subscriptions
+                .iter()
+                .any(|s| s.id == adjustment.subscription)
+            {
+                return Err(invalid(
+                    format!("{path}.subscription"),
+                    format!("no subscription `{}`", adjustment.subscription),
+                ));
+            }
+            Money::from_exact_decimal(adjustment.amount, self.currency)
+                .map_err(|e| invalid(format!("{path}.amount"), e.to_string()))?;
+            if adjustment.period.end < adjustment.period.start {
+                return Err(invalid(
+                    format!("{path}.period.end"),
+                    "must not be before the start",
+                ));
             }
         }
         Ok(())

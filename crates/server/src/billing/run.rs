@@ -4,14 +4,14 @@
 //! - An invoice due (issued at or before now) but still inside the grace period is stored as a
 //!   draft, and redrafted by every run while late usage may change it.
 //! - Past the grace period it is finalized: numbered, opened, `PaymentPending`, immutable.
-//! - A finalized invoice that the engine now computes differently (usage that arrived after it
-//!   was finalized) gets an adjustment: the difference, billed as a line of the subscription's
-//!   next finalized invoice.
+//! - A finalized invoice that the engine now computes differently before tax (usage that arrived
+//!   after it was finalized) gets an adjustment: the difference, which the engine bills (taxed)
+//!   on the subscription's next invoice, or on a standalone one when the subscription ended.
 
 use std::collections::{BTreeMap, HashMap};
 
-use billow_core::invoice::{Invoice, InvoiceLine, LineKind, LineTrace};
-use billow_core::scenario::{IssuedInvoice, Preview};
+use billow_core::invoice::{Invoice, InvoiceLine};
+use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
     AdjustmentRecord, BillingWrites, Finalization, Finalized, InvoiceSummary,
@@ -19,11 +19,12 @@ use billow_store::billing::{
 use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
 use billow_store::{new_id, Customer, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::scenario::{meter_specs, scenario_error, CustomerWorld, ParsedCatalog};
+use super::scenario::{
+    meter_specs, scenario_error, workspace_rounding, CustomerWorld, ParsedCatalog,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -170,6 +171,14 @@ struct CustomerInput {
     adjustments: HashMap<String, Vec<AdjustmentRecord>>,
 }
 
+/// What the loader keeps from one batch to the next: the workspace's meters and rounding mode
+/// (read once per run) and the plan versions read so far.
+struct RunCatalog {
+    meters: Vec<Value>,
+    rounding: billow_core::RoundingMode,
+    versions: BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+}
+
 /// A claimed batch, read and ready for the engine.
 struct LoadedBatch {
     /// The customers whose leases this run holds: released after the batch is written.
@@ -201,23 +210,20 @@ async fn run_batches(
 ) -> Result<RunReport, ApiError> {
     let now = state.clock.now();
     let meters = meter_specs(state, workspace).await?;
+    let rounding = workspace_rounding(state, workspace).await?;
     let (loaded_sender, mut loaded) =
         tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
     let loader = tokio::spawn({
         let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
         async move {
-            let mut versions = BTreeMap::new();
+            let mut catalog = RunCatalog {
+                meters,
+                rounding,
+                versions: BTreeMap::new(),
+            };
             for batch in batches {
-                let result = claim_and_load(
-                    &state,
-                    &settings,
-                    &workspace,
-                    batch,
-                    &meters,
-                    &mut versions,
-                    now,
-                )
-                .await;
+                let result =
+                    claim_and_load(&state, &settings, &workspace, batch, &mut catalog, now).await;
                 let failed = result.is_err();
                 if loaded_sender.send(result).await.is_err() || failed {
                     break;
@@ -306,8 +312,7 @@ async fn claim_and_load(
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     customers: Vec<Customer>,
-    meters: &[Value],
-    versions: &mut BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+    catalog: &mut RunCatalog,
     now: Timestamp,
 ) -> Result<LoadedBatch, ApiError> {
     let claimed_at = state.clock.now();
@@ -326,7 +331,7 @@ async fn claim_and_load(
         .into_iter()
         .filter(|customer| holding.contains(customer.id.as_str()))
         .collect();
-    match load_claimed(state, workspace, claimed, meters, versions, now).await {
+    match load_claimed(state, workspace, claimed, catalog, now).await {
         Ok(inputs) => Ok(LoadedBatch {
             held,
             skipped,
@@ -349,15 +354,22 @@ async fn load_claimed(
     state: &AppState,
     workspace: &WorkspaceId,
     claimed: Vec<Customer>,
-    meters: &[Value],
-    versions: &mut BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+    catalog: &mut RunCatalog,
     now: Timestamp,
 ) -> Result<Vec<CustomerInput>, ApiError> {
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    let worlds = CustomerWorld::load_many(state, workspace, claimed, meters, versions).await?;
+    let worlds = CustomerWorld::load_many(
+        state,
+        workspace,
+        claimed,
+        &catalog.meters,
+        catalog.rounding,
+        &mut catalog.versions,
+    )
+    .await?;
     let events = batch_events(state, workspace, &worlds, now).await?;
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
     for summary in state
@@ -550,7 +562,7 @@ pub(crate) async fn preview_customer(
 ) -> Result<Preview, ApiError> {
     let events = load_events(state, workspace, &world.subjects(), now).await?;
     let scenario = world
-        .scenario(&mut ParsedCatalog::default(), now, events)
+        .scenario(&mut ParsedCatalog::default(), now, events, Vec::new())
         .map_err(|error| scenario_error(&error, ""))?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     tokio::task::spawn_blocking(move || billow_core::scenario::preview(&scenario))
@@ -582,8 +594,9 @@ fn plan_customer(
         mut adjustments,
     } = input;
     let customer_id = world.customer.customer_id.as_str();
+    let pending = pending_adjustments(&world, &invoices, &adjustments);
     let scenario = world
-        .scenario(parsed, now, events)
+        .scenario(parsed, now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
     let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
     let stored: HashMap<(&str, Timestamp), &InvoiceSummary> = invoices
@@ -594,10 +607,6 @@ fn plan_customer(
                 invoice,
             )
         })
-        .collect();
-    let sources: HashMap<&str, AdjustmentSource> = invoices
-        .iter()
-        .map(|invoice| (invoice.id.as_str(), AdjustmentSource::of_summary(invoice)))
         .collect();
     let mut plan = CustomerPlan {
         drafts: Vec::new(),
@@ -626,25 +635,18 @@ fn plan_customer(
                     record.id.clone_from(&draft.id);
                 }
                 if due_final {
-                    let pending: Vec<AdjustmentRecord> = known
-                        .iter()
-                        .filter(|a| a.applied_invoice_id.is_none())
-                        .cloned()
-                        .collect();
-                    if !pending.is_empty() {
-                        add_adjustment_lines(&mut record, &pending, &sources)?;
-                    }
+                    let applied = billed_adjustments(&issued.invoice.lines, known);
                     record.status = InvoiceStatus::Open;
                     record.finalized_at = Some(now);
                     // Taken by this invoice (if its write finds it already final, they stay
                     // pending in the store for the next run).
-                    for adjustment in known.iter_mut().filter(|a| a.applied_invoice_id.is_none()) {
+                    for adjustment in known.iter_mut().filter(|a| applied.contains(&a.id)) {
                         adjustment.applied_invoice_id = Some(record.id.clone());
                     }
                     plan.finalize.push(Finalization {
                         invoice: record,
                         replaces_draft: draft.is_some(),
-                        applied_adjustment_ids: pending.into_iter().map(|a| a.id).collect(),
+                        applied_adjustment_ids: applied,
                     });
                 } else {
                     plan.drafts.push(record);
@@ -655,8 +657,10 @@ fn plan_customer(
     Ok(plan)
 }
 
-/// The adjustment to record when the engine's total for a finalized invoice moved: the
-/// difference not yet accounted for by earlier adjustments.
+/// The adjustment to record when the engine's amount before tax for a finalized invoice moved
+/// (its own lines: subtotal + discount + credit, without the adjustment lines it billed): the
+/// difference not yet accounted for by earlier adjustments. Tax is left to the invoice that
+/// bills it.
 fn late_usage(
     finalized: &InvoiceSummary,
     issued: &IssuedInvoice,
@@ -676,7 +680,7 @@ fn late_usage(
         );
         return None;
     }
-    let computed = issued.invoice.totals.total.amount_minor();
+    let computed = issued.invoice.net_before_tax_minor();
     let difference = computed - finalized.computed_total_minor - adjusted;
     if difference == 0 {
         return None;
@@ -696,8 +700,9 @@ fn late_usage(
     })
 }
 
-/// Finalizes `record` with the subscription's pending adjustments as lines; the number given,
-/// or `None` when another run finalized it first.
+/// Finalizes the draft `record`, marking applied the pending adjustments its lines bill (the
+/// engine put them there when it drafted it); the number given, or `None` when another run
+/// finalized it first.
 async fn finalize(
     state: &AppState,
     workspace: &WorkspaceId,
@@ -705,31 +710,11 @@ async fn finalize(
     known: &mut [AdjustmentRecord],
     now: Timestamp,
 ) -> Result<Option<i64>, ApiError> {
-    let pending: Vec<AdjustmentRecord> = known
-        .iter()
-        .filter(|a| a.applied_invoice_id.is_none())
-        .cloned()
-        .collect();
-    if !pending.is_empty() {
-        let mut sources = HashMap::new();
-        for adjustment in &pending {
-            if let Some(source) = state
-                .store
-                .invoice(workspace, &adjustment.source_invoice_id)
-                .await
-                .map_err(ApiError::internal)?
-            {
-                sources.insert(
-                    adjustment.source_invoice_id.as_str(),
-                    AdjustmentSource::of_record(&source),
-                );
-            }
-        }
-        add_adjustment_lines(&mut record, &pending, &sources)?;
-    }
+    let lines: Vec<InvoiceLine> =
+        serde_json::from_value(record.lines.clone()).map_err(ApiError::internal)?;
+    let applied = billed_adjustments(&lines, known);
     record.status = InvoiceStatus::Open;
     record.finalized_at = Some(now);
-    let applied: Vec<String> = pending.into_iter().map(|a| a.id).collect();
     let finalized = state
         .store
         .finalize_invoice(workspace, &record, &applied)
@@ -744,6 +729,20 @@ async fn finalize(
         }
         Finalized::AlreadyFinal => None,
     })
+}
+
+/// The ids of the pending adjustments that `lines` bill (each line's `trace.adjustment`).
+fn billed_adjustments(lines: &[InvoiceLine], known: &[AdjustmentRecord]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|line| line.trace.adjustment.as_deref())
+        .filter(|key| {
+            known
+                .iter()
+                .any(|a| a.id == *key && a.applied_invoice_id.is_none())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Finalizes a stored draft now (`POST /api/v1/invoices/{id}/finalize`).
@@ -770,104 +769,57 @@ pub(crate) async fn finalize_draft(
         })
 }
 
-/// What an adjustment line says of the invoice whose total moved.
-struct AdjustmentSource {
-    /// `#12`, or the id of an invoice without a number.
-    label: String,
-    period: billow_core::Period,
-}
-
-impl AdjustmentSource {
-    fn of_summary(invoice: &InvoiceSummary) -> Self {
-        Self::new(
-            &invoice.id,
-            invoice.number,
-            invoice.period_start,
-            invoice.period_end,
-        )
-    }
-
-    fn of_record(invoice: &InvoiceRecord) -> Self {
-        Self::new(
-            &invoice.id,
-            invoice.number,
-            invoice.period_start,
-            invoice.period_end,
-        )
-    }
-
-    fn new(id: &str, number: Option<i64>, start: Timestamp, end: Timestamp) -> Self {
-        Self {
-            label: number.map_or_else(|| id.to_owned(), |n| format!("#{n}")),
-            period: billow_core::Period { start, end },
+/// The customer's pending adjustments as the engine takes them: each billed on its
+/// subscription's first invoice issued at or after the later of when it was recorded and just
+/// after the subscription's last finalized invoice (so never on an invoice already final), or
+/// on a standalone invoice when the subscription has no such invoice.
+fn pending_adjustments(
+    world: &CustomerWorld,
+    invoices: &[InvoiceSummary],
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+) -> Vec<AdjustmentSpec> {
+    let currency = world.customer.currency;
+    let mut specs = Vec::new();
+    for (subscription, known) in adjustments {
+        let finalized = invoices.iter().filter(|invoice| {
+            &invoice.subscription_id == subscription && invoice.status != InvoiceStatus::Draft
+        });
+        let after_final = finalized
+            .map(|invoice| invoice.issued_at)
+            .max()
+            .and_then(|last| last.checked_add(SignedDuration::from_micros(1)).ok());
+        for adjustment in known.iter().filter(|a| a.applied_invoice_id.is_none()) {
+            let source = invoices
+                .iter()
+                .find(|invoice| invoice.id == adjustment.source_invoice_id);
+            let label = source
+                .and_then(|invoice| invoice.number)
+                .map_or_else(|| adjustment.source_invoice_id.clone(), |n| format!("#{n}"));
+            let period = source.map_or(
+                billow_core::Period {
+                    start: adjustment.created_at,
+                    end: adjustment.created_at,
+                },
+                |invoice| billow_core::Period {
+                    start: invoice.period_start,
+                    end: invoice.period_end,
+                },
+            );
+            specs.push(AdjustmentSpec {
+                key: adjustment.id.clone(),
+                subscription: subscription.clone(),
+                amount: Money::from_minor(adjustment.amount_minor, currency).to_decimal(),
+                description: format!("Late usage for invoice {label}"),
+                period,
+                at: after_final.map_or(adjustment.created_at, |after| {
+                    after.max(adjustment.created_at)
+                }),
+            });
         }
     }
-}
-
-/// Adds one `adjustment` line per pending adjustment and updates the totals: the difference is
-/// the change of the earlier invoice's total, tax included, so it counts in the subtotal and the
-/// total (subtotal + discount + credit + tax = total still holds).
-fn add_adjustment_lines(
-    record: &mut InvoiceRecord,
-    pending: &[AdjustmentRecord],
-    sources: &HashMap<&str, AdjustmentSource>,
-) -> Result<(), ApiError> {
-    let currency =
-        billow_core::Currency::from_code(&record.currency).map_err(ApiError::internal)?;
-    let mut lines: Vec<InvoiceLine> =
-        serde_json::from_value(record.lines.clone()).map_err(ApiError::internal)?;
-    let mut totals: billow_core::invoice::InvoiceTotals =
-        serde_json::from_value(record.totals.clone()).map_err(ApiError::internal)?;
-    for adjustment in pending {
-        let amount = Money::from_minor(adjustment.amount_minor, currency);
-        let (label, period) = match sources.get(adjustment.source_invoice_id.as_str()) {
-            Some(source) => (source.label.clone(), source.period),
-            None => (
-                adjustment.source_invoice_id.clone(),
-                lines.first().map_or(
-                    billow_core::Period {
-                        start: record.period_start,
-                        end: record.period_end,
-                    },
-                    |line| line.period,
-                ),
-            ),
-        };
-        lines.push(InvoiceLine {
-            number: u32::try_from(lines.len() + 1).map_err(ApiError::internal)?,
-            kind: LineKind::Adjustment,
-            description: format!("Late usage for invoice {label}, tax included"),
-            price: None,
-            meter: None,
-            project: None,
-            period,
-            quantity: Decimal::ONE,
-            amount,
-            trace: LineTrace {
-                unrounded_amount: amount.to_decimal(),
-                note: Some(format!(
-                    "usage received after invoice {label} was finalized changed its total by {amount}"
-                )),
-                ..LineTrace::default()
-            },
-        });
-        let add = |money: Money| money.checked_add(amount).map_err(ApiError::internal);
-        totals.subtotal = add(totals.subtotal)?;
-        totals.total = add(totals.total)?;
-        let by_kind = totals
-            .by_kind
-            .entry(LineKind::Adjustment)
-            .or_insert_with(|| Money::zero(currency));
-        *by_kind = add(*by_kind)?;
-    }
-    let sum = lines.iter().try_fold(Money::zero(currency), |sum, line| {
-        sum.checked_add(line.amount)
-    });
-    assert_eq!(sum.ok(), Some(totals.total), "invoice total = Σ lines");
-    record.total_minor = totals.total.amount_minor();
-    record.lines = serde_json::to_value(&lines).map_err(ApiError::internal)?;
-    record.totals = serde_json::to_value(&totals).map_err(ApiError::internal)?;
-    Ok(())
+    // The map's order is arbitrary; the engine's lines follow this order.
+    specs.sort_by(|a, b| a.key.cmp(&b.key));
+    specs
 }
 
 /// The stored form of an invoice the engine issued, as a draft.
@@ -904,7 +856,7 @@ pub(crate) fn record_of(
             .unwrap_or_default()
             .to_owned(),
         total_minor: invoice.totals.total.amount_minor(),
-        computed_total_minor: invoice.totals.total.amount_minor(),
+        computed_total_minor: invoice.net_before_tax_minor(),
         lines: to_json(serde_json::to_value(&invoice.lines))?,
         totals: to_json(serde_json::to_value(&invoice.totals))?,
         credit_usage: to_json(serde_json::to_value(&invoice.credit_usage))?,
@@ -940,79 +892,3 @@ fn version_at(
 #[derive(Debug, thiserror::Error)]
 #[error("the engine issued an invoice for the unknown subscription {0}")]
 struct UnknownSubscription(String);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn engine_invoice() -> Invoice {
-        let text = r#"{"billow_scenario": 1, "name": "t", "currency": "EUR",
-            "now": "2024-02-01T00:00:00Z", "customer": {"id": "c", "tax": {"name": "VAT", "rate_percent": "19"}},
-            "plans": [{"key": "p", "cadence": "monthly", "prices": [
-                {"key": "seat", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "10"}}]}],
-            "subscriptions": [{"id": "s", "plan": "p", "start": "2024-01-01T00:00:00Z"}]}"#;
-        let scenario = billow_core::scenario::Scenario::from_json(text).unwrap();
-        let preview = billow_core::scenario::preview(&scenario).unwrap();
-        preview.invoices[1].invoice.clone()
-    }
-
-    fn record(invoice: &Invoice) -> InvoiceRecord {
-        InvoiceRecord {
-            id: "inv_2".into(),
-            number: None,
-            customer_id: "c".into(),
-            subscription_id: "s".into(),
-            plan_version_id: "pv".into(),
-            reason: "period_end".into(),
-            issued_at: invoice.issued_at,
-            period_start: invoice.period.start,
-            period_end: invoice.period.end,
-            status: InvoiceStatus::Draft,
-            currency: "EUR".into(),
-            rounding: "half_up".into(),
-            total_minor: invoice.totals.total.amount_minor(),
-            computed_total_minor: invoice.totals.total.amount_minor(),
-            lines: serde_json::to_value(&invoice.lines).unwrap(),
-            totals: serde_json::to_value(&invoice.totals).unwrap(),
-            credit_usage: serde_json::json!([]),
-            created_at: invoice.issued_at,
-            finalized_at: None,
-        }
-    }
-
-    #[test]
-    fn an_adjustment_is_a_line_and_moves_the_subtotal_and_total_only() {
-        let invoice = engine_invoice();
-        let mut stored = record(&invoice);
-        let source = InvoiceRecord {
-            id: "inv_1".into(),
-            number: Some(1),
-            ..record(&invoice)
-        };
-        let adjustment = AdjustmentRecord {
-            id: "adj_1".into(),
-            subscription_id: "s".into(),
-            source_invoice_id: "inv_1".into(),
-            amount_minor: 119,
-            applied_invoice_id: None,
-            created_at: invoice.issued_at,
-        };
-        let sources = HashMap::from([("inv_1", AdjustmentSource::of_record(&source))]);
-
-        add_adjustment_lines(&mut stored, &[adjustment], &sources).unwrap();
-
-        // 10.00 seat + 1.90 VAT = 11.90, plus 1.19 of late usage (tax included).
-        assert_eq!(stored.total_minor, 1190 + 119);
-        assert_eq!(stored.computed_total_minor, 1190);
-        let lines: Vec<InvoiceLine> = serde_json::from_value(stored.lines).unwrap();
-        let last = lines.last().unwrap();
-        assert_eq!(last.kind, LineKind::Adjustment);
-        assert_eq!(last.number, u32::try_from(lines.len()).unwrap());
-        assert_eq!(last.description, "Late usage for invoice #1, tax included");
-        let totals: billow_core::invoice::InvoiceTotals =
-            serde_json::from_value(stored.totals).unwrap();
-        assert_eq!(totals.subtotal.amount_minor(), 1000 + 119);
-        assert_eq!(totals.tax.amount_minor(), 190);
-        assert_eq!(totals.by_kind[&LineKind::Adjustment].amount_minor(), 119);
-    }
-}

@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError, SubscriptionSpec,
-    SCENARIO_FORMAT_VERSION,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError,
+    SubscriptionSpec, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::catalog::PlanVersionRecord;
@@ -50,6 +50,8 @@ pub(crate) struct CustomerWorld {
     pub subscriptions: Vec<(SubscriptionRecord, Vec<Value>)>,
     pub grants: Vec<Value>,
     pub discounts: Vec<Value>,
+    /// The workspace's rounding mode (its settings, read once per run).
+    pub rounding: RoundingMode,
 }
 
 impl CustomerWorld {
@@ -68,22 +70,29 @@ impl CustomerWorld {
             return Ok(None);
         };
         let meters = meter_specs(state, workspace).await?;
+        let rounding = workspace_rounding(state, workspace).await?;
         let mut versions = BTreeMap::new();
-        Ok(
-            Self::load_many(state, workspace, vec![customer], &meters, &mut versions)
-                .await?
-                .pop(),
+        Ok(Self::load_many(
+            state,
+            workspace,
+            vec![customer],
+            &meters,
+            rounding,
+            &mut versions,
         )
+        .await?
+        .pop())
     }
 
     /// Loads the billing facts of many customers with one query per table (a billing run's
-    /// batch). `meters` are the workspace's; `versions` caches the plan versions read so far
-    /// (a run reads each once).
+    /// batch). `meters` and `rounding` are the workspace's; `versions` caches the plan versions
+    /// read so far (a run reads each once).
     pub async fn load_many(
         state: &AppState,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         meters: &[Value],
+        rounding: RoundingMode,
         versions: &mut BTreeMap<String, PlanVersionRecord>,
     ) -> Result<Vec<Self>, ApiError> {
         let store = &state.store;
@@ -197,6 +206,7 @@ impl CustomerWorld {
                     grants: grants.remove(&customer.id).unwrap_or_default(),
                     discounts: discounts.remove(&customer.id).unwrap_or_default(),
                     subscriptions,
+                    rounding,
                 })
             })
             .collect()
@@ -240,6 +250,7 @@ impl CustomerWorld {
             "billow_scenario": SCENARIO_FORMAT_VERSION,
             "name": self.customer.customer_id,
             "currency": self.customer.currency.code(),
+            "rounding": self.rounding,
             "now": now.to_string(),
             "customer": customer,
             "meters": self.meters,
@@ -251,7 +262,8 @@ impl CustomerWorld {
     }
 
     /// The scenario at `now` with `events`, whose subjects that are aliases of the customer are
-    /// rewritten to its id (the engine matches the customer by id).
+    /// rewritten to its id (the engine matches the customer by id), and `adjustments` (pending
+    /// late-usage differences, checked by the core like the rest).
     ///
     /// Built from the stored specs directly, plans parsed once per run through `parsed`, and
     /// validated as `Scenario::from_json` validates a document; the events were validated when
@@ -261,6 +273,7 @@ impl CustomerWorld {
         parsed: &mut ParsedCatalog,
         now: Timestamp,
         mut events: Vec<UsageEvent>,
+        adjustments: Vec<AdjustmentSpec>,
     ) -> Result<Scenario, ScenarioError> {
         let mut plans = Vec::with_capacity(self.versions.len());
         for (index, version) in self.versions.values().enumerate() {
@@ -306,7 +319,7 @@ impl CustomerWorld {
             name: self.customer.customer_id.clone(),
             description: None,
             currency: self.customer.currency,
-            rounding: RoundingMode::default(),
+            rounding: self.rounding,
             now,
             customer: CustomerSpec {
                 id: self.customer.customer_id.clone(),
@@ -320,6 +333,7 @@ impl CustomerWorld {
             credit_grants: grants,
             discounts,
             events: Vec::new(),
+            adjustments,
             expect: None,
         };
         scenario.validate()?;
@@ -382,6 +396,19 @@ fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, S
             message: error.inner().to_string(),
         }
     })
+}
+
+/// The workspace's rounding mode (`/api/v1/workspace/settings`).
+pub(crate) async fn workspace_rounding(
+    state: &AppState,
+    workspace: &WorkspaceId,
+) -> Result<RoundingMode, ApiError> {
+    Ok(state
+        .store
+        .workspace_settings(workspace)
+        .await
+        .map_err(ApiError::internal)?
+        .rounding)
 }
 
 pub(crate) async fn meter_specs(

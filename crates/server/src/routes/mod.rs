@@ -10,6 +10,7 @@ pub(crate) mod invoices;
 pub(crate) mod meters;
 pub(crate) mod plans;
 pub(crate) mod runs;
+pub(crate) mod settings;
 pub(crate) mod subscriptions;
 pub(crate) mod tokens;
 pub(crate) mod usage;
@@ -34,4 +35,5 @@ pub(crate) fn api_v1() -> ApiRouter {
         .merge(invoices::router())
         .merge(usage::router())
         .merge(runs::router())
+        .merge(settings::router())
 }

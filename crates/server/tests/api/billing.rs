@@ -507,3 +507,441 @@ async fn another_workspace_sees_none_of_the_billing() {
     assert_eq!(body["data"], json!([]));
     app.stop().await;
 }
+
+/// Sets up, with `key`, a plan of one unit at 0.125 billed in advance and a subscription of one
+/// unit since 2024-01-01: its first invoice holds a tie at the third decimal.
+async fn tie_subscription(app: &BillingApp, key: &str) -> String {
+    let call = |method: &'static str, path: &'static str, body: Value| async move {
+        let (status, json) = app
+            .call_as(key, method, path, Some(body), "application/json")
+            .await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        json
+    };
+    call(
+        "POST",
+        "/api/v1/plans",
+        json!({"key": "tie", "cadence": "monthly", "prices": [
+            {"key": "unit", "description": "Unit", "pricing": {"model": "per_unit", "unit_amount": "0.125"}}]}),
+    )
+    .await;
+    let customer = call(
+        "POST",
+        "/api/v1/customers",
+        json!({"external_id": "tie", "name": "Tie", "currency": "USD"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "POST",
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": "tie", "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    customer
+}
+
+/// The first invoice of the workspace of `key`, after a billing run.
+async fn first_invoice(app: &BillingApp, key: &str) -> Value {
+    let (status, run) = app
+        .call_as(
+            key,
+            "POST",
+            "/api/v1/billing-runs",
+            Some(json!({})),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let (status, page) = app
+        .call_as(key, "GET", "/api/v1/invoices", None, "application/json")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let invoices = page["data"].as_array().unwrap();
+    assert_eq!(invoices.len(), 1, "{page}");
+    invoices[0].clone()
+}
+
+async fn rounding_is_a_workspace_setting(database: Database) {
+    // Arrange: two workspaces with the same subscription; the first switches to half_even.
+    let app = BillingApp::spawn(database, "2024-01-01T02:00:00Z").await;
+    let workspace = app
+        .store
+        .workspace_named_or_created(
+            &billow_store::WorkspaceName::parse("Default rounding").unwrap(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (_, secret) = app
+        .store
+        .create_api_key(&workspace.id, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let other = secret.expose().to_owned();
+    let customer = tie_subscription(&app, &app.key).await;
+    tie_subscription(&app, &other).await;
+    let defaults = app.get("/api/v1/workspace/settings").await;
+    assert_eq!(defaults, json!({"rounding": "half_up", "updated_at": null}));
+
+    let (status, changed) = app
+        .call(
+            "PATCH",
+            "/api/v1/workspace/settings",
+            Some(json!({"rounding": "half_even"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["rounding"], "half_even");
+    assert_eq!(changed["updated_at"], "2024-01-01T02:00:00Z");
+    assert_eq!(app.get("/api/v1/workspace/settings").await, changed);
+
+    // Drafts follow the setting at once.
+    app.set_now("2024-01-01T00:30:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["drafted"], 1, "{run}");
+    let draft = &app.get("/api/v1/invoices?status=draft").await["data"][0];
+    assert_eq!(draft["rounding"], "half_even", "{draft}");
+    assert_eq!(draft["total"]["amount_minor"], 12, "{draft}");
+    app.set_now("2024-01-01T02:00:00Z").await;
+
+    // Act: both workspaces bill their first month.
+    let even = first_invoice(&app, &app.key).await;
+    let up = first_invoice(&app, &other).await;
+
+    // Assert: 1 × 0.125 is 0.12 half-even and 0.13 half-up, to the cent.
+    assert_eq!(even["status"], "open", "{even}");
+    assert_eq!(even["rounding"], "half_even");
+    assert_eq!(even["lines"][0]["amount"]["amount_minor"], 12, "{even}");
+    assert_eq!(even["lines"][0]["trace"]["unrounded_amount"], "0.125");
+    assert_eq!(even["total"]["amount_minor"], 12);
+    assert_eq!(up["status"], "open", "{up}");
+    assert_eq!(up["rounding"], "half_up");
+    assert_eq!(up["lines"][0]["amount"]["amount_minor"], 13, "{up}");
+    assert_eq!(up["total"]["amount_minor"], 13);
+    let (_, other_settings) = app
+        .call_as(
+            &other,
+            "GET",
+            "/api/v1/workspace/settings",
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(other_settings["rounding"], "half_up");
+
+    // A finalized invoice keeps its rounding when the setting changes back.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            "/api/v1/workspace/settings",
+            Some(json!({"rounding": "half_up"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let id = even["id"].as_str().unwrap();
+    let again = app.get(&format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(again["rounding"], "half_even");
+    assert_eq!(again["total"]["amount_minor"], 12);
+
+    // Bad input: an unknown mode or field is a 422 naming it; a customer token is refused.
+    for (body, field) in [
+        (json!({"rounding": "half_down"}), "rounding"),
+        (json!({"rounding": 1}), "rounding"),
+        (json!({"rounding": "half_up", "precision": 2}), "precision"),
+    ] {
+        let (status, problem) = app
+            .call("PATCH", "/api/v1/workspace/settings", Some(body.clone()))
+            .await;
+        assert_eq!((status, fields(&problem)), (422, vec![field]), "{body}");
+    }
+    assert_eq!(
+        app.get("/api/v1/workspace/settings").await["rounding"],
+        "half_up"
+    );
+    let token = app
+        .post(&format!("/api/v1/customers/{customer}/tokens"), json!({}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "PATCH"] {
+        let (status, problem) = app
+            .call_as(
+                &token,
+                method,
+                "/api/v1/workspace/settings",
+                Some(json!({"rounding": "half_even"})),
+                "application/json",
+            )
+            .await;
+        assert_eq!(status, 403, "{method}: {problem}");
+    }
+    assert_eq!(
+        app.get("/api/v1/workspace/settings").await["rounding"],
+        "half_up"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rounding_is_a_workspace_setting_on_sqlite() {
+    rounding_is_a_workspace_setting(Database::sqlite("unused")).await;
+}
+
+#[tokio::test]
+async fn rounding_is_a_workspace_setting_on_postgres() {
+    let Some(database) = crate::month::postgres_database().await else {
+        return;
+    };
+    rounding_is_a_workspace_setting(database).await;
+}
+
+/// The one invoice of `subscription` issued at `issued_at`.
+async fn invoice_at(app: &BillingApp, subscription: &str, issued_at: &str) -> Value {
+    let page = app
+        .get(&format!("/api/v1/invoices?subscription_id={subscription}"))
+        .await;
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|invoice| invoice["issued_at"] == issued_at)
+        .unwrap_or_else(|| panic!("no invoice at {issued_at} in {page}"))
+        .clone()
+}
+
+fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["kind"].as_str().unwrap().to_owned(),
+                line["description"].as_str().unwrap().to_owned(),
+                line["amount"]["amount_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "k8s", "type": "compute.hours",
+           "subject": subject, "time": time, "data": {"hours": hours}})
+}
+
+async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: Database) {
+    // Arrange: VAT 19 %; seats 10.00 and compute 0.08 an hour, both in arrears; an active
+    // subscription and one canceled at the end of January; January usage on both.
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
+               "value_property": "hours"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "metered", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "billing": "in_arrears",
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "compute", "description": "Compute", "meter": "compute",
+             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "late", "name": "Late", "currency": "EUR"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rate = app
+        .post(
+            "/api/v1/tax-rates",
+            json!({"name": "VAT", "rate_percent": "19"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/customers/{customer}/tax-rate"),
+            Some(json!({"tax_rate_id": rate})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut subscriptions = Vec::new();
+    for _ in 0..2 {
+        let created = app
+            .post(
+                "/api/v1/subscriptions",
+                json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
+            )
+            .await;
+        subscriptions.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (active, canceled) = (subscriptions[0].as_str(), subscriptions[1].as_str());
+    app.post(
+        &format!("/api/v1/subscriptions/{canceled}/changes"),
+        json!({"cancel": "end_of_term", "at": "2024-01-20T00:00:00Z"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/events",
+        json!([
+            compute_event("a1", active, "2024-01-10T00:00:00Z", 20),
+            compute_event("b1", canceled, "2024-01-10T00:00:00Z", 5)
+        ]),
+    )
+    .await;
+    app.set_now("2024-02-01T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["finalized"], 2, "{run}");
+    let january = invoice_at(&app, active, "2024-02-01T00:00:00Z").await;
+    // Seats 10.00 (VAT 1.90) and compute 20 × 0.08 = 1.60 (VAT 0.304 = 0.30).
+    assert_eq!(january["totals"]["tax"]["amount_minor"], 220, "{january}");
+    assert_eq!(january["total"]["amount_minor"], 1380);
+    let last_of_canceled = invoice_at(&app, canceled, "2024-02-01T00:00:00Z").await;
+    assert_eq!(last_of_canceled["reason"], "cancellation");
+    let canceled_number = last_of_canceled["number"].as_i64().unwrap();
+
+    // Act: 10 late hours (0.80 net) for January on each subscription, after finalization.
+    app.set_now("2024-02-02T00:00:00Z").await;
+    app.post(
+        "/api/v1/events",
+        json!([
+            compute_event("a2", active, "2024-01-25T00:00:00Z", 10),
+            compute_event("b2", canceled, "2024-01-25T00:00:00Z", 10)
+        ]),
+    )
+    .await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["adjustments"], 2, "{run}");
+    let workspace = app
+        .store
+        .workspace_named_or_created(
+            &billow_store::WorkspaceName::parse("Acme").unwrap(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    for subscription in [active, canceled] {
+        let recorded = app
+            .store
+            .adjustments(&workspace, subscription)
+            .await
+            .unwrap();
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        // The difference before tax: 0.80, not 0.95.
+        assert_eq!(recorded[0].amount_minor, 80);
+    }
+
+    // Assert (canceled): a standalone invoice holds the adjustment and its tax, numbered.
+    app.set_now("2024-02-02T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["finalized"], 1, "{run}");
+    assert_eq!(run["report"]["adjustments"], 0, "{run}");
+    let standalone = invoice_at(&app, canceled, "2024-02-02T00:00:00Z").await;
+    assert_eq!(standalone["reason"], "late_usage", "{standalone}");
+    assert_eq!(standalone["status"], "open");
+    assert_eq!(standalone["number"], 3);
+    assert_eq!(
+        lines_of(&standalone),
+        [
+            (
+                "adjustment".to_owned(),
+                format!("Late usage for invoice #{canceled_number}"),
+                80
+            ),
+            ("tax".to_owned(), "VAT 19%".to_owned(), 15),
+        ]
+    );
+    assert_eq!(standalone["totals"]["subtotal"]["amount_minor"], 80);
+    assert_eq!(standalone["totals"]["tax"]["amount_minor"], 15);
+    assert_eq!(standalone["total"]["amount_minor"], 95);
+    let payments = app
+        .get(&format!(
+            "/api/v1/invoices/{}/payments",
+            standalone["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(payments["data"][0]["state"], "PaymentPending");
+    let recorded = app.store.adjustments(&workspace, canceled).await.unwrap();
+    assert_eq!(
+        recorded[0].applied_invoice_id.as_deref(),
+        standalone["id"].as_str()
+    );
+    let unchanged = invoice_at(&app, canceled, "2024-02-01T00:00:00Z").await;
+    assert_eq!(unchanged["total"], last_of_canceled["total"]);
+
+    // Assert (active): February's invoice bills the 0.80 as a line its VAT applies to.
+    app.set_now("2024-03-01T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["finalized"], 1, "{run}");
+    let february = invoice_at(&app, active, "2024-03-01T00:00:00Z").await;
+    let number = january["number"].as_i64().unwrap();
+    assert_eq!(
+        lines_of(&february),
+        [
+            ("recurring".to_owned(), "Seats".to_owned(), 1000),
+            (
+                "adjustment".to_owned(),
+                format!("Late usage for invoice #{number}"),
+                80
+            ),
+            // 1.90 on the seats and 0.152 = 0.15 on the adjustment.
+            ("tax".to_owned(), "VAT 19%".to_owned(), 205),
+        ]
+    );
+    assert_eq!(february["totals"]["subtotal"]["amount_minor"], 1080);
+    assert_eq!(february["totals"]["tax"]["amount_minor"], 190 + 15);
+    assert_eq!(february["total"]["amount_minor"], 1285);
+    let recorded = app.store.adjustments(&workspace, active).await.unwrap();
+    assert_eq!(
+        recorded[0].applied_invoice_id.as_deref(),
+        february["id"].as_str()
+    );
+
+    // Nothing more: no new adjustment, no second standalone invoice.
+    let again = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(
+        (
+            &again["report"]["finalized"],
+            &again["report"]["adjustments"],
+            &again["report"]["drafted"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{again}"
+    );
+    let all = app
+        .get(&format!("/api/v1/invoices?subscription_id={canceled}"))
+        .await;
+    // Its last period's invoice and the standalone one (both prices bill in arrears).
+    assert_eq!(all["data"].as_array().unwrap().len(), 2, "{all}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one_on_sqlite() {
+    late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(Database::sqlite("unused")).await;
+}
+
+#[tokio::test]
+async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one_on_postgres() {
+    let Some(database) = crate::month::postgres_database().await else {
+        return;
+    };
+    late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database).await;
+}

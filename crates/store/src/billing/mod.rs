@@ -7,9 +7,11 @@
 //! paused process) can only fail to insert, never issue an invoice twice or leave a gap.
 
 pub(crate) mod batch;
+mod settings;
 pub(crate) mod sql;
 
 pub use batch::{BillingWrites, BillingWritten, Finalization, InvoiceSummary};
+pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;
 
@@ -57,7 +59,8 @@ pub struct AdjustmentRecord {
     pub subscription_id: String,
     /// The finalized invoice whose amount changed.
     pub source_invoice_id: String,
-    /// What the engine computes now minus what was billed, tax included.
+    /// What the engine computes now for the invoice's own lines before tax, minus what it
+    /// computed when the invoice was finalized (and the earlier adjustments of that invoice).
     pub amount_minor: i64,
     /// The invoice it was billed on; `None` while pending.
     pub applied_invoice_id: Option<String>,

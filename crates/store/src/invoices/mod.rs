@@ -81,7 +81,9 @@ pub struct InvoiceRecord {
     pub currency: String,
     pub rounding: String,
     pub total_minor: i64,
-    /// The total the engine computed (before late-usage adjustments were added as lines).
+    /// What the engine computed for the invoice's own lines before tax: subtotal + discount +
+    /// credit, without the late-usage adjustment lines it bills (0009; the name is older than
+    /// the meaning). Late usage is the change of this figure.
     pub computed_total_minor: i64,
     /// The core's `InvoiceLine`s, traces included, as a JSON array.
     pub lines: Value,

@@ -1,0 +1,89 @@
+//! A workspace's billing settings (`workspace_settings`, 0008): how its invoices are rounded.
+//! A workspace without a row bills with the defaults.
+
+use billow_core::RoundingMode;
+use jiff::Timestamp;
+
+use super::sql::{from_micros, to_micros, with_pool, BillingStoreError};
+use crate::store::Store;
+use crate::workspaces::WorkspaceId;
+
+/// What a workspace has chosen for its billing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceSettings {
+    /// How every invoice computed from now on rounds to the minor unit.
+    pub rounding: RoundingMode,
+    /// When the settings last changed; `None` while they are the defaults.
+    pub updated_at: Option<Timestamp>,
+}
+
+/// The stored text of a rounding mode (the core's serde name).
+fn rounding_text(rounding: RoundingMode) -> &'static str {
+    match rounding {
+        RoundingMode::HalfUp => "half_up",
+        RoundingMode::HalfEven => "half_even",
+    }
+}
+
+fn rounding_of(text: &str) -> Result<RoundingMode, BillingStoreError> {
+    match text {
+        "half_up" => Ok(RoundingMode::HalfUp),
+        "half_even" => Ok(RoundingMode::HalfEven),
+        _ => Err(BillingStoreError::CorruptRow {
+            column: "workspace_settings.rounding",
+        }),
+    }
+}
+
+impl Store {
+    /// The workspace's billing settings, the defaults when it never changed them.
+    ///
+    /// # Errors
+    /// When the query fails or the row is corrupt.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
+    pub async fn workspace_settings(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<WorkspaceSettings, BillingStoreError> {
+        const SQL: &str =
+            "SELECT rounding, updated_at FROM workspace_settings WHERE workspace_id = $1";
+        let row: Option<(String, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .fetch_optional(pool)
+            .await)?;
+        match row {
+            None => Ok(WorkspaceSettings::default()),
+            Some((rounding, updated_at)) => Ok(WorkspaceSettings {
+                rounding: rounding_of(&rounding)?,
+                updated_at: Some(from_micros(updated_at)?),
+            }),
+        }
+    }
+
+    /// Sets the workspace's rounding mode at `now`; returns the settings as stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
+    pub async fn set_workspace_rounding(
+        &self,
+        workspace: &WorkspaceId,
+        rounding: RoundingMode,
+        now: Timestamp,
+    ) -> Result<WorkspaceSettings, BillingStoreError> {
+        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, updated_at) \
+                           VALUES ($1, $2, $3) ON CONFLICT (workspace_id) DO UPDATE \
+                           SET rounding = excluded.rounding, updated_at = excluded.updated_at";
+        with_pool!(self, pool => sqlx::query(SQL)
+            .bind(workspace.as_str())
+            .bind(rounding_text(rounding))
+            .bind(to_micros(now))
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(WorkspaceSettings {
+            rounding,
+            updated_at: Some(from_micros(to_micros(now))?),
+        })
+    }
+}
