@@ -5,6 +5,7 @@
 //! that holds until the group's next event and integrates value × time, so 2 CPU cores for 90
 //! minutes is 3 core-hours and a dyno running Feb 1 → Feb 6 is 5 dyno-days.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
@@ -168,10 +169,16 @@ pub fn value_at<'a>(data: &'a Map<String, Value>, path: &str) -> Option<&'a Valu
 }
 
 fn dimension_text(value: Option<&Value>) -> String {
+    dimension_cow(value).into_owned()
+}
+
+/// A dimension's text: the string itself (borrowed), empty when absent or null, the JSON text of
+/// any other value.
+fn dimension_cow(value: Option<&Value>) -> Cow<'_, str> {
     match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
+        None | Some(Value::Null) => Cow::Borrowed(""),
+        Some(Value::String(text)) => Cow::Borrowed(text),
+        Some(other) => Cow::Owned(other.to_string()),
     }
 }
 
@@ -233,16 +240,30 @@ impl Meter {
                 count: self.group_by.len(),
             });
         }
-        let mut groups: BTreeMap<GroupKey, Vec<&UsageEvent>> = BTreeMap::new();
+        // Grouped by the dimensions' texts borrowed from the events (in `group_by` order, so
+        // the order of the keys is that of the `GroupKey`s they become): no allocation per
+        // event for a string dimension.
+        let mut groups: BTreeMap<Vec<Cow<'e, str>>, Vec<&UsageEvent>> = BTreeMap::new();
         for event in events.into_iter().filter(|event| self.selects(event)) {
             let relevant = period.contains(event.time)
                 || (self.aggregation == Aggregation::TimeWeightedSum && event.time < period.start);
             if relevant {
-                groups.entry(self.group_of(event)).or_default().push(event);
+                let texts = self
+                    .group_by
+                    .iter()
+                    .map(|dimension| dimension_cow(value_at(&event.data, dimension)))
+                    .collect();
+                groups.entry(texts).or_default().push(event);
             }
         }
         let mut quantities = Vec::with_capacity(groups.len());
-        for (group, mut members) in groups {
+        for (texts, mut members) in groups {
+            let group: GroupKey = self
+                .group_by
+                .iter()
+                .cloned()
+                .zip(texts.into_iter().map(Cow::into_owned))
+                .collect();
             members.sort_by_key(|event| event.time);
             let event_count = members.iter().filter(|e| period.contains(e.time)).count() as u64;
             let quantity = self.aggregate_group(&members, period)?;

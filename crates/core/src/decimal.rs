@@ -11,7 +11,9 @@ use serde_json::Value;
 /// Reads a JSON number or numeric string as an exact `Decimal`; `None` for anything else.
 pub fn decimal_from_json(value: &Value) -> Option<Decimal> {
     match value {
-        Value::Number(number) => parse_decimal(&number.to_string()),
+        // The number's text as it was written (serde_json's arbitrary_precision): exact, and no
+        // allocation per value.
+        Value::Number(number) => parse_decimal(number.as_str()),
         Value::String(text) => parse_decimal(text.trim()),
         _ => None,
     }

@@ -41,6 +41,9 @@ pub struct BillingSettings {
     pub node: String,
     /// The bank account the manual payment provider's instructions name.
     pub bank_account: String,
+    /// How many customers a run claims, reads and writes at once (one lease statement, one
+    /// query per table and one write transaction per batch).
+    pub customers_per_batch: usize,
 }
 
 impl Default for BillingSettings {
@@ -51,6 +54,7 @@ impl Default for BillingSettings {
             interval: Some(std::time::Duration::from_secs(60)),
             node: new_id("node"),
             bank_account: super::payment::ManualProvider::default().bank_account,
+            customers_per_batch: CUSTOMERS_PER_BATCH,
         }
     }
 }
@@ -71,9 +75,8 @@ pub struct RunReport {
     pub numbers: Vec<i64>,
 }
 
-/// How many customers a run claims, reads and writes at once: one lease statement, one query
-/// per table and one write transaction per batch.
-const CUSTOMERS_PER_BATCH: usize = 1_000;
+/// The default of [`BillingSettings::customers_per_batch`].
+pub const CUSTOMERS_PER_BATCH: usize = 1_000;
 
 /// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
 pub const REPORTED_NUMBERS_MAX: usize = 100;
@@ -114,7 +117,7 @@ pub(crate) async fn run_workspace(
     // deleted).
     let mut customers = all_customers(state, workspace).await?;
     let batches = billed
-        .chunks(CUSTOMERS_PER_BATCH)
+        .chunks(settings.customers_per_batch.max(1))
         .map(|batch| batch.iter().filter_map(|id| customers.remove(id)).collect())
         .collect();
     run_batches(state, settings, workspace, batches).await

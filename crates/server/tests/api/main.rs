@@ -12,4 +12,5 @@ mod idempotency;
 mod month;
 mod openapi;
 mod problems;
+mod runs;
 mod serve;
