@@ -21,8 +21,6 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an SQLite connection waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Each SQLite connection's page cache, in KiB.
-const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 /// SQLite has one writer at a time; a few connections serve concurrent readers under WAL.
 const SQLITE_CONNECTIONS_MAX: u32 = 8;
 /// Per billow node; the server's `max_connections` bounds the sum over nodes.
@@ -130,12 +128,7 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        // SQLite's default page cache is 2 MiB per connection: with millions of event chunks
-        // and invoices, index lookups and inserts then miss it and go to the file (a month of
-        // 10 million events compacted 13× slower at 100,000 subjects than at 10,000; see
-        // BENCHMARKS.md). Pages are allocated as they are used, so a small database stays small.
-        .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB));
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
     SqlitePoolOptions::new()
         .max_connections(SQLITE_CONNECTIONS_MAX)
         .acquire_timeout(ACQUIRE_TIMEOUT)
