@@ -54,7 +54,10 @@ async fn seeded(database: &Database) -> (Store, WorkspaceId) {
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
         created_at: created,
     };
-    store.insert_plan(&workspace, &plan, &version).await.unwrap();
+    store
+        .insert_plan(&workspace, &plan, &version)
+        .await
+        .unwrap();
     (store, workspace)
 }
 
@@ -156,7 +159,10 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
 
     let again = run_billing(&state, Some(&workspace)).await.unwrap();
     assert_eq!((again.customers, again.failed), (4, 1));
-    assert_eq!((again.finalized, again.drafted, again.adjustments), (0, 0, 0));
+    assert_eq!(
+        (again.finalized, again.drafted, again.adjustments),
+        (0, 0, 0)
+    );
     // The leases were released: another node may bill at once.
     let held = store
         .acquire_billing_leases(

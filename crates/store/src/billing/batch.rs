@@ -14,12 +14,13 @@ use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
 use super::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
-use super::{AdjustmentRecord, PAYMENT_PENDING};
+use super::{adjustment_from_row, AdjustmentRecord, AdjustmentRow, PAYMENT_PENDING};
 use crate::catalog::{PlanVersionRecord, TaxRateRecord};
 use crate::invoices::{InvoiceRecord, InvoiceStatus, INVOICE_COLUMNS};
 use crate::store::Store;
 use crate::subscriptions::{
-    CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord,
+    subscription_from_row, CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord,
+    SubscriptionRecord, SubscriptionRow,
 };
 use crate::workspaces::WorkspaceId;
 
@@ -121,8 +122,6 @@ pub struct BillingWritten {
     pub numbers: Vec<Option<i64>>,
 }
 
-type SubscriptionRow = (String, String, String, String, String, String, i64);
-
 impl Store {
     /// Claims each customer of `customer_ids` for a billing run until `until`, unless another
     /// holder's lease on it is still running at `now`; returns the customers now held, in the
@@ -222,16 +221,8 @@ impl Store {
                 builder.push(" ORDER BY customer_id, id");
                 builder.build_query_as().fetch_all(pool).await
             })?;
-            for (id, customer_id, plan_id, plan_version_id, status, spec, created_at) in rows {
-                all.push(SubscriptionRecord {
-                    id,
-                    customer_id,
-                    plan_id,
-                    plan_version_id,
-                    status,
-                    spec: from_json(&spec, "subscriptions.spec")?,
-                    created_at: from_micros(created_at)?,
-                });
+            for row in rows {
+                all.push(subscription_from_row(row)?);
             }
         }
         Ok(all)
@@ -445,10 +436,9 @@ impl Store {
         workspace: &WorkspaceId,
         subscription_ids: &[String],
     ) -> Result<Vec<AdjustmentRecord>, BillingStoreError> {
-        type Row = (String, String, String, i64, Option<String>, i64);
         let mut all = Vec::new();
         for piece in subscription_ids.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<Row> = with_pool!(self, pool => {
+            let rows: Vec<AdjustmentRow> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
                     "SELECT id, subscription_id, source_invoice_id, amount_minor, \
                      applied_invoice_id, created_at FROM invoice_adjustments WHERE workspace_id = ",
@@ -458,16 +448,8 @@ impl Store {
                 builder.push(" ORDER BY id");
                 builder.build_query_as().fetch_all(pool).await
             })?;
-            for (id, subscription_id, source_invoice_id, amount_minor, applied, created_at) in rows
-            {
-                all.push(AdjustmentRecord {
-                    id,
-                    subscription_id,
-                    source_invoice_id,
-                    amount_minor,
-                    applied_invoice_id: applied,
-                    created_at: from_micros(created_at)?,
-                });
+            for row in rows {
+                all.push(adjustment_from_row(row)?);
             }
         }
         Ok(all)
@@ -559,15 +541,7 @@ impl Store {
             let mut drafted = 0;
             for piece in writes.drafts.chunks(ROWS_PER_STATEMENT) {
                 let mut builder = insert_invoices!(ws, piece.iter().map(|draft| (draft, None)));
-                builder.push(
-                    " ON CONFLICT (workspace_id, subscription_id, issued_at) DO UPDATE SET \
-                     plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
-                     period_start = excluded.period_start, period_end = excluded.period_end, \
-                     total_minor = excluded.total_minor, \
-                     computed_total_minor = excluded.computed_total_minor, lines = excluded.lines, \
-                     totals = excluded.totals, credit_usage = excluded.credit_usage \
-                     WHERE invoices.status = 'draft'",
-                );
+                builder.push(crate::invoices::UPSERT_DRAFT);
                 drafted += builder.build().execute(&mut *transaction).await?.rows_affected();
             }
 

@@ -274,25 +274,28 @@ impl Store {
         const SQL: &str = "SELECT id, subscription_id, source_invoice_id, amount_minor, \
                            applied_invoice_id, created_at FROM invoice_adjustments \
                            WHERE workspace_id = $1 AND subscription_id = $2 ORDER BY id";
-        type Row = (String, String, String, i64, Option<String>, i64);
-        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(SQL)
+        let rows: Vec<AdjustmentRow> = with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace.as_str())
             .bind(subscription_id)
             .fetch_all(pool)
             .await)?;
-        rows.into_iter()
-            .map(
-                |(id, subscription_id, source_invoice_id, amount_minor, applied, created_at)| {
-                    Ok(AdjustmentRecord {
-                        id,
-                        subscription_id,
-                        source_invoice_id,
-                        amount_minor,
-                        applied_invoice_id: applied,
-                        created_at: from_micros(created_at)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(adjustment_from_row).collect()
     }
+}
+
+/// `id, subscription_id, source_invoice_id, amount_minor, applied_invoice_id, created_at` of
+/// `invoice_adjustments`.
+pub(crate) type AdjustmentRow = (String, String, String, i64, Option<String>, i64);
+
+pub(crate) fn adjustment_from_row(
+    (id, subscription_id, source_invoice_id, amount_minor, applied, created_at): AdjustmentRow,
+) -> Result<AdjustmentRecord, BillingStoreError> {
+    Ok(AdjustmentRecord {
+        id,
+        subscription_id,
+        source_invoice_id,
+        amount_minor,
+        applied_invoice_id: applied,
+        created_at: from_micros(created_at)?,
+    })
 }

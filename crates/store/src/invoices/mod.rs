@@ -216,6 +216,15 @@ macro_rules! bind_invoice {
 }
 pub(crate) use bind_invoice;
 
+/// What follows an invoice insert to store a draft or refresh the draft with the same key; a
+/// finalized invoice with that key is left as it is.
+pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, subscription_id, issued_at) \
+    DO UPDATE SET plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
+    period_start = excluded.period_start, period_end = excluded.period_end, \
+    total_minor = excluded.total_minor, computed_total_minor = excluded.computed_total_minor, \
+    lines = excluded.lines, totals = excluded.totals, credit_usage = excluded.credit_usage \
+    WHERE invoices.status = 'draft'";
+
 /// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $20)`.
 pub(crate) fn insert_invoice_sql() -> String {
     let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
@@ -240,16 +249,7 @@ impl Store {
     ) -> Result<bool, BillingStoreError> {
         assert_eq!(draft.status, InvoiceStatus::Draft);
         assert!(draft.number.is_none(), "a draft has no number");
-        let sql = format!(
-            "{} ON CONFLICT (workspace_id, subscription_id, issued_at) DO UPDATE SET \
-             plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
-             period_start = excluded.period_start, period_end = excluded.period_end, \
-             total_minor = excluded.total_minor, \
-             computed_total_minor = excluded.computed_total_minor, lines = excluded.lines, \
-             totals = excluded.totals, credit_usage = excluded.credit_usage \
-             WHERE invoices.status = 'draft'",
-            insert_invoice_sql()
-        );
+        let sql = format!("{}{UPSERT_DRAFT}", insert_invoice_sql());
         let affected = with_pool!(self, pool => bind_invoice!(sqlx::query(&sql), workspace, draft)
             .execute(pool)
             .await

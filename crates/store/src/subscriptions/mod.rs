@@ -61,11 +61,11 @@ impl CustomerSpecKind {
     }
 }
 
-type SubscriptionRow = (String, String, String, String, String, String, i64);
+pub(crate) type SubscriptionRow = (String, String, String, String, String, String, i64);
 const SUBSCRIPTION_COLUMNS: &str =
     "id, customer_id, plan_id, plan_version_id, status, spec, created_at";
 
-fn subscription_from_row(
+pub(crate) fn subscription_from_row(
     (id, customer_id, plan_id, plan_version_id, status, spec, created_at): SubscriptionRow,
 ) -> Result<SubscriptionRecord, BillingStoreError> {
     Ok(SubscriptionRecord {
