@@ -518,7 +518,7 @@ async fn adjustments_are_marked_applied_by_the_invoice_that_bills_them(store: St
 
 fn finalization(record: InvoiceRecord, replaces_draft: bool, applied: &[&str]) -> Finalization {
     Finalization {
-        invoice: finalized(record),
+        invoice: finalized(record).into_text(),
         replaces_draft,
         applied_adjustment_ids: applied.iter().map(|id| (*id).to_owned()).collect(),
     }
@@ -541,7 +541,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
         created_at: at("2024-02-01T00:00:00Z"),
     };
     let writes = BillingWrites {
-        drafts: vec![invoice("inv_later", "sub_3", "2024-03-01T00:00:00Z", 700)],
+        drafts: vec![invoice("inv_later", "sub_3", "2024-03-01T00:00:00Z", 700).into_text()],
         finalize: vec![
             finalization(
                 InvoiceRecord {

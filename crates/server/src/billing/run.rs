@@ -576,7 +576,7 @@ pub(crate) async fn preview_customer(
 
 /// What one customer's run writes.
 struct CustomerPlan {
-    drafts: Vec<InvoiceRecord>,
+    drafts: Vec<InvoiceRecord<String>>,
     finalize: Vec<Finalization>,
     adjustments: Vec<AdjustmentRecord>,
 }
@@ -831,7 +831,7 @@ pub(crate) fn record_of(
     customer_id: &str,
     issued: &IssuedInvoice,
     now: Timestamp,
-) -> Result<InvoiceRecord, ApiError> {
+) -> Result<InvoiceRecord<String>, ApiError> {
     let invoice: &Invoice = &issued.invoice;
     let (subscription, changes) = world
         .subscriptions
@@ -839,6 +839,7 @@ pub(crate) fn record_of(
         .find(|(s, _)| s.id == issued.subscription)
         .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.subscription.clone())))?;
     let to_json = |value: Result<Value, serde_json::Error>| value.map_err(ApiError::internal);
+    let to_text = |text: Result<String, serde_json::Error>| text.map_err(ApiError::internal);
     Ok(InvoiceRecord {
         id: new_id("inv"),
         number: None,
@@ -860,9 +861,9 @@ pub(crate) fn record_of(
             .to_owned(),
         total_minor: invoice.totals.total.amount_minor(),
         computed_total_minor: invoice.net_before_tax_minor(),
-        lines: to_json(serde_json::to_value(&invoice.lines))?,
-        totals: to_json(serde_json::to_value(&invoice.totals))?,
-        credit_usage: to_json(serde_json::to_value(&invoice.credit_usage))?,
+        lines: to_text(serde_json::to_string(&invoice.lines))?,
+        totals: to_text(serde_json::to_string(&invoice.totals))?,
+        credit_usage: to_text(serde_json::to_string(&invoice.credit_usage))?,
         created_at: now,
         finalized_at: None,
     })

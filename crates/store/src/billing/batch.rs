@@ -43,13 +43,14 @@ macro_rules! push_in {
 /// `INSERT INTO invoices (…) VALUES (…), …` as a query builder, for an iterator of
 /// (invoice, number to give it or `None` for its own).
 macro_rules! insert_invoices {
-    ($workspace:expr, $invoices:expr $(,)?) => {{
-        let mut builder = QueryBuilder::new(format!(
-            "INSERT INTO invoices (workspace_id, {INVOICE_COLUMNS}) "
-        ));
+    ($pool:expr, $workspace:expr, $invoices:expr $(,)?) => {{
+        let mut builder = builder_for(
+            $pool,
+            format!("INSERT INTO invoices (workspace_id, {INVOICE_COLUMNS}) "),
+        );
         builder.push_values(
             $invoices,
-            |mut row, (invoice, number): (&InvoiceRecord, Option<i64>)| {
+            |mut row, (invoice, number): (&InvoiceRecord<String>, Option<i64>)| {
                 row.push_bind($workspace)
                     .push_bind(invoice.id.as_str())
                     .push_bind(number.or(invoice.number))
@@ -76,6 +77,17 @@ macro_rules! insert_invoices {
     }};
 }
 
+/// A query builder for `pool`'s backend (named by the pool, where inference cannot tell it).
+fn builder_for<'args, DB: sqlx::Database>(
+    _pool: &sqlx::Pool<DB>,
+    sql: String,
+) -> QueryBuilder<'args, DB>
+where
+    DB::Arguments<'args>: Default,
+{
+    QueryBuilder::new(sql)
+}
+
 /// What a billing run knows of a stored invoice without reading its lines.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvoiceSummary {
@@ -95,7 +107,7 @@ pub struct InvoiceSummary {
 #[derive(Clone, Debug, Default)]
 pub struct BillingWrites {
     /// Drafts to store or refresh (a finalized invoice with the same key is left as it is).
-    pub drafts: Vec<InvoiceRecord>,
+    pub drafts: Vec<InvoiceRecord<String>>,
     /// Invoices to finalize, in the order their numbers are given; each `Open`, with
     /// `finalized_at`, without a number. An id that is a stored draft's replaces that draft.
     pub finalize: Vec<Finalization>,
@@ -106,7 +118,7 @@ pub struct BillingWrites {
 /// One invoice to finalize, and the pending adjustments it bills.
 #[derive(Clone, Debug)]
 pub struct Finalization {
-    pub invoice: InvoiceRecord,
+    pub invoice: InvoiceRecord<String>,
     /// Whether `invoice.id` is a stored draft's, which this invoice replaces.
     pub replaces_draft: bool,
     pub applied_adjustment_ids: Vec<String>,
@@ -540,7 +552,7 @@ impl Store {
 
             let mut drafted = 0;
             for piece in writes.drafts.chunks(ROWS_PER_STATEMENT) {
-                let mut builder = insert_invoices!(ws, piece.iter().map(|draft| (draft, None)));
+                let mut builder = insert_invoices!(pool, ws, piece.iter().map(|draft| (draft, None)));
                 builder.push(crate::invoices::UPSERT_DRAFT);
                 drafted += builder.build().execute(&mut *transaction).await?.rows_affected();
             }
@@ -571,6 +583,7 @@ impl Store {
                 for (index, piece) in writes.finalize.chunks(ROWS_PER_STATEMENT).enumerate() {
                     let offset = i64::try_from(index * ROWS_PER_STATEMENT).expect("small");
                     let mut builder = insert_invoices!(
+                        pool,
                         ws,
                         piece.iter().zip(0_i64..).map(|(f, i)| (&f.invoice, Some(first + offset + i))),
                     );
@@ -618,7 +631,7 @@ impl Store {
                             continue;
                         }
                     }
-                    let mut builder = insert_invoices!(ws, std::iter::once((invoice, Some(next))));
+                    let mut builder = insert_invoices!(pool, ws, std::iter::once((invoice, Some(next))));
                     builder.push(
                         " ON CONFLICT (workspace_id, subscription_id, issued_at) DO NOTHING",
                     );

@@ -63,9 +63,11 @@ impl FromStr for InvoiceStatus {
     }
 }
 
-/// A stored invoice.
+/// A stored invoice. Its lines, totals and credit usage are JSON: parsed (`Value`, the default)
+/// as reads return them, or as text (`String`) as a billing run writes them, serialized on the
+/// engine's threads from the core's types without building a `Value` first.
 #[derive(Clone, Debug, PartialEq)]
-pub struct InvoiceRecord {
+pub struct InvoiceRecord<Json = Value> {
     pub id: String,
     /// The gap-free number of the workspace's sequence; `None` while a draft.
     pub number: Option<i64>,
@@ -86,13 +88,40 @@ pub struct InvoiceRecord {
     /// the meaning). Late usage is the change of this figure.
     pub computed_total_minor: i64,
     /// The core's `InvoiceLine`s, traces included, as a JSON array.
-    pub lines: Value,
+    pub lines: Json,
     /// The core's `InvoiceTotals` as JSON.
-    pub totals: Value,
+    pub totals: Json,
     /// The core's credit usage reports as a JSON array.
-    pub credit_usage: Value,
+    pub credit_usage: Json,
     pub created_at: Timestamp,
     pub finalized_at: Option<Timestamp>,
+}
+
+impl InvoiceRecord {
+    /// The same invoice with its JSON columns as text.
+    pub fn into_text(self) -> InvoiceRecord<String> {
+        InvoiceRecord {
+            id: self.id,
+            number: self.number,
+            customer_id: self.customer_id,
+            subscription_id: self.subscription_id,
+            plan_version_id: self.plan_version_id,
+            reason: self.reason,
+            issued_at: self.issued_at,
+            period_start: self.period_start,
+            period_end: self.period_end,
+            status: self.status,
+            currency: self.currency,
+            rounding: self.rounding,
+            total_minor: self.total_minor,
+            computed_total_minor: self.computed_total_minor,
+            lines: self.lines.to_string(),
+            totals: self.totals.to_string(),
+            credit_usage: self.credit_usage.to_string(),
+            created_at: self.created_at,
+            finalized_at: self.finalized_at,
+        }
+    }
 }
 
 /// Which invoices a list returns: every filter given must match. Pages go by id (ids are
