@@ -203,7 +203,8 @@ impl Store {
     }
 
     /// The events of `workspace_id` whose subject is one of `subjects` and whose time is in
-    /// `[from, to)`, in time order (ties in the order they were stored).
+    /// `[from, to)`, in time order (a subject's events of one instant in the order they were
+    /// stored).
     ///
     /// # Errors
     ///
@@ -269,19 +270,7 @@ impl Store {
             return Ok(read::decode(chunks, &wanted, filter)?);
         }
         // A large read takes milliseconds of CPU: off the async task, and on several threads.
-        // Only log chunks need the subjects (subject chunks hold only those asked for).
-        let owned: Vec<String> = if chunks.iter().any(|chunk| chunk.log) {
-            subjects.to_vec()
-        } else {
-            Vec::new()
-        };
-        let decoded = tokio::task::spawn_blocking(move || {
-            let wanted: HashSet<&str> = owned.iter().map(String::as_str).collect();
-            read::decode(chunks, &wanted, filter)
-        })
-        .await
-        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
-        Ok(decoded?)
+        Ok(read::decode_off_task(chunks, subjects, filter).await?)
     }
 
     /// Moves the events of the oldest log chunks (up to about `events_max` events) into chunks

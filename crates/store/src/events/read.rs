@@ -1,12 +1,15 @@
 //! Chunks read back as usage events: decoded, selected, put in time order, converted.
 //!
-//! Converting an event (four strings and its `data` parsed into a map) is most of a large read's
-//! time, so the conversion of a large read is split among a few threads, and the caller runs the
-//! whole decoding off the async task ([`DECODE_OFF_TASK_BYTES_MIN`]). Events are put in order
-//! by their times before they are converted, as a list of indices: sorting the converted events
-//! would move ~150-byte values around, and most reads of one subject are in order already.
+//! Converting an event (four strings and its `data` parsed into a map: about ten allocations) is
+//! most of a large read's time. So a large read ([`DECODE_OFF_TASK_BYTES_MIN`]) is decoded off the
+//! async task, its chunks split among a few of tokio's blocking threads (which live on, so that
+//! their allocator's memory is reused from one read to the next). Events are converted in the
+//! order they are stored, reading the chunks' bytes sequentially, then moved once into time order
+//! by a sorted list of indices: sorting the converted events would move ~150-byte values around
+//! many times, and a read of one subject is mostly in order already.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use billow_core::UsageEvent;
 use jiff::Timestamp;
@@ -16,10 +19,8 @@ use super::{ChunkFilter, DecodeChunkError};
 
 /// Reads with at least this many bytes of events are decoded off the async task.
 pub(crate) const DECODE_OFF_TASK_BYTES_MIN: usize = 256 * 1024;
-/// Conversions of at least this many events are split among threads.
-const CONVERT_PARALLEL_EVENTS_MIN: usize = 8_192;
-/// Most threads one conversion uses.
-const CONVERT_THREADS_MAX: usize = 4;
+/// Most blocking threads one read uses.
+const DECODE_THREADS_MAX: usize = 4;
 
 /// A chunk as both backends' queries return it.
 pub(crate) struct ChunkRow {
@@ -32,7 +33,7 @@ pub(crate) struct ChunkRow {
 }
 
 /// The events of `chunks` whose subject is in `subjects` and that `filter` keeps, in time order;
-/// events of one instant in the order they were stored.
+/// events of one instant in the order they were stored. On the calling thread: for small reads.
 ///
 /// Subject chunks come first, in `seq` order, then log chunks in `seq` order: compaction moves
 /// the oldest log chunks and a merge replaces the newest chunks of a subject, so this is the
@@ -47,30 +48,112 @@ pub(crate) fn decode(
     filter: ChunkFilter,
 ) -> Result<Vec<UsageEvent>, DecodeChunkError> {
     chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
-    let capacity: usize = chunks
-        .iter()
-        .map(|chunk| usize::try_from(chunk.event_count).unwrap_or(0))
-        .sum();
-    let mut raw: Vec<RawEvent<'_>> = Vec::with_capacity(capacity);
-    let mut kept: Vec<RawEvent<'_>> = Vec::with_capacity(capacity);
-    let mut times: Vec<Timestamp> = Vec::with_capacity(capacity);
-    for chunk in &chunks {
+    let (events, times) = decode_part(&chunks, |subject| subjects.contains(subject), filter)?;
+    Ok(in_time_order(events, &times))
+}
+
+/// What [`decode`] returns, decoded on up to [`DECODE_THREADS_MAX`] blocking threads.
+///
+/// # Errors
+///
+/// As [`decode`].
+#[tracing::instrument(skip_all, name = "decode_chunks", fields(chunks = chunks.len()))]
+pub(crate) async fn decode_off_task(
+    mut chunks: Vec<ChunkRow>,
+    subjects: &[String],
+    filter: ChunkFilter,
+) -> Result<Vec<UsageEvent>, DecodeChunkError> {
+    chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
+    // Only log chunks need the subjects (subject chunks hold only those asked for).
+    let wanted: Arc<HashSet<String>> = Arc::new(if chunks.iter().any(|chunk| chunk.log) {
+        subjects.iter().cloned().collect()
+    } else {
+        HashSet::new()
+    });
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(DECODE_THREADS_MAX);
+    let tasks: Vec<_> = split(chunks, threads)
+        .into_iter()
+        .map(|part| {
+            let wanted = Arc::clone(&wanted);
+            tokio::task::spawn_blocking(move || {
+                decode_part(&part, |subject| wanted.contains(subject), filter)
+            })
+        })
+        .collect();
+    let mut events = Vec::new();
+    let mut times = Vec::new();
+    for task in tasks {
+        let (mut part_events, part_times) = task.await.unwrap_or_else(|error| {
+            std::panic::resume_unwind(error.into_panic());
+        })?;
+        events.append(&mut part_events);
+        times.extend(part_times);
+    }
+    let ordered = tokio::task::spawn_blocking(move || in_time_order(events, &times));
+    Ok(ordered
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())))
+}
+
+/// `chunks` in up to `parts` runs of consecutive chunks with about as many events each.
+fn split(chunks: Vec<ChunkRow>, parts: usize) -> Vec<Vec<ChunkRow>> {
+    let total: usize = chunks.iter().map(ChunkRow::events_total).sum();
+    let per_part = total.div_ceil(parts.max(1)).max(1);
+    let mut split: Vec<Vec<ChunkRow>> = vec![Vec::new()];
+    let mut in_part = 0;
+    for chunk in chunks {
+        if in_part >= per_part {
+            split.push(Vec::new());
+            in_part = 0;
+        }
+        in_part += chunk.events_total();
+        split.last_mut().expect("one part at least").push(chunk);
+    }
+    split
+}
+
+impl ChunkRow {
+    fn events_total(&self) -> usize {
+        usize::try_from(self.event_count).unwrap_or(0)
+    }
+}
+
+/// The selected events of `chunks`, converted in their stored order, and their times.
+fn decode_part(
+    chunks: &[ChunkRow],
+    wanted: impl Fn(&str) -> bool,
+    filter: ChunkFilter,
+) -> Result<(Vec<UsageEvent>, Vec<Timestamp>), DecodeChunkError> {
+    let capacity: usize = chunks.iter().map(ChunkRow::events_total).sum();
+    let mut events = Vec::with_capacity(capacity);
+    let mut times = Vec::with_capacity(capacity);
+    let mut raw: Vec<RawEvent<'_>> = Vec::new();
+    for chunk in chunks {
         raw.clear();
         decode_events_into(&chunk.events, &mut raw)?;
         for event in &raw {
             // Log chunks hold every subject; subject chunks only the one asked for.
-            if chunk.log && !subjects.contains(event.subject) {
+            if chunk.log && !wanted(event.subject) {
                 continue;
             }
             let time = event.time()?;
             if filter.keeps(time, event.ingested_at_us) {
-                kept.push(*event);
+                events.push(event.to_usage_event_at(time)?);
                 times.push(time);
             }
         }
     }
-    let order = time_order(&times);
-    convert(&kept, &times, order.as_deref())
+    Ok((events, times))
+}
+
+/// `events` (at `times`) in time order, ties in their order.
+fn in_time_order(events: Vec<UsageEvent>, times: &[Timestamp]) -> Vec<UsageEvent> {
+    match time_order(times) {
+        None => events,
+        Some(order) => gather(events, &order),
+    }
 }
 
 /// The indices of `times` in time order (ties in index order), or `None` when they are in order.
@@ -85,49 +168,20 @@ fn time_order(times: &[Timestamp]) -> Option<Vec<u32>> {
     Some(order)
 }
 
-/// `events` as usage events, in `order` (or as they are); large conversions on several threads.
-fn convert(
-    events: &[RawEvent<'_>],
-    times: &[Timestamp],
-    order: Option<&[u32]>,
-) -> Result<Vec<UsageEvent>, DecodeChunkError> {
-    let convert_range = |from: usize, to: usize| -> Result<Vec<UsageEvent>, DecodeChunkError> {
-        let mut converted = Vec::with_capacity(to - from);
-        for position in from..to {
-            let index = order.map_or(position, |order| order[position] as usize);
-            converted.push(events[index].to_usage_event_at(times[index])?);
-        }
-        Ok(converted)
+/// `events` in `order`, each moved once.
+fn gather(mut events: Vec<UsageEvent>, order: &[u32]) -> Vec<UsageEvent> {
+    let placeholder = || UsageEvent {
+        id: String::new(),
+        source: String::new(),
+        event_type: String::new(),
+        subject: String::new(),
+        time: Timestamp::UNIX_EPOCH,
+        data: serde_json::Map::new(),
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(CONVERT_THREADS_MAX);
-    if events.len() < CONVERT_PARALLEL_EVENTS_MIN || threads < 2 {
-        return convert_range(0, events.len());
-    }
-    let per_thread = events.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<UsageEvent>, DecodeChunkError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|part| {
-                let from = (part * per_thread).min(events.len());
-                let to = (from + per_thread).min(events.len());
-                scope.spawn(move || convert_range(from, to))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-            .collect()
-    });
-    let mut converted = Vec::with_capacity(events.len());
-    for part in parts {
-        converted.append(&mut part?);
-    }
-    Ok(converted)
+    order
+        .iter()
+        .map(|&index| std::mem::replace(&mut events[index as usize], placeholder()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -178,18 +232,23 @@ mod tests {
         assert_eq!(ids(&events), ["first", "a", "b", "c", "d"]);
     }
 
-    #[test]
-    fn a_large_read_is_converted_in_order_on_several_threads() {
-        let count = CONVERT_PARALLEL_EVENTS_MIN * 2 + 3;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_read_is_decoded_in_order_on_several_threads() {
+        let count = 20_003;
         let ids_owned: Vec<String> = (0..count).map(|n| format!("e{n}")).collect();
         let events: Vec<(&str, &str, i64)> = ids_owned
             .iter()
             .enumerate()
             .map(|(n, id)| (id.as_str(), "cus_1", i64::try_from(count - n).unwrap()))
             .collect();
-        let chunks = vec![chunk(1, false, &events)];
+        // Chunks of 1,000 events, in seq order against time order.
+        let chunks: Vec<ChunkRow> = events
+            .chunks(1_000)
+            .zip(1..)
+            .map(|(events, seq)| chunk(seq, false, events))
+            .collect();
 
-        let read = decode(chunks, &HashSet::new(), ALL).unwrap();
+        let read = decode_off_task(chunks, &[], ALL).await.unwrap();
 
         assert_eq!(read.len(), count);
         assert!(read.is_sorted_by_key(|event| event.time));

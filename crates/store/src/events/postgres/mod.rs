@@ -23,14 +23,14 @@ use jiff::Timestamp;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::codec::decode_key_hashes;
-use super::merge::{self, StoredSubjectChunk};
 use super::plan::{self, NewChunk, StoredChunk};
 use super::read::ChunkRow;
 use super::sqlite::written_subjects;
-use super::{
-    Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher, MergeEventsError,
-    Merged,
-};
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher};
+
+mod merge;
+
+pub(super) use merge::merge;
 
 /// The first key of billow's event advisory locks (`'EVNT'`); the second is the workspace's hash.
 const EVENTS_LOCK_CLASS: i32 = 0x4556_4E54;
@@ -273,6 +273,7 @@ async fn oldest_log_chunks(
         .collect())
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn select_chunks(
     pool: &PgPool,
     workspace_id: &str,
@@ -312,104 +313,4 @@ pub(super) async fn select_chunks(
             events,
         })
         .collect())
-}
-
-/// Merging on PostgreSQL: under the workspace's lock, as compaction, so that two nodes never
-/// merge the same chunks and the merged chunk's `seq` is drawn in commit order. The merged chunk
-/// holds the keys of the chunks it replaces: a node that read those has its keys, and a node
-/// that had not reads the merged chunk (its `seq` is above every watermark).
-pub(super) async fn merge(
-    pool: &PgPool,
-    cache: &tokio::sync::Mutex<KeyCache>,
-    workspace_id: &str,
-    subjects: &[String],
-    events_max: i64,
-) -> Result<Merged, MergeEventsError> {
-    let database = MergeEventsError::Database;
-    let mut cache = cache.lock().await;
-    let mut transaction = pool.begin().await.map_err(database)?;
-    lock_workspace(&mut transaction, workspace_id)
-        .await
-        .map_err(database)?;
-    catch_up(&mut transaction, &mut cache, workspace_id)
-        .await
-        .map_err(database)?;
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT subject, seq, event_count::int8, octet_length(events)::int8 FROM event_chunks \
-         WHERE workspace_id = $1 AND subject = ANY($2) ORDER BY subject, seq",
-    )
-    .bind(workspace_id)
-    .bind(subjects)
-    .fetch_all(&mut *transaction)
-    .await
-    .map_err(database)?;
-    let plan = merge::plan_subjects(&merge::shapes_by_subject(rows), subjects, events_max);
-    let merged = Merged {
-        outcome: plan.outcome,
-        put_off: plan.put_off,
-    };
-    if plan.seqs.is_empty() {
-        return Ok(merged);
-    }
-    let sources = subject_chunks(&mut transaction, workspace_id, &plan.seqs)
-        .await
-        .map_err(database)?;
-    if sources.len() != plan.seqs.len() {
-        return Err(MergeEventsError::ChunksChanged);
-    }
-    let new_chunks = merge::by_subject(sources)
-        .iter()
-        .map(|group| merge::concatenate(workspace_id, group))
-        .collect::<Result<Vec<NewChunk>, _>>()?;
-    let written = insert_chunks(&mut transaction, &new_chunks)
-        .await
-        .map_err(database)?;
-    let deleted = sqlx::query(
-        "DELETE FROM event_chunks \
-         WHERE workspace_id = $1 AND subject IS NOT NULL AND seq = ANY($2)",
-    )
-    .bind(workspace_id)
-    .bind(&plan.seqs)
-    .execute(&mut *transaction)
-    .await
-    .map_err(database)?
-    .rows_affected();
-    if deleted != u64::try_from(plan.seqs.len()).expect("usize fits in u64") {
-        // Rolled back on drop: nothing is merged.
-        return Err(MergeEventsError::ChunksChanged);
-    }
-    transaction.commit().await.map_err(database)?;
-    advance(&mut cache, written);
-    Ok(merged)
-}
-
-/// The subject chunks of `workspace_id` with these seqs, whole, by subject and seq.
-async fn subject_chunks(
-    connection: &mut PgConnection,
-    workspace_id: &str,
-    seqs: &[i64],
-) -> Result<Vec<StoredSubjectChunk>, sqlx::Error> {
-    let mut rows = sqlx::query(
-        "SELECT seq, subject, time_min_us, time_max_us, ingested_max_us, event_count, \
-         key_hashes, events FROM event_chunks \
-         WHERE workspace_id = $1 AND subject IS NOT NULL AND seq = ANY($2) \
-         ORDER BY subject, seq",
-    )
-    .bind(workspace_id)
-    .bind(seqs)
-    .fetch(connection);
-    let mut chunks = Vec::with_capacity(seqs.len());
-    while let Some(row) = rows.try_next().await? {
-        chunks.push(StoredSubjectChunk {
-            seq: row.try_get(0)?,
-            subject: row.try_get(1)?,
-            time_min_us: row.try_get(2)?,
-            time_max_us: row.try_get(3)?,
-            ingested_max_us: row.try_get(4)?,
-            event_count: row.try_get(5)?,
-            key_hashes: row.try_get(6)?,
-            events: row.try_get(7)?,
-        });
-    }
-    Ok(chunks)
 }
