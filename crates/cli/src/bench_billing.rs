@@ -33,7 +33,9 @@ use billow_server::clock::ManualClock;
 use billow_server::{run_billing, AppState, BillingSettings};
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::subscriptions::SubscriptionRecord;
-use billow_store::{Customer, Database, NewEvent, PostgresUrl, Store, WorkspaceId, WorkspaceName};
+use billow_store::{
+    Customer, Database, MergeOutcome, NewEvent, PostgresUrl, Store, WorkspaceId, WorkspaceName,
+};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -162,6 +164,13 @@ async fn measure(
         thousands(seeded.compacted),
         seeded.compaction.as_secs_f64(),
     );
+    println!(
+        "merge of subject chunks: {} chunks into {}, {} events rewritten, in {:.1} s",
+        thousands(seeded.merged.chunks_replaced),
+        thousands(seeded.merged.chunks_written),
+        thousands(seeded.merged.events),
+        seeded.merging.as_secs_f64(),
+    );
     let before = Rss::read();
     println!(
         "memory before the run: peak RSS {} MiB (seeding), RSS now {} MiB",
@@ -263,6 +272,8 @@ struct Seeded {
     events: Duration,
     compaction: Duration,
     compacted: u64,
+    merging: Duration,
+    merged: MergeOutcome,
 }
 
 fn customer_id(index: u64) -> String {
@@ -384,22 +395,40 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
     insert(store, &workspace, &mut batch).await?;
     let events = events_started.elapsed();
 
-    let compaction_started = Instant::now();
+    let mut compaction = Duration::ZERO;
+    let mut merging = Duration::ZERO;
     let mut compacted = 0;
+    let mut merged = MergeOutcome::default();
     loop {
+        let started = Instant::now();
         let moved = store.compact_events(COMPACT_EVENTS_MAX).await?;
+        compaction += started.elapsed();
         if moved == 0 {
             break;
         }
         compacted += moved;
+        // What the server's writer and `billow ingest` do after each compaction.
+        let started = Instant::now();
+        loop {
+            let outcome = store.merge_event_chunks(COMPACT_EVENTS_MAX).await?;
+            if outcome.subjects == 0 {
+                break;
+            }
+            merged.chunks_replaced += outcome.chunks_replaced;
+            merged.chunks_written += outcome.chunks_written;
+            merged.events += outcome.events;
+        }
+        merging += started.elapsed();
     }
     Ok(Seeded {
         workspace,
         customer_ids,
         customers,
         events,
-        compaction: compaction_started.elapsed(),
+        compaction,
         compacted,
+        merging,
+        merged,
     })
 }
 

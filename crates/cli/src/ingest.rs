@@ -120,7 +120,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
         loader.flush().await?;
         // Into chunks per subject, so that billing reads each customer's usage cheaply.
-        while store.compact_events(COMPACT_EVENTS_MAX).await? > 0 {}
+        while store.compact_events(COMPACT_EVENTS_MAX).await? > 0 {
+            // As the server's writer does after compacting: a subject's small chunks into one.
+            while store.merge_event_chunks(COMPACT_EVENTS_MAX).await?.subjects > 0 {}
+        }
         store.close().await;
         anyhow::Ok(loader.summary)
     })??;

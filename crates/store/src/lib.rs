@@ -68,7 +68,8 @@ pub use customers::{
 };
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
 pub use events::{
-    EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, NewEvent, WriteEventsError,
+    EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, MergeEventsError, MergeOutcome,
+    NewEvent, WriteEventsError,
 };
 pub use idempotency::{IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse};
 pub use ids::new_id;

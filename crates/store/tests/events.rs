@@ -328,6 +328,93 @@ async fn the_writer_compacts_what_it_wrote_once_idle(store: Store) {
     );
 }
 
+/// `rounds` rounds of events for every subject, interleaved as many customers' traffic arrives:
+/// round r has r % 3 + 1 events per subject, two rounds share each instant (ties across chunks).
+fn interleaved_round(round: u32, subjects: &[&str]) -> Vec<NewEvent> {
+    let mut events = Vec::new();
+    for index in 0..round % 3 + 1 {
+        for subject in subjects {
+            let minute = round / 2;
+            let mut event = event(
+                &format!("{subject}-{round}-{index}"),
+                subject,
+                &format!("2026-11-02T{:02}:{:02}:00Z", minute / 60, minute % 60),
+            );
+            event.data = Some(format!(r#"{{"round":{round}}}"#));
+            events.push(event);
+        }
+    }
+    events
+}
+
+async fn merge_all(store: &Store) -> billow_store::MergeOutcome {
+    let mut total = billow_store::MergeOutcome::default();
+    loop {
+        let outcome = store.merge_event_chunks(1_000).await.unwrap();
+        if outcome.subjects == 0 {
+            return total;
+        }
+        total.subjects += outcome.subjects;
+        total.chunks_replaced += outcome.chunks_replaced;
+        total.chunks_written += outcome.chunks_written;
+        total.events += outcome.events;
+    }
+}
+
+async fn merging_keeps_every_event_once_in_order_and_few_chunks_per_subject(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let subjects = ["cus_1", "cus_2", "cus_3"];
+    const ROUNDS: u32 = 60;
+    let mut stored: Vec<NewEvent> = Vec::new();
+    let mut merged = billow_store::MergeOutcome::default();
+    for round in 0..ROUNDS {
+        let events = interleaved_round(round, &subjects);
+        let outcome = store
+            .insert_events(&acme, &events, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(outcome.inserted, u64::try_from(events.len()).unwrap());
+        stored.extend(events);
+        assert!(store.compact_events(1_000).await.unwrap() > 0);
+        // Readers during the merges see every event once.
+        let (outcome, during) = tokio::join!(merge_all(&store), november(&store, &acme, &subjects));
+        assert_eq!(during.len(), stored.len());
+        merged.chunks_replaced += outcome.chunks_replaced;
+        merged.chunks_written += outcome.chunks_written;
+        merged.events += outcome.events;
+    }
+
+    for subject in subjects {
+        // Time order, and events of one instant in the order they were stored.
+        let mut expected: Vec<&NewEvent> = stored.iter().filter(|e| e.subject == subject).collect();
+        expected.sort_by_key(|event| event.time);
+        let expected: Vec<&str> = expected.iter().map(|event| event.id.as_str()).collect();
+        assert_eq!(november(&store, &acme, &[subject]).await, expected);
+    }
+    let events_total = u64::try_from(stored.len()).unwrap();
+    assert!(merged.chunks_replaced > 0, "{merged:?}");
+    assert!(
+        merged.events <= 4 * events_total,
+        "{merged:?}: few rewrites per event"
+    );
+    // Compaction wrote one chunk per subject per round.
+    let chunks = u64::from(ROUNDS) * 3 + merged.chunks_written - merged.chunks_replaced;
+    assert!(
+        chunks <= 3 * 8,
+        "{chunks} chunks for 3 subjects of {ROUNDS} chunks each"
+    );
+    let retried = store
+        .insert_events(&acme, &stored, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(retried.duplicates, events_total, "merged keys still count");
+    let late = store
+        .usage_events_ingested_after(&acme, &["cus_2".into()], Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(late.len(), stored.len() / 3);
+}
+
 /// A name no other test run uses: test processes run in parallel against one server.
 fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -397,6 +484,28 @@ async fn two_stores_on_one_database_share_exactly_once(first: Store, second: Sto
     );
     assert_eq!(one.unwrap().inserted + two.unwrap().inserted, 300);
     assert_eq!(november(&first, &acme, &["cus_2"]).await.len(), 300);
+
+    // Chunks merged by the other store: their keys still count, once.
+    let mut rounds = Vec::new();
+    for round in 0..12 {
+        let events = interleaved_round(round, &["cus_3", "cus_4"]);
+        second
+            .insert_events(&acme, &events, Timestamp::now())
+            .await
+            .unwrap();
+        while second.compact_events(1_000).await.unwrap() > 0 {}
+        rounds.extend(events);
+    }
+    assert!(merge_all(&second).await.chunks_replaced > 0);
+    let by_first_after_merge = first
+        .insert_events(&acme, &rounds, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(by_first_after_merge.inserted, 0);
+    assert_eq!(
+        november(&first, &acme, &["cus_3", "cus_4"]).await.len(),
+        rounds.len()
+    );
 }
 
 #[tokio::test]
@@ -502,4 +611,5 @@ on_both_backends!(
     compaction_changes_nothing_that_is_read_and_keeps_exactly_once,
     compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked,
     the_writer_compacts_what_it_wrote_once_idle,
+    merging_keeps_every_event_once_in_order_and_few_chunks_per_subject,
 );

@@ -118,21 +118,28 @@ impl RawEvent<'_> {
     }
 
     /// The event as the billing core takes it.
+    #[cfg(test)]
     pub(crate) fn to_usage_event(self) -> Result<UsageEvent, DecodeChunkError> {
+        self.to_usage_event_at(self.time()?)
+    }
+
+    /// The event as the billing core takes it, at `time` (its [`RawEvent::time`], which the
+    /// caller has already read).
+    pub(crate) fn to_usage_event_at(self, time: Timestamp) -> Result<UsageEvent, DecodeChunkError> {
         let data = if self.data.is_empty() {
             Map::new()
+        } else if self.data.trim_start().starts_with('{') {
+            // Straight into the map: no `Value` around it to unwrap.
+            serde_json::from_str::<Map<String, Value>>(self.data).map_err(DecodeChunkError::Data)?
         } else {
-            match serde_json::from_str::<Value>(self.data).map_err(DecodeChunkError::Data)? {
-                Value::Object(map) => map,
-                _ => return Err(DecodeChunkError::DataNotAnObject),
-            }
+            return Err(DecodeChunkError::DataNotAnObject);
         };
         Ok(UsageEvent {
             id: self.id.to_owned(),
             source: self.source.to_owned(),
             event_type: self.event_type.to_owned(),
             subject: self.subject.to_owned(),
-            time: self.time()?,
+            time,
             data,
         })
     }
@@ -140,12 +147,21 @@ impl RawEvent<'_> {
 
 /// The events of a chunk, in the order they were pushed.
 pub(crate) fn decode_events(bytes: &[u8]) -> Result<Vec<RawEvent<'_>>, DecodeChunkError> {
+    let mut events = Vec::new();
+    decode_events_into(bytes, &mut events)?;
+    Ok(events)
+}
+
+/// Appends the events of a chunk to `events`, in the order they were pushed.
+pub(crate) fn decode_events_into<'a>(
+    bytes: &'a [u8],
+    events: &mut Vec<RawEvent<'a>>,
+) -> Result<(), DecodeChunkError> {
     let mut reader = Reader { bytes, offset: 0 };
     let version = reader.take(1)?[0];
     if version != FORMAT_VERSION {
         return Err(DecodeChunkError::Version { version });
     }
-    let mut events = Vec::new();
     while reader.offset < bytes.len() {
         events.push(RawEvent {
             subject: reader.text()?,
@@ -158,7 +174,7 @@ pub(crate) fn decode_events(bytes: &[u8]) -> Result<Vec<RawEvent<'_>>, DecodeChu
             data: reader.text()?,
         });
     }
-    Ok(events)
+    Ok(())
 }
 
 struct Reader<'a> {

@@ -12,8 +12,10 @@
 //! infeasible to craft.
 
 mod codec;
+mod merge;
 mod plan;
 mod postgres;
+mod read;
 mod sqlite;
 mod writer;
 
@@ -29,6 +31,7 @@ use crate::store::{Backend, Store};
 use crate::WorkspaceId;
 
 pub use codec::DecodeChunkError;
+pub use merge::MergeOutcome;
 pub(crate) use sqlite::KeyCache;
 pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
 
@@ -140,6 +143,8 @@ pub(crate) struct Batch<'a> {
 pub(crate) struct EventsState {
     pub(crate) sqlite_keys: Arc<tokio::sync::Mutex<KeyCache>>,
     pub(crate) postgres_keys: Arc<tokio::sync::Mutex<postgres::KeyCache>>,
+    /// The subjects compaction wrote to, for the merge passes.
+    pub(crate) merge_hints: Arc<std::sync::Mutex<merge::MergeHints>>,
 }
 
 impl Store {
@@ -198,7 +203,8 @@ impl Store {
     }
 
     /// The events of `workspace_id` whose subject is one of `subjects` and whose time is in
-    /// `[from, to)`, in time order (ties in the order they were stored).
+    /// `[from, to)`, in time order (a subject's events of one instant in the order they were
+    /// stored).
     ///
     /// # Errors
     ///
@@ -249,7 +255,7 @@ impl Store {
         subjects: &[String],
         filter: ChunkFilter,
     ) -> Result<Vec<UsageEvent>, LoadEventsError> {
-        let mut chunks = match &self.backend {
+        let chunks = match &self.backend {
             Backend::Sqlite(pool) => {
                 sqlite::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
             }
@@ -258,20 +264,13 @@ impl Store {
             }
         }
         .map_err(LoadEventsError::Database)?;
-        chunks.sort_by_key(|chunk| chunk.seq);
-        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-        let mut events = Vec::new();
-        for chunk in &chunks {
-            for event in codec::decode_events(&chunk.events)? {
-                // Log chunks hold every subject; subject chunks only theirs.
-                if wanted.contains(event.subject) && filter.keeps(&event)? {
-                    events.push(event.to_usage_event()?);
-                }
-            }
+        let bytes: usize = chunks.iter().map(|chunk| chunk.events.len()).sum();
+        if bytes < read::DECODE_OFF_TASK_BYTES_MIN {
+            let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+            return Ok(read::decode(chunks, &wanted, filter)?);
         }
-        // Stable: events of one instant stay in the order they were stored.
-        events.sort_by_key(|event| event.time);
-        Ok(events)
+        // A large read takes milliseconds of CPU: off the async task, and on several threads.
+        Ok(read::decode_off_task(chunks, subjects, filter).await?)
     }
 
     /// Moves the events of the oldest log chunks (up to about `events_max` events) into chunks
@@ -286,12 +285,73 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn compact_events(&self, events_max: u64) -> Result<u64, CompactEventsError> {
         let events_max = i64::try_from(events_max).unwrap_or(i64::MAX).max(1);
-        match &self.backend {
+        let compacted = match &self.backend {
             Backend::Sqlite(pool) => {
                 sqlite::compact(pool, &self.events.sqlite_keys, events_max).await
             }
             Backend::Postgres(pool) => {
                 postgres::compact(pool, &self.events.postgres_keys, events_max).await
+            }
+        }?;
+        let mut hints = self.events.merge_hints.lock().expect("not poisoned");
+        for (workspace_id, subject) in &compacted.subjects {
+            hints.record(workspace_id, subject);
+        }
+        Ok(compacted.moved)
+    }
+
+    /// Merges the small chunks of subjects that compaction has written to several times into
+    /// one chunk per subject (size-tiered, so that each event is rewritten a few times at most;
+    /// see `events/merge.rs`), in one transaction of up to about `events_max` rewritten events,
+    /// for the subjects of one workspace. Readers see every event exactly once throughout, and
+    /// exactly-once ingestion is unchanged (a merged chunk holds the key hashes of the chunks it
+    /// replaces). Call it until it looks at no subject: after compaction, as the writer and
+    /// `billow ingest` do.
+    ///
+    /// # Errors
+    ///
+    /// [`MergeEventsError`] when the transaction fails (nothing is merged, and the subjects stay
+    /// due) or a chunk cannot be read.
+    #[tracing::instrument(skip_all)]
+    pub async fn merge_event_chunks(
+        &self,
+        events_max: u64,
+    ) -> Result<MergeOutcome, MergeEventsError> {
+        let events_max = i64::try_from(events_max).unwrap_or(i64::MAX).max(1);
+        let due = self
+            .events
+            .merge_hints
+            .lock()
+            .expect("not poisoned")
+            .take_due(merge::MERGE_SUBJECTS_MAX);
+        let Some((workspace_id, subjects)) = due else {
+            return Ok(MergeOutcome::default());
+        };
+        let result = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::merge(
+                    pool,
+                    &self.events.sqlite_keys,
+                    &workspace_id,
+                    &subjects,
+                    events_max,
+                )
+                .await
+            }
+            Backend::Postgres(pool) => {
+                let keys = &self.events.postgres_keys;
+                postgres::merge(pool, keys, &workspace_id, &subjects, events_max).await
+            }
+        };
+        let mut hints = self.events.merge_hints.lock().expect("not poisoned");
+        match result {
+            Ok(merged) => {
+                hints.restore(&workspace_id, &merged.put_off);
+                Ok(merged.outcome)
+            }
+            Err(error) => {
+                hints.restore(&workspace_id, &subjects);
+                Err(error)
             }
         }
     }
@@ -313,22 +373,26 @@ pub(crate) enum ChunkFilter {
 }
 
 impl ChunkFilter {
-    fn keeps(&self, event: &codec::RawEvent<'_>) -> Result<bool, DecodeChunkError> {
-        Ok(match *self {
-            Self::Period { from, to, .. } => {
-                let time = event.time()?;
-                from <= time && time < to
-            }
-            Self::IngestedAfter { since_us } => event.ingested_at_us > since_us,
-        })
+    /// Whether an event at `time`, ingested at `ingested_at_us`, is wanted.
+    fn keeps(&self, time: Timestamp, ingested_at_us: i64) -> bool {
+        match *self {
+            Self::Period { from, to, .. } => from <= time && time < to,
+            Self::IngestedAfter { since_us } => ingested_at_us > since_us,
+        }
     }
 }
 
-/// A chunk as both backends' queries return it.
-pub(crate) struct ChunkRow {
-    /// Write order.
-    pub seq: i64,
-    pub events: Vec<u8>,
+/// What a compaction transaction did: how many events it moved, and the (workspace, subject) of
+/// every subject chunk it wrote.
+pub(crate) struct Compacted {
+    pub moved: u64,
+    pub subjects: Vec<(String, String)>,
+}
+
+/// What a merge transaction did, and the subjects it put off for the next one (past its budget).
+pub(crate) struct Merged {
+    pub outcome: MergeOutcome,
+    pub put_off: Vec<String>,
 }
 
 /// Why [`Store::insert_events`] failed. Cloneable (the cause is shared), because a group commit
@@ -346,6 +410,17 @@ pub enum CompactEventsError {
     Database(#[source] sqlx::Error),
     #[error("a stored chunk of events is invalid")]
     CorruptChunk(#[from] DecodeChunkError),
+}
+
+/// Why [`Store::merge_event_chunks`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeEventsError {
+    #[error("could not merge the chunks of events")]
+    Database(#[source] sqlx::Error),
+    #[error("a stored chunk of events is invalid")]
+    CorruptChunk(#[from] DecodeChunkError),
+    #[error("the chunks to merge changed during the merge")]
+    ChunksChanged,
 }
 
 /// Why [`Store::usage_events`] or [`Store::usage_events_ingested_after`] failed.

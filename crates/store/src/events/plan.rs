@@ -13,9 +13,9 @@ use super::codec::{decode_events, decode_key_hashes, encode_key_hashes, ChunkEnc
 use super::{Batch, DecodeChunkError, InsertOutcome, KeyHasher, NewEvent};
 
 /// Most events in one chunk: bounds the work of reading one back.
-const CHUNK_EVENTS_MAX: usize = 16_384;
+pub(crate) const CHUNK_EVENTS_MAX: usize = 16_384;
 /// A chunk is closed once its events take this many bytes.
-const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub(crate) const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// A chunk row to insert: a log chunk when `subject` is `None`.
 pub(crate) struct NewChunk {

@@ -6,7 +6,9 @@
 //! every caller of the group after the commit.
 //!
 //! A commit appends log chunks; the same task compacts them into chunks per subject after
-//! [`COMPACT_AFTER_EVENTS`] events, or when no batch has come for [`IDLE_BEFORE_COMPACTION`].
+//! [`COMPACT_AFTER_EVENTS`] events, or when no batch has come for [`IDLE_BEFORE_COMPACTION`],
+//! then merges the small chunks of the subjects compaction keeps writing to
+//! ([`Store::merge_event_chunks`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -29,6 +31,8 @@ const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_mi
 /// Most events one compaction moves (one transaction): it holds SQLite's write lock, which other
 /// writers wait for (5 s at most), so it is kept well under a second.
 const COMPACT_EVENTS_MAX: u64 = 100_000;
+/// Most events one merge transaction rewrites: it holds the write lock too.
+const MERGE_EVENTS_MAX: u64 = 100_000;
 /// SQLite has one writer; PostgreSQL commits concurrent transactions in parallel, and a second
 /// writer keeps the database busy while the first waits for its commit.
 const POSTGRES_WRITERS: usize = 2;
@@ -134,11 +138,13 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
                         uncompacted = uncompacted.saturating_sub(moved);
                     }
                     uncompacted = 0;
+                    merge(&store).await;
                 }
             }
             None if compact_when_idle => {
                 // Idle: compact whatever is left, this process's or another's.
                 while compact(&store).await > 0 {}
+                merge(&store).await;
                 uncompacted = 0;
                 compact_when_idle = false;
             }
@@ -169,6 +175,21 @@ async fn compact(store: &Store) -> u64 {
         Err(error) => {
             tracing::error!(error.message = %error, error.cause_chain = ?error, "compaction failed");
             0
+        }
+    }
+}
+
+/// Merges the small chunks of every subject due for it, one transaction at a time (errors are
+/// logged: the subjects stay due, and reads do not depend on merging).
+async fn merge(store: &Store) {
+    loop {
+        match store.merge_event_chunks(MERGE_EVENTS_MAX).await {
+            Ok(outcome) if outcome.subjects == 0 => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(error.message = %error, error.cause_chain = ?error, "merging chunks failed");
+                return;
+            }
         }
     }
 }

@@ -24,7 +24,13 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
-use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome, KeyHasher};
+use super::read::ChunkRow;
+use super::sqlite::written_subjects;
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher};
+
+mod merge;
+
+pub(super) use merge::merge;
 
 /// The first key of billow's event advisory locks (`'EVNT'`); the second is the workspace's hash.
 const EVENTS_LOCK_CLASS: i32 = 0x4556_4E54;
@@ -181,8 +187,12 @@ pub(super) async fn compact(
     pool: &PgPool,
     cache: &tokio::sync::Mutex<KeyCache>,
     events_max: i64,
-) -> Result<u64, CompactEventsError> {
+) -> Result<Compacted, CompactEventsError> {
     let database = CompactEventsError::Database;
+    let nothing = || Compacted {
+        moved: 0,
+        subjects: Vec::new(),
+    };
     let mut cache = cache.lock().await;
     let mut transaction = pool.begin().await.map_err(database)?;
     let oldest: Option<String> = sqlx::query_scalar(
@@ -192,7 +202,7 @@ pub(super) async fn compact(
     .await
     .map_err(database)?;
     let Some(workspace_id) = oldest else {
-        return Ok(0);
+        return Ok(nothing());
     };
     lock_workspace(&mut transaction, &workspace_id)
         .await
@@ -205,7 +215,7 @@ pub(super) async fn compact(
         .map_err(database)?;
     let Some(last) = log_chunks.last() else {
         // Another node compacted them before this one got the lock.
-        return Ok(0);
+        return Ok(nothing());
     };
     let last_seq = last.seq;
     let subject_chunks = plan::compact(&log_chunks)?;
@@ -213,6 +223,7 @@ pub(super) async fn compact(
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
         .sum();
+    let subjects = written_subjects(&subject_chunks);
     let written = insert_chunks(&mut transaction, &subject_chunks)
         .await
         .map_err(database)?;
@@ -227,7 +238,10 @@ pub(super) async fn compact(
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above).
     advance(&mut cache, written);
-    Ok(u64::try_from(moved).expect("event counts are positive"))
+    Ok(Compacted {
+        moved: u64::try_from(moved).expect("event counts are positive"),
+        subjects,
+    })
 }
 
 /// The oldest log chunks of `workspace_id` whose events add up to about `events_max` (at least
@@ -259,6 +273,7 @@ async fn oldest_log_chunks(
         .collect())
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn select_chunks(
     pool: &PgPool,
     workspace_id: &str,
@@ -276,13 +291,13 @@ pub(super) async fn select_chunks(
         }
     };
     let sql = format!(
-        "SELECT seq, events FROM event_chunks \
+        "SELECT seq, false, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject = ANY($2) AND {bound} \
          UNION ALL \
-         SELECT seq, events FROM event_chunks \
+         SELECT seq, true, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject IS NULL AND {bound}"
     );
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(&sql)
+    let rows: Vec<(i64, bool, i32, Vec<u8>)> = sqlx::query_as(&sql)
         .bind(workspace_id)
         .bind(subjects)
         .bind(low)
@@ -291,6 +306,11 @@ pub(super) async fn select_chunks(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, events)| ChunkRow { seq, events })
+        .map(|(seq, log, event_count, events)| ChunkRow {
+            seq,
+            log,
+            event_count,
+            events,
+        })
         .collect())
 }

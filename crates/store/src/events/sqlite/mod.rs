@@ -17,7 +17,12 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
-use super::{Batch, ChunkFilter, ChunkRow, CompactEventsError, InsertOutcome, KeyHasher};
+use super::read::ChunkRow;
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher};
+
+mod merge;
+
+pub(super) use merge::merge;
 
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
@@ -180,7 +185,7 @@ pub(super) async fn compact(
     pool: &SqlitePool,
     cache: &tokio::sync::Mutex<KeyCache>,
     events_max: i64,
-) -> Result<u64, CompactEventsError> {
+) -> Result<Compacted, CompactEventsError> {
     // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
     let mut cache = cache.lock().await;
     let mut connection = durable_connection(pool)
@@ -197,7 +202,7 @@ async fn compact_transaction(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
     events_max: i64,
-) -> Result<u64, CompactEventsError> {
+) -> Result<Compacted, CompactEventsError> {
     let database = CompactEventsError::Database;
     let mut transaction = connection
         .begin_with("BEGIN IMMEDIATE")
@@ -208,7 +213,10 @@ async fn compact_transaction(
         .await
         .map_err(database)?;
     let Some(last) = log_chunks.last() else {
-        return Ok(0);
+        return Ok(Compacted {
+            moved: 0,
+            subjects: Vec::new(),
+        });
     };
     let last_seq = last.seq;
     let subject_chunks = plan::compact(&log_chunks)?;
@@ -216,6 +224,7 @@ async fn compact_transaction(
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
         .sum();
+    let subjects = written_subjects(&subject_chunks);
     insert_all_chunks(&mut transaction, subject_chunks)
         .await
         .map_err(database)?;
@@ -228,7 +237,18 @@ async fn compact_transaction(
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above): no need to read them again.
     cache.read_through_seq = new_last_seq;
-    Ok(u64::try_from(moved).expect("event counts are positive"))
+    Ok(Compacted {
+        moved: u64::try_from(moved).expect("event counts are positive"),
+        subjects,
+    })
+}
+
+/// The (workspace, subject) of each subject chunk.
+pub(super) fn written_subjects(chunks: &[NewChunk]) -> Vec<(String, String)> {
+    chunks
+        .iter()
+        .filter_map(|chunk| Some((chunk.workspace_id.clone(), chunk.subject.clone()?)))
+        .collect()
 }
 
 /// The oldest log chunks whose events add up to about `events_max` (at least one chunk).
@@ -260,6 +280,7 @@ async fn oldest_log_chunks(
 /// Subjects per chunk query: an `IN` list far below SQLite's 32,766 parameters.
 const SUBJECTS_PER_QUERY: usize = 1_000;
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn select_chunks(
     pool: &SqlitePool,
     workspace_id: &str,
@@ -282,7 +303,7 @@ pub(super) async fn select_chunks(
     let pieces = distinct.chunks(SUBJECTS_PER_QUERY).map(Some).chain([None]);
     for piece in pieces {
         let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT seq, events FROM event_chunks WHERE workspace_id = ",
+            "SELECT seq, subject IS NULL, event_count, events FROM event_chunks WHERE workspace_id = ",
         );
         builder.push_bind(workspace_id);
         match piece {
@@ -307,13 +328,18 @@ pub(super) async fn select_chunks(
                 builder.push(" AND ingested_max_us > ").push_bind(since_us);
             }
         }
-        let rows: Vec<(i64, Vec<u8>)> = builder
+        let rows: Vec<(i64, bool, i32, Vec<u8>)> = builder
             .build_query_as()
             .fetch_all(&mut *transaction)
             .await?;
         chunks.extend(
             rows.into_iter()
-                .map(|(seq, events)| ChunkRow { seq, events }),
+                .map(|(seq, log, event_count, events)| ChunkRow {
+                    seq,
+                    log,
+                    event_count,
+                    events,
+                }),
         );
     }
     transaction.commit().await?;

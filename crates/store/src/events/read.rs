@@ -1,0 +1,257 @@
+//! Chunks read back as usage events: decoded, selected, put in time order, converted.
+//!
+//! Converting an event (four strings and its `data` parsed into a map: about ten allocations) is
+//! most of a large read's time. So a large read ([`DECODE_OFF_TASK_BYTES_MIN`]) is decoded off the
+//! async task, its chunks split among a few of tokio's blocking threads (which live on, so that
+//! their allocator's memory is reused from one read to the next). Events are converted in the
+//! order they are stored, reading the chunks' bytes sequentially, then moved once into time order
+//! by a sorted list of indices: sorting the converted events would move ~150-byte values around
+//! many times, and a read of one subject is mostly in order already.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use billow_core::UsageEvent;
+use jiff::Timestamp;
+
+use super::codec::{decode_events_into, RawEvent};
+use super::{ChunkFilter, DecodeChunkError};
+
+/// Reads with at least this many bytes of events are decoded off the async task.
+pub(crate) const DECODE_OFF_TASK_BYTES_MIN: usize = 256 * 1024;
+/// Most blocking threads one read uses.
+const DECODE_THREADS_MAX: usize = 4;
+
+/// A chunk as both backends' queries return it.
+pub(crate) struct ChunkRow {
+    /// Write order.
+    pub seq: i64,
+    /// A log chunk (every subject, not compacted yet), not a subject chunk.
+    pub log: bool,
+    pub event_count: i32,
+    pub events: Vec<u8>,
+}
+
+/// The events of `chunks` whose subject is in `subjects` and that `filter` keeps, in time order;
+/// events of one instant in the order they were stored. On the calling thread: for small reads.
+///
+/// Subject chunks come first, in `seq` order, then log chunks in `seq` order: compaction moves
+/// the oldest log chunks and a merge replaces the newest chunks of a subject, so this is the
+/// order in which a subject's events were stored.
+///
+/// # Errors
+///
+/// When a chunk cannot be decoded, or an event's time or data cannot be read.
+pub(crate) fn decode(
+    mut chunks: Vec<ChunkRow>,
+    subjects: &HashSet<&str>,
+    filter: ChunkFilter,
+) -> Result<Vec<UsageEvent>, DecodeChunkError> {
+    chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
+    let (events, times) = decode_part(&chunks, |subject| subjects.contains(subject), filter)?;
+    Ok(in_time_order(events, &times))
+}
+
+/// What [`decode`] returns, decoded on up to [`DECODE_THREADS_MAX`] blocking threads.
+///
+/// # Errors
+///
+/// As [`decode`].
+#[tracing::instrument(skip_all, name = "decode_chunks", fields(chunks = chunks.len()))]
+pub(crate) async fn decode_off_task(
+    mut chunks: Vec<ChunkRow>,
+    subjects: &[String],
+    filter: ChunkFilter,
+) -> Result<Vec<UsageEvent>, DecodeChunkError> {
+    chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
+    // Only log chunks need the subjects (subject chunks hold only those asked for).
+    let wanted: Arc<HashSet<String>> = Arc::new(if chunks.iter().any(|chunk| chunk.log) {
+        subjects.iter().cloned().collect()
+    } else {
+        HashSet::new()
+    });
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(DECODE_THREADS_MAX);
+    let tasks: Vec<_> = split(chunks, threads)
+        .into_iter()
+        .map(|part| {
+            let wanted = Arc::clone(&wanted);
+            tokio::task::spawn_blocking(move || {
+                decode_part(&part, |subject| wanted.contains(subject), filter)
+            })
+        })
+        .collect();
+    let mut events = Vec::new();
+    let mut times = Vec::new();
+    for task in tasks {
+        let (mut part_events, part_times) = task.await.unwrap_or_else(|error| {
+            std::panic::resume_unwind(error.into_panic());
+        })?;
+        events.append(&mut part_events);
+        times.extend(part_times);
+    }
+    let ordered = tokio::task::spawn_blocking(move || in_time_order(events, &times));
+    Ok(ordered
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())))
+}
+
+/// `chunks` in up to `parts` runs of consecutive chunks with about as many events each.
+fn split(chunks: Vec<ChunkRow>, parts: usize) -> Vec<Vec<ChunkRow>> {
+    let total: usize = chunks.iter().map(ChunkRow::events_total).sum();
+    let per_part = total.div_ceil(parts.max(1)).max(1);
+    let mut split: Vec<Vec<ChunkRow>> = vec![Vec::new()];
+    let mut in_part = 0;
+    for chunk in chunks {
+        if in_part >= per_part {
+            split.push(Vec::new());
+            in_part = 0;
+        }
+        in_part += chunk.events_total();
+        split.last_mut().expect("one part at least").push(chunk);
+    }
+    split
+}
+
+impl ChunkRow {
+    fn events_total(&self) -> usize {
+        usize::try_from(self.event_count).unwrap_or(0)
+    }
+}
+
+/// The selected events of `chunks`, converted in their stored order, and their times.
+fn decode_part(
+    chunks: &[ChunkRow],
+    wanted: impl Fn(&str) -> bool,
+    filter: ChunkFilter,
+) -> Result<(Vec<UsageEvent>, Vec<Timestamp>), DecodeChunkError> {
+    let capacity: usize = chunks.iter().map(ChunkRow::events_total).sum();
+    let mut events = Vec::with_capacity(capacity);
+    let mut times = Vec::with_capacity(capacity);
+    let mut raw: Vec<RawEvent<'_>> = Vec::new();
+    for chunk in chunks {
+        raw.clear();
+        decode_events_into(&chunk.events, &mut raw)?;
+        for event in &raw {
+            // Log chunks hold every subject; subject chunks only the one asked for.
+            if chunk.log && !wanted(event.subject) {
+                continue;
+            }
+            let time = event.time()?;
+            if filter.keeps(time, event.ingested_at_us) {
+                events.push(event.to_usage_event_at(time)?);
+                times.push(time);
+            }
+        }
+    }
+    Ok((events, times))
+}
+
+/// `events` (at `times`) in time order, ties in their order.
+fn in_time_order(events: Vec<UsageEvent>, times: &[Timestamp]) -> Vec<UsageEvent> {
+    match time_order(times) {
+        None => events,
+        Some(order) => gather(events, &order),
+    }
+}
+
+/// The indices of `times` in time order (ties in index order), or `None` when they are in order.
+fn time_order(times: &[Timestamp]) -> Option<Vec<u32>> {
+    if times.is_sorted() {
+        return None;
+    }
+    let length = u32::try_from(times.len()).expect("a read holds fewer than 2³² events");
+    let mut order: Vec<u32> = (0..length).collect();
+    // Unstable, but the index breaks ties: the same order as a stable sort.
+    order.sort_unstable_by_key(|&index| (times[index as usize], index));
+    Some(order)
+}
+
+/// `events` in `order`, each moved once.
+fn gather(mut events: Vec<UsageEvent>, order: &[u32]) -> Vec<UsageEvent> {
+    let placeholder = || UsageEvent {
+        id: String::new(),
+        source: String::new(),
+        event_type: String::new(),
+        subject: String::new(),
+        time: Timestamp::UNIX_EPOCH,
+        data: serde_json::Map::new(),
+    };
+    order
+        .iter()
+        .map(|&index| std::mem::replace(&mut events[index as usize], placeholder()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::codec::ChunkEncoder;
+    use crate::events::NewEvent;
+
+    fn chunk(seq: i64, log: bool, events: &[(&str, &str, i64)]) -> ChunkRow {
+        let mut encoder = ChunkEncoder::new();
+        for (id, subject, second) in events {
+            let event = NewEvent {
+                source: "s".into(),
+                id: (*id).into(),
+                event_type: "t".into(),
+                subject: (*subject).into(),
+                time: Timestamp::from_second(*second).unwrap(),
+                data: Some(r#"{"count":1}"#.into()),
+            };
+            encoder.push(&event, 0);
+        }
+        ChunkRow {
+            seq,
+            log,
+            event_count: i32::try_from(events.len()).unwrap(),
+            events: encoder.into_bytes(),
+        }
+    }
+
+    fn ids(events: &[UsageEvent]) -> Vec<&str> {
+        events.iter().map(|event| event.id.as_str()).collect()
+    }
+
+    const ALL: ChunkFilter = ChunkFilter::IngestedAfter { since_us: i64::MIN };
+
+    #[test]
+    fn events_come_in_time_order_with_ties_in_stored_order() {
+        let chunks = vec![
+            // A log chunk with a lower seq than a subject chunk holds newer events.
+            chunk(2, true, &[("d", "cus_1", 10), ("x", "cus_2", 1)]),
+            chunk(5, false, &[("b", "cus_1", 10), ("c", "cus_1", 10)]),
+            chunk(3, false, &[("a", "cus_1", 10), ("first", "cus_1", 1)]),
+        ];
+        let subjects = HashSet::from(["cus_1"]);
+
+        let events = decode(chunks, &subjects, ALL).unwrap();
+
+        assert_eq!(ids(&events), ["first", "a", "b", "c", "d"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_read_is_decoded_in_order_on_several_threads() {
+        let count = 20_003;
+        let ids_owned: Vec<String> = (0..count).map(|n| format!("e{n}")).collect();
+        let events: Vec<(&str, &str, i64)> = ids_owned
+            .iter()
+            .enumerate()
+            .map(|(n, id)| (id.as_str(), "cus_1", i64::try_from(count - n).unwrap()))
+            .collect();
+        // Chunks of 1,000 events, in seq order against time order.
+        let chunks: Vec<ChunkRow> = events
+            .chunks(1_000)
+            .zip(1..)
+            .map(|(events, seq)| chunk(seq, false, events))
+            .collect();
+
+        let read = decode_off_task(chunks, &[], ALL).await.unwrap();
+
+        assert_eq!(read.len(), count);
+        assert!(read.is_sorted_by_key(|event| event.time));
+        assert_eq!(read[0].id, format!("e{}", count - 1));
+    }
+}

@@ -1,0 +1,168 @@
+//! Merging a subject's small chunks on SQLite (`events/merge.rs` says which and why).
+
+use futures_util::TryStreamExt;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use super::{
+    catch_up, durable_connection, insert_all_chunks, max_seq, restore_synchronous, KeyCache,
+};
+use crate::events::merge::{self, StoredSubjectChunk};
+use crate::events::plan::NewChunk;
+use crate::events::{MergeEventsError, Merged};
+
+/// Chunk seqs per `IN` list of a merge: far below SQLite's 32,766 parameters.
+const SEQS_PER_QUERY: usize = 10_000;
+
+pub(in crate::events) async fn merge(
+    pool: &SqlitePool,
+    cache: &tokio::sync::Mutex<KeyCache>,
+    workspace_id: &str,
+    subjects: &[String],
+    events_max: i64,
+) -> Result<Merged, MergeEventsError> {
+    // Under the writer's lock, as compaction: a merge writes, and keeps the watermark current.
+    let mut cache = cache.lock().await;
+    let mut connection = durable_connection(pool)
+        .await
+        .map_err(MergeEventsError::Database)?;
+    let result = merge_transaction(
+        &mut connection,
+        &mut cache,
+        workspace_id,
+        subjects,
+        events_max,
+    )
+    .await;
+    restore_synchronous(&mut connection)
+        .await
+        .map_err(MergeEventsError::Database)?;
+    result
+}
+
+/// Replaces each subject's chunks chosen by [`merge::plan_subjects`] with one chunk. The merged
+/// chunk holds the same events and key hashes, so the key cache (caught up under the write lock)
+/// already has its keys, and gets a `seq` above every chunk: a cache elsewhere whose watermark is
+/// below the replaced chunks reads the merged one instead, never neither.
+async fn merge_transaction(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    workspace_id: &str,
+    subjects: &[String],
+    events_max: i64,
+) -> Result<Merged, MergeEventsError> {
+    let database = MergeEventsError::Database;
+    let mut transaction = connection
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(database)?;
+    catch_up(&mut transaction, cache).await.map_err(database)?;
+    let shapes = chunk_shapes(&mut transaction, workspace_id, subjects)
+        .await
+        .map_err(database)?;
+    let plan = merge::plan_subjects(&shapes, subjects, events_max);
+    let merged = Merged {
+        outcome: plan.outcome,
+        put_off: plan.put_off,
+    };
+    if plan.seqs.is_empty() {
+        return Ok(merged);
+    }
+    let mut sources = Vec::with_capacity(plan.seqs.len());
+    for piece in plan.seqs.chunks(SEQS_PER_QUERY) {
+        sources.extend(
+            subject_chunks(&mut transaction, piece)
+                .await
+                .map_err(database)?,
+        );
+    }
+    if sources.len() != plan.seqs.len() {
+        return Err(MergeEventsError::ChunksChanged);
+    }
+    let new_chunks = merge::by_subject(sources)
+        .iter()
+        .map(|group| merge::concatenate(workspace_id, group))
+        .collect::<Result<Vec<NewChunk>, _>>()?;
+    insert_all_chunks(&mut transaction, new_chunks)
+        .await
+        .map_err(database)?;
+    let mut deleted = 0;
+    for piece in plan.seqs.chunks(SEQS_PER_QUERY) {
+        deleted += delete_subject_chunks(&mut transaction, piece)
+            .await
+            .map_err(database)?;
+    }
+    if deleted != u64::try_from(plan.seqs.len()).expect("usize fits in u64") {
+        // Rolled back on drop: nothing is merged.
+        return Err(MergeEventsError::ChunksChanged);
+    }
+    let new_last_seq = max_seq(&mut transaction).await.map_err(database)?;
+    transaction.commit().await.map_err(database)?;
+    cache.read_through_seq = new_last_seq;
+    Ok(merged)
+}
+
+/// The size of every chunk of `subjects`, by subject, in seq order.
+async fn chunk_shapes(
+    connection: &mut SqliteConnection,
+    workspace_id: &str,
+    subjects: &[String],
+) -> Result<Vec<(String, Vec<merge::ChunkShape>)>, sqlx::Error> {
+    let mut builder = QueryBuilder::<Sqlite>::new(
+        "SELECT subject, seq, event_count, length(events) FROM event_chunks \
+         WHERE workspace_id = ",
+    );
+    builder.push_bind(workspace_id).push(" AND subject IN (");
+    let mut separated = builder.separated(", ");
+    for subject in subjects {
+        separated.push_bind(subject.as_str());
+    }
+    builder.push(") ORDER BY subject, seq");
+    let rows = builder.build_query_as().fetch_all(connection).await?;
+    Ok(merge::shapes_by_subject(rows))
+}
+
+/// The subject chunks with these seqs, whole, by subject and seq.
+async fn subject_chunks(
+    connection: &mut SqliteConnection,
+    seqs: &[i64],
+) -> Result<Vec<StoredSubjectChunk>, sqlx::Error> {
+    let mut builder = QueryBuilder::<Sqlite>::new(
+        "SELECT seq, subject, time_min_us, time_max_us, ingested_max_us, event_count, \
+         key_hashes, events FROM event_chunks WHERE subject IS NOT NULL AND seq IN (",
+    );
+    let mut separated = builder.separated(", ");
+    for seq in seqs {
+        separated.push_bind(*seq);
+    }
+    builder.push(") ORDER BY subject, seq");
+    let mut rows = builder.build().fetch(connection);
+    let mut chunks = Vec::with_capacity(seqs.len());
+    while let Some(row) = rows.try_next().await? {
+        chunks.push(StoredSubjectChunk {
+            seq: row.try_get(0)?,
+            subject: row.try_get(1)?,
+            time_min_us: row.try_get(2)?,
+            time_max_us: row.try_get(3)?,
+            ingested_max_us: row.try_get(4)?,
+            event_count: row.try_get(5)?,
+            key_hashes: row.try_get(6)?,
+            events: row.try_get(7)?,
+        });
+    }
+    Ok(chunks)
+}
+
+async fn delete_subject_chunks(
+    connection: &mut SqliteConnection,
+    seqs: &[i64],
+) -> Result<u64, sqlx::Error> {
+    let mut builder = QueryBuilder::<Sqlite>::new(
+        "DELETE FROM event_chunks WHERE subject IS NOT NULL AND seq IN (",
+    );
+    let mut separated = builder.separated(", ");
+    for seq in seqs {
+        separated.push_bind(*seq);
+    }
+    builder.push(")");
+    Ok(builder.build().execute(connection).await?.rows_affected())
+}
