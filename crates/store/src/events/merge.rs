@@ -132,7 +132,8 @@ pub(crate) fn plan_subjects(
     plan
 }
 
-/// A stored subject chunk, whole, as a merge reads it.
+/// A stored subject chunk, whole, as a merge reads it (its columns by name, on both backends).
+#[derive(sqlx::FromRow)]
 pub(crate) struct StoredSubjectChunk {
     pub seq: i64,
     pub subject: String,

@@ -1,7 +1,6 @@
 //! Merging a subject's small chunks on PostgreSQL (`events/merge.rs` says which and why).
 
-use futures_util::TryStreamExt;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use super::{advance, catch_up, insert_chunks, lock_workspace, KeyCache};
 use crate::events::merge::{self, StoredSubjectChunk};
@@ -83,7 +82,7 @@ async fn subject_chunks(
     workspace_id: &str,
     seqs: &[i64],
 ) -> Result<Vec<StoredSubjectChunk>, sqlx::Error> {
-    let mut rows = sqlx::query(
+    sqlx::query_as(
         "SELECT seq, subject, time_min_us, time_max_us, ingested_max_us, event_count, \
          key_hashes, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject IS NOT NULL AND seq = ANY($2) \
@@ -91,19 +90,6 @@ async fn subject_chunks(
     )
     .bind(workspace_id)
     .bind(seqs)
-    .fetch(connection);
-    let mut chunks = Vec::with_capacity(seqs.len());
-    while let Some(row) = rows.try_next().await? {
-        chunks.push(StoredSubjectChunk {
-            seq: row.try_get(0)?,
-            subject: row.try_get(1)?,
-            time_min_us: row.try_get(2)?,
-            time_max_us: row.try_get(3)?,
-            ingested_max_us: row.try_get(4)?,
-            event_count: row.try_get(5)?,
-            key_hashes: row.try_get(6)?,
-            events: row.try_get(7)?,
-        });
-    }
-    Ok(chunks)
+    .fetch_all(connection)
+    .await
 }

@@ -1,7 +1,6 @@
 //! Merging a subject's small chunks on SQLite (`events/merge.rs` says which and why).
 
-use futures_util::TryStreamExt;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{
     catch_up, durable_connection, insert_all_chunks, max_seq, restore_synchronous, KeyCache,
@@ -135,21 +134,7 @@ async fn subject_chunks(
         separated.push_bind(*seq);
     }
     builder.push(") ORDER BY subject, seq");
-    let mut rows = builder.build().fetch(connection);
-    let mut chunks = Vec::with_capacity(seqs.len());
-    while let Some(row) = rows.try_next().await? {
-        chunks.push(StoredSubjectChunk {
-            seq: row.try_get(0)?,
-            subject: row.try_get(1)?,
-            time_min_us: row.try_get(2)?,
-            time_max_us: row.try_get(3)?,
-            ingested_max_us: row.try_get(4)?,
-            event_count: row.try_get(5)?,
-            key_hashes: row.try_get(6)?,
-            events: row.try_get(7)?,
-        });
-    }
-    Ok(chunks)
+    builder.build_query_as().fetch_all(connection).await
 }
 
 async fn delete_subject_chunks(
