@@ -307,3 +307,19 @@ pub(crate) fn thousands(value: u64) -> String {
 pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// `admin_url` with its database name replaced by `name`: the parsed
+/// [`billow_store::PostgresUrl`] hides its password, and the benches' own connections need it.
+pub(crate) fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{name}{query}", &base[..authority_end])
+}

@@ -20,7 +20,7 @@
 //! assembly, JSON, invoice records); the engine alone (`Scenario::from_json` and `preview` of the
 //! same customers) is timed separately after the run.
 
-use crate::bench::{per_second, reset_peak_rss, thousands};
+use crate::bench::{per_second, reset_peak_rss, thousands, with_database};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -581,22 +581,6 @@ async fn sqlite_connection(path: &Path) -> anyhow::Result<sqlx::SqliteConnection
         .read_only(true)
         .connect()
         .await?)
-}
-
-/// `admin_url` with its database name replaced by `name` (the parsed [`PostgresUrl`] hides its
-/// password, and the counting connection needs it).
-fn with_database(admin_url: &str, name: &str) -> String {
-    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{name}{query}", &base[..authority_end])
 }
 
 /// Wall time of every store method (each is a `tracing` span in `billow_store`), by name: from

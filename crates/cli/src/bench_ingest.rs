@@ -13,7 +13,7 @@
 //!    both); then a check that exactly the events sent are stored and that a resent batch is
 //!    counted as duplicates.
 
-use crate::bench::{per_second, reset_peak_rss, thousands};
+use crate::bench::{per_second, reset_peak_rss, thousands, with_database};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -207,22 +207,6 @@ async fn postgres_baseline(url: &PostgresUrl, args: &IngestBenchArgs) -> anyhow:
         copy.finish().await?;
     }
     Ok(per_second(rows.len() as u64, started.elapsed()))
-}
-
-/// `admin_url` with its database name replaced by `name`: the parsed [`PostgresUrl`] hides its
-/// password, and sqlx's connection here needs it.
-fn with_database(admin_url: &str, name: &str) -> String {
-    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{name}{query}", &base[..authority_end])
 }
 
 struct BaselineRow {
