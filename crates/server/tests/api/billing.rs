@@ -47,7 +47,8 @@ async fn arranged(now: &str) -> (BillingApp, String, String) {
     (app, customer, subscription)
 }
 
-fn fields(problem: &Value) -> Vec<&str> {
+/// The fields a problem's `errors` name, in order.
+pub(crate) fn fields(problem: &Value) -> Vec<&str> {
     problem["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("no errors in {problem}"))

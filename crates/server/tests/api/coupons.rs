@@ -7,16 +7,8 @@ use billow_store::{Database, WorkspaceName};
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
+use crate::billing::fields;
 use crate::month::BillingApp;
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors in {problem}"))
-        .iter()
-        .map(|error| error["field"].as_str().unwrap())
-        .collect()
-}
 
 async fn customer(app: &BillingApp, external_id: &str, currency: &str) -> String {
     let created = app
