@@ -177,9 +177,9 @@ struct CustomerInput {
 /// What the loader keeps from one batch to the next: the workspace's meters and rounding mode
 /// (read once per run) and the plan versions read so far.
 struct RunCatalog {
-    meters: Vec<Value>,
+    meters: std::sync::Arc<[Value]>,
     rounding: billow_core::RoundingMode,
-    versions: BTreeMap<String, billow_store::catalog::PlanVersionRecord>,
+    versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }
 
 /// A claimed batch, read and ready for the engine.
@@ -220,7 +220,7 @@ async fn run_batches(
         let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
         async move {
             let mut catalog = RunCatalog {
-                meters,
+                meters: meters.into(),
                 rounding,
                 versions: BTreeMap::new(),
             };

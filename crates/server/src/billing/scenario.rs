@@ -11,6 +11,7 @@
 //! uses), a grant's or discount's key is its id.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
@@ -45,8 +46,10 @@ pub(crate) struct CustomerBilling {
 #[derive(Clone, Debug)]
 pub(crate) struct CustomerWorld {
     pub customer: CustomerBilling,
-    pub meters: Vec<Value>,
-    pub versions: BTreeMap<String, PlanVersionRecord>,
+    /// The workspace's meters, shared by every customer of a run.
+    pub meters: Arc<[Value]>,
+    /// The plan versions the subscriptions use, shared with the run's cache.
+    pub versions: BTreeMap<String, Arc<PlanVersionRecord>>,
     pub subscriptions: Vec<(SubscriptionRecord, Vec<Value>)>,
     pub grants: Vec<Value>,
     pub discounts: Vec<Value>,
@@ -69,7 +72,7 @@ impl CustomerWorld {
         else {
             return Ok(None);
         };
-        let meters = meter_specs(state, workspace).await?;
+        let meters = meter_specs(state, workspace).await?.into();
         let rounding = workspace_rounding(state, workspace).await?;
         let mut versions = BTreeMap::new();
         Ok(Self::load_many(
@@ -91,9 +94,9 @@ impl CustomerWorld {
         state: &AppState,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
-        meters: &[Value],
+        meters: &Arc<[Value]>,
         rounding: RoundingMode,
-        versions: &mut BTreeMap<String, PlanVersionRecord>,
+        versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, ApiError> {
         let store = &state.store;
         let internal = ApiError::internal;
@@ -132,7 +135,7 @@ impl CustomerWorld {
                 .await
                 .map_err(internal)?
             {
-                versions.insert(version.id.clone(), version);
+                versions.insert(version.id.clone(), Arc::new(version));
             }
         }
         let mut taxes: HashMap<String, Value> = store
@@ -186,7 +189,7 @@ impl CustomerWorld {
                         let version = versions
                             .get(&id)
                             .ok_or_else(|| ApiError::internal(MissingPlanVersion(id.clone())))?;
-                        used.insert(id, version.clone());
+                        used.insert(id, Arc::clone(version));
                     }
                 }
                 let aliases = std::iter::once(customer.external_id.clone())
@@ -201,7 +204,7 @@ impl CustomerWorld {
                         time_zone: customer.time_zone,
                         billing_cycle_day: customer.billing_cycle_day,
                     },
-                    meters: meters.to_vec(),
+                    meters: Arc::clone(meters),
                     versions: used,
                     grants: grants.remove(&customer.id).unwrap_or_default(),
                     discounts: discounts.remove(&customer.id).unwrap_or_default(),
@@ -253,7 +256,7 @@ impl CustomerWorld {
             "rounding": self.rounding,
             "now": now.to_string(),
             "customer": customer,
-            "meters": self.meters,
+            "meters": &*self.meters,
             "plans": plans,
             "subscriptions": subscriptions,
             "credit_grants": self.grants,

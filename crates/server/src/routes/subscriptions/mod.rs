@@ -117,7 +117,9 @@ pub(crate) async fn create_subscription(
         created_at: now,
     };
     let mut world = world(&state, workspace, &customer_id).await?;
-    world.versions.insert(version.id.clone(), version);
+    world
+        .versions
+        .insert(version.id.clone(), std::sync::Arc::new(version));
     world.subscriptions.push((record.clone(), Vec::new()));
     let index = world.subscriptions.len() - 1;
     validate_document(&world.document(now), &format!("subscriptions[{index}]"))?;
@@ -238,7 +240,9 @@ async fn check_change(
             .ok_or_else(|| ApiError::internal(store_inconsistent()))?;
         plan_version_id.clone_from(&version.id);
         body.insert("plan".into(), json!(version.id));
-        world.versions.insert(version.id.clone(), version);
+        world
+            .versions
+            .insert(version.id.clone(), std::sync::Arc::new(version));
     }
     if body.contains_key("cancel") {
         status = "canceled".into();
