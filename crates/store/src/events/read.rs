@@ -22,7 +22,8 @@ pub(crate) const DECODE_OFF_TASK_BYTES_MIN: usize = 256 * 1024;
 /// Most blocking threads one read uses.
 const DECODE_THREADS_MAX: usize = 4;
 
-/// A chunk as both backends' queries return it.
+/// A chunk as both backends' queries return it (columns `seq, log, event_count, events`).
+#[derive(sqlx::FromRow)]
 pub(crate) struct ChunkRow {
     /// Write order.
     pub seq: i64,

@@ -291,26 +291,17 @@ pub(super) async fn select_chunks(
         }
     };
     let sql = format!(
-        "SELECT seq, false, event_count, events FROM event_chunks \
+        "SELECT seq, false AS log, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject = ANY($2) AND {bound} \
          UNION ALL \
          SELECT seq, true, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject IS NULL AND {bound}"
     );
-    let rows: Vec<(i64, bool, i32, Vec<u8>)> = sqlx::query_as(&sql)
+    sqlx::query_as(&sql)
         .bind(workspace_id)
         .bind(subjects)
         .bind(low)
         .bind(high)
         .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, log, event_count, events)| ChunkRow {
-            seq,
-            log,
-            event_count,
-            events,
-        })
-        .collect())
+        .await
 }

@@ -303,7 +303,7 @@ pub(super) async fn select_chunks(
     let pieces = distinct.chunks(SUBJECTS_PER_QUERY).map(Some).chain([None]);
     for piece in pieces {
         let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT seq, subject IS NULL, event_count, events FROM event_chunks WHERE workspace_id = ",
+            "SELECT seq, subject IS NULL AS log, event_count, events FROM event_chunks WHERE workspace_id = ",
         );
         builder.push_bind(workspace_id);
         match piece {
@@ -328,19 +328,11 @@ pub(super) async fn select_chunks(
                 builder.push(" AND ingested_max_us > ").push_bind(since_us);
             }
         }
-        let rows: Vec<(i64, bool, i32, Vec<u8>)> = builder
+        let rows: Vec<ChunkRow> = builder
             .build_query_as()
             .fetch_all(&mut *transaction)
             .await?;
-        chunks.extend(
-            rows.into_iter()
-                .map(|(seq, log, event_count, events)| ChunkRow {
-                    seq,
-                    log,
-                    event_count,
-                    events,
-                }),
-        );
+        chunks.extend(rows);
     }
     transaction.commit().await?;
     Ok(chunks)
