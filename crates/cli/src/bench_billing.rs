@@ -73,6 +73,11 @@ pub struct BillingRunBenchArgs {
     /// given.
     #[arg(long, value_name = "PATH")]
     directory: Option<PathBuf>,
+    /// SQLite only: a copy of the seeded database, for repeating runs without seeding again.
+    /// When the file exists, the run starts from a copy of it (it must have been made with the
+    /// same sizes); otherwise the bench seeds as usual and saves a copy there before the run.
+    #[arg(long, value_name = "FILE")]
+    seed_cache: Option<PathBuf>,
 }
 
 /// Runs the benchmark.
@@ -97,12 +102,21 @@ pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&directory)
                 .with_context(|| format!("could not create {}", directory.display()))?;
             let path = directory.join("billow.db");
+            let cached = match &args.seed_cache {
+                Some(cache) if cache.exists() => {
+                    std::fs::copy(cache, &path).with_context(|| {
+                        format!("could not copy the seed cache {}", cache.display())
+                    })?;
+                    true
+                }
+                _ => false,
+            };
             let result = measure(
                 &args,
                 &Database::sqlite(&path),
                 &Counter::Sqlite(path.clone()),
                 &profile,
-                "sqlite",
+                if cached { Seeding::Cached } else { Seeding::Fresh(args.seed_cache.as_deref()) },
             )
             .await;
             let _ = std::fs::remove_dir_all(&directory);
@@ -122,7 +136,7 @@ pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
                 &Database::Postgres(url.with_database_name(&name)),
                 &Counter::Postgres(with_database(admin_url, &name)),
                 &profile,
-                "postgres",
+                Seeding::Fresh(None),
             )
             .await;
             admin
@@ -133,13 +147,26 @@ pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Where the measured database's data comes from.
+#[derive(Clone, Copy)]
+enum Seeding<'a> {
+    /// Seeded by this run; on SQLite, a copy saved to the given file before the run.
+    Fresh(Option<&'a Path>),
+    /// A copy of a seed cache: nothing to seed.
+    Cached,
+}
+
 async fn measure(
     args: &BillingRunBenchArgs,
     database: &Database,
     counter: &Counter,
     profile: &StoreProfile,
-    backend: &str,
+    seeding: Seeding<'_>,
 ) -> anyhow::Result<()> {
+    let backend = match database {
+        Database::Sqlite { .. } => "sqlite",
+        Database::Postgres { .. } => "postgres",
+    };
     let subscriptions = args.subscriptions;
     let events = subscriptions * args.events_per_subscription;
     println!(
@@ -152,7 +179,19 @@ async fn measure(
     store.migrate().await?;
 
     let seed_started = Instant::now();
-    let seeded = seed(&store, args).await?;
+    let seeded = match seeding {
+        Seeding::Cached => {
+            println!("seed: copied from the seed cache");
+            seeded_before(&store, args).await?
+        }
+        Seeding::Fresh(cache) => {
+            let seeded = seed(&store, args).await?;
+            if let (Some(cache), Counter::Sqlite(path)) = (cache, counter) {
+                save_seed(path, cache).await?;
+            }
+            seeded
+        }
+    };
     let seed_time = seed_started.elapsed();
     println!(
         "seed: {:.1} s ({} customers and subscriptions in {:.1} s, {} events in {:.1} s, compaction of {} events in {:.1} s)",
@@ -274,6 +313,42 @@ struct Seeded {
     compacted: u64,
     merging: Duration,
     merged: MergeOutcome,
+}
+
+/// The seeded data of a database copied from a seed cache.
+async fn seeded_before(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seeded> {
+    let created: Timestamp = PERIOD_START.parse()?;
+    let workspace = store
+        .workspace_named_or_created(&WorkspaceName::parse("bench")?, created)
+        .await?
+        .id;
+    Ok(Seeded {
+        workspace,
+        customer_ids: (0..args.subscriptions).map(customer_id).collect(),
+        customers: Duration::ZERO,
+        events: Duration::ZERO,
+        compaction: Duration::ZERO,
+        compacted: 0,
+        merging: Duration::ZERO,
+        merged: MergeOutcome::default(),
+    })
+}
+
+/// Copies the seeded SQLite file at `path` to `cache`: the write-ahead log is checkpointed into
+/// the file first (nothing writes meanwhile), so the file alone holds the data.
+async fn save_seed(path: &Path, cache: &Path) -> anyhow::Result<()> {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await?;
+    connection
+        .execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .await?;
+    connection.close().await?;
+    std::fs::copy(path, cache)
+        .with_context(|| format!("could not save the seed cache {}", cache.display()))?;
+    println!("seed: saved to {}", cache.display());
+    Ok(())
 }
 
 fn customer_id(index: u64) -> String {
