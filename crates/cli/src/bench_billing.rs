@@ -116,7 +116,11 @@ pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
                 &Database::sqlite(&path),
                 &Counter::Sqlite(path.clone()),
                 &profile,
-                if cached { Seeding::Cached } else { Seeding::Fresh(args.seed_cache.as_deref()) },
+                if cached {
+                    Seeding::Cached
+                } else {
+                    Seeding::Fresh(args.seed_cache.as_deref())
+                },
             )
             .await;
             let _ = std::fs::remove_dir_all(&directory);
@@ -337,10 +341,7 @@ async fn seeded_before(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Res
 /// Copies the seeded SQLite file at `path` to `cache`: the write-ahead log is checkpointed into
 /// the file first (nothing writes meanwhile), so the file alone holds the data.
 async fn save_seed(path: &Path, cache: &Path) -> anyhow::Result<()> {
-    let mut connection = SqliteConnectOptions::new()
-        .filename(path)
-        .connect()
-        .await?;
+    let mut connection = SqliteConnectOptions::new().filename(path).connect().await?;
     connection
         .execute("PRAGMA wal_checkpoint(TRUNCATE)")
         .await?;

@@ -69,7 +69,7 @@ pub use customers::{
 pub use database::{Database, ParseDatabaseUrlError, PostgresUrl};
 pub use events::{
     EventWriter, InsertEventsError, InsertOutcome, LoadEventsError, MergeEventsError, MergeOutcome,
-    NewEvent, WriteEventsError,
+    NewEvent, SubjectsUsage, UsageChunks, WriteEventsError,
 };
 pub use idempotency::{IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse};
 pub use ids::new_id;

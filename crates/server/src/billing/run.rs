@@ -17,7 +17,7 @@ use billow_store::billing::{
     AdjustmentRecord, BillingWrites, Finalization, Finalized, InvoiceSummary,
 };
 use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
-use billow_store::{new_id, Customer, WorkspaceId};
+use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
@@ -169,7 +169,8 @@ pub(crate) async fn run_customer(
 /// One customer's part of a batch, as the engine workers take it.
 struct CustomerInput {
     world: CustomerWorld,
-    events: Vec<UsageEvent>,
+    /// Its usage as stored: decoded by the engine worker that bills it.
+    usage: SubjectsUsage,
     invoices: Vec<InvoiceSummary>,
     adjustments: HashMap<String, Vec<AdjustmentRecord>>,
 }
@@ -373,7 +374,7 @@ async fn load_claimed(
         &mut catalog.versions,
     )
     .await?;
-    let events = batch_events(state, workspace, &worlds, now).await?;
+    let mut usage = batch_usage(state, workspace, &worlds, now).await?;
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
     for summary in state
         .store
@@ -404,8 +405,8 @@ async fn load_claimed(
     }
     Ok(worlds
         .into_iter()
-        .zip(events)
-        .map(|(world, events)| {
+        .map(|world| {
+            let usage = usage.take(&world.subjects());
             let invoices = invoices
                 .remove(&world.customer.customer_id)
                 .unwrap_or_default();
@@ -416,7 +417,7 @@ async fn load_claimed(
                 .collect();
             CustomerInput {
                 world,
-                events,
+                usage,
                 invoices,
                 adjustments,
             }
@@ -510,32 +511,25 @@ fn failed(customer_id: &str, error: &ApiError) {
     );
 }
 
-/// The usage of each customer of `worlds` up to `now`, in one query, split by customer in the
-/// store's order.
-async fn batch_events(
+/// The stored usage of every customer of `worlds` up to `now`, in one query, not decoded yet.
+async fn batch_usage(
     state: &AppState,
     workspace: &WorkspaceId,
     worlds: &[CustomerWorld],
     now: Timestamp,
-) -> Result<Vec<Vec<UsageEvent>>, ApiError> {
-    let mut owner: HashMap<String, usize> = HashMap::new();
-    for (index, world) in worlds.iter().enumerate() {
-        for subject in world.subjects() {
-            owner.insert(subject, index);
-        }
-    }
-    let mut split = vec![Vec::new(); worlds.len()];
-    if owner.is_empty() {
-        return Ok(split);
-    }
-    let subjects: Vec<String> = owner.keys().cloned().collect();
-    let events = load_events(state, workspace, &subjects, now).await?;
-    for event in events {
-        if let Some(&index) = owner.get(&event.subject) {
-            split[index].push(event);
-        }
-    }
-    Ok(split)
+) -> Result<UsageChunks, ApiError> {
+    let subjects: Vec<String> = worlds.iter().flat_map(CustomerWorld::subjects).collect();
+    state
+        .store
+        .usage_chunks(workspace, &subjects, Timestamp::MIN, usage_end(now))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The end (exclusive) of the usage a run at `now` bills: every event up to and including `now`.
+fn usage_end(now: Timestamp) -> Timestamp {
+    now.checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(now)
 }
 
 /// Every event of `subjects` up to and including `now`, from the beginning: a gauge's level at a
@@ -546,12 +540,9 @@ async fn load_events(
     subjects: &[String],
     now: Timestamp,
 ) -> Result<Vec<UsageEvent>, ApiError> {
-    let to = now
-        .checked_add(SignedDuration::from_micros(1))
-        .unwrap_or(now);
     state
         .store
-        .usage_events(workspace, subjects, Timestamp::MIN, to)
+        .usage_events(workspace, subjects, Timestamp::MIN, usage_end(now))
         .await
         .map_err(ApiError::internal)
 }
@@ -592,10 +583,11 @@ fn plan_customer(
 ) -> Result<CustomerPlan, ApiError> {
     let CustomerInput {
         world,
-        events,
+        usage,
         invoices,
         mut adjustments,
     } = input;
+    let events = usage.into_events().map_err(ApiError::internal)?;
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
     let scenario = world

@@ -32,6 +32,7 @@ use crate::WorkspaceId;
 
 pub use codec::DecodeChunkError;
 pub use merge::MergeOutcome;
+pub use read::{SubjectsUsage, UsageChunks};
 pub(crate) use sqlite::KeyCache;
 pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
 
@@ -247,6 +248,40 @@ impl Store {
             since_us: since.as_microsecond(),
         };
         self.load_events(workspace_id, subjects, filter).await
+    }
+
+    /// The stored chunks of `subjects`' events whose time may be in `[from, to)`, read in one
+    /// query (one transaction on SQLite) and split by subject but not decoded: a billing run
+    /// decodes each customer's part on its engine threads ([`read::SubjectsUsage::into_events`]
+    /// gives what [`Store::usage_events`] would for those subjects).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadEventsError`] when the query fails or a log chunk cannot be read.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, subjects = subjects.len()))]
+    pub async fn usage_chunks(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<UsageChunks, LoadEventsError> {
+        let filter = ChunkFilter::Period {
+            from,
+            to,
+            from_us: from.as_microsecond().saturating_sub(1),
+            to_us: to.as_microsecond().saturating_add(1),
+        };
+        let chunks = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlite::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
+            }
+            Backend::Postgres(pool) => {
+                postgres::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
+            }
+        }
+        .map_err(LoadEventsError::Database)?;
+        Ok(UsageChunks::split(chunks, subjects, filter)?)
     }
 
     async fn load_events(

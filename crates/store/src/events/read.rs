@@ -8,13 +8,13 @@
 //! by a sorted list of indices: sorting the converted events would move ~150-byte values around
 //! many times, and a read of one subject is mostly in order already.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use billow_core::UsageEvent;
 use jiff::Timestamp;
 
-use super::codec::{decode_events_into, RawEvent};
+use super::codec::{decode_events, decode_events_into, ChunkEncoder, RawEvent};
 use super::{ChunkFilter, DecodeChunkError};
 
 /// Reads with at least this many bytes of events are decoded off the async task.
@@ -29,6 +29,8 @@ pub(crate) struct ChunkRow {
     pub seq: i64,
     /// A log chunk (every subject, not compacted yet), not a subject chunk.
     pub log: bool,
+    /// The subject of a subject chunk; `None` for a log chunk.
+    pub subject: Option<String>,
     pub event_count: i32,
     pub events: Vec<u8>,
 }
@@ -51,6 +53,111 @@ pub(crate) fn decode(
     chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
     let (events, times) = decode_part(&chunks, |subject| subjects.contains(subject), filter)?;
     Ok(in_time_order(events, &times))
+}
+
+/// Stored chunks of some subjects' usage, read but not decoded, split by subject: what a billing
+/// run's loader hands to the engine threads, so that decoding (most of a large read's CPU) runs
+/// there, on every core, beside the engine, instead of in the loader's serial stage.
+#[derive(Debug)]
+pub struct UsageChunks {
+    by_subject: HashMap<String, Vec<ChunkRow>>,
+    filter: ChunkFilter,
+}
+
+/// The undecoded usage of a few subjects (one customer's), taken from [`UsageChunks`].
+#[derive(Debug)]
+pub struct SubjectsUsage {
+    chunks: Vec<ChunkRow>,
+    filter: ChunkFilter,
+}
+
+impl std::fmt::Debug for ChunkRow {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ChunkRow")
+            .field("seq", &self.seq)
+            .field("log", &self.log)
+            .field("subject", &self.subject)
+            .field("event_count", &self.event_count)
+            .field("bytes", &self.events.len())
+            .finish()
+    }
+}
+
+impl UsageChunks {
+    /// Splits `chunks` by subject. A log chunk's events of the wanted `subjects` are copied, as
+    /// they are stored (no parsing), into one chunk per subject that keeps the log chunk's `seq`
+    /// and `log` mark, so that each subject's events keep their stored order.
+    pub(crate) fn split(
+        chunks: Vec<ChunkRow>,
+        subjects: &[String],
+        filter: ChunkFilter,
+    ) -> Result<Self, DecodeChunkError> {
+        let mut by_subject: HashMap<String, Vec<ChunkRow>> = HashMap::new();
+        let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
+        for chunk in chunks {
+            if let Some(subject) = chunk.subject.clone() {
+                by_subject.entry(subject).or_default().push(chunk);
+                continue;
+            }
+            let raw = decode_events(&chunk.events)?;
+            let mut per_subject: HashMap<&str, (ChunkEncoder, i32)> = HashMap::new();
+            for event in raw.iter().filter(|event| wanted.contains(event.subject)) {
+                let (encoder, count) = per_subject
+                    .entry(event.subject)
+                    .or_insert_with(|| (ChunkEncoder::new(), 0));
+                encoder.push_raw(event);
+                *count += 1;
+            }
+            for (subject, (encoder, event_count)) in per_subject {
+                by_subject
+                    .entry(subject.to_owned())
+                    .or_default()
+                    .push(ChunkRow {
+                        seq: chunk.seq,
+                        log: true,
+                        subject: Some(subject.to_owned()),
+                        event_count,
+                        events: encoder.into_bytes(),
+                    });
+            }
+        }
+        Ok(Self { by_subject, filter })
+    }
+
+    /// Takes the chunks of `subjects` out (a subject taken twice has nothing the second time).
+    pub fn take(&mut self, subjects: &[String]) -> SubjectsUsage {
+        let chunks = subjects
+            .iter()
+            .filter_map(|subject| self.by_subject.remove(subject))
+            .flatten()
+            .collect();
+        SubjectsUsage {
+            chunks,
+            filter: self.filter,
+        }
+    }
+}
+
+impl SubjectsUsage {
+    /// The events, as [`crate::Store::usage_events`] returns them: in time order, events of one
+    /// instant in the order they were stored. On the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// When a chunk cannot be decoded, or an event's time or data cannot be read.
+    pub fn into_events(self) -> Result<Vec<UsageEvent>, DecodeChunkError> {
+        let mut chunks = self.chunks;
+        chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
+        // Every chunk holds only the subjects taken (log chunks were split by subject).
+        let (events, times) = decode_part(&chunks, |_| true, self.filter)?;
+        Ok(in_time_order(events, &times))
+    }
+
+    /// How many events the chunks hold before the time filter.
+    pub fn stored_events(&self) -> usize {
+        self.chunks.iter().map(ChunkRow::events_total).sum()
+    }
 }
 
 /// What [`decode`] returns, decoded on up to [`DECODE_THREADS_MAX`] blocking threads.
@@ -207,6 +314,7 @@ mod tests {
         ChunkRow {
             seq,
             log,
+            subject: (!log).then(|| events[0].1.to_owned()),
             event_count: i32::try_from(events.len()).unwrap(),
             events: encoder.into_bytes(),
         }

@@ -291,10 +291,10 @@ pub(super) async fn select_chunks(
         }
     };
     let sql = format!(
-        "SELECT seq, false AS log, event_count, events FROM event_chunks \
+        "SELECT seq, false AS log, subject, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject = ANY($2) AND {bound} \
          UNION ALL \
-         SELECT seq, true, event_count, events FROM event_chunks \
+         SELECT seq, true, subject, event_count, events FROM event_chunks \
          WHERE workspace_id = $1 AND subject IS NULL AND {bound}"
     );
     sqlx::query_as(&sql)

@@ -303,7 +303,8 @@ pub(super) async fn select_chunks(
     let pieces = distinct.chunks(SUBJECTS_PER_QUERY).map(Some).chain([None]);
     for piece in pieces {
         let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT seq, subject IS NULL AS log, event_count, events FROM event_chunks WHERE workspace_id = ",
+            "SELECT seq, subject IS NULL AS log, subject, event_count, events FROM event_chunks \
+             WHERE workspace_id = ",
         );
         builder.push_bind(workspace_id);
         match piece {
