@@ -150,9 +150,11 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<String>, BillingStoreError> {
-        let mut held = std::collections::HashSet::new();
-        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<(String, String)> = with_pool!(self, pool => {
+        // One transaction, one commit: on SQLite each commit waits for the database's write lock.
+        let rows: Vec<(String, String)> = with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let mut rows = Vec::with_capacity(customer_ids.len());
+            for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
                 let mut builder = QueryBuilder::new(
                     "INSERT INTO billing_leases (workspace_id, customer_id, locked_by, locked_until) ",
                 );
@@ -173,14 +175,17 @@ impl Store {
                         " OR billing_leases.locked_by = excluded.locked_by \
                          RETURNING customer_id, locked_by",
                     );
-                builder.build_query_as().fetch_all(pool).await
-            })?;
-            held.extend(
-                rows.into_iter()
-                    .filter(|(_, locked_by)| locked_by == holder)
-                    .map(|(customer_id, _)| customer_id),
-            );
-        }
+                let piece_rows: Vec<(String, String)> =
+                    builder.build_query_as().fetch_all(&mut *transaction).await?;
+                rows.extend(piece_rows);
+            }
+            transaction.commit().await.map(|()| rows)
+        })?;
+        let held: std::collections::HashSet<String> = rows
+            .into_iter()
+            .filter(|(_, locked_by)| locked_by == holder)
+            .map(|(customer_id, _)| customer_id)
+            .collect();
         Ok(customer_ids
             .iter()
             .filter(|id| held.contains(id.as_str()))
@@ -199,15 +204,20 @@ impl Store {
         customer_ids: &[String],
         holder: &str,
     ) -> Result<(), BillingStoreError> {
-        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
-            with_pool!(self, pool => {
+        if customer_ids.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
                 let mut builder = QueryBuilder::new("DELETE FROM billing_leases WHERE workspace_id = ");
                 builder.push_bind(workspace.as_str()).push(" AND locked_by = ").push_bind(holder);
                 builder.push(" AND customer_id");
                 push_in!(builder, piece);
-                builder.build().execute(pool).await.map(drop)
-            })?;
-        }
+                builder.build().execute(&mut *transaction).await?;
+            }
+            transaction.commit().await
+        })?;
         Ok(())
     }
 
