@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::billing::fields;
-use crate::month::BillingApp;
+use crate::month::{on_both_databases, BillingApp};
 
 async fn customer(app: &BillingApp, external_id: &str, currency: &str) -> String {
     let created = app
@@ -357,31 +357,6 @@ async fn a_redeemed_coupon_takes_ten_percent_off_the_invoice_to_the_cent(databas
     assert_eq!(invoice["total"]["amount"], "89.99", "{invoice}");
     assert_eq!(invoice["total"]["amount_minor"], 8999);
     app.stop().await;
-}
-
-macro_rules! on_both_databases {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    super::$check(billow_store::Database::sqlite("unused")).await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = crate::month::postgres_database().await else {
-                        return;
-                    };
-                    super::$check(database).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_databases!(
