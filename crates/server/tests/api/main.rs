@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod helpers;
 mod idempotency;
+mod invoices;
 mod month;
 mod openapi;
 mod problems;
