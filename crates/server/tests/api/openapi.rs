@@ -97,6 +97,8 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("GET", "/api/v1/coupons"),
         ("GET", "/api/v1/coupons/{code}"),
         ("POST", "/api/v1/coupons/{code}/archive"),
+        ("GET", "/api/v1/discounts"),
+        ("GET", "/api/v1/discounts/{id}"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());
         assert!(documented.contains(&operation), "{operation:?}");
