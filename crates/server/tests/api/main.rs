@@ -15,3 +15,4 @@ mod openapi;
 mod problems;
 mod runs;
 mod serve;
+mod upcoming;

@@ -438,7 +438,8 @@ pub(crate) async fn list_payments(
     Ok(ApiJson(payment_history(&state, &principal, &id).await?))
 }
 
-/// What would be billed if the customer's open periods closed now (the engine's `upcoming`).
+/// What would be billed if the customer's open periods closed now (the engine's `upcoming`),
+/// with the pending late-usage adjustments the next run would bill on it (and their tax).
 #[utoipa::path(get, path = "/api/v1/customers/{id}/invoices/upcoming", tag = "invoices",
     params(("id" = String, Path, description = "The customer's id")),
     responses((status = 200, description = "The upcoming invoices"), (status = 404, description = "No such customer")))]
