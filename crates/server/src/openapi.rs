@@ -14,9 +14,9 @@ use std::sync::LazyLock;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as OpenApiDocument, Required};
+use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -69,15 +69,50 @@ pub(crate) fn router() -> ApiRouter {
 }
 
 /// The whole document: [`ApiDoc`] with the paths of every `/api/v1` router, each POST
-/// declaring the `Idempotency-Key` header that `crate::idempotency` gives it.
+/// declaring the `Idempotency-Key` header that `crate::idempotency` gives it, and each optional
+/// body documented as the object it is when sent.
 pub fn document() -> OpenApiDocument {
     let mut document = crate::routes::api_v1().split_for_parts().1;
     for item in document.paths.paths.values_mut() {
         if let Some(post) = item.post.as_mut() {
             declare_idempotency_key(post);
         }
+        let operations = [item.post.as_mut(), item.put.as_mut(), item.patch.as_mut()];
+        for operation in operations.into_iter().flatten() {
+            unwrap_optional_body(operation);
+        }
     }
     document
+}
+
+/// utoipa documents an optional body (`request_body(content = Option<T>)`) as `oneOf: [null, T]`
+/// without `required`. The server never takes a JSON `null` there: it takes no body, or a `T`
+/// (`routes::invoices::wire::parse_optional`, the token route). `required: false` is what says
+/// that the body may be left out, so the schema becomes `T` and `required` is written out.
+fn unwrap_optional_body(operation: &mut Operation) {
+    let Some(body) = operation.request_body.as_mut() else {
+        return;
+    };
+    if matches!(body.required, Some(Required::True)) {
+        return;
+    }
+    body.required = Some(Required::False);
+    for content in body.content.values_mut() {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let mut sent = one_of.items.iter().filter(|item| !is_null(item));
+        if let (Some(schema), None) = (sent.next(), sent.next()) {
+            content.schema = Some(schema.clone());
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(
+        schema,
+        RefOr::T(Schema::Object(object)) if object.schema_type == SchemaType::Type(Type::Null)
+    )
 }
 
 fn declare_idempotency_key(operation: &mut Operation) {

@@ -789,8 +789,9 @@ async fn coupons_are_unique_by_code_per_workspace_and_archived_once(store: Store
     assert_eq!(archived.archived_at, Some(at("2024-02-01T00:00:00Z")));
     assert_eq!(archived_again.archived_at, Some(at("2024-02-01T00:00:00Z")));
     assert_eq!(archived.terms, coupon("LAUNCH10", None).terms);
-    let listed = store.coupons(&workspace).await.unwrap();
-    assert_eq!(listed, [archived]);
+    let listed = store.coupons(&workspace, 10, None).await.unwrap();
+    assert_eq!(listed.items, [archived]);
+    assert!(!listed.has_more);
     let theirs = store.coupon(&other, "LAUNCH10").await.unwrap().unwrap();
     assert_eq!(theirs.max_redemptions, Some(5));
     assert_eq!(theirs.archived_at, None);
@@ -859,9 +860,119 @@ async fn a_redemption_stores_the_discount_and_counts_it_or_says_why_not(store: S
     let one = store.coupon(&workspace, "ONE").await.unwrap().unwrap();
     assert_eq!(one.times_redeemed, 1);
     assert_eq!(
-        store.coupon_redemptions(&workspace, "cus_1").await.unwrap(),
+        store
+            .coupon_redemptions(&workspace, Some("cus_1"))
+            .await
+            .unwrap(),
         [("disc_1".to_owned(), "ONE".to_owned())]
     );
+}
+
+/// Five coupons, two created at the same instant, listed two a page: oldest first, ties by
+/// code, each page after the last code of the one before.
+async fn coupons_are_listed_in_pages_oldest_first(store: Store) {
+    let workspace = acme();
+    let created = [
+        ("D", "2024-01-01T00:00:00Z"),
+        ("B", "2024-01-02T00:00:00Z"),
+        ("A", "2024-01-03T00:00:00Z"),
+        ("C", "2024-01-03T00:00:00Z"),
+        ("E", "2024-01-04T00:00:00Z"),
+    ];
+    for (code, created_at) in created {
+        let mut record = coupon(code, None);
+        record.created_at = at(created_at);
+        store.insert_coupon(&workspace, &record).await.unwrap();
+    }
+    store
+        .insert_coupon(&WorkspaceId::parse("ws_other").unwrap(), &coupon("Z", None))
+        .await
+        .unwrap();
+
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .coupons(&workspace, 2, after.as_deref())
+            .await
+            .unwrap();
+        let codes: Vec<String> = page.items.iter().map(|c| c.code.clone()).collect();
+        after = codes.last().cloned();
+        pages.push((codes, page.has_more));
+        if !page.has_more {
+            break;
+        }
+    }
+    let unknown = store.coupons(&workspace, 2, Some("Z")).await;
+
+    let page = |codes: &[&str], has_more: bool| {
+        (codes.iter().map(|c| (*c).to_owned()).collect(), has_more)
+    };
+    assert_eq!(
+        pages,
+        [
+            page(&["D", "B"], true),
+            page(&["A", "C"], true),
+            page(&["E"], false)
+        ]
+    );
+    assert!(
+        matches!(unknown, Err(BillingStoreError::NotFound)),
+        "a code of another workspace is no cursor: {unknown:?}"
+    );
+    let exact = store.coupons(&workspace, 5, None).await.unwrap();
+    assert_eq!((exact.items.len(), exact.has_more), (5, false));
+}
+
+/// A discount is found by id in its workspace only, and the redemptions of every customer of a
+/// workspace name the coupon of each redeemed discount.
+async fn redeemed_discounts_name_their_coupon(store: Store) {
+    let workspace = acme();
+    let other = WorkspaceId::parse("ws_other").unwrap();
+    store
+        .insert_coupon(&workspace, &coupon("ONE", None))
+        .await
+        .unwrap();
+    let now = at("2024-01-20T00:00:00Z");
+    for (id, customer) in [("disc_1", "cus_1"), ("disc_2", "cus_2")] {
+        store
+            .redeem_coupon(&workspace, "ONE", &discount(id, customer), now)
+            .await
+            .unwrap();
+    }
+    store
+        .insert_customer_spec(
+            &workspace,
+            CustomerSpecKind::Discount,
+            &discount("disc_3", "cus_1"),
+        )
+        .await
+        .unwrap();
+
+    let all = store.coupon_redemptions(&workspace, None).await.unwrap();
+    let of_second = store
+        .coupon_redemptions(&workspace, Some("cus_2"))
+        .await
+        .unwrap();
+    let found = store
+        .customer_spec(&workspace, CustomerSpecKind::Discount, "disc_3")
+        .await
+        .unwrap();
+    let elsewhere = store
+        .customer_spec(&other, CustomerSpecKind::Discount, "disc_3")
+        .await
+        .unwrap();
+    let not_a_grant = store
+        .customer_spec(&workspace, CustomerSpecKind::CreditGrant, "disc_3")
+        .await
+        .unwrap();
+
+    let pair = |discount: &str, code: &str| (discount.to_owned(), code.to_owned());
+    assert_eq!(all, [pair("disc_1", "ONE"), pair("disc_2", "ONE")]);
+    assert_eq!(of_second, [pair("disc_2", "ONE")]);
+    assert_eq!(found, Some(discount("disc_3", "cus_1")));
+    assert_eq!(elsewhere, None);
+    assert_eq!(not_a_grant, None);
 }
 
 /// Twelve customers redeem a coupon of three at once: three discounts, a count of three.
@@ -925,4 +1036,6 @@ on_both_backends!(
     coupons_are_unique_by_code_per_workspace_and_archived_once,
     a_redemption_stores_the_discount_and_counts_it_or_says_why_not,
     concurrent_redemptions_never_exceed_the_maximum,
+    coupons_are_listed_in_pages_oldest_first,
+    redeemed_discounts_name_their_coupon,
 );

@@ -623,7 +623,10 @@ async fn load_events(
         .map_err(ApiError::internal)
 }
 
-/// The engine's answer for one customer at `now`.
+/// The engine's answer for one customer at `now`, with the customer's pending late-usage
+/// adjustments passed as a run passes them ([`pending_adjustments`] over the stored invoices and
+/// adjustments), so that the upcoming invoice shows the adjustment lines, and their tax, that
+/// the next run would bill on it.
 pub(crate) async fn preview_customer(
     state: &AppState,
     workspace: &WorkspaceId,
@@ -631,8 +634,32 @@ pub(crate) async fn preview_customer(
     now: Timestamp,
 ) -> Result<Preview, ApiError> {
     let events = load_events(state, workspace, &world.subjects(), now).await?;
+    let customer_ids = [world.customer.customer_id.clone()];
+    let invoices = state
+        .store
+        .invoice_summaries_of_customers(workspace, &customer_ids)
+        .await
+        .map_err(ApiError::internal)?;
+    let subscription_ids: Vec<String> = world
+        .subscriptions
+        .iter()
+        .map(|(s, _)| s.id.clone())
+        .collect();
+    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
+    for adjustment in state
+        .store
+        .adjustments_of_subscriptions(workspace, &subscription_ids)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        adjustments
+            .entry(adjustment.subscription_id.clone())
+            .or_default()
+            .push(adjustment);
+    }
+    let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
-        .scenario(&mut ParsedCatalog::default(), now, events, Vec::new())
+        .scenario(&mut ParsedCatalog::default(), now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     tokio::task::spawn_blocking(move || billow_core::scenario::preview(&scenario))

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::billing::fields;
-use crate::month::BillingApp;
+use crate::month::{on_both_databases, BillingApp};
 
 async fn customer(app: &BillingApp, external_id: &str, currency: &str) -> String {
     let created = app
@@ -134,7 +134,13 @@ async fn coupons_are_created_listed_archived_and_private_to_their_workspace(data
     let (status, theirs) = app
         .call_as(&other, "GET", "/api/v1/coupons", None, "application/json")
         .await;
-    assert_eq!((status, theirs), (200, json!({"data": []})));
+    assert_eq!(
+        (status, theirs),
+        (
+            200,
+            json!({"data": [], "has_more": false, "next_cursor": null})
+        )
+    );
     let (status, _) = app
         .call_as(
             &other,
@@ -359,29 +365,250 @@ async fn a_redeemed_coupon_takes_ten_percent_off_the_invoice_to_the_cent(databas
     app.stop().await;
 }
 
-macro_rules! on_both_databases {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    super::$check(billow_store::Database::sqlite("unused")).await;
-                }
-            )*
-        }
+/// Five coupons, two of them made at the same instant, listed two a page: oldest first (ties by
+/// code), `next_cursor` the last code of a page and `starting_after` the next page's start; the
+/// page size and the cursor are refused with a 422 naming them, as on the other native lists.
+async fn coupons_are_listed_in_pages_like_the_other_native_lists(database: Database) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    let made = [
+        ("SPRING", "2024-01-01T00:00:00Z"),
+        ("BETA", "2024-01-02T00:00:00Z"),
+        ("ALPHA", "2024-01-03T00:00:00Z"),
+        ("CHARLIE", "2024-01-03T00:00:00Z"),
+        ("ZULU", "2024-01-04T00:00:00Z"),
+    ];
+    for (code, now) in made {
+        app.set_now(now).await;
+        app.post(
+            "/api/v1/coupons",
+            json!({"code": code, "percent_off": 10, "duration": "once"}),
+        )
+        .await;
+    }
+    let other = other_workspace_key(&app).await;
+    let (status, _) = app
+        .call_as(
+            &other,
+            "POST",
+            "/api/v1/coupons",
+            Some(json!({"code": "THEIRS", "percent_off": 10, "duration": "once"})),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 201);
 
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(database) = crate::month::postgres_database().await else {
-                        return;
-                    };
-                    super::$check(database).await;
-                }
-            )*
+    let mut pages = Vec::new();
+    let mut path = "/api/v1/coupons?limit=2".to_owned();
+    loop {
+        let page = app.get(&path).await;
+        let codes: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|coupon| coupon["code"].as_str().unwrap().to_owned())
+            .collect();
+        pages.push((
+            codes.clone(),
+            page["has_more"].clone(),
+            page["next_cursor"].clone(),
+        ));
+        if page["has_more"] == json!(false) {
+            break;
         }
+        path = format!(
+            "/api/v1/coupons?limit=2&starting_after={}",
+            page["next_cursor"].as_str().unwrap()
+        );
+    }
+
+    let page = |codes: &[&str], has_more: bool, next_cursor: Value| {
+        (
+            codes
+                .iter()
+                .map(|code| (*code).to_owned())
+                .collect::<Vec<_>>(),
+            json!(has_more),
+            next_cursor,
+        )
     };
+    assert_eq!(
+        pages,
+        [
+            page(&["SPRING", "BETA"], true, json!("BETA")),
+            page(&["ALPHA", "CHARLIE"], true, json!("CHARLIE")),
+            page(&["ZULU"], false, Value::Null),
+        ]
+    );
+    let all = app.get("/api/v1/coupons").await;
+    assert_eq!(
+        all["data"].as_array().unwrap().len(),
+        5,
+        "10 a page by default"
+    );
+    assert_eq!(
+        (&all["has_more"], &all["next_cursor"]),
+        (&json!(false), &Value::Null)
+    );
+    let exact = app.get("/api/v1/coupons?limit=5").await;
+    assert_eq!(
+        exact["has_more"], false,
+        "no more after exactly `limit` coupons"
+    );
+    assert_eq!(exact["data"][4]["code"], "ZULU");
+    let largest = app.get("/api/v1/coupons?limit=100").await;
+    assert_eq!(largest["data"].as_array().unwrap().len(), 5);
+    let refusals = [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=ten", "limit"),
+        ("starting_after=NOPE", "starting_after"),
+        ("starting_after=THEIRS", "starting_after"),
+    ];
+    for (query, field) in refusals {
+        let (status, problem) = app
+            .call("GET", &format!("/api/v1/coupons?{query}"), None)
+            .await;
+        assert_eq!(status, 422, "{query}: {problem}");
+        assert_eq!(problem["type"], "urn:billow:problem:validation", "{query}");
+        assert_eq!(fields(&problem), [field], "{query}: {problem}");
+    }
+    let (status, problem) = app.call("GET", "/api/v1/coupons?limit=101", None).await;
+    assert_eq!(
+        (status, &problem["errors"]),
+        (
+            422,
+            &json!([{"field": "limit", "reason": "must be between 1 and 100"}])
+        )
+    );
+    app.stop().await;
+}
+
+/// A discount redeemed from a coupon names it in the list, in its own GET and when created; a
+/// discount with inline terms shows `coupon: null`.
+async fn a_discount_shows_the_coupon_it_was_redeemed_from(database: Database) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    let acme = customer(&app, "acme", "USD").await;
+    let globex = customer(&app, "globex", "USD").await;
+    app.post(
+        "/api/v1/coupons",
+        json!({"code": "LAUNCH10", "percent_off": "10", "duration": "forever"}),
+    )
+    .await;
+    app.set_now("2024-01-05T00:00:00Z").await;
+
+    let inline = app
+        .post(
+            "/api/v1/discounts",
+            json!({"customer_id": acme, "percent_off": "5", "duration": "once",
+                   "start": "2024-01-01T00:00:00Z"}),
+        )
+        .await;
+    let redeemed = app
+        .post(
+            "/api/v1/discounts",
+            json!({"customer_id": acme, "coupon": "LAUNCH10"}),
+        )
+        .await;
+    let of_globex = app
+        .post(
+            "/api/v1/discounts",
+            json!({"customer_id": globex, "coupon": "LAUNCH10"}),
+        )
+        .await;
+
+    let id = |discount: &Value| discount["id"].as_str().unwrap().to_owned();
+    let expected_inline = json!({
+        "coupon": null, "id": id(&inline), "customer_id": acme,
+        "created_at": "2024-01-05T00:00:00Z",
+        "percent_off": "5", "duration": "once", "start": "2024-01-01T00:00:00Z"});
+    let expected_redeemed = json!({
+        "coupon": "LAUNCH10", "id": id(&redeemed), "customer_id": acme,
+        "created_at": "2024-01-05T00:00:00Z",
+        "percent_off": "10", "duration": "forever", "start": "2024-01-05T00:00:00Z"});
+    assert_eq!(inline, expected_inline);
+    assert_eq!(redeemed, expected_redeemed);
+    assert_eq!(of_globex["coupon"], "LAUNCH10");
+    let of_acme = app
+        .get(&format!("/api/v1/discounts?customer_id={acme}"))
+        .await;
+    let mut listed = of_acme["data"].as_array().unwrap().clone();
+    listed.sort_by_key(|discount| discount["coupon"].is_string());
+    assert_eq!(listed, [expected_inline.clone(), expected_redeemed.clone()]);
+    let all = app.get("/api/v1/discounts").await;
+    let coupons: Vec<(String, Value)> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|discount| (id(discount), discount["coupon"].clone()))
+        .collect();
+    assert_eq!(coupons.len(), 3, "{all}");
+    for (discount, coupon) in [
+        (id(&inline), Value::Null),
+        (id(&redeemed), json!("LAUNCH10")),
+        (id(&of_globex), json!("LAUNCH10")),
+    ] {
+        assert!(
+            coupons.contains(&(discount.clone(), coupon)),
+            "{discount}: {all}"
+        );
+    }
+    assert_eq!(
+        app.get(&format!("/api/v1/discounts/{}", id(&inline))).await,
+        expected_inline
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/discounts/{}", id(&redeemed)))
+            .await,
+        expected_redeemed
+    );
+    let (status, problem) = app.call("GET", "/api/v1/discounts/disc_nope", None).await;
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(problem["type"], "urn:billow:problem:not-found");
+    // Another workspace, and another customer's token, find nothing.
+    let other = other_workspace_key(&app).await;
+    let (status, _) = app
+        .call_as(
+            &other,
+            "GET",
+            &format!("/api/v1/discounts/{}", id(&redeemed)),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let token = app
+        .post(&format!("/api/v1/customers/{globex}/tokens"), json!({}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = app
+        .call_as(
+            &token,
+            "GET",
+            &format!("/api/v1/discounts/{}", id(&redeemed)),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, own) = app
+        .call_as(
+            &token,
+            "GET",
+            &format!("/api/v1/discounts/{}", id(&of_globex)),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!((status, &own["coupon"]), (200, &json!("LAUNCH10")));
+    let (status, listed) = app
+        .call_as(&token, "GET", "/api/v1/discounts", None, "application/json")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"], json!([own]));
+    app.stop().await;
 }
 
 on_both_databases!(
@@ -389,4 +616,6 @@ on_both_databases!(
     a_redemption_is_refused_on_coupon_with_the_reason,
     concurrent_redemptions_stop_at_the_maximum,
     a_redeemed_coupon_takes_ten_percent_off_the_invoice_to_the_cent,
+    coupons_are_listed_in_pages_like_the_other_native_lists,
+    a_discount_shows_the_coupon_it_was_redeemed_from,
 );

@@ -151,6 +151,35 @@ pub async fn postgres_database() -> Option<Database> {
     Some(Database::Postgres(parsed.with_database_name(&name)))
 }
 
+/// Runs each `async fn(Database)` as two tests, on a fresh SQLite file and on a fresh PostgreSQL
+/// database (skipped when `BILLOW_TEST_DATABASE_URL` is unset):
+/// `on_both_databases!(a_check, another_check);`.
+macro_rules! on_both_databases {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(billow_store::Database::sqlite("unused")).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(database) = crate::month::postgres_database().await else {
+                        return;
+                    };
+                    super::$check(database).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_databases;
+
 fn line<'a>(invoice: &'a Value, description: &str) -> &'a Value {
     invoice["lines"]
         .as_array()

@@ -97,6 +97,8 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("GET", "/api/v1/coupons"),
         ("GET", "/api/v1/coupons/{code}"),
         ("POST", "/api/v1/coupons/{code}/archive"),
+        ("GET", "/api/v1/discounts"),
+        ("GET", "/api/v1/discounts/{id}"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());
         assert!(documented.contains(&operation), "{operation:?}");
@@ -137,7 +139,7 @@ async fn the_document_is_openapi_3_1_with_bearer_auth(api: &TestApi) {
 }
 
 /// The request bodies of the billing routes: `(method, path, component, required fields)`.
-const BILLING_BODIES: [(&str, &str, &str, &[&str]); 11] = [
+const BILLING_BODIES: [(&str, &str, &str, &[&str]); 16] = [
     (
         "post",
         "/api/v1/meters",
@@ -204,6 +206,43 @@ const BILLING_BODIES: [(&str, &str, &str, &[&str]); 11] = [
         "CreateCoupon",
         &["code", "duration"],
     ),
+    (
+        "post",
+        "/api/v1/invoices/{id}/finalize",
+        "FinalizeInvoice",
+        &[],
+    ),
+    ("post", "/api/v1/invoices/{id}/void", "VoidInvoice", &[]),
+    (
+        "post",
+        "/api/v1/invoices/{id}/credit-notes",
+        "CreateCreditNote",
+        &["lines"],
+    ),
+    (
+        "post",
+        "/api/v1/invoices/{id}/payments",
+        "RecordPayment",
+        &["state"],
+    ),
+    ("post", "/api/v1/billing-runs", "CreateBillingRun", &[]),
+];
+
+/// The invoice and billing-run bodies, every property each has: `(component, properties)`. The
+/// handlers parse these types with `deny_unknown_fields`, so the document lists all they take.
+const INVOICE_BODY_PROPERTIES: [(&str, &[&str]); 6] = [
+    ("FinalizeInvoice", &[]),
+    ("VoidInvoice", &[]),
+    ("CreateCreditNote", &["lines", "reason"]),
+    ("CreditNoteLine", &["description", "amount", "line"]),
+    ("RecordPayment", &["state", "message"]),
+    ("CreateBillingRun", &["customer_id"]),
+];
+
+/// The operations whose body may be left out.
+const OPTIONAL_BODIES: [&str; 2] = [
+    "/api/v1/invoices/{id}/finalize",
+    "/api/v1/invoices/{id}/void",
 ];
 
 /// The component a `$ref` names, e.g. `PlanSpec` for `#/components/schemas/PlanSpec`.
@@ -264,6 +303,11 @@ async fn every_billing_body_is_a_named_schema_with_its_required_fields(api: &Tes
             Some(component),
             "{method} {path}: {body}"
         );
+        assert_eq!(
+            body["required"],
+            !OPTIONAL_BODIES.contains(&path),
+            "{method} {path}: {body}"
+        );
         let declared = &schemas[component];
         assert_eq!(declared["type"], "object", "{component}: {declared}");
         let expected: BTreeSet<&str> = fields.iter().copied().collect();
@@ -275,6 +319,58 @@ async fn every_billing_body_is_a_named_schema_with_its_required_fields(api: &Tes
             );
         }
     }
+    // An optional body is its object when sent, never a JSON `null`.
+    let token = &document["paths"]["/api/v1/customers/{id}/tokens"]["post"]["requestBody"];
+    assert_eq!(token["required"], false, "{token}");
+    assert_eq!(
+        referenced(&token["content"]["application/json"]["schema"]),
+        Some("CreateCustomerToken"),
+        "{token}"
+    );
+    for (component, properties) in INVOICE_BODY_PROPERTIES {
+        let declared = &schemas[component];
+        assert_eq!(declared["type"], "object", "{component}: {declared}");
+        let listed: BTreeSet<&str> = declared["properties"]
+            .as_object()
+            .map(|members| members.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            listed,
+            properties.iter().copied().collect(),
+            "{component}: {declared}"
+        );
+        assert_eq!(
+            declared["additionalProperties"], false,
+            "{component}: {declared}"
+        );
+    }
+    let credit_note = &schemas["CreateCreditNote"]["properties"]["lines"];
+    assert_eq!(credit_note["type"], "array", "{credit_note}");
+    assert_eq!(
+        referenced(&credit_note["items"]),
+        Some("CreditNoteLine"),
+        "{credit_note}"
+    );
+    assert_eq!(
+        (&credit_note["minItems"], &credit_note["maxItems"]),
+        (&serde_json::json!(1), &serde_json::json!(100)),
+        "{credit_note}"
+    );
+    let line = &schemas["CreditNoteLine"];
+    assert_eq!(
+        required(line),
+        BTreeSet::from(["description", "amount"]),
+        "{line}"
+    );
+    assert_eq!(
+        referenced(&line["properties"]["amount"]),
+        Some("Decimal"),
+        "{line}"
+    );
+    assert_eq!(
+        referenced(&schemas["RecordPayment"]["properties"]["state"]),
+        Some("RecordedPaymentState")
+    );
     // A price's pricing is one of the models, told apart by `model`.
     let price = &schemas["PriceSpec"];
     assert_eq!(
@@ -331,6 +427,10 @@ async fn every_billing_body_is_a_named_schema_with_its_required_fields(api: &Tes
         ]
     );
     assert_eq!(values("ChangePolicy"), ["immediate", "end_of_term"]);
+    assert_eq!(
+        values("RecordedPaymentState"),
+        ["PaymentInProgress", "Paid", "PaymentFailed"]
+    );
     assert_eq!(
         values("GrantType"),
         ["free", "sla", "prepaid", "promotional"]

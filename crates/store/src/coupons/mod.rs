@@ -11,6 +11,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::customers::Page;
+use crate::invoices::equal_or_absent;
 use crate::store::Store;
 use crate::subscriptions::CustomerSpecRecord;
 use crate::workspaces::WorkspaceId;
@@ -169,24 +171,54 @@ impl Store {
         row.map(coupon_from_row).transpose()
     }
 
-    /// The workspace's coupons, oldest first.
+    /// Up to `limit` of the workspace's coupons, oldest first (by creation, then code), after the
+    /// coupon `starting_after` when given.
     ///
     /// # Errors
-    /// When the query fails or a row is corrupt.
-    #[tracing::instrument(skip_all)]
+    /// [`BillingStoreError::NotFound`] when `starting_after` is no coupon of the workspace (coupons
+    /// are never deleted, so a code from an earlier page always is); others when the query fails
+    /// or a row is corrupt.
+    ///
+    /// # Panics
+    /// When `limit` is 0: a page holds at least one coupon.
+    #[tracing::instrument(skip_all, fields(limit))]
     pub async fn coupons(
         &self,
         workspace: &WorkspaceId,
-    ) -> Result<Vec<CouponRecord>, BillingStoreError> {
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> Result<Page<CouponRecord>, BillingStoreError> {
+        assert!(limit > 0, "a page holds at least one coupon");
+        let after = match starting_after {
+            Some(code) => Some(
+                self.coupon(workspace, code)
+                    .await?
+                    .ok_or(BillingStoreError::NotFound)?,
+            ),
+            None => None,
+        };
         let sql = format!(
             "SELECT {COUPON_COLUMNS} FROM coupons WHERE workspace_id = $1 \
-             ORDER BY created_at, code"
+             AND ($2 IS NULL OR created_at > $2 OR (created_at = $2 AND code > $3)) \
+             ORDER BY created_at, code LIMIT $4"
         );
+        // One more than asked, to tell whether another page follows.
+        let fetch = i64::from(limit) + 1;
         let rows: Vec<CouponRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
+            .bind(after.as_ref().map(|coupon| to_micros(coupon.created_at)))
+            .bind(after.as_ref().map(|coupon| coupon.code.as_str()))
+            .bind(fetch)
             .fetch_all(pool)
             .await)?;
-        rows.into_iter().map(coupon_from_row).collect()
+        let mut items = rows
+            .into_iter()
+            .map(coupon_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, has_more })
     }
 
     /// Archives the coupon at `at` (an archived coupon keeps its first `archived_at`); returns it.
@@ -288,7 +320,9 @@ impl Store {
             .unwrap_or(RedeemCouponError::Store(BillingStoreError::NotFound)))
     }
 
-    /// The codes of the coupons a customer redeemed, by discount id.
+    /// `(discount id, coupon code)` of the discounts redeemed from coupons: a customer's, or the
+    /// workspace's when `customer_id` is `None`; by discount id. A discount made with inline terms
+    /// has no row.
     ///
     /// # Errors
     /// When the query fails.
@@ -296,11 +330,14 @@ impl Store {
     pub async fn coupon_redemptions(
         &self,
         workspace: &WorkspaceId,
-        customer_id: &str,
+        customer_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, BillingStoreError> {
-        const SQL: &str = "SELECT discount_id, coupon_code FROM coupon_redemptions \
-                           WHERE workspace_id = $1 AND customer_id = $2 ORDER BY discount_id";
-        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(SQL)
+        let sql = format!(
+            "SELECT discount_id, coupon_code FROM coupon_redemptions \
+             WHERE workspace_id = $1 AND {} ORDER BY discount_id",
+            equal_or_absent("customer_id", 2, customer_id.is_some())
+        );
+        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
             .bind(customer_id)
             .fetch_all(pool)

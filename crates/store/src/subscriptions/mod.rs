@@ -304,6 +304,37 @@ impl Store {
         Ok(())
     }
 
+    /// The credit grant or discount `id`, or `None` when the workspace has none with this id.
+    ///
+    /// # Errors
+    /// When the query fails or the row is corrupt.
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn customer_spec(
+        &self,
+        workspace: &WorkspaceId,
+        kind: CustomerSpecKind,
+        id: &str,
+    ) -> Result<Option<CustomerSpecRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT customer_id, spec, created_at FROM {} WHERE workspace_id = $1 AND id = $2",
+            kind.table()
+        );
+        let row: Option<(String, String, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(|(customer_id, spec, created_at)| {
+            Ok(CustomerSpecRecord {
+                id: id.to_owned(),
+                customer_id,
+                spec: from_json(&spec, "spec")?,
+                created_at: from_micros(created_at)?,
+            })
+        })
+        .transpose()
+    }
+
     /// The credit grants or discounts of a customer (every customer's when `customer_id` is
     /// `None`), oldest first.
     ///

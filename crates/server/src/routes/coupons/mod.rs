@@ -22,6 +22,7 @@ use crate::billing::api::take_string;
 use crate::billing::scenario::{validate_document, validation_document, with_key, CustomerWorld};
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
 use crate::startup::AppState;
 use wire::{coupon_json, CreateCoupon};
@@ -75,21 +76,45 @@ pub(crate) async fn create_coupon(
     Ok((StatusCode::CREATED, ApiJson(coupon_json(&record))))
 }
 
-/// Lists the workspace's coupons, oldest first, archived ones included.
+/// Lists the workspace's coupons, oldest first, archived ones included, a page at a time like
+/// the other native lists (`crate::limits::PageQuery`): `limit` 1 to 100 (10 when absent),
+/// `starting_after` the previous page's `next_cursor` (a coupon's code).
 #[utoipa::path(get, path = "/api/v1/coupons", tag = "credits",
-    responses((status = 200, description = "The coupons")))]
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100; 10 when absent", minimum = 1, maximum = 100),
+        ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page: the code of its last coupon"),
+    ),
+    responses((status = 200, description = "One page of coupons: `data`, `has_more`, `next_cursor`"),
+        (status = 422, description = "Invalid `limit`, or a `starting_after` that is no coupon of the workspace", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list_coupons(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
+    page: PageQuery,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let coupons = state
+    let page = state
         .store
-        .coupons(&auth.workspace_id)
+        .coupons(
+            &auth.workspace_id,
+            page.limit.get(),
+            page.starting_after.as_deref(),
+        )
         .await
-        .map_err(ApiError::internal)?;
-    Ok(ApiJson(
-        json!({"data": coupons.iter().map(coupon_json).collect::<Vec<_>>()}),
-    ))
+        .map_err(|error| match error {
+            BillingStoreError::NotFound => ApiError::invalid(
+                "starting_after",
+                "no coupon of this workspace has this code",
+            ),
+            other => ApiError::internal(other),
+        })?;
+    let next_cursor = page
+        .has_more
+        .then(|| page.items.last().map(|coupon| coupon.code.clone()))
+        .flatten();
+    Ok(ApiJson(json!({
+        "data": page.items.iter().map(coupon_json).collect::<Vec<_>>(),
+        "has_more": page.has_more,
+        "next_cursor": next_cursor,
+    })))
 }
 
 async fn find_coupon(

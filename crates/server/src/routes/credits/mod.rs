@@ -5,6 +5,8 @@
 //! Grants and discounts are the core's shapes (`billow_core::credit::CreditGrant`,
 //! `billow_core::scenario::DiscountSpec`) with a `customer_id`; their scenario key is their id.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use billow_core::Currency;
@@ -16,7 +18,7 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::billing::api::{object, show, store_error, take_string};
+use crate::billing::api::{guard_customer, object, show, store_error, take_string};
 use crate::billing::scenario::{validate_document, validation_document, with_key, CustomerWorld};
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -27,6 +29,7 @@ pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
         .routes(routes!(create_credit_grant, list_credit_grants))
         .routes(routes!(create_discount, list_discounts))
+        .routes(routes!(get_discount))
         .routes(routes!(create_tax_rate, list_tax_rates))
         .routes(routes!(set_customer_tax_rate))
 }
@@ -40,6 +43,12 @@ fn record_json(record: &CustomerSpecRecord) -> Value {
         json!({"id": record.id, "customer_id": record.customer_id, "created_at": record.created_at.to_string()}),
         &spec,
     )
+}
+
+/// A discount as the API shows it: `coupon` is the code of the coupon it was redeemed from, `null`
+/// when it was made with inline terms.
+fn discount_json(record: &CustomerSpecRecord, coupon: Option<&str>) -> Value {
+    show(json!({"coupon": coupon}), &record_json(record))
 }
 
 /// Validates and stores a grant or discount of a customer; `member` is the scenario's list it
@@ -155,7 +164,7 @@ pub(crate) async fn create_discount(
     let mut body = object(body)?;
     if let Some(code) = body.remove("coupon") {
         let record = crate::routes::coupons::redeem(&state, &auth, body, code.clone()).await?;
-        let shown = show(json!({"coupon": code}), &record_json(&record));
+        let shown = discount_json(&record, code.as_str());
         return Ok((StatusCode::CREATED, ApiJson(shown)));
     }
     let record = create_customer_spec(
@@ -167,19 +176,76 @@ pub(crate) async fn create_discount(
         "disc",
     )
     .await?;
-    Ok((StatusCode::CREATED, ApiJson(record_json(&record))))
+    Ok((StatusCode::CREATED, ApiJson(discount_json(&record, None))))
 }
 
-/// Lists discounts (of one customer when `customer_id` is given).
+/// Lists discounts (of one customer when `customer_id` is given), each with the `coupon` it was
+/// redeemed from (`null` for inline terms).
 #[utoipa::path(get, path = "/api/v1/discounts", tag = "credits",
     params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
-    responses((status = 200, description = "The discounts")))]
+    responses((status = 200, description = "The discounts, each with its `coupon` code or null")))]
 pub(crate) async fn list_discounts(
     State(state): State<AppState>,
     principal: Principal,
     Query(query): Query<CustomerQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    list_customer_specs(&state, &principal, query, CustomerSpecKind::Discount).await
+    let customer = principal
+        .customer_id()
+        .map(str::to_owned)
+        .or(query.customer_id);
+    let workspace = principal.workspace_id();
+    let records = state
+        .store
+        .customer_specs(workspace, CustomerSpecKind::Discount, customer.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    // Read after the discounts: a redemption is committed with its discount, so every redeemed
+    // discount listed has its row here.
+    let coupons: HashMap<String, String> = state
+        .store
+        .coupon_redemptions(workspace, customer.as_deref())
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .collect();
+    let data: Vec<Value> = records
+        .iter()
+        .map(|record| discount_json(record, coupons.get(&record.id).map(String::as_str)))
+        .collect();
+    Ok(ApiJson(json!({ "data": data })))
+}
+
+/// One discount, with the `coupon` it was redeemed from (`null` for inline terms). A customer
+/// token reads only its own customer's.
+#[utoipa::path(get, path = "/api/v1/discounts/{id}", tag = "credits",
+    params(("id" = String, Path, description = "The discount's id (`disc_…`)")),
+    responses((status = 200, description = "The discount, with its `coupon` code or null"),
+        (status = 404, description = "No such discount", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn get_discount(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let workspace = principal.workspace_id();
+    let not_found = || ApiError::NotFound {
+        resource: "discount",
+        id: id.clone(),
+    };
+    let record = state
+        .store
+        .customer_spec(workspace, CustomerSpecKind::Discount, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    guard_customer(&principal, &record.customer_id).map_err(|_| not_found())?;
+    let coupon = state
+        .store
+        .coupon_redemptions(workspace, Some(&record.customer_id))
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find_map(|(discount_id, code)| (discount_id == id).then_some(code));
+    Ok(ApiJson(discount_json(&record, coupon.as_deref())))
 }
 
 fn tax_rate_json(record: &TaxRateRecord) -> Value {

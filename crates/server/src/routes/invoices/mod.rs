@@ -4,26 +4,28 @@
 //! A finalized invoice's content never changes: finalizing again is a 409, and corrections are
 //! credit notes, which never credit more than the invoice's total.
 
+mod wire;
+
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use billow_core::{Currency, Money};
 use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
 use billow_store::new_id;
 use jiff::Timestamp;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
 use crate::billing::api::{guard_customer, store_error};
-use crate::billing::payment::PAYMENT_STATES;
 use crate::billing::run::{finalize_draft, preview_customer};
 use crate::billing::scenario::CustomerWorld;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::startup::AppState;
+use wire::{parse_optional, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice};
 
 /// Page size when the client does not ask for one.
 const PAGE_LIMIT_DEFAULT: i64 = 20;
@@ -228,7 +230,8 @@ pub(crate) async fn get_invoice(
 }
 
 /// Finalizes a draft now, before its grace period ends: it gets the next number and is open.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+/// The body may be empty or `{}`.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", request_body(content = Option<FinalizeInvoice>, content_type = "application/json", description = "Optional; no fields yet"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 200, description = "The finalized invoice"), (status = 409, description = "Already finalized")))]
@@ -236,7 +239,9 @@ pub(crate) async fn finalize_invoice(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let FinalizeInvoice {} = parse_optional(&body)?;
     let _forget = state
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
@@ -251,8 +256,9 @@ pub(crate) async fn finalize_invoice(
     Ok(ApiJson(invoice_json(&state, &invoice)))
 }
 
-/// Voids an open invoice. A paid or void invoice, or a draft, is a 409.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/void", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+/// Voids an open invoice. A paid or void invoice, or a draft, is a 409. The body may be empty
+/// or `{}`.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/void", request_body(content = Option<VoidInvoice>, content_type = "application/json", description = "Optional; no fields yet"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 200, description = "The void invoice"), (status = 409, description = "Not open")))]
@@ -260,7 +266,9 @@ pub(crate) async fn void_invoice(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let VoidInvoice {} = parse_optional(&body)?;
     let _forget = state
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
@@ -278,28 +286,9 @@ pub(crate) async fn void_invoice(
     Ok(ApiJson(invoice_json(&state, &invoice)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreditNoteBody {
-    lines: Vec<CreditNoteLine>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreditNoteLine {
-    description: String,
-    /// In major units, positive (`"5.00"`).
-    amount: Decimal,
-    /// The invoice line it corrects.
-    #[serde(default)]
-    line: Option<u32>,
-}
-
 /// Credits part of a finalized invoice: `lines` of `{description, amount, line?}` (amounts in
 /// major units, positive); the invoice's credit notes never credit more than its total.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", request_body(content = CreateCreditNote, content_type = "application/json", description = "The credit note's lines"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 201, description = "The credit note"), (status = 409, description = "Not finalized"), (status = 422, description = "Invalid field or above the invoice")))]
@@ -307,7 +296,7 @@ pub(crate) async fn create_credit_note(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<CreditNoteBody>,
+    ApiJson(body): ApiJson<CreateCreditNote>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     let _forget = state
         .invoice_cache
@@ -388,17 +377,9 @@ pub(crate) async fn list_credit_notes(
     })))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PaymentBody {
-    state: String,
-    #[serde(default)]
-    message: Option<String>,
-}
-
 /// Records a payment state of an invoice (manual provider): `state` is `PaymentInProgress`,
 /// `Paid` or `PaymentFailed`; `Paid` marks the invoice paid.
-#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", request_body(content = RecordPayment, content_type = "application/json", description = "The payment state to record"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
     responses((status = 201, description = "The payment history"), (status = 409, description = "A draft or void invoice"), (status = 422, description = "Invalid field")))]
@@ -406,24 +387,18 @@ pub(crate) async fn record_payment(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<PaymentBody>,
+    ApiJson(body): ApiJson<RecordPayment>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     let _forget = state
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
-    if !PAYMENT_STATES[1..].contains(&body.state.as_str()) {
-        return Err(ApiError::invalid(
-            "state",
-            "must be PaymentInProgress, Paid or PaymentFailed",
-        ));
-    }
     find_invoice(&state, &workspace_principal(&auth), &id).await?;
     state
         .store
         .add_payment_state(
             &auth.workspace_id,
             &id,
-            &body.state,
+            body.state.as_str(),
             body.message.as_deref(),
             state.clock.now(),
         )
@@ -463,7 +438,8 @@ pub(crate) async fn list_payments(
     Ok(ApiJson(payment_history(&state, &principal, &id).await?))
 }
 
-/// What would be billed if the customer's open periods closed now (the engine's `upcoming`).
+/// What would be billed if the customer's open periods closed now (the engine's `upcoming`),
+/// with the pending late-usage adjustments the next run would bill on it (and their tax).
 #[utoipa::path(get, path = "/api/v1/customers/{id}/invoices/upcoming", tag = "invoices",
     params(("id" = String, Path, description = "The customer's id")),
     responses((status = 200, description = "The upcoming invoices"), (status = 404, description = "No such customer")))]

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
@@ -18,22 +19,27 @@ pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(create_billing_run))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/v1/billing-runs`: `{}` runs the whole workspace, `{"customer_id": …}` one
+/// customer.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RunBody {
+pub(crate) struct CreateBillingRun {
+    /// Only this customer of the workspace (`cus_…`); absent: every customer with a
+    /// subscription. An unknown id runs nothing.
     #[serde(default)]
+    #[schema(example = "cus_01jd0m7x9q3k8w2v5t6r4y1z0a")]
     customer_id: Option<String>,
 }
 
 /// Runs billing now: drafts due invoices, finalizes those past the grace period, records late
 /// usage. The body may name one `customer_id`; `{}` runs the whole workspace.
-#[utoipa::path(post, path = "/api/v1/billing-runs", request_body(content = Value, content_type = "application/json", description = "A JSON object; its fields are listed in the operation's description"),
+#[utoipa::path(post, path = "/api/v1/billing-runs", request_body(content = CreateBillingRun, content_type = "application/json", description = "What to bill: `{}` for the whole workspace"),
     tag = "billing",
     responses((status = 201, description = "What the run did")))]
 pub(crate) async fn create_billing_run(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
-    ApiJson(body): ApiJson<RunBody>,
+    ApiJson(body): ApiJson<CreateBillingRun>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     let report = match &body.customer_id {
         Some(customer_id) => {

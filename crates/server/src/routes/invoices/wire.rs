@@ -1,0 +1,136 @@
+//! The request bodies of the invoice routes (finalize, void, credit notes, payments), as the
+//! handlers parse them and as `/api/v1/openapi.json` documents them: one type for both, so the
+//! document cannot drift from what is parsed.
+
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::billing::payment::PAYMENT_STATES;
+use crate::error::ApiError;
+use crate::json::parse_json;
+
+/// `POST /api/v1/invoices/{id}/finalize`: no fields yet. The body may be empty or `{}`; any field
+/// is a 422, so that a field added later is never silently ignored by an older server.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FinalizeInvoice {}
+
+/// `POST /api/v1/invoices/{id}/void`: no fields yet. The body may be empty or `{}`; any field is
+/// a 422.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VoidInvoice {}
+
+/// `POST /api/v1/invoices/{id}/credit-notes`: credits part of a finalized invoice. The
+/// invoice's credit notes together never credit more than its total.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateCreditNote {
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
+    pub lines: Vec<CreditNoteLine>,
+    /// Why the invoice is credited, for people.
+    #[serde(default)]
+    #[schema(example = "SLA breach in March")]
+    pub reason: Option<String>,
+}
+
+/// One line of a credit note.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreditNoteLine {
+    /// What is credited, not empty.
+    #[schema(example = "Outage credit")]
+    pub description: String,
+    /// How much, positive, in major units of the invoice's currency and at most its minor-unit
+    /// precision (`"5.00"`). A JSON number is read digit for digit, as the `Decimal` schema says.
+    #[serde(deserialize_with = "billow_core::decimal::exact")]
+    #[schema(value_type = billow_core::schema::DecimalText)]
+    pub amount: Decimal,
+    /// The number of the invoice line it corrects (1-based, as the invoice's lines are numbered).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub line: Option<u32>,
+}
+
+/// `POST /api/v1/invoices/{id}/payments`: a payment state of the invoice, recorded by an
+/// operator (manual provider).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordPayment {
+    /// The new state; `Paid` marks the invoice paid.
+    pub state: RecordedPaymentState,
+    /// A note kept in the payment history (a bank reference, a failure reason).
+    #[serde(default)]
+    #[schema(example = "wire announced")]
+    pub message: Option<String>,
+}
+
+/// The payment states an operator may record (Palette's names); `PaymentPending` is the state
+/// every finalized invoice starts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+pub(crate) enum RecordedPaymentState {
+    PaymentInProgress,
+    Paid,
+    PaymentFailed,
+}
+
+impl RecordedPaymentState {
+    /// The state's name as the payment history stores it.
+    pub(crate) fn as_str(self) -> &'static str {
+        let name = match self {
+            Self::PaymentInProgress => "PaymentInProgress",
+            Self::Paid => "Paid",
+            Self::PaymentFailed => "PaymentFailed",
+        };
+        debug_assert!(PAYMENT_STATES[1..].contains(&name));
+        name
+    }
+}
+
+/// A body that may be left out: an empty (or all-whitespace) body is `T::default()`, anything
+/// else is parsed like [`crate::json::ApiJson`] parses it.
+///
+/// # Errors
+/// As [`parse_json`]: 400 for malformed JSON, 422 naming the field for a wrong shape.
+pub(crate) fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_body_and_an_empty_object_both_finalize() {
+        assert!(parse_optional::<FinalizeInvoice>(b"").is_ok());
+        assert!(parse_optional::<FinalizeInvoice>(b" \n").is_ok());
+        assert!(parse_optional::<FinalizeInvoice>(b"{}").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_field_of_a_void_body_is_named() {
+        let error = parse_optional::<VoidInvoice>(br#"{"reason": "duplicate"}"#).unwrap_err();
+
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors[0].field, "reason");
+    }
+
+    #[test]
+    fn every_recorded_payment_state_is_a_payment_state() {
+        for state in [
+            RecordedPaymentState::PaymentInProgress,
+            RecordedPaymentState::Paid,
+            RecordedPaymentState::PaymentFailed,
+        ] {
+            assert!(PAYMENT_STATES.contains(&state.as_str()));
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The upcoming invoice (`GET /api/v1/customers/{id}/invoices/upcoming`) is what the next run
+//! would bill if the period closed now, pending late-usage adjustments included: the same
+//! adjustment line and the same tax as the invoice the run then issues. Over real HTTP, on
+//! SQLite and PostgreSQL.
+
+use billow_store::Database;
+use serde_json::{json, Value};
+
+use crate::month::{on_both_databases, BillingApp};
+
+/// `(kind, description, amount_minor)` of each line.
+fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
+    invoice["lines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lines in {invoice}"))
+        .iter()
+        .map(|line| {
+            (
+                line["kind"].as_str().unwrap().to_owned(),
+                line["description"].as_str().unwrap().to_owned(),
+                line["amount"]["amount_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The line of `kind` of `invoice`; panics unless there is exactly one.
+fn only_line<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
+    let lines: Vec<&Value> = invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["kind"] == kind)
+        .collect();
+    assert_eq!(lines.len(), 1, "one {kind} line in {invoice}");
+    lines[0]
+}
+
+fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "k8s", "type": "compute.hours",
+           "subject": subject, "time": time, "data": {"hours": hours}})
+}
+
+/// VAT 19 % on EUR; seats 10.00 in arrears, not prorated (so the upcoming invoice bills them in
+/// full, as the period's invoice will), and compute at 0.08 an hour. January: 20 hours, billed
+/// and finalized as invoice #1; then 10 late hours for January, recorded by a run as a 0.80
+/// adjustment.
+async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_it(
+    database: Database,
+) {
+    // Arrange.
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
+               "value_property": "hours"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "metered", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "billing": "in_arrears", "prorate": false,
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "compute", "description": "Compute", "meter": "compute",
+             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "late", "name": "Late", "currency": "EUR"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rate = app
+        .post(
+            "/api/v1/tax-rates",
+            json!({"name": "VAT", "rate_percent": "19"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/customers/{customer}/tax-rate"),
+            Some(json!({"tax_rate_id": rate})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let subscription = app
+        .post(
+            "/api/v1/subscriptions",
+            json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        "/api/v1/events",
+        json!([compute_event(
+            "j1",
+            &subscription,
+            "2024-01-10T00:00:00Z",
+            20
+        )]),
+    )
+    .await;
+    app.set_now("2024-02-01T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["finalized"], 1, "{run}");
+    let january = app
+        .get(&format!("/api/v1/customers/{customer}/last-invoice"))
+        .await;
+    assert_eq!(january["number"], 1);
+    // Seats 10.00 (VAT 1.90) and compute 20 × 0.08 = 1.60 (VAT 0.304 = 0.30).
+    assert_eq!(january["total"]["amount_minor"], 1380, "{january}");
+    app.set_now("2024-02-02T00:00:00Z").await;
+    app.post(
+        "/api/v1/events",
+        json!([compute_event(
+            "j2",
+            &subscription,
+            "2024-01-25T00:00:00Z",
+            10
+        )]),
+    )
+    .await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(run["report"]["adjustments"], 1, "{run}");
+
+    // Act: February so far, as if it closed now.
+    app.set_now("2024-02-10T00:00:00Z").await;
+    let upcoming = app
+        .get(&format!("/api/v1/customers/{customer}/invoices/upcoming"))
+        .await;
+
+    // Assert: the 10 late hours (0.80 net) are on it, and taxed with the seats.
+    assert_eq!(upcoming["now"], "2024-02-10T00:00:00Z");
+    let invoices = upcoming["data"].as_array().unwrap();
+    assert_eq!(invoices.len(), 1, "{upcoming}");
+    let preview = &invoices[0];
+    assert_eq!(preview["subscription"], subscription.as_str());
+    assert_eq!(preview["reason"], "upcoming");
+    let adjustment = only_line(preview, "adjustment");
+    assert_eq!(adjustment["description"], "Late usage for invoice #1");
+    assert_eq!(adjustment["amount"]["amount"], "0.80");
+    assert_eq!(adjustment["amount"]["amount_minor"], 80);
+    assert_eq!(adjustment["amount"]["currency"], "EUR");
+    assert_eq!(
+        adjustment["period"],
+        json!({"start": "2024-01-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"})
+    );
+    let tax = only_line(preview, "tax");
+    // 1.90 on the seats and 0.152 = 0.15 on the adjustment.
+    assert_eq!(tax["description"], "VAT 19%");
+    assert_eq!(tax["amount"]["amount_minor"], 205);
+    assert_eq!(
+        only_line(preview, "recurring")["amount"]["amount_minor"],
+        1000
+    );
+    assert_eq!(
+        preview["totals"]["subtotal"]["amount_minor"], 1080,
+        "{preview}"
+    );
+    assert_eq!(preview["totals"]["tax"]["amount_minor"], 205);
+    assert_eq!(preview["totals"]["total"]["amount_minor"], 1285);
+
+    // Act: February closes and the run bills it.
+    app.set_now("2024-03-01T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+
+    // Assert: the invoice issued is the upcoming one, line for line, to the cent.
+    assert_eq!(run["report"]["finalized"], 1, "{run}");
+    let february = app
+        .get(&format!("/api/v1/customers/{customer}/last-invoice"))
+        .await;
+    assert_eq!(february["number"], 2, "{february}");
+    assert_eq!(lines_of(&february), lines_of(preview));
+    let billed = only_line(&february, "adjustment");
+    assert_eq!(billed["trace"], adjustment["trace"]);
+    assert_eq!(billed["period"], adjustment["period"]);
+    assert_eq!(february["totals"]["tax"], preview["totals"]["tax"]);
+    assert_eq!(february["total"]["amount_minor"], 1285);
+    assert_eq!(february["total"], preview["totals"]["total"]);
+    // Billed once: the next period's upcoming invoice no longer shows it.
+    let after = app
+        .get(&format!("/api/v1/customers/{customer}/invoices/upcoming"))
+        .await;
+    let kinds: Vec<String> = lines_of(&after["data"][0])
+        .into_iter()
+        .map(|(kind, _, _)| kind)
+        .collect();
+    assert!(!kinds.contains(&"adjustment".to_owned()), "{after}");
+    app.stop().await;
+}
+
+on_both_databases!(a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_it);
