@@ -283,6 +283,66 @@ async fn compaction_changes_nothing_that_is_read_and_keeps_exactly_once(store: S
     assert_eq!(retried.duplicates, 2, "compacted keys still count");
 }
 
+/// What a billing run reads: every subject's chunks in one query, decoded per customer, the same
+/// events in the same order as a read of that customer's subjects, with some events compacted into
+/// subject chunks and some still in log chunks.
+async fn usage_chunks_split_by_customer_read_as_usage_events(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let other = workspace(&store, "ws_other").await;
+    let compacted = [
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+        event("b", "sub_1", "2026-11-02T00:00:00Z"),
+        event("c", "cus_2", "2026-11-03T00:00:00Z"),
+        event("october", "cus_1", "2026-10-31T23:59:59Z"),
+    ];
+    store
+        .insert_events(&acme, &compacted, at("2026-11-05T00:00:00Z"))
+        .await
+        .unwrap();
+    store.compact_events(1_000).await.unwrap();
+    let logged = [
+        event("d", "cus_1", "2026-11-01T00:00:00Z"),
+        event("e", "cus_2", "2026-11-02T00:00:00Z"),
+        event("f", "sub_1", "2026-11-02T00:00:00Z"),
+        event("g", "cus_3", "2026-11-04T00:00:00Z"),
+    ];
+    store
+        .insert_events(&acme, &logged, at("2026-11-06T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .insert_events(
+            &other,
+            &[event("theirs", "cus_1", "2026-11-02T00:00:00Z")],
+            at("2026-11-06T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let first: Vec<String> = vec!["cus_1".into(), "sub_1".into()];
+    let second: Vec<String> = vec!["cus_2".into()];
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+
+    let mut usage = store
+        .usage_chunks(&acme, &all, at(NOVEMBER.0), at(NOVEMBER.1))
+        .await
+        .unwrap();
+    let first_events = usage.take(&first).into_events().unwrap();
+    let second_events = usage.take(&second).into_events().unwrap();
+
+    assert_eq!(ids(&first_events), ["d", "a", "b", "f"]);
+    assert_eq!(ids(&second_events), ["e", "c"]);
+    assert_eq!(
+        ids(&first_events),
+        november(&store, &acme, &["cus_1", "sub_1"]).await
+    );
+    assert_eq!(
+        ids(&second_events),
+        november(&store, &acme, &["cus_2"]).await
+    );
+    assert_eq!(first_events[0].data["cores"], serde_json::json!(2));
+    assert_eq!(first_events[0].subject, "cus_1");
+}
+
 async fn compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked(store: Store) {
     let acme = workspace(&store, "ws_acme").await;
     for id in ["a", "b", "c"] {
@@ -609,6 +669,7 @@ on_both_backends!(
     late_events_are_found_by_when_they_were_ingested,
     concurrent_writers_store_each_key_once,
     compaction_changes_nothing_that_is_read_and_keeps_exactly_once,
+    usage_chunks_split_by_customer_read_as_usage_events,
     compaction_moves_at_least_one_log_chunk_and_about_as_many_events_as_asked,
     the_writer_compacts_what_it_wrote_once_idle,
     merging_keeps_every_event_once_in_order_and_few_chunks_per_subject,

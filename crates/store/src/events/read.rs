@@ -341,6 +341,65 @@ mod tests {
         assert_eq!(ids(&events), ["first", "a", "b", "c", "d"]);
     }
 
+    #[test]
+    fn usage_split_by_subject_reads_as_each_subjects_own_read() {
+        let chunks = || {
+            vec![
+                chunk(
+                    2,
+                    true,
+                    &[("d", "cus_1", 10), ("x", "cus_2", 1), ("y", "cus_3", 4)],
+                ),
+                chunk(5, false, &[("b", "cus_1", 10), ("c", "cus_1", 10)]),
+                chunk(3, false, &[("a", "cus_1", 10), ("first", "cus_1", 1)]),
+                chunk(4, false, &[("z", "cus_2", 0)]),
+                chunk(6, true, &[("w", "cus_2", 2), ("e", "cus_1", 10)]),
+            ]
+        };
+        let wanted = ["cus_1".to_owned(), "cus_2".to_owned()];
+
+        let mut usage = UsageChunks::split(chunks(), &wanted, ALL).unwrap();
+        let first = usage.take(&wanted[..1]);
+        let second = usage.take(&wanted[1..]);
+        let again = usage.take(&wanted[..1]);
+
+        assert_eq!(first.stored_events(), 6);
+        assert_eq!(
+            ids(&first.into_events().unwrap()),
+            ["first", "a", "b", "c", "d", "e"]
+        );
+        assert_eq!(ids(&second.into_events().unwrap()), ["z", "x", "w"]);
+        assert!(again.into_events().unwrap().is_empty());
+        // The same as a read of that subject alone, which gets its subject chunks and the log.
+        let read: Vec<ChunkRow> = chunks()
+            .into_iter()
+            .filter(|chunk| chunk.log || chunk.subject.as_deref() == Some("cus_2"))
+            .collect();
+        let alone = decode(read, &HashSet::from(["cus_2"]), ALL).unwrap();
+        assert_eq!(ids(&alone), ["z", "x", "w"]);
+    }
+
+    #[test]
+    fn usage_split_by_subject_keeps_only_the_period() {
+        let chunks = vec![
+            chunk(1, false, &[("early", "cus_1", 5), ("inside", "cus_1", 15)]),
+            chunk(2, true, &[("late", "cus_1", 25), ("log", "cus_1", 20)]),
+        ];
+        let from = Timestamp::from_second(10).unwrap();
+        let to = Timestamp::from_second(25).unwrap();
+        let period = ChunkFilter::Period {
+            from,
+            to,
+            from_us: from.as_microsecond() - 1,
+            to_us: to.as_microsecond() + 1,
+        };
+
+        let mut usage = UsageChunks::split(chunks, &["cus_1".to_owned()], period).unwrap();
+
+        let events = usage.take(&["cus_1".to_owned()]).into_events().unwrap();
+        assert_eq!(ids(&events), ["inside", "log"]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_read_is_decoded_in_order_on_several_threads() {
         let count = 20_003;
