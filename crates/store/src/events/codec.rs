@@ -8,7 +8,7 @@
 
 use billow_core::UsageEvent;
 use jiff::Timestamp;
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::NewEvent;
 
@@ -128,11 +128,8 @@ impl RawEvent<'_> {
     pub(crate) fn to_usage_event_at(self, time: Timestamp) -> Result<UsageEvent, DecodeChunkError> {
         let data = if self.data.is_empty() {
             Map::new()
-        } else if self.data.trim_start().starts_with('{') {
-            // Straight into the map: no `Value` around it to unwrap.
-            serde_json::from_str::<Map<String, Value>>(self.data).map_err(DecodeChunkError::Data)?
         } else {
-            return Err(DecodeChunkError::DataNotAnObject);
+            super::data::parse_data(self.data)?
         };
         Ok(UsageEvent {
             id: self.id.to_owned(),

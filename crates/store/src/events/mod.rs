@@ -12,6 +12,7 @@
 //! infeasible to craft.
 
 mod codec;
+mod data;
 mod merge;
 mod plan;
 mod postgres;
