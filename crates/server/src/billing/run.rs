@@ -467,18 +467,7 @@ async fn load_claimed(
         .iter()
         .flat_map(|world| world.subscriptions.iter().map(|(s, _)| s.id.clone()))
         .collect();
-    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
-    for adjustment in state
-        .store
-        .adjustments_of_subscriptions(workspace, &subscription_ids)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        adjustments
-            .entry(adjustment.subscription_id.clone())
-            .or_default()
-            .push(adjustment);
-    }
+    let mut adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
     Ok(worlds
         .into_iter()
         .map(|world| {
@@ -499,6 +488,27 @@ async fn load_claimed(
             }
         })
         .collect())
+}
+
+/// The stored late-usage adjustments of `subscription_ids`, by subscription.
+async fn adjustments_by_subscription(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subscription_ids: &[String],
+) -> Result<HashMap<String, Vec<AdjustmentRecord>>, ApiError> {
+    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
+    for adjustment in state
+        .store
+        .adjustments_of_subscriptions(workspace, subscription_ids)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        adjustments
+            .entry(adjustment.subscription_id.clone())
+            .or_default()
+            .push(adjustment);
+    }
+    Ok(adjustments)
 }
 
 /// Writes a planned batch in one transaction and completes its report with what was written.
@@ -645,18 +655,7 @@ pub(crate) async fn preview_customer(
         .iter()
         .map(|(s, _)| s.id.clone())
         .collect();
-    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
-    for adjustment in state
-        .store
-        .adjustments_of_subscriptions(workspace, &subscription_ids)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        adjustments
-            .entry(adjustment.subscription_id.clone())
-            .or_default()
-            .push(adjustment);
-    }
+    let adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
         .scenario(&mut ParsedCatalog::default(), now, events, pending)

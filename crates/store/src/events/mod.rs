@@ -219,12 +219,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<UsageEvent>, LoadEventsError> {
-        let filter = ChunkFilter::Period {
-            from,
-            to,
-            from_us: from.as_microsecond().saturating_sub(1),
-            to_us: to.as_microsecond().saturating_add(1),
-        };
+        let filter = ChunkFilter::period(from, to);
         self.load_events(workspace_id, subjects, filter).await
     }
 
@@ -267,13 +262,19 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<UsageChunks, LoadEventsError> {
-        let filter = ChunkFilter::Period {
-            from,
-            to,
-            from_us: from.as_microsecond().saturating_sub(1),
-            to_us: to.as_microsecond().saturating_add(1),
-        };
-        let chunks = match &self.backend {
+        let filter = ChunkFilter::period(from, to);
+        let chunks = self.select_chunks(workspace_id, subjects, filter).await?;
+        Ok(UsageChunks::split(chunks, subjects, filter)?)
+    }
+
+    /// The chunks of `subjects` that `filter` may want, as stored.
+    async fn select_chunks(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        filter: ChunkFilter,
+    ) -> Result<Vec<read::ChunkRow>, LoadEventsError> {
+        match &self.backend {
             Backend::Sqlite(pool) => {
                 sqlite::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
             }
@@ -281,8 +282,7 @@ impl Store {
                 postgres::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
             }
         }
-        .map_err(LoadEventsError::Database)?;
-        Ok(UsageChunks::split(chunks, subjects, filter)?)
+        .map_err(LoadEventsError::Database)
     }
 
     async fn load_events(
@@ -291,15 +291,7 @@ impl Store {
         subjects: &[String],
         filter: ChunkFilter,
     ) -> Result<Vec<UsageEvent>, LoadEventsError> {
-        let chunks = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlite::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
-            }
-            Backend::Postgres(pool) => {
-                postgres::select_chunks(pool, workspace_id.as_str(), subjects, filter).await
-            }
-        }
-        .map_err(LoadEventsError::Database)?;
+        let chunks = self.select_chunks(workspace_id, subjects, filter).await?;
         let bytes: usize = chunks.iter().map(|chunk| chunk.events.len()).sum();
         if bytes < read::DECODE_OFF_TASK_BYTES_MIN {
             let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
@@ -409,6 +401,17 @@ pub(crate) enum ChunkFilter {
 }
 
 impl ChunkFilter {
+    /// Events whose time is in `[from, to)`; chunks are selected by their times in microseconds,
+    /// widened by one on each side (the events are filtered exactly after decoding).
+    fn period(from: Timestamp, to: Timestamp) -> Self {
+        Self::Period {
+            from,
+            to,
+            from_us: from.as_microsecond().saturating_sub(1),
+            to_us: to.as_microsecond().saturating_add(1),
+        }
+    }
+
     /// Whether an event at `time`, ingested at `ingested_at_us`, is wanted.
     fn keeps(&self, time: Timestamp, ingested_at_us: i64) -> bool {
         match *self {

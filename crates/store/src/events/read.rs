@@ -387,12 +387,7 @@ mod tests {
         ];
         let from = Timestamp::from_second(10).unwrap();
         let to = Timestamp::from_second(25).unwrap();
-        let period = ChunkFilter::Period {
-            from,
-            to,
-            from_us: from.as_microsecond() - 1,
-            to_us: to.as_microsecond() + 1,
-        };
+        let period = ChunkFilter::period(from, to);
 
         let mut usage = UsageChunks::split(chunks, &["cus_1".to_owned()], period).unwrap();
 
