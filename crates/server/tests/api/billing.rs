@@ -737,29 +737,12 @@ fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
            "subject": subject, "time": time, "data": {"hours": hours}})
 }
 
-async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: Database) {
-    // Arrange: VAT 19 %; seats 10.00 and compute 0.08 an hour, both in arrears; an active
-    // subscription and one canceled at the end of January; January usage on both.
-    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    app.post(
-        "/api/v1/meters",
-        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
-               "value_property": "hours"}),
-    )
-    .await;
-    app.post(
-        "/api/v1/plans",
-        json!({"key": "metered", "cadence": "monthly", "prices": [
-            {"key": "seats", "description": "Seats", "billing": "in_arrears",
-             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
-            {"key": "compute", "description": "Compute", "meter": "compute",
-             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
-    )
-    .await;
+/// A new EUR customer taxed at 19 % VAT; returns its id.
+pub(crate) async fn customer_with_vat(app: &BillingApp, external_id: &str) -> String {
     let customer = app
         .post(
             "/api/v1/customers",
-            json!({"external_id": "late", "name": "Late", "currency": "EUR"}),
+            json!({"external_id": external_id, "name": external_id, "currency": "EUR"}),
         )
         .await["id"]
         .as_str()
@@ -782,6 +765,29 @@ async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: D
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    customer
+}
+
+async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: Database) {
+    // Arrange: VAT 19 %; seats 10.00 and compute 0.08 an hour, both in arrears; an active
+    // subscription and one canceled at the end of January; January usage on both.
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
+               "value_property": "hours"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "metered", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "billing": "in_arrears",
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "compute", "description": "Compute", "meter": "compute",
+             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
+    )
+    .await;
+    let customer = customer_with_vat(&app, "late").await;
     let mut subscriptions = Vec::new();
     for _ in 0..2 {
         let created = app

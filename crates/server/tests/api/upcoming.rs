@@ -6,6 +6,7 @@
 use billow_store::Database;
 use serde_json::{json, Value};
 
+use crate::billing::customer_with_vat;
 use crate::month::{on_both_databases, BillingApp};
 
 /// `(kind, description, amount_minor)` of each line.
@@ -65,32 +66,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
              "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
     )
     .await;
-    let customer = app
-        .post(
-            "/api/v1/customers",
-            json!({"external_id": "late", "name": "Late", "currency": "EUR"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rate = app
-        .post(
-            "/api/v1/tax-rates",
-            json!({"name": "VAT", "rate_percent": "19"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = app
-        .call(
-            "PUT",
-            &format!("/api/v1/customers/{customer}/tax-rate"),
-            Some(json!({"tax_rate_id": rate})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let customer = customer_with_vat(&app, "late").await;
     let subscription = app
         .post(
             "/api/v1/subscriptions",
