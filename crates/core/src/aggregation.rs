@@ -161,11 +161,28 @@ pub struct GroupQuantity {
 pub fn value_at<'a>(data: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let path = path.strip_prefix("$.").unwrap_or(path);
     let mut parts = path.split('.');
-    let mut current = data.get(parts.next()?)?;
+    let mut current = member(data, parts.next()?)?;
     for part in parts {
-        current = current.as_object()?.get(part)?;
+        current = member(current.as_object()?, part)?;
     }
     Some(current)
+}
+
+/// Objects with at most this many members are searched by comparing keys, not by hashing.
+const SCANNED_MEMBERS_MAX: usize = 8;
+
+/// The member `key` of `object`. Usage data has a handful of members, and comparing a few short
+/// keys costs less than hashing one (the map hashes with SipHash): billing looks up two or
+/// three members of every event.
+fn member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if object.len() <= SCANNED_MEMBERS_MAX {
+        object
+            .iter()
+            .find(|(name, _)| name.as_str() == key)
+            .map(|(_, value)| value)
+    } else {
+        object.get(key)
+    }
 }
 
 fn dimension_text(value: Option<&Value>) -> String {
@@ -244,16 +261,24 @@ impl Meter {
         // the order of the keys is that of the `GroupKey`s they become): no allocation per
         // event for a string dimension.
         let mut groups: BTreeMap<Vec<Cow<'e, str>>, Vec<&UsageEvent>> = BTreeMap::new();
+        // One key buffer for every event; a group's own key is allocated once, when it is new.
+        let mut texts: Vec<Cow<'e, str>> = Vec::with_capacity(self.group_by.len());
         for event in events.into_iter().filter(|event| self.selects(event)) {
             let relevant = period.contains(event.time)
                 || (self.aggregation == Aggregation::TimeWeightedSum && event.time < period.start);
             if relevant {
-                let texts = self
-                    .group_by
-                    .iter()
-                    .map(|dimension| dimension_cow(value_at(&event.data, dimension)))
-                    .collect();
-                groups.entry(texts).or_default().push(event);
+                texts.clear();
+                texts.extend(
+                    self.group_by
+                        .iter()
+                        .map(|dimension| dimension_cow(value_at(&event.data, dimension))),
+                );
+                match groups.get_mut(&texts) {
+                    Some(members) => members.push(event),
+                    None => {
+                        groups.insert(texts.clone(), vec![event]);
+                    }
+                }
             }
         }
         let mut quantities = Vec::with_capacity(groups.len());
@@ -416,6 +441,26 @@ mod tests {
 
     fn total(meter: &Meter) -> Decimal {
         meter.aggregate(&events(), day()).unwrap()[0].quantity
+    }
+
+    #[test]
+    fn value_at_reads_small_and_large_objects_and_dotted_paths() {
+        let small = json!({"a": 1, "nested": {"b": "x"}, "z": null});
+        let mut large = serde_json::Map::new();
+        for n in 0..20 {
+            large.insert(format!("k{n}"), json!(n));
+        }
+        large.insert("nested".into(), small.clone());
+        let small = small.as_object().unwrap();
+
+        assert_eq!(value_at(small, "a"), Some(&json!(1)));
+        assert_eq!(value_at(small, "$.nested.b"), Some(&json!("x")));
+        assert_eq!(value_at(small, "z"), Some(&Value::Null));
+        assert_eq!(value_at(small, "missing"), None);
+        assert_eq!(value_at(small, "a.b"), None, "1 is not an object");
+        assert_eq!(value_at(&large, "k17"), Some(&json!(17)));
+        assert_eq!(value_at(&large, "nested.nested.b"), Some(&json!("x")));
+        assert_eq!(value_at(&large, "k20"), None);
     }
 
     #[test]
