@@ -199,11 +199,10 @@ struct PlannedBatch {
 }
 
 /// Bills batches of customers in a three-stage pipeline, so that the store's reads and writes
-/// overlap the engine: two loader tasks, taking alternate batches, claim them a few at a time
-/// and read each one's worlds, usage, stored invoices and adjustments with one query per table;
-/// the engine runs on every core, taking the batches in their order; a writer task writes each
-/// batch's decisions in one transaction and releases its leases. Each loader is at most one batch
-/// ahead, and so is the engine of the writer.
+/// overlap the engine: a loader task claims each batch with one lease statement and reads its
+/// worlds, usage, stored invoices and adjustments with one query per table; the engine runs on
+/// every core; a writer task writes each batch's decisions in one transaction and releases its
+/// leases. Each stage is at most one batch ahead of the next.
 ///
 /// Every batch bills at one instant, the clock's `now` when the run starts; leases are taken and
 /// extended from the clock's time at each claim.
@@ -216,134 +215,13 @@ async fn run_batches(
     let now = state.clock.now();
     let meters = meter_specs(state, workspace).await?;
     let rounding = workspace_rounding(state, workspace).await?;
-    // Two loaders, batches dealt alternately and taken back in the same order: one loader's
-    // reads and lease claims are the slowest stage, and SQLite (WAL) and PostgreSQL both serve
-    // two readers at once.
-    let meters: std::sync::Arc<[Value]> = meters.into();
-    let (even, odd): (Vec<_>, Vec<_>) = batches
-        .into_iter()
-        .enumerate()
-        .partition(|(index, _)| index % 2 == 0);
-    let strip = |dealt: Vec<(usize, Vec<Customer>)>| dealt.into_iter().map(|(_, b)| b).collect();
-    let mut loaders = [
-        spawn_loader(
-            state,
-            settings,
-            workspace,
-            strip(even),
-            meters.clone(),
-            rounding,
-            now,
-        ),
-        spawn_loader(
-            state,
-            settings,
-            workspace,
-            strip(odd),
-            meters,
-            rounding,
-            now,
-        ),
-    ];
-    let (planned_sender, mut planned) = tokio::sync::mpsc::channel::<PlannedBatch>(1);
-    let writer = tokio::spawn({
-        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
-        async move {
-            let mut report = RunReport::default();
-            let mut first_error = None;
-            while let Some(batch) = planned.recv().await {
-                match write_batch(&state, &workspace, batch.writes, batch.report).await {
-                    Ok(written) => report.add(written),
-                    Err(error) => {
-                        first_error.get_or_insert(error);
-                    }
-                }
-                // Released after an error too: the next run retries at once instead of after
-                // expiry.
-                if let Err(error) = state
-                    .store
-                    .release_billing_leases(&workspace, &batch.held, &settings.node)
-                    .await
-                {
-                    first_error.get_or_insert(ApiError::internal(error));
-                }
-            }
-            first_error.map_or(Ok(report), Err)
-        }
-    });
-
-    let mut workers: Vec<ParsedCatalog> = (0..engine_workers())
-        .map(|_| ParsedCatalog::default())
-        .collect();
-    let mut skipped = 0;
-    let mut engine_error = None;
-    for index in 0.. {
-        let Some(batch) = loaders[index % 2].1.recv().await else {
-            break;
-        };
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                engine_error = Some(error);
-                break;
-            }
-        };
-        skipped += batch.skipped;
-        let held = batch.held;
-        let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
-            Ok((report, writes)) => PlannedBatch {
-                held,
-                report,
-                writes,
-            },
-            Err(error) => {
-                // Nothing to write; the writer still releases the batch's leases.
-                engine_error = Some(error);
-                PlannedBatch {
-                    held,
-                    report: RunReport::default(),
-                    writes: BillingWrites::default(),
-                }
-            }
-        };
-        if planned_sender.send(planned).await.is_err() || engine_error.is_some() {
-            break;
-        }
-    }
-    let [(first, first_loaded), (second, second_loaded)] = loaders;
-    drop((first_loaded, second_loaded));
-    drop(planned_sender);
-    let written = writer.await.map_err(ApiError::internal)?;
-    first.await.map_err(ApiError::internal)?;
-    second.await.map_err(ApiError::internal)?;
-    if let Some(error) = engine_error {
-        return Err(error);
-    }
-    let mut report = written?;
-    report.skipped += skipped;
-    Ok(report)
-}
-
-/// Starts a loader task over `batches`: it claims them [`BATCHES_PER_CLAIM`] at a time, reads
-/// each, and hands it on in order through the returned channel (at most one batch ahead).
-fn spawn_loader(
-    state: &AppState,
-    settings: &BillingSettings,
-    workspace: &WorkspaceId,
-    batches: Vec<Vec<Customer>>,
-    meters: std::sync::Arc<[Value]>,
-    rounding: billow_core::RoundingMode,
-    now: Timestamp,
-) -> (
-    tokio::task::JoinHandle<()>,
-    tokio::sync::mpsc::Receiver<Result<LoadedBatch, ApiError>>,
-) {
-    let (loaded_sender, loaded) = tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
+    let (loaded_sender, mut loaded) =
+        tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
     let loader = tokio::spawn({
         let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
         async move {
             let mut catalog = RunCatalog {
-                meters,
+                meters: meters.into(),
                 rounding,
                 versions: BTreeMap::new(),
             };
@@ -400,7 +278,78 @@ fn spawn_loader(
             }
         }
     });
-    (loader, loaded)
+    let (planned_sender, mut planned) = tokio::sync::mpsc::channel::<PlannedBatch>(1);
+    let writer = tokio::spawn({
+        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
+        async move {
+            let mut report = RunReport::default();
+            let mut first_error = None;
+            while let Some(batch) = planned.recv().await {
+                match write_batch(&state, &workspace, batch.writes, batch.report).await {
+                    Ok(written) => report.add(written),
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                // Released after an error too: the next run retries at once instead of after
+                // expiry.
+                if let Err(error) = state
+                    .store
+                    .release_billing_leases(&workspace, &batch.held, &settings.node)
+                    .await
+                {
+                    first_error.get_or_insert(ApiError::internal(error));
+                }
+            }
+            first_error.map_or(Ok(report), Err)
+        }
+    });
+
+    let mut workers: Vec<ParsedCatalog> = (0..engine_workers())
+        .map(|_| ParsedCatalog::default())
+        .collect();
+    let mut skipped = 0;
+    let mut engine_error = None;
+    while let Some(batch) = loaded.recv().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                engine_error = Some(error);
+                break;
+            }
+        };
+        skipped += batch.skipped;
+        let held = batch.held;
+        let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
+            Ok((report, writes)) => PlannedBatch {
+                held,
+                report,
+                writes,
+            },
+            Err(error) => {
+                // Nothing to write; the writer still releases the batch's leases.
+                engine_error = Some(error);
+                PlannedBatch {
+                    held,
+                    report: RunReport::default(),
+                    writes: BillingWrites::default(),
+                }
+            }
+        };
+        if planned_sender.send(planned).await.is_err() || engine_error.is_some() {
+            break;
+        }
+    }
+    drop(loaded);
+    drop(planned_sender);
+    let written = writer.await.map_err(ApiError::internal)?;
+    loader.await.map_err(ApiError::internal)?;
+    if let Some(error) = engine_error {
+        return Err(error);
+    }
+    let mut report = written?;
+    report.skipped += skipped;
+    Ok(report)
 }
 
 /// Batches whose leases the loader takes in one transaction: on SQLite every write waits for
