@@ -15,10 +15,12 @@
 //! that exactly 2 × N invoices are numbered 1..=2N and none is left a draft.
 //!
 //! Where the time goes: every store method is a `tracing` span, so a layer installed here adds up
-//! each one's wall time (from its creation to its close) by name. The run bills customers one
-//! after another, so what the store spans do not cover is the engine and its glue (scenario
-//! assembly, JSON, invoice records); the engine alone (`Scenario::from_json` and `preview` of the
-//! same customers) is timed separately after the run.
+//! each one's wall time (from its creation to its close) by name. The run's loader and writer
+//! tasks overlap each other and the engine, so the spans' times overlap too; the engine alone
+//! (`Scenario::from_json` and `preview` of the same customers) is timed separately after the run.
+//!
+//! `--seed-cache FILE` (SQLite) keeps a copy of the seeded database, so that later runs, of this
+//! binary or another, start from the same data without seeding again.
 
 use crate::bench::{per_second, reset_peak_rss, thousands, with_database};
 use std::collections::BTreeMap;
