@@ -717,10 +717,11 @@ async fn invoice_at(app: &BillingApp, subscription: &str, issued_at: &str) -> Va
         .clone()
 }
 
-fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
+/// `(kind, description, amount_minor)` of each line.
+pub(crate) fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
     invoice["lines"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no lines in {invoice}"))
         .iter()
         .map(|line| {
             (
@@ -732,9 +733,30 @@ fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
+pub(crate) fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
     json!({"specversion": "1.0", "id": id, "source": "k8s", "type": "compute.hours",
            "subject": subject, "time": time, "data": {"hours": hours}})
+}
+
+/// The `compute` meter (SUM of `hours`) and the `metered` plan: seats at 10.00 in arrears
+/// (prorated or not) and compute at 0.08 an hour.
+pub(crate) async fn metered_catalog(app: &BillingApp, prorate_seats: bool) {
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
+               "value_property": "hours"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "metered", "cadence": "monthly", "prices": [
+            {"key": "seats", "description": "Seats", "billing": "in_arrears",
+             "prorate": prorate_seats,
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "compute", "description": "Compute", "meter": "compute",
+             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
+    )
+    .await;
 }
 
 /// A new EUR customer taxed at 19 % VAT; returns its id.
@@ -772,21 +794,7 @@ async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: D
     // Arrange: VAT 19 %; seats 10.00 and compute 0.08 an hour, both in arrears; an active
     // subscription and one canceled at the end of January; January usage on both.
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    app.post(
-        "/api/v1/meters",
-        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
-               "value_property": "hours"}),
-    )
-    .await;
-    app.post(
-        "/api/v1/plans",
-        json!({"key": "metered", "cadence": "monthly", "prices": [
-            {"key": "seats", "description": "Seats", "billing": "in_arrears",
-             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
-            {"key": "compute", "description": "Compute", "meter": "compute",
-             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
-    )
-    .await;
+    metered_catalog(&app, true).await;
     let customer = customer_with_vat(&app, "late").await;
     let mut subscriptions = Vec::new();
     for _ in 0..2 {

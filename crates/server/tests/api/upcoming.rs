@@ -6,24 +6,8 @@
 use billow_store::Database;
 use serde_json::{json, Value};
 
-use crate::billing::customer_with_vat;
+use crate::billing::{compute_event, customer_with_vat, lines_of, metered_catalog};
 use crate::month::{on_both_databases, BillingApp};
-
-/// `(kind, description, amount_minor)` of each line.
-fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
-    invoice["lines"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no lines in {invoice}"))
-        .iter()
-        .map(|line| {
-            (
-                line["kind"].as_str().unwrap().to_owned(),
-                line["description"].as_str().unwrap().to_owned(),
-                line["amount"]["amount_minor"].as_i64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 /// The line of `kind` of `invoice`; panics unless there is exactly one.
 fn only_line<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
@@ -37,11 +21,6 @@ fn only_line<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
     lines[0]
 }
 
-fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
-    json!({"specversion": "1.0", "id": id, "source": "k8s", "type": "compute.hours",
-           "subject": subject, "time": time, "data": {"hours": hours}})
-}
-
 /// VAT 19 % on EUR; seats 10.00 in arrears, not prorated (so the upcoming invoice bills them in
 /// full, as the period's invoice will), and compute at 0.08 an hour. January: 20 hours, billed
 /// and finalized as invoice #1; then 10 late hours for January, recorded by a run as a 0.80
@@ -51,21 +30,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
 ) {
     // Arrange.
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    app.post(
-        "/api/v1/meters",
-        json!({"key": "compute", "event_type": "compute.hours", "aggregation": "SUM",
-               "value_property": "hours"}),
-    )
-    .await;
-    app.post(
-        "/api/v1/plans",
-        json!({"key": "metered", "cadence": "monthly", "prices": [
-            {"key": "seats", "description": "Seats", "billing": "in_arrears", "prorate": false,
-             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
-            {"key": "compute", "description": "Compute", "meter": "compute",
-             "pricing": {"model": "per_unit", "unit_amount": "0.08"}}]}),
-    )
-    .await;
+    metered_catalog(&app, false).await;
     let customer = customer_with_vat(&app, "late").await;
     let subscription = app
         .post(

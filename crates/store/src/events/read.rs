@@ -29,7 +29,8 @@ pub(crate) struct ChunkRow {
     pub seq: i64,
     /// A log chunk (every subject, not compacted yet), not a subject chunk.
     pub log: bool,
-    /// The subject of a subject chunk; `None` for a log chunk.
+    /// The subject of a subject chunk as read; `None` for a log chunk, and once
+    /// [`UsageChunks::split`] has filed the chunk under its subject (which moves the text out).
     pub subject: Option<String>,
     pub event_count: i32,
     pub events: Vec<u8>,
@@ -95,8 +96,8 @@ impl UsageChunks {
     ) -> Result<Self, DecodeChunkError> {
         let mut by_subject: HashMap<String, Vec<ChunkRow>> = HashMap::new();
         let wanted: HashSet<&str> = subjects.iter().map(String::as_str).collect();
-        for chunk in chunks {
-            if let Some(subject) = chunk.subject.clone() {
+        for mut chunk in chunks {
+            if let Some(subject) = chunk.subject.take() {
                 by_subject.entry(subject).or_default().push(chunk);
                 continue;
             }
@@ -116,7 +117,7 @@ impl UsageChunks {
                     .push(ChunkRow {
                         seq: chunk.seq,
                         log: true,
-                        subject: Some(subject.to_owned()),
+                        subject: None,
                         event_count,
                         events: encoder.into_bytes(),
                     });
