@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::decimal::decimal_from_json;
+use crate::event_data::{EventData, RawMember};
 use crate::period::Period;
 
 /// Most group-by dimensions a meter may declare.
@@ -34,9 +34,9 @@ pub struct UsageEvent {
     pub subject: String,
     /// When the usage happened.
     pub time: Timestamp,
-    /// Values and dimensions.
+    /// Values and dimensions: a JSON object, read member by member.
     #[serde(default)]
-    pub data: Map<String, Value>,
+    pub data: EventData,
 }
 
 /// How a meter aggregates the values of its events.
@@ -157,67 +157,32 @@ pub struct GroupQuantity {
     pub event_count: u64,
 }
 
-/// Reads a value at a dotted path (`a.b`, or `$.a.b`) in event data.
-pub fn value_at<'a>(data: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let path = path.strip_prefix("$.").unwrap_or(path);
-    let mut parts = path.split('.');
-    let mut current = member(data, parts.next()?)?;
-    for part in parts {
-        current = member(current.as_object()?, part)?;
-    }
-    Some(current)
-}
-
-/// Objects with at most this many members are searched by comparing keys, not by hashing.
-const SCANNED_MEMBERS_MAX: usize = 8;
-
-/// The member `key` of `object`. Usage data has a handful of members, and comparing a few short
-/// keys costs less than hashing one (the map hashes with SipHash): billing looks up two or
-/// three members of every event.
-fn member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if object.len() <= SCANNED_MEMBERS_MAX {
-        object
-            .iter()
-            .find(|(name, _)| name.as_str() == key)
-            .map(|(_, value)| value)
-    } else {
-        object.get(key)
-    }
-}
-
-fn dimension_text(value: Option<&Value>) -> String {
+fn dimension_text(value: Option<RawMember<'_>>) -> String {
     dimension_cow(value).into_owned()
 }
 
 /// A dimension's text: the string itself (borrowed), empty when absent or null, the JSON text of
 /// any other value.
-fn dimension_cow(value: Option<&Value>) -> Cow<'_, str> {
-    match value {
-        None | Some(Value::Null) => Cow::Borrowed(""),
-        Some(Value::String(text)) => Cow::Borrowed(text),
-        Some(other) => Cow::Owned(other.to_string()),
-    }
+fn dimension_cow(value: Option<RawMember<'_>>) -> Cow<'_, str> {
+    value.map_or(Cow::Borrowed(""), RawMember::dimension)
 }
 
 impl Meter {
     /// True when `event` is of this meter's type and passes its filters.
     pub fn selects(&self, event: &UsageEvent) -> bool {
         event.event_type == self.event_type
-            && self
-                .filters
-                .iter()
-                .all(|(path, expected)| value_at(&event.data, path) == Some(expected))
+            && self.filters.iter().all(|(path, expected)| {
+                event
+                    .data
+                    .get(path)
+                    .is_some_and(|value| value.equals(expected))
+            })
     }
 
     pub(crate) fn group_of(&self, event: &UsageEvent) -> GroupKey {
         self.group_by
             .iter()
-            .map(|dimension| {
-                (
-                    dimension.clone(),
-                    dimension_text(value_at(&event.data, dimension)),
-                )
-            })
+            .map(|dimension| (dimension.clone(), dimension_text(event.data.get(dimension))))
             .collect()
     }
 
@@ -229,8 +194,10 @@ impl Meter {
                     meter: self.key.clone(),
                     aggregation: self.aggregation,
                 })?;
-        value_at(&event.data, property)
-            .and_then(decimal_from_json)
+        event
+            .data
+            .get(property)
+            .and_then(RawMember::decimal)
             .ok_or_else(|| AggregateError::NonNumericValue {
                 meter: self.key.clone(),
                 event_id: event.id.clone(),
@@ -271,7 +238,7 @@ impl Meter {
                 texts.extend(
                     self.group_by
                         .iter()
-                        .map(|dimension| dimension_cow(value_at(&event.data, dimension))),
+                        .map(|dimension| dimension_cow(event.data.get(dimension))),
                 );
                 match groups.get_mut(&texts) {
                     Some(members) => members.push(event),
@@ -336,7 +303,7 @@ impl Meter {
                     }
                 })?;
                 let distinct: BTreeSet<String> = inside()
-                    .map(|event| dimension_text(value_at(&event.data, property)))
+                    .map(|event| dimension_text(event.data.get(property)))
                     .collect();
                 Decimal::from(distinct.len() as u64)
             }
@@ -390,7 +357,7 @@ mod tests {
             event_type: "usage".into(),
             subject: "cust".into(),
             time: time.parse().unwrap(),
-            data: data.as_object().unwrap().clone(),
+            data: EventData::from_map(data.as_object().unwrap()),
         }
     }
 
@@ -444,23 +411,43 @@ mod tests {
     }
 
     #[test]
-    fn value_at_reads_small_and_large_objects_and_dotted_paths() {
-        let small = json!({"a": 1, "nested": {"b": "x"}, "z": null});
-        let mut large = serde_json::Map::new();
+    fn filters_and_dimensions_read_nested_and_large_data() {
+        let mut data = serde_json::Map::new();
         for n in 0..20 {
-            large.insert(format!("k{n}"), json!(n));
+            data.insert(format!("k{n}"), json!(n));
         }
-        large.insert("nested".into(), small.clone());
-        let small = small.as_object().unwrap();
+        data.insert("nested".into(), json!({"region": "eu", "tier": 2}));
+        let mut by_region = meter(Aggregation::Sum, Some("k17"));
+        by_region.group_by = vec!["$.nested.region".into(), "nested.tier".into()];
+        by_region
+            .filters
+            .insert("nested.region".into(), json!("eu"));
+        let event = |id: &str, region: &str| UsageEvent {
+            data: EventData::from_map(&{
+                let mut data = data.clone();
+                data["nested"]["region"] = json!(region);
+                data
+            }),
+            ..self::event(id, "2024-01-01T01:00:00Z", json!({}))
+        };
 
-        assert_eq!(value_at(small, "a"), Some(&json!(1)));
-        assert_eq!(value_at(small, "$.nested.b"), Some(&json!("x")));
-        assert_eq!(value_at(small, "z"), Some(&Value::Null));
-        assert_eq!(value_at(small, "missing"), None);
-        assert_eq!(value_at(small, "a.b"), None, "1 is not an object");
-        assert_eq!(value_at(&large, "k17"), Some(&json!(17)));
-        assert_eq!(value_at(&large, "nested.nested.b"), Some(&json!("x")));
-        assert_eq!(value_at(&large, "k20"), None);
+        let groups = by_region
+            .aggregate(
+                &[event("a", "eu"), event("b", "us"), event("c", "eu")],
+                day(),
+            )
+            .unwrap();
+
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            groups[0].group,
+            vec![
+                ("$.nested.region".to_owned(), "eu".to_owned()),
+                ("nested.tier".to_owned(), "2".to_owned())
+            ]
+        );
+        assert_eq!(groups[0].quantity, dec!(34));
+        assert_eq!(groups[0].event_count, 2);
     }
 
     #[test]

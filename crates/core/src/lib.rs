@@ -32,12 +32,14 @@
 pub mod aggregation;
 pub mod currency;
 pub mod decimal;
+pub mod event_data;
 pub mod money;
 pub mod period;
 pub mod price;
 
 pub use aggregation::{Aggregation, Meter, UsageEvent};
 pub use currency::Currency;
+pub use event_data::{EventData, EventDataError, RawMember};
 pub use money::{round_to_money, Money, MoneyError, RoundingMode};
 pub use period::{
     proration_factor, BillingCalendar, Cadence, Period, ProrationFactor, ProrationUnit,

@@ -23,6 +23,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite has one writer at a time; a few connections serve concurrent readers under WAL.
 const SQLITE_CONNECTIONS_MAX: u32 = 8;
+/// Each SQLite connection's page cache, in KiB (see `open_sqlite`).
+const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 /// Per billow node; the server's `max_connections` bounds the sum over nodes.
 const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 
@@ -128,7 +130,15 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // A page cache of 64 MiB (the default is 2 MiB): a billing run's write transaction
+        // (about 4 MiB of invoices per batch) fits in it instead of spilling pages to the WAL
+        // before its commit, and the indexes' inner pages stay cached between transactions.
+        // Pages are allocated as they are used, so an idle connection holds none.
+        .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
+        // Statement journals (a multi-row INSERT with ON CONFLICT keeps one, to undo itself)
+        // and temporary b-trees in memory, not in temporary files.
+        .pragma("temp_store", "memory");
     SqlitePoolOptions::new()
         .max_connections(SQLITE_CONNECTIONS_MAX)
         .acquire_timeout(ACQUIRE_TIMEOUT)

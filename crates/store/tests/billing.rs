@@ -566,7 +566,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
     };
 
     let written = store
-        .write_billing_batch(&workspace, &writes)
+        .write_billing_batch(&workspace, &writes, None)
         .await
         .unwrap();
 
@@ -671,7 +671,7 @@ async fn a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it(store
     };
 
     let written = store
-        .write_billing_batch(&workspace, &writes)
+        .write_billing_batch(&workspace, &writes, None)
         .await
         .unwrap();
 

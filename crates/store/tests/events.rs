@@ -173,7 +173,7 @@ async fn usage_events_selects_subjects_and_a_half_open_period(store: Store) {
     assert_eq!(loaded[0].event_type, expected.event_type);
     assert_eq!(loaded[0].subject, "cus_2");
     assert_eq!(loaded[0].time, expected.time);
-    assert_eq!(loaded[0].data["cores"], serde_json::json!(2));
+    assert_eq!(loaded[0].data.to_map()["cores"], serde_json::json!(2));
 }
 
 async fn late_events_are_found_by_when_they_were_ingested(store: Store) {
@@ -339,7 +339,7 @@ async fn usage_chunks_split_by_customer_read_as_usage_events(store: Store) {
         ids(&second_events),
         november(&store, &acme, &["cus_2"]).await
     );
-    assert_eq!(first_events[0].data["cores"], serde_json::json!(2));
+    assert_eq!(first_events[0].data.to_map()["cores"], serde_json::json!(2));
     assert_eq!(first_events[0].subject, "cus_1");
 }
 

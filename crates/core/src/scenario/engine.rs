@@ -19,9 +19,8 @@ use super::{
     AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec,
     PriceSpec, Scenario, SubscriptionSpec,
 };
-use crate::aggregation::{value_at, AggregateError, UsageEvent};
+use crate::aggregation::{AggregateError, UsageEvent};
 use crate::credit::{self, CreditUsageReport, GrantBalance};
-use crate::decimal::decimal_from_json;
 use crate::invoice::{
     assemble_invoice, AppliedDiscount, AssembleInvoiceError, Charge, DiscountValue, Invoice,
     InvoiceInput, LineKind, LineTrace, ProrationTrace,
@@ -777,8 +776,9 @@ impl<'a> Engine<'a> {
                 members
                     .iter()
                     .map(|e| {
-                        value_at(&e.data, property)
-                            .and_then(decimal_from_json)
+                        e.data
+                            .get(property)
+                            .and_then(crate::RawMember::decimal)
                             .ok_or_else(|| AggregateError::NonNumericValue {
                                 meter: meter.key.clone(),
                                 event_id: e.id.clone(),

@@ -14,7 +14,7 @@ use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
-    AdjustmentRecord, BillingWrites, Finalization, Finalized, InvoiceSummary,
+    AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases, InvoiceSummary,
 };
 use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
 use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
@@ -285,20 +285,27 @@ async fn run_batches(
             let mut report = RunReport::default();
             let mut first_error = None;
             while let Some(batch) = planned.recv().await {
-                match write_batch(&state, &workspace, batch.writes, batch.report).await {
+                let leases = HeldLeases {
+                    customer_ids: &batch.held,
+                    holder: &settings.node,
+                };
+                match write_batch(&state, &workspace, batch.writes, batch.report, leases).await {
                     Ok(written) => report.add(written),
                     Err(error) => {
                         first_error.get_or_insert(error);
+                        // Released after an error too: the next run retries at once instead
+                        // of after expiry.
+                        if let Err(error) = state
+                            .store
+                            .release_billing_leases(&workspace, &batch.held, &settings.node)
+                            .await
+                        {
+                            tracing::error!(
+                                error.message = %error,
+                                "could not release billing leases"
+                            );
+                        }
                     }
-                }
-                // Released after an error too: the next run retries at once instead of after
-                // expiry.
-                if let Err(error) = state
-                    .store
-                    .release_billing_leases(&workspace, &batch.held, &settings.node)
-                    .await
-                {
-                    first_error.get_or_insert(ApiError::internal(error));
                 }
             }
             first_error.map_or(Ok(report), Err)
@@ -511,19 +518,26 @@ async fn adjustments_by_subscription(
     Ok(adjustments)
 }
 
-/// Writes a planned batch in one transaction and completes its report with what was written.
+/// Writes a planned batch in one transaction, releasing its `leases` in it, and completes its
+/// report with what was written.
 async fn write_batch(
     state: &AppState,
     workspace: &WorkspaceId,
     writes: BillingWrites,
     mut report: RunReport,
+    leases: HeldLeases<'_>,
 ) -> Result<RunReport, ApiError> {
     if writes.drafts.is_empty() && writes.finalize.is_empty() && writes.adjustments.is_empty() {
+        state
+            .store
+            .release_billing_leases(workspace, leases.customer_ids, leases.holder)
+            .await
+            .map_err(ApiError::internal)?;
         return Ok(report);
     }
     let written = state
         .store
-        .write_billing_batch(workspace, &writes)
+        .write_billing_batch(workspace, &writes, Some(leases))
         .await
         .map_err(ApiError::internal)?;
     report.drafted = written.drafted;

@@ -103,7 +103,7 @@ async fn one_structured_event_is_stored_and_acknowledged(api: &TestApi) {
     assert_eq!(stored[0].source, "cluster-7");
     assert_eq!(stored[0].event_type, "cpu");
     assert_eq!(stored[0].time, "2026-11-02T10:00:00Z".parse().unwrap());
-    assert_eq!(stored[0].data["cores"], json!(2));
+    assert_eq!(stored[0].data.to_map()["cores"], json!(2));
 }
 
 async fn a_batch_and_a_plain_array_are_stored_whole(api: &TestApi) {

@@ -40,6 +40,31 @@ macro_rules! push_in {
     }};
 }
 
+/// Deletes the leases `holder` holds on `customer_ids`, in `transaction`.
+macro_rules! delete_leases {
+    ($transaction:expr, $workspace:expr, $customer_ids:expr, $holder:expr) => {{
+        for piece in $customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut builder = QueryBuilder::new("DELETE FROM billing_leases WHERE workspace_id = ");
+            builder
+                .push_bind($workspace)
+                .push(" AND locked_by = ")
+                .push_bind($holder);
+            builder.push(" AND customer_id");
+            push_in!(builder, piece);
+            builder.build().execute(&mut *$transaction).await?;
+        }
+    }};
+}
+
+/// Leases a billing batch's writer gives back in the batch's own transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct HeldLeases<'a> {
+    /// The customers whose leases the batch holds.
+    pub customer_ids: &'a [String],
+    /// The holder that took them (the node's name).
+    pub holder: &'a str,
+}
+
 /// `INSERT INTO invoices (…) VALUES (…), …` as a query builder, for an iterator of
 /// (invoice, number to give it or `None` for its own).
 macro_rules! insert_invoices {
@@ -66,9 +91,9 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.rounding.as_str())
                     .push_bind(invoice.total_minor)
                     .push_bind(invoice.computed_total_minor)
-                    .push_bind(invoice.lines.to_string())
-                    .push_bind(invoice.totals.to_string())
-                    .push_bind(invoice.credit_usage.to_string())
+                    .push_bind(invoice.lines.as_str())
+                    .push_bind(invoice.totals.as_str())
+                    .push_bind(invoice.credit_usage.as_str())
                     .push_bind(to_micros(invoice.created_at))
                     .push_bind(invoice.finalized_at.map(to_micros));
             },
@@ -209,13 +234,7 @@ impl Store {
         }
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
-            for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
-                let mut builder = QueryBuilder::new("DELETE FROM billing_leases WHERE workspace_id = ");
-                builder.push_bind(workspace.as_str()).push(" AND locked_by = ").push_bind(holder);
-                builder.push(" AND customer_id");
-                push_in!(builder, piece);
-                builder.build().execute(&mut *transaction).await?;
-            }
+            delete_leases!(transaction, workspace.as_str(), customer_ids, holder);
             transaction.commit().await
         })?;
         Ok(())
@@ -488,8 +507,11 @@ impl Store {
     /// back and the batch is written again one finalization at a time, where a finalization
     /// that finds its invoice already final uses no number: either way numbers stay gap-free.
     ///
+    /// The `leases` of the batch, when given, are released in the same transaction: one commit
+    /// instead of two, and a lease is never released before what it guarded is stored.
+    ///
     /// # Errors
-    /// When a query fails; then nothing of the batch is stored.
+    /// When a query fails; then nothing of the batch is stored and no lease released.
     #[tracing::instrument(skip_all, fields(
         drafts = writes.drafts.len(),
         finalize = writes.finalize.len(),
@@ -499,6 +521,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         writes: &BillingWrites,
+        leases: Option<HeldLeases<'_>>,
     ) -> Result<BillingWritten, BillingStoreError> {
         for finalization in &writes.finalize {
             assert_eq!(finalization.invoice.status, InvoiceStatus::Open);
@@ -508,11 +531,11 @@ impl Store {
             assert_eq!(draft.status, InvoiceStatus::Draft);
             assert!(draft.number.is_none(), "a draft has no number");
         }
-        if let Some(written) = self.write_batch(workspace, writes, true).await? {
+        if let Some(written) = self.write_batch(workspace, writes, leases, true).await? {
             return Ok(written);
         }
         Ok(self
-            .write_batch(workspace, writes, false)
+            .write_batch(workspace, writes, leases, false)
             .await?
             .expect("the careful path always completes"))
     }
@@ -523,6 +546,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         writes: &BillingWrites,
+        leases: Option<HeldLeases<'_>>,
         bulk: bool,
     ) -> Result<Option<BillingWritten>, BillingStoreError> {
         const SEED: &str = "INSERT INTO invoice_number_sequences (workspace_id, next_number) \
@@ -679,6 +703,9 @@ impl Store {
 
             if next != first {
                 sqlx::query(ADVANCE).bind(ws).bind(next).execute(&mut *transaction).await?;
+            }
+            if let Some(leases) = leases {
+                delete_leases!(transaction, ws, leases.customer_ids, leases.holder);
             }
             transaction.commit().await?;
             Ok(Some(BillingWritten {

@@ -10,7 +10,7 @@ pub(crate) mod batch;
 mod settings;
 pub(crate) mod sql;
 
-pub use batch::{BillingWrites, BillingWritten, Finalization, InvoiceSummary};
+pub use batch::{BillingWrites, BillingWritten, Finalization, HeldLeases, InvoiceSummary};
 pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;

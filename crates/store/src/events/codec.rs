@@ -6,9 +6,8 @@
 //! version byte leaves room for another layout. [`RawEvent`] reads an event back without copying,
 //! so that compaction moves events between chunks without parsing their data.
 
-use billow_core::UsageEvent;
+use billow_core::{EventData, UsageEvent};
 use jiff::Timestamp;
-use serde_json::Map;
 
 use super::NewEvent;
 
@@ -126,11 +125,7 @@ impl RawEvent<'_> {
     /// The event as the billing core takes it, at `time` (its [`RawEvent::time`], which the
     /// caller has already read).
     pub(crate) fn to_usage_event_at(self, time: Timestamp) -> Result<UsageEvent, DecodeChunkError> {
-        let data = if self.data.is_empty() {
-            Map::new()
-        } else {
-            super::data::parse_data(self.data)?
-        };
+        let data = EventData::from_json_text(self.data).map_err(DecodeChunkError::Data)?;
         Ok(UsageEvent {
             id: self.id.to_owned(),
             source: self.source.to_owned(),
@@ -216,10 +211,8 @@ pub enum DecodeChunkError {
     Utf8 { offset: usize },
     #[error("an event's instant is out of range")]
     Time(#[source] jiff::Error),
-    #[error("an event's data is not JSON")]
-    Data(#[source] serde_json::Error),
-    #[error("an event's data is not a JSON object")]
-    DataNotAnObject,
+    #[error("an event's data cannot be read")]
+    Data(#[source] billow_core::EventDataError),
     #[error("the key hashes have {length} bytes, not a multiple of 16")]
     KeyHashesLength { length: usize },
     #[error("a chunk has {events} events but {hashes} key hashes")]
@@ -262,7 +255,7 @@ mod tests {
         assert_eq!(first_loaded.id, "a");
         assert_eq!(first_loaded.subject, "cus_1");
         assert_eq!(first_loaded.time, first.time);
-        assert_eq!(first_loaded.data["cores"], serde_json::json!(2));
+        assert_eq!(first_loaded.data.get("cores").unwrap().as_json_text(), "2");
         let second_loaded = events[1].to_usage_event().unwrap();
         assert_eq!(second_loaded.time, second.time);
         assert!(second_loaded.data.is_empty());

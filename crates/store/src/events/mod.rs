@@ -12,7 +12,6 @@
 //! infeasible to craft.
 
 mod codec;
-mod data;
 mod merge;
 mod plan;
 mod postgres;

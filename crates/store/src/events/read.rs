@@ -285,7 +285,7 @@ fn gather(mut events: Vec<UsageEvent>, order: &[u32]) -> Vec<UsageEvent> {
         event_type: String::new(),
         subject: String::new(),
         time: Timestamp::UNIX_EPOCH,
-        data: serde_json::Map::new(),
+        data: billow_core::EventData::default(),
     };
     order
         .iter()
