@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod invoices;
+mod late_credit;
 mod month;
 mod openapi;
 mod problems;

@@ -14,6 +14,11 @@ use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingS
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
+mod credit_notes;
+
+pub(crate) use credit_notes::{available_to_credit, insert_credit_note_row};
+pub use credit_notes::{CreditBalance, CreditNoteRecord};
+
 /// Most invoices one list call returns.
 pub const INVOICE_PAGE_LIMIT_MAX: i64 = 100;
 
@@ -141,17 +146,6 @@ pub struct InvoiceFilter {
     pub before_id: Option<String>,
     /// At most this many, bounded by [`INVOICE_PAGE_LIMIT_MAX`].
     pub limit: i64,
-}
-
-/// A credit note: a correction of a finalized invoice.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CreditNoteRecord {
-    pub id: String,
-    pub invoice_id: String,
-    pub total_minor: i64,
-    pub lines: Value,
-    pub reason: Option<String>,
-    pub created_at: Timestamp,
 }
 
 /// One entry of an invoice's payment-state history.
@@ -407,106 +401,6 @@ impl Store {
             status: to,
             ..invoice
         })
-    }
-
-    /// Stores a credit note of a finalized invoice, unless the invoice's credit notes would then
-    /// credit more than its total.
-    ///
-    /// # Errors
-    /// [`BillingStoreError::NotFound`], [`BillingStoreError::Immutable`] (a draft or void
-    /// invoice), [`BillingStoreError::Exceeds`].
-    #[tracing::instrument(skip_all, fields(invoice_id = %note.invoice_id))]
-    pub async fn insert_credit_note(
-        &self,
-        workspace: &WorkspaceId,
-        note: &CreditNoteRecord,
-    ) -> Result<(), BillingStoreError> {
-        assert!(
-            note.total_minor > 0,
-            "a credit note credits a positive amount"
-        );
-        // The invoice row is updated first (to itself) so that it is locked for the transaction:
-        // two credit notes written at once cannot both pass the limit.
-        const LOCK: &str = "UPDATE invoices SET status = status \
-                            WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor";
-        const CREDITED: &str =
-            "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) FROM credit_notes \
-                                WHERE workspace_id = $1 AND invoice_id = $2";
-        const INSERT: &str = "INSERT INTO credit_notes \
-                              (workspace_id, id, invoice_id, total_minor, lines, reason, created_at) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        let lines = note.lines.to_string();
-        with_pool!(self, pool => {
-            let mut transaction = pool.begin().await?;
-            let invoice: Option<(String, i64)> = sqlx::query_as(LOCK)
-                .bind(workspace.as_str())
-                .bind(&note.invoice_id)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            let Some((status, total_minor)) = invoice else {
-                return Err(BillingStoreError::NotFound);
-            };
-            if !matches!(status.parse()?, InvoiceStatus::Open | InvoiceStatus::Paid) {
-                return Err(BillingStoreError::Immutable);
-            }
-            let (credited,): (i64,) = sqlx::query_as(CREDITED)
-                .bind(workspace.as_str())
-                .bind(&note.invoice_id)
-                .fetch_one(&mut *transaction)
-                .await?;
-            let available_minor = total_minor - credited;
-            if note.total_minor > available_minor {
-                return Err(BillingStoreError::Exceeds {
-                    requested_minor: note.total_minor,
-                    available_minor,
-                });
-            }
-            sqlx::query(INSERT)
-                .bind(workspace.as_str())
-                .bind(&note.id)
-                .bind(&note.invoice_id)
-                .bind(note.total_minor)
-                .bind(&lines)
-                .bind(note.reason.as_deref())
-                .bind(to_micros(note.created_at))
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            Ok(())
-        })
-    }
-
-    /// The credit notes of an invoice, oldest first.
-    ///
-    /// # Errors
-    /// When the query fails or a row is corrupt.
-    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
-    pub async fn credit_notes(
-        &self,
-        workspace: &WorkspaceId,
-        invoice_id: &str,
-    ) -> Result<Vec<CreditNoteRecord>, BillingStoreError> {
-        const SQL: &str = "SELECT id, invoice_id, total_minor, lines, reason, created_at \
-                           FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2 \
-                           ORDER BY id";
-        type Row = (String, String, i64, String, Option<String>, i64);
-        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(workspace.as_str())
-            .bind(invoice_id)
-            .fetch_all(pool)
-            .await)?;
-        rows.into_iter()
-            .map(|(id, invoice_id, total_minor, lines, reason, created_at)| {
-                Ok(CreditNoteRecord {
-                    id,
-                    invoice_id,
-                    total_minor,
-                    lines: from_json(&lines, "credit_notes.lines")?,
-                    reason,
-                    created_at: from_micros(created_at)?,
-                })
-            })
-            .collect()
     }
 
     /// Appends a payment state to an invoice's history; `Paid` also marks an open invoice paid.
