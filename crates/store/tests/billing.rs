@@ -41,7 +41,7 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         currency: "USD".to_owned(),
         rounding: "half_up".to_owned(),
         total_minor,
-        computed_total_minor: total_minor,
+        amount_before_tax_minor: total_minor,
         lines: json!([{"number": 1, "amount": total_minor}]),
         totals: json!({"total": total_minor}),
         credit_usage: json!([]),
@@ -751,7 +751,11 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
     assert_eq!(summaries.len(), 5);
     let summary = summaries.iter().find(|s| s.id == "inv_2").unwrap();
     assert_eq!(
-        (summary.number, summary.computed_total_minor, summary.status),
+        (
+            summary.number,
+            summary.amount_before_tax_minor,
+            summary.status
+        ),
         (Some(2), 2250, InvoiceStatus::Open)
     );
 }

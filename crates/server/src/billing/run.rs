@@ -850,7 +850,7 @@ fn late_usage(
         return None;
     }
     let computed = issued.invoice.net_before_tax_minor();
-    let difference = computed - finalized.computed_total_minor - adjusted;
+    let difference = computed - finalized.amount_before_tax_minor - adjusted;
     if difference == 0 {
         return None;
     }
@@ -1026,7 +1026,7 @@ pub(crate) fn record_of(
             .unwrap_or_default()
             .to_owned(),
         total_minor: invoice.totals.total.amount_minor(),
-        computed_total_minor: invoice.net_before_tax_minor(),
+        amount_before_tax_minor: invoice.net_before_tax_minor(),
         lines: to_text(serde_json::to_string(&invoice.lines))?,
         totals: to_text(serde_json::to_string(&invoice.totals))?,
         credit_usage: to_text(serde_json::to_string(&invoice.credit_usage))?,

@@ -68,7 +68,7 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.currency.as_str())
                     .push_bind(invoice.rounding.as_str())
                     .push_bind(invoice.total_minor)
-                    .push_bind(invoice.computed_total_minor)
+                    .push_bind(invoice.amount_before_tax_minor)
                     .push_bind(invoice.lines.to_string())
                     .push_bind(invoice.totals.to_string())
                     .push_bind(invoice.credit_usage.to_string())
@@ -145,7 +145,8 @@ pub struct InvoiceSummary {
     pub period_end: Timestamp,
     pub status: InvoiceStatus,
     pub currency: String,
-    pub computed_total_minor: i64,
+    /// [`InvoiceRecord::amount_before_tax_minor`]: what late usage is compared with.
+    pub amount_before_tax_minor: i64,
 }
 
 /// Everything one batch of a billing run writes, in one transaction.
@@ -483,7 +484,7 @@ impl Store {
             let rows: Vec<Row> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
                     "SELECT id, number, customer_id, subscription_id, issued_at, period_start, \
-                     period_end, status, currency, computed_total_minor FROM invoices \
+                     period_end, status, currency, amount_before_tax_minor FROM invoices \
                      WHERE workspace_id = ",
                 );
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
@@ -503,7 +504,7 @@ impl Store {
                     period_end: from_micros(end)?,
                     status: row.7.parse()?,
                     currency: row.8,
-                    computed_total_minor: row.9,
+                    amount_before_tax_minor: row.9,
                 });
             }
         }

@@ -89,9 +89,9 @@ pub struct InvoiceRecord<Json = Value> {
     pub rounding: String,
     pub total_minor: i64,
     /// What the engine computed for the invoice's own lines before tax: subtotal + discount +
-    /// credit, without the late-usage adjustment lines it bills (0009; the name is older than
-    /// the meaning). Late usage is the change of this figure.
-    pub computed_total_minor: i64,
+    /// credit, without the late-usage adjustment lines it bills (`Invoice::net_before_tax_minor`;
+    /// the figure since 0009, the name since 0010). Late usage is the change of this figure.
+    pub amount_before_tax_minor: i64,
     /// The core's `InvoiceLine`s, traces included, as a JSON array.
     pub lines: Json,
     /// The core's `InvoiceTotals` as JSON.
@@ -119,7 +119,7 @@ impl InvoiceRecord {
             currency: self.currency,
             rounding: self.rounding,
             total_minor: self.total_minor,
-            computed_total_minor: self.computed_total_minor,
+            amount_before_tax_minor: self.amount_before_tax_minor,
             lines: self.lines.to_string(),
             totals: self.totals.to_string(),
             credit_usage: self.credit_usage.to_string(),
@@ -160,7 +160,7 @@ pub struct PaymentStateRecord {
 
 pub(crate) const INVOICE_COLUMNS: &str = "id, number, customer_id, subscription_id, \
     plan_version_id, reason, issued_at, period_start, period_end, status, currency, rounding, \
-    total_minor, computed_total_minor, lines, totals, credit_usage, created_at, finalized_at";
+    total_minor, amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -177,7 +177,7 @@ pub(crate) struct InvoiceRow {
     currency: String,
     rounding: String,
     total_minor: i64,
-    computed_total_minor: i64,
+    amount_before_tax_minor: i64,
     lines: String,
     totals: String,
     credit_usage: String,
@@ -201,7 +201,7 @@ impl InvoiceRow {
             currency: self.currency,
             rounding: self.rounding,
             total_minor: self.total_minor,
-            computed_total_minor: self.computed_total_minor,
+            amount_before_tax_minor: self.amount_before_tax_minor,
             lines: from_json(&self.lines, "invoices.lines")?,
             totals: from_json(&self.totals, "invoices.totals")?,
             credit_usage: from_json(&self.credit_usage, "invoices.credit_usage")?,
@@ -229,7 +229,7 @@ macro_rules! bind_invoice {
             .bind(&$invoice.currency)
             .bind(&$invoice.rounding)
             .bind($invoice.total_minor)
-            .bind($invoice.computed_total_minor)
+            .bind($invoice.amount_before_tax_minor)
             .bind($invoice.lines.to_string())
             .bind($invoice.totals.to_string())
             .bind($invoice.credit_usage.to_string())
@@ -244,8 +244,9 @@ pub(crate) use bind_invoice;
 pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, subscription_id, issued_at) \
     DO UPDATE SET plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
     period_start = excluded.period_start, period_end = excluded.period_end, \
-    total_minor = excluded.total_minor, computed_total_minor = excluded.computed_total_minor, \
-    lines = excluded.lines, totals = excluded.totals, credit_usage = excluded.credit_usage \
+    total_minor = excluded.total_minor, \
+    amount_before_tax_minor = excluded.amount_before_tax_minor, lines = excluded.lines, \
+    totals = excluded.totals, credit_usage = excluded.credit_usage \
     WHERE invoices.status = 'draft'";
 
 /// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $20)`.
