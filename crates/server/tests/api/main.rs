@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod helpers;
 mod idempotency;
+mod invoice_pages;
 mod invoices;
 mod late_credit;
 mod month;
