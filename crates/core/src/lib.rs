@@ -9,6 +9,8 @@
 //! - [`Meter`]: COUNT, SUM, MIN, MAX, UNIQUE_COUNT, LATEST and TIME_WEIGHTED_SUM over usage events.
 //! - [`PriceModel`]: flat, per-unit, graduated, volume, package, percentage, graduated percentage.
 //! - [`credit`]: credit grants in money or a meter's unit, burned earliest expiry first.
+//! - [`credit_note`]: what a credit note credits (before tax, tax), capped at what is left to
+//!   credit on its invoice.
 //! - [`invoice`]: invoice assembly (lines, discounts, credits, tax, totals) with calculation traces
 //!   and asserted invariants.
 //! - [`scenario`]: scenario files and the engine behind `billow preview`, which turns subscriptions,
@@ -46,6 +48,7 @@ pub use period::{
 };
 pub use price::{PriceModel, Rating, RatingStep};
 pub mod credit;
+pub mod credit_note;
 pub mod invoice;
 pub mod scenario;
 #[cfg(feature = "utoipa")]

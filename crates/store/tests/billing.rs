@@ -5,7 +5,9 @@
 #[macro_use]
 mod support;
 
-use billow_store::billing::{BillingWrites, Finalization, Finalized};
+use billow_store::billing::{
+    AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized,
+};
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::coupons::{CouponRecord, RedeemCouponError};
 use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
@@ -39,7 +41,7 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         currency: "USD".to_owned(),
         rounding: "half_up".to_owned(),
         total_minor,
-        computed_total_minor: total_minor,
+        amount_before_tax_minor: total_minor,
         lines: json!([{"number": 1, "amount": total_minor}]),
         totals: json!({"total": total_minor}),
         credit_usage: json!([]),
@@ -386,6 +388,142 @@ async fn credit_notes_never_exceed_the_invoice(store: Store) {
     );
 }
 
+async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(store: Store) {
+    // Arrange: invoice 1 (10.00) with 9.50 credited by hand; invoice 2 (5.00) void; three
+    // pending negative adjustments of a canceled subscription.
+    let workspace = acme();
+    for (id, total_minor) in [("inv_1", 1000), ("inv_2", 500)] {
+        let record = finalized(invoice(
+            id,
+            "sub_1",
+            &format!("2024-0{}-01T00:00:00Z", &id[4..5]),
+            total_minor,
+        ));
+        store
+            .finalize_invoice(&workspace, &record, &[])
+            .await
+            .unwrap();
+    }
+    store
+        .set_invoice_status(
+            &workspace,
+            "inv_2",
+            &[InvoiceStatus::Open],
+            InvoiceStatus::Void,
+        )
+        .await
+        .unwrap();
+    let note = |id: &str, invoice_id: &str, total_minor| CreditNoteRecord {
+        id: id.to_owned(),
+        invoice_id: invoice_id.to_owned(),
+        total_minor,
+        lines: json!([]),
+        reason: None,
+        created_at: at("2024-02-02T00:00:00Z"),
+    };
+    store
+        .insert_credit_note(&workspace, &note("cn_hand", "inv_1", 950))
+        .await
+        .unwrap();
+    for (id, source) in [("adj_1", "inv_1"), ("adj_2", "inv_1"), ("adj_3", "inv_2")] {
+        let adjustment = AdjustmentRecord {
+            id: id.into(),
+            subscription_id: "sub_1".into(),
+            source_invoice_id: source.into(),
+            amount_minor: -40,
+            applied_invoice_id: None,
+            created_at: at("2024-02-02T00:00:00Z"),
+        };
+        store
+            .insert_adjustment(&workspace, &adjustment)
+            .await
+            .unwrap();
+    }
+    let mut balances = store
+        .credit_balances(
+            &workspace,
+            &["inv_1".into(), "inv_2".into(), "inv_none".into()],
+        )
+        .await
+        .unwrap();
+    balances.sort_by(|a, b| a.invoice_id.cmp(&b.invoice_id));
+    let left: Vec<(&str, i64, i64, i64)> = balances
+        .iter()
+        .map(|b| {
+            (
+                b.invoice_id.as_str(),
+                b.total_minor,
+                b.credited_minor,
+                b.available_minor(),
+            )
+        })
+        .collect();
+    assert_eq!(left, [("inv_1", 1000, 950, 50), ("inv_2", 500, 0, 0)]);
+
+    // Act: a note that fits (48 of the 50 left), one that no longer fits (3 of the 2 then left),
+    // and the void invoice's adjustment settled without a note.
+    let credit = |adjustment: &str, source: &str, note| AdjustmentCredit {
+        adjustment_id: adjustment.to_owned(),
+        source_invoice_id: source.to_owned(),
+        note,
+    };
+    let writes = BillingWrites {
+        credits: vec![
+            credit("adj_1", "inv_1", Some(note("cn_1", "inv_1", 48))),
+            credit("adj_2", "inv_1", Some(note("cn_2", "inv_1", 3))),
+            credit("adj_3", "inv_2", None),
+        ],
+        ..BillingWrites::default()
+    };
+    let written = store
+        .write_billing_batch(&workspace, &writes, None)
+        .await
+        .unwrap();
+
+    // Assert.
+    assert_eq!(written.credit_notes, 1);
+    let notes: Vec<(String, i64)> = store
+        .credit_notes(&workspace, "inv_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.id, n.total_minor))
+        .collect();
+    assert_eq!(
+        notes,
+        [("cn_1".to_owned(), 48), ("cn_hand".to_owned(), 950)]
+    );
+    let applied: Vec<(String, Option<String>)> = store
+        .adjustments(&workspace, "sub_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.applied_invoice_id))
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("adj_1".to_owned(), Some("inv_1".to_owned())),
+            ("adj_2".to_owned(), None),
+            ("adj_3".to_owned(), Some("inv_2".to_owned())),
+        ]
+    );
+    // A settled adjustment is never credited twice, even by a note that fits.
+    let twice = BillingWrites {
+        credits: vec![credit("adj_1", "inv_1", Some(note("cn_1b", "inv_1", 1)))],
+        ..BillingWrites::default()
+    };
+    let again = store
+        .write_billing_batch(&workspace, &twice, None)
+        .await
+        .unwrap();
+    assert_eq!(again.credit_notes, 0);
+    assert_eq!(
+        store.credit_notes(&workspace, "inv_1").await.unwrap().len(),
+        2
+    );
+}
+
 async fn payment_states_build_a_history_and_paid_closes_the_invoice(store: Store) {
     let workspace = acme();
     let record = finalized(invoice("inv_1", "sub_1", "2024-02-01T00:00:00Z", 1000));
@@ -563,6 +701,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
             ),
         ],
         adjustments: vec![adjustment],
+        credits: vec![],
     };
 
     let written = store
@@ -615,7 +754,11 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
     assert_eq!(summaries.len(), 5);
     let summary = summaries.iter().find(|s| s.id == "inv_2").unwrap();
     assert_eq!(
-        (summary.number, summary.computed_total_minor, summary.status),
+        (
+            summary.number,
+            summary.amount_before_tax_minor,
+            summary.status
+        ),
         (Some(2), 2250, InvoiceStatus::Open)
     );
 }
@@ -668,6 +811,7 @@ async fn a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it(store
             ),
         ],
         adjustments: vec![],
+        credits: vec![],
     };
 
     let written = store
@@ -1027,6 +1171,7 @@ on_both_backends!(
     finalizing_numbers_invoices_without_gaps_and_only_once,
     invoices_list_newest_first_with_filters_and_cursor,
     credit_notes_never_exceed_the_invoice,
+    a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice,
     payment_states_build_a_history_and_paid_closes_the_invoice,
     a_lease_is_held_by_one_holder_until_it_expires,
     adjustments_are_marked_applied_by_the_invoice_that_bills_them,

@@ -1,6 +1,10 @@
-//! Migration 0007 moves the access tables to the billing tables' convention in place: rows
-//! written in the old shape (TIMESTAMPTZ and JSONB on PostgreSQL, RFC 3339 text on SQLite) read
-//! back through the `Store` with the same values, instants to the microsecond.
+//! Migrations that change stored rows keep them readable:
+//!
+//! - 0007 moves the access tables to the billing tables' convention in place: rows written in the
+//!   old shape (TIMESTAMPTZ and JSONB on PostgreSQL, RFC 3339 text on SQLite) read back through
+//!   the `Store` with the same values, instants to the microsecond.
+//! - 0010 renames `invoices.computed_total_minor` to `amount_before_tax_minor`: an invoice
+//!   written before reads back with the same amount under the new name.
 
 #[allow(unused_macros)]
 mod support;
@@ -92,6 +96,11 @@ fn at(text: &str) -> Timestamp {
 
 /// The migrations before the conversion, read from the same files the store embeds.
 async fn migrator_before_conversion(backend: &str) -> (Migrator, TempDir) {
+    migrator_before(backend, CONVERSION_VERSION).await
+}
+
+/// The migrations before `version`, read from the same files the store embeds.
+async fn migrator_before(backend: &str, version_before: i64) -> (Migrator, TempDir) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(backend);
@@ -100,13 +109,13 @@ async fn migrator_before_conversion(backend: &str) -> (Migrator, TempDir) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
         let version: i64 = name.split('_').next().unwrap().parse().unwrap();
-        if version < CONVERSION_VERSION {
+        if version < version_before {
             std::fs::copy(&path, directory.path().join(&name)).unwrap();
         }
     }
     let migrator = Migrator::new(directory.path()).await.unwrap();
-    assert!(migrator.version_exists(5));
-    assert!(!migrator.version_exists(CONVERSION_VERSION));
+    assert!(migrator.version_exists(version_before - 1));
+    assert!(!migrator.version_exists(version_before));
     (migrator, directory)
 }
 
@@ -345,6 +354,80 @@ async fn postgres_access_rows_of_the_old_shape_survive_the_conversion() {
         stored_customer_instants!(&mut connection),
         expected_customer_instants()
     );
+    connection.close().await.unwrap();
+    database.drop_database().await;
+}
+
+/// The migration that renames `invoices.computed_total_minor`.
+const RENAME_VERSION: i64 = 10;
+
+/// An open invoice as the code before 0010 wrote it: 13.80 with tax, 11.60 before tax.
+const INVOICE_BEFORE_RENAME: &str = "INSERT INTO invoices (workspace_id, id, number, customer_id, \
+    subscription_id, plan_version_id, reason, issued_at, period_start, period_end, status, \
+    currency, total_minor, computed_total_minor, lines, totals, credit_usage, rounding, \
+    created_at, finalized_at) VALUES ('ws_old', 'inv_old', 1, 'cus_old', 'sub_old', 'pv_old', \
+    'period_end', 1706745600000000, 1704067200000000, 1706745600000000, 'open', 'EUR', 1380, \
+    1160, '[]', '{}', '[]', 'half_up', 1706745600000000, 1706749200000000)";
+
+/// The invoice written before 0010, read through the migrated store.
+async fn invoice_reads_back_after_the_rename(store: &Store) {
+    let invoice = store
+        .invoice(&WorkspaceId::parse("ws_old").unwrap(), "inv_old")
+        .await
+        .unwrap()
+        .expect("the invoice survives the rename");
+    assert_eq!(
+        (
+            invoice.number,
+            invoice.total_minor,
+            invoice.amount_before_tax_minor
+        ),
+        (Some(1), 1380, 1160)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_invoices_keep_their_amount_before_tax_under_its_new_name() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("billow.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+    let (migrator, _migrations) = migrator_before("sqlite", RENAME_VERSION).await;
+    migrator.run(&mut connection).await.unwrap();
+    sqlx::query(INVOICE_BEFORE_RENAME)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+
+    let store = Store::open(&Database::sqlite(&path)).await.unwrap();
+    store.migrate().await.unwrap();
+
+    invoice_reads_back_after_the_rename(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_invoices_keep_their_amount_before_tax_under_its_new_name() {
+    let Some(admin_url) = support::postgres_admin_url() else {
+        return;
+    };
+    let database = support::PostgresDatabase::create(admin_url).await;
+    let mut connection = database.connect().await;
+    let (migrator, _migrations) = migrator_before("postgres", RENAME_VERSION).await;
+    migrator.run(&mut connection).await.unwrap();
+    sqlx::query(INVOICE_BEFORE_RENAME)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+
+    let store = Store::open(&database.database()).await.unwrap();
+    store.migrate().await.unwrap();
+
+    invoice_reads_back_after_the_rename(&store).await;
+    store.close().await;
     connection.close().await.unwrap();
     database.drop_database().await;
 }

@@ -6,7 +6,9 @@
 //! - Past the grace period it is finalized: numbered, opened, `PaymentPending`, immutable.
 //! - A finalized invoice that the engine now computes differently before tax (usage that arrived
 //!   after it was finalized) gets an adjustment: the difference, which the engine bills (taxed)
-//!   on the subscription's next invoice, or on a standalone one when the subscription ended.
+//!   on the subscription's next invoice, or on a standalone one when the subscription ended;
+//!   a negative one of an ended subscription becomes a credit note of the invoice it corrects
+//!   ([`super::late_credit`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,9 +16,10 @@ use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
-    AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases, InvoiceSummary,
+    AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases,
+    InvoiceSummary,
 };
-use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
+use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceStatus};
 use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -70,6 +73,8 @@ pub struct RunReport {
     pub drafted: u64,
     pub finalized: u64,
     pub adjustments: u64,
+    /// Credit notes written for negative late usage of subscriptions with no further invoice.
+    pub credit_notes: u64,
     /// The first numbers given, in order (at most 100; `finalized` counts
     /// them all).
     pub numbers: Vec<i64>,
@@ -92,6 +97,7 @@ impl RunReport {
         self.drafted += other.drafted;
         self.finalized += other.finalized;
         self.adjustments += other.adjustments;
+        self.credit_notes += other.credit_notes;
         let room = REPORTED_NUMBERS_MAX.saturating_sub(self.numbers.len());
         self.numbers.extend(other.numbers.into_iter().take(room));
     }
@@ -173,6 +179,9 @@ struct CustomerInput {
     usage: SubjectsUsage,
     invoices: Vec<InvoiceSummary>,
     adjustments: HashMap<String, Vec<AdjustmentRecord>>,
+    /// What is left to credit on the source invoices of its pending negative adjustments, by
+    /// invoice id (read only for those).
+    balances: HashMap<String, CreditBalance>,
 }
 
 /// What the loader keeps from one batch to the next: the workspace's meters and rounding mode
@@ -475,6 +484,7 @@ async fn load_claimed(
         .flat_map(|world| world.subscriptions.iter().map(|(s, _)| s.id.clone()))
         .collect();
     let mut adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
+    let mut balances = credit_balances(state, workspace, &adjustments).await?;
     Ok(worlds
         .into_iter()
         .map(|world| {
@@ -482,16 +492,22 @@ async fn load_claimed(
             let invoices = invoices
                 .remove(&world.customer.customer_id)
                 .unwrap_or_default();
-            let adjustments = world
+            let adjustments: HashMap<String, Vec<AdjustmentRecord>> = world
                 .subscriptions
                 .iter()
                 .map(|(s, _)| (s.id.clone(), adjustments.remove(&s.id).unwrap_or_default()))
+                .collect();
+            let balances = adjustments
+                .values()
+                .flatten()
+                .filter_map(|a| balances.remove_entry(&a.source_invoice_id))
                 .collect();
             CustomerInput {
                 world,
                 usage,
                 invoices,
                 adjustments,
+                balances,
             }
         })
         .collect())
@@ -518,6 +534,35 @@ async fn adjustments_by_subscription(
     Ok(adjustments)
 }
 
+/// What is left to credit on the source invoices of the pending negative adjustments among
+/// `adjustments`, by invoice id: what a negative adjustment of a subscription with no further
+/// invoice may credit. No query when there is none (the usual run).
+async fn credit_balances(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+) -> Result<HashMap<String, CreditBalance>, ApiError> {
+    let mut sources: Vec<String> = adjustments
+        .values()
+        .flatten()
+        .filter(|a| a.applied_invoice_id.is_none() && a.amount_minor < 0)
+        .map(|a| a.source_invoice_id.clone())
+        .collect();
+    if sources.is_empty() {
+        return Ok(HashMap::new());
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    Ok(state
+        .store
+        .credit_balances(workspace, &sources)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|balance| (balance.invoice_id.clone(), balance))
+        .collect())
+}
+
 /// Writes a planned batch in one transaction, releasing its `leases` in it, and completes its
 /// report with what was written.
 async fn write_batch(
@@ -527,7 +572,11 @@ async fn write_batch(
     mut report: RunReport,
     leases: HeldLeases<'_>,
 ) -> Result<RunReport, ApiError> {
-    if writes.drafts.is_empty() && writes.finalize.is_empty() && writes.adjustments.is_empty() {
+    if writes.drafts.is_empty()
+        && writes.finalize.is_empty()
+        && writes.adjustments.is_empty()
+        && writes.credits.is_empty()
+    {
         state
             .store
             .release_billing_leases(workspace, leases.customer_ids, leases.holder)
@@ -541,6 +590,7 @@ async fn write_batch(
         .await
         .map_err(ApiError::internal)?;
     report.drafted = written.drafted;
+    report.credit_notes = written.credit_notes;
     for number in written.numbers.into_iter().flatten() {
         report.finalized += 1;
         if report.numbers.len() < REPORTED_NUMBERS_MAX {
@@ -591,6 +641,7 @@ async fn run_engine(
                     writes.drafts.extend(plan.drafts);
                     writes.finalize.extend(plan.finalize);
                     writes.adjustments.extend(plan.adjustments);
+                    writes.credits.extend(plan.credits);
                 }
                 Err(error) => {
                     failed(&customer_id, &error);
@@ -686,6 +737,7 @@ struct CustomerPlan {
     drafts: Vec<InvoiceRecord<String>>,
     finalize: Vec<Finalization>,
     adjustments: Vec<AdjustmentRecord>,
+    credits: Vec<AdjustmentCredit>,
 }
 
 /// Runs the engine for one customer and decides, against what is stored, what to write: each
@@ -702,14 +754,34 @@ fn plan_customer(
         usage,
         invoices,
         mut adjustments,
+        balances,
     } = input;
     let events = usage.into_events().map_err(ApiError::internal)?;
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
-    let scenario = world
+    let mut scenario = world
         .scenario(parsed, now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
-    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let mut preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let credits = super::late_credit::plan_credits(&preview, &adjustments, &balances, now)?;
+    if !credits.is_empty() {
+        // The engine again without the credited adjustments: a standalone invoice bills only
+        // the positive ones, or is not issued. Rare, so the second run costs little.
+        let credited: HashSet<&str> = credits.iter().map(|c| c.adjustment_id.as_str()).collect();
+        scenario
+            .adjustments
+            .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
+        preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+        for credit in &credits {
+            let settled = adjustments
+                .values_mut()
+                .flatten()
+                .find(|a| a.id == credit.adjustment_id);
+            if let Some(adjustment) = settled {
+                adjustment.applied_invoice_id = Some(credit.source_invoice_id.clone());
+            }
+        }
+    }
     let stored: HashMap<(&str, Timestamp), &InvoiceSummary> = invoices
         .iter()
         .map(|invoice| {
@@ -723,6 +795,7 @@ fn plan_customer(
         drafts: Vec::new(),
         finalize: Vec::new(),
         adjustments: Vec::new(),
+        credits,
     };
     for issued in &preview.invoices {
         let known = adjustments.entry(issued.subscription.clone()).or_default();
@@ -792,7 +865,7 @@ fn late_usage(
         return None;
     }
     let computed = issued.invoice.net_before_tax_minor();
-    let difference = computed - finalized.computed_total_minor - adjusted;
+    let difference = computed - finalized.amount_before_tax_minor - adjusted;
     if difference == 0 {
         return None;
     }
@@ -968,7 +1041,7 @@ pub(crate) fn record_of(
             .unwrap_or_default()
             .to_owned(),
         total_minor: invoice.totals.total.amount_minor(),
-        computed_total_minor: invoice.net_before_tax_minor(),
+        amount_before_tax_minor: invoice.net_before_tax_minor(),
         lines: to_text(serde_json::to_string(&invoice.lines))?,
         totals: to_text(serde_json::to_string(&invoice.totals))?,
         credit_usage: to_text(serde_json::to_string(&invoice.credit_usage))?,

@@ -733,7 +733,7 @@ pub(crate) fn lines_of(invoice: &Value) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-pub(crate) fn compute_event(id: &str, subject: &str, time: &str, hours: u32) -> Value {
+pub(crate) fn compute_event(id: &str, subject: &str, time: &str, hours: i32) -> Value {
     json!({"specversion": "1.0", "id": id, "source": "k8s", "type": "compute.hours",
            "subject": subject, "time": time, "data": {"hours": hours}})
 }

@@ -96,6 +96,21 @@ impl BillingApp {
         body: Option<Value>,
         content_type: &str,
     ) -> (u16, Value) {
+        let (status, _, json) = self
+            .call_with_content_type(key, method, path, body, content_type)
+            .await;
+        (status, json)
+    }
+
+    /// As [`BillingApp::call_as`], with the response's `Content-Type` (empty when absent).
+    pub async fn call_with_content_type(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        content_type: &str,
+    ) -> (u16, String, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
@@ -109,12 +124,20 @@ impl BillingApp {
         stream.read_to_string(&mut response).await.unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let response_type = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-type")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default();
         let json = if body.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))
         };
-        (status, json)
+        (status, response_type, json)
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {

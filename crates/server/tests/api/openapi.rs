@@ -493,6 +493,41 @@ async fn the_document_passes_an_openapi_validator(api: &TestApi) {
     );
 }
 
+/// Every native list pages with `starting_after` (Stripe's name); `cursor`, the invoice lists'
+/// former name, is documented only there, and as deprecated.
+async fn every_native_list_pages_with_starting_after(api: &TestApi) {
+    let document = document(api).await;
+    let mut lists = BTreeSet::new();
+    let mut with_cursor = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let Some(parameters) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        let query = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["in"] == "query" && p["name"] == name)
+        };
+        if query("limit").is_none() {
+            continue;
+        }
+        lists.insert(path.as_str());
+        assert!(
+            query("starting_after").is_some(),
+            "{path}: no starting_after"
+        );
+        if let Some(cursor) = query("cursor") {
+            assert_eq!(cursor["deprecated"], true, "{path}: {cursor}");
+            with_cursor.insert(path.as_str());
+        }
+    }
+    assert!(lists.contains("/api/v1/customers"), "{lists:?}");
+    assert_eq!(
+        with_cursor,
+        BTreeSet::from(["/api/v1/customers/{id}/billing-history", "/api/v1/invoices"])
+    );
+}
+
 async fn the_document_needs_a_credential(api: &TestApi) {
     let response = api
         .call(Method::GET, "/api/v1/openapi.json", None, None)
@@ -507,4 +542,5 @@ on_both_backends!(
     every_billing_body_is_a_named_schema_with_its_required_fields,
     the_document_needs_a_credential,
     the_document_passes_an_openapi_validator,
+    every_native_list_pages_with_starting_after,
 );

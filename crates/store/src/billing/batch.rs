@@ -16,7 +16,10 @@ use sqlx::QueryBuilder;
 use super::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
 use super::{adjustment_from_row, AdjustmentRecord, AdjustmentRow, PAYMENT_PENDING};
 use crate::catalog::{PlanVersionRecord, TaxRateRecord};
-use crate::invoices::{InvoiceRecord, InvoiceStatus, INVOICE_COLUMNS};
+use crate::invoices::{
+    available_to_credit, insert_credit_note_row, CreditNoteRecord, InvoiceRecord, InvoiceStatus,
+    INVOICE_COLUMNS,
+};
 use crate::store::Store;
 use crate::subscriptions::{
     subscription_from_row, CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord,
@@ -90,7 +93,7 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.currency.as_str())
                     .push_bind(invoice.rounding.as_str())
                     .push_bind(invoice.total_minor)
-                    .push_bind(invoice.computed_total_minor)
+                    .push_bind(invoice.amount_before_tax_minor)
                     .push_bind(invoice.lines.as_str())
                     .push_bind(invoice.totals.as_str())
                     .push_bind(invoice.credit_usage.as_str())
@@ -99,6 +102,48 @@ macro_rules! insert_invoices {
             },
         );
         builder
+    }};
+}
+
+/// Settles each [`AdjustmentCredit`] inside a transaction; evaluates to the number of credit notes
+/// written. A credit note is checked against what is left to credit on its invoice, under the
+/// invoice's lock, before its adjustment is settled: one that no longer fits (a credit note
+/// written, or the invoice voided, since the run read it) is skipped, and its adjustment stays
+/// pending for the next run, which plans it again from what is left then. An adjustment another
+/// run settled meanwhile is skipped too, so it is never credited twice.
+macro_rules! write_credits {
+    ($transaction:ident, $workspace:expr, $credits:expr) => {{
+        let mut written: u64 = 0;
+        for credit in $credits {
+            let credit: &AdjustmentCredit = credit;
+            if let Some(note) = &credit.note {
+                match available_to_credit!($transaction, $workspace, &note.invoice_id) {
+                    Ok(available_minor) if note.total_minor <= available_minor => {}
+                    Ok(_) | Err(BillingStoreError::NotFound | BillingStoreError::Immutable) => {
+                        continue
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            let settled = sqlx::query(
+                "UPDATE invoice_adjustments SET applied_invoice_id = $3 \
+                 WHERE workspace_id = $1 AND id = $2 AND applied_invoice_id IS NULL",
+            )
+            .bind($workspace.as_str())
+            .bind(&credit.adjustment_id)
+            .bind(&credit.source_invoice_id)
+            .execute(&mut *$transaction)
+            .await?
+            .rows_affected();
+            if settled == 0 {
+                continue;
+            }
+            if let Some(note) = &credit.note {
+                insert_credit_note_row!($transaction, $workspace, note);
+                written += 1;
+            }
+        }
+        written
     }};
 }
 
@@ -125,7 +170,8 @@ pub struct InvoiceSummary {
     pub period_end: Timestamp,
     pub status: InvoiceStatus,
     pub currency: String,
-    pub computed_total_minor: i64,
+    /// [`InvoiceRecord::amount_before_tax_minor`]: what late usage is compared with.
+    pub amount_before_tax_minor: i64,
 }
 
 /// Everything one batch of a billing run writes, in one transaction.
@@ -138,6 +184,21 @@ pub struct BillingWrites {
     pub finalize: Vec<Finalization>,
     /// Late-usage adjustments to record.
     pub adjustments: Vec<AdjustmentRecord>,
+    /// Pending negative adjustments to settle with a credit note of their source invoice.
+    pub credits: Vec<AdjustmentCredit>,
+}
+
+/// A pending negative late-usage adjustment of a subscription with no further invoice, settled
+/// against the invoice whose usage went down (its source) instead of billed on an invoice of its
+/// own: the adjustment is marked applied to its source invoice, and the credit note, if any,
+/// written in the same transaction.
+#[derive(Clone, Debug)]
+pub struct AdjustmentCredit {
+    pub adjustment_id: String,
+    pub source_invoice_id: String,
+    /// The credit note of the source invoice, within what was left to credit on it when the run
+    /// read it; `None` when nothing was left (the adjustment is settled without one).
+    pub note: Option<CreditNoteRecord>,
 }
 
 /// One invoice to finalize, and the pending adjustments it bills.
@@ -157,6 +218,8 @@ pub struct BillingWritten {
     /// For each finalization, in order: its number, or `None` when another run finalized that
     /// invoice first (no number was used for it).
     pub numbers: Vec<Option<i64>>,
+    /// Credit notes written for negative late usage.
+    pub credit_notes: u64,
 }
 
 impl Store {
@@ -440,7 +503,7 @@ impl Store {
             let rows: Vec<Row> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
                     "SELECT id, number, customer_id, subscription_id, issued_at, period_start, \
-                     period_end, status, currency, computed_total_minor FROM invoices \
+                     period_end, status, currency, amount_before_tax_minor FROM invoices \
                      WHERE workspace_id = ",
                 );
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
@@ -460,7 +523,7 @@ impl Store {
                     period_end: from_micros(end)?,
                     status: row.7.parse()?,
                     currency: row.8,
-                    computed_total_minor: row.9,
+                    amount_before_tax_minor: row.9,
                 });
             }
         }
@@ -701,6 +764,8 @@ impl Store {
                 builder.build().execute(&mut *transaction).await?;
             }
 
+            let credit_notes = write_credits!(transaction, workspace, &writes.credits);
+
             if next != first {
                 sqlx::query(ADVANCE).bind(ws).bind(next).execute(&mut *transaction).await?;
             }
@@ -711,6 +776,7 @@ impl Store {
             Ok(Some(BillingWritten {
                 drafted,
                 numbers,
+                credit_notes,
             }))
         })
     }

@@ -10,7 +10,9 @@ pub(crate) mod batch;
 mod settings;
 pub(crate) mod sql;
 
-pub use batch::{BillingWrites, BillingWritten, Finalization, HeldLeases, InvoiceSummary};
+pub use batch::{
+    AdjustmentCredit, BillingWrites, BillingWritten, Finalization, HeldLeases, InvoiceSummary,
+};
 pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;
@@ -62,7 +64,9 @@ pub struct AdjustmentRecord {
     /// What the engine computes now for the invoice's own lines before tax, minus what it
     /// computed when the invoice was finalized (and the earlier adjustments of that invoice).
     pub amount_minor: i64,
-    /// The invoice it was billed on; `None` while pending.
+    /// The invoice it was applied to; `None` while pending. Usually the invoice that billed it;
+    /// for a negative adjustment of a subscription with no further invoice, its source invoice,
+    /// which a credit note credited instead (whose line names this adjustment).
     pub applied_invoice_id: Option<String>,
     pub created_at: Timestamp,
 }

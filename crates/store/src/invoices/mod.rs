@@ -14,6 +14,11 @@ use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingS
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
+mod credit_notes;
+
+pub(crate) use credit_notes::{available_to_credit, insert_credit_note_row};
+pub use credit_notes::{CreditBalance, CreditNoteRecord};
+
 /// Most invoices one list call returns.
 pub const INVOICE_PAGE_LIMIT_MAX: i64 = 100;
 
@@ -84,9 +89,9 @@ pub struct InvoiceRecord<Json = Value> {
     pub rounding: String,
     pub total_minor: i64,
     /// What the engine computed for the invoice's own lines before tax: subtotal + discount +
-    /// credit, without the late-usage adjustment lines it bills (0009; the name is older than
-    /// the meaning). Late usage is the change of this figure.
-    pub computed_total_minor: i64,
+    /// credit, without the late-usage adjustment lines it bills (`Invoice::net_before_tax_minor`;
+    /// the figure since 0009, the name since 0010). Late usage is the change of this figure.
+    pub amount_before_tax_minor: i64,
     /// The core's `InvoiceLine`s, traces included, as a JSON array.
     pub lines: Json,
     /// The core's `InvoiceTotals` as JSON.
@@ -114,7 +119,7 @@ impl InvoiceRecord {
             currency: self.currency,
             rounding: self.rounding,
             total_minor: self.total_minor,
-            computed_total_minor: self.computed_total_minor,
+            amount_before_tax_minor: self.amount_before_tax_minor,
             lines: self.lines.to_string(),
             totals: self.totals.to_string(),
             credit_usage: self.credit_usage.to_string(),
@@ -143,17 +148,6 @@ pub struct InvoiceFilter {
     pub limit: i64,
 }
 
-/// A credit note: a correction of a finalized invoice.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CreditNoteRecord {
-    pub id: String,
-    pub invoice_id: String,
-    pub total_minor: i64,
-    pub lines: Value,
-    pub reason: Option<String>,
-    pub created_at: Timestamp,
-}
-
 /// One entry of an invoice's payment-state history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentStateRecord {
@@ -166,7 +160,7 @@ pub struct PaymentStateRecord {
 
 pub(crate) const INVOICE_COLUMNS: &str = "id, number, customer_id, subscription_id, \
     plan_version_id, reason, issued_at, period_start, period_end, status, currency, rounding, \
-    total_minor, computed_total_minor, lines, totals, credit_usage, created_at, finalized_at";
+    total_minor, amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -183,7 +177,7 @@ pub(crate) struct InvoiceRow {
     currency: String,
     rounding: String,
     total_minor: i64,
-    computed_total_minor: i64,
+    amount_before_tax_minor: i64,
     lines: String,
     totals: String,
     credit_usage: String,
@@ -207,7 +201,7 @@ impl InvoiceRow {
             currency: self.currency,
             rounding: self.rounding,
             total_minor: self.total_minor,
-            computed_total_minor: self.computed_total_minor,
+            amount_before_tax_minor: self.amount_before_tax_minor,
             lines: from_json(&self.lines, "invoices.lines")?,
             totals: from_json(&self.totals, "invoices.totals")?,
             credit_usage: from_json(&self.credit_usage, "invoices.credit_usage")?,
@@ -235,7 +229,7 @@ macro_rules! bind_invoice {
             .bind(&$invoice.currency)
             .bind(&$invoice.rounding)
             .bind($invoice.total_minor)
-            .bind($invoice.computed_total_minor)
+            .bind($invoice.amount_before_tax_minor)
             .bind($invoice.lines.to_string())
             .bind($invoice.totals.to_string())
             .bind($invoice.credit_usage.to_string())
@@ -250,8 +244,9 @@ pub(crate) use bind_invoice;
 pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, subscription_id, issued_at) \
     DO UPDATE SET plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
     period_start = excluded.period_start, period_end = excluded.period_end, \
-    total_minor = excluded.total_minor, computed_total_minor = excluded.computed_total_minor, \
-    lines = excluded.lines, totals = excluded.totals, credit_usage = excluded.credit_usage \
+    total_minor = excluded.total_minor, \
+    amount_before_tax_minor = excluded.amount_before_tax_minor, lines = excluded.lines, \
+    totals = excluded.totals, credit_usage = excluded.credit_usage \
     WHERE invoices.status = 'draft'";
 
 /// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $20)`.
@@ -407,106 +402,6 @@ impl Store {
             status: to,
             ..invoice
         })
-    }
-
-    /// Stores a credit note of a finalized invoice, unless the invoice's credit notes would then
-    /// credit more than its total.
-    ///
-    /// # Errors
-    /// [`BillingStoreError::NotFound`], [`BillingStoreError::Immutable`] (a draft or void
-    /// invoice), [`BillingStoreError::Exceeds`].
-    #[tracing::instrument(skip_all, fields(invoice_id = %note.invoice_id))]
-    pub async fn insert_credit_note(
-        &self,
-        workspace: &WorkspaceId,
-        note: &CreditNoteRecord,
-    ) -> Result<(), BillingStoreError> {
-        assert!(
-            note.total_minor > 0,
-            "a credit note credits a positive amount"
-        );
-        // The invoice row is updated first (to itself) so that it is locked for the transaction:
-        // two credit notes written at once cannot both pass the limit.
-        const LOCK: &str = "UPDATE invoices SET status = status \
-                            WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor";
-        const CREDITED: &str =
-            "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) FROM credit_notes \
-                                WHERE workspace_id = $1 AND invoice_id = $2";
-        const INSERT: &str = "INSERT INTO credit_notes \
-                              (workspace_id, id, invoice_id, total_minor, lines, reason, created_at) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        let lines = note.lines.to_string();
-        with_pool!(self, pool => {
-            let mut transaction = pool.begin().await?;
-            let invoice: Option<(String, i64)> = sqlx::query_as(LOCK)
-                .bind(workspace.as_str())
-                .bind(&note.invoice_id)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            let Some((status, total_minor)) = invoice else {
-                return Err(BillingStoreError::NotFound);
-            };
-            if !matches!(status.parse()?, InvoiceStatus::Open | InvoiceStatus::Paid) {
-                return Err(BillingStoreError::Immutable);
-            }
-            let (credited,): (i64,) = sqlx::query_as(CREDITED)
-                .bind(workspace.as_str())
-                .bind(&note.invoice_id)
-                .fetch_one(&mut *transaction)
-                .await?;
-            let available_minor = total_minor - credited;
-            if note.total_minor > available_minor {
-                return Err(BillingStoreError::Exceeds {
-                    requested_minor: note.total_minor,
-                    available_minor,
-                });
-            }
-            sqlx::query(INSERT)
-                .bind(workspace.as_str())
-                .bind(&note.id)
-                .bind(&note.invoice_id)
-                .bind(note.total_minor)
-                .bind(&lines)
-                .bind(note.reason.as_deref())
-                .bind(to_micros(note.created_at))
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            Ok(())
-        })
-    }
-
-    /// The credit notes of an invoice, oldest first.
-    ///
-    /// # Errors
-    /// When the query fails or a row is corrupt.
-    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
-    pub async fn credit_notes(
-        &self,
-        workspace: &WorkspaceId,
-        invoice_id: &str,
-    ) -> Result<Vec<CreditNoteRecord>, BillingStoreError> {
-        const SQL: &str = "SELECT id, invoice_id, total_minor, lines, reason, created_at \
-                           FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2 \
-                           ORDER BY id";
-        type Row = (String, String, i64, String, Option<String>, i64);
-        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(workspace.as_str())
-            .bind(invoice_id)
-            .fetch_all(pool)
-            .await)?;
-        rows.into_iter()
-            .map(|(id, invoice_id, total_minor, lines, reason, created_at)| {
-                Ok(CreditNoteRecord {
-                    id,
-                    invoice_id,
-                    total_minor,
-                    lines: from_json(&lines, "credit_notes.lines")?,
-                    reason,
-                    created_at: from_micros(created_at)?,
-                })
-            })
-            .collect()
     }
 
     /// Appends a payment state to an invoice's history; `Paid` also marks an open invoice paid.

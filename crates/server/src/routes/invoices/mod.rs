@@ -25,7 +25,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::startup::AppState;
-use wire::{parse_optional, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice};
+use wire::{
+    parse_optional, starting_after, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice,
+    CURSOR_DEPRECATED,
+};
 
 /// Page size when the client does not ask for one.
 const PAGE_LIMIT_DEFAULT: i64 = 20;
@@ -91,7 +94,9 @@ pub(crate) struct ListQuery {
     from: Option<String>,
     /// Issued before.
     to: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (Stripe's name, as on every native list).
+    starting_after: Option<String>,
+    /// The deprecated name of `starting_after`, accepted for one release.
     cursor: Option<String>,
     /// Kept as text so that a bad number is a 422 naming `limit`, not axum's plain-text 400.
     limit: Option<String>,
@@ -125,8 +130,8 @@ fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
 }
 
 /// Lists invoices newest first, 20 a page (at most 100): filters `customer_id`,
-/// `subscription_id`, `project`, `status`, `from`/`to` (issued in `[from, to)`); `cursor` is the previous
-/// page's `next_cursor`.
+/// `subscription_id`, `project`, `status`, `from`/`to` (issued in `[from, to)`); `starting_after`
+/// is the previous page's `next_cursor` (`cursor`, its former name, is still taken).
 #[utoipa::path(get, path = "/api/v1/invoices", tag = "invoices",
     params(
         ("customer_id" = Option<String>, Query, description = "Only this customer's"),
@@ -135,7 +140,8 @@ fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
         ("status" = Option<String>, Query, description = "draft, open, paid or void"),
         ("from" = Option<String>, Query, description = "Issued at or after"),
         ("to" = Option<String>, Query, description = "Issued before"),
-        ("cursor" = Option<String>, Query, description = "The previous page's next_cursor"),
+        ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, deprecated, description = CURSOR_DEPRECATED),
         ("limit" = Option<i64>, Query, description = "1 to 100"),
     ),
     responses((status = 200, description = "A page of invoices"), (status = 422, description = "Invalid parameter")))]
@@ -145,6 +151,7 @@ pub(crate) async fn list_invoices(
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
+    let before_id = starting_after(query.starting_after, query.cursor)?;
     let customer_id = match (principal.customer_id(), query.customer_id) {
         (Some(own), _) => Some(own.to_owned()),
         (None, asked) => asked,
@@ -156,7 +163,7 @@ pub(crate) async fn list_invoices(
         status: parse_status(query.status.as_deref())?,
         issued_from: parse_instant("from", query.from.as_deref())?,
         issued_to: parse_instant("to", query.to.as_deref())?,
-        before_id: query.cursor,
+        before_id,
         limit,
     };
     let invoices = state
@@ -517,6 +524,9 @@ pub(crate) async fn last_invoice(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct HistoryQuery {
+    /// The `next_cursor` of the previous page.
+    starting_after: Option<String>,
+    /// The deprecated name of `starting_after`, accepted for one release.
     cursor: Option<String>,
     /// Kept as text so that a bad number is a 422 naming `limit`, not axum's plain-text 400.
     limit: Option<String>,
@@ -526,10 +536,11 @@ pub(crate) struct HistoryQuery {
 #[utoipa::path(get, path = "/api/v1/customers/{id}/billing-history", tag = "invoices",
     params(
         ("id" = String, Path, description = "The customer's id"),
-        ("cursor" = Option<String>, Query, description = "The previous page's next_cursor"),
+        ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, deprecated, description = CURSOR_DEPRECATED),
         ("limit" = Option<i64>, Query, description = "1 to 100"),
     ),
-    responses((status = 200, description = "A page of the billing history")))]
+    responses((status = 200, description = "A page of the billing history"), (status = 422, description = "Invalid parameter")))]
 pub(crate) async fn billing_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -537,7 +548,8 @@ pub(crate) async fn billing_history(
     Query(query): Query<HistoryQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
-    let invoices = finalized_invoices(&state, &principal, &id, query.cursor, limit).await?;
+    let before_id = starting_after(query.starting_after, query.cursor)?;
+    let invoices = finalized_invoices(&state, &principal, &id, before_id, limit).await?;
     let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| invoices.last().map(|invoice| invoice.id.clone()))
         .flatten();

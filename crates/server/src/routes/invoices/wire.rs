@@ -1,6 +1,6 @@
 //! The request bodies of the invoice routes (finalize, void, credit notes, payments), as the
 //! handlers parse them and as `/api/v1/openapi.json` documents them: one type for both, so the
-//! document cannot drift from what is parsed.
+//! document cannot drift from what is parsed; and the lists' cursor parameter.
 
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -90,6 +90,30 @@ impl RecordedPaymentState {
     }
 }
 
+/// The `starting_after` parameter of the invoice lists, which until this release were paged with
+/// `cursor`: either name is taken for one release (an empty value is no value, as on the other
+/// native lists), both with the same value too; both with different values is a 422 naming
+/// `cursor`, since no page can start after two invoices.
+pub(crate) fn starting_after(
+    starting_after: Option<String>,
+    cursor: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let given = |value: Option<String>| value.filter(|id| !id.is_empty());
+    match (given(starting_after), given(cursor)) {
+        (Some(current), Some(deprecated)) if current != deprecated => Err(ApiError::invalid(
+            "cursor",
+            "is the deprecated name of `starting_after` and may not differ from it; send only \
+             `starting_after`",
+        )),
+        (current, deprecated) => Ok(current.or(deprecated)),
+    }
+}
+
+/// How the OpenAPI document describes the deprecated `cursor` parameter.
+pub(crate) const CURSOR_DEPRECATED: &str =
+    "Deprecated: the former name of `starting_after`, accepted \
+    until the next release. Both given with different values is a 422 naming `cursor`.";
+
 /// A body that may be left out: an empty (or all-whitespace) body is `T::default()`, anything
 /// else is parsed like [`crate::json::ApiJson`] parses it.
 ///
@@ -121,6 +145,30 @@ mod tests {
             panic!("{error:?}")
         };
         assert_eq!(errors[0].field, "reason");
+    }
+
+    #[test]
+    fn starting_after_or_its_former_name_cursor_starts_a_page() {
+        let id = |text: &str| Some(text.to_owned());
+
+        assert_eq!(starting_after(id("inv_2"), None).unwrap(), id("inv_2"));
+        assert_eq!(starting_after(None, id("inv_2")).unwrap(), id("inv_2"));
+        assert_eq!(
+            starting_after(id("inv_2"), id("inv_2")).unwrap(),
+            id("inv_2")
+        );
+        assert_eq!(starting_after(id(""), id("inv_2")).unwrap(), id("inv_2"));
+        assert_eq!(starting_after(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn starting_after_and_cursor_that_differ_are_refused_naming_cursor() {
+        let error = starting_after(Some("inv_2".into()), Some("inv_1".into())).unwrap_err();
+
+        let ApiError::Validation(errors) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(errors[0].field, "cursor");
     }
 
     #[test]

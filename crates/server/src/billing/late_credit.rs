@@ -1,0 +1,144 @@
+//! Negative late usage of a subscription with no further invoice becomes a credit note of the
+//! invoice whose usage went down (docs/billing-runs.md, "Late usage").
+//!
+//! The engine bills a pending adjustment of such a subscription on a standalone invoice (reason
+//! `late_usage`). A negative one would make that an invoice with a negative total, which no
+//! payment provider collects; Stripe Billing and Lago correct a finalized invoice downwards with a
+//! credit note against it, and so does billow. The engine still decides the amounts: a run reads
+//! the adjustment's line and the tax the engine allocated to it
+//! ([`CreditAmounts::of_negative_adjustment`]), then runs the engine again without the credited
+//! adjustments, so that a standalone invoice bills only the positive ones (or is not issued).
+
+use std::collections::HashMap;
+
+use billow_core::credit_note::CreditAmounts;
+use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
+use billow_core::scenario::{InvoiceReason, Preview};
+use billow_core::Money;
+use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
+use billow_store::invoices::{CreditBalance, CreditNoteRecord};
+use billow_store::new_id;
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// Why a billing run writes a credit note, as the note's `reason` says it.
+const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this invoice";
+
+/// The credits that settle the pending negative adjustments the engine put on the standalone
+/// invoices of `preview`, one credit note per adjustment against its source invoice.
+///
+/// A credit note never credits more than is left to credit on its invoice (`balances`, by
+/// invoice id: the invoice's total less its credit notes, zero for a void invoice). When the
+/// correction is more than that, what is left is credited, the tax keeping its share
+/// ([`CreditAmounts::capped`]), and the rest of the correction is dropped: the customer cannot be
+/// owed more on an invoice than the invoice charged, and a negative balance carried to no invoice
+/// would never be settled. When nothing is left, the adjustment is settled without a credit note.
+/// Either way the adjustment's whole difference stays recorded against its source invoice, so no
+/// later run records it again.
+///
+/// # Errors
+/// An internal error when the engine's invoice is inconsistent (a positive tax on a negative
+/// line, another currency).
+pub(super) fn plan_credits(
+    preview: &Preview,
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+    balances: &HashMap<String, CreditBalance>,
+    now: Timestamp,
+) -> Result<Vec<AdjustmentCredit>, ApiError> {
+    let mut left: HashMap<&str, i64> = balances
+        .iter()
+        .map(|(id, balance)| (id.as_str(), balance.available_minor()))
+        .collect();
+    let mut credits = Vec::new();
+    let standalone = preview
+        .invoices
+        .iter()
+        .filter(|issued| issued.reason == InvoiceReason::LateUsage);
+    for issued in standalone {
+        let invoice = &issued.invoice;
+        for line in &invoice.lines {
+            let Some(key) = line.trace.adjustment.as_deref() else {
+                continue;
+            };
+            let Some(amounts) = CreditAmounts::of_negative_adjustment(invoice, line.number)
+                .map_err(ApiError::internal)?
+            else {
+                continue;
+            };
+            let Some(adjustment) = adjustments
+                .get(&issued.subscription)
+                .and_then(|known| known.iter().find(|a| a.id == key))
+                .filter(|a| a.applied_invoice_id.is_none())
+            else {
+                continue;
+            };
+            let source = adjustment.source_invoice_id.as_str();
+            let available_minor = left.get(source).copied().unwrap_or(0);
+            let capped = amounts
+                .capped(
+                    Money::from_minor(available_minor, invoice.currency),
+                    invoice.rounding,
+                )
+                .map_err(ApiError::internal)?;
+            if capped != amounts {
+                tracing::warn!(
+                    invoice_id = %source,
+                    adjustment_id = %adjustment.id,
+                    correction_minor = amounts.total().amount_minor(),
+                    credited_minor = capped.total().amount_minor(),
+                    "negative late usage exceeds what is left to credit on the invoice; \
+                     only what is left is credited"
+                );
+            }
+            left.insert(source, available_minor - capped.total().amount_minor());
+            let note = (capped.total().amount_minor() > 0).then(|| CreditNoteRecord {
+                id: new_id("cn"),
+                invoice_id: source.to_owned(),
+                total_minor: capped.total().amount_minor(),
+                lines: note_lines(invoice, line, &capped),
+                reason: Some(LATE_USAGE_REASON.to_owned()),
+                created_at: now,
+            });
+            credits.push(AdjustmentCredit {
+                adjustment_id: adjustment.id.clone(),
+                source_invoice_id: source.to_owned(),
+                note,
+            });
+        }
+    }
+    Ok(credits)
+}
+
+/// A late-usage credit note's lines: the correction before tax (the engine's line, negated,
+/// naming the adjustment), and its tax, as the engine's tax line names it, when there is any.
+fn note_lines(invoice: &Invoice, line: &InvoiceLine, credit: &CreditAmounts) -> Value {
+    let mut lines = vec![json!({
+        "kind": LineKind::Adjustment,
+        "description": line.description,
+        "amount": credit.net(),
+        "period": line.period,
+        "adjustment": line.trace.adjustment,
+    })];
+    if credit.tax().amount_minor() != 0 {
+        let description = invoice
+            .lines
+            .iter()
+            .find(|tax| {
+                tax.kind == LineKind::Tax
+                    && tax
+                        .trace
+                        .allocations
+                        .iter()
+                        .any(|allocation| allocation.line == line.number)
+            })
+            .map_or("Tax", |tax| tax.description.as_str());
+        lines.push(json!({
+            "kind": LineKind::Tax,
+            "description": description,
+            "amount": credit.tax(),
+        }));
+    }
+    Value::Array(lines)
+}

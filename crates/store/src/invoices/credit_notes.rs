@@ -1,0 +1,217 @@
+//! Credit notes: corrections of a finalized invoice, which together never credit more than its
+//! total. Written by `POST /api/v1/invoices/{id}/credit-notes` ([`Store::insert_credit_note`]) and
+//! by billing runs, for negative late usage of a subscription with no further invoice
+//! (`Store::write_billing_batch`); both check the limit the same way, under the invoice's row
+//! lock ([`available_to_credit!`]).
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::InvoiceStatus;
+use crate::billing::sql::{from_json, from_micros, with_pool, BillingStoreError};
+use crate::store::Store;
+use crate::workspaces::WorkspaceId;
+
+/// A credit note: a correction of a finalized invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreditNoteRecord {
+    pub id: String,
+    pub invoice_id: String,
+    /// What it takes off the invoice's total (tax included), positive.
+    pub total_minor: i64,
+    pub lines: Value,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// What is left to credit on an invoice, as a billing run reads it before it plans a credit
+/// note (the write checks again under the invoice's lock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditBalance {
+    pub invoice_id: String,
+    pub status: InvoiceStatus,
+    pub total_minor: i64,
+    /// Σ the invoice's credit notes.
+    pub credited_minor: i64,
+}
+
+impl CreditBalance {
+    /// The total less what its credit notes credited; zero for an invoice that takes no credit
+    /// note (a draft, a void invoice).
+    pub fn available_minor(&self) -> i64 {
+        match self.status {
+            InvoiceStatus::Open | InvoiceStatus::Paid => {
+                (self.total_minor - self.credited_minor).max(0)
+            }
+            InvoiceStatus::Draft | InvoiceStatus::Void => 0,
+        }
+    }
+}
+
+/// Locks the invoice's row for the transaction (an update to itself), so that two credit notes
+/// written at once cannot both pass the limit, and evaluates to what is left to credit on it:
+/// `Ok(minor units)`, or `Err` [`BillingStoreError::NotFound`] / [`BillingStoreError::Immutable`]
+/// (a draft or void invoice). A query error returns from the enclosing function.
+macro_rules! available_to_credit {
+    ($transaction:ident, $workspace:expr, $invoice_id:expr) => {{
+        let invoice: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE invoices SET status = status \
+             WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor",
+        )
+        .bind($workspace.as_str())
+        .bind($invoice_id)
+        .fetch_optional(&mut *$transaction)
+        .await?;
+        match invoice {
+            None => Err($crate::billing::sql::BillingStoreError::NotFound),
+            Some((status, total_minor)) => {
+                match status.parse::<$crate::invoices::InvoiceStatus>()? {
+                    $crate::invoices::InvoiceStatus::Open
+                    | $crate::invoices::InvoiceStatus::Paid => {
+                        let (credited,): (i64,) = sqlx::query_as(
+                            "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) \
+                             FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2",
+                        )
+                        .bind($workspace.as_str())
+                        .bind($invoice_id)
+                        .fetch_one(&mut *$transaction)
+                        .await?;
+                        Ok(total_minor - credited)
+                    }
+                    _ => Err($crate::billing::sql::BillingStoreError::Immutable),
+                }
+            }
+        }
+    }};
+}
+pub(crate) use available_to_credit;
+
+/// Inserts a credit note's row inside a transaction (after [`available_to_credit!`]).
+macro_rules! insert_credit_note_row {
+    ($transaction:ident, $workspace:expr, $note:expr) => {{
+        let note: &$crate::invoices::CreditNoteRecord = $note;
+        assert!(
+            note.total_minor > 0,
+            "a credit note credits a positive amount"
+        );
+        sqlx::query(
+            "INSERT INTO credit_notes \
+             (workspace_id, id, invoice_id, total_minor, lines, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($workspace.as_str())
+        .bind(&note.id)
+        .bind(&note.invoice_id)
+        .bind(note.total_minor)
+        .bind(note.lines.to_string())
+        .bind(note.reason.as_deref())
+        .bind($crate::billing::sql::to_micros(note.created_at))
+        .execute(&mut *$transaction)
+        .await?;
+    }};
+}
+pub(crate) use insert_credit_note_row;
+
+impl Store {
+    /// Stores a credit note of a finalized invoice, unless the invoice's credit notes would then
+    /// credit more than its total.
+    ///
+    /// # Errors
+    /// [`BillingStoreError::NotFound`], [`BillingStoreError::Immutable`] (a draft or void
+    /// invoice), [`BillingStoreError::Exceeds`].
+    #[tracing::instrument(skip_all, fields(invoice_id = %note.invoice_id))]
+    pub async fn insert_credit_note(
+        &self,
+        workspace: &WorkspaceId,
+        note: &CreditNoteRecord,
+    ) -> Result<(), BillingStoreError> {
+        assert!(
+            note.total_minor > 0,
+            "a credit note credits a positive amount"
+        );
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await?;
+            let available_minor = available_to_credit!(transaction, workspace, &note.invoice_id)?;
+            if note.total_minor > available_minor {
+                return Err(BillingStoreError::Exceeds {
+                    requested_minor: note.total_minor,
+                    available_minor,
+                });
+            }
+            insert_credit_note_row!(transaction, workspace, note);
+            transaction.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The credit notes of an invoice, oldest first.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(invoice_id = %invoice_id))]
+    pub async fn credit_notes(
+        &self,
+        workspace: &WorkspaceId,
+        invoice_id: &str,
+    ) -> Result<Vec<CreditNoteRecord>, BillingStoreError> {
+        const SQL: &str = "SELECT id, invoice_id, total_minor, lines, reason, created_at \
+                           FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2 \
+                           ORDER BY id";
+        type Row = (String, String, i64, String, Option<String>, i64);
+        let rows: Vec<Row> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(invoice_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, invoice_id, total_minor, lines, reason, created_at)| {
+                Ok(CreditNoteRecord {
+                    id,
+                    invoice_id,
+                    total_minor,
+                    lines: from_json(&lines, "credit_notes.lines")?,
+                    reason,
+                    created_at: from_micros(created_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// What is left to credit on each of `invoice_ids` that exists, in no particular order. A
+    /// billing run asks only for the invoices that negative late usage may credit, so the
+    /// usual run makes no such query.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(invoices = invoice_ids.len()))]
+    pub async fn credit_balances(
+        &self,
+        workspace: &WorkspaceId,
+        invoice_ids: &[String],
+    ) -> Result<Vec<CreditBalance>, BillingStoreError> {
+        let mut all = Vec::with_capacity(invoice_ids.len());
+        // One query per id: a run asks for a handful at most (one per negative adjustment).
+        for invoice_id in invoice_ids {
+            const SQL: &str = "SELECT i.status, i.total_minor, \
+                               CAST(COALESCE(SUM(c.total_minor), 0) AS BIGINT) \
+                               FROM invoices i LEFT JOIN credit_notes c \
+                                 ON c.workspace_id = i.workspace_id AND c.invoice_id = i.id \
+                               WHERE i.workspace_id = $1 AND i.id = $2 \
+                               GROUP BY i.status, i.total_minor";
+            let row: Option<(String, i64, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+                .bind(workspace.as_str())
+                .bind(invoice_id)
+                .fetch_optional(pool)
+                .await)?;
+            if let Some((status, total_minor, credited_minor)) = row {
+                all.push(CreditBalance {
+                    invoice_id: invoice_id.clone(),
+                    status: status.parse()?,
+                    total_minor,
+                    credited_minor,
+                });
+            }
+        }
+        Ok(all)
+    }
+}
