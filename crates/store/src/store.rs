@@ -23,6 +23,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite has one writer at a time; a few connections serve concurrent readers under WAL.
 const SQLITE_CONNECTIONS_MAX: u32 = 8;
+/// How often the SQLite checkpointer runs (see `spawn_checkpointer`).
+const SQLITE_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// WAL pages after which a commit checkpoints by itself (the checkpointer normally does it).
+const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16 * 1024;
 /// Each SQLite connection's page cache, in KiB (see `open_sqlite`).
 const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 /// Per billow node; the server's `max_connections` bounds the sum over nodes.
@@ -35,7 +39,13 @@ pub struct Store {
     pub(crate) events: crate::events::EventsState,
     /// Recently authenticated credentials (keys module).
     pub(crate) credentials: crate::keys::CredentialCache,
+    /// SQLite: stops the background checkpointer when the last clone is dropped.
+    _checkpointer: Option<std::sync::Arc<StopOnDrop>>,
 }
+
+/// Tells a background task to stop when dropped.
+#[derive(Debug)]
+struct StopOnDrop(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
 
 /// Two typed pools behind an enum, rather than `sqlx::AnyPool`.
 ///
@@ -59,11 +69,16 @@ impl Store {
     /// [`OpenStoreError`] when the directory cannot be created or the database cannot be opened.
     #[tracing::instrument(skip_all, fields(database = %database))]
     pub async fn open(database: &Database) -> Result<Self, OpenStoreError> {
-        let backend = match database {
-            Database::Sqlite { path } => Backend::Sqlite(open_sqlite(path).await?),
-            Database::Postgres(url) => Backend::Postgres(open_postgres(url).await?),
+        let (backend, checkpointer) = match database {
+            Database::Sqlite { path } => {
+                let pool = open_sqlite(path).await?;
+                let checkpointer = spawn_checkpointer(pool.clone());
+                (Backend::Sqlite(pool), Some(checkpointer))
+            }
+            Database::Postgres(url) => (Backend::Postgres(open_postgres(url).await?), None),
         };
         Ok(Self {
+            _checkpointer: checkpointer,
             backend,
             events: crate::events::EventsState::default(),
             credentials: crate::keys::CredentialCache::default(),
@@ -138,7 +153,14 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
         .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
         // Statement journals (a multi-row INSERT with ON CONFLICT keeps one, to undo itself)
         // and temporary b-trees in memory, not in temporary files.
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        // The store's checkpointer moves the WAL into the database file in the background
+        // (`spawn_checkpointer`); a commit checkpoints itself only when the WAL has grown past
+        // this many pages (64 MiB), should the checkpointer fall behind.
+        .pragma(
+            "wal_autocheckpoint",
+            SQLITE_AUTOCHECKPOINT_PAGES.to_string(),
+        );
     SqlitePoolOptions::new()
         .max_connections(SQLITE_CONNECTIONS_MAX)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -148,6 +170,37 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Starts the task that checkpoints the WAL of `pool`'s database every
+/// [`SQLITE_CHECKPOINT_INTERVAL`], until the returned guard is dropped or the pool is closed.
+///
+/// With SQLite's default, the commit that takes the WAL past 1,000 pages (4 MiB) copies the WAL
+/// into the database file and syncs it before it returns: every large write transaction (a
+/// billing batch's invoices, a burst of ingested chunks) paid for a checkpoint on the one write
+/// path. A PASSIVE checkpoint on another connection does the same work beside the writer: it
+/// takes no lock that writers or readers wait for, and copies what no reader still needs.
+fn spawn_checkpointer(pool: SqlitePool) -> std::sync::Arc<StopOnDrop> {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = tokio::time::sleep(SQLITE_CHECKPOINT_INTERVAL) => {}
+            }
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                // A busy database or a closing pool: the next round (or a commit) catches up.
+                tracing::debug!(error.message = %error, "WAL checkpoint did not run");
+            }
+        }
+    });
+    std::sync::Arc::new(StopOnDrop(stop))
 }
 
 async fn open_postgres(url: &PostgresUrl) -> Result<PgPool, OpenStoreError> {

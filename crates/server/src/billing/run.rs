@@ -457,23 +457,37 @@ async fn load_claimed(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    let worlds = CustomerWorld::load_many(
-        state,
-        workspace,
-        claimed,
-        &catalog.meters,
-        catalog.rounding,
-        &mut catalog.versions,
-    )
-    .await?;
-    let mut usage = batch_usage(state, workspace, &worlds, now).await?;
+    // The customers' own usage (the most of a batch's reading) is read beside their worlds and
+    // invoices, each query on its own connection: its subjects, the customers' ids, are known
+    // before the worlds are. The other subjects the worlds name (subscriptions, aliases) are
+    // read after. Each read sees its subjects' events exactly once (one statement or
+    // transaction each), and no subject is read twice.
+    let (worlds, mut usage, summaries) = tokio::try_join!(
+        CustomerWorld::load_many(
+            state,
+            workspace,
+            claimed,
+            &catalog.meters,
+            catalog.rounding,
+            &mut catalog.versions,
+        ),
+        subjects_usage(state, workspace, &ids, now),
+        async {
+            state
+                .store
+                .invoice_summaries_of_customers(workspace, &ids)
+                .await
+                .map_err(ApiError::internal)
+        },
+    )?;
+    let read: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let others: Vec<String> = worlds
+        .iter()
+        .flat_map(CustomerWorld::subjects)
+        .filter(|subject| !read.contains(subject.as_str()))
+        .collect();
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
-    for summary in state
-        .store
-        .invoice_summaries_of_customers(workspace, &ids)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    for summary in summaries {
         invoices
             .entry(summary.customer_id.clone())
             .or_default()
@@ -483,7 +497,11 @@ async fn load_claimed(
         .iter()
         .flat_map(|world| world.subscriptions.iter().map(|(s, _)| s.id.clone()))
         .collect();
-    let mut adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
+    let (others_usage, mut adjustments) = tokio::try_join!(
+        subjects_usage(state, workspace, &others, now),
+        adjustments_by_subscription(state, workspace, &subscription_ids),
+    )?;
+    usage.absorb(others_usage);
     let mut balances = credit_balances(state, workspace, &adjustments).await?;
     Ok(worlds
         .into_iter()
@@ -662,17 +680,16 @@ fn failed(customer_id: &str, error: &ApiError) {
     );
 }
 
-/// The stored usage of every customer of `worlds` up to `now`, in one query, not decoded yet.
-async fn batch_usage(
+/// The stored usage of `subjects` up to `now`, not decoded yet.
+async fn subjects_usage(
     state: &AppState,
     workspace: &WorkspaceId,
-    worlds: &[CustomerWorld],
+    subjects: &[String],
     now: Timestamp,
 ) -> Result<UsageChunks, ApiError> {
-    let subjects: Vec<String> = worlds.iter().flat_map(CustomerWorld::subjects).collect();
     state
         .store
-        .usage_chunks(workspace, &subjects, Timestamp::MIN, usage_end(now))
+        .usage_chunks(workspace, subjects, Timestamp::MIN, usage_end(now))
         .await
         .map_err(ApiError::internal)
 }

@@ -385,7 +385,7 @@ impl Store {
 }
 
 /// Which chunks a read wants, in microseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ChunkFilter {
     /// Chunks that may hold an event in `[from_us, to_us]` (a superset: the events are filtered
     /// exactly after decoding, by `from` and `to`).
