@@ -20,6 +20,7 @@ use billow_store::billing::{
     InvoiceSummary,
 };
 use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceStatus};
+use billow_store::subscriptions::SubscriptionRecord;
 use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -457,21 +458,41 @@ async fn load_claimed(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    // The customers' own usage (the most of a batch's reading) is read beside their worlds and
-    // invoices, each query on its own connection: its subjects, the customers' ids, are known
-    // before the worlds are. The other subjects the worlds name (subscriptions, aliases) are
-    // read after. Each read sees its subjects' events exactly once (one statement or
-    // transaction each), and no subject is read twice.
-    let (worlds, mut usage, summaries) = tokio::try_join!(
-        CustomerWorld::load_many(
+    // The subscriptions first: with them every subject of the batch is known, and its usage
+    // (the most of a batch's reading) is read beside the rest of the worlds, the invoices and
+    // the adjustments, each query on its own connection.
+    let subscriptions = state
+        .store
+        .subscriptions_of_customers(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut by_customer: HashMap<&str, Vec<&SubscriptionRecord>> = HashMap::new();
+    for subscription in &subscriptions {
+        by_customer
+            .entry(subscription.customer_id.as_str())
+            .or_default()
+            .push(subscription);
+    }
+    let subjects: Vec<String> = claimed
+        .iter()
+        .flat_map(|customer| {
+            let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
+            CustomerWorld::subjects_of(customer, &theirs)
+        })
+        .collect();
+    drop(by_customer);
+    let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
+    let (worlds, mut usage, summaries, mut adjustments) = tokio::try_join!(
+        CustomerWorld::load_many_with(
             state,
             workspace,
             claimed,
+            subscriptions,
             &catalog.meters,
             catalog.rounding,
             &mut catalog.versions,
         ),
-        subjects_usage(state, workspace, &ids, now),
+        subjects_usage(state, workspace, &subjects, now),
         async {
             state
                 .store
@@ -479,13 +500,8 @@ async fn load_claimed(
                 .await
                 .map_err(ApiError::internal)
         },
+        adjustments_by_subscription(state, workspace, &subscription_ids),
     )?;
-    let read: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let others: Vec<String> = worlds
-        .iter()
-        .flat_map(CustomerWorld::subjects)
-        .filter(|subject| !read.contains(subject.as_str()))
-        .collect();
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
     for summary in summaries {
         invoices
@@ -493,15 +509,6 @@ async fn load_claimed(
             .or_default()
             .push(summary);
     }
-    let subscription_ids: Vec<String> = worlds
-        .iter()
-        .flat_map(|world| world.subscriptions.iter().map(|(s, _)| s.id.clone()))
-        .collect();
-    let (others_usage, mut adjustments) = tokio::try_join!(
-        subjects_usage(state, workspace, &others, now),
-        adjustments_by_subscription(state, workspace, &subscription_ids),
-    )?;
-    usage.absorb(others_usage);
     let mut balances = credit_balances(state, workspace, &adjustments).await?;
     Ok(worlds
         .into_iter()

@@ -98,13 +98,38 @@ impl CustomerWorld {
         rounding: RoundingMode,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, ApiError> {
+        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+        let subscriptions = state
+            .store
+            .subscriptions_of_customers(workspace, &ids)
+            .await
+            .map_err(ApiError::internal)?;
+        Self::load_many_with(
+            state,
+            workspace,
+            customers,
+            subscriptions,
+            meters,
+            rounding,
+            versions,
+        )
+        .await
+    }
+
+    /// [`CustomerWorld::load_many`] with the customers' `subscriptions` already read (every one
+    /// of theirs, as `subscriptions_of_customers` returns them).
+    pub async fn load_many_with(
+        state: &AppState,
+        workspace: &WorkspaceId,
+        customers: Vec<Customer>,
+        subscriptions: Vec<SubscriptionRecord>,
+        meters: &Arc<[Value]>,
+        rounding: RoundingMode,
+        versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
+    ) -> Result<Vec<Self>, ApiError> {
         let store = &state.store;
         let internal = ApiError::internal;
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
-        let subscriptions = store
-            .subscriptions_of_customers(workspace, &ids)
-            .await
-            .map_err(internal)?;
         let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
         let mut changes: HashMap<String, Vec<Value>> = HashMap::new();
         for (subscription_id, change) in store
@@ -192,9 +217,7 @@ impl CustomerWorld {
                         used.insert(id, Arc::clone(version));
                     }
                 }
-                let aliases = std::iter::once(customer.external_id.clone())
-                    .filter(|alias| !alias.is_empty() && alias != &customer.id)
-                    .collect();
+                let aliases = aliases_of(&customer);
                 Ok(Self {
                     customer: CustomerBilling {
                         tax: taxes.remove(&customer.id),
@@ -213,6 +236,15 @@ impl CustomerWorld {
                 })
             })
             .collect()
+    }
+
+    /// Every subject whose events belong to `customer` with `subscriptions`: what
+    /// [`CustomerWorld::subjects`] gives for its world.
+    pub fn subjects_of(customer: &Customer, subscriptions: &[&SubscriptionRecord]) -> Vec<String> {
+        let mut subjects = vec![customer.id.clone()];
+        subjects.extend(aliases_of(customer));
+        subjects.extend(subscriptions.iter().map(|s| s.id.clone()));
+        subjects
     }
 
     /// Every subject whose events belong to this customer.
@@ -499,6 +531,13 @@ pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
 #[derive(Debug, thiserror::Error)]
 #[error("the plan version {0} is not stored")]
 struct MissingPlanVersion(String);
+
+/// The other names a customer's events may carry as their subject: its external id.
+fn aliases_of(customer: &Customer) -> Vec<String> {
+    std::iter::once(customer.external_id.clone())
+        .filter(|alias| !alias.is_empty() && alias != &customer.id)
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

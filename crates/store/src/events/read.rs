@@ -126,19 +126,6 @@ impl UsageChunks {
         Ok(Self { by_subject, filter })
     }
 
-    /// Adds the chunks of `other`, a read of other subjects over the same period.
-    ///
-    /// # Panics
-    /// When `other` was read with another filter, or holds a subject this one holds: its chunks
-    /// would be taken twice.
-    pub fn absorb(&mut self, other: UsageChunks) {
-        assert_eq!(self.filter, other.filter, "usage of one period");
-        for (subject, chunks) in other.by_subject {
-            let previous = self.by_subject.insert(subject, chunks);
-            assert!(previous.is_none(), "a subject is read once");
-        }
-    }
-
     /// Takes the chunks of `subjects` out (a subject taken twice has nothing the second time).
     pub fn take(&mut self, subjects: &[String]) -> SubjectsUsage {
         let chunks = subjects
