@@ -28,7 +28,7 @@ const SQLITE_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// WAL pages after which a commit checkpoints by itself (the checkpointer normally does it).
 const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16 * 1024;
 /// Each SQLite connection's page cache, in KiB (see `open_sqlite`).
-const SQLITE_CACHE_KIB: u32 = 64 * 1024;
+const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 /// Per billow node; the server's `max_connections` bounds the sum over nodes.
 const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 
@@ -146,7 +146,7 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        // A page cache of 64 MiB (the default is 2 MiB): a billing run's write transaction
+        // A page cache of 16 MiB (the default is 2 MiB): a billing run's write transaction
         // (about 4 MiB of invoices per batch) fits in it instead of spilling pages to the WAL
         // before its commit, and the indexes' inner pages stay cached between transactions.
         // Pages are allocated as they are used, so an idle connection holds none.
