@@ -52,8 +52,11 @@ impl EventData {
             return Err(EventDataError::NotAnObject);
         }
         // Checks the whole text (strings, numbers, nesting, nothing after it) without keeping
-        // anything: no allocation for an object of plain values.
-        serde_json::from_str::<IgnoredAny>(trimmed).map_err(EventDataError::Json)?;
+        // anything. A flat object of plain values, what usage data nearly always is, is checked
+        // by `is_flat_object`; anything else (escapes, nesting, an error to report) by serde.
+        if !is_flat_object(trimmed.as_bytes()) {
+            serde_json::from_str::<IgnoredAny>(trimmed).map_err(EventDataError::Json)?;
+        }
         Ok(Self {
             text: trimmed.into(),
         })
@@ -92,6 +95,9 @@ impl EventData {
     /// The value at a dotted path (`cores`, `usage.cores`, or `$.usage.cores`), as raw JSON.
     pub fn get(&self, path: &str) -> Option<RawMember<'_>> {
         let path = path.strip_prefix("$.").unwrap_or(path);
+        if !path.contains('.') {
+            return member(&self.text, path).map(|text| RawMember { text });
+        }
         let mut parts = path.split('.');
         let mut current = member(&self.text, parts.next()?)?;
         for part in parts {
@@ -210,13 +216,110 @@ fn member<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     found
 }
 
-/// True when the raw key (its text between the quotes) names `key`.
+/// True when the raw key (its text between the quotes) names `key`. An escape makes the raw text
+/// longer than what it names, so a raw key as long as `key` names it only when it is `key` and
+/// holds no escape, and a shorter one never does.
 fn key_matches(raw_key: &str, key: &str) -> bool {
-    if raw_key.contains('\\') {
-        serde_json::from_str::<String>(&format!("\"{raw_key}\"")).is_ok_and(|text| text == key)
+    if raw_key.len() == key.len() {
+        raw_key == key && !raw_key.contains('\\')
     } else {
-        raw_key == key
+        raw_key.len() > key.len()
+            && raw_key.contains('\\')
+            && serde_json::from_str::<String>(&format!("\"{raw_key}\""))
+                .is_ok_and(|text| text == key)
     }
+}
+
+/// True when `bytes` is exactly one JSON object whose members are strings without escapes,
+/// numbers, booleans or nulls (`{"count":3,"project":"prj_1"}`); false for anything else,
+/// valid or not, which then goes to serde.
+fn is_flat_object(bytes: &[u8]) -> bool {
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return false;
+    }
+    at = skip_whitespace(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return skip_whitespace(bytes, at + 1) == bytes.len();
+    }
+    loop {
+        let Some(end) = plain_string_end(bytes, at) else {
+            return false;
+        };
+        at = skip_whitespace(bytes, end);
+        if bytes.get(at) != Some(&b':') {
+            return false;
+        }
+        at = skip_whitespace(bytes, at + 1);
+        let end = match bytes.get(at) {
+            Some(b'"') => plain_string_end(bytes, at),
+            Some(b't') => literal_end(bytes, at, b"true"),
+            Some(b'f') => literal_end(bytes, at, b"false"),
+            Some(b'n') => literal_end(bytes, at, b"null"),
+            Some(b'-' | b'0'..=b'9') => number_end(bytes, at),
+            _ => None,
+        };
+        let Some(end) = end else {
+            return false;
+        };
+        at = skip_whitespace(bytes, end);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => return skip_whitespace(bytes, at + 1) == bytes.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// The end of the string starting at `at` when it has no escape and no control character.
+fn plain_string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let mut end = at + 1;
+    loop {
+        match *bytes.get(end)? {
+            b'"' => return Some(end + 1),
+            b'\\' | 0..=0x1f => return None,
+            _ => end += 1,
+        }
+    }
+}
+
+fn literal_end(bytes: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
+    let end = at + literal.len();
+    (bytes.get(at..end)? == literal).then_some(end)
+}
+
+/// The end of the JSON number starting at `at`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn number_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let digits = |from: usize| {
+        let mut end = from;
+        while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+        (end > from).then_some(end)
+    };
+    let mut end = at;
+    if bytes.get(end) == Some(&b'-') {
+        end += 1;
+    }
+    end = if bytes.get(end) == Some(&b'0') {
+        end + 1
+    } else {
+        digits(end)?
+    };
+    if bytes.get(end) == Some(&b'.') {
+        end = digits(end + 1)?;
+    }
+    if matches!(bytes.get(end), Some(b'e' | b'E')) {
+        end += 1;
+        if matches!(bytes.get(end), Some(b'+' | b'-')) {
+            end += 1;
+        }
+        end = digits(end)?;
+    }
+    Some(end)
 }
 
 fn is_json_whitespace(character: char) -> bool {
@@ -250,22 +353,27 @@ impl<'a> Iterator for Members<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let bytes = self.bytes;
         let mut at = skip_whitespace(bytes, self.at);
+        // Whatever happens below, a text that does not go on as an object ends the members.
+        self.at = bytes.len();
         if bytes.get(at) == Some(&b',') {
             at = skip_whitespace(bytes, at + 1);
         }
         if bytes.get(at) != Some(&b'"') {
             // `}` or the end: no more members.
-            self.at = bytes.len();
             return None;
         }
         let key_end = string_end(bytes, at);
-        let key = &self.text[at + 1..key_end - 1];
+        // `get` and not indexing: never a panic, even on text that is not JSON.
+        let key = self.text.get(at + 1..key_end.checked_sub(1)?)?;
         at = skip_whitespace(bytes, key_end);
-        debug_assert_eq!(bytes.get(at), Some(&b':'));
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
         let value_start = skip_whitespace(bytes, at + 1);
         let value_end = value_end(bytes, value_start);
+        let value = self.text.get(value_start..value_end)?;
         self.at = value_end;
-        Some((key, &self.text[value_start..value_end]))
+        Some((key, value))
     }
 }
 
@@ -396,6 +504,41 @@ mod tests {
     }
 
     #[test]
+    fn the_flat_check_agrees_with_serde() {
+        for (text, flat) in [
+            (r#"{"count":3,"project":"prj_1"}"#, true),
+            (
+                " { \"a\" : -0.5e+3 , \"b\":true,\"c\":false, \"d\":null, \"e\":\"\u{e9}\" } ",
+                true,
+            ),
+            (r#"{"a":0,"b":10.25,"c":1E9}"#, true),
+            ("{}", true),
+            (r#"{"a":01}"#, false),
+            (r#"{"a":1.}"#, false),
+            (r#"{"a":-}"#, false),
+            (r#"{"a":1,}"#, false),
+            (r#"{"a":tru}"#, false),
+            ("{\"a\":\"x\ty\"}", false),
+            (r#"{"a":"x\"y"}"#, false),
+            (r#"{"a":{"b":1}}"#, false),
+            (r#"{"a":1}}"#, false),
+            (r#"{"a" 1}"#, false),
+        ] {
+            assert_eq!(is_flat_object(text.as_bytes()), flat, "{text}");
+            let serde_object =
+                serde_json::from_str::<Value>(text).is_ok_and(|value| value.is_object());
+            if flat {
+                assert!(serde_object, "{text}");
+            }
+            assert_eq!(
+                EventData::from_json_text(text).is_ok(),
+                serde_object,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn serde_round_trips_through_a_map() {
         let data = data(r#"{ "cores": 2.50, "p": "x" }"#);
 
@@ -420,6 +563,22 @@ mod tests {
                     .prop_map(|members| Value::Object(members.into_iter().collect())),
             ]
         })
+    }
+
+    proptest! {
+        /// Text is event data exactly when serde reads it as one object, whichever check
+        /// decided, and the scanner never panics, even on text that is not JSON.
+        #[test]
+        fn only_what_serde_reads_as_an_object_is_accepted(text in "[{}\\[\\]\":,a-c0-9.eE+\\- \\\\tnrulsf]{0,24}") {
+            let serde_object = serde_json::from_str::<Value>(&text).is_ok_and(|v| v.is_object());
+            let accepted = EventData::from_json_text(&text).is_ok();
+            let blank = text.trim_matches(is_json_whitespace).is_empty();
+            prop_assert_eq!(accepted, serde_object || blank, "{:?}", text);
+            if is_flat_object(text.as_bytes()) {
+                prop_assert!(serde_object, "{:?}", text);
+            }
+            let _ = member(&text, "a");
+        }
     }
 
     proptest! {
