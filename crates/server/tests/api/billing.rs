@@ -740,6 +740,18 @@ pub(crate) fn compute_event(id: &str, subject: &str, time: &str, hours: i32) -> 
 
 /// The `compute` meter (SUM of `hours`) and the `metered` plan: seats at 10.00 in arrears
 /// (prorated or not) and compute at 0.08 an hour.
+/// A subscription of `customer` to [`metered_catalog`]'s plan since 2024-01-01; its id.
+pub(crate) async fn metered_subscription(app: &BillingApp, customer: &str) -> String {
+    app.post(
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub(crate) async fn metered_catalog(app: &BillingApp, prorate_seats: bool) {
     app.post(
         "/api/v1/meters",
@@ -798,13 +810,7 @@ async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: D
     let customer = customer_with_vat(&app, "late").await;
     let mut subscriptions = Vec::new();
     for _ in 0..2 {
-        let created = app
-            .post(
-                "/api/v1/subscriptions",
-                json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
-            )
-            .await;
-        subscriptions.push(created["id"].as_str().unwrap().to_owned());
+        subscriptions.push(metered_subscription(&app, &customer).await);
     }
     let (active, canceled) = (subscriptions[0].as_str(), subscriptions[1].as_str());
     app.post(

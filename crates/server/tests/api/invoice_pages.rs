@@ -6,7 +6,7 @@
 use billow_store::Database;
 use serde_json::{json, Value};
 
-use crate::billing::{customer_with_vat, metered_catalog};
+use crate::billing::{customer_with_vat, metered_catalog, metered_subscription};
 use crate::month::{on_both_databases, BillingApp};
 
 /// The ids of a page's invoices, in order.
@@ -25,11 +25,7 @@ async fn three_invoices(database: Database) -> (BillingApp, String) {
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
     metered_catalog(&app, false).await;
     let customer = customer_with_vat(&app, "paged").await;
-    app.post(
-        "/api/v1/subscriptions",
-        json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
-    )
-    .await;
+    metered_subscription(&app, &customer).await;
     app.set_now("2024-04-01T01:00:00Z").await;
     let run = app.post("/api/v1/billing-runs", json!({})).await;
     assert_eq!(run["report"]["finalized"], 3, "{run}");

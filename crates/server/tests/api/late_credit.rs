@@ -7,7 +7,9 @@ use billow_store::billing::AdjustmentRecord;
 use billow_store::Database;
 use serde_json::{json, Value};
 
-use crate::billing::{compute_event, customer_with_vat, lines_of, metered_catalog};
+use crate::billing::{
+    compute_event, customer_with_vat, lines_of, metered_catalog, metered_subscription,
+};
 use crate::month::{on_both_databases, BillingApp};
 
 /// The workspace every `BillingApp` makes.
@@ -32,15 +34,7 @@ async fn adjustments(app: &BillingApp, subscription: &str) -> Vec<AdjustmentReco
 /// A subscription of `customer` to the metered plan since 2024-01-01, canceled at the end of the
 /// term that holds `cancel_at`.
 async fn canceled_subscription(app: &BillingApp, customer: &str, cancel_at: &str) -> String {
-    let subscription = app
-        .post(
-            "/api/v1/subscriptions",
-            json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subscription = metered_subscription(app, customer).await;
     app.post(
         &format!("/api/v1/subscriptions/{subscription}/changes"),
         json!({"cancel": "end_of_term", "at": cancel_at}),

@@ -6,7 +6,9 @@
 use billow_store::Database;
 use serde_json::{json, Value};
 
-use crate::billing::{compute_event, customer_with_vat, lines_of, metered_catalog};
+use crate::billing::{
+    compute_event, customer_with_vat, lines_of, metered_catalog, metered_subscription,
+};
 use crate::month::{on_both_databases, BillingApp};
 
 /// The line of `kind` of `invoice`; panics unless there is exactly one.
@@ -32,15 +34,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
     metered_catalog(&app, false).await;
     let customer = customer_with_vat(&app, "late").await;
-    let subscription = app
-        .post(
-            "/api/v1/subscriptions",
-            json!({"customer_id": customer, "plan": "metered", "start": "2024-01-01T00:00:00Z"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subscription = metered_subscription(&app, &customer).await;
     app.post(
         "/api/v1/events",
         json!([compute_event(
