@@ -126,6 +126,18 @@ impl UsageChunks {
         Ok(Self { by_subject, filter })
     }
 
+    /// Adds the chunks of `other`, a read of other subjects over the same period. A subject both
+    /// hold keeps the chunks it has here: two reads of one subject hold the same events.
+    ///
+    /// # Panics
+    /// When `other` was read with another filter.
+    pub fn absorb(&mut self, other: UsageChunks) {
+        assert_eq!(self.filter, other.filter, "usage of one period");
+        for (subject, chunks) in other.by_subject {
+            self.by_subject.entry(subject).or_insert(chunks);
+        }
+    }
+
     /// Takes the chunks of `subjects` out (a subject taken twice has nothing the second time).
     pub fn take(&mut self, subjects: &[String]) -> SubjectsUsage {
         let chunks = subjects
@@ -417,5 +429,27 @@ mod tests {
         assert_eq!(read.len(), count);
         assert!(read.is_sorted_by_key(|event| event.time));
         assert_eq!(read[0].id, format!("e{}", count - 1));
+    }
+
+    #[test]
+    fn two_reads_absorbed_hold_each_subject_once() {
+        let log = || chunk(2, true, &[("l1", "cus_1", 3), ("l2", "cus_2", 4)]);
+        let first_half = vec![chunk(1, false, &[("a", "cus_1", 1)]), log()];
+        let second_half = vec![chunk(3, false, &[("b", "cus_2", 2)]), log()];
+        let shared = "cus_1".to_owned();
+
+        // The second read also names cus_1 (an alias both customers share): its copy is not kept.
+        let mut usage = UsageChunks::split(first_half, std::slice::from_ref(&shared), ALL).unwrap();
+        let other =
+            UsageChunks::split(second_half, &["cus_2".to_owned(), shared.clone()], ALL).unwrap();
+        usage.absorb(other);
+
+        let cus_1 = usage
+            .take(std::slice::from_ref(&shared))
+            .into_events()
+            .unwrap();
+        let cus_2 = usage.take(&["cus_2".to_owned()]).into_events().unwrap();
+        assert_eq!(ids(&cus_1), ["a", "l1"]);
+        assert_eq!(ids(&cus_2), ["b", "l2"]);
     }
 }
