@@ -482,7 +482,6 @@ async fn load_claimed(
         let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
         subjects[usize::from(index >= half)].extend(CustomerWorld::subjects_of(customer, &theirs));
     }
-    drop(by_customer);
     let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
     let (worlds, mut usage, other_usage, summaries, mut adjustments) = tokio::try_join!(
         CustomerWorld::load_many_with(

@@ -241,18 +241,20 @@ impl CustomerWorld {
     /// Every subject whose events belong to `customer` with `subscriptions`: what
     /// [`CustomerWorld::subjects`] gives for its world.
     pub fn subjects_of(customer: &Customer, subscriptions: &[&SubscriptionRecord]) -> Vec<String> {
-        let mut subjects = vec![customer.id.clone()];
-        subjects.extend(aliases_of(customer));
-        subjects.extend(subscriptions.iter().map(|s| s.id.clone()));
-        subjects
+        subject_list(
+            &customer.id,
+            &aliases_of(customer),
+            subscriptions.iter().copied(),
+        )
     }
 
     /// Every subject whose events belong to this customer.
     pub fn subjects(&self) -> Vec<String> {
-        let mut subjects = vec![self.customer.customer_id.clone()];
-        subjects.extend(self.customer.aliases.iter().cloned());
-        subjects.extend(self.subscriptions.iter().map(|(s, _)| s.id.clone()));
-        subjects
+        subject_list(
+            &self.customer.customer_id,
+            &self.customer.aliases,
+            self.subscriptions.iter().map(|(s, _)| s),
+        )
     }
 
     /// The scenario document at `now`, without events.
@@ -531,6 +533,20 @@ pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
 #[derive(Debug, thiserror::Error)]
 #[error("the plan version {0} is not stored")]
 struct MissingPlanVersion(String);
+
+/// A customer's subjects: its id, its aliases, its subscriptions' ids. The one definition behind
+/// [`CustomerWorld::subjects`] (what the engine takes) and [`CustomerWorld::subjects_of`] (what a
+/// billing run reads before the worlds are built), so the two cannot drift apart.
+fn subject_list<'a>(
+    customer_id: &str,
+    aliases: &[String],
+    subscriptions: impl Iterator<Item = &'a SubscriptionRecord>,
+) -> Vec<String> {
+    let mut subjects = vec![customer_id.to_owned()];
+    subjects.extend(aliases.iter().cloned());
+    subjects.extend(subscriptions.map(|s| s.id.clone()));
+    subjects
+}
 
 /// The other names a customer's events may carry as their subject: its external id.
 fn aliases_of(customer: &Customer) -> Vec<String> {
