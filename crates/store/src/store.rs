@@ -120,7 +120,10 @@ impl Store {
     /// clone of this store fail.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite(pool) => {
+                crate::events::close_sqlite_writer(&self.events.sqlite_keys).await;
+                pool.close().await;
+            }
             Backend::Postgres(pool) => pool.close().await,
         }
     }

@@ -90,6 +90,29 @@ async fn a_duplicate_in_the_batch_or_stored_before_is_counted_once(store: Store)
     assert_eq!(november(&store, &acme, &["cus_1"]).await, ["c", "a", "b"]);
 }
 
+/// A write whose transaction fails stores nothing and claims no key: the same events sent again
+/// once the cause is gone are stored, not counted as duplicates.
+async fn a_failed_write_claims_no_key(store: Store) {
+    let missing = WorkspaceId::parse("ws_notyet").unwrap();
+    let batch = [
+        event("a", "cus_1", "2026-11-02T00:00:00Z"),
+        event("b", "cus_1", "2026-11-02T00:00:00Z"),
+    ];
+    let failed = store
+        .insert_events(&missing, &batch, Timestamp::now())
+        .await;
+    assert!(failed.is_err(), "no such workspace: {failed:?}");
+
+    let created = workspace(&store, "ws_notyet").await;
+    let retried = store
+        .insert_events(&created, &batch, Timestamp::now())
+        .await
+        .unwrap();
+
+    assert_eq!((retried.inserted, retried.duplicates), (2, 0));
+    assert_eq!(november(&store, &created, &["cus_1"]).await, ["a", "b"]);
+}
+
 async fn the_same_id_from_another_source_is_another_event(store: Store) {
     let acme = workspace(&store, "ws_acme").await;
     let mut other_source = event("a", "cus_1", "2026-11-02T00:00:00Z");
@@ -568,6 +591,96 @@ async fn two_stores_on_one_database_share_exactly_once(first: Store, second: Sto
     );
 }
 
+/// A store compacts the log chunks it wrote from its own memory (SQLite) or reads them back
+/// (PostgreSQL). Either way, when the other store compacted them first, or wrote older log
+/// chunks meanwhile, each event is moved exactly once and read exactly once, in order.
+async fn compaction_by_either_store_moves_each_event_once(first: Store, second: Store) {
+    let acme = workspace(&first, "ws_acme").await;
+    let write = |store: &Store, id: &str| {
+        let store = store.clone();
+        let acme = acme.clone();
+        let batch = [event(id, "cus_1", "2026-11-02T00:00:00Z")];
+        async move {
+            let outcome = store
+                .insert_events(&acme, &batch, Timestamp::now())
+                .await
+                .unwrap();
+            assert_eq!(outcome.inserted, 1);
+        }
+    };
+
+    // The first store's chunk is compacted by the second before the first gets to it.
+    write(&first, "a").await;
+    assert_eq!(second.compact_events(1_000).await.unwrap(), 1);
+    assert_eq!(
+        first.compact_events(1_000).await.unwrap(),
+        0,
+        "already moved"
+    );
+    assert_eq!(november(&first, &acme, &["cus_1"]).await, ["a"]);
+
+    // An older log chunk of the second store lies below the first store's own.
+    write(&second, "b").await;
+    write(&first, "c").await;
+    assert_eq!(
+        first.compact_events(1_000).await.unwrap(),
+        2,
+        "the second store's older chunk is moved with the first's"
+    );
+    assert_eq!(second.compact_events(1_000).await.unwrap(), 0);
+    assert_eq!(november(&second, &acme, &["cus_1"]).await, ["a", "b", "c"]);
+
+    // The first store's own chunks, compacted by itself, a part at a time.
+    for id in ["d", "e", "f"] {
+        write(&first, id).await;
+    }
+    assert_eq!(first.compact_events(2).await.unwrap(), 2);
+    write(&second, "g").await;
+    let own = first.compact_events(1_000).await.unwrap();
+    let rest = first.compact_events(1_000).await.unwrap();
+    // SQLite moves its own remembered chunk first, then the newer one from the database;
+    // PostgreSQL reads both at once.
+    assert_eq!(own + rest, 2);
+    assert!(own >= 1);
+    assert_eq!(first.compact_events(1_000).await.unwrap(), 0);
+    assert_eq!(
+        november(&first, &acme, &["cus_1"]).await,
+        ["a", "b", "c", "d", "e", "f", "g"]
+    );
+    let again = first
+        .insert_events(
+            &acme,
+            &[event("f", "cus_1", "2026-11-02T00:00:00Z")],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.duplicates, 1, "compacted keys still count");
+}
+
+#[tokio::test]
+async fn sqlite_stores_compact_each_event_once() {
+    let (first, directory) = sqlite_store().await;
+    let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+        .await
+        .unwrap();
+    compaction_by_either_store_moves_each_event_once(first, second).await;
+}
+
+#[tokio::test]
+async fn postgres_nodes_compact_each_event_once() {
+    let Some((database, admin_url, name)) = create_postgres_database().await else {
+        return;
+    };
+    let first = Store::open(&database).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Store::open(&database).await.unwrap();
+    compaction_by_either_store_moves_each_event_once(first.clone(), second.clone()).await;
+    first.close().await;
+    second.close().await;
+    drop_postgres_database(&admin_url, &name).await;
+}
+
 #[tokio::test]
 async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
     let (first, directory) = sqlite_store().await;
@@ -663,6 +776,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_duplicate_in_the_batch_or_stored_before_is_counted_once,
+    a_failed_write_claims_no_key,
     the_same_id_from_another_source_is_another_event,
     workspaces_never_see_each_others_events_or_keys,
     usage_events_selects_subjects_and_a_half_open_period,

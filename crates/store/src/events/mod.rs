@@ -33,7 +33,7 @@ use crate::WorkspaceId;
 pub use codec::DecodeChunkError;
 pub use merge::MergeOutcome;
 pub use read::{SubjectsUsage, UsageChunks};
-pub(crate) use sqlite::KeyCache;
+pub(crate) use sqlite::{close_writer as close_sqlite_writer, KeyCache};
 pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
 
 /// The longest `source`, `id`, `type` or `subject` the store accepts, in bytes.
@@ -137,6 +137,8 @@ impl Hasher for KeyHasher {
 pub(crate) struct Batch<'a> {
     pub workspace_id: &'a WorkspaceId,
     pub events: &'a [NewEvent],
+    /// The key hash of each event ([`NewEvent::key_hash`]), in order.
+    pub hashes: &'a [u128],
 }
 
 /// State the store keeps beside its pool for events: the writers' key caches.
@@ -169,9 +171,11 @@ impl Store {
         events: &[NewEvent],
         ingested_at: Timestamp,
     ) -> Result<InsertOutcome, InsertEventsError> {
+        let hashes: Vec<u128> = events.iter().map(NewEvent::key_hash).collect();
         let batches = [Batch {
             workspace_id,
             events,
+            hashes: &hashes,
         }];
         let outcomes = self.insert_batches(&batches, ingested_at).await?;
         Ok(outcomes[0])
@@ -185,6 +189,11 @@ impl Store {
     ) -> Result<Vec<InsertOutcome>, InsertEventsError> {
         for batch in batches {
             batch.events.iter().for_each(NewEvent::assert_valid);
+            assert_eq!(
+                batch.events.len(),
+                batch.hashes.len(),
+                "a key hash per event"
+            );
         }
         let outcomes = match &self.backend {
             Backend::Sqlite(pool) => {

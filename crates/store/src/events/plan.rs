@@ -45,14 +45,6 @@ pub(crate) struct Plan {
     pub new_keys: Vec<(String, Vec<u128>)>,
 }
 
-/// The key hash of every event, batch by batch.
-pub(crate) fn key_hashes(batches: &[Batch<'_>]) -> Vec<Vec<u128>> {
-    batches
-        .iter()
-        .map(|batch| batch.events.iter().map(NewEvent::key_hash).collect())
-        .collect()
-}
-
 /// Accumulates the events of one chunk.
 struct ChunkBuilder {
     workspace_id: String,
@@ -64,23 +56,21 @@ struct ChunkBuilder {
     encoder: ChunkEncoder,
 }
 
-/// Plans a group commit: an event is stored when `is_stored(workspace, hash)` says its key is not
-/// stored yet and no earlier event of the group had the same workspace and key. The stored events
-/// go into log chunks, one per workspace (more when one fills up).
+/// Plans a group commit: an event is stored when `claim(workspace, hash)` answers true, which it
+/// must do only when the key is not stored yet and was not claimed earlier in the group (see
+/// [`NotStored`]). The stored events go into log chunks, one per workspace (more when one fills
+/// up).
 pub(crate) fn plan(
     batches: &[Batch<'_>],
-    hashes: &[Vec<u128>],
-    is_stored: impl Fn(&str, u128) -> bool,
+    mut claim: impl FnMut(&str, u128) -> bool,
     ingested_at: Timestamp,
 ) -> Plan {
     let ingested_at_us = ingested_at.as_microsecond();
-    // Per workspace, hashed by the key hash itself (it is SHA-256 output already).
-    let mut taken: HashMap<&str, HashSet<u128, BuildHasherDefault<KeyHasher>>> = HashMap::new();
     // One log chunk per workspace: few workspaces per group, so a linear search.
     let mut builders: Vec<ChunkBuilder> = Vec::new();
     let mut closed: Vec<ChunkBuilder> = Vec::new();
     let mut outcomes = Vec::with_capacity(batches.len());
-    for (batch, batch_hashes) in batches.iter().zip(hashes) {
+    for batch in batches {
         let workspace_id = batch.workspace_id.as_str();
         let slot = match builders.iter().position(|b| b.workspace_id == workspace_id) {
             Some(slot) => slot,
@@ -89,14 +79,13 @@ pub(crate) fn plan(
                 builders.len() - 1
             }
         };
-        let taken = taken.entry(workspace_id).or_default();
         let estimate: usize = batch.events.iter().map(NewEvent::encoded_length).sum();
         builders[slot]
             .encoder
             .reserve(estimate.min(CHUNK_BYTES_MAX));
         let mut outcome = InsertOutcome::default();
-        for (event, &hash) in batch.events.iter().zip(batch_hashes) {
-            if !taken.insert(hash) || is_stored(workspace_id, hash) {
+        for (event, &hash) in batch.events.iter().zip(batch.hashes) {
+            if !claim(workspace_id, hash) {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -126,6 +115,32 @@ pub(crate) fn plan(
         chunks,
         outcomes,
         new_keys,
+    }
+}
+
+/// A `claim` for [`plan`] from a set of stored keys it does not change: a key is new when it is
+/// not stored and was not claimed earlier in the group.
+pub(crate) struct NotStored<F> {
+    is_stored: F,
+    // Per workspace, hashed by the key hash itself (it is SHA-256 output already).
+    taken: HashMap<String, HashSet<u128, BuildHasherDefault<KeyHasher>>>,
+}
+
+impl<F: Fn(&str, u128) -> bool> NotStored<F> {
+    pub(crate) fn new(is_stored: F) -> Self {
+        Self {
+            is_stored,
+            taken: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn claim(&mut self, workspace_id: &str, hash: u128) -> bool {
+        if !self.taken.contains_key(workspace_id) {
+            self.taken
+                .insert(workspace_id.to_owned(), HashSet::default());
+        }
+        let taken = self.taken.get_mut(workspace_id).expect("inserted above");
+        taken.insert(hash) && !(self.is_stored)(workspace_id, hash)
     }
 }
 
@@ -233,6 +248,10 @@ mod tests {
     use super::*;
     use crate::WorkspaceId;
 
+    fn hashes(events: &[NewEvent]) -> Vec<u128> {
+        events.iter().map(NewEvent::key_hash).collect()
+    }
+
     fn event(subject: &str, id: &str) -> NewEvent {
         NewEvent {
             source: "s".into(),
@@ -253,23 +272,26 @@ mod tests {
             event("cus_1", "a"),
         ];
         let second = [event("cus_1", "b"), event("cus_1", "stored")];
+        let first_hashes = hashes(&first);
+        let second_hashes = hashes(&second);
         let batches = [
             Batch {
                 workspace_id: &acme,
                 events: &first,
+                hashes: &first_hashes,
             },
             Batch {
                 workspace_id: &acme,
                 events: &second,
+                hashes: &second_hashes,
             },
         ];
-        let hashes = key_hashes(&batches);
         let stored = super::super::key_hash("s", "stored");
+        let mut not_stored = NotStored::new(|_: &str, hash| hash == stored);
 
         let plan = plan(
             &batches,
-            &hashes,
-            |_, hash| hash == stored,
+            |workspace_id, hash| not_stored.claim(workspace_id, hash),
             Timestamp::UNIX_EPOCH,
         );
 
@@ -299,12 +321,13 @@ mod tests {
             event("cus_2", "b"),
             event("cus_1", "c"),
         ];
+        let hashes = hashes(&events);
         let batches = [Batch {
             workspace_id: &acme,
             events: &events,
+            hashes: &hashes,
         }];
-        let hashes = key_hashes(&batches);
-        let log = plan(&batches, &hashes, |_, _| false, Timestamp::UNIX_EPOCH);
+        let log = plan(&batches, |_, _| true, Timestamp::UNIX_EPOCH);
         let stored: Vec<StoredChunk> = log
             .chunks
             .into_iter()
@@ -324,7 +347,7 @@ mod tests {
             .collect();
         assert_eq!(subjects, [(Some("cus_1"), 2), (Some("cus_2"), 1)]);
         let cus_1 = decode_key_hashes(&compacted[0].key_hashes).unwrap();
-        assert_eq!(cus_1, [hashes[0][0], hashes[0][2]]);
+        assert_eq!(cus_1, [hashes[0], hashes[2]]);
         assert_eq!(compacted[0].time_min_us, events[0].time.as_microsecond());
     }
 }

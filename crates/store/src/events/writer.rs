@@ -40,6 +40,7 @@ const POSTGRES_WRITERS: usize = 2;
 struct Request {
     workspace_id: WorkspaceId,
     events: Vec<NewEvent>,
+    hashes: Vec<u128>,
     ingested_at: Timestamp,
     reply: oneshot::Sender<Result<InsertOutcome, InsertEventsError>>,
 }
@@ -91,9 +92,12 @@ impl EventWriter {
         ingested_at: Timestamp,
     ) -> Result<InsertOutcome, WriteEventsError> {
         let (reply, answer) = oneshot::channel();
+        // Hashed here, on the caller's thread, so that the one writer task does not.
+        let hashes = events.iter().map(NewEvent::key_hash).collect();
         let request = Request {
             workspace_id,
             events,
+            hashes,
             ingested_at,
             reply,
         };
@@ -202,6 +206,7 @@ async fn commit(store: &Store, group: Vec<Request>) -> u64 {
         .map(|request| Batch {
             workspace_id: &request.workspace_id,
             events: &request.events,
+            hashes: &request.hashes,
         })
         .collect();
     let ingested_at = group

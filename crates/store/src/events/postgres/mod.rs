@@ -72,7 +72,6 @@ pub(super) async fn insert_batches(
     batches: &[Batch<'_>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-    let hashes = plan::key_hashes(batches);
     let mut workspace_ids: Vec<&str> = batches
         .iter()
         .map(|batch| batch.workspace_id.as_str())
@@ -85,12 +84,14 @@ pub(super) async fn insert_batches(
         lock_workspace(&mut transaction, workspace_id).await?;
         catch_up(&mut transaction, &mut cache, workspace_id).await?;
     }
+    let mut not_stored =
+        plan::NotStored::new(|workspace_id: &str, hash| cache.contains(workspace_id, hash));
     let plan = plan::plan(
         batches,
-        &hashes,
-        |workspace_id, hash| cache.contains(workspace_id, hash),
+        |workspace_id, hash| not_stored.claim(workspace_id, hash),
         ingested_at,
     );
+    drop(not_stored);
     let written = insert_chunks(&mut transaction, &plan.chunks).await?;
     transaction.commit().await?;
     // Only what is committed enters the cache.

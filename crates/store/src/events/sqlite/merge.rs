@@ -2,9 +2,7 @@
 
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{
-    catch_up, durable_connection, insert_all_chunks, max_seq, restore_synchronous, KeyCache,
-};
+use super::{catch_up, insert_all_chunks, max_seq, writer_connection, KeyCache};
 use crate::events::merge::{self, StoredSubjectChunk};
 use crate::events::plan::NewChunk;
 use crate::events::{MergeEventsError, Merged};
@@ -21,21 +19,19 @@ pub(in crate::events) async fn merge(
 ) -> Result<Merged, MergeEventsError> {
     // Under the writer's lock, as compaction: a merge writes, and keeps the watermark current.
     let mut cache = cache.lock().await;
-    let mut connection = durable_connection(pool)
+    let mut connection = writer_connection(pool, &mut cache)
         .await
         .map_err(MergeEventsError::Database)?;
-    let result = merge_transaction(
+    let merged = merge_transaction(
         &mut connection,
         &mut cache,
         workspace_id,
         subjects,
         events_max,
     )
-    .await;
-    restore_synchronous(&mut connection)
-        .await
-        .map_err(MergeEventsError::Database)?;
-    result
+    .await?;
+    cache.connection = Some(connection);
+    Ok(merged)
 }
 
 /// Replaces each subject's chunks chosen by [`merge::plan_subjects`] with one chunk. The merged
@@ -81,7 +77,7 @@ async fn merge_transaction(
         .iter()
         .map(|group| merge::concatenate(workspace_id, group))
         .collect::<Result<Vec<NewChunk>, _>>()?;
-    insert_all_chunks(&mut transaction, new_chunks)
+    insert_all_chunks(&mut transaction, &new_chunks)
         .await
         .map_err(database)?;
     let mut deleted = 0;

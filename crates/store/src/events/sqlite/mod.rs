@@ -7,12 +7,11 @@
 //! chunks appended since it last looked (by another process, such as `billow ingest`, or another
 //! `Store`), so its decision always rests on every committed key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
-use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::decode_key_hashes;
@@ -26,29 +25,123 @@ pub(super) use merge::merge;
 
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
+/// Most events of the log chunks a writer keeps in memory for compaction ([`KeyCache::written`]):
+/// about twice what it commits between two compactions, ~40 MiB of encoded events.
+const WRITTEN_EVENTS_MAX: usize = 500_000;
 
-/// The key hashes of the stored chunks, per workspace, and how far they have been read.
-#[derive(Debug, Default)]
+/// The writer's state, behind its lock: the key hashes of the stored chunks, per workspace, and
+/// how far they have been read; the log chunks this writer committed and has not compacted yet;
+/// and its own connection.
+#[derive(Default)]
 pub(crate) struct KeyCache {
     /// Every chunk with a `seq` up to this one has its keys in `keys`.
     read_through_seq: i64,
     keys: HashMap<String, HashSet<u128, BuildHasherDefault<KeyHasher>>>,
+    /// The log chunks this writer committed, oldest commit first, as it wrote them, so that
+    /// compaction need not read them back from the database. Only a copy: compaction checks, in
+    /// its transaction, that exactly these are the oldest log chunks before it replaces them, and
+    /// reads the database instead when they are not (another process compacted them, or wrote
+    /// older ones).
+    written: VecDeque<WrittenCommit>,
+    written_events: usize,
+    /// The connection the writer commits on ([`writer_connection`]), kept between transactions.
+    connection: Option<SqliteConnection>,
+}
+
+/// The log chunks of one commit, and the largest `seq` they got.
+struct WrittenCommit {
+    last_seq: i64,
+    events: usize,
+    chunks: Vec<StoredChunk>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("read_through_seq", &self.read_through_seq)
+            .field("workspaces", &self.keys.len())
+            .field("written_commits", &self.written.len())
+            .field("written_events", &self.written_events)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyCache {
-    fn contains(&self, workspace_id: &str, hash: u128) -> bool {
-        self.keys
-            .get(workspace_id)
-            .is_some_and(|keys| keys.contains(&hash))
-    }
-
-    fn add(&mut self, workspace_id: &str, hashes: impl IntoIterator<Item = u128>) {
+    fn keys_of(&mut self, workspace_id: &str) -> &mut HashSet<u128, BuildHasherDefault<KeyHasher>> {
         if !self.keys.contains_key(workspace_id) {
             self.keys
                 .insert(workspace_id.to_owned(), HashSet::default());
         }
-        let keys = self.keys.get_mut(workspace_id).expect("inserted above");
-        keys.extend(hashes);
+        self.keys.get_mut(workspace_id).expect("inserted above")
+    }
+
+    fn add(&mut self, workspace_id: &str, hashes: impl IntoIterator<Item = u128>) {
+        self.keys_of(workspace_id).extend(hashes);
+    }
+
+    /// Takes the keys of a transaction that did not commit out again.
+    fn remove(&mut self, new_keys: &[(String, Vec<u128>)]) {
+        for (workspace_id, hashes) in new_keys {
+            let keys = self.keys_of(workspace_id);
+            for hash in hashes {
+                keys.remove(hash);
+            }
+        }
+    }
+
+    /// Keeps the log chunks a commit wrote, for compaction; forgets them all when there would be
+    /// more than [`WRITTEN_EVENTS_MAX`] events (compaction then reads the database, as after a
+    /// restart).
+    fn remember_written(&mut self, chunks: Vec<NewChunk>, last_seq: i64) {
+        let events: usize = chunks
+            .iter()
+            .map(|chunk| usize::try_from(chunk.event_count).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add);
+        if chunks.is_empty() {
+            return;
+        }
+        if self.written_events.saturating_add(events) > WRITTEN_EVENTS_MAX {
+            self.forget_written();
+            return;
+        }
+        self.written_events += events;
+        let chunks = chunks
+            .into_iter()
+            .map(|chunk| StoredChunk {
+                seq: last_seq,
+                workspace_id: chunk.workspace_id,
+                key_hashes: chunk.key_hashes,
+                events: chunk.events,
+            })
+            .collect();
+        self.written.push_back(WrittenCommit {
+            last_seq,
+            events,
+            chunks,
+        });
+    }
+
+    fn forget_written(&mut self) {
+        self.written.clear();
+        self.written_events = 0;
+    }
+
+    /// The oldest remembered commits whose events add up to about `events_max` (at least one
+    /// commit), taken out of the cache: their chunks, how many, and the largest `seq` among them.
+    fn take_written(&mut self, events_max: i64) -> Option<(Vec<StoredChunk>, i64)> {
+        let mut chunks = Vec::new();
+        let mut last_seq = None;
+        let mut events: usize = 0;
+        while usize::try_from(events_max).is_ok_and(|max| events < max) {
+            let Some(commit) = self.written.pop_front() else {
+                break;
+            };
+            events += commit.events;
+            self.written_events = self.written_events.saturating_sub(commit.events);
+            last_seq = Some(commit.last_seq);
+            chunks.extend(commit.chunks);
+        }
+        last_seq.map(|last_seq| (chunks, last_seq))
     }
 }
 
@@ -58,60 +151,77 @@ pub(super) async fn insert_batches(
     batches: &[Batch<'_>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-    // Hashing needs no lock.
-    let hashes = plan::key_hashes(batches);
     // One writer per store at a time: SQLite would serialize them anyway.
     let mut cache = cache.lock().await;
-    let mut connection = durable_connection(pool).await?;
-    let result =
-        write_transaction(&mut connection, &mut cache, batches, &hashes, ingested_at).await;
-    restore_synchronous(&mut connection).await?;
-    result
+    let mut connection = writer_connection(pool, &mut cache).await?;
+    let outcomes = write_transaction(&mut connection, &mut cache, batches, ingested_at).await?;
+    cache.connection = Some(connection);
+    Ok(outcomes)
 }
 
-/// A pooled connection set to sync the WAL on every commit (`synchronous=FULL`), so that an
-/// acknowledged event survives a power loss. Set per transaction: the pool's connections run at
-/// NORMAL for everything else.
-async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
-    let mut connection = pool.acquire().await?;
+/// The writer's connection: kept in the cache between transactions, or else a connection of the
+/// pool, detached from it (the pool opens another in its place when it needs one), and set to
+/// sync the WAL on every commit (`synchronous=FULL`), so that an acknowledged event survives a
+/// power loss. The rest of billow keeps NORMAL on the pool's connections. A connection whose
+/// transaction failed is dropped, not kept.
+async fn writer_connection(
+    pool: &SqlitePool,
+    cache: &mut KeyCache,
+) -> Result<SqliteConnection, sqlx::Error> {
+    if let Some(connection) = cache.connection.take() {
+        return Ok(connection);
+    }
+    let mut connection = pool.acquire().await?.detach();
     sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *connection)
+        .execute(&mut connection)
         .await?;
     Ok(connection)
 }
 
-async fn restore_synchronous(connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(connection)
-        .await
-        .map(drop)
+/// Closes the writer's connection, if it has one (`Store::close`).
+pub(crate) async fn close_writer(cache: &tokio::sync::Mutex<KeyCache>) {
+    if let Some(connection) = cache.lock().await.connection.take() {
+        let _ = connection.close().await;
+    }
 }
 
 async fn write_transaction(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
     batches: &[Batch<'_>],
-    hashes: &[Vec<u128>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
     // IMMEDIATE takes the write lock now, so that no other writer appends between the catch-up
     // and the insert.
     let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
     catch_up(&mut transaction, cache).await?;
+    // The new keys go into the cache as they are claimed (one hash lookup per event), and come
+    // out again if the transaction does not commit: nobody else reads the cache meanwhile, as
+    // the writer's lock is held.
     let plan = plan::plan(
         batches,
-        hashes,
-        |workspace_id, hash| cache.contains(workspace_id, hash),
+        |workspace_id, hash| cache.keys_of(workspace_id).insert(hash),
         ingested_at,
     );
-    insert_all_chunks(&mut transaction, plan.chunks).await?;
-    let last_seq = max_seq(&mut transaction).await?;
-    transaction.commit().await?;
-    // Only what is committed enters the cache.
-    for (workspace_id, hashes) in plan.new_keys {
-        cache.add(&workspace_id, hashes);
+    let written = async {
+        let seqs = insert_all_chunks(&mut transaction, &plan.chunks).await?;
+        transaction.commit().await?;
+        Ok::<_, sqlx::Error>(seqs)
     }
-    cache.read_through_seq = last_seq;
+    .await;
+    let seqs = match written {
+        Ok(seqs) => seqs,
+        Err(error) => {
+            cache.remove(&plan.new_keys);
+            return Err(error);
+        }
+    };
+    // The chunks' seqs are above every other chunk's (the write lock was held): the new
+    // watermark is the largest.
+    if let Some(&last_seq) = seqs.iter().max() {
+        cache.read_through_seq = cache.read_through_seq.max(last_seq);
+        cache.remember_written(plan.chunks, last_seq);
+    }
     Ok(plan.outcomes)
 }
 
@@ -145,40 +255,40 @@ async fn catch_up(
     Ok(())
 }
 
-/// Inserts `chunks`, [`INSERT_ROWS_MAX`] rows per statement. Taken by value: the BLOBs move into
-/// the statement's arguments instead of being copied.
+/// Inserts `chunks`, [`INSERT_ROWS_MAX`] rows per statement, and answers the `seq` each got (in
+/// no particular order). The BLOBs are bound by reference (SQLite copies a bound BLOB either way).
 async fn insert_all_chunks(
     connection: &mut SqliteConnection,
-    mut chunks: Vec<NewChunk>,
-) -> Result<(), sqlx::Error> {
-    while !chunks.is_empty() {
-        let rest = chunks.split_off(chunks.len().min(INSERT_ROWS_MAX));
-        insert_chunks(connection, chunks).await?;
-        chunks = rest;
+    chunks: &[NewChunk],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut seqs = Vec::with_capacity(chunks.len());
+    for rows in chunks.chunks(INSERT_ROWS_MAX) {
+        seqs.extend(insert_chunks(connection, rows).await?);
     }
-    Ok(())
+    Ok(seqs)
 }
 
 async fn insert_chunks(
     connection: &mut SqliteConnection,
-    rows: Vec<NewChunk>,
-) -> Result<(), sqlx::Error> {
+    rows: &[NewChunk],
+) -> Result<Vec<i64>, sqlx::Error> {
     let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
          ingested_max_us, event_count, key_hashes, events) ",
     );
     query.push_values(rows, |mut values, chunk| {
         values
-            .push_bind(chunk.workspace_id)
-            .push_bind(chunk.subject)
+            .push_bind(chunk.workspace_id.as_str())
+            .push_bind(chunk.subject.as_deref())
             .push_bind(chunk.time_min_us)
             .push_bind(chunk.time_max_us)
             .push_bind(chunk.ingested_max_us)
             .push_bind(chunk.event_count)
-            .push_bind(chunk.key_hashes)
-            .push_bind(chunk.events);
+            .push_bind(chunk.key_hashes.as_slice())
+            .push_bind(chunk.events.as_slice());
     });
-    query.build().execute(connection).await.map(drop)
+    query.push(" RETURNING seq");
+    query.build_query_scalar().fetch_all(connection).await
 }
 
 pub(super) async fn compact(
@@ -188,14 +298,12 @@ pub(super) async fn compact(
 ) -> Result<Compacted, CompactEventsError> {
     // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
     let mut cache = cache.lock().await;
-    let mut connection = durable_connection(pool)
+    let mut connection = writer_connection(pool, &mut cache)
         .await
         .map_err(CompactEventsError::Database)?;
-    let result = compact_transaction(&mut connection, &mut cache, events_max).await;
-    restore_synchronous(&mut connection)
-        .await
-        .map_err(CompactEventsError::Database)?;
-    result
+    let compacted = compact_transaction(&mut connection, &mut cache, events_max).await?;
+    cache.connection = Some(connection);
+    Ok(compacted)
 }
 
 async fn compact_transaction(
@@ -203,44 +311,81 @@ async fn compact_transaction(
     cache: &mut KeyCache,
     events_max: i64,
 ) -> Result<Compacted, CompactEventsError> {
+    if let Some(remembered) = cache.take_written(events_max) {
+        match compact_log_chunks(connection, cache, Some(remembered), events_max).await? {
+            Some(compacted) => return Ok(compacted),
+            // Not the oldest log chunks any more: read the database.
+            None => cache.forget_written(),
+        }
+    }
+    Ok(compact_log_chunks(connection, cache, None, events_max)
+        .await?
+        .unwrap_or(Compacted {
+            moved: 0,
+            subjects: Vec::new(),
+        }))
+}
+
+/// Replaces log chunks by subject chunks in one transaction: the oldest log chunks of the
+/// database, or `remembered` (the chunks this writer committed, kept in memory, and the largest
+/// `seq` among them), which must then be exactly the log chunks stored up to that `seq`: when
+/// they are not, nothing is written and the answer is `None`.
+async fn compact_log_chunks(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    remembered: Option<(Vec<StoredChunk>, i64)>,
+    events_max: i64,
+) -> Result<Option<Compacted>, CompactEventsError> {
     let database = CompactEventsError::Database;
     let mut transaction = connection
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(database)?;
     catch_up(&mut transaction, cache).await.map_err(database)?;
-    let log_chunks = oldest_log_chunks(&mut transaction, events_max)
-        .await
-        .map_err(database)?;
-    let Some(last) = log_chunks.last() else {
-        return Ok(Compacted {
-            moved: 0,
-            subjects: Vec::new(),
-        });
+    let expected = remembered.as_ref().map(|(chunks, _)| chunks.len());
+    let (log_chunks, last_seq) = match remembered {
+        Some(remembered) => remembered,
+        None => {
+            let chunks = oldest_log_chunks(&mut transaction, events_max)
+                .await
+                .map_err(database)?;
+            let Some(last) = chunks.last() else {
+                return Ok(None);
+            };
+            let last_seq = last.seq;
+            (chunks, last_seq)
+        }
     };
-    let last_seq = last.seq;
     let subject_chunks = plan::compact(&log_chunks)?;
+    drop(log_chunks);
     let moved: i64 = subject_chunks
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
         .sum();
     let subjects = written_subjects(&subject_chunks);
-    insert_all_chunks(&mut transaction, subject_chunks)
+    insert_all_chunks(&mut transaction, &subject_chunks)
         .await
         .map_err(database)?;
-    sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
+    drop(subject_chunks);
+    let deleted = sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
         .bind(last_seq)
         .execute(&mut *transaction)
         .await
-        .map_err(database)?;
+        .map_err(database)?
+        .rows_affected();
+    if expected.is_some_and(|expected| u64::try_from(expected) != Ok(deleted)) {
+        // Another process compacted some of them, or wrote older ones: dropping the
+        // transaction rolls it back.
+        return Ok(None);
+    }
     let new_last_seq = max_seq(&mut transaction).await.map_err(database)?;
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above): no need to read them again.
     cache.read_through_seq = new_last_seq;
-    Ok(Compacted {
+    Ok(Some(Compacted {
         moved: u64::try_from(moved).expect("event counts are positive"),
         subjects,
-    })
+    }))
 }
 
 /// The (workspace, subject) of each subject chunk.
