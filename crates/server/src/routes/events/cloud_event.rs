@@ -220,6 +220,83 @@ fn check_data(data: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The attributes of an event that is a JSON object whose attributes each appear once: what
+/// [`parse_batch`] reads. Anything else is an error, and the caller then reads the batch event by
+/// event to name each problem ([`parse_event`]).
+struct ObjectFields<'a>(EventFields<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectFieldsVisitor(PhantomData))
+    }
+}
+
+struct ObjectFieldsVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ObjectFieldsVisitor<'a> {
+    type Value = ObjectFields<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a CloudEvent object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn set<'a, E: de::Error>(
+            slot: &mut Option<Field<'a>>,
+            value: Field<'a>,
+            name: &'static str,
+        ) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let mut fields = EventFields::default();
+        let mut data_seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "specversion" => set(&mut fields.specversion, map.next_value()?, "specversion")?,
+                "id" => set(&mut fields.id, map.next_value()?, "id")?,
+                "source" => set(&mut fields.source, map.next_value()?, "source")?,
+                "type" => set(&mut fields.event_type, map.next_value()?, "type")?,
+                "subject" => set(&mut fields.subject, map.next_value()?, "subject")?,
+                "time" => set(&mut fields.time, map.next_value()?, "time")?,
+                "datacontenttype" => set(
+                    &mut fields.datacontenttype,
+                    map.next_value()?,
+                    "datacontenttype",
+                )?,
+                "data" => {
+                    if std::mem::replace(&mut data_seen, true) {
+                        return Err(de::Error::duplicate_field("data"));
+                    }
+                    fields.data = map.next_value::<Option<&'de RawValue>>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ObjectFields(fields))
+    }
+}
+
+/// Reads and checks a JSON array of events in one pass over its text, when every element is an
+/// object whose attributes each appear once (as metering agents send them): each event's
+/// outcome, in order. `None` when the text is anything else (not JSON, not an array, an element
+/// that is not such an object): then read it with [`parse_event`], event by event, to name each
+/// problem.
+pub fn parse_batch(json: &[u8]) -> Option<Vec<Result<NewEvent, Vec<EventError>>>> {
+    let fields: Vec<ObjectFields<'_>> = serde_json::from_slice(json).ok()?;
+    Some(
+        fields
+            .iter()
+            .enumerate()
+            .map(|(index, fields)| check_event(&fields.0, index))
+            .collect(),
+    )
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(FieldVisitor(PhantomData))
@@ -345,6 +422,48 @@ mod tests {
         let long = "x".repeat(EVENT_TEXT_LENGTH_MAX + 1);
         let json = VALID.replace(r#""e1""#, &format!("{long:?}"));
         assert_eq!(fields_of(&parse_event(&json, 0).unwrap_err()), ["id"]);
+    }
+
+    /// Each event of `array`, read by itself.
+    fn one_by_one(array: &str) -> Vec<Result<NewEvent, Vec<EventError>>> {
+        let raw: Vec<&RawValue> = serde_json::from_str(array).unwrap();
+        raw.iter()
+            .enumerate()
+            .map(|(index, raw)| parse_event(raw.get(), index))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_read_in_one_pass_reads_as_its_events_one_by_one() {
+        let invalid = r#"{"specversion":"0.3","id":"","source":7,"subject":"s",
+            "time":"2026-11-01 12:00","data":[1],"datacontenttype":"text/plain"}"#;
+        let escaped = r#"{"specversion":"1.0","i\u0064":"e\"2","source":"c","type":"cpu",
+            "subject":"cus_\u00e9","time":"2026-11-01T12:00:00Z","data":null,"extra":{"a":[1]}}"#;
+        let array = format!("[{VALID}, {invalid}, {escaped}]");
+
+        let batch = parse_batch(array.as_bytes()).expect("objects with single attributes");
+
+        assert_eq!(batch, one_by_one(&array));
+        assert_eq!(batch[2].as_ref().unwrap().id, "e\"2");
+        assert_eq!(batch[2].as_ref().unwrap().subject, "cus_\u{e9}");
+        assert_eq!(fields_of(batch[1].as_ref().unwrap_err()).len(), 7);
+    }
+
+    #[test]
+    fn a_batch_with_a_non_object_or_a_repeated_attribute_is_left_to_one_by_one() {
+        let repeated = VALID.replace(r#""id":"e1""#, r#""id":"e1","id":"e2""#);
+        let repeated_data = VALID.replace(r#""data":{"cores":2}"#, r#""data":1,"data":{}"#);
+        for array in [
+            format!("[{VALID}, [1, 2]]"),
+            format!("[{VALID}, 7]"),
+            format!("[{repeated}]"),
+            format!("[{repeated_data}]"),
+            format!("[{VALID}"),
+            VALID.to_owned(),
+        ] {
+            assert_eq!(parse_batch(array.as_bytes()), None, "{array}");
+        }
+        assert_eq!(parse_batch(b"[]"), Some(Vec::new()));
     }
 
     #[test]

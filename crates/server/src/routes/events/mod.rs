@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa_axum::routes;
 
-use self::cloud_event::{parse_event, EventError};
+use self::cloud_event::{parse_batch, parse_event, EventError};
 use crate::auth::WorkspaceAuth;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::openapi::ApiRouter;
@@ -83,14 +83,32 @@ pub(crate) async fn ingest_events(
     body: Bytes,
 ) -> Result<Response, IngestError> {
     let mode = BodyMode::of(&headers)?;
-    let raw_events = split_events(&body, mode)?;
-    if raw_events.is_empty() {
+    // An array of well-formed event objects is read in one pass; anything else (including every
+    // error) event by event, so that each problem is named.
+    let one_pass = match mode {
+        BodyMode::Structured => None,
+        BodyMode::Batch | BodyMode::Json => parse_batch(&body),
+    };
+    let outcomes = match one_pass {
+        Some(outcomes) if outcomes.len() > EVENTS_PER_REQUEST_MAX => {
+            return Err(IngestError::TooManyEvents {
+                count: outcomes.len(),
+            });
+        }
+        Some(outcomes) => outcomes,
+        None => split_events(&body, mode)?
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| parse_event(raw.get(), index))
+            .collect(),
+    };
+    if outcomes.is_empty() {
         return Err(IngestError::NoValidEvent(Vec::new()));
     }
-    let mut events = Vec::with_capacity(raw_events.len());
+    let mut events = Vec::with_capacity(outcomes.len());
     let mut errors = Vec::new();
-    for (index, raw) in raw_events.iter().enumerate() {
-        match parse_event(raw.get(), index) {
+    for outcome in outcomes {
+        match outcome {
             Ok(event) => events.push(event),
             Err(event_errors) => errors.extend(event_errors),
         }

@@ -36,7 +36,7 @@ const WRITTEN_EVENTS_MAX: usize = 500_000;
 pub(crate) struct KeyCache {
     /// Every chunk with a `seq` up to this one has its keys in `keys`.
     read_through_seq: i64,
-    keys: HashMap<String, HashSet<u128, BuildHasherDefault<KeyHasher>>>,
+    keys: HashMap<String, KeySet>,
     /// The log chunks this writer committed, oldest commit first, as it wrote them, so that
     /// compaction need not read them back from the database. Only a copy: compaction checks, in
     /// its transaction, that exactly these are the oldest log chunks before it replaces them, and
@@ -67,7 +67,7 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    fn keys_of(&mut self, workspace_id: &str) -> &mut HashSet<u128, BuildHasherDefault<KeyHasher>> {
+    fn keys_of(&mut self, workspace_id: &str) -> &mut KeySet {
         if !self.keys.contains_key(workspace_id) {
             self.keys
                 .insert(workspace_id.to_owned(), HashSet::default());
@@ -178,6 +178,52 @@ async fn writer_connection(
     Ok(connection)
 }
 
+/// Claims keys in the cache, holding the set of the workspace of the last claim out of the map
+/// meanwhile, so that a run of events of one workspace looks the workspace up once, not per event.
+struct Claimer<'c> {
+    cache: &'c mut KeyCache,
+    current: Option<(String, KeySet)>,
+}
+
+type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+
+impl<'c> Claimer<'c> {
+    fn new(cache: &'c mut KeyCache) -> Self {
+        Self {
+            cache,
+            current: None,
+        }
+    }
+
+    /// Whether `hash` was not in `workspace_id`'s set; it is now.
+    fn claim(&mut self, workspace_id: &str, hash: u128) -> bool {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(current, _)| current != workspace_id)
+        {
+            self.put_back();
+            let keys = self.cache.keys.remove(workspace_id).unwrap_or_default();
+            self.current = Some((workspace_id.to_owned(), keys));
+        }
+        let (_, keys) = self.current.as_mut().expect("taken above");
+        keys.insert(hash)
+    }
+
+    fn put_back(&mut self) {
+        if let Some((workspace_id, keys)) = self.current.take() {
+            self.cache.keys.insert(workspace_id, keys);
+        }
+    }
+}
+
+/// Puts the set back even when planning panics: a set left out of the map would forget its keys.
+impl Drop for Claimer<'_> {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}
+
 /// Closes the writer's connection, if it has one (`Store::close`).
 pub(crate) async fn close_writer(cache: &tokio::sync::Mutex<KeyCache>) {
     if let Some(connection) = cache.lock().await.connection.take() {
@@ -198,11 +244,13 @@ async fn write_transaction(
     // The new keys go into the cache as they are claimed (one hash lookup per event), and come
     // out again if the transaction does not commit: nobody else reads the cache meanwhile, as
     // the writer's lock is held.
+    let mut claimer = Claimer::new(cache);
     let plan = plan::plan(
         batches,
-        |workspace_id, hash| cache.keys_of(workspace_id).insert(hash),
+        |workspace_id, hash| claimer.claim(workspace_id, hash),
         ingested_at,
     );
+    drop(claimer);
     let written = async {
         let seqs = insert_all_chunks(&mut transaction, &plan.chunks).await?;
         transaction.commit().await?;
