@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::codec::{decode_events, KEY_HASH_LENGTH};
+use super::codec::{chunk_version, concatenates, decode_events, ChunkEncoder, KEY_HASH_LENGTH};
 use super::plan::{NewChunk, CHUNK_BYTES_MAX, CHUNK_EVENTS_MAX};
 use super::DecodeChunkError;
 
@@ -161,7 +161,13 @@ pub(crate) fn concatenate(
         "the chunks in the order they were written"
     );
     let subject = &chunks[0].subject;
+    // Chunks of the current layout concatenate; a merge that includes an older chunk re-encodes
+    // every event instead.
+    let concatenate = chunks
+        .iter()
+        .all(|chunk| concatenates(chunk_version(&chunk.events)));
     let mut events = Vec::with_capacity(chunks.iter().map(|c| c.events.len()).sum());
+    let mut encoder = ChunkEncoder::new();
     let mut key_hashes = Vec::with_capacity(chunks.iter().map(|c| c.key_hashes.len()).sum());
     let mut event_count: i32 = 0;
     for chunk in chunks {
@@ -175,16 +181,22 @@ pub(crate) fn concatenate(
                 hashes: chunk.key_hashes.len() / KEY_HASH_LENGTH,
             });
         }
-        // The encoding is a version byte, then the events back to back.
-        if events.is_empty() {
+        if !concatenate {
+            decoded.iter().for_each(|event| encoder.push_raw(event));
+        } else if events.is_empty() {
             events.extend_from_slice(&chunk.events);
         } else {
+            // The encoding is a version byte, then the events back to back, the first of each
+            // chunk referring to no event before it.
             events.extend_from_slice(&chunk.events[1..]);
         }
         key_hashes.extend_from_slice(&chunk.key_hashes);
         event_count += chunk.event_count;
     }
     assert!(usize::try_from(event_count).expect("positive") <= CHUNK_EVENTS_MAX);
+    if !concatenate {
+        events = encoder.into_bytes();
+    }
     Ok(NewChunk {
         workspace_id: workspace_id.to_owned(),
         subject: Some(subject.clone()),
@@ -360,5 +372,46 @@ mod tests {
             hints.take_due(10),
             Some(("ws".into(), vec!["cus_1".into()]))
         );
+    }
+
+    #[test]
+    fn a_chunk_of_the_first_layout_is_merged_by_re_encoding_every_event() {
+        use crate::events::codec::{encode_first_layout, RawEvent, RawId};
+        let event = |id, second| RawEvent {
+            subject: "cus_1",
+            source: "agent",
+            id: RawId::from_text(id),
+            event_type: "cpu",
+            second,
+            nanosecond: 5,
+            ingested_at_us: second * 1_000_000,
+            data: r#"{"cores":2}"#,
+        };
+        let old = [event("a", 10), event("b", 20)];
+        let new = [event("0f5e2a7c-3b1d-4c8e-9a6f-2d4b8e1c7a93", 30)];
+        let mut encoder = ChunkEncoder::new();
+        new.iter().for_each(|event| encoder.push_raw(event));
+        let chunk = |seq, events: Vec<u8>, count: usize| StoredSubjectChunk {
+            seq,
+            subject: "cus_1".into(),
+            time_min_us: 0,
+            time_max_us: 40_000_000,
+            ingested_max_us: 40_000_000,
+            event_count: i32::try_from(count).unwrap(),
+            key_hashes: vec![7; count * KEY_HASH_LENGTH],
+            events,
+        };
+        let chunks = [
+            chunk(1, encode_first_layout(&old), 2),
+            chunk(2, encoder.into_bytes(), 1),
+        ];
+
+        let merged = concatenate("ws", &chunks).unwrap();
+
+        assert!(concatenates(chunk_version(&merged.events)));
+        let events = decode_events(&merged.events).unwrap();
+        let all: Vec<RawEvent<'_>> = old.iter().chain(&new).copied().collect();
+        assert_eq!(events, all);
+        assert_eq!(merged.event_count, 3);
     }
 }
