@@ -225,22 +225,14 @@ impl<'a> RawId<'a> {
     /// `text` as its UUID bytes when it is a lowercase hyphenated UUID, else as text.
     pub(crate) fn from_text(text: &'a str) -> Self {
         let bytes = text.as_bytes();
-        if bytes.len() != 36 {
+        if bytes.len() != 36 || HYPHENS.iter().any(|&at| bytes[at] != b'-') {
             return Self::Text(text);
         }
+        // The 32 digits, two by two, between the hyphens.
+        const PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
         let mut uuid = [0_u8; 16];
-        let mut digits = bytes
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| !HYPHENS.contains(index));
-        if HYPHENS.iter().any(|&at| bytes[at] != b'-') {
-            return Self::Text(text);
-        }
-        for byte in &mut uuid {
-            let (Some((_, &high)), Some((_, &low))) = (digits.next(), digits.next()) else {
-                return Self::Text(text);
-            };
-            match (lower_hex(high), lower_hex(low)) {
+        for (byte, at) in uuid.iter_mut().zip(PAIRS) {
+            match (lower_hex(bytes[at]), lower_hex(bytes[at + 1])) {
                 (Some(high), Some(low)) => *byte = (high << 4) | low,
                 _ => return Self::Text(text),
             }

@@ -287,14 +287,38 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectFieldsVisitor<'a> {
 /// that is not such an object): then read it with [`parse_event`], event by event, to name each
 /// problem.
 pub fn parse_batch(json: &[u8]) -> Option<Vec<Result<NewEvent, Vec<EventError>>>> {
-    let fields: Vec<ObjectFields<'_>> = serde_json::from_slice(json).ok()?;
-    Some(
-        fields
-            .iter()
-            .enumerate()
-            .map(|(index, fields)| check_event(&fields.0, index))
-            .collect(),
-    )
+    serde_json::from_slice::<CheckedBatch>(json)
+        .ok()
+        .map(|batch| batch.0)
+}
+
+/// The outcome of checking each event of an array, each checked as soon as it is read.
+struct CheckedBatch(Vec<Result<NewEvent, Vec<EventError>>>);
+
+impl<'de> Deserialize<'de> for CheckedBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(CheckedBatchVisitor)
+    }
+}
+
+struct CheckedBatchVisitor;
+
+impl<'de> Visitor<'de> for CheckedBatchVisitor {
+    type Value = CheckedBatch;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of CloudEvent objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Room for a typical batch at once, instead of growing by doubling.
+        let mut outcomes = Vec::with_capacity(1_024);
+        while let Some(ObjectFields(fields)) = seq.next_element::<ObjectFields<'de>>()? {
+            let index = outcomes.len();
+            outcomes.push(check_event(&fields, index));
+        }
+        Ok(CheckedBatch(outcomes))
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
