@@ -457,6 +457,8 @@ pub enum CompactEventsError {
     Database(#[source] sqlx::Error),
     #[error("a stored chunk of events is invalid")]
     CorruptChunk(#[from] DecodeChunkError),
+    #[error("compacting the events panicked: {0}")]
+    Panicked(String),
 }
 
 /// Why [`Store::merge_event_chunks`] failed.

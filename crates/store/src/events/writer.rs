@@ -5,11 +5,13 @@
 //! are waiting, up to [`GROUP_EVENTS_MAX`] events, writes them in one transaction, and answers
 //! every caller of the group after the commit.
 //!
-//! A commit appends log chunks; the same task compacts them into chunks per subject after
-//! [`COMPACT_AFTER_EVENTS`] events, or when no batch has come for [`IDLE_BEFORE_COMPACTION`],
-//! then merges the small chunks of the subjects compaction keeps writing to
-//! ([`Store::merge_event_chunks`]).
+//! A commit appends log chunks; after [`COMPACT_AFTER_EVENTS`] events, or when no batch has come
+//! for [`IDLE_BEFORE_COMPACTION`], the writer asks a compaction task to move them into chunks per
+//! subject, then merge the small chunks of the subjects compaction keeps writing to
+//! ([`Store::merge_event_chunks`]). The task works beside the commits: on SQLite they take turns
+//! on the one write lock, but compaction decodes and encodes before it takes it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
@@ -70,9 +72,11 @@ impl EventWriter {
                 Backend::Postgres(_) => POSTGRES_WRITERS,
             };
             let receiver = Arc::new(Mutex::new(receiver));
+            let (compactor, wake) = Compactor::new();
             for _ in 0..writers {
-                tokio::spawn(run(self.store.clone(), receiver.clone()));
+                tokio::spawn(run(self.store.clone(), receiver.clone(), compactor.clone()));
             }
+            tokio::spawn(compact_when_asked(self.store.clone(), compactor, wake));
             sender
         })
     }
@@ -112,8 +116,42 @@ impl EventWriter {
     }
 }
 
-async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
-    // Events this task committed to log chunks since it last compacted.
+/// How the writers ask the compaction task for work: events to compact (added up, `u64::MAX` for
+/// everything), and a wake-up. The task stops once every writer has (their wake-up senders are
+/// dropped).
+#[derive(Clone)]
+struct Compactor {
+    events: Arc<AtomicU64>,
+    wake: mpsc::Sender<()>,
+}
+
+impl Compactor {
+    fn new() -> (Self, mpsc::Receiver<()>) {
+        let (wake, woken) = mpsc::channel(1);
+        let compactor = Self {
+            events: Arc::default(),
+            wake,
+        };
+        (compactor, woken)
+    }
+
+    fn ask(&self, events: u64) {
+        let _ = self
+            .events
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |asked| {
+                Some(asked.saturating_add(events))
+            });
+        // A wake-up already waiting covers this request too.
+        let _ = self.wake.try_send(());
+    }
+}
+
+async fn run(
+    store: Store,
+    receiver: Arc<Mutex<mpsc::Receiver<Request>>>,
+    compactor: Compactor,
+) {
+    // Events this task committed to log chunks since it last asked for compaction.
     let mut uncompacted: u64 = 0;
     // Whether an idle moment should compact: after a commit, and once at start (for what an
     // earlier process left), not every idle moment forever.
@@ -134,26 +172,38 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
                 if uncompacted >= COMPACT_AFTER_EVENTS {
                     // As many events as came since the last compaction, so the backlog stays
                     // bounded under a sustained load.
-                    while uncompacted > 0 {
-                        let moved = compact(&store).await;
-                        if moved == 0 {
-                            break;
-                        }
-                        uncompacted = uncompacted.saturating_sub(moved);
-                    }
+                    compactor.ask(uncompacted);
                     uncompacted = 0;
-                    merge(&store).await;
                 }
             }
             None if compact_when_idle => {
                 // Idle: compact whatever is left, this process's or another's.
-                while compact(&store).await > 0 {}
-                merge(&store).await;
+                compactor.ask(u64::MAX);
                 uncompacted = 0;
                 compact_when_idle = false;
             }
             None => {}
         }
+    }
+}
+
+/// The compaction task: compacts what the writers ask for, then merges, beside their commits.
+/// Compaction does its decoding and encoding before it takes the writer's lock (SQLite), which
+/// it holds only to write; merging holds it throughout.
+async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc::Receiver<()>) {
+    let Compactor { events, wake } = compactor;
+    // Only the writers' senders keep the task alive.
+    drop(wake);
+    while woken.recv().await.is_some() {
+        let mut asked = events.swap(0, Ordering::AcqRel);
+        while asked > 0 {
+            let moved = compact(&store).await;
+            if moved == 0 {
+                break;
+            }
+            asked = asked.saturating_sub(moved);
+        }
+        merge(&store).await;
     }
 }
 

@@ -344,23 +344,49 @@ pub(super) async fn compact(
     cache: &tokio::sync::Mutex<KeyCache>,
     events_max: i64,
 ) -> Result<Compacted, CompactEventsError> {
+    // The log chunks this writer remembers are decoded and regrouped before the writer's lock is
+    // taken again, on a blocking thread, so that commits go on meanwhile.
+    let remembered = cache.lock().await.take_written(events_max);
+    let prepared = match remembered {
+        Some((log_chunks, last_seq)) => {
+            let expected = log_chunks.len();
+            let subject_chunks = tokio::task::spawn_blocking(move || plan::compact(&log_chunks))
+                .await
+                .map_err(|error| CompactEventsError::Panicked(error.to_string()))??;
+            Some(Prepared {
+                subject_chunks,
+                expected,
+                last_seq,
+            })
+        }
+        None => None,
+    };
     // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
     let mut cache = cache.lock().await;
     let mut connection = writer_connection(pool, &mut cache)
         .await
         .map_err(CompactEventsError::Database)?;
-    let compacted = compact_transaction(&mut connection, &mut cache, events_max).await?;
+    let compacted = compact_transaction(&mut connection, &mut cache, prepared, events_max).await?;
     cache.connection = Some(connection);
     Ok(compacted)
+}
+
+/// Subject chunks made from log chunks this writer remembered: `expected` of them, the largest
+/// `seq` among them `last_seq`.
+struct Prepared {
+    subject_chunks: Vec<NewChunk>,
+    expected: usize,
+    last_seq: i64,
 }
 
 async fn compact_transaction(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
+    prepared: Option<Prepared>,
     events_max: i64,
 ) -> Result<Compacted, CompactEventsError> {
-    if let Some(remembered) = cache.take_written(events_max) {
-        match compact_log_chunks(connection, cache, Some(remembered), events_max).await? {
+    if let Some(prepared) = prepared {
+        match compact_log_chunks(connection, cache, Some(prepared), events_max).await? {
             Some(compacted) => return Ok(compacted),
             // Not the oldest log chunks any more: read the database.
             None => cache.forget_written(),
@@ -375,13 +401,13 @@ async fn compact_transaction(
 }
 
 /// Replaces log chunks by subject chunks in one transaction: the oldest log chunks of the
-/// database, or `remembered` (the chunks this writer committed, kept in memory, and the largest
-/// `seq` among them), which must then be exactly the log chunks stored up to that `seq`: when
-/// they are not, nothing is written and the answer is `None`.
+/// database, or the subject chunks `prepared` from the log chunks this writer remembered, which
+/// must then be exactly the log chunks stored up to their largest `seq`: when they are not,
+/// nothing is written and the answer is `None`.
 async fn compact_log_chunks(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
-    remembered: Option<(Vec<StoredChunk>, i64)>,
+    prepared: Option<Prepared>,
     events_max: i64,
 ) -> Result<Option<Compacted>, CompactEventsError> {
     let database = CompactEventsError::Database;
@@ -390,22 +416,20 @@ async fn compact_log_chunks(
         .await
         .map_err(database)?;
     catch_up(&mut transaction, cache).await.map_err(database)?;
-    let expected = remembered.as_ref().map(|(chunks, _)| chunks.len());
-    let (log_chunks, last_seq) = match remembered {
-        Some(remembered) => remembered,
+    let expected = prepared.as_ref().map(|prepared| prepared.expected);
+    let (subject_chunks, last_seq) = match prepared {
+        Some(prepared) => (prepared.subject_chunks, prepared.last_seq),
         None => {
-            let chunks = oldest_log_chunks(&mut transaction, events_max)
+            let log_chunks = oldest_log_chunks(&mut transaction, events_max)
                 .await
                 .map_err(database)?;
-            let Some(last) = chunks.last() else {
+            let Some(last) = log_chunks.last() else {
                 return Ok(None);
             };
             let last_seq = last.seq;
-            (chunks, last_seq)
+            (plan::compact(&log_chunks)?, last_seq)
         }
     };
-    let subject_chunks = plan::compact(&log_chunks)?;
-    drop(log_chunks);
     let moved: i64 = subject_chunks
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
