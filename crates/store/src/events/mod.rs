@@ -470,6 +470,8 @@ pub enum MergeEventsError {
     CorruptChunk(#[from] DecodeChunkError),
     #[error("the chunks to merge changed during the merge")]
     ChunksChanged,
+    #[error("merging the chunks panicked: {0}")]
+    Panicked(String),
 }
 
 /// Why [`Store::usage_events`] or [`Store::usage_events_ingested_after`] failed.

@@ -146,11 +146,7 @@ impl Compactor {
     }
 }
 
-async fn run(
-    store: Store,
-    receiver: Arc<Mutex<mpsc::Receiver<Request>>>,
-    compactor: Compactor,
-) {
+async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compactor: Compactor) {
     // Events this task committed to log chunks since it last asked for compaction.
     let mut uncompacted: u64 = 0;
     // Whether an idle moment should compact: after a commit, and once at start (for what an

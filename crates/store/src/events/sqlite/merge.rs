@@ -17,50 +17,61 @@ pub(in crate::events) async fn merge(
     subjects: &[String],
     events_max: i64,
 ) -> Result<Merged, MergeEventsError> {
-    // Under the writer's lock, as compaction: a merge writes, and keeps the watermark current.
+    // Read and concatenated beside the writer's commits, on a pooled connection's snapshot; only
+    // the write takes the writer's lock.
+    let (merged, prepared) = prepare(pool, workspace_id, subjects, events_max).await?;
+    let Some(prepared) = prepared else {
+        return Ok(merged);
+    };
     let mut cache = cache.lock().await;
     let mut connection = writer_connection(pool, &mut cache)
         .await
         .map_err(MergeEventsError::Database)?;
-    let merged = merge_transaction(
+    write_merged(
         &mut connection,
         &mut cache,
         workspace_id,
         subjects,
-        events_max,
+        prepared,
     )
     .await?;
     cache.connection = Some(connection);
     Ok(merged)
 }
 
-/// Replaces each subject's chunks chosen by [`merge::plan_subjects`] with one chunk. The merged
-/// chunk holds the same events and key hashes, so the key cache (caught up under the write lock)
-/// already has its keys, and gets a `seq` above every chunk: a cache elsewhere whose watermark is
-/// below the replaced chunks reads the merged one instead, never neither.
-async fn merge_transaction(
-    connection: &mut SqliteConnection,
-    cache: &mut KeyCache,
+/// Merged chunks ready to write: the `seq`s of the chunks they replace, and the largest `seq`
+/// among all the chunks of their subjects when they were read.
+struct Prepared {
+    new_chunks: Vec<NewChunk>,
+    seqs: Vec<i64>,
+    newest_seq: i64,
+}
+
+/// Chooses the chunks to merge ([`merge::plan_subjects`]) and concatenates them, from one
+/// snapshot of the database.
+async fn prepare(
+    pool: &SqlitePool,
     workspace_id: &str,
     subjects: &[String],
     events_max: i64,
-) -> Result<Merged, MergeEventsError> {
+) -> Result<(Merged, Option<Prepared>), MergeEventsError> {
     let database = MergeEventsError::Database;
-    let mut transaction = connection
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(database)?;
-    catch_up(&mut transaction, cache).await.map_err(database)?;
+    let mut transaction = pool.begin().await.map_err(database)?;
     let shapes = chunk_shapes(&mut transaction, workspace_id, subjects)
         .await
         .map_err(database)?;
+    let newest_seq = shapes
+        .iter()
+        .flat_map(|(_, chunks)| chunks.iter().map(|chunk| chunk.seq))
+        .max()
+        .unwrap_or(0);
     let plan = merge::plan_subjects(&shapes, subjects, events_max);
     let merged = Merged {
         outcome: plan.outcome,
         put_off: plan.put_off,
     };
     if plan.seqs.is_empty() {
-        return Ok(merged);
+        return Ok((merged, None));
     }
     let mut sources = Vec::with_capacity(plan.seqs.len());
     for piece in plan.seqs.chunks(SEQS_PER_QUERY) {
@@ -70,30 +81,94 @@ async fn merge_transaction(
                 .map_err(database)?,
         );
     }
+    transaction.commit().await.map_err(database)?;
     if sources.len() != plan.seqs.len() {
         return Err(MergeEventsError::ChunksChanged);
     }
-    let new_chunks = merge::by_subject(sources)
-        .iter()
-        .map(|group| merge::concatenate(workspace_id, group))
-        .collect::<Result<Vec<NewChunk>, _>>()?;
-    insert_all_chunks(&mut transaction, &new_chunks)
+    let owner = workspace_id.to_owned();
+    let new_chunks = tokio::task::spawn_blocking(move || {
+        merge::by_subject(sources)
+            .iter()
+            .map(|group| merge::concatenate(&owner, group))
+            .collect::<Result<Vec<NewChunk>, _>>()
+    })
+    .await
+    .map_err(|error| MergeEventsError::Panicked(error.to_string()))??;
+    Ok((
+        merged,
+        Some(Prepared {
+            new_chunks,
+            seqs: plan.seqs,
+            newest_seq,
+        }),
+    ))
+}
+
+/// Replaces the chunks a merge read with the merged ones, if they are all still there and no
+/// chunk of their subjects came since: a newer chunk must stay after the merged one, which gets
+/// the largest `seq`. The merged chunks hold the same events and key hashes, so the key cache
+/// (caught up under the write lock) already has their keys; a cache elsewhere whose watermark is
+/// below the replaced chunks reads the merged ones instead, never neither.
+async fn write_merged(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    workspace_id: &str,
+    subjects: &[String],
+    prepared: Prepared,
+) -> Result<(), MergeEventsError> {
+    let database = MergeEventsError::Database;
+    let mut transaction = connection
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(database)?;
+    catch_up(&mut transaction, cache).await.map_err(database)?;
+    if newer_chunks(
+        &mut transaction,
+        workspace_id,
+        subjects,
+        prepared.newest_seq,
+    )
+    .await
+    .map_err(database)?
+    {
+        // Rolled back on drop: nothing is merged.
+        return Err(MergeEventsError::ChunksChanged);
+    }
+    insert_all_chunks(&mut transaction, &prepared.new_chunks)
         .await
         .map_err(database)?;
     let mut deleted = 0;
-    for piece in plan.seqs.chunks(SEQS_PER_QUERY) {
+    for piece in prepared.seqs.chunks(SEQS_PER_QUERY) {
         deleted += delete_subject_chunks(&mut transaction, piece)
             .await
             .map_err(database)?;
     }
-    if deleted != u64::try_from(plan.seqs.len()).expect("usize fits in u64") {
-        // Rolled back on drop: nothing is merged.
+    if deleted != u64::try_from(prepared.seqs.len()).expect("usize fits in u64") {
         return Err(MergeEventsError::ChunksChanged);
     }
     let new_last_seq = max_seq(&mut transaction).await.map_err(database)?;
     transaction.commit().await.map_err(database)?;
     cache.read_through_seq = new_last_seq;
-    Ok(merged)
+    Ok(())
+}
+
+/// Whether a chunk of `subjects` has a `seq` above `seq`.
+async fn newer_chunks(
+    connection: &mut SqliteConnection,
+    workspace_id: &str,
+    subjects: &[String],
+    seq: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut builder = QueryBuilder::<Sqlite>::new(
+        "SELECT EXISTS (SELECT 1 FROM event_chunks WHERE workspace_id = ",
+    );
+    builder.push_bind(workspace_id).push(" AND subject IN (");
+    let mut separated = builder.separated(", ");
+    for subject in subjects {
+        separated.push_bind(subject.as_str());
+    }
+    builder.push(") AND seq > ").push_bind(seq).push(")");
+    builder.build_query_scalar().fetch_one(connection).await
 }
 
 /// The size of every chunk of `subjects`, by subject, in seq order.
