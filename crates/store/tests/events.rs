@@ -658,50 +658,47 @@ async fn compaction_by_either_store_moves_each_event_once(first: Store, second: 
     assert_eq!(again.duplicates, 1, "compacted keys still count");
 }
 
-#[tokio::test]
-async fn sqlite_stores_compact_each_event_once() {
+/// Runs `check` on two stores opened on one SQLite file (two processes).
+async fn on_two_sqlite_stores(check: impl AsyncFnOnce(Store, Store)) {
     let (first, directory) = sqlite_store().await;
     let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
         .await
         .unwrap();
-    compaction_by_either_store_moves_each_event_once(first, second).await;
+    check(first, second).await;
+}
+
+/// Runs `check` on two stores opened on one fresh PostgreSQL database (two nodes).
+async fn on_two_postgres_nodes(check: impl AsyncFnOnce(Store, Store)) {
+    let Some((database, admin_url, name)) = create_postgres_database().await else {
+        return;
+    };
+    let first = Store::open(&database).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Store::open(&database).await.unwrap();
+    check(first.clone(), second.clone()).await;
+    first.close().await;
+    second.close().await;
+    drop_postgres_database(&admin_url, &name).await;
+}
+
+#[tokio::test]
+async fn sqlite_stores_compact_each_event_once() {
+    on_two_sqlite_stores(compaction_by_either_store_moves_each_event_once).await;
 }
 
 #[tokio::test]
 async fn postgres_nodes_compact_each_event_once() {
-    let Some((database, admin_url, name)) = create_postgres_database().await else {
-        return;
-    };
-    let first = Store::open(&database).await.unwrap();
-    first.migrate().await.unwrap();
-    let second = Store::open(&database).await.unwrap();
-    compaction_by_either_store_moves_each_event_once(first.clone(), second.clone()).await;
-    first.close().await;
-    second.close().await;
-    drop_postgres_database(&admin_url, &name).await;
+    on_two_postgres_nodes(compaction_by_either_store_moves_each_event_once).await;
 }
 
 #[tokio::test]
 async fn sqlite_stores_opened_on_one_file_share_exactly_once() {
-    let (first, directory) = sqlite_store().await;
-    let second = Store::open(&Database::sqlite(directory.path().join("billow.db")))
-        .await
-        .unwrap();
-    two_stores_on_one_database_share_exactly_once(first, second).await;
+    on_two_sqlite_stores(two_stores_on_one_database_share_exactly_once).await;
 }
 
 #[tokio::test]
 async fn postgres_nodes_on_one_database_share_exactly_once() {
-    let Some((database, admin_url, name)) = create_postgres_database().await else {
-        return;
-    };
-    let first = Store::open(&database).await.unwrap();
-    first.migrate().await.unwrap();
-    let second = Store::open(&database).await.unwrap();
-    two_stores_on_one_database_share_exactly_once(first.clone(), second.clone()).await;
-    first.close().await;
-    second.close().await;
-    drop_postgres_database(&admin_url, &name).await;
+    on_two_postgres_nodes(two_stores_on_one_database_share_exactly_once).await;
 }
 
 fn postgres_admin_url() -> Option<String> {
