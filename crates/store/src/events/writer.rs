@@ -28,6 +28,11 @@ const QUEUE_BATCHES_MAX: usize = 1_024;
 /// Compaction runs once this many events were committed since the last one (reads decode the
 /// log chunks not compacted yet, so this bounds their cost)...
 const COMPACT_AFTER_EVENTS: u64 = 250_000;
+/// Most events the writers commit ahead of compaction: past it, a writer waits for the compaction
+/// task before its next commit (backpressure), so that reads never decode more log chunks than this.
+const COMPACTION_BACKLOG_MAX: u64 = 2 * COMPACT_AFTER_EVENTS;
+/// How often a writer held back by the backlog looks again.
+const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 /// ... or when no batch has come for this long.
 const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
 /// Most events one compaction moves (one transaction): it holds SQLite's write lock, which other
@@ -117,11 +122,12 @@ impl EventWriter {
 }
 
 /// How the writers ask the compaction task for work: events to compact (added up, `u64::MAX` for
-/// everything), and a wake-up. The task stops once every writer has (their wake-up senders are
-/// dropped).
+/// everything), and a wake-up; and the backlog, the events committed and not compacted yet. The
+/// task stops once every writer has (their wake-up senders are dropped).
 #[derive(Clone)]
 struct Compactor {
     events: Arc<AtomicU64>,
+    backlog: Arc<AtomicU64>,
     wake: mpsc::Sender<()>,
 }
 
@@ -130,6 +136,7 @@ impl Compactor {
         let (wake, woken) = mpsc::channel(1);
         let compactor = Self {
             events: Arc::default(),
+            backlog: Arc::default(),
             wake,
         };
         (compactor, woken)
@@ -143,6 +150,19 @@ impl Compactor {
             });
         // A wake-up already waiting covers this request too.
         let _ = self.wake.try_send(());
+    }
+
+    fn committed(&self, events: u64) {
+        self.backlog.fetch_add(events, Ordering::AcqRel);
+    }
+
+    /// Waits while the backlog is past [`COMPACTION_BACKLOG_MAX`]. The compaction task lowers it
+    /// as it moves events, and clears it when it finds nothing more to move (or fails), so a
+    /// writer never waits for a compaction that is not coming.
+    async fn wait_for_room(&self) {
+        while self.backlog.load(Ordering::Acquire) > COMPACTION_BACKLOG_MAX {
+            tokio::time::sleep(BACKLOG_POLL).await;
+        }
     }
 }
 
@@ -163,7 +183,10 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
         };
         match group {
             Some(group) => {
-                uncompacted += commit(&store, group).await;
+                compactor.wait_for_room().await;
+                let committed = commit(&store, group).await;
+                compactor.committed(committed);
+                uncompacted += committed;
                 compact_when_idle = true;
                 if uncompacted >= COMPACT_AFTER_EVENTS {
                     // As many events as came since the last compaction, so the backlog stays
@@ -187,7 +210,11 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
 /// Compaction does its decoding and encoding before it takes the writer's lock (SQLite), which
 /// it holds only to write; merging holds it throughout.
 async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc::Receiver<()>) {
-    let Compactor { events, wake } = compactor;
+    let Compactor {
+        events,
+        backlog,
+        wake,
+    } = compactor;
     // Only the writers' senders keep the task alive.
     drop(wake);
     while woken.recv().await.is_some() {
@@ -195,8 +222,14 @@ async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc:
         while asked > 0 {
             let moved = compact(&store).await;
             if moved == 0 {
+                // Nothing left to move (or compaction failed, and is retried later): no writer
+                // waits for it.
+                backlog.store(0, Ordering::Release);
                 break;
             }
+            let _ = backlog.fetch_update(Ordering::AcqRel, Ordering::Acquire, |events| {
+                Some(events.saturating_sub(moved))
+            });
             asked = asked.saturating_sub(moved);
         }
         merge(&store).await;
