@@ -253,31 +253,76 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectFieldsVisitor<'a> {
         }
         let mut fields = EventFields::default();
         let mut data_seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "specversion" => set(&mut fields.specversion, map.next_value()?, "specversion")?,
-                "id" => set(&mut fields.id, map.next_value()?, "id")?,
-                "source" => set(&mut fields.source, map.next_value()?, "source")?,
-                "type" => set(&mut fields.event_type, map.next_value()?, "type")?,
-                "subject" => set(&mut fields.subject, map.next_value()?, "subject")?,
-                "time" => set(&mut fields.time, map.next_value()?, "time")?,
-                "datacontenttype" => set(
+        while let Some(key) = map.next_key::<Attribute>()? {
+            match key {
+                Attribute::SpecVersion => {
+                    set(&mut fields.specversion, map.next_value()?, "specversion")?;
+                }
+                Attribute::Id => set(&mut fields.id, map.next_value()?, "id")?,
+                Attribute::Source => set(&mut fields.source, map.next_value()?, "source")?,
+                Attribute::Type => set(&mut fields.event_type, map.next_value()?, "type")?,
+                Attribute::Subject => set(&mut fields.subject, map.next_value()?, "subject")?,
+                Attribute::Time => set(&mut fields.time, map.next_value()?, "time")?,
+                Attribute::DataContentType => set(
                     &mut fields.datacontenttype,
                     map.next_value()?,
                     "datacontenttype",
                 )?,
-                "data" => {
+                Attribute::Data => {
                     if std::mem::replace(&mut data_seen, true) {
                         return Err(de::Error::duplicate_field("data"));
                     }
                     fields.data = map.next_value::<Option<&'de RawValue>>()?;
                 }
-                _ => {
+                Attribute::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(ObjectFields(fields))
+    }
+}
+
+/// A member name of an event object, read without copying it.
+enum Attribute {
+    SpecVersion,
+    Id,
+    Source,
+    Type,
+    Subject,
+    Time,
+    DataContentType,
+    Data,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Attribute {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(AttributeVisitor)
+    }
+}
+
+struct AttributeVisitor;
+
+impl Visitor<'_> for AttributeVisitor {
+    type Value = Attribute;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(match name {
+            "specversion" => Attribute::SpecVersion,
+            "id" => Attribute::Id,
+            "source" => Attribute::Source,
+            "type" => Attribute::Type,
+            "subject" => Attribute::Subject,
+            "time" => Attribute::Time,
+            "datacontenttype" => Attribute::DataContentType,
+            "data" => Attribute::Data,
+            _ => Attribute::Other,
+        })
     }
 }
 
