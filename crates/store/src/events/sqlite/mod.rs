@@ -26,7 +26,7 @@ pub(super) use merge::merge;
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
 /// Most events of the log chunks a writer keeps in memory for compaction ([`KeyCache::written`]):
-/// about twice what it commits between two compactions, ~40 MiB of encoded events.
+/// about twice what it commits between two compactions, ~40 MiB with their key hashes.
 const WRITTEN_EVENTS_MAX: usize = 500_000;
 
 /// The writer's state, behind its lock: the key hashes of the stored chunks, per workspace, and
