@@ -323,3 +323,60 @@ pub enum WriteEventsError {
     #[error("the event writer has stopped")]
     Stopped,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Database, Workspace, WorkspaceName};
+
+    /// A writer held back by the backlog goes on once the compaction task has moved what it
+    /// could, and not before.
+    #[tokio::test]
+    async fn a_writer_past_the_backlog_waits_for_the_compaction_task() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let workspace = Workspace {
+            id: WorkspaceId::parse("ws_acme").unwrap(),
+            name: WorkspaceName::parse("acme").unwrap(),
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        store.insert_workspace(&workspace).await.unwrap();
+        let events: Vec<NewEvent> = ["a", "b", "c"]
+            .into_iter()
+            .map(|id| NewEvent {
+                source: "agent".into(),
+                id: id.into(),
+                event_type: "cpu".into(),
+                subject: "cus_1".into(),
+                time: Timestamp::UNIX_EPOCH,
+                data: None,
+            })
+            .collect();
+        store
+            .insert_events(&workspace.id, &events, Timestamp::UNIX_EPOCH)
+            .await
+            .unwrap();
+        let (compactor, woken) = Compactor::new();
+        let task = tokio::spawn(compact_when_asked(store.clone(), compactor.clone(), woken));
+        compactor.committed(COMPACTION_BACKLOG_MAX + 10);
+
+        let held = tokio::time::timeout(Duration::from_millis(50), compactor.wait_for_room()).await;
+        compactor.ask(u64::MAX);
+        let released =
+            tokio::time::timeout(Duration::from_secs(5), compactor.wait_for_room()).await;
+
+        assert!(
+            held.is_err(),
+            "the writer waits while the backlog is too long"
+        );
+        assert!(released.is_ok(), "the compaction task lets it go");
+        assert_eq!(store.compact_events(1_000).await.unwrap(), 0, "all moved");
+        drop(compactor);
+        task.await.unwrap();
+    }
+}
