@@ -32,13 +32,18 @@ async fn three_invoices(database: Database) -> (BillingApp, String) {
     (app, customer)
 }
 
+/// The two lists of a customer's invoices, each ready for more query parameters.
+fn invoice_lists(customer: &str) -> [String; 2] {
+    [
+        format!("/api/v1/invoices?customer_id={customer}&"),
+        format!("/api/v1/customers/{customer}/billing-history?"),
+    ]
+}
+
 async fn invoice_lists_page_with_starting_after(database: Database) {
     // Arrange: every invoice, newest first, in one page.
     let (app, customer) = three_invoices(database).await;
-    let lists = [
-        format!("/api/v1/invoices?customer_id={customer}&"),
-        format!("/api/v1/customers/{customer}/billing-history?"),
-    ];
+    let lists = invoice_lists(&customer);
     for list in lists {
         let all = ids(&app.get(&format!("{list}limit=100")).await);
         assert_eq!(all.len(), 3, "{list}: {all:?}");
@@ -61,10 +66,7 @@ async fn invoice_lists_page_with_starting_after(database: Database) {
 
 async fn cursor_is_still_taken_for_one_release(database: Database) {
     let (app, customer) = three_invoices(database).await;
-    let lists = [
-        format!("/api/v1/invoices?customer_id={customer}&"),
-        format!("/api/v1/customers/{customer}/billing-history?"),
-    ];
+    let lists = invoice_lists(&customer);
     for list in lists {
         let all = ids(&app.get(&format!("{list}limit=100")).await);
         let after_first = &all[0];
@@ -88,10 +90,7 @@ async fn starting_after_and_cursor_that_differ_are_a_422_naming_cursor(database:
     let (app, customer) = three_invoices(database).await;
     let all = ids(&app.get("/api/v1/invoices?limit=100").await);
     let (first, second) = (&all[0], &all[1]);
-    let lists = [
-        format!("/api/v1/invoices?customer_id={customer}&"),
-        format!("/api/v1/customers/{customer}/billing-history?"),
-    ];
+    let lists = invoice_lists(&customer);
     for list in lists {
         let path = format!("{list}starting_after={first}&cursor={second}");
 

@@ -272,15 +272,6 @@ impl fmt::Display for RawId<'_> {
     }
 }
 
-impl PartialEq<&str> for RawId<'_> {
-    fn eq(&self, other: &&str) -> bool {
-        match self {
-            Self::Text(text) => text == other,
-            Self::Uuid(_) => RawId::from_text(other) == *self,
-        }
-    }
-}
-
 /// An event as a chunk stores it, borrowed from the chunk's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawEvent<'a> {

@@ -112,6 +112,9 @@ pub struct InsertOutcome {
     pub duplicates: u64,
 }
 
+/// A set of key hashes, hashed by [`KeyHasher`].
+pub(crate) type KeySet = HashSet<u128, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// The keys are SHA-256 output already: hashing them again would only cost time.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);

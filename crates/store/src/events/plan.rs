@@ -4,13 +4,12 @@
 //! Pure: the backends decide which keys are already stored (SQLite from its in-memory key cache,
 //! PostgreSQL from `INSERT ... ON CONFLICT DO NOTHING RETURNING`), and this module does the rest.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 
 use super::codec::{decode_events, decode_key_hashes, encode_key_hashes, ChunkEncoder, RawEvent};
-use super::{Batch, DecodeChunkError, InsertOutcome, KeyHasher, NewEvent};
+use super::{Batch, DecodeChunkError, InsertOutcome, KeySet, NewEvent};
 
 /// Most events in one chunk: bounds the work of reading one back.
 pub(crate) const CHUNK_EVENTS_MAX: usize = 16_384;
@@ -41,8 +40,18 @@ pub(crate) struct StoredChunk {
 pub(crate) struct Plan {
     pub chunks: Vec<NewChunk>,
     pub outcomes: Vec<InsertOutcome>,
-    /// The keys the chunks store, by workspace: what the SQLite key cache learns on commit.
-    pub new_keys: Vec<(String, Vec<u128>)>,
+}
+
+impl Plan {
+    /// The keys the chunks store, by workspace: what a key cache learns when they commit (or,
+    /// on SQLite, gives back when they do not). Read back from the chunks when needed, rather
+    /// than copied beside them for every group.
+    pub(crate) fn new_keys(&self) -> impl Iterator<Item = (&str, Vec<u128>)> {
+        self.chunks.iter().map(|chunk| {
+            let hashes = decode_key_hashes(&chunk.key_hashes).expect("encoded by plan");
+            (chunk.workspace_id.as_str(), hashes)
+        })
+    }
 }
 
 /// Accumulates the events of one chunk.
@@ -106,16 +115,8 @@ pub(crate) fn plan(
         .chain(builders)
         .filter(|builder| !builder.hashes.is_empty())
         .collect();
-    let new_keys = builders
-        .iter()
-        .map(|builder| (builder.workspace_id.clone(), builder.hashes.clone()))
-        .collect();
     let chunks = builders.into_iter().map(ChunkBuilder::finish).collect();
-    Plan {
-        chunks,
-        outcomes,
-        new_keys,
-    }
+    Plan { chunks, outcomes }
 }
 
 /// A `claim` for [`plan`] from a set of stored keys it does not change: a key is new when it is
@@ -123,7 +124,7 @@ pub(crate) fn plan(
 pub(crate) struct NotStored<F> {
     is_stored: F,
     // Per workspace, hashed by the key hash itself (it is SHA-256 output already).
-    taken: HashMap<String, HashSet<u128, BuildHasherDefault<KeyHasher>>>,
+    taken: HashMap<String, KeySet>,
 }
 
 impl<F: Fn(&str, u128) -> bool> NotStored<F> {
@@ -137,7 +138,7 @@ impl<F: Fn(&str, u128) -> bool> NotStored<F> {
     pub(crate) fn claim(&mut self, workspace_id: &str, hash: u128) -> bool {
         if !self.taken.contains_key(workspace_id) {
             self.taken
-                .insert(workspace_id.to_owned(), HashSet::default());
+                .insert(workspace_id.to_owned(), KeySet::default());
         }
         let taken = self.taken.get_mut(workspace_id).expect("inserted above");
         taken.insert(hash) && !(self.is_stored)(workspace_id, hash)
@@ -310,7 +311,9 @@ mod tests {
         );
         assert_eq!(plan.chunks.len(), 1, "one log chunk for the workspace");
         assert_eq!(plan.chunks[0].subject, None);
-        assert_eq!(plan.new_keys[0].1.len(), 2);
+        let new_keys: Vec<(&str, Vec<u128>)> = plan.new_keys().collect();
+        assert_eq!(new_keys.len(), 1);
+        assert_eq!(new_keys[0].1.len(), 2);
     }
 
     #[test]

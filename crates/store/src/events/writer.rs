@@ -30,7 +30,7 @@ const QUEUE_BATCHES_MAX: usize = 1_024;
 const COMPACT_AFTER_EVENTS: u64 = 250_000;
 /// Most events the writers commit ahead of compaction: past it, a writer waits for the compaction
 /// task before its next commit (backpressure), so that reads never decode more log chunks than this.
-const COMPACTION_BACKLOG_MAX: u64 = 2 * COMPACT_AFTER_EVENTS;
+pub(super) const COMPACTION_BACKLOG_MAX: u64 = 2 * COMPACT_AFTER_EVENTS;
 /// How often a writer held back by the backlog looks again.
 const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 /// ... or when no batch has come for this long.

@@ -15,8 +15,7 @@
 //! watermark later; compaction takes the same lock. The cache is only a copy: a node that has not
 //! read a workspace reads all its key hashes (16 bytes per event) on its first write.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
+use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -26,7 +25,7 @@ use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
 use super::read::ChunkRow;
 use super::sqlite::written_subjects;
-use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher};
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeySet};
 
 mod merge;
 
@@ -45,7 +44,7 @@ pub(crate) struct KeyCache {
 struct WorkspaceKeys {
     /// Every chunk of the workspace with a `seq` up to this one has its keys in `keys`.
     read_through_seq: i64,
-    keys: HashSet<u128, BuildHasherDefault<KeyHasher>>,
+    keys: KeySet,
 }
 
 impl KeyCache {
@@ -95,8 +94,8 @@ pub(super) async fn insert_batches(
     let written = insert_chunks(&mut transaction, &plan.chunks).await?;
     transaction.commit().await?;
     // Only what is committed enters the cache.
-    for (workspace_id, hashes) in plan.new_keys {
-        cache.workspace(&workspace_id).keys.extend(hashes);
+    for (workspace_id, hashes) in plan.new_keys() {
+        cache.workspace(workspace_id).keys.extend(hashes);
     }
     advance(&mut cache, written);
     Ok(plan.outcomes)

@@ -8,7 +8,6 @@
 //! `Store`), so its decision always rests on every committed key.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasherDefault;
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -17,7 +16,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use super::codec::decode_key_hashes;
 use super::plan::{self, NewChunk, StoredChunk};
 use super::read::ChunkRow;
-use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeyHasher};
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeySet};
 
 mod merge;
 
@@ -26,8 +25,11 @@ pub(super) use merge::merge;
 /// Chunk rows per multi-row INSERT: 8 parameters each, far below SQLite's 32,766.
 const INSERT_ROWS_MAX: usize = 256;
 /// Most events of the log chunks a writer keeps in memory for compaction ([`KeyCache::written`]):
-/// about twice what it commits between two compactions, ~40 MiB with their key hashes.
-const WRITTEN_EVENTS_MAX: usize = 500_000;
+/// what the writers may commit ahead of compaction, and one more group (~45 MiB with their key
+/// hashes), so that the writer forgets them only when compaction has failed or another process
+/// wrote.
+const WRITTEN_EVENTS_MAX: usize =
+    super::writer::COMPACTION_BACKLOG_MAX as usize + super::writer::GROUP_EVENTS_MAX;
 
 /// The writer's state, behind its lock: the key hashes of the stored chunks, per workspace, and
 /// how far they have been read; the log chunks this writer committed and has not compacted yet;
@@ -69,8 +71,7 @@ impl std::fmt::Debug for KeyCache {
 impl KeyCache {
     fn keys_of(&mut self, workspace_id: &str) -> &mut KeySet {
         if !self.keys.contains_key(workspace_id) {
-            self.keys
-                .insert(workspace_id.to_owned(), HashSet::default());
+            self.keys.insert(workspace_id.to_owned(), KeySet::default());
         }
         self.keys.get_mut(workspace_id).expect("inserted above")
     }
@@ -80,10 +81,10 @@ impl KeyCache {
     }
 
     /// Takes the keys of a transaction that did not commit out again.
-    fn remove(&mut self, new_keys: &[(String, Vec<u128>)]) {
+    fn remove<'a>(&mut self, new_keys: impl Iterator<Item = (&'a str, Vec<u128>)>) {
         for (workspace_id, hashes) in new_keys {
             let keys = self.keys_of(workspace_id);
-            for hash in hashes {
+            for hash in &hashes {
                 keys.remove(hash);
             }
         }
@@ -108,6 +109,7 @@ impl KeyCache {
         let chunks = chunks
             .into_iter()
             .map(|chunk| StoredChunk {
+                // Compaction needs only the commit's largest seq, kept in `WrittenCommit`.
                 seq: last_seq,
                 workspace_id: chunk.workspace_id,
                 key_hashes: chunk.key_hashes,
@@ -185,8 +187,6 @@ struct Claimer<'c> {
     current: Option<(String, KeySet)>,
 }
 
-type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
-
 impl<'c> Claimer<'c> {
     fn new(cache: &'c mut KeyCache) -> Self {
         Self {
@@ -260,7 +260,7 @@ async fn write_transaction(
     let seqs = match written {
         Ok(seqs) => seqs,
         Err(error) => {
-            cache.remove(&plan.new_keys);
+            cache.remove(plan.new_keys());
             return Err(error);
         }
     };
