@@ -57,6 +57,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     match run() {
         Ok(code) => code,
         Err(error) => {
@@ -73,6 +74,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Turns transparent huge pages off for this process, before it allocates much.
+///
+/// mimalloc asks the kernel for huge pages on its memory (`madvise(MADV_HUGEPAGE)`), and the kernel
+/// uses them for any large mapping where THP is `always` (Debian's default). Ingestion allocates
+/// and frees request bodies, decoded events and chunk buffers at a high rate, and mimalloc gives
+/// freed memory back to the kernel: every later touch of such memory then faulted in, and zeroed,
+/// a whole 2 MiB page. That zeroing was about a third of the CPU time of `billow bench ingest`
+/// (`perf`), and without huge pages the same binary ingests ~27 % faster with ~20 % less peak
+/// memory (BENCHMARKS.md, "Fifth session"). Best effort: a kernel that refuses leaves them on.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 fn run() -> anyhow::Result<ExitCode> {
