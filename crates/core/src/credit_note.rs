@@ -6,7 +6,9 @@
 //! negative correction of a finalized invoice), instead of an invoice with a negative total. The
 //! engine still decides the amounts: it bills the adjustment as a line of a standalone invoice,
 //! taxed like every other charge line, and [`CreditAmounts::of_negative_adjustment`] reads that
-//! line and the tax allocated to it, negated.
+//! line and the tax allocated to it, negated; [`CreditAmounts::taxed_as`] then taxes it at the
+//! rate the corrected invoice charged ([`AppliedTax`]), which the customer's rate of today (the
+//! engine's) may no longer be.
 //!
 //! ```
 //! use billow_core::credit_note::CreditAmounts;
@@ -21,8 +23,33 @@
 //! assert_eq!(capped.total(), Money::from_minor(32, eur));
 //! ```
 
-use crate::invoice::{Invoice, LineKind};
-use crate::money::{round_to_money, Money, MoneyError, RoundingMode};
+use crate::invoice::{Invoice, InvoiceLine, LineKind, TaxRate};
+use crate::money::{percent_of_minor, round_to_money, Money, MoneyError, RoundingMode};
+
+/// The tax an invoice applied, as its lines recorded it: what a credit note of it is taxed at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppliedTax {
+    /// It has no tax line: it charged no tax.
+    Untaxed,
+    /// The rate of its tax line.
+    Rate(TaxRate),
+    /// Its tax line does not say its rate (an invoice issued before billow recorded it).
+    Unrecorded,
+}
+
+impl AppliedTax {
+    /// The tax of an invoice with these lines. An invoice has one tax line at most (a customer
+    /// has one rate); should there be several, the first one's rate is taken.
+    pub fn of(lines: &[InvoiceLine]) -> Self {
+        match lines.iter().find(|line| line.kind == LineKind::Tax) {
+            None => Self::Untaxed,
+            Some(line) => match &line.trace.tax_rate {
+                Some(rate) => Self::Rate(rate.clone()),
+                None => Self::Unrecorded,
+            },
+        }
+    }
+}
 
 /// What a credit note credits: the amount before tax and the tax on it, both zero or positive and
 /// in one currency; the total is their sum.
@@ -126,6 +153,28 @@ impl CreditAmounts {
         Ok(Self { net, tax, total })
     }
 
+    /// The same amount before tax, taxed as the invoice it credits was (`applied`): at its rate,
+    /// rounded once with `mode`, or not at all when it charged no tax. Unchanged when the
+    /// invoice did not record its rate.
+    ///
+    /// # Errors
+    /// [`CreditAmountsError::Money`] when the tax or the sum overflows.
+    pub fn taxed_as(
+        self,
+        applied: &AppliedTax,
+        mode: RoundingMode,
+    ) -> Result<Self, CreditAmountsError> {
+        let currency = self.net.currency();
+        let tax_minor = match applied {
+            AppliedTax::Unrecorded => return Ok(self),
+            AppliedTax::Untaxed => 0,
+            AppliedTax::Rate(rate) => {
+                percent_of_minor(self.net.amount_minor(), rate.rate_percent, currency, mode)?
+            }
+        };
+        Self::new(self.net, Money::from_minor(tax_minor, currency))
+    }
+
     /// The amount before tax.
     pub fn net(&self) -> Money {
         self.net
@@ -139,6 +188,30 @@ impl CreditAmounts {
     /// The amount before tax plus the tax: what the credit note takes off the invoice.
     pub fn total(&self) -> Money {
         self.total
+    }
+}
+
+/// What a finalized invoice asks for once its credit notes are taken off, in minor units of its
+/// currency (Stripe's `amount_due` and `amount_remaining`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountDue {
+    /// The total less what its credit notes credited, never below zero: what the customer owes
+    /// for the invoice, and what its payment instructions ask for.
+    pub due_minor: i64,
+    /// What is still to pay: the amount due while the invoice is open (or a draft), nothing once
+    /// it is paid or void.
+    pub remaining_minor: i64,
+}
+
+impl AmountDue {
+    /// The amounts of an invoice whose total is `total_minor` and whose credit notes credited
+    /// `credited_minor`; `settled` when it is paid or void.
+    pub fn new(total_minor: i64, credited_minor: i64, settled: bool) -> Self {
+        let due_minor = total_minor.saturating_sub(credited_minor).max(0);
+        Self {
+            due_minor,
+            remaining_minor: if settled { 0 } else { due_minor },
+        }
     }
 }
 

@@ -99,6 +99,11 @@ pub struct LineTrace {
     /// applies to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjustment: Option<String>,
+    /// For a tax line: the rate it applied, so that a later correction of the invoice (a credit
+    /// note) is taxed as the invoice was, whatever the customer's rate has become. Absent on the
+    /// tax lines of invoices issued before billow recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_rate: Option<TaxRate>,
 }
 
 /// A priced item before rounding: what the rating of one price for one period produced.
@@ -186,6 +191,13 @@ pub struct TaxRate {
     #[serde(deserialize_with = "crate::decimal::exact")]
     #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub rate_percent: Decimal,
+}
+
+impl TaxRate {
+    /// The description of the tax line it makes: its name and its rate (`VAT 19%`).
+    pub fn line_description(&self) -> String {
+        format!("{} {}%", self.name, self.rate_percent.normalize())
+    }
 }
 
 /// Everything an invoice is assembled from.
@@ -446,7 +458,8 @@ pub fn assemble_invoice(
                 });
             }
         }
-        let description = format!("{} {}%", tax.name, tax.rate_percent.normalize());
+        let description = tax.line_description();
+        let before = lines.len();
         push_allocated_line(
             &mut lines,
             LineKind::Tax,
@@ -456,6 +469,9 @@ pub fn assemble_invoice(
             allocations,
             None,
         );
+        if let Some(line) = lines.get_mut(before) {
+            line.trace.tax_rate = Some(tax.clone());
+        }
     }
     let totals = compute_totals(&lines, &net, currency)?;
     let invoice = Invoice {

@@ -47,6 +47,7 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         credit_usage: json!([]),
         created_at: at(issued_at),
         finalized_at: None,
+        credited_minor: 0,
     }
 }
 
@@ -386,6 +387,9 @@ async fn credit_notes_never_exceed_the_invoice(store: Store) {
         store.credit_notes(&workspace, "inv_1").await.unwrap().len(),
         2
     );
+    // The refused note credited nothing: the invoice holds the two written.
+    let credited = store.invoice(&workspace, "inv_1").await.unwrap().unwrap();
+    assert_eq!(credited.credited_minor, 1000);
 }
 
 async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(store: Store) {
@@ -522,6 +526,9 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
         store.credit_notes(&workspace, "inv_1").await.unwrap().len(),
         2
     );
+    // The invoice holds what its two notes credited, by hand and by the batch.
+    let invoice = store.invoice(&workspace, "inv_1").await.unwrap().unwrap();
+    assert_eq!(invoice.credited_minor, 950 + 48);
 }
 
 async fn payment_states_build_a_history_and_paid_closes_the_invoice(store: Store) {

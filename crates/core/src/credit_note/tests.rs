@@ -138,3 +138,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_amount_due_is_the_total_less_its_credit_notes_and_nothing_remains_once_settled() {
+    // 11.90 with 4.00 credited: 7.90 due, and still to pay while open.
+    assert_eq!(
+        AmountDue::new(1190, 400, false),
+        AmountDue {
+            due_minor: 790,
+            remaining_minor: 790
+        }
+    );
+    // Paid or void: the amount due stays on record, nothing remains.
+    assert_eq!(
+        AmountDue::new(1190, 400, true),
+        AmountDue {
+            due_minor: 790,
+            remaining_minor: 0
+        }
+    );
+    // Fully credited, and a zero invoice: nothing is due.
+    assert_eq!(AmountDue::new(1190, 1190, false).due_minor, 0);
+    assert_eq!(AmountDue::new(0, 0, false).remaining_minor, 0);
+}
+
+#[test]
+fn a_credit_is_taxed_at_the_rate_the_corrected_invoice_recorded() {
+    // The corrected invoice charged 19 %; today's rate (the engine's) is 16 %.
+    let corrected = standalone(&[dec!(10.00)], dec!(19));
+    let applied = AppliedTax::of(&corrected.lines);
+    assert_eq!(
+        applied,
+        AppliedTax::Rate(TaxRate {
+            name: "VAT".into(),
+            rate_percent: dec!(19)
+        })
+    );
+    let today = standalone(&[dec!(-0.80)], dec!(16));
+    let credit = CreditAmounts::of_negative_adjustment(&today, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(credit.tax(), eur_minor(13), "0.128 at today's rate");
+
+    let retaxed = credit.taxed_as(&applied, RoundingMode::HalfUp).unwrap();
+
+    // 0.80 × 19 % = 0.152 → 0.15.
+    assert_eq!(
+        (retaxed.net(), retaxed.tax(), retaxed.total()),
+        (eur_minor(80), eur_minor(15), eur_minor(95))
+    );
+    // An untaxed invoice gives back no tax; one that did not record its rate keeps the engine's.
+    let untaxed = credit.taxed_as(&AppliedTax::Untaxed, RoundingMode::HalfUp);
+    assert_eq!(untaxed.unwrap().tax(), eur_minor(0));
+    let mut unrecorded = corrected.lines.clone();
+    for line in &mut unrecorded {
+        line.trace.tax_rate = None;
+    }
+    assert_eq!(AppliedTax::of(&unrecorded), AppliedTax::Unrecorded);
+    let kept = credit.taxed_as(&AppliedTax::Unrecorded, RoundingMode::HalfUp);
+    assert_eq!(kept.unwrap(), credit);
+    assert_eq!(AppliedTax::of(&[]), AppliedTax::Untaxed);
+}

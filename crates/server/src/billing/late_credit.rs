@@ -6,12 +6,13 @@
 //! payment provider collects; Stripe Billing and Lago correct a finalized invoice downwards with a
 //! credit note against it, and so does billow. The engine still decides the amounts: a run reads
 //! the adjustment's line and the tax the engine allocated to it
-//! ([`CreditAmounts::of_negative_adjustment`]), then runs the engine again without the credited
+//! ([`CreditAmounts::of_negative_adjustment`]), taxes it as the corrected invoice was
+//! ([`CreditAmounts::taxed_as`]), then runs the engine again without the credited
 //! adjustments, so that a standalone invoice bills only the positive ones (or is not issued).
 
 use std::collections::HashMap;
 
-use billow_core::credit_note::CreditAmounts;
+use billow_core::credit_note::{AppliedTax, CreditAmounts};
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
 use billow_core::scenario::{InvoiceReason, Preview};
 use billow_core::Money;
@@ -75,6 +76,16 @@ pub(super) fn plan_credits(
                 continue;
             };
             let source = adjustment.source_invoice_id.as_str();
+            // Taxed as the corrected invoice was: the engine taxed the standalone line at the
+            // customer's rate of today, which may differ from the invoice's.
+            let applied = balances
+                .get(source)
+                .map_or(AppliedTax::Unrecorded, |balance| {
+                    applied_tax(&balance.lines)
+                });
+            let amounts = amounts
+                .taxed_as(&applied, invoice.rounding)
+                .map_err(ApiError::internal)?;
             let available_minor = left.get(source).copied().unwrap_or(0);
             let capped = amounts
                 .capped(
@@ -97,7 +108,7 @@ pub(super) fn plan_credits(
                 id: new_id("cn"),
                 invoice_id: source.to_owned(),
                 total_minor: capped.total().amount_minor(),
-                lines: note_lines(invoice, line, &capped),
+                lines: note_lines(invoice, line, &capped, &applied),
                 reason: Some(LATE_USAGE_REASON.to_owned()),
                 created_at: now,
             });
@@ -111,9 +122,24 @@ pub(super) fn plan_credits(
     Ok(credits)
 }
 
+/// The tax a stored invoice applied, from its lines; [`AppliedTax::Unrecorded`] when they do not
+/// read as the core's lines (the engine's tax is kept then).
+fn applied_tax(lines: &Value) -> AppliedTax {
+    match serde_json::from_value::<Vec<InvoiceLine>>(lines.clone()) {
+        Ok(lines) => AppliedTax::of(&lines),
+        Err(_) => AppliedTax::Unrecorded,
+    }
+}
+
 /// A late-usage credit note's lines: the correction before tax (the engine's line, negated,
-/// naming the adjustment), and its tax, as the engine's tax line names it, when there is any.
-fn note_lines(invoice: &Invoice, line: &InvoiceLine, credit: &CreditAmounts) -> Value {
+/// naming the adjustment), and its tax, named as the corrected invoice's rate (`applied`) or,
+/// when that invoice did not record it, as the engine's tax line, when there is any.
+fn note_lines(
+    invoice: &Invoice,
+    line: &InvoiceLine,
+    credit: &CreditAmounts,
+    applied: &AppliedTax,
+) -> Value {
     let mut lines = vec![json!({
         "kind": LineKind::Adjustment,
         "description": line.description,
@@ -122,18 +148,21 @@ fn note_lines(invoice: &Invoice, line: &InvoiceLine, credit: &CreditAmounts) -> 
         "adjustment": line.trace.adjustment,
     })];
     if credit.tax().amount_minor() != 0 {
-        let description = invoice
-            .lines
-            .iter()
-            .find(|tax| {
-                tax.kind == LineKind::Tax
-                    && tax
-                        .trace
-                        .allocations
-                        .iter()
-                        .any(|allocation| allocation.line == line.number)
-            })
-            .map_or("Tax", |tax| tax.description.as_str());
+        let description = match applied {
+            AppliedTax::Rate(rate) => rate.line_description(),
+            AppliedTax::Untaxed | AppliedTax::Unrecorded => invoice
+                .lines
+                .iter()
+                .find(|tax| {
+                    tax.kind == LineKind::Tax
+                        && tax
+                            .trace
+                            .allocations
+                            .iter()
+                            .any(|allocation| allocation.line == line.number)
+                })
+                .map_or_else(|| "Tax".to_owned(), |tax| tax.description.clone()),
+        };
         lines.push(json!({
             "kind": LineKind::Tax,
             "description": description,

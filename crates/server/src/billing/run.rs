@@ -1074,6 +1074,7 @@ pub(crate) fn record_of(
         credit_usage: to_text(serde_json::to_string(&invoice.credit_usage))?,
         created_at: now,
         finalized_at: None,
+        credited_minor: 0,
     })
 }
 

@@ -281,6 +281,19 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
     // Read once, so the open invoice is served from the in-memory cache from now on.
     let before = app.get(&format!("/api/v1/invoices/{id}")).await;
     assert_eq!(before["status"], "open");
+    // The invoice shows what was credited, and asks for the rest.
+    let amounts = |invoice: &Value| {
+        ["total", "credited", "amount_due", "amount_remaining"]
+            .map(|field| invoice[field]["amount_minor"].as_i64().unwrap())
+    };
+    assert_eq!(amounts(&before), [3000, 500, 2500, 2500], "{before}");
+    assert!(
+        before["payment_instructions"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Transfer 25.00 USD to "),
+        "{before}"
+    );
     assert_eq!(app.get(&format!("/api/v1/invoices/{id}")).await, before);
 
     // Manual payment: in progress, then paid, with the history.
@@ -309,6 +322,7 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
         after["status"], "paid",
         "a payment forgets the cached invoice"
     );
+    assert_eq!(amounts(&after), [3000, 500, 2500, 0], "{after}");
     let states: Vec<&str> = paid["data"]
         .as_array()
         .unwrap()

@@ -334,7 +334,76 @@ async fn a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_l
     app.stop().await;
 }
 
+/// The same invoice #1 (13.80, VAT 19 %); the customer's rate becomes 16 % before a correction of
+/// −10 hours (−0.80) arrives: the credit note gives back the 19 % the invoice charged, not 16 %.
+async fn a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects(database: Database) {
+    // Arrange.
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    metered_catalog(&app, false).await;
+    let customer = customer_with_vat(&app, "retaxed").await;
+    let subscription = canceled_subscription(&app, &customer, "2024-01-20T00:00:00Z").await;
+    let january_usage = compute_event("r1", &subscription, "2024-01-10T00:00:00Z", 20);
+    app.post("/api/v1/events", json!([january_usage])).await;
+    app.set_now("2024-02-01T01:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let january = invoices_of(&app, &subscription).await.remove(0);
+    assert_eq!(january["total"]["amount_minor"], 1380, "{january}");
+    let january_id = january["id"].as_str().unwrap().to_owned();
+    let lower = app
+        .post(
+            "/api/v1/tax-rates",
+            json!({"name": "VAT", "rate_percent": "16"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/customers/{customer}/tax-rate"),
+            Some(json!({"tax_rate_id": lower})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Act: −10 hours for January, recorded by one run and credited by the next.
+    app.set_now("2024-02-02T00:00:00Z").await;
+    let correction = compute_event("r2", &subscription, "2024-01-25T00:00:00Z", -10);
+    app.post("/api/v1/events", json!([correction])).await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    app.set_now("2024-02-02T00:10:00Z").await;
+    let credited = app.post("/api/v1/billing-runs", json!({})).await;
+
+    // Assert: 0.80 + 19 % (0.152 → 0.15) = 0.95, where 16 % would have made 0.93.
+    assert_eq!(counts(&credited), (1, 0, 0, 0), "{credited}");
+    let notes = credit_notes(&app, &january_id).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        lines_of(&notes[0]),
+        [
+            (
+                "adjustment".to_owned(),
+                "Late usage for invoice #1".to_owned(),
+                80
+            ),
+            ("tax".to_owned(), "VAT 19%".to_owned(), 15),
+        ]
+    );
+    assert_eq!(notes[0]["total"]["amount_minor"], 95);
+    // The invoice shows the credit and asks for the rest.
+    let invoice = app.get(&format!("/api/v1/invoices/{january_id}")).await;
+    assert_eq!(invoice["credited"]["amount_minor"], 95, "{invoice}");
+    assert_eq!(
+        invoice["amount_due"]["amount_minor"],
+        1380 - 95,
+        "{invoice}"
+    );
+    app.stop().await;
+}
+
 on_both_databases!(
     negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_invoice,
     a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_lowers,
+    a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects,
 );

@@ -33,6 +33,9 @@ pub struct CreditBalance {
     pub total_minor: i64,
     /// Σ the invoice's credit notes.
     pub credited_minor: i64,
+    /// The invoice's lines (the core's `InvoiceLine`s as JSON): its tax line says the rate a
+    /// credit of it is taxed at.
+    pub lines: Value,
 }
 
 impl CreditBalance {
@@ -54,9 +57,9 @@ impl CreditBalance {
 /// (a draft or void invoice). A query error returns from the enclosing function.
 macro_rules! available_to_credit {
     ($transaction:ident, $workspace:expr, $invoice_id:expr) => {{
-        let invoice: Option<(String, i64)> = sqlx::query_as(
+        let invoice: Option<(String, i64, i64)> = sqlx::query_as(
             "UPDATE invoices SET status = status \
-             WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor",
+             WHERE workspace_id = $1 AND id = $2 RETURNING status, total_minor, credited_minor",
         )
         .bind($workspace.as_str())
         .bind($invoice_id)
@@ -64,20 +67,10 @@ macro_rules! available_to_credit {
         .await?;
         match invoice {
             None => Err($crate::billing::sql::BillingStoreError::NotFound),
-            Some((status, total_minor)) => {
+            Some((status, total_minor, credited_minor)) => {
                 match status.parse::<$crate::invoices::InvoiceStatus>()? {
                     $crate::invoices::InvoiceStatus::Open
-                    | $crate::invoices::InvoiceStatus::Paid => {
-                        let (credited,): (i64,) = sqlx::query_as(
-                            "SELECT CAST(COALESCE(SUM(total_minor), 0) AS BIGINT) \
-                             FROM credit_notes WHERE workspace_id = $1 AND invoice_id = $2",
-                        )
-                        .bind($workspace.as_str())
-                        .bind($invoice_id)
-                        .fetch_one(&mut *$transaction)
-                        .await?;
-                        Ok(total_minor - credited)
-                    }
+                    | $crate::invoices::InvoiceStatus::Paid => Ok(total_minor - credited_minor),
                     _ => Err($crate::billing::sql::BillingStoreError::Immutable),
                 }
             }
@@ -86,7 +79,8 @@ macro_rules! available_to_credit {
 }
 pub(crate) use available_to_credit;
 
-/// Inserts a credit note's row inside a transaction (after [`available_to_credit!`]).
+/// Inserts a credit note's row inside a transaction (after [`available_to_credit!`]), and adds
+/// its total to the invoice's `credited_minor`.
 macro_rules! insert_credit_note_row {
     ($transaction:ident, $workspace:expr, $note:expr) => {{
         let note: &$crate::invoices::CreditNoteRecord = $note;
@@ -106,6 +100,15 @@ macro_rules! insert_credit_note_row {
         .bind(note.lines.to_string())
         .bind(note.reason.as_deref())
         .bind($crate::billing::sql::to_micros(note.created_at))
+        .execute(&mut *$transaction)
+        .await?;
+        sqlx::query(
+            "UPDATE invoices SET credited_minor = credited_minor + $3 \
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind($workspace.as_str())
+        .bind(&note.invoice_id)
+        .bind(note.total_minor)
         .execute(&mut *$transaction)
         .await?;
     }};
@@ -192,23 +195,20 @@ impl Store {
         let mut all = Vec::with_capacity(invoice_ids.len());
         // One query per id: a run asks for a handful at most (one per negative adjustment).
         for invoice_id in invoice_ids {
-            const SQL: &str = "SELECT i.status, i.total_minor, \
-                               CAST(COALESCE(SUM(c.total_minor), 0) AS BIGINT) \
-                               FROM invoices i LEFT JOIN credit_notes c \
-                                 ON c.workspace_id = i.workspace_id AND c.invoice_id = i.id \
-                               WHERE i.workspace_id = $1 AND i.id = $2 \
-                               GROUP BY i.status, i.total_minor";
-            let row: Option<(String, i64, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            const SQL: &str = "SELECT status, total_minor, credited_minor, lines FROM invoices \
+                               WHERE workspace_id = $1 AND id = $2";
+            let row: Option<(String, i64, i64, String)> = with_pool!(self, pool => sqlx::query_as(SQL)
                 .bind(workspace.as_str())
                 .bind(invoice_id)
                 .fetch_optional(pool)
                 .await)?;
-            if let Some((status, total_minor, credited_minor)) = row {
+            if let Some((status, total_minor, credited_minor, lines)) = row {
                 all.push(CreditBalance {
                     invoice_id: invoice_id.clone(),
                     status: status.parse()?,
                     total_minor,
                     credited_minor,
+                    lines: from_json(&lines, "invoices.lines")?,
                 });
             }
         }

@@ -100,6 +100,9 @@ pub struct InvoiceRecord<Json = Value> {
     pub credit_usage: Json,
     pub created_at: Timestamp,
     pub finalized_at: Option<Timestamp>,
+    /// Σ the totals of its credit notes (tax included): read from the database, kept by every
+    /// credit note's write; ignored when an invoice is inserted (a new invoice has none).
+    pub credited_minor: i64,
 }
 
 impl InvoiceRecord {
@@ -125,6 +128,7 @@ impl InvoiceRecord {
             credit_usage: self.credit_usage.to_string(),
             created_at: self.created_at,
             finalized_at: self.finalized_at,
+            credited_minor: self.credited_minor,
         }
     }
 }
@@ -158,9 +162,19 @@ pub struct PaymentStateRecord {
     pub at: Timestamp,
 }
 
-pub(crate) const INVOICE_COLUMNS: &str = "id, number, customer_id, subscription_id, \
-    plan_version_id, reason, issued_at, period_start, period_end, status, currency, rounding, \
-    total_minor, amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at";
+/// The columns an invoice insert writes, as a literal for `concat!`.
+macro_rules! invoice_columns {
+    () => {
+        "id, number, customer_id, subscription_id, plan_version_id, reason, issued_at, \
+         period_start, period_end, status, currency, rounding, total_minor, \
+         amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at"
+    };
+}
+
+pub(crate) const INVOICE_COLUMNS: &str = invoice_columns!();
+
+/// What [`InvoiceRow`] reads: [`INVOICE_COLUMNS`], and what the invoice's credit notes maintain.
+pub(crate) const INVOICE_SELECT_COLUMNS: &str = concat!(invoice_columns!(), ", credited_minor");
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -183,6 +197,7 @@ pub(crate) struct InvoiceRow {
     credit_usage: String,
     created_at: i64,
     finalized_at: Option<i64>,
+    credited_minor: i64,
 }
 
 impl InvoiceRow {
@@ -207,6 +222,7 @@ impl InvoiceRow {
             credit_usage: from_json(&self.credit_usage, "invoices.credit_usage")?,
             created_at: from_micros(self.created_at)?,
             finalized_at: self.finalized_at.map(from_micros).transpose()?,
+            credited_minor: self.credited_minor,
         })
     }
 }
@@ -291,8 +307,9 @@ impl Store {
         workspace: &WorkspaceId,
         id: &str,
     ) -> Result<Option<InvoiceRecord>, BillingStoreError> {
-        let sql =
-            format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE workspace_id = $1 AND id = $2");
+        let sql = format!(
+            "SELECT {INVOICE_SELECT_COLUMNS} FROM invoices WHERE workspace_id = $1 AND id = $2"
+        );
         let row: Option<InvoiceRow> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
             .bind(id)
@@ -317,7 +334,7 @@ impl Store {
         let customer = equal_or_absent("customer_id", 2, filter.customer_id.is_some());
         let subscription = equal_or_absent("subscription_id", 3, filter.subscription_id.is_some());
         let sql = format!(
-            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE workspace_id = $1 \
+            "SELECT {INVOICE_SELECT_COLUMNS} FROM invoices WHERE workspace_id = $1 \
              AND {customer} AND {subscription} \
              AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR issued_at >= $5) \
              AND ($6 IS NULL OR issued_at < $6) AND ($7 IS NULL OR id < $7) \

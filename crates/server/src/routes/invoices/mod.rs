@@ -9,6 +9,7 @@ mod wire;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use billow_core::credit_note::AmountDue;
 use billow_core::{Currency, Money};
 use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
 use billow_store::new_id;
@@ -60,7 +61,15 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         .number
         .map_or_else(|| invoice.id.clone(), |number| format!("#{number}"));
     let total = money_json(invoice.total_minor, &invoice.currency);
-    let amount = total["amount"].as_str().unwrap_or_default().to_owned();
+    // Stripe's three amounts: what the credit notes took off, what the customer owes after them,
+    // and what is still to pay. The payment instructions ask for the amount due.
+    let due = AmountDue::new(
+        invoice.total_minor,
+        invoice.credited_minor,
+        matches!(invoice.status, InvoiceStatus::Paid | InvoiceStatus::Void),
+    );
+    let amount_due = money_json(due.due_minor, &invoice.currency);
+    let amount = amount_due["amount"].as_str().unwrap_or_default().to_owned();
     json!({
         "id": invoice.id,
         "number": invoice.number,
@@ -74,6 +83,9 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         "currency": invoice.currency,
         "rounding": invoice.rounding,
         "total": total,
+        "credited": money_json(invoice.credited_minor, &invoice.currency),
+        "amount_due": amount_due,
+        "amount_remaining": money_json(due.remaining_minor, &invoice.currency),
         "lines": invoice.lines,
         "totals": invoice.totals,
         "credit_usage": invoice.credit_usage,
