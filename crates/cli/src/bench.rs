@@ -323,3 +323,57 @@ pub(crate) fn with_database(admin_url: &str, name: &str) -> String {
     };
     format!("{}/{name}{query}", &base[..authority_end])
 }
+
+/// CPU time this process used, from `/proc/self/stat`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ProcessCpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl ProcessCpu {
+    /// Linux reports `utime` and `stime` in `USER_HZ` ticks, which is 100 on every architecture
+    /// it exposes to user space (`sysconf(_SC_CLK_TCK)`); zero when the file cannot be read.
+    pub(crate) fn read() -> Self {
+        const TICKS_PER_SECOND: u64 = 100;
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // The command name (field 2) is in parentheses and may hold spaces: count after it.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the name: state is field 3, utime field 14 and stime field 15.
+        let ticks = |field: usize| {
+            fields
+                .get(field - 3)
+                .and_then(|value| value.parse::<u64>().ok())
+                .map_or(Duration::ZERO, |ticks| {
+                    Duration::from_millis(ticks * 1_000 / TICKS_PER_SECOND)
+                })
+        };
+        Self {
+            user: ticks(14),
+            system: ticks(15),
+        }
+    }
+
+    pub(crate) fn since(self, earlier: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    /// `1.20 s user + 0.80 s system = 1.00 cores busy on average` over `wall`.
+    pub(crate) fn describe(self, wall: Duration) -> String {
+        // Hundredths of a core, in integers (the workspace's lints keep floats out of arithmetic).
+        let busy = (self.user + self.system).as_millis() * 100 / wall.as_millis().max(1);
+        format!(
+            "{:.2} s user + {:.2} s system = {}.{:02} cores busy on average",
+            self.user.as_secs_f64(),
+            self.system.as_secs_f64(),
+            busy / 100,
+            busy % 100,
+        )
+    }
+}

@@ -22,7 +22,7 @@
 //! `--seed-cache FILE` (SQLite) keeps a copy of the seeded database, so that later runs, of this
 //! binary or another, start from the same data without seeding again.
 
-use crate::bench::{per_second, reset_peak_rss, thousands, with_database};
+use crate::bench::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -267,15 +267,7 @@ async fn measure(
         mib(after.peak_kib),
         mib(after.current_kib)
     );
-    // Hundredths of a core, in integers (the workspace's lints keep floats out of arithmetic).
-    let busy = (cpu.user + cpu.system).as_millis() * 100 / run_time.as_millis().max(1);
-    println!(
-        "process CPU over the run: {:.2} s user + {:.2} s system = {}.{:02} cores busy on average",
-        cpu.user.as_secs_f64(),
-        cpu.system.as_secs_f64(),
-        busy / 100,
-        busy % 100,
-    );
+    println!("process CPU over the run: {}", cpu.describe(run_time));
     store_times.print(run_time);
 
     let engine = engine_alone(&store, &seeded.workspace, &seeded.customer_ids, now).await?;
@@ -784,47 +776,6 @@ where
         let entry = times.by_name.entry(span.name()).or_default();
         entry.0 += 1;
         entry.1 += elapsed;
-    }
-}
-
-/// CPU time this process used, from `/proc/self/stat`.
-#[derive(Clone, Copy, Default)]
-struct ProcessCpu {
-    user: Duration,
-    system: Duration,
-}
-
-impl ProcessCpu {
-    /// Linux reports `utime` and `stime` in `USER_HZ` ticks, which is 100 on every architecture
-    /// it exposes to user space (`sysconf(_SC_CLK_TCK)`); zero when the file cannot be read.
-    fn read() -> Self {
-        const TICKS_PER_SECOND: u64 = 100;
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // The command name (field 2) is in parentheses and may hold spaces: count after it.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        // After the name: state is field 3, utime field 14 and stime field 15.
-        let ticks = |field: usize| {
-            fields
-                .get(field - 3)
-                .and_then(|value| value.parse::<u64>().ok())
-                .map_or(Duration::ZERO, |ticks| {
-                    Duration::from_millis(ticks * 1_000 / TICKS_PER_SECOND)
-                })
-        };
-        Self {
-            user: ticks(14),
-            system: ticks(15),
-        }
-    }
-
-    fn since(self, earlier: Self) -> Self {
-        Self {
-            user: self.user.saturating_sub(earlier.user),
-            system: self.system.saturating_sub(earlier.system),
-        }
     }
 }
 

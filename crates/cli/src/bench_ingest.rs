@@ -13,7 +13,7 @@
 //!    both); then a check that exactly the events sent are stored and that a resent batch is
 //!    counted as duplicates.
 
-use crate::bench::{per_second, reset_peak_rss, thousands, with_database};
+use crate::bench::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -269,9 +269,11 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
     let bodies = Arc::new(prepare_bodies(requests, args.batch, args.subjects));
     let bodies_mib = bodies.iter().map(String::len).sum::<usize>() / (1024 * 1024);
     reset_peak_rss();
+    let cpu_before = ProcessCpu::read();
     let started = Instant::now();
     load.send_all(bodies.clone(), args.connections).await?;
     let elapsed = started.elapsed();
+    let cpu = ProcessCpu::read().since(cpu_before);
     let peak_rss_mib = peak_rss_kib().map(|kib| kib / 1024);
     let first_body = bodies.first().context("no request was sent")?.clone();
     drop(bodies);
@@ -297,7 +299,7 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
     let _ = stop.send(());
     server.await??;
     Ok(format!(
-        "POST /api/v1/events over HTTP: {} events in {:.2} s = {} events/s; peak RSS {} MiB ({} MiB of it the request bodies, made before the run); {} stored, a resent batch counted as {} duplicates; afterwards {} events left in log chunks compacted in {:.2} s",
+        "POST /api/v1/events over HTTP: {} events in {:.2} s = {} events/s; peak RSS {} MiB ({} MiB of it the request bodies, made before the run); {} stored, a resent batch counted as {} duplicates; afterwards {} events left in log chunks compacted in {:.2} s; process CPU over the run (load generator included): {}",
         thousands(sent),
         elapsed.as_secs_f64(),
         thousands(per_second(sent, elapsed)),
@@ -307,6 +309,7 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
         resent.duplicates,
         thousands(compacted),
         compaction.as_secs_f64(),
+        cpu.describe(elapsed),
     ))
 }
 
