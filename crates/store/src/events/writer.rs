@@ -35,9 +35,12 @@ pub(super) const COMPACTION_BACKLOG_MAX: u64 = 2 * COMPACT_AFTER_EVENTS;
 const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 /// ... or when no batch has come for this long.
 const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
-/// Most events one compaction moves (one transaction): it holds SQLite's write lock, which other
-/// writers wait for (5 s at most), so it is kept well under a second.
-const COMPACT_EVENTS_MAX: u64 = 100_000;
+/// Most events one compaction moves (one transaction): as many as one request for compaction
+/// asks for under a steady load. It holds SQLite's write lock, which other writers wait for (5 s at
+/// most): about 0.1 s for 250,000 events here. Fewer per transaction would make smaller subject
+/// chunks, which merging then rewrites more often: at 100,000 the ingestion bench ran ~12 % slower
+/// (BENCHMARKS.md, "Fifth session").
+const COMPACT_EVENTS_MAX: u64 = COMPACT_AFTER_EVENTS;
 /// Most events one merge transaction rewrites: it holds the write lock too.
 const MERGE_EVENTS_MAX: u64 = 100_000;
 /// SQLite has one writer; PostgreSQL commits concurrent transactions in parallel, and a second

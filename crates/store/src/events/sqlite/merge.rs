@@ -2,7 +2,7 @@
 
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{catch_up, insert_all_chunks, max_seq, writer_connection, KeyCache};
+use super::{catch_up, insert_all_chunks, max_seq, writer_connection, Begin, Commit, KeyCache};
 use crate::events::merge::{self, StoredSubjectChunk};
 use crate::events::plan::NewChunk;
 use crate::events::{MergeEventsError, Merged};
@@ -121,7 +121,9 @@ async fn write_merged(
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(database)?;
-    catch_up(&mut transaction, cache).await.map_err(database)?;
+    catch_up(&mut transaction, cache, Begin::Open)
+        .await
+        .map_err(database)?;
     if newer_chunks(
         &mut transaction,
         workspace_id,
@@ -134,7 +136,7 @@ async fn write_merged(
         // Rolled back on drop: nothing is merged.
         return Err(MergeEventsError::ChunksChanged);
     }
-    insert_all_chunks(&mut transaction, &prepared.new_chunks)
+    insert_all_chunks(&mut transaction, &prepared.new_chunks, Commit::No)
         .await
         .map_err(database)?;
     let mut deleted = 0;
