@@ -66,6 +66,8 @@ pub(crate) struct ChunkEncoder {
     event_type: String,
     second: i64,
     ingested_at_us: i64,
+    /// Whether the next event is written as a [`FIRST`] event, referring to none before it.
+    restart: bool,
 }
 
 impl ChunkEncoder {
@@ -77,7 +79,20 @@ impl ChunkEncoder {
             event_type: String::new(),
             second: 0,
             ingested_at_us: 0,
+            restart: true,
         }
+    }
+
+    /// Appends a batch encoded ahead ([`EncodedBatch`], whose first event is `first`), all its
+    /// events ingested at `ingested_at_us`: its first event is encoded again, with that instant,
+    /// and the rest copied as they are (their ingestion instants are differences of zero from
+    /// it). The event after it starts afresh, as after a concatenation.
+    pub(crate) fn append(&mut self, batch: &EncodedBatch, first: &NewEvent, ingested_at_us: i64) {
+        self.restart = true;
+        self.push(first, ingested_at_us);
+        self.bytes
+            .extend_from_slice(&batch.bytes[1 + batch.first_length..]);
+        self.restart = true;
     }
 
     pub(crate) fn push(&mut self, event: &NewEvent, ingested_at_us: i64) {
@@ -94,7 +109,7 @@ impl ChunkEncoder {
     }
 
     pub(crate) fn push_raw(&mut self, event: &RawEvent<'_>) {
-        let first = self.bytes.len() == 1;
+        let first = std::mem::take(&mut self.restart);
         if first {
             self.second = 0;
             self.ingested_at_us = 0;
@@ -189,6 +204,53 @@ fn push_signed(bytes: &mut Vec<u8>, value: i64) {
 }
 
 /// The key hashes of a chunk, 16 bytes each, in the order of its events.
+/// A caller's batch encoded before it reaches the writer (on the caller's thread), as if every
+/// event were ingested at instant 0: the writer then copies its bytes into a log chunk, encoding
+/// only its first event again with the group's ingestion instant ([`ChunkEncoder::append`]),
+/// instead of encoding every event while it holds the write lock.
+#[derive(Debug)]
+pub(crate) struct EncodedBatch {
+    /// A chunk of the batch's events, in order.
+    bytes: Vec<u8>,
+    /// How many bytes the first event takes, after the layout byte.
+    first_length: usize,
+    /// The earliest and latest event time, in microseconds.
+    pub time_min_us: i64,
+    pub time_max_us: i64,
+}
+
+impl EncodedBatch {
+    /// `None` for an empty batch.
+    pub(crate) fn new(events: &[NewEvent]) -> Option<Self> {
+        let (first, _) = events.split_first()?;
+        let estimate: usize = events.iter().map(NewEvent::encoded_length).sum();
+        let mut encoder = ChunkEncoder::new();
+        encoder.reserve(estimate);
+        encoder.push(first, 0);
+        let first_length = encoder.len() - 1;
+        let (mut time_min_us, mut time_max_us) = (i64::MAX, i64::MIN);
+        for event in events {
+            let time_us = event.time.as_microsecond();
+            time_min_us = time_min_us.min(time_us);
+            time_max_us = time_max_us.max(time_us);
+        }
+        for event in &events[1..] {
+            encoder.push(event, 0);
+        }
+        Some(Self {
+            bytes: encoder.into_bytes(),
+            first_length,
+            time_min_us,
+            time_max_us,
+        })
+    }
+
+    /// The bytes its events take in a chunk.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() - 1
+    }
+}
+
 pub(crate) fn encode_key_hashes(hashes: &[u128]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(hashes.len() * KEY_HASH_LENGTH);
     for hash in hashes {

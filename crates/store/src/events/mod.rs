@@ -142,6 +142,8 @@ pub(crate) struct Batch<'a> {
     pub events: &'a [NewEvent],
     /// The key hash of each event ([`NewEvent::key_hash`]), in order.
     pub hashes: &'a [u128],
+    /// The events encoded ahead by the caller, when it did ([`EventWriter::write`]).
+    pub encoded: Option<&'a codec::EncodedBatch>,
 }
 
 /// State the store keeps beside its pool for events: the writers' key caches.
@@ -179,6 +181,7 @@ impl Store {
             workspace_id,
             events,
             hashes: &hashes,
+            encoded: None,
         }];
         let outcomes = self.insert_batches(&batches, ingested_at).await?;
         Ok(outcomes[0])

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::codec::{decode_events, decode_key_hashes, encode_key_hashes, ChunkEncoder, RawEvent};
+use super::codec::{
+    decode_events, decode_key_hashes, encode_key_hashes, ChunkEncoder, EncodedBatch, RawEvent,
+};
 use super::{Batch, DecodeChunkError, InsertOutcome, KeySet, NewEvent};
 
 /// Most events in one chunk: bounds the work of reading one back.
@@ -88,13 +90,52 @@ pub(crate) fn plan(
                 builders.len() - 1
             }
         };
-        let estimate: usize = batch.events.iter().map(NewEvent::encoded_length).sum();
-        builders[slot]
-            .encoder
-            .reserve(estimate.min(CHUNK_BYTES_MAX));
         let mut outcome = InsertOutcome::default();
-        for (event, &hash) in batch.events.iter().zip(batch.hashes) {
-            if !claim(workspace_id, hash) {
+        // Claimed ahead when the batch comes encoded: all new (the usual case), it goes in as
+        // it was encoded.
+        let mut claimed: Option<Vec<bool>> = None;
+        if let Some(encoded) = batch.encoded {
+            let claims: Vec<bool> = batch
+                .hashes
+                .iter()
+                .map(|&hash| claim(workspace_id, hash))
+                .collect();
+            if claims.iter().all(|&new| new) {
+                let events = batch.events.len();
+                if !builders[slot].fits(events, encoded.len()) {
+                    let full = std::mem::replace(
+                        &mut builders[slot],
+                        ChunkBuilder::new(workspace_id, None),
+                    );
+                    closed.push(full);
+                }
+                let builder = &mut builders[slot];
+                if builder.fits(events, encoded.len()) {
+                    builder.append(encoded, batch, ingested_at_us);
+                    if builder.is_full() {
+                        closed.push(std::mem::replace(
+                            builder,
+                            ChunkBuilder::new(workspace_id, None),
+                        ));
+                    }
+                    outcome.inserted = u64::try_from(events).expect("usize fits in u64");
+                    outcomes.push(outcome);
+                    continue;
+                }
+            }
+            claimed = Some(claims);
+        } else {
+            let estimate: usize = batch.events.iter().map(NewEvent::encoded_length).sum();
+            builders[slot]
+                .encoder
+                .reserve(estimate.min(CHUNK_BYTES_MAX));
+        }
+        for (index, (event, &hash)) in batch.events.iter().zip(batch.hashes).enumerate() {
+            let new = match &claimed {
+                Some(claims) => claims[index],
+                None => claim(workspace_id, hash),
+            };
+            if !new {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -225,6 +266,24 @@ impl ChunkBuilder {
         self.encoder.push_raw(event);
     }
 
+    /// Whether `events` more events taking `bytes` bytes keep the chunk within its bounds (with
+    /// room for their first event to be encoded again).
+    fn fits(&self, events: usize, bytes: usize) -> bool {
+        const FIRST_EVENT_SLACK: usize = 32;
+        self.hashes.len() + events <= CHUNK_EVENTS_MAX
+            && self.encoder.len() + bytes + FIRST_EVENT_SLACK <= CHUNK_BYTES_MAX
+    }
+
+    /// Appends a batch that came encoded, every event of it new.
+    fn append(&mut self, encoded: &EncodedBatch, batch: &Batch<'_>, ingested_at_us: i64) {
+        self.time_min_us = self.time_min_us.min(encoded.time_min_us);
+        self.time_max_us = self.time_max_us.max(encoded.time_max_us);
+        self.ingested_max_us = self.ingested_max_us.max(ingested_at_us);
+        self.hashes.extend_from_slice(batch.hashes);
+        self.encoder
+            .append(encoded, &batch.events[0], ingested_at_us);
+    }
+
     fn is_full(&self) -> bool {
         self.hashes.len() >= CHUNK_EVENTS_MAX || self.encoder.len() >= CHUNK_BYTES_MAX
     }
@@ -280,11 +339,13 @@ mod tests {
                 workspace_id: &acme,
                 events: &first,
                 hashes: &first_hashes,
+                encoded: None,
             },
             Batch {
                 workspace_id: &acme,
                 events: &second,
                 hashes: &second_hashes,
+                encoded: None,
             },
         ];
         let stored = super::super::key_hash("s", "stored");
@@ -329,6 +390,7 @@ mod tests {
             workspace_id: &acme,
             events: &events,
             hashes: &hashes,
+            encoded: None,
         }];
         let log = plan(&batches, |_, _| true, Timestamp::UNIX_EPOCH);
         let stored: Vec<StoredChunk> = log
@@ -352,5 +414,145 @@ mod tests {
         let cus_1 = decode_key_hashes(&compacted[0].key_hashes).unwrap();
         assert_eq!(cus_1, [hashes[0], hashes[2]]);
         assert_eq!(compacted[0].time_min_us, events[0].time.as_microsecond());
+    }
+
+    /// The events of a plan's chunks, as read back: (subject, id, time, ingested at, data).
+    fn read_back(plan: &Plan) -> Vec<(String, String, i64, i64, String)> {
+        plan.chunks
+            .iter()
+            .flat_map(|chunk| decode_events(&chunk.events).unwrap())
+            .map(|event| {
+                (
+                    event.subject.to_owned(),
+                    event.id.to_string(),
+                    event.second,
+                    event.ingested_at_us,
+                    event.data.to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn varied(batch: usize, count: usize) -> Vec<NewEvent> {
+        (0..count)
+            .map(|index| NewEvent {
+                source: format!("agent-{}", index % 2),
+                id: format!("{batch}-{index}"),
+                event_type: if index % 3 == 0 { "cpu" } else { "mem" }.into(),
+                subject: format!("cus_{}", index % 4),
+                time: Timestamp::from_second(1_790_000_000 + (index as i64 * 7) % 50).unwrap(),
+                data: (index % 2 == 0).then(|| format!("{{\"n\":{index}}}")),
+            })
+            .collect()
+    }
+
+    /// Plans `groups` of batches twice, encoded ahead and event by event, and compares.
+    fn plan_both_ways(batches: &[(WorkspaceId, Vec<NewEvent>)], stored: &[u128]) -> (Plan, Plan) {
+        let hashes: Vec<Vec<u128>> = batches.iter().map(|(_, events)| hashes(events)).collect();
+        let encoded: Vec<Option<EncodedBatch>> = batches
+            .iter()
+            .map(|(_, events)| EncodedBatch::new(events))
+            .collect();
+        let ingested_at: Timestamp = "2026-11-02T10:00:00.123456Z".parse().unwrap();
+        let mut plans = [true, false].map(|ahead| {
+            let group: Vec<Batch<'_>> = batches
+                .iter()
+                .zip(&hashes)
+                .zip(&encoded)
+                .map(|(((workspace_id, events), hashes), encoded)| Batch {
+                    workspace_id,
+                    events,
+                    hashes,
+                    encoded: if ahead { encoded.as_ref() } else { None },
+                })
+                .collect();
+            let mut not_stored = NotStored::new(|_: &str, hash| stored.contains(&hash));
+            Some(plan(
+                &group,
+                |workspace_id, hash| not_stored.claim(workspace_id, hash),
+                ingested_at,
+            ))
+        });
+        (plans[0].take().unwrap(), plans[1].take().unwrap())
+    }
+
+    #[test]
+    fn a_batch_encoded_ahead_is_stored_as_if_encoded_by_the_writer() {
+        let acme = WorkspaceId::parse("ws_acme").unwrap();
+        let globex = WorkspaceId::parse("ws_globex").unwrap();
+        let batches = [
+            (acme.clone(), varied(1, 7)),
+            (globex, varied(2, 5)),
+            (acme, varied(3, 9)),
+        ];
+
+        let (ahead, by_event) = plan_both_ways(&batches, &[]);
+
+        assert_eq!(ahead.outcomes, by_event.outcomes);
+        assert_eq!(read_back(&ahead), read_back(&by_event));
+        assert_eq!(read_back(&ahead).len(), 21);
+        let ingested = "2026-11-02T10:00:00.123456Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_microsecond();
+        assert!(read_back(&ahead).iter().all(|event| event.3 == ingested));
+        for (a, b) in ahead.chunks.iter().zip(&by_event.chunks) {
+            assert_eq!(
+                (&a.workspace_id, a.event_count, a.time_min_us, a.time_max_us),
+                (&b.workspace_id, b.event_count, b.time_min_us, b.time_max_us)
+            );
+            assert_eq!(a.ingested_max_us, ingested);
+            assert_eq!(a.key_hashes, b.key_hashes);
+        }
+    }
+
+    #[test]
+    fn a_batch_encoded_ahead_with_a_duplicate_stores_only_its_new_events() {
+        let acme = WorkspaceId::parse("ws_acme").unwrap();
+        let mut repeated = varied(1, 6);
+        repeated.push(repeated[2].clone());
+        let stored = NewEvent::key_hash(&repeated[4]);
+        let batches = [(acme.clone(), varied(0, 3)), (acme, repeated)];
+
+        let (ahead, by_event) = plan_both_ways(&batches, &[stored]);
+
+        assert_eq!(
+            ahead.outcomes,
+            [
+                InsertOutcome {
+                    inserted: 3,
+                    duplicates: 0
+                },
+                InsertOutcome {
+                    inserted: 5,
+                    duplicates: 2
+                }
+            ]
+        );
+        assert_eq!(ahead.outcomes, by_event.outcomes);
+        let ids: Vec<String> = read_back(&ahead).into_iter().map(|event| event.1).collect();
+        assert_eq!(
+            ids,
+            ["0-0", "0-1", "0-2", "1-0", "1-1", "1-2", "1-3", "1-5"]
+        );
+        assert_eq!(read_back(&ahead), read_back(&by_event));
+    }
+
+    #[test]
+    fn batches_encoded_ahead_fill_chunks_within_their_bounds() {
+        let acme = WorkspaceId::parse("ws_acme").unwrap();
+        let batches: Vec<(WorkspaceId, Vec<NewEvent>)> = (0..40)
+            .map(|batch| (acme.clone(), varied(batch, 1_000)))
+            .collect();
+
+        let (ahead, by_event) = plan_both_ways(&batches, &[]);
+
+        assert!(ahead.chunks.len() >= 3, "{} chunks", ahead.chunks.len());
+        assert!(ahead
+            .chunks
+            .iter()
+            .all(|chunk| usize::try_from(chunk.event_count).unwrap() <= CHUNK_EVENTS_MAX));
+        assert_eq!(read_back(&ahead), read_back(&by_event));
+        assert_eq!(read_back(&ahead).len(), 40_000);
     }
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::codec::EncodedBatch;
 use super::{Batch, InsertEventsError, InsertOutcome, NewEvent};
 use crate::store::{Backend, Store};
 use crate::WorkspaceId;
@@ -51,6 +52,7 @@ struct Request {
     workspace_id: WorkspaceId,
     events: Vec<NewEvent>,
     hashes: Vec<u128>,
+    encoded: Option<EncodedBatch>,
     ingested_at: Timestamp,
     reply: oneshot::Sender<Result<InsertOutcome, InsertEventsError>>,
 }
@@ -104,12 +106,14 @@ impl EventWriter {
         ingested_at: Timestamp,
     ) -> Result<InsertOutcome, WriteEventsError> {
         let (reply, answer) = oneshot::channel();
-        // Hashed here, on the caller's thread, so that the one writer task does not.
+        // Hashed and encoded here, on the caller's thread, so that the one writer task does not.
         let hashes = events.iter().map(NewEvent::key_hash).collect();
+        let encoded = EncodedBatch::new(&events);
         let request = Request {
             workspace_id,
             events,
             hashes,
+            encoded,
             ingested_at,
             reply,
         };
@@ -289,6 +293,7 @@ async fn commit(store: &Store, group: Vec<Request>) -> u64 {
             workspace_id: &request.workspace_id,
             events: &request.events,
             hashes: &request.hashes,
+            encoded: request.encoded.as_ref(),
         })
         .collect();
     let ingested_at = group
