@@ -5,6 +5,8 @@
 //!   the `Store` with the same values, instants to the microsecond.
 //! - 0010 renames `invoices.computed_total_minor` to `amount_before_tax_minor`: an invoice
 //!   written before reads back with the same amount under the new name.
+//! - 0011 adds `invoices.credited_minor`: an invoice credited before reads back with the sum of
+//!   its credit notes, one never credited with zero.
 
 #[allow(unused_macros)]
 mod support;
@@ -386,48 +388,129 @@ async fn invoice_reads_back_after_the_rename(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_invoices_keep_their_amount_before_tax_under_its_new_name() {
+/// A SQLite store whose file held the migrations before `version` and the rows `statements`
+/// wrote, then was opened and migrated by the store.
+async fn sqlite_migrated_from(version: i64, statements: &[&str]) -> (Store, TempDir) {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("billow.db");
     let options = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true);
     let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
-    let (migrator, _migrations) = migrator_before("sqlite", RENAME_VERSION).await;
+    let (migrator, _migrations) = migrator_before("sqlite", version).await;
     migrator.run(&mut connection).await.unwrap();
-    sqlx::query(INVOICE_BEFORE_RENAME)
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
     connection.close().await.unwrap();
-
     let store = Store::open(&Database::sqlite(&path)).await.unwrap();
     store.migrate().await.unwrap();
+    (store, directory)
+}
 
+/// The same on a fresh PostgreSQL database, which `check` reads through the store before it is
+/// dropped; nothing without `BILLOW_TEST_DATABASE_URL`.
+async fn on_postgres_migrated_from<F: std::future::Future<Output = ()>>(
+    version: i64,
+    statements: &[&str],
+    check: impl FnOnce(Store) -> F,
+) {
+    let Some(admin_url) = support::postgres_admin_url() else {
+        return;
+    };
+    let database = support::PostgresDatabase::create(admin_url).await;
+    let mut connection = database.connect().await;
+    let (migrator, _migrations) = migrator_before("postgres", version).await;
+    migrator.run(&mut connection).await.unwrap();
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    let store = Store::open(&database.database()).await.unwrap();
+    store.migrate().await.unwrap();
+    check(store.clone()).await;
+    store.close().await;
+    connection.close().await.unwrap();
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn sqlite_invoices_keep_their_amount_before_tax_under_its_new_name() {
+    let (store, _directory) = sqlite_migrated_from(RENAME_VERSION, &[INVOICE_BEFORE_RENAME]).await;
     invoice_reads_back_after_the_rename(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn postgres_invoices_keep_their_amount_before_tax_under_its_new_name() {
-    let Some(admin_url) = support::postgres_admin_url() else {
-        return;
-    };
-    let database = support::PostgresDatabase::create(admin_url).await;
-    let mut connection = database.connect().await;
-    let (migrator, _migrations) = migrator_before("postgres", RENAME_VERSION).await;
-    migrator.run(&mut connection).await.unwrap();
-    sqlx::query(INVOICE_BEFORE_RENAME)
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    on_postgres_migrated_from(
+        RENAME_VERSION,
+        &[INVOICE_BEFORE_RENAME],
+        |store| async move {
+            invoice_reads_back_after_the_rename(&store).await;
+        },
+    )
+    .await;
+}
 
-    let store = Store::open(&database.database()).await.unwrap();
-    store.migrate().await.unwrap();
+/// The migration that adds `invoices.credited_minor`.
+const CREDITED_VERSION: i64 = 11;
 
-    invoice_reads_back_after_the_rename(&store).await;
+/// Two open invoices as the code before 0011 wrote them, the first with two credit notes (5.00
+/// and 1.38).
+const INVOICES_BEFORE_CREDITED: [&str; 4] = [
+    "INSERT INTO invoices (workspace_id, id, number, customer_id, subscription_id, \
+     plan_version_id, reason, issued_at, period_start, period_end, status, currency, total_minor, \
+     amount_before_tax_minor, lines, totals, credit_usage, rounding, created_at, finalized_at) \
+     VALUES ('ws_old', 'inv_credited', 1, 'cus_old', 'sub_old', 'pv_old', 'period_end', \
+     1706745600000000, 1704067200000000, 1706745600000000, 'open', 'EUR', 1380, 1160, '[]', \
+     '{}', '[]', 'half_up', 1706745600000000, 1706749200000000)",
+    "INSERT INTO invoices (workspace_id, id, number, customer_id, subscription_id, \
+     plan_version_id, reason, issued_at, period_start, period_end, status, currency, total_minor, \
+     amount_before_tax_minor, lines, totals, credit_usage, rounding, created_at, finalized_at) \
+     VALUES ('ws_old', 'inv_plain', 2, 'cus_old', 'sub_old', 'pv_old', 'period_end', \
+     1709251200000000, 1706745600000000, 1709251200000000, 'open', 'EUR', 700, 700, '[]', \
+     '{}', '[]', 'half_up', 1709251200000000, 1709254800000000)",
+    "INSERT INTO credit_notes (workspace_id, id, invoice_id, total_minor, lines, reason, \
+     created_at) VALUES ('ws_old', 'cn_1', 'inv_credited', 500, '[]', NULL, 1706800000000000)",
+    "INSERT INTO credit_notes (workspace_id, id, invoice_id, total_minor, lines, reason, \
+     created_at) VALUES ('ws_old', 'cn_2', 'inv_credited', 138, '[]', NULL, 1706900000000000)",
+];
+
+/// The invoices written before 0011, read through the migrated store.
+async fn invoices_read_back_credited(store: &Store) {
+    let workspace = WorkspaceId::parse("ws_old").unwrap();
+    for (id, credited_minor) in [("inv_credited", 638), ("inv_plain", 0)] {
+        let invoice = store
+            .invoice(&workspace, id)
+            .await
+            .unwrap()
+            .expect("the invoice survives the migration");
+        assert_eq!(invoice.credited_minor, credited_minor, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_invoices_credited_before_0011_read_back_what_was_credited() {
+    let (store, _directory) =
+        sqlite_migrated_from(CREDITED_VERSION, &INVOICES_BEFORE_CREDITED).await;
+    invoices_read_back_credited(&store).await;
     store.close().await;
-    connection.close().await.unwrap();
-    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn postgres_invoices_credited_before_0011_read_back_what_was_credited() {
+    on_postgres_migrated_from(
+        CREDITED_VERSION,
+        &INVOICES_BEFORE_CREDITED,
+        |store| async move {
+            invoices_read_back_credited(&store).await;
+        },
+    )
+    .await;
 }

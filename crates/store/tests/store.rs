@@ -93,7 +93,7 @@ async fn opening_a_missing_postgres_database_says_why() {
 }
 
 #[tokio::test]
-async fn opening_sqlite_creates_the_file_and_its_directory_in_wal_mode() {
+async fn opening_sqlite_creates_the_file_and_its_directory_in_wal_mode_with_16_kib_pages() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("data").join("billow.db");
     assert!(!path.exists());
@@ -111,6 +111,11 @@ async fn opening_sqlite_creates_the_file_and_its_directory_in_wal_mode() {
         .await
         .unwrap();
     assert_eq!(journal_mode, "wal");
+    let (page_size,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(page_size, 16 * 1024);
     let (table_count,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE name = 'workspaces'")
             .fetch_one(&mut connection)
