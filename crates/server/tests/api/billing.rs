@@ -796,10 +796,16 @@ pub(crate) async fn customer_with_vat(app: &BillingApp, external_id: &str) -> St
         .as_str()
         .unwrap()
         .to_owned();
+    charge_vat(app, &customer, "19").await;
+    customer
+}
+
+/// Makes a tax rate "VAT" of `rate_percent` and charges it to `customer` from now on.
+pub(crate) async fn charge_vat(app: &BillingApp, customer: &str, rate_percent: &str) {
     let rate = app
         .post(
             "/api/v1/tax-rates",
-            json!({"name": "VAT", "rate_percent": "19"}),
+            json!({"name": "VAT", "rate_percent": rate_percent}),
         )
         .await["id"]
         .as_str()
@@ -813,7 +819,6 @@ pub(crate) async fn customer_with_vat(app: &BillingApp, external_id: &str) -> St
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    customer
 }
 
 async fn late_usage_is_taxed_on_the_next_invoice_or_a_standalone_one(database: Database) {

@@ -8,7 +8,7 @@ use billow_store::Database;
 use serde_json::{json, Value};
 
 use crate::billing::{
-    compute_event, customer_with_vat, lines_of, metered_catalog, metered_subscription,
+    charge_vat, compute_event, customer_with_vat, lines_of, metered_catalog, metered_subscription,
 };
 use crate::month::{on_both_databases, BillingApp};
 
@@ -349,23 +349,7 @@ async fn a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects(database:
     let january = invoices_of(&app, &subscription).await.remove(0);
     assert_eq!(january["total"]["amount_minor"], 1380, "{january}");
     let january_id = january["id"].as_str().unwrap().to_owned();
-    let lower = app
-        .post(
-            "/api/v1/tax-rates",
-            json!({"name": "VAT", "rate_percent": "16"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = app
-        .call(
-            "PUT",
-            &format!("/api/v1/customers/{customer}/tax-rate"),
-            Some(json!({"tax_rate_id": lower})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    charge_vat(&app, &customer, "16").await;
 
     // Act: −10 hours for January, recorded by one run and credited by the next.
     app.set_now("2024-02-02T00:00:00Z").await;
