@@ -113,6 +113,40 @@ async fn a_failed_write_claims_no_key(store: Store) {
     assert_eq!(november(&store, &created, &["cus_1"]).await, ["a", "b"]);
 }
 
+/// A write given up on half-way (its future dropped, as a timeout around `insert_events` does)
+/// leaves each of its events stored once or not at all: sent again, each is stored once in all.
+/// The writes are dropped after 0 to 3 ms: some before they begin, some while their transaction
+/// is in flight (SQLite's worker and PostgreSQL's server may still commit it), some after.
+async fn a_write_given_up_on_half_way_stores_each_event_once_when_sent_again(store: Store) {
+    let acme = workspace(&store, "ws_acme").await;
+    let mut expected = Vec::new();
+    for round in 0..60_u64 {
+        let batch: Vec<NewEvent> = (0..200)
+            .map(|index| event(&format!("{round}-{index}"), "cus_1", "2026-11-02T00:00:00Z"))
+            .collect();
+        expected.extend(batch.iter().map(|event| event.id.clone()));
+        let given_up = tokio::time::timeout(
+            std::time::Duration::from_micros(round * 50),
+            store.insert_events(&acme, &batch, at("2026-11-05T00:00:00Z")),
+        )
+        .await;
+        let again = store
+            .insert_events(&acme, &batch, at("2026-11-05T00:00:01Z"))
+            .await
+            .unwrap();
+        assert_eq!(again.inserted + again.duplicates, 200);
+        if let Ok(first) = given_up {
+            assert_eq!(first.unwrap().inserted, 200, "round {round}");
+            assert_eq!(again.duplicates, 200, "round {round}");
+        }
+    }
+
+    let mut stored = november(&store, &acme, &["cus_1"]).await;
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+}
+
 async fn the_same_id_from_another_source_is_another_event(store: Store) {
     let acme = workspace(&store, "ws_acme").await;
     let mut other_source = event("a", "cus_1", "2026-11-02T00:00:00Z");
@@ -774,6 +808,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_duplicate_in_the_batch_or_stored_before_is_counted_once,
     a_failed_write_claims_no_key,
+    a_write_given_up_on_half_way_stores_each_event_once_when_sent_again,
     the_same_id_from_another_source_is_another_event,
     workspaces_never_see_each_others_events_or_keys,
     usage_events_selects_subjects_and_a_half_open_period,

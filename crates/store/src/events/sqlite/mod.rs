@@ -80,14 +80,12 @@ impl KeyCache {
         self.keys_of(workspace_id).extend(hashes);
     }
 
-    /// Takes the keys of a transaction that did not commit out again.
-    fn remove<'a>(&mut self, new_keys: impl Iterator<Item = (&'a str, Vec<u128>)>) {
-        for (workspace_id, hashes) in new_keys {
-            let keys = self.keys_of(workspace_id);
-            for hash in &hashes {
-                keys.remove(hash);
-            }
-        }
+    /// Forgets every key, so that the next transaction reads them all back from the database
+    /// (as after a restart): after keys were claimed for a transaction that may or may not have
+    /// committed.
+    fn forget_keys(&mut self) {
+        self.keys.clear();
+        self.read_through_seq = 0;
     }
 
     /// Keeps the log chunks a commit wrote, for compaction; forgets them all when there would be
@@ -245,9 +243,9 @@ async fn write_transaction(
     // IMMEDIATE takes the write lock now, so that no other writer appends between the catch-up
     // and the insert.
     catch_up(connection, cache, Begin::Immediate).await?;
-    // The new keys go into the cache as they are claimed (one hash lookup per event), and come
-    // out again if the transaction does not commit: nobody else reads the cache meanwhile, as
-    // the writer's lock is held.
+    // The new keys go into the cache as they are claimed (one hash lookup per event): nobody
+    // else reads the cache meanwhile, as the writer's lock is held. If the transaction does not
+    // commit, the cache forgets its keys ([`Claims`]).
     let mut claimer = Claimer::new(cache);
     let plan = plan::plan(
         batches,
@@ -255,13 +253,13 @@ async fn write_transaction(
         ingested_at,
     );
     drop(claimer);
-    let seqs = match insert_all_chunks(connection, &plan.chunks, Commit::Yes).await {
-        Ok(seqs) => seqs,
-        Err(error) => {
-            cache.remove(plan.new_keys());
-            return Err(error);
-        }
+    let mut claims = Claims {
+        cache,
+        settled: false,
     };
+    let seqs = insert_all_chunks(connection, &plan.chunks, Commit::Yes).await?;
+    claims.settled = true;
+    let cache = &mut *claims.cache;
     // The chunks' seqs are above every other chunk's (the write lock was held): the new
     // watermark is the largest.
     if let Some(&last_seq) = seqs.iter().max() {
@@ -269,6 +267,24 @@ async fn write_transaction(
         cache.remember_written(plan.chunks, last_seq);
     }
     Ok(plan.outcomes)
+}
+
+/// The keys a transaction claimed in the cache, until it has committed. If it fails, or its
+/// future is dropped on the way, whether it committed is not known for sure (an error may come
+/// from the `COMMIT` itself, whose WAL frames may then survive), so the cache forgets every key
+/// and reads them back from the database, which knows, in the next transaction. Taking out only
+/// the claimed keys would store an event twice if the transaction had committed after all.
+struct Claims<'c> {
+    cache: &'c mut KeyCache,
+    settled: bool,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.cache.forget_keys();
+        }
+    }
 }
 
 /// Whether [`catch_up`] also opens the transaction.
