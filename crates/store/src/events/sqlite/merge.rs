@@ -1,8 +1,8 @@
 //! Merging a subject's small chunks on SQLite (`events/merge.rs` says which and why).
 
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{catch_up, insert_all_chunks, max_seq, writer_connection, Begin, Commit, KeyCache};
+use super::{begin_caught_up, insert_all_chunks, max_seq, writer_connection, Commit, KeyCache};
 use crate::events::merge::{self, StoredSubjectChunk};
 use crate::events::plan::NewChunk;
 use crate::events::{MergeEventsError, Merged};
@@ -117,13 +117,7 @@ async fn write_merged(
     prepared: Prepared,
 ) -> Result<(), MergeEventsError> {
     let database = MergeEventsError::Database;
-    let mut transaction = connection
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(database)?;
-    catch_up(&mut transaction, cache, Begin::Open)
-        .await
-        .map_err(database)?;
+    let mut transaction = begin_caught_up(connection, cache).await.map_err(database)?;
     if newer_chunks(
         &mut transaction,
         workspace_id,

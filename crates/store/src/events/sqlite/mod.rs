@@ -312,6 +312,17 @@ async fn max_seq(connection: &mut SqliteConnection) -> Result<i64, sqlx::Error> 
     Ok(seq.unwrap_or(0))
 }
 
+/// A write transaction (`BEGIN IMMEDIATE`, sqlx's) after which the cache has read the keys of
+/// every chunk committed before it: what compaction and merging write in.
+async fn begin_caught_up<'c>(
+    connection: &'c mut SqliteConnection,
+    cache: &mut KeyCache,
+) -> Result<sqlx::Transaction<'c, Sqlite>, sqlx::Error> {
+    let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+    catch_up(&mut transaction, cache, Begin::Open).await?;
+    Ok(transaction)
+}
+
 /// Reads the keys of the chunks written since the cache last looked. A chunk made by compaction
 /// has a larger seq than the log chunks it replaced, so no key can hide below the watermark.
 async fn catch_up(
@@ -462,13 +473,7 @@ async fn compact_log_chunks(
     events_max: i64,
 ) -> Result<Option<Compacted>, CompactEventsError> {
     let database = CompactEventsError::Database;
-    let mut transaction = connection
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(database)?;
-    catch_up(&mut transaction, cache, Begin::Open)
-        .await
-        .map_err(database)?;
+    let mut transaction = begin_caught_up(connection, cache).await.map_err(database)?;
     let expected = prepared.as_ref().map(|prepared| prepared.expected);
     let (subject_chunks, last_seq) = match prepared {
         Some(prepared) => (prepared.subject_chunks, prepared.last_seq),
