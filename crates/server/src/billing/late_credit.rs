@@ -1,5 +1,6 @@
-//! Negative late usage of a subscription with no further invoice becomes a credit note of the
-//! invoice whose usage went down (docs/billing-runs.md, "Late usage").
+//! Negative late usage becomes a credit note of the invoice whose usage went down when the
+//! subscription has no further invoice, or when billing it on the next invoice would make that
+//! invoice's total negative (docs/billing-runs.md, "Late usage").
 //!
 //! The engine bills a pending adjustment of such a subscription on a standalone invoice (reason
 //! `late_usage`). A negative one would make that an invoice with a negative total, which no
@@ -28,7 +29,9 @@ use crate::error::ApiError;
 const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this invoice";
 
 /// The credits that settle the pending negative adjustments the engine put on the standalone
-/// invoices of `preview`, one credit note per adjustment against its source invoice.
+/// invoices of `preview`, or on an invoice whose total they make negative, one credit note per
+/// adjustment against its source invoice. (A negative adjustment that the next invoice absorbs
+/// stays a line of it, as Stripe Billing nets a correction on the next invoice.)
 ///
 /// A credit note never credits more than is left to credit on its invoice (`balances`, by
 /// invoice id: the invoice's total less its credit notes, zero for a void invoice). When the
@@ -53,11 +56,12 @@ pub(super) fn plan_credits(
         .map(|(id, balance)| (id.as_str(), balance.available_minor()))
         .collect();
     let mut credits = Vec::new();
-    let standalone = preview
-        .invoices
-        .iter()
-        .filter(|issued| issued.reason == InvoiceReason::LateUsage);
-    for issued in standalone {
+    // No invoice is issued with a negative total: no payment provider collects one, and a
+    // negative balance carried to no invoice would never be settled.
+    let crediting = preview.invoices.iter().filter(|issued| {
+        issued.reason == InvoiceReason::LateUsage || issued.invoice.totals.total.amount_minor() < 0
+    });
+    for issued in crediting {
         let invoice = &issued.invoice;
         for line in &invoice.lines {
             let Some(key) = line.trace.adjustment.as_deref() else {
@@ -76,7 +80,7 @@ pub(super) fn plan_credits(
                 continue;
             };
             let source = adjustment.source_invoice_id.as_str();
-            // Taxed as the corrected invoice was: the engine taxed the standalone line at the
+            // Taxed as the corrected invoice was: the engine taxed the line at the
             // customer's rate of today, which may differ from the invoice's.
             let applied = balances
                 .get(source)

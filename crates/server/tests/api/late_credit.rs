@@ -386,8 +386,73 @@ async fn a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects(database:
     app.stop().await;
 }
 
+/// VAT 19 %; seats 10.00 and compute 0.08 an hour in arrears; an active subscription with 200
+/// hours in January: invoice #1, 30.94. A correction of −150 hours (−12.00) arrives in February,
+/// when February has no usage: billed on February's invoice it would make it −2.38 (10.00 + 1.90
+/// − 12.00 − 2.28), so it is a credit note of January instead, and February bills its seats.
+async fn a_correction_larger_than_the_next_invoice_is_a_credit_note_of_its_invoice(
+    database: Database,
+) {
+    // Arrange.
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    metered_catalog(&app, false).await;
+    let customer = customer_with_vat(&app, "overcorrected").await;
+    let subscription = metered_subscription(&app, &customer).await;
+    let january_usage = compute_event("o1", &subscription, "2024-01-10T00:00:00Z", 200);
+    app.post("/api/v1/events", json!([january_usage])).await;
+    app.set_now("2024-02-01T01:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let january = invoices_of(&app, &subscription).await.remove(0);
+    assert_eq!(january["total"]["amount_minor"], 3094, "{january}");
+    let january_id = january["id"].as_str().unwrap().to_owned();
+
+    // Act: −150 hours for January, recorded in February; February's invoice at its end.
+    app.set_now("2024-02-02T00:00:00Z").await;
+    let correction = compute_event("o2", &subscription, "2024-01-25T00:00:00Z", -150);
+    app.post("/api/v1/events", json!([correction])).await;
+    let recorded = app.post("/api/v1/billing-runs", json!({})).await;
+    app.set_now("2024-03-01T01:00:00Z").await;
+    let february_run = app.post("/api/v1/billing-runs", json!({})).await;
+
+    // Assert: a credit note of 12.00 + VAT 2.28 against January; February is 11.90, positive.
+    assert_eq!(counts(&recorded), (0, 0, 0, 1), "{recorded}");
+    assert_eq!(counts(&february_run), (1, 0, 1, 0), "{february_run}");
+    let notes = credit_notes(&app, &january_id).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        lines_of(&notes[0]),
+        [
+            (
+                "adjustment".to_owned(),
+                "Late usage for invoice #1".to_owned(),
+                1200
+            ),
+            ("tax".to_owned(), "VAT 19%".to_owned(), 228),
+        ]
+    );
+    let invoices = invoices_of(&app, &subscription).await;
+    assert_eq!(invoices.len(), 2, "{invoices:?}");
+    let february = &invoices[1];
+    assert_eq!(february["total"]["amount_minor"], 1190, "{february}");
+    assert!(
+        lines_of(february)
+            .iter()
+            .all(|(kind, _, _)| kind != "adjustment"),
+        "{february}"
+    );
+    let settled = adjustments(&app, &subscription).await;
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(settled[0].amount_minor, -1200);
+    assert_eq!(
+        settled[0].applied_invoice_id.as_deref(),
+        Some(january_id.as_str())
+    );
+    app.stop().await;
+}
+
 on_both_databases!(
     negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_invoice,
     a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_lowers,
     a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects,
+    a_correction_larger_than_the_next_invoice_is_a_credit_note_of_its_invoice,
 );
