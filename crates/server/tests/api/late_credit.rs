@@ -97,6 +97,37 @@ async fn invoices_of(app: &BillingApp, subscription: &str) -> Vec<Value> {
     invoices
 }
 
+/// VAT 19 % on EUR; seats 10.00 and compute 0.08 an hour, both in arrears ([`metered_catalog`]);
+/// a customer `external_id` with a subscription since 2024-01-01, canceled at the end of January
+/// when `canceled`, and `hours` of compute on 2024-01-10, billed by a run at 2024-02-01T01:00:
+/// the app, the customer, the subscription and its January invoice.
+async fn january_billed(
+    database: Database,
+    external_id: &str,
+    canceled: bool,
+    hours: i32,
+) -> (BillingApp, String, String, Value) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    metered_catalog(&app, false).await;
+    let customer = customer_with_vat(&app, external_id).await;
+    let subscription = if canceled {
+        canceled_subscription(&app, &customer, "2024-01-20T00:00:00Z").await
+    } else {
+        metered_subscription(&app, &customer).await
+    };
+    let usage = compute_event(
+        &format!("{external_id}-january"),
+        &subscription,
+        "2024-01-10T00:00:00Z",
+        hours,
+    );
+    app.post("/api/v1/events", json!([usage])).await;
+    app.set_now("2024-02-01T01:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let january = invoices_of(&app, &subscription).await.remove(0);
+    (app, customer, subscription, january)
+}
+
 /// VAT 19 % on EUR; seats 10.00 and compute 0.08 an hour, both in arrears; a subscription
 /// canceled at the end of January with 20 hours in January: invoice #1, 13.80 (seats 10.00 +
 /// VAT 1.90, compute 1.60 + VAT 0.30).
@@ -104,15 +135,7 @@ async fn negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_
     database: Database,
 ) {
     // Arrange.
-    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    metered_catalog(&app, false).await;
-    let customer = customer_with_vat(&app, "credited").await;
-    let subscription = canceled_subscription(&app, &customer, "2024-01-20T00:00:00Z").await;
-    let january_usage = compute_event("c1", &subscription, "2024-01-10T00:00:00Z", 20);
-    app.post("/api/v1/events", json!([january_usage])).await;
-    app.set_now("2024-02-01T01:00:00Z").await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    let january = invoices_of(&app, &subscription).await.remove(0);
+    let (app, _, subscription, january) = january_billed(database, "credited", true, 20).await;
     assert_eq!(
         (
             &january["number"],
@@ -338,15 +361,8 @@ async fn a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_l
 /// −10 hours (−0.80) arrives: the credit note gives back the 19 % the invoice charged, not 16 %.
 async fn a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects(database: Database) {
     // Arrange.
-    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    metered_catalog(&app, false).await;
-    let customer = customer_with_vat(&app, "retaxed").await;
-    let subscription = canceled_subscription(&app, &customer, "2024-01-20T00:00:00Z").await;
-    let january_usage = compute_event("r1", &subscription, "2024-01-10T00:00:00Z", 20);
-    app.post("/api/v1/events", json!([january_usage])).await;
-    app.set_now("2024-02-01T01:00:00Z").await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    let january = invoices_of(&app, &subscription).await.remove(0);
+    let (app, customer, subscription, january) =
+        january_billed(database, "retaxed", true, 20).await;
     assert_eq!(january["total"]["amount_minor"], 1380, "{january}");
     let january_id = january["id"].as_str().unwrap().to_owned();
     charge_vat(&app, &customer, "16").await;
@@ -394,15 +410,8 @@ async fn a_correction_larger_than_the_next_invoice_is_a_credit_note_of_its_invoi
     database: Database,
 ) {
     // Arrange.
-    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
-    metered_catalog(&app, false).await;
-    let customer = customer_with_vat(&app, "overcorrected").await;
-    let subscription = metered_subscription(&app, &customer).await;
-    let january_usage = compute_event("o1", &subscription, "2024-01-10T00:00:00Z", 200);
-    app.post("/api/v1/events", json!([january_usage])).await;
-    app.set_now("2024-02-01T01:00:00Z").await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    let january = invoices_of(&app, &subscription).await.remove(0);
+    let (app, _, subscription, january) =
+        january_billed(database, "overcorrected", false, 200).await;
     assert_eq!(january["total"]["amount_minor"], 3094, "{january}");
     let january_id = january["id"].as_str().unwrap().to_owned();
 
