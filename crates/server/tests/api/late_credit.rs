@@ -85,6 +85,19 @@ async fn credit_refused(app: &BillingApp, invoice_id: &str, amount: &str) -> Str
         .to_owned()
 }
 
+/// The lines of a late-usage credit note of invoice #`number`: the correction before tax and its
+/// VAT at 19 %, in minor units.
+fn late_usage_lines(number: u32, net_minor: i64, tax_minor: i64) -> Vec<(String, String, i64)> {
+    vec![
+        (
+            "adjustment".to_owned(),
+            format!("Late usage for invoice #{number}"),
+            net_minor,
+        ),
+        ("tax".to_owned(), "VAT 19%".to_owned(), tax_minor),
+    ]
+}
+
 /// The invoices of `subscription`, oldest first.
 async fn invoices_of(app: &BillingApp, subscription: &str) -> Vec<Value> {
     let mut invoices = app
@@ -128,6 +141,24 @@ async fn january_billed(
     (app, customer, subscription, january)
 }
 
+/// A correction of `hours` (negative) for January, sent at 2024-02-02 as event `id`: the report of
+/// the run that records it, then of the run at `then`.
+async fn correct_january(
+    app: &BillingApp,
+    subscription: &str,
+    id: &str,
+    hours: i32,
+    then: &str,
+) -> (Value, Value) {
+    app.set_now("2024-02-02T00:00:00Z").await;
+    let correction = compute_event(id, subscription, "2024-01-25T00:00:00Z", hours);
+    app.post("/api/v1/events", json!([correction])).await;
+    let recorded = app.post("/api/v1/billing-runs", json!({})).await;
+    app.set_now(then).await;
+    let next = app.post("/api/v1/billing-runs", json!({})).await;
+    (recorded, next)
+}
+
 /// VAT 19 % on EUR; seats 10.00 and compute 0.08 an hour, both in arrears; a subscription
 /// canceled at the end of January with 20 hours in January: invoice #1, 13.80 (seats 10.00 +
 /// VAT 1.90, compute 1.60 + VAT 0.30).
@@ -149,12 +180,8 @@ async fn negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_
 
     // Act: a correction of −5 hours for January after finalization (−0.40 before tax), recorded
     // by one run and credited by the next.
-    app.set_now("2024-02-02T00:00:00Z").await;
-    let correction = compute_event("c2", &subscription, "2024-01-25T00:00:00Z", -5);
-    app.post("/api/v1/events", json!([correction])).await;
-    let recorded = app.post("/api/v1/billing-runs", json!({})).await;
-    app.set_now("2024-02-02T00:10:00Z").await;
-    let credited = app.post("/api/v1/billing-runs", json!({})).await;
+    let (recorded, credited) =
+        correct_january(&app, &subscription, "c2", -5, "2024-02-02T00:10:00Z").await;
 
     // Assert: a credit note of 0.40 + VAT 0.076 → 0.08 (half up), no new invoice.
     assert_eq!(counts(&recorded), (0, 0, 0, 1), "{recorded}");
@@ -166,17 +193,7 @@ async fn negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["total"]["amount_minor"], 48);
     assert_eq!(notes[0]["invoice_id"], january_id.as_str());
-    assert_eq!(
-        lines_of(&notes[0]),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #1".to_owned(),
-                40
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 8),
-        ]
-    );
+    assert_eq!(lines_of(&notes[0]), late_usage_lines(1, 40, 8));
     let recorded = adjustments(&app, &subscription).await;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].amount_minor, -40);
@@ -213,17 +230,7 @@ async fn negative_late_usage_of_a_canceled_subscription_is_a_credit_note_of_its_
     let notes = credit_notes(&app, &january_id).await;
     assert_eq!(notes.len(), 3, "{notes:?}");
     assert_eq!(notes[2]["total"]["amount_minor"], 32);
-    assert_eq!(
-        lines_of(&notes[2]),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #1".to_owned(),
-                27
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 5),
-        ]
-    );
+    assert_eq!(lines_of(&notes[2]), late_usage_lines(1, 27, 5));
     let credited_minor: i64 = notes
         .iter()
         .map(|note| note["total"]["amount_minor"].as_i64().unwrap())
@@ -318,31 +325,11 @@ async fn a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_l
         (&standalone["reason"], &standalone["number"]),
         (&json!("late_usage"), &json!(3))
     );
-    assert_eq!(
-        lines_of(standalone),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #1".to_owned(),
-                80
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 15),
-        ]
-    );
+    assert_eq!(lines_of(standalone), late_usage_lines(1, 80, 15));
     assert_eq!(standalone["total"]["amount_minor"], 95);
     let notes = credit_notes(&app, &february_id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(
-        lines_of(&notes[0]),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #2".to_owned(),
-                40
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 8),
-        ]
-    );
+    assert_eq!(lines_of(&notes[0]), late_usage_lines(2, 40, 8));
     assert_eq!(notes[0]["total"]["amount_minor"], 48);
     let applied: Vec<(i64, Option<String>)> = adjustments(&app, &subscription)
         .await
@@ -368,28 +355,14 @@ async fn a_credit_note_is_taxed_at_the_rate_of_the_invoice_it_corrects(database:
     charge_vat(&app, &customer, "16").await;
 
     // Act: −10 hours for January, recorded by one run and credited by the next.
-    app.set_now("2024-02-02T00:00:00Z").await;
-    let correction = compute_event("r2", &subscription, "2024-01-25T00:00:00Z", -10);
-    app.post("/api/v1/events", json!([correction])).await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    app.set_now("2024-02-02T00:10:00Z").await;
-    let credited = app.post("/api/v1/billing-runs", json!({})).await;
+    let (_, credited) =
+        correct_january(&app, &subscription, "r2", -10, "2024-02-02T00:10:00Z").await;
 
     // Assert: 0.80 + 19 % (0.152 → 0.15) = 0.95, where 16 % would have made 0.93.
     assert_eq!(counts(&credited), (1, 0, 0, 0), "{credited}");
     let notes = credit_notes(&app, &january_id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(
-        lines_of(&notes[0]),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #1".to_owned(),
-                80
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 15),
-        ]
-    );
+    assert_eq!(lines_of(&notes[0]), late_usage_lines(1, 80, 15));
     assert_eq!(notes[0]["total"]["amount_minor"], 95);
     // The invoice shows the credit and asks for the rest.
     let invoice = app.get(&format!("/api/v1/invoices/{january_id}")).await;
@@ -416,29 +389,15 @@ async fn a_correction_larger_than_the_next_invoice_is_a_credit_note_of_its_invoi
     let january_id = january["id"].as_str().unwrap().to_owned();
 
     // Act: −150 hours for January, recorded in February; February's invoice at its end.
-    app.set_now("2024-02-02T00:00:00Z").await;
-    let correction = compute_event("o2", &subscription, "2024-01-25T00:00:00Z", -150);
-    app.post("/api/v1/events", json!([correction])).await;
-    let recorded = app.post("/api/v1/billing-runs", json!({})).await;
-    app.set_now("2024-03-01T01:00:00Z").await;
-    let february_run = app.post("/api/v1/billing-runs", json!({})).await;
+    let (recorded, february_run) =
+        correct_january(&app, &subscription, "o2", -150, "2024-03-01T01:00:00Z").await;
 
     // Assert: a credit note of 12.00 + VAT 2.28 against January; February is 11.90, positive.
     assert_eq!(counts(&recorded), (0, 0, 0, 1), "{recorded}");
     assert_eq!(counts(&february_run), (1, 0, 1, 0), "{february_run}");
     let notes = credit_notes(&app, &january_id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(
-        lines_of(&notes[0]),
-        [
-            (
-                "adjustment".to_owned(),
-                "Late usage for invoice #1".to_owned(),
-                1200
-            ),
-            ("tax".to_owned(), "VAT 19%".to_owned(), 228),
-        ]
-    );
+    assert_eq!(lines_of(&notes[0]), late_usage_lines(1, 1200, 228));
     let invoices = invoices_of(&app, &subscription).await;
     assert_eq!(invoices.len(), 2, "{invoices:?}");
     let february = &invoices[1];
