@@ -21,6 +21,7 @@ use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::{CreditBalance, CreditNoteRecord};
 use billow_store::new_id;
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -129,7 +130,7 @@ pub(super) fn plan_credits(
 /// The tax a stored invoice applied, from its lines; [`AppliedTax::Unrecorded`] when they do not
 /// read as the core's lines (the engine's tax is kept then).
 fn applied_tax(lines: &Value) -> AppliedTax {
-    match serde_json::from_value::<Vec<InvoiceLine>>(lines.clone()) {
+    match Vec::<InvoiceLine>::deserialize(lines) {
         Ok(lines) => AppliedTax::of(&lines),
         Err(_) => AppliedTax::Unrecorded,
     }

@@ -222,19 +222,18 @@ pub(crate) struct EncodedBatch {
 impl EncodedBatch {
     /// `None` for an empty batch.
     pub(crate) fn new(events: &[NewEvent]) -> Option<Self> {
-        let (first, _) = events.split_first()?;
+        let (first, rest) = events.split_first()?;
         let estimate: usize = events.iter().map(NewEvent::encoded_length).sum();
         let mut encoder = ChunkEncoder::new();
         encoder.reserve(estimate);
         encoder.push(first, 0);
         let first_length = encoder.len() - 1;
-        let (mut time_min_us, mut time_max_us) = (i64::MAX, i64::MIN);
-        for event in events {
+        let first_us = first.time.as_microsecond();
+        let (mut time_min_us, mut time_max_us) = (first_us, first_us);
+        for event in rest {
             let time_us = event.time.as_microsecond();
             time_min_us = time_min_us.min(time_us);
             time_max_us = time_max_us.max(time_us);
-        }
-        for event in &events[1..] {
             encoder.push(event, 0);
         }
         Some(Self {

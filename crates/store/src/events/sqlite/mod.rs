@@ -330,10 +330,13 @@ async fn catch_up(
     cache: &mut KeyCache,
     begin: Begin,
 ) -> Result<(), sqlx::Error> {
-    const SELECT: &str =
-        "SELECT seq, workspace_id, key_hashes FROM event_chunks WHERE seq > ?1 ORDER BY seq";
-    const BEGIN_AND_SELECT: &str = "BEGIN IMMEDIATE; \
-        SELECT seq, workspace_id, key_hashes FROM event_chunks WHERE seq > ?1 ORDER BY seq";
+    macro_rules! select {
+        () => {
+            "SELECT seq, workspace_id, key_hashes FROM event_chunks WHERE seq > ?1 ORDER BY seq"
+        };
+    }
+    const SELECT: &str = select!();
+    const BEGIN_AND_SELECT: &str = concat!("BEGIN IMMEDIATE; ", select!());
     let sql = match begin {
         Begin::Immediate => BEGIN_AND_SELECT,
         Begin::Open => SELECT,
