@@ -241,7 +241,7 @@ async fn measure(
         .await
         .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
     let run_time = run_started.elapsed();
-    let cpu = ProcessCpu::read().since(cpu_before);
+    let cpu = ProcessCpu::read().since(&cpu_before);
     let store_times = profile.take();
     let after = Rss::read();
 

@@ -273,7 +273,7 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
     let started = Instant::now();
     load.send_all(bodies.clone(), args.connections).await?;
     let elapsed = started.elapsed();
-    let cpu = ProcessCpu::read().since(cpu_before);
+    let cpu = ProcessCpu::read().since(&cpu_before);
     let peak_rss_mib = peak_rss_kib().map(|kib| kib / 1024);
     let first_body = bodies.first().context("no request was sent")?.clone();
     drop(bodies);

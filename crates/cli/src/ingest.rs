@@ -289,7 +289,7 @@ impl CsvColumns {
             subject: field(self.subject),
             time: field(self.time),
             datacontenttype: field(self.datacontenttype),
-            data,
+            data: data.map(RawValue::get),
         };
         check_event(&fields, number)
     }

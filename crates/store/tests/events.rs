@@ -582,11 +582,19 @@ async fn two_stores_on_one_database_share_exactly_once(first: Store, second: Sto
         .await
         .unwrap();
     assert_eq!(second.compact_events(1_000).await.unwrap(), 2);
+    // With a new event beside it: the first store decides from its cache, finds that the other
+    // wrote since, and decides again, still storing the new one.
+    let other_and_new = [
+        other[0].clone(),
+        event("c", "cus_1", "2026-11-02T00:00:00Z"),
+    ];
     let by_first_after = first
-        .insert_events(&acme, &other, Timestamp::now())
+        .insert_events(&acme, &other_and_new, Timestamp::now())
         .await
         .unwrap();
     assert_eq!(by_first_after.duplicates, 1);
+    assert_eq!(by_first_after.inserted, 1);
+    assert_eq!(november(&second, &acme, &["cus_1"]).await.len(), 3);
 
     // Both write at once, with overlapping keys: each key is stored once.
     let overlapping = |from: u32| -> Vec<NewEvent> {

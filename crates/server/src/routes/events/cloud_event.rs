@@ -51,8 +51,14 @@ pub struct EventFields<'a> {
     pub time: Option<Field<'a>>,
     #[serde(borrow, default)]
     pub datacontenttype: Option<Field<'a>>,
-    #[serde(borrow, default)]
-    pub data: Option<&'a RawValue>,
+    /// The JSON text of the `data` member, as sent; `None` when it is absent or `null`.
+    #[serde(borrow, default, deserialize_with = "raw_json")]
+    pub data: Option<&'a str>,
+}
+
+/// The text of a JSON value, checked by the parser and borrowed from the body.
+fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de str>, D::Error> {
+    Option::<&'de RawValue>::deserialize(deserializer).map(|raw| raw.map(RawValue::get))
 }
 
 /// One invalid field of an event: which event (its index in the batch, or its line in a file),
@@ -141,7 +147,7 @@ pub fn check_event(fields: &EventFields<'_>, index: usize) -> Result<NewEvent, V
             error("datacontenttype", reason);
         }
     }
-    let data = fields.data.map(RawValue::get);
+    let data = fields.data;
     if let Some(data) = data {
         if let Err(reason) = check_data(data) {
             error("data", reason);
@@ -272,7 +278,9 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectFieldsVisitor<'a> {
                     if std::mem::replace(&mut data_seen, true) {
                         return Err(de::Error::duplicate_field("data"));
                     }
-                    fields.data = map.next_value::<Option<&'de RawValue>>()?;
+                    fields.data = map
+                        .next_value::<Option<&'de RawValue>>()?
+                        .map(RawValue::get);
                 }
                 Attribute::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -332,6 +340,13 @@ impl Visitor<'_> for AttributeVisitor {
 /// that is not such an object): then read it with [`parse_event`], event by event, to name each
 /// problem.
 pub fn parse_batch(json: &[u8]) -> Option<Vec<Result<NewEvent, Vec<EventError>>>> {
+    super::scan::batch(json).or_else(|| parse_batch_with_serde(json))
+}
+
+/// [`parse_batch`] by serde's visitors: for any batch [`super::scan::batch`] leaves to it.
+pub(super) fn parse_batch_with_serde(
+    json: &[u8],
+) -> Option<Vec<Result<NewEvent, Vec<EventError>>>> {
     serde_json::from_slice::<CheckedBatch>(json)
         .ok()
         .map(|batch| batch.0)

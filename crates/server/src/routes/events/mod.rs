@@ -12,6 +12,7 @@
 //! error list.
 
 pub mod cloud_event;
+mod scan;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -240,6 +240,9 @@ async fn write_transaction(
     batches: &[Batch<'_>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
+    if let Some(outcomes) = write_if_caught_up(connection, cache, batches, ingested_at).await? {
+        return Ok(outcomes);
+    }
     // IMMEDIATE takes the write lock now, so that no other writer appends between the catch-up
     // and the insert.
     catch_up(connection, cache, Begin::Immediate).await?;
@@ -267,6 +270,68 @@ async fn write_transaction(
         cache.remember_written(plan.chunks, last_seq);
     }
     Ok(plan.outcomes)
+}
+
+/// The usual write, in one round trip instead of two: when this writer's cache has read every
+/// chunk up to its watermark, it decides from the cache before taking the write lock, then
+/// sends `BEGIN IMMEDIATE`, an insert guarded by "no chunk above the watermark" (which is what
+/// the catch-up query would find) and `COMMIT` together. When the guard fails (another process
+/// wrote since), the statement inserts nothing and the empty transaction commits: nothing was
+/// written, for sure, so the keys it claimed are taken out of the cache again, and the answer is
+/// `None` (the caller catches up and plans again). A group whose events are all stored already
+/// is answered from the cache alone: the cache holds only committed keys.
+async fn write_if_caught_up(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    batches: &[Batch<'_>],
+    ingested_at: Timestamp,
+) -> Result<Option<Vec<InsertOutcome>>, sqlx::Error> {
+    let watermark = cache.read_through_seq;
+    if watermark == 0 {
+        // Nothing read yet (a new process, or keys forgotten): catch up first.
+        return Ok(None);
+    }
+    let mut claimer = Claimer::new(cache);
+    let plan = plan::plan(
+        batches,
+        |workspace_id, hash| claimer.claim(workspace_id, hash),
+        ingested_at,
+    );
+    drop(claimer);
+    if plan.chunks.is_empty() {
+        return Ok(Some(plan.outcomes));
+    }
+    if plan.chunks.len() > INSERT_ROWS_MAX {
+        // More than one statement: the guard would hold only for the first.
+        give_back(cache, &plan);
+        return Ok(None);
+    }
+    let mut claims = Claims {
+        cache,
+        settled: false,
+    };
+    let seqs = insert_chunks(connection, &plan.chunks, Around::Guarded { watermark }).await?;
+    claims.settled = true;
+    let cache = &mut *claims.cache;
+    let Some(&last_seq) = seqs.iter().max() else {
+        // Another process wrote a chunk since the cache last looked; nothing was inserted.
+        give_back(cache, &plan);
+        return Ok(None);
+    };
+    cache.read_through_seq = last_seq;
+    cache.remember_written(plan.chunks, last_seq);
+    Ok(Some(plan.outcomes))
+}
+
+/// Takes the keys `plan` claimed out of the cache again, when its chunks are known not to have
+/// been written.
+fn give_back(cache: &mut KeyCache, plan: &plan::Plan) {
+    for (workspace_id, hashes) in plan.new_keys() {
+        let keys = cache.keys_of(workspace_id);
+        for hash in hashes {
+            keys.remove(&hash);
+        }
+    }
 }
 
 /// The keys a transaction claimed in the cache, until it has committed. If it fails, or its
@@ -367,8 +432,12 @@ async fn insert_all_chunks(
     let mut seqs = Vec::with_capacity(chunks.len());
     let pieces = chunks.chunks(INSERT_ROWS_MAX).count();
     for (index, rows) in chunks.chunks(INSERT_ROWS_MAX).enumerate() {
-        let last = index + 1 == pieces;
-        seqs.extend(insert_chunks(connection, rows, last && commit == Commit::Yes).await?);
+        let around = if index + 1 == pieces && commit == Commit::Yes {
+            Around::Commit
+        } else {
+            Around::Nothing
+        };
+        seqs.extend(insert_chunks(connection, rows, around).await?);
     }
     if pieces == 0 && commit == Commit::Yes {
         sqlx::query("COMMIT").execute(&mut *connection).await?;
@@ -376,15 +445,34 @@ async fn insert_all_chunks(
     Ok(seqs)
 }
 
+/// What goes with one multi-row INSERT, in its round trip.
+#[derive(Clone, Copy)]
+enum Around {
+    /// The insert alone, in the caller's transaction.
+    Nothing,
+    /// `COMMIT` after it.
+    Commit,
+    /// `BEGIN IMMEDIATE` before it and `COMMIT` after it; it inserts nothing when a chunk above
+    /// `watermark` exists.
+    Guarded { watermark: i64 },
+}
+
 async fn insert_chunks(
     connection: &mut SqliteConnection,
     rows: &[NewChunk],
-    commit: bool,
+    around: Around,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+    let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(match around {
+        Around::Guarded { .. } => "BEGIN IMMEDIATE; ",
+        Around::Nothing | Around::Commit => "",
+    });
+    query.push(
         "INSERT INTO event_chunks (workspace_id, subject, time_min_us, time_max_us, \
          ingested_max_us, event_count, key_hashes, events) ",
     );
+    if let Around::Guarded { .. } = around {
+        query.push("SELECT * FROM (");
+    }
     query.push_values(rows, |mut values, chunk| {
         values
             .push_bind(chunk.workspace_id.as_str())
@@ -396,8 +484,14 @@ async fn insert_chunks(
             .push_bind(chunk.key_hashes.as_slice())
             .push_bind(chunk.events.as_slice());
     });
+    if let Around::Guarded { watermark } = around {
+        query
+            .push(") WHERE NOT EXISTS (SELECT 1 FROM event_chunks WHERE seq > ")
+            .push_bind(watermark)
+            .push(")");
+    }
     query.push(" RETURNING seq");
-    if commit {
+    if let Around::Commit | Around::Guarded { .. } = around {
         // sqlx runs the statements of one query in turn, each taking its own parameters.
         query.push("; COMMIT");
     }
