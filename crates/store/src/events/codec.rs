@@ -462,7 +462,9 @@ impl<'a> Reader<'a> {
             .offset
             .checked_add(length)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or(DecodeChunkError::Truncated {
+            // Built only on failure: the error type has a destructor, which `ok_or` would run
+            // for every field read.
+            .ok_or_else(|| DecodeChunkError::Truncated {
                 offset: self.offset,
             })?;
         let taken = &self.bytes[self.offset..end];

@@ -193,7 +193,9 @@ impl<F: Fn(&str, u128) -> bool> NotStored<F> {
 /// When a log chunk cannot be decoded, or its key hashes do not match its events.
 pub(crate) fn compact(log_chunks: &[StoredChunk]) -> Result<Vec<NewChunk>, DecodeChunkError> {
     // Keyed by borrowed (workspace, subject): the events borrow from `log_chunks`.
-    let mut open: HashMap<(&str, &str), usize> = HashMap::new();
+    // foldhash rather than SipHash: the map is looked up once per event, and its keys come from
+    // our own chunks.
+    let mut open: HashMap<(&str, &str), usize, foldhash::fast::RandomState> = HashMap::default();
     let mut builders: Vec<ChunkBuilder> = Vec::new();
     let mut closed: Vec<ChunkBuilder> = Vec::new();
     for log_chunk in log_chunks {
