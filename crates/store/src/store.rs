@@ -98,7 +98,12 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), MigrateStoreError> {
         match &self.backend {
-            Backend::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Backend::Sqlite(pool) => match SQLITE_MIGRATOR.run(pool).await {
+                Ok(()) => crate::events::delete_abandoned_pending_chunks(pool)
+                    .await
+                    .map_err(MigrateError::Execute),
+                Err(error) => Err(error),
+            },
             Backend::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
         }
         .map_err(MigrateStoreError)

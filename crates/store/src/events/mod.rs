@@ -33,7 +33,9 @@ use crate::WorkspaceId;
 pub use codec::DecodeChunkError;
 pub use merge::MergeOutcome;
 pub use read::{SubjectsUsage, UsageChunks};
-pub(crate) use sqlite::{close_writer as close_sqlite_writer, KeyCache};
+pub(crate) use sqlite::{
+    close_writer as close_sqlite_writer, delete_abandoned_pending_chunks, KeyCache,
+};
 pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
 
 /// The longest `source`, `id`, `type` or `subject` the store accepts, in bytes.

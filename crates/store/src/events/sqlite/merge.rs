@@ -148,7 +148,7 @@ async fn write_merged(
     Ok(())
 }
 
-/// Whether a chunk of `subjects` has a `seq` above `seq`.
+/// Whether a chunk of `subjects` has a `seq` above `seq`, or is pending.
 async fn newer_chunks(
     connection: &mut SqliteConnection,
     workspace_id: &str,
@@ -163,7 +163,12 @@ async fn newer_chunks(
     for subject in subjects {
         separated.push_bind(subject.as_str());
     }
-    builder.push(") AND seq > ").push_bind(seq).push(")");
+    // A chunk still pending (a compaction in slices of another process) counts as newer: it
+    // will be made visible with a smaller seq than the merged chunk's, holding newer events.
+    builder
+        .push(") AND (seq > ")
+        .push_bind(seq)
+        .push(" OR seq IN (SELECT seq FROM event_chunks_pending)))");
     builder.build_query_scalar().fetch_one(connection).await
 }
 
@@ -182,7 +187,7 @@ async fn chunk_shapes(
     for subject in subjects {
         separated.push_bind(subject.as_str());
     }
-    builder.push(") ORDER BY subject, seq");
+    builder.push(") AND seq NOT IN (SELECT seq FROM event_chunks_pending) ORDER BY subject, seq");
     let rows = builder.build_query_as().fetch_all(connection).await?;
     Ok(merge::shapes_by_subject(rows))
 }

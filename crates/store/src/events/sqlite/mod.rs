@@ -504,87 +504,250 @@ pub(super) async fn compact(
     events_max: i64,
 ) -> Result<Compacted, CompactEventsError> {
     // The log chunks this writer remembers are decoded and regrouped before the writer's lock is
-    // taken again, on a blocking thread, so that commits go on meanwhile.
+    // taken again, on a blocking thread, so that commits go on meanwhile; then they are written
+    // in slices, the writer committing between them.
     let remembered = cache.lock().await.take_written(events_max);
-    let prepared = match remembered {
-        Some((log_chunks, last_seq)) => {
-            let expected = log_chunks.len();
-            let subject_chunks = tokio::task::spawn_blocking(move || plan::compact(&log_chunks))
-                .await
-                .map_err(|error| CompactEventsError::Panicked(error.to_string()))??;
-            Some(Prepared {
-                subject_chunks,
-                expected,
-                last_seq,
-            })
+    if let Some((log_chunks, last_seq)) = remembered {
+        let replaced = Replaced {
+            log_chunks: log_chunks.len(),
+            last_seq,
+        };
+        let subject_chunks = tokio::task::spawn_blocking(move || plan::compact(&log_chunks))
+            .await
+            .map_err(|error| CompactEventsError::Panicked(error.to_string()))??;
+        let slices = SliceBytes(COMPACT_SLICE_BYTES);
+        if let Some(compacted) =
+            compact_in_slices(pool, cache, subject_chunks, replaced, slices).await?
+        {
+            return Ok(compacted);
         }
-        None => None,
-    };
+        // Not the oldest log chunks any more: read the database.
+        cache.lock().await.forget_written();
+    }
     // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
     let mut cache = cache.lock().await;
     let mut connection = writer_connection(pool, &mut cache)
         .await
         .map_err(CompactEventsError::Database)?;
-    let compacted = compact_transaction(&mut connection, &mut cache, prepared, events_max).await?;
-    cache.connection = Some(connection);
-    Ok(compacted)
-}
-
-/// Subject chunks made from log chunks this writer remembered: `expected` of them, the largest
-/// `seq` among them `last_seq`.
-struct Prepared {
-    subject_chunks: Vec<NewChunk>,
-    expected: usize,
-    last_seq: i64,
-}
-
-async fn compact_transaction(
-    connection: &mut SqliteConnection,
-    cache: &mut KeyCache,
-    prepared: Option<Prepared>,
-    events_max: i64,
-) -> Result<Compacted, CompactEventsError> {
-    if let Some(prepared) = prepared {
-        match compact_log_chunks(connection, cache, Some(prepared), events_max).await? {
-            Some(compacted) => return Ok(compacted),
-            // Not the oldest log chunks any more: read the database.
-            None => cache.forget_written(),
-        }
-    }
-    Ok(compact_log_chunks(connection, cache, None, events_max)
+    let compacted = compact_log_chunks(&mut connection, &mut cache, events_max)
         .await?
         .unwrap_or(Compacted {
             moved: 0,
             subjects: Vec::new(),
-        }))
+        });
+    cache.connection = Some(connection);
+    Ok(compacted)
 }
 
-/// Replaces log chunks by subject chunks in one transaction: the oldest log chunks of the
-/// database, or the subject chunks `prepared` from the log chunks this writer remembered, which
-/// must then be exactly the log chunks stored up to their largest `seq`: when they are not,
-/// nothing is written and the answer is `None`.
+/// Most bytes of subject chunks one transaction of [`compact_in_slices`] writes. The event
+/// writer waits for SQLite's write lock while a slice is written, so a slice is kept to about
+/// what one group commit writes, not the whole compaction (BENCHMARKS.md, "Sixth session").
+const COMPACT_SLICE_BYTES: usize = 2 * 1024 * 1024;
+/// How many bytes of chunks a slice of a compaction holds, at most (one chunk at least).
+#[derive(Clone, Copy)]
+struct SliceBytes(usize);
+
+/// Seqs per statement of a compaction in slices: far below SQLite's 32,766 parameters.
+const SEQS_PER_STATEMENT: usize = 10_000;
+
+/// The log chunks a compaction replaces: how many this writer remembered, and the largest `seq`
+/// among them.
+struct Replaced {
+    log_chunks: usize,
+    last_seq: i64,
+}
+
+/// Writes `subject_chunks` in slices of at most `slice_bytes` (one chunk at least), each in its own
+/// transaction and listed in `event_chunks_pending` (readers and merges skip them), then, in one
+/// last transaction, takes them out of that list and deletes the log chunks they replace, which
+/// must be exactly the log chunks stored up to `replaced.last_seq`. `None` when they are not
+/// (another process compacted some of them, or wrote older ones) or a pending chunk went missing
+/// (a store was migrated meanwhile): then the slices are deleted again, and nothing moved.
+async fn compact_in_slices(
+    pool: &SqlitePool,
+    cache: &tokio::sync::Mutex<KeyCache>,
+    subject_chunks: Vec<NewChunk>,
+    replaced: Replaced,
+    slice_bytes: SliceBytes,
+) -> Result<Option<Compacted>, CompactEventsError> {
+    let moved: u64 = subject_chunks
+        .iter()
+        .map(|chunk| u64::try_from(chunk.event_count).expect("event counts are positive"))
+        .sum();
+    let subjects = written_subjects(&subject_chunks);
+    let mut pending = Vec::with_capacity(subject_chunks.len());
+    let finished = async {
+        for slice in slices(&subject_chunks, slice_bytes) {
+            let mut cache = cache.lock().await;
+            let mut connection = writer_connection(pool, &mut cache).await?;
+            let seqs = write_pending(&mut connection, &mut cache, slice).await?;
+            cache.connection = Some(connection);
+            pending.extend(seqs);
+        }
+        let mut cache = cache.lock().await;
+        let mut connection = writer_connection(pool, &mut cache).await?;
+        let finished = finish_pending(&mut connection, &mut cache, &pending, &replaced).await?;
+        cache.connection = Some(connection);
+        Ok::<bool, sqlx::Error>(finished)
+    }
+    .await;
+    if let Ok(true) = finished {
+        return Ok(Some(Compacted { moved, subjects }));
+    }
+    if !pending.is_empty() {
+        let mut cache = cache.lock().await;
+        let mut connection = writer_connection(pool, &mut cache)
+            .await
+            .map_err(CompactEventsError::Database)?;
+        delete_pending(&mut connection, &pending)
+            .await
+            .map_err(CompactEventsError::Database)?;
+        cache.connection = Some(connection);
+    }
+    finished.map(|_| None).map_err(CompactEventsError::Database)
+}
+
+/// `chunks` in runs of at most `bytes_max` bytes of events (at least one chunk each).
+fn slices(
+    chunks: &[NewChunk],
+    SliceBytes(bytes_max): SliceBytes,
+) -> impl Iterator<Item = &[NewChunk]> {
+    let mut rest = chunks;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut end = 0;
+        while end < rest.len() && (end == 0 || bytes + rest[end].events.len() <= bytes_max) {
+            bytes += rest[end].events.len();
+            end += 1;
+        }
+        let (slice, after) = rest.split_at(end);
+        rest = after;
+        Some(slice)
+    })
+}
+
+/// One slice of a compaction: its chunks inserted and listed as pending, in one transaction.
+/// Their keys are those of the log chunks they come from, which the cache has.
+async fn write_pending(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    chunks: &[NewChunk],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut transaction = begin_caught_up(connection, cache).await?;
+    let seqs = insert_all_chunks(&mut transaction, chunks, Commit::No).await?;
+    for piece in seqs.chunks(SEQS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO event_chunks_pending (seq) ");
+        query.push_values(piece, |mut values, seq| {
+            values.push_bind(*seq);
+        });
+        query.build().execute(&mut *transaction).await?;
+    }
+    transaction.commit().await?;
+    // Above every chunk the cache has read: the write lock was held since it caught up.
+    if let Some(&last) = seqs.iter().max() {
+        cache.read_through_seq = cache.read_through_seq.max(last);
+    }
+    Ok(seqs)
+}
+
+/// The last transaction of a compaction in slices: its chunks no longer pending, the log chunks
+/// they replace deleted; `false`, and nothing done, when either does not match exactly.
+async fn finish_pending(
+    connection: &mut SqliteConnection,
+    cache: &mut KeyCache,
+    pending: &[i64],
+    replaced: &Replaced,
+) -> Result<bool, sqlx::Error> {
+    let mut transaction = begin_caught_up(connection, cache).await?;
+    let mut listed = 0;
+    for piece in pending.chunks(SEQS_PER_STATEMENT) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("DELETE FROM event_chunks_pending WHERE seq IN (");
+        let mut separated = query.separated(", ");
+        for seq in piece {
+            separated.push_bind(*seq);
+        }
+        query.push(")");
+        listed += query
+            .build()
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+    }
+    let deleted = sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
+        .bind(replaced.last_seq)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+    if u64::try_from(pending.len()) != Ok(listed)
+        || u64::try_from(replaced.log_chunks) != Ok(deleted)
+    {
+        // Dropping the transaction rolls it back.
+        return Ok(false);
+    }
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// Deletes the chunks of an unfinished compaction that are still pending. A chunk no longer
+/// listed was made visible by a last transaction that did commit (its error came after), and
+/// holds the only copy of its events: it stays.
+async fn delete_pending(
+    connection: &mut SqliteConnection,
+    pending: &[i64],
+) -> Result<(), sqlx::Error> {
+    let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+    for piece in pending.chunks(SEQS_PER_STATEMENT) {
+        // The chunks first, while they are still listed.
+        for table in ["event_chunks", "event_chunks_pending"] {
+            let mut query = QueryBuilder::<Sqlite>::new(format!(
+                "DELETE FROM {table} WHERE seq IN (SELECT seq FROM event_chunks_pending) AND seq IN ("
+            ));
+            let mut separated = query.separated(", ");
+            for seq in piece {
+                separated.push_bind(*seq);
+            }
+            query.push(")");
+            query.build().execute(&mut *transaction).await?;
+        }
+    }
+    transaction.commit().await
+}
+
+/// Deletes the chunks of compactions a process left pending when it stopped half way, and their
+/// listing (`Store::migrate`). A compaction of another process still running then finds its
+/// chunks gone and moves nothing; it is retried later.
+pub(crate) async fn delete_abandoned_pending_chunks(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM event_chunks WHERE seq IN (SELECT seq FROM event_chunks_pending); \
+         DELETE FROM event_chunks_pending",
+    )
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
+/// Replaces the oldest log chunks of the database by subject chunks, in one transaction (after
+/// a restart, or when another process wrote: [`compact`]); `None` when there are none.
 async fn compact_log_chunks(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
-    prepared: Option<Prepared>,
     events_max: i64,
 ) -> Result<Option<Compacted>, CompactEventsError> {
     let database = CompactEventsError::Database;
     let mut transaction = begin_caught_up(connection, cache).await.map_err(database)?;
-    let expected = prepared.as_ref().map(|prepared| prepared.expected);
-    let (subject_chunks, last_seq) = match prepared {
-        Some(prepared) => (prepared.subject_chunks, prepared.last_seq),
-        None => {
-            let log_chunks = oldest_log_chunks(&mut transaction, events_max)
-                .await
-                .map_err(database)?;
-            let Some(last) = log_chunks.last() else {
-                return Ok(None);
-            };
-            let last_seq = last.seq;
-            (plan::compact(&log_chunks)?, last_seq)
-        }
+    let log_chunks = oldest_log_chunks(&mut transaction, events_max)
+        .await
+        .map_err(database)?;
+    let Some(last) = log_chunks.last() else {
+        return Ok(None);
     };
+    let last_seq = last.seq;
+    let subject_chunks = plan::compact(&log_chunks)?;
+    drop(log_chunks);
     let moved: i64 = subject_chunks
         .iter()
         .map(|chunk| i64::from(chunk.event_count))
@@ -594,17 +757,11 @@ async fn compact_log_chunks(
         .await
         .map_err(database)?;
     drop(subject_chunks);
-    let deleted = sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
+    sqlx::query("DELETE FROM event_chunks WHERE subject IS NULL AND seq <= ?1")
         .bind(last_seq)
         .execute(&mut *transaction)
         .await
-        .map_err(database)?
-        .rows_affected();
-    if expected.is_some_and(|expected| u64::try_from(expected) != Ok(deleted)) {
-        // Another process compacted some of them, or wrote older ones: dropping the
-        // transaction rolls it back.
-        return Ok(None);
-    }
+        .map_err(database)?;
     let new_last_seq = max_seq(&mut transaction).await.map_err(database)?;
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above): no need to read them again.
@@ -686,7 +843,7 @@ pub(super) async fn select_chunks(
                 for subject in piece {
                     separated.push_bind(*subject);
                 }
-                builder.push(")");
+                builder.push(") AND seq NOT IN (SELECT seq FROM event_chunks_pending)");
             }
             None => {
                 builder.push(" AND subject IS NULL");
@@ -709,4 +866,194 @@ pub(super) async fn select_chunks(
     }
     transaction.commit().await?;
     Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::events::NewEvent;
+    use crate::store::{Backend, Store};
+    use crate::{Database, Workspace, WorkspaceId, WorkspaceName};
+
+    /// A store with 30 events of three subjects committed to log chunks, and what its writer
+    /// remembers of them, regrouped into subject chunks as compaction does.
+    async fn committed(
+        directory: &std::path::Path,
+    ) -> (Store, WorkspaceId, Vec<NewChunk>, Replaced) {
+        let store = Store::open(&Database::sqlite(directory.join("billow.db")))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let workspace = Workspace {
+            id: WorkspaceId::parse("ws_acme").unwrap(),
+            name: WorkspaceName::parse("acme").unwrap(),
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        store.insert_workspace(&workspace).await.unwrap();
+        for round in 0..3 {
+            let events: Vec<NewEvent> = (0..10)
+                .map(|n| NewEvent {
+                    source: "agent".into(),
+                    id: format!("{round}-{n}"),
+                    event_type: "cpu".into(),
+                    subject: format!("cus_{}", n % 3),
+                    time: Timestamp::from_second(1_800_000_000 + n).unwrap(),
+                    data: None,
+                })
+                .collect();
+            store
+                .insert_events(&workspace.id, &events, Timestamp::now())
+                .await
+                .unwrap();
+        }
+        let (log_chunks, last_seq) = store
+            .events
+            .sqlite_keys
+            .lock()
+            .await
+            .take_written(1_000)
+            .unwrap();
+        let replaced = Replaced {
+            log_chunks: log_chunks.len(),
+            last_seq,
+        };
+        let subject_chunks = plan::compact(&log_chunks).unwrap();
+        (store, workspace.id, subject_chunks, replaced)
+    }
+
+    fn pool(store: &Store) -> &SqlitePool {
+        match &store.backend {
+            Backend::Sqlite(pool) => pool,
+            Backend::Postgres(_) => unreachable!("a SQLite store"),
+        }
+    }
+
+    async fn read_all(store: &Store, workspace_id: &WorkspaceId) -> usize {
+        let subjects: Vec<String> = (0..3).map(|n| format!("cus_{n}")).collect();
+        store
+            .usage_events(workspace_id, &subjects, Timestamp::MIN, Timestamp::MAX)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(pool(store))
+            .await
+            .unwrap()
+    }
+
+    /// One chunk per slice: three transactions of pending chunks, then the one that shows them
+    /// and deletes the log chunks. Each event is read once, and nothing stays pending.
+    #[tokio::test]
+    async fn a_compaction_in_slices_moves_each_event_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        assert_eq!(subject_chunks.len(), 3);
+
+        let compacted = compact_in_slices(
+            pool(&store),
+            &store.events.sqlite_keys,
+            subject_chunks,
+            replaced,
+            SliceBytes(1),
+        )
+        .await
+        .unwrap()
+        .expect("the log chunks were those remembered");
+
+        assert_eq!(compacted.moved, 30);
+        assert_eq!(read_all(&store, &workspace_id).await, 30);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM event_chunks_pending").await,
+            0
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM event_chunks WHERE subject IS NULL"
+            )
+            .await,
+            0
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM event_chunks").await, 3);
+    }
+
+    /// Pending chunks are not read; when a migration deletes them half way (another process
+    /// starting), the compaction moves nothing and leaves nothing behind, and a later one moves
+    /// everything from the database.
+    #[tokio::test]
+    async fn pending_chunks_are_not_read_and_a_compaction_that_lost_them_moves_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        let cache = &store.events.sqlite_keys;
+        let mut guard = cache.lock().await;
+        let mut connection = writer_connection(pool(&store), &mut guard).await.unwrap();
+        let pending = write_pending(&mut connection, &mut guard, &subject_chunks[..2])
+            .await
+            .unwrap();
+        drop(guard);
+
+        let read_while_pending = read_all(&store, &workspace_id).await;
+        store.migrate().await.unwrap();
+        let mut guard = cache.lock().await;
+        let finished = finish_pending(&mut connection, &mut guard, &pending, &replaced)
+            .await
+            .unwrap();
+        drop(guard);
+
+        assert_eq!(
+            read_while_pending, 30,
+            "the pending chunks are not read twice"
+        );
+        assert!(
+            !finished,
+            "two pending chunks were deleted by the migration"
+        );
+        assert_eq!(read_all(&store, &workspace_id).await, 30);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM event_chunks").await,
+            3,
+            "the log chunks"
+        );
+        assert_eq!(store.compact_events(1_000).await.unwrap(), 30);
+        assert_eq!(read_all(&store, &workspace_id).await, 30);
+    }
+
+    /// A compaction that fails after its slices (here: the log chunks are not those it remembers)
+    /// deletes them again.
+    #[tokio::test]
+    async fn a_compaction_that_cannot_finish_deletes_its_slices() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        let wrong = Replaced {
+            log_chunks: replaced.log_chunks + 1,
+            last_seq: replaced.last_seq,
+        };
+
+        let compacted = compact_in_slices(
+            pool(&store),
+            &store.events.sqlite_keys,
+            subject_chunks,
+            wrong,
+            SliceBytes(1),
+        )
+        .await
+        .unwrap();
+
+        assert!(compacted.is_none());
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM event_chunks_pending").await,
+            0
+        );
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM event_chunks").await,
+            3,
+            "the log chunks"
+        );
+        assert_eq!(read_all(&store, &workspace_id).await, 30);
+    }
 }
