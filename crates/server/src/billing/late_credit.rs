@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use billow_core::credit_note::{AppliedTax, CreditAmounts};
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
-use billow_core::scenario::{InvoiceReason, Preview};
+use billow_core::scenario::{InvoiceReason, IssuedInvoice};
 use billow_core::Money;
 use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::{CreditBalance, CreditNoteRecord};
@@ -46,8 +46,8 @@ const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this 
 /// # Errors
 /// An internal error when the engine's invoice is inconsistent (a positive tax on a negative
 /// line, another currency).
-pub(super) fn plan_credits(
-    preview: &Preview,
+pub(super) fn plan_credits<'p>(
+    invoices: impl Iterator<Item = &'p IssuedInvoice>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
@@ -59,7 +59,7 @@ pub(super) fn plan_credits(
     let mut credits = Vec::new();
     // No invoice is issued with a negative total: no payment provider collects one, and a
     // negative balance carried to no invoice would never be settled.
-    let crediting = preview.invoices.iter().filter(|issued| {
+    let crediting = invoices.filter(|issued| {
         issued.reason == InvoiceReason::LateUsage || issued.invoice.totals.total.amount_minor() < 0
     });
     for issued in crediting {

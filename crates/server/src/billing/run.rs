@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use billow_core::invoice::{Invoice, InvoiceLine};
-use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview};
+use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview, Scenario};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases,
@@ -748,15 +748,58 @@ pub(crate) async fn preview_customer(
         .map(|(s, _)| s.id.clone())
         .collect();
     let adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
+    let balances = credit_balances(state, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
         .scenario(&mut ParsedCatalog::default(), now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
-    tokio::task::spawn_blocking(move || billow_core::scenario::preview(&scenario))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
+    // The adjustments a run would credit instead are left out, as the run leaves them out.
+    tokio::task::spawn_blocking(move || {
+        preview_with_credits(scenario, &adjustments, &balances, now, Upcoming::AsIfIssued)
+            .map(|(preview, _)| preview)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// The engine's answer for a customer's scenario, and the negative late adjustments that are
+/// credit notes of their source invoices instead of lines of it ([`plan_credits`]): the engine
+/// runs again without them, so that a standalone invoice bills only the positive ones (or is not
+/// issued) and the next invoice does not go negative. A run writes both; the upcoming invoice
+/// shows the first. Rare, so the second run costs little.
+///
+/// [`plan_credits`]: super::late_credit::plan_credits
+fn preview_with_credits(
+    mut scenario: Scenario,
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+    balances: &HashMap<String, CreditBalance>,
+    now: Timestamp,
+    upcoming: Upcoming,
+) -> Result<(Preview, Vec<AdjustmentCredit>), ApiError> {
+    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let invoices = match upcoming {
+        Upcoming::Ignored => preview.invoices.iter().chain(&[]),
+        Upcoming::AsIfIssued => preview.invoices.iter().chain(&preview.upcoming),
+    };
+    let credits = super::late_credit::plan_credits(invoices, adjustments, balances, now)?;
+    if credits.is_empty() {
+        return Ok((preview, credits));
+    }
+    let credited: HashSet<&str> = credits.iter().map(|c| c.adjustment_id.as_str()).collect();
+    scenario
+        .adjustments
+        .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
+    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    Ok((preview, credits))
+}
+
+/// Whether [`preview_with_credits`] treats the upcoming invoices as issued: the upcoming-invoice
+/// preview shows them as a run would bill them if their periods closed now.
+#[derive(Clone, Copy)]
+enum Upcoming {
+    Ignored,
+    AsIfIssued,
 }
 
 /// What one customer's run writes.
@@ -786,19 +829,12 @@ fn plan_customer(
     let events = usage.into_events().map_err(ApiError::internal)?;
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
-    let mut scenario = world
+    let scenario = world
         .scenario(parsed, now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
-    let mut preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
-    let credits = super::late_credit::plan_credits(&preview, &adjustments, &balances, now)?;
+    let (preview, credits) =
+        preview_with_credits(scenario, &adjustments, &balances, now, Upcoming::Ignored)?;
     if !credits.is_empty() {
-        // The engine again without the credited adjustments: a standalone invoice bills only
-        // the positive ones, or is not issued. Rare, so the second run costs little.
-        let credited: HashSet<&str> = credits.iter().map(|c| c.adjustment_id.as_str()).collect();
-        scenario
-            .adjustments
-            .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
-        preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
         for credit in &credits {
             let settled = adjustments
                 .values_mut()

@@ -383,18 +383,50 @@ async fn a_correction_larger_than_the_next_invoice_is_a_credit_note_of_its_invoi
     database: Database,
 ) {
     // Arrange.
-    let (app, _, subscription, january) =
+    let (app, customer, subscription, january) =
         january_billed(database, "overcorrected", false, 200).await;
     assert_eq!(january["total"]["amount_minor"], 3094, "{january}");
     let january_id = january["id"].as_str().unwrap().to_owned();
 
-    // Act: −150 hours for January, recorded in February; February's invoice at its end.
+    // Act: −150 hours for January, recorded in February; February's invoice at its end. In
+    // between, February's upcoming invoice.
     let (recorded, february_run) =
-        correct_january(&app, &subscription, "o2", -150, "2024-03-01T01:00:00Z").await;
+        correct_january(&app, &subscription, "o2", -150, "2024-02-20T00:00:00Z").await;
+    let upcoming = app
+        .get(&format!("/api/v1/customers/{customer}/invoices/upcoming"))
+        .await;
+    app.set_now("2024-03-01T01:00:00Z").await;
+    let february_run = [
+        february_run,
+        app.post("/api/v1/billing-runs", json!({})).await,
+    ];
 
-    // Assert: a credit note of 12.00 + VAT 2.28 against January; February is 11.90, positive.
+    // Assert: the upcoming invoice shows February as the run bills it, without the correction;
+    // a credit note of 12.00 + VAT 2.28 against January; February is 11.90, positive.
+    let upcoming = &upcoming["data"][0];
+    assert_eq!(
+        upcoming["totals"]["total"]["amount_minor"], 1190,
+        "{upcoming}"
+    );
+    assert!(
+        lines_of(upcoming)
+            .iter()
+            .all(|(kind, _, _)| kind != "adjustment"),
+        "{upcoming}"
+    );
     assert_eq!(counts(&recorded), (0, 0, 0, 1), "{recorded}");
-    assert_eq!(counts(&february_run), (1, 0, 1, 0), "{february_run}");
+    assert_eq!(
+        counts(&february_run[0]),
+        (0, 0, 0, 0),
+        "{:?}",
+        february_run[0]
+    );
+    assert_eq!(
+        counts(&february_run[1]),
+        (1, 0, 1, 0),
+        "{:?}",
+        february_run[1]
+    );
     let notes = credit_notes(&app, &january_id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(lines_of(&notes[0]), late_usage_lines(1, 1200, 228));
