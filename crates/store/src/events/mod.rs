@@ -491,6 +491,25 @@ pub enum LoadEventsError {
     CorruptChunk(#[from] DecodeChunkError),
 }
 
+/// A migrated store on a new SQLite file in `directory`, with the workspace `ws_acme`: what the
+/// crate's own tests of the writer and of compaction start from.
+#[cfg(test)]
+pub(crate) async fn sqlite_store_with_acme(
+    directory: &std::path::Path,
+) -> (Store, crate::Workspace) {
+    let store = Store::open(&crate::Database::sqlite(directory.join("billow.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let workspace = crate::Workspace {
+        id: WorkspaceId::parse("ws_acme").unwrap(),
+        name: crate::WorkspaceName::parse("acme").unwrap(),
+        created_at: Timestamp::UNIX_EPOCH,
+    };
+    store.insert_workspace(&workspace).await.unwrap();
+    (store, workspace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

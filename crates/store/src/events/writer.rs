@@ -338,23 +338,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Database, Workspace, WorkspaceName};
 
     /// A writer held back by the backlog goes on once the compaction task has moved what it
     /// could, and not before.
     #[tokio::test]
     async fn a_writer_past_the_backlog_waits_for_the_compaction_task() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let workspace = Workspace {
-            id: WorkspaceId::parse("ws_acme").unwrap(),
-            name: WorkspaceName::parse("acme").unwrap(),
-            created_at: Timestamp::UNIX_EPOCH,
-        };
-        store.insert_workspace(&workspace).await.unwrap();
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
         let events: Vec<NewEvent> = ["a", "b", "c"]
             .into_iter()
             .map(|id| NewEvent {

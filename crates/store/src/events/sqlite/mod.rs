@@ -246,16 +246,7 @@ async fn write_transaction(
     // IMMEDIATE takes the write lock now, so that no other writer appends between the catch-up
     // and the insert.
     catch_up(connection, cache, Begin::Immediate).await?;
-    // The new keys go into the cache as they are claimed (one hash lookup per event): nobody
-    // else reads the cache meanwhile, as the writer's lock is held. If the transaction does not
-    // commit, the cache forgets its keys ([`Claims`]).
-    let mut claimer = Claimer::new(cache);
-    let plan = plan::plan(
-        batches,
-        |workspace_id, hash| claimer.claim(workspace_id, hash),
-        ingested_at,
-    );
-    drop(claimer);
+    let plan = plan_claiming(cache, batches, ingested_at);
     let mut claims = Claims {
         cache,
         settled: false,
@@ -263,13 +254,33 @@ async fn write_transaction(
     let seqs = insert_all_chunks(connection, &plan.chunks, Commit::Yes).await?;
     claims.settled = true;
     let cache = &mut *claims.cache;
-    // The chunks' seqs are above every other chunk's (the write lock was held): the new
-    // watermark is the largest.
     if let Some(&last_seq) = seqs.iter().max() {
-        cache.read_through_seq = cache.read_through_seq.max(last_seq);
-        cache.remember_written(plan.chunks, last_seq);
+        committed(cache, plan.chunks, last_seq);
     }
     Ok(plan.outcomes)
+}
+
+/// Plans a group, claiming its new keys in the cache (one hash lookup per event): nobody else
+/// reads the cache meanwhile, as the writer's lock is held. If the transaction does not commit,
+/// the cache forgets its keys ([`Claims`]) or gives them back ([`give_back`]).
+fn plan_claiming(
+    cache: &mut KeyCache,
+    batches: &[Batch<'_>],
+    ingested_at: Timestamp,
+) -> plan::Plan {
+    let mut claimer = Claimer::new(cache);
+    plan::plan(
+        batches,
+        |workspace_id, hash| claimer.claim(workspace_id, hash),
+        ingested_at,
+    )
+}
+
+/// After a group's chunks committed, the largest of their seqs `last_seq`: they are above every
+/// other chunk's (the write lock was held), so it is the new watermark; compaction gets them.
+fn committed(cache: &mut KeyCache, chunks: Vec<NewChunk>, last_seq: i64) {
+    cache.read_through_seq = cache.read_through_seq.max(last_seq);
+    cache.remember_written(chunks, last_seq);
 }
 
 /// The usual write, in one round trip instead of two: when this writer's cache has read every
@@ -291,13 +302,7 @@ async fn write_if_caught_up(
         // Nothing read yet (a new process, or keys forgotten): catch up first.
         return Ok(None);
     }
-    let mut claimer = Claimer::new(cache);
-    let plan = plan::plan(
-        batches,
-        |workspace_id, hash| claimer.claim(workspace_id, hash),
-        ingested_at,
-    );
-    drop(claimer);
+    let plan = plan_claiming(cache, batches, ingested_at);
     if plan.chunks.is_empty() {
         return Ok(Some(plan.outcomes));
     }
@@ -318,8 +323,7 @@ async fn write_if_caught_up(
         give_back(cache, &plan);
         return Ok(None);
     };
-    cache.read_through_seq = last_seq;
-    cache.remember_written(plan.chunks, last_seq);
+    committed(cache, plan.chunks, last_seq);
     Ok(Some(plan.outcomes))
 }
 
@@ -876,23 +880,14 @@ mod tests {
     use super::*;
     use crate::events::NewEvent;
     use crate::store::{Backend, Store};
-    use crate::{Database, Workspace, WorkspaceId, WorkspaceName};
+    use crate::WorkspaceId;
 
     /// A store with 30 events of three subjects committed to log chunks, and what its writer
     /// remembers of them, regrouped into subject chunks as compaction does.
-    async fn committed(
+    async fn with_log_chunks(
         directory: &std::path::Path,
     ) -> (Store, WorkspaceId, Vec<NewChunk>, Replaced) {
-        let store = Store::open(&Database::sqlite(directory.join("billow.db")))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let workspace = Workspace {
-            id: WorkspaceId::parse("ws_acme").unwrap(),
-            name: WorkspaceName::parse("acme").unwrap(),
-            created_at: Timestamp::UNIX_EPOCH,
-        };
-        store.insert_workspace(&workspace).await.unwrap();
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory).await;
         for round in 0..3 {
             let events: Vec<NewEvent> = (0..10)
                 .map(|n| NewEvent {
@@ -952,7 +947,8 @@ mod tests {
     #[tokio::test]
     async fn a_compaction_in_slices_moves_each_event_once() {
         let directory = tempfile::tempdir().unwrap();
-        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        let (store, workspace_id, subject_chunks, replaced) =
+            with_log_chunks(directory.path()).await;
         assert_eq!(subject_chunks.len(), 3);
 
         let compacted = compact_in_slices(
@@ -989,7 +985,8 @@ mod tests {
     #[tokio::test]
     async fn pending_chunks_are_not_read_and_a_compaction_that_lost_them_moves_nothing() {
         let directory = tempfile::tempdir().unwrap();
-        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        let (store, workspace_id, subject_chunks, replaced) =
+            with_log_chunks(directory.path()).await;
         let cache = &store.events.sqlite_keys;
         let mut guard = cache.lock().await;
         let mut connection = writer_connection(pool(&store), &mut guard).await.unwrap();
@@ -1029,7 +1026,8 @@ mod tests {
     #[tokio::test]
     async fn a_compaction_that_cannot_finish_deletes_its_slices() {
         let directory = tempfile::tempdir().unwrap();
-        let (store, workspace_id, subject_chunks, replaced) = committed(directory.path()).await;
+        let (store, workspace_id, subject_chunks, replaced) =
+            with_log_chunks(directory.path()).await;
         let wrong = Replaced {
             log_chunks: replaced.log_chunks + 1,
             last_seq: replaced.last_seq,
