@@ -2,13 +2,13 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{begin_caught_up, insert_all_chunks, max_seq, writer_connection, Commit, KeyCache};
+use super::{
+    begin_caught_up, insert_all_chunks, max_seq, on_writer, push_seqs, Commit, KeyCache,
+    SEQS_PER_QUERY,
+};
 use crate::events::merge::{self, StoredSubjectChunk};
 use crate::events::plan::NewChunk;
 use crate::events::{MergeEventsError, Merged};
-
-/// Chunk seqs per `IN` list of a merge: far below SQLite's 32,766 parameters.
-const SEQS_PER_QUERY: usize = 10_000;
 
 pub(in crate::events) async fn merge(
     pool: &SqlitePool,
@@ -23,19 +23,15 @@ pub(in crate::events) async fn merge(
     let Some(prepared) = prepared else {
         return Ok(merged);
     };
-    let mut cache = cache.lock().await;
-    let mut connection = writer_connection(pool, &mut cache)
-        .await
-        .map_err(MergeEventsError::Database)?;
-    write_merged(
-        &mut connection,
-        &mut cache,
-        workspace_id,
-        subjects,
-        prepared,
+    on_writer(
+        pool,
+        cache,
+        MergeEventsError::Database,
+        async |connection, cache| {
+            write_merged(connection, cache, workspace_id, subjects, prepared).await
+        },
     )
     .await?;
-    cache.connection = Some(connection);
     Ok(merged)
 }
 
@@ -149,7 +145,7 @@ async fn write_merged(
 }
 
 /// Whether a chunk of `subjects` has a `seq` above `seq`, or is pending.
-async fn newer_chunks(
+pub(super) async fn newer_chunks(
     connection: &mut SqliteConnection,
     workspace_id: &str,
     subjects: &[String],
@@ -173,7 +169,7 @@ async fn newer_chunks(
 }
 
 /// The size of every chunk of `subjects`, by subject, in seq order.
-async fn chunk_shapes(
+pub(super) async fn chunk_shapes(
     connection: &mut SqliteConnection,
     workspace_id: &str,
     subjects: &[String],
@@ -199,13 +195,10 @@ async fn subject_chunks(
 ) -> Result<Vec<StoredSubjectChunk>, sqlx::Error> {
     let mut builder = QueryBuilder::<Sqlite>::new(
         "SELECT seq, subject, time_min_us, time_max_us, ingested_max_us, event_count, \
-         key_hashes, events FROM event_chunks WHERE subject IS NOT NULL AND seq IN (",
+         key_hashes, events FROM event_chunks WHERE subject IS NOT NULL AND seq ",
     );
-    let mut separated = builder.separated(", ");
-    for seq in seqs {
-        separated.push_bind(*seq);
-    }
-    builder.push(") ORDER BY subject, seq");
+    push_seqs(&mut builder, seqs);
+    builder.push(" ORDER BY subject, seq");
     builder.build_query_as().fetch_all(connection).await
 }
 
@@ -213,13 +206,8 @@ async fn delete_subject_chunks(
     connection: &mut SqliteConnection,
     seqs: &[i64],
 ) -> Result<u64, sqlx::Error> {
-    let mut builder = QueryBuilder::<Sqlite>::new(
-        "DELETE FROM event_chunks WHERE subject IS NOT NULL AND seq IN (",
-    );
-    let mut separated = builder.separated(", ");
-    for seq in seqs {
-        separated.push_bind(*seq);
-    }
-    builder.push(")");
+    let mut builder =
+        QueryBuilder::<Sqlite>::new("DELETE FROM event_chunks WHERE subject IS NOT NULL AND seq ");
+    push_seqs(&mut builder, seqs);
     Ok(builder.build().execute(connection).await?.rows_affected())
 }

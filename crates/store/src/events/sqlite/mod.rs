@@ -8,6 +8,7 @@
 //! `Store`), so its decision always rests on every committed key.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::identity;
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -151,12 +152,29 @@ pub(super) async fn insert_batches(
     batches: &[Batch<'_>],
     ingested_at: Timestamp,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-    // One writer per store at a time: SQLite would serialize them anyway.
+    on_writer(pool, cache, identity, async |connection, cache| {
+        write_transaction(connection, cache, batches, ingested_at).await
+    })
+    .await
+}
+
+/// Runs `work` on the writer's connection ([`writer_connection`]) under the writer's lock: one
+/// writer per store at a time, as SQLite would serialize them anyway. The connection goes back
+/// to the cache only when `work` succeeds; one whose transaction failed is dropped, which rolls
+/// the transaction back. `database` wraps an error getting the connection.
+pub(super) async fn on_writer<T, E>(
+    pool: &SqlitePool,
+    cache: &tokio::sync::Mutex<KeyCache>,
+    database: impl FnOnce(sqlx::Error) -> E,
+    work: impl AsyncFnOnce(&mut SqliteConnection, &mut KeyCache) -> Result<T, E>,
+) -> Result<T, E> {
     let mut cache = cache.lock().await;
-    let mut connection = writer_connection(pool, &mut cache).await?;
-    let outcomes = write_transaction(&mut connection, &mut cache, batches, ingested_at).await?;
+    let mut connection = writer_connection(pool, &mut cache)
+        .await
+        .map_err(database)?;
+    let done = work(&mut connection, &mut cache).await?;
     cache.connection = Some(connection);
-    Ok(outcomes)
+    Ok(done)
 }
 
 /// The writer's connection: kept in the cache between transactions, or else a connection of the
@@ -511,6 +529,7 @@ pub(super) async fn compact(
     // taken again, on a blocking thread, so that commits go on meanwhile; then they are written
     // in slices, the writer committing between them.
     let remembered = cache.lock().await.take_written(events_max);
+    let mut not_oldest = false;
     if let Some((log_chunks, last_seq)) = remembered {
         let replaced = Replaced {
             log_chunks: log_chunks.len(),
@@ -526,21 +545,21 @@ pub(super) async fn compact(
             return Ok(compacted);
         }
         // Not the oldest log chunks any more: read the database.
-        cache.lock().await.forget_written();
+        not_oldest = true;
     }
     // Under the writer's lock: compaction writes, and keeps the cache's watermark current.
-    let mut cache = cache.lock().await;
-    let mut connection = writer_connection(pool, &mut cache)
-        .await
-        .map_err(CompactEventsError::Database)?;
-    let compacted = compact_log_chunks(&mut connection, &mut cache, events_max)
-        .await?
-        .unwrap_or(Compacted {
-            moved: 0,
-            subjects: Vec::new(),
-        });
-    cache.connection = Some(connection);
-    Ok(compacted)
+    let database = CompactEventsError::Database;
+    let compacted = on_writer(pool, cache, database, async |connection, cache| {
+        if not_oldest {
+            cache.forget_written();
+        }
+        compact_log_chunks(connection, cache, events_max).await
+    })
+    .await?;
+    Ok(compacted.unwrap_or(Compacted {
+        moved: 0,
+        subjects: Vec::new(),
+    }))
 }
 
 /// Most bytes of subject chunks one transaction of [`compact_in_slices`] writes. The event
@@ -552,8 +571,19 @@ const COMPACT_SLICE_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Clone, Copy)]
 struct SliceBytes(usize);
 
-/// Seqs per statement of a compaction in slices: far below SQLite's 32,766 parameters.
-const SEQS_PER_STATEMENT: usize = 10_000;
+/// Chunk seqs per `IN` list (compaction in slices, merging): far below SQLite's 32,766
+/// parameters.
+pub(super) const SEQS_PER_QUERY: usize = 10_000;
+
+/// `IN (?, ?, ...)` with `seqs` bound, at most [`SEQS_PER_QUERY`] of them.
+pub(super) fn push_seqs(query: &mut QueryBuilder<'_, Sqlite>, seqs: &[i64]) {
+    query.push("IN (");
+    let mut separated = query.separated(", ");
+    for seq in seqs {
+        separated.push_bind(*seq);
+    }
+    query.push(")");
+}
 
 /// The log chunks a compaction replaces: how many this writer remembered, and the largest `seq`
 /// among them.
@@ -583,31 +613,27 @@ async fn compact_in_slices(
     let mut pending = Vec::with_capacity(subject_chunks.len());
     let finished = async {
         for slice in slices(&subject_chunks, slice_bytes) {
-            let mut cache = cache.lock().await;
-            let mut connection = writer_connection(pool, &mut cache).await?;
-            let seqs = write_pending(&mut connection, &mut cache, slice).await?;
-            cache.connection = Some(connection);
+            let seqs = on_writer(pool, cache, identity, async |connection, cache| {
+                write_pending(connection, cache, slice).await
+            })
+            .await?;
             pending.extend(seqs);
         }
-        let mut cache = cache.lock().await;
-        let mut connection = writer_connection(pool, &mut cache).await?;
-        let finished = finish_pending(&mut connection, &mut cache, &pending, &replaced).await?;
-        cache.connection = Some(connection);
-        Ok::<bool, sqlx::Error>(finished)
+        on_writer(pool, cache, identity, async |connection, cache| {
+            finish_pending(connection, cache, &pending, &replaced).await
+        })
+        .await
     }
     .await;
     if let Ok(true) = finished {
         return Ok(Some(Compacted { moved, subjects }));
     }
     if !pending.is_empty() {
-        let mut cache = cache.lock().await;
-        let mut connection = writer_connection(pool, &mut cache)
-            .await
-            .map_err(CompactEventsError::Database)?;
-        delete_pending(&mut connection, &pending)
-            .await
-            .map_err(CompactEventsError::Database)?;
-        cache.connection = Some(connection);
+        on_writer(pool, cache, identity, async |connection, _| {
+            delete_pending(connection, &pending).await
+        })
+        .await
+        .map_err(CompactEventsError::Database)?;
     }
     finished.map(|_| None).map_err(CompactEventsError::Database)
 }
@@ -643,7 +669,7 @@ async fn write_pending(
 ) -> Result<Vec<i64>, sqlx::Error> {
     let mut transaction = begin_caught_up(connection, cache).await?;
     let seqs = insert_all_chunks(&mut transaction, chunks, Commit::No).await?;
-    for piece in seqs.chunks(SEQS_PER_STATEMENT) {
+    for piece in seqs.chunks(SEQS_PER_QUERY) {
         let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO event_chunks_pending (seq) ");
         query.push_values(piece, |mut values, seq| {
             values.push_bind(*seq);
@@ -668,14 +694,9 @@ async fn finish_pending(
 ) -> Result<bool, sqlx::Error> {
     let mut transaction = begin_caught_up(connection, cache).await?;
     let mut listed = 0;
-    for piece in pending.chunks(SEQS_PER_STATEMENT) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("DELETE FROM event_chunks_pending WHERE seq IN (");
-        let mut separated = query.separated(", ");
-        for seq in piece {
-            separated.push_bind(*seq);
-        }
-        query.push(")");
+    for piece in pending.chunks(SEQS_PER_QUERY) {
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM event_chunks_pending WHERE seq ");
+        push_seqs(&mut query, piece);
         listed += query
             .build()
             .execute(&mut *transaction)
@@ -705,17 +726,13 @@ async fn delete_pending(
     pending: &[i64],
 ) -> Result<(), sqlx::Error> {
     let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
-    for piece in pending.chunks(SEQS_PER_STATEMENT) {
+    for piece in pending.chunks(SEQS_PER_QUERY) {
         // The chunks first, while they are still listed.
         for table in ["event_chunks", "event_chunks_pending"] {
             let mut query = QueryBuilder::<Sqlite>::new(format!(
-                "DELETE FROM {table} WHERE seq IN (SELECT seq FROM event_chunks_pending) AND seq IN ("
+                "DELETE FROM {table} WHERE seq IN (SELECT seq FROM event_chunks_pending) AND seq "
             ));
-            let mut separated = query.separated(", ");
-            for seq in piece {
-                separated.push_bind(*seq);
-            }
-            query.push(")");
+            push_seqs(&mut query, piece);
             query.build().execute(&mut *transaction).await?;
         }
     }
@@ -1054,5 +1071,85 @@ mod tests {
             "the log chunks"
         );
         assert_eq!(read_all(&store, &workspace_id).await, 30);
+    }
+
+    /// A merge neither reads a pending chunk nor goes ahead while one of its subjects has one,
+    /// even below the newest chunk it read: shown later with a smaller seq than the merged
+    /// chunk's, it would be read before older events.
+    #[tokio::test]
+    async fn merging_skips_pending_chunks_and_waits_for_them() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace_id, subject_chunks, replaced) =
+            with_log_chunks(directory.path()).await;
+        let cache = &store.events.sqlite_keys;
+        let compact_whole = async |chunks: Vec<NewChunk>, replaced: Replaced| {
+            compact_in_slices(
+                pool(&store),
+                cache,
+                chunks,
+                replaced,
+                SliceBytes(usize::MAX),
+            )
+            .await
+            .unwrap()
+            .expect("compacted");
+        };
+        compact_whole(subject_chunks, replaced).await;
+        let write_round = async |round: &str| {
+            let events: Vec<NewEvent> = (0..3)
+                .map(|n| NewEvent {
+                    source: "agent".into(),
+                    id: format!("{round}-{n}"),
+                    event_type: "cpu".into(),
+                    subject: format!("cus_{n}"),
+                    time: Timestamp::from_second(1_800_000_100).unwrap(),
+                    data: None,
+                })
+                .collect();
+            store
+                .insert_events(&workspace_id, &events, Timestamp::now())
+                .await
+                .unwrap();
+            let (log_chunks, last_seq) = cache.lock().await.take_written(1_000).unwrap();
+            let replaced = Replaced {
+                log_chunks: log_chunks.len(),
+                last_seq,
+            };
+            (plan::compact(&log_chunks).unwrap(), replaced)
+        };
+        let subjects = vec!["cus_0".to_owned()];
+        let workspace = workspace_id.as_str();
+
+        // A pending chunk of cus_0, then a visible one above it.
+        let (pending_chunks, _) = write_round("pending").await;
+        let pending = on_writer(pool(&store), cache, identity, async |connection, cache| {
+            write_pending(connection, cache, &pending_chunks).await
+        })
+        .await
+        .unwrap();
+        let (visible_chunks, replaced) = write_round("visible").await;
+        // Its last transaction deletes the pending round's log chunk too (older): only the
+        // order of the chunks matters here.
+        let replaced = Replaced {
+            log_chunks: replaced.log_chunks + 1,
+            ..replaced
+        };
+        compact_whole(visible_chunks, replaced).await;
+        let (shapes, newer) = on_writer(pool(&store), cache, identity, async |connection, _| {
+            let shapes = merge::chunk_shapes(connection, workspace, &subjects).await?;
+            let newest = shapes[0].1.iter().map(|shape| shape.seq).max().unwrap();
+            let newer = merge::newer_chunks(connection, workspace, &subjects, newest).await?;
+            Ok((shapes, newer))
+        })
+        .await
+        .unwrap();
+
+        let seqs: Vec<i64> = shapes[0].1.iter().map(|shape| shape.seq).collect();
+        assert_eq!(seqs.len(), 2, "the two visible chunks of cus_0: {seqs:?}");
+        assert!(
+            pending.iter().all(|seq| !seqs.contains(seq)),
+            "the pending chunk is not merged"
+        );
+        assert!(newer, "a pending chunk below the newest counts as newer");
     }
 }
