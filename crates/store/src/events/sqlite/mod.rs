@@ -899,6 +899,20 @@ mod tests {
     use crate::store::{Backend, Store};
     use crate::WorkspaceId;
 
+    /// `count` events with ids `{round}-{n}`, of the subjects cus_0, cus_1, cus_2 in turn.
+    fn round_of_events(round: &str, count: i64) -> Vec<NewEvent> {
+        (0..count)
+            .map(|n| NewEvent {
+                source: "agent".into(),
+                id: format!("{round}-{n}"),
+                event_type: "cpu".into(),
+                subject: format!("cus_{}", n % 3),
+                time: Timestamp::from_second(1_800_000_000 + n).unwrap(),
+                data: None,
+            })
+            .collect()
+    }
+
     /// A store with 30 events of three subjects committed to log chunks, and what its writer
     /// remembers of them, regrouped into subject chunks as compaction does.
     async fn with_log_chunks(
@@ -906,16 +920,7 @@ mod tests {
     ) -> (Store, WorkspaceId, Vec<NewChunk>, Replaced) {
         let (store, workspace) = crate::events::sqlite_store_with_acme(directory).await;
         for round in 0..3 {
-            let events: Vec<NewEvent> = (0..10)
-                .map(|n| NewEvent {
-                    source: "agent".into(),
-                    id: format!("{round}-{n}"),
-                    event_type: "cpu".into(),
-                    subject: format!("cus_{}", n % 3),
-                    time: Timestamp::from_second(1_800_000_000 + n).unwrap(),
-                    data: None,
-                })
-                .collect();
+            let events = round_of_events(&round.to_string(), 10);
             store
                 .insert_events(&workspace.id, &events, Timestamp::now())
                 .await
@@ -1096,16 +1101,7 @@ mod tests {
         };
         compact_whole(subject_chunks, replaced).await;
         let write_round = async |round: &str| {
-            let events: Vec<NewEvent> = (0..3)
-                .map(|n| NewEvent {
-                    source: "agent".into(),
-                    id: format!("{round}-{n}"),
-                    event_type: "cpu".into(),
-                    subject: format!("cus_{n}"),
-                    time: Timestamp::from_second(1_800_000_100).unwrap(),
-                    data: None,
-                })
-                .collect();
+            let events = round_of_events(round, 3);
             store
                 .insert_events(&workspace_id, &events, Timestamp::now())
                 .await
