@@ -148,6 +148,17 @@ pub(crate) struct Batch<'a> {
     pub encoded: Option<&'a codec::EncodedBatch>,
 }
 
+/// The group a writer will commit after the one it commits now: on SQLite it is planned (its
+/// new keys claimed in the cache) while the current group's commit is on SQLite's thread, and
+/// committed in the writer's next turn ([`Store::insert_batches`]).
+#[derive(Clone, Copy)]
+pub(crate) struct PlanAhead<'a> {
+    /// Which writer planned it: only that writer's next turn uses the plan.
+    pub writer: u64,
+    pub batches: &'a [Batch<'a>],
+    pub ingested_at: Timestamp,
+}
+
 /// State the store keeps beside its pool for events: the writers' key caches.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventsState {
@@ -185,15 +196,17 @@ impl Store {
             hashes: &hashes,
             encoded: None,
         }];
-        let outcomes = self.insert_batches(&batches, ingested_at).await?;
+        let outcomes = self.insert_batches(&batches, ingested_at, None).await?;
         Ok(outcomes[0])
     }
 
-    /// Stores several callers' batches in one transaction: the group commit.
+    /// Stores several callers' batches in one transaction: the group commit. `ahead` is the
+    /// group the caller will write next, which SQLite's writer plans meanwhile ([`PlanAhead`]).
     pub(crate) async fn insert_batches(
         &self,
         batches: &[Batch<'_>],
         ingested_at: Timestamp,
+        ahead: Option<PlanAhead<'_>>,
     ) -> Result<Vec<InsertOutcome>, InsertEventsError> {
         for batch in batches {
             batch.events.iter().for_each(NewEvent::assert_valid);
@@ -205,7 +218,8 @@ impl Store {
         }
         let outcomes = match &self.backend {
             Backend::Sqlite(pool) => {
-                sqlite::insert_batches(pool, &self.events.sqlite_keys, batches, ingested_at).await
+                let cache = &self.events.sqlite_keys;
+                sqlite::insert_batches(pool, cache, batches, ingested_at, ahead).await
             }
             Backend::Postgres(pool) => {
                 postgres::insert_batches(pool, &self.events.postgres_keys, batches, ingested_at)

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::codec::EncodedBatch;
-use super::{Batch, InsertEventsError, InsertOutcome, NewEvent};
+use super::{Batch, InsertEventsError, InsertOutcome, NewEvent, PlanAhead};
 use crate::store::{Backend, Store};
 use crate::WorkspaceId;
 
@@ -174,25 +174,42 @@ impl Compactor {
     }
 }
 
+/// Tells the writer tasks apart, for the groups they plan ahead ([`PlanAhead`]).
+static WRITERS: AtomicU64 = AtomicU64::new(1);
+
 async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compactor: Compactor) {
+    let writer = WRITERS.fetch_add(1, Ordering::Relaxed);
     // Events this task committed to log chunks since it last asked for compaction.
     let mut uncompacted: u64 = 0;
     // Whether an idle moment should compact: after a commit, and once at start (for what an
     // earlier process left), not every idle moment forever.
     let mut compact_when_idle = true;
+    // The group taken during the last commit, planned ahead during it: it goes next.
+    let mut next: Option<Vec<Request>> = None;
     loop {
-        let group = {
-            let mut receiver = receiver.lock().await;
-            match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
-                Ok(Some(first)) => Some(take_group(&mut receiver, first)),
-                Ok(None) => return,
-                Err(_idle) => None,
+        let group = match next.take() {
+            Some(group) => Some(group),
+            None => {
+                let mut receiver = receiver.lock().await;
+                match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
+                    Ok(Some(first)) => Some(take_group(&mut receiver, first)),
+                    Ok(None) => return,
+                    Err(_idle) => None,
+                }
             }
         };
         match group {
             Some(group) => {
                 compactor.wait_for_room().await;
-                let committed = commit(&store, group).await;
+                // Whatever waits now is the next group; it is planned while this one commits.
+                next = {
+                    let mut receiver = receiver.lock().await;
+                    receiver
+                        .try_recv()
+                        .ok()
+                        .map(|first| take_group(&mut receiver, first))
+                };
+                let committed = commit(&store, group, next.as_deref(), writer).await;
                 compactor.committed(committed);
                 uncompacted += committed;
                 compact_when_idle = true;
@@ -286,23 +303,17 @@ async fn merge(store: &Store) {
 }
 
 #[tracing::instrument(skip_all, fields(batches = group.len()))]
-/// Writes a group and answers its callers; how many events it stored.
-async fn commit(store: &Store, group: Vec<Request>) -> u64 {
-    let batches: Vec<Batch<'_>> = group
-        .iter()
-        .map(|request| Batch {
-            workspace_id: &request.workspace_id,
-            events: &request.events,
-            hashes: &request.hashes,
-            encoded: request.encoded.as_ref(),
-        })
-        .collect();
-    let ingested_at = group
-        .iter()
-        .map(|request| request.ingested_at)
-        .max()
-        .expect("a group has a first request");
-    let result = store.insert_batches(&batches, ingested_at).await;
+/// Writes a group and answers its callers; how many events it stored. `next` is the group
+/// `writer` commits next, planned meanwhile.
+async fn commit(store: &Store, group: Vec<Request>, next: Option<&[Request]>, writer: u64) -> u64 {
+    let (batches, ingested_at) = batches_of(&group);
+    let next = next.map(batches_of);
+    let ahead = next.as_ref().map(|(batches, ingested_at)| PlanAhead {
+        writer,
+        batches,
+        ingested_at: *ingested_at,
+    });
+    let result = store.insert_batches(&batches, ingested_at, ahead).await;
     drop(batches);
     match result {
         Ok(outcomes) => {
@@ -322,6 +333,26 @@ async fn commit(store: &Store, group: Vec<Request>) -> u64 {
             0
         }
     }
+}
+
+/// The batches of a group, and the instant its events are recorded as ingested at: the latest
+/// of its requests'.
+fn batches_of(group: &[Request]) -> (Vec<Batch<'_>>, Timestamp) {
+    let batches = group
+        .iter()
+        .map(|request| Batch {
+            workspace_id: &request.workspace_id,
+            events: &request.events,
+            hashes: &request.hashes,
+            encoded: request.encoded.as_ref(),
+        })
+        .collect();
+    let ingested_at = group
+        .iter()
+        .map(|request| request.ingested_at)
+        .max()
+        .expect("a group has a first request");
+    (batches, ingested_at)
 }
 
 /// Why [`EventWriter::write`] failed.
