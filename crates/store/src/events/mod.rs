@@ -24,6 +24,7 @@ use std::hash::Hasher;
 use std::sync::Arc;
 
 use billow_core::UsageEvent;
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -148,15 +149,21 @@ pub(crate) struct Batch<'a> {
     pub encoded: Option<&'a codec::EncodedBatch>,
 }
 
-/// The group a writer will commit after the one it commits now: on SQLite it is planned (its
-/// new keys claimed in the cache) while the current group's commit is on SQLite's thread, and
-/// committed in the writer's next turn ([`Store::insert_batches`]).
-#[derive(Clone, Copy)]
+/// The group a writer will commit after the one it commits now: on SQLite, its batches are
+/// planned (their new keys claimed in the cache) as they come, while the current group's commit
+/// is on SQLite's thread, and committed in the writer's next turn ([`Store::insert_batches`]).
 pub(crate) struct PlanAhead<'a> {
-    /// Which writer planned it: only that writer's next turn uses the plan.
+    /// Which writer plans: only that writer's next turn uses the plan.
     pub writer: u64,
-    pub batches: &'a [Batch<'a>],
-    pub ingested_at: Timestamp,
+    pub next: &'a mut (dyn NextBatches + Send),
+}
+
+/// Where a writer's next group comes from, a batch at a time ([`PlanAhead`]).
+pub(crate) trait NextBatches {
+    /// Waits for the next batch of the next group, and hands it over with the instant its events
+    /// are recorded as ingested at; `None` when no more can come. Cancel-safe: the wait is
+    /// dropped when the current commit is done, and no batch is lost.
+    fn next_batch(&mut self) -> BoxFuture<'_, Option<(Batch<'_>, Timestamp)>>;
 }
 
 /// State the store keeps beside its pool for events: the writers' key caches.

@@ -76,12 +76,37 @@ pub(crate) fn plan(
     mut claim: impl FnMut(&str, u128) -> bool,
     ingested_at: Timestamp,
 ) -> Plan {
-    let ingested_at_us = ingested_at.as_microsecond();
-    // One log chunk per workspace: few workspaces per group, so a linear search.
-    let mut builders: Vec<ChunkBuilder> = Vec::new();
-    let mut closed: Vec<ChunkBuilder> = Vec::new();
-    let mut outcomes = Vec::with_capacity(batches.len());
+    let mut planner = Planner::default();
     for batch in batches {
+        planner.add(batch, &mut claim, ingested_at);
+    }
+    planner.finish()
+}
+
+/// [`plan`] a batch at a time: a writer plans the batches of its next group as they come,
+/// while its current group commits.
+#[derive(Default)]
+pub(crate) struct Planner {
+    // One log chunk per workspace: few workspaces per group, so a linear search.
+    builders: Vec<ChunkBuilder>,
+    closed: Vec<ChunkBuilder>,
+    outcomes: Vec<InsertOutcome>,
+}
+
+impl Planner {
+    /// Plans `batch`, its events ingested at `ingested_at`.
+    pub(crate) fn add(
+        &mut self,
+        batch: &Batch<'_>,
+        mut claim: impl FnMut(&str, u128) -> bool,
+        ingested_at: Timestamp,
+    ) {
+        let ingested_at_us = ingested_at.as_microsecond();
+        let Self {
+            builders,
+            closed,
+            outcomes,
+        } = self;
         let workspace_id = batch.workspace_id.as_str();
         let slot = match builders.iter().position(|b| b.workspace_id == workspace_id) {
             Some(slot) => slot,
@@ -120,7 +145,7 @@ pub(crate) fn plan(
                     }
                     outcome.inserted = u64::try_from(events).expect("usize fits in u64");
                     outcomes.push(outcome);
-                    continue;
+                    return;
                 }
             }
             claimed = Some(claims);
@@ -151,13 +176,26 @@ pub(crate) fn plan(
         }
         outcomes.push(outcome);
     }
-    let builders: Vec<ChunkBuilder> = closed
-        .into_iter()
-        .chain(builders)
-        .filter(|builder| !builder.hashes.is_empty())
-        .collect();
-    let chunks = builders.into_iter().map(ChunkBuilder::finish).collect();
-    Plan { chunks, outcomes }
+
+    /// The plan of the batches added, in the order they were added.
+    pub(crate) fn finish(self) -> Plan {
+        let chunks = self
+            .closed
+            .into_iter()
+            .chain(self.builders)
+            .filter(|builder| !builder.hashes.is_empty())
+            .map(ChunkBuilder::finish)
+            .collect();
+        Plan {
+            chunks,
+            outcomes: self.outcomes,
+        }
+    }
+
+    /// Whether no batch was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
 }
 
 /// A `claim` for [`plan`] from a set of stored keys it does not change: a key is new when it is

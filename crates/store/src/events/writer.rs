@@ -18,7 +18,9 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::codec::EncodedBatch;
-use super::{Batch, InsertEventsError, InsertOutcome, NewEvent, PlanAhead};
+use futures_util::future::BoxFuture;
+
+use super::{Batch, InsertEventsError, InsertOutcome, NewEvent, NextBatches, PlanAhead};
 use crate::store::{Backend, Store};
 use crate::WorkspaceId;
 
@@ -184,32 +186,41 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
     // Whether an idle moment should compact: after a commit, and once at start (for what an
     // earlier process left), not every idle moment forever.
     let mut compact_when_idle = true;
-    // The group taken during the last commit, planned ahead during it: it goes next.
-    let mut next: Option<Vec<Request>> = None;
+    // On SQLite, the batches that come while a group commits are planned meanwhile
+    // ([`PlanAhead`]), and are the next group.
+    let plan_ahead = matches!(store.backend, Backend::Sqlite(_));
+    let mut next: Vec<Request> = Vec::new();
     loop {
-        let group = match next.take() {
-            Some(group) => Some(group),
-            None => {
-                let mut receiver = receiver.lock().await;
-                match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
-                    Ok(Some(first)) => Some(take_group(&mut receiver, first)),
-                    Ok(None) => return,
-                    Err(_idle) => None,
-                }
+        let group = if next.is_empty() {
+            let mut receiver = receiver.lock().await;
+            match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
+                Ok(Some(first)) => Some(take_group(&mut receiver, first)),
+                Ok(None) => return,
+                Err(_idle) => None,
             }
+        } else {
+            Some(std::mem::take(&mut next))
         };
         match group {
             Some(group) => {
                 compactor.wait_for_room().await;
-                // Whatever waits now is the next group; it is planned while this one commits.
-                next = {
+                let committed = if plan_ahead {
                     let mut receiver = receiver.lock().await;
-                    receiver
-                        .try_recv()
-                        .ok()
-                        .map(|first| take_group(&mut receiver, first))
+                    let mut upcoming = Upcoming {
+                        receiver: &mut receiver,
+                        requests: Vec::new(),
+                        events: 0,
+                    };
+                    let ahead = PlanAhead {
+                        writer,
+                        next: &mut upcoming,
+                    };
+                    let committed = commit(&store, group, Some(ahead)).await;
+                    next = upcoming.requests;
+                    committed
+                } else {
+                    commit(&store, group, None).await
                 };
-                let committed = commit(&store, group, next.as_deref(), writer).await;
                 compactor.committed(committed);
                 uncompacted += committed;
                 compact_when_idle = true;
@@ -303,16 +314,10 @@ async fn merge(store: &Store) {
 }
 
 #[tracing::instrument(skip_all, fields(batches = group.len()))]
-/// Writes a group and answers its callers; how many events it stored. `next` is the group
-/// `writer` commits next, planned meanwhile.
-async fn commit(store: &Store, group: Vec<Request>, next: Option<&[Request]>, writer: u64) -> u64 {
+/// Writes a group and answers its callers; how many events it stored. With `ahead`, the next
+/// group is taken and planned meanwhile.
+async fn commit(store: &Store, group: Vec<Request>, ahead: Option<PlanAhead<'_>>) -> u64 {
     let (batches, ingested_at) = batches_of(&group);
-    let next = next.map(batches_of);
-    let ahead = next.as_ref().map(|(batches, ingested_at)| PlanAhead {
-        writer,
-        batches,
-        ingested_at: *ingested_at,
-    });
     let result = store.insert_batches(&batches, ingested_at, ahead).await;
     drop(batches);
     match result {
@@ -335,18 +340,43 @@ async fn commit(store: &Store, group: Vec<Request>, next: Option<&[Request]>, wr
     }
 }
 
+/// The next group, taken a request at a time while the current one commits ([`PlanAhead`]).
+struct Upcoming<'r> {
+    receiver: &'r mut mpsc::Receiver<Request>,
+    requests: Vec<Request>,
+    events: usize,
+}
+
+impl NextBatches for Upcoming<'_> {
+    fn next_batch(&mut self) -> BoxFuture<'_, Option<(Batch<'_>, Timestamp)>> {
+        Box::pin(async move {
+            if self.events >= GROUP_EVENTS_MAX {
+                // Full: the rest waits for the group after.
+                return std::future::pending().await;
+            }
+            // Cancel-safe; and nothing below awaits.
+            let request = self.receiver.recv().await?;
+            self.events += request.events.len();
+            self.requests.push(request);
+            let request = self.requests.last().expect("pushed above");
+            Some((batch_of(request), request.ingested_at))
+        })
+    }
+}
+
+fn batch_of(request: &Request) -> Batch<'_> {
+    Batch {
+        workspace_id: &request.workspace_id,
+        events: &request.events,
+        hashes: &request.hashes,
+        encoded: request.encoded.as_ref(),
+    }
+}
+
 /// The batches of a group, and the instant its events are recorded as ingested at: the latest
 /// of its requests'.
 fn batches_of(group: &[Request]) -> (Vec<Batch<'_>>, Timestamp) {
-    let batches = group
-        .iter()
-        .map(|request| Batch {
-            workspace_id: &request.workspace_id,
-            events: &request.events,
-            hashes: &request.hashes,
-            encoded: request.encoded.as_ref(),
-        })
-        .collect();
+    let batches = group.iter().map(batch_of).collect();
     let ingested_at = group
         .iter()
         .map(|request| request.ingested_at)

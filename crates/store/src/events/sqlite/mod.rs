@@ -15,9 +15,10 @@ use jiff::Timestamp;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::codec::decode_key_hashes;
-use super::plan::{self, NewChunk, StoredChunk};
+use super::plan::{self, NewChunk, Planner, StoredChunk};
 use super::read::ChunkRow;
-use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeySet, PlanAhead};
+use super::{Batch, ChunkFilter, CompactEventsError, Compacted, InsertOutcome, KeySet};
+use super::{NextBatches, PlanAhead};
 
 mod merge;
 
@@ -110,11 +111,14 @@ impl KeyCache {
         }
     }
 
-    /// The group `writer` planned ahead for this turn, still valid; `None` when there is none,
-    /// or it was revoked meanwhile, or another writer planned it (then it is revoked).
-    fn take_ahead(&mut self, writer: u64) -> Option<plan::Plan> {
+    /// The group `writer` planned ahead for this turn (of `batches` batches), still valid; `None`
+    /// when there is none, or it was revoked meanwhile, or it is not this turn's (then it is
+    /// revoked).
+    fn take_ahead(&mut self, writer: u64, batches: usize) -> Option<plan::Plan> {
         match self.ahead.take() {
-            Some(ahead) if ahead.writer == writer => Some(ahead.plan),
+            Some(ahead) if ahead.writer == writer && ahead.plan.outcomes.len() == batches => {
+                Some(ahead.plan)
+            }
             Some(other) => {
                 give_back(self, &other.plan);
                 None
@@ -296,7 +300,7 @@ async fn write_transaction(
     ahead: Option<PlanAhead<'_>>,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
     let planned = match &ahead {
-        Some(ahead) => cache.take_ahead(ahead.writer),
+        Some(ahead) => cache.take_ahead(ahead.writer, batches.len()),
         None => {
             cache.revoke_ahead();
             None
@@ -359,10 +363,11 @@ fn committed(cache: &mut KeyCache, chunks: Vec<NewChunk>, last_seq: i64) {
 /// `None` (the caller catches up and plans again). A group whose events are all stored already
 /// is answered from the cache alone: the cache holds only committed keys.
 ///
-/// With `ahead`, the next group is planned while this one's statement is on SQLite's thread
-/// (planning costs ~0.2 µs per event, mostly the cache's hash lookups, on the writer's serial
-/// path otherwise), and kept in the cache for the writer's next turn. Its claims rest on this
-/// group's: when this group is not written, they are taken back too.
+/// With `ahead`, the batches of the next group are planned as they come while this group's
+/// statement is on SQLite's thread (planning costs ~0.2 µs per event, mostly the cache's hash
+/// lookups, on the writer's serial path otherwise), and the plan is kept in the cache for the
+/// writer's next turn. Its claims rest on this group's: when this group is not written, they
+/// are taken back too.
 async fn write_if_caught_up(
     connection: &mut SqliteConnection,
     cache: &mut KeyCache,
@@ -393,22 +398,35 @@ async fn write_if_caught_up(
         cache,
         settled: false,
     };
-    let (seqs, next) = {
+    let mut planner = Planner::default();
+    let writer = ahead.as_ref().map(|ahead| ahead.writer);
+    let seqs = {
         let cache = &mut *claims.cache;
         let insert = insert_chunks(connection, &plan.chunks, Around::Guarded { watermark });
-        // Polled after the insert has handed its statement to SQLite's thread.
-        let planning = async {
-            ahead.map(|ahead| Ahead {
-                writer: ahead.writer,
-                plan: plan_claiming(cache, ahead.batches, ahead.ingested_at),
-            })
-        };
-        let (seqs, next) = tokio::join!(biased; insert, planning);
-        // On an error, `claims` forgets every key, those claimed for `next` too.
-        (seqs?, next)
+        match ahead {
+            None => insert.await,
+            Some(ahead) => {
+                // Polled after the insert has handed its statement to SQLite's thread, and
+                // dropped when it is done.
+                let planning = plan_as_they_come(cache, &mut planner, ahead.next);
+                tokio::select! {
+                    biased;
+                    seqs = insert => seqs,
+                    never = planning => match never {},
+                }
+            }
+        }
     };
+    // On an error, `claims` forgets every key, those claimed for the next group too.
+    let seqs = seqs?;
     claims.settled = true;
     let cache = &mut *claims.cache;
+    let next = writer
+        .filter(|_| !planner.is_empty())
+        .map(|writer| Ahead {
+            writer,
+            plan: planner.finish(),
+        });
     let Some(&last_seq) = seqs.iter().max() else {
         // Another process wrote a chunk since the cache last looked; nothing was inserted.
         give_back(cache, &plan);
@@ -420,6 +438,22 @@ async fn write_if_caught_up(
     committed(cache, plan.chunks, last_seq);
     cache.ahead = next;
     Ok(Some(plan.outcomes))
+}
+
+/// Plans the batches of the next group as they come, until dropped.
+async fn plan_as_they_come(
+    cache: &mut KeyCache,
+    planner: &mut Planner,
+    next: &mut (dyn NextBatches + Send),
+) -> std::convert::Infallible {
+    let mut ingested_at = Timestamp::MIN;
+    while let Some((batch, batch_ingested_at)) = next.next_batch().await {
+        // Never earlier than a batch planned before it in the same chunk.
+        ingested_at = ingested_at.max(batch_ingested_at);
+        let mut claimer = Claimer::new(cache);
+        planner.add(&batch, |workspace_id, hash| claimer.claim(workspace_id, hash), ingested_at);
+    }
+    std::future::pending().await
 }
 
 /// A group to write, and its plan when it was planned ahead.
