@@ -421,12 +421,10 @@ async fn write_if_caught_up(
     let seqs = seqs?;
     claims.settled = true;
     let cache = &mut *claims.cache;
-    let next = writer
-        .filter(|_| !planner.is_empty())
-        .map(|writer| Ahead {
-            writer,
-            plan: planner.finish(),
-        });
+    let next = writer.filter(|_| !planner.is_empty()).map(|writer| Ahead {
+        writer,
+        plan: planner.finish(),
+    });
     let Some(&last_seq) = seqs.iter().max() else {
         // Another process wrote a chunk since the cache last looked; nothing was inserted.
         give_back(cache, &plan);
@@ -451,7 +449,11 @@ async fn plan_as_they_come(
         // Never earlier than a batch planned before it in the same chunk.
         ingested_at = ingested_at.max(batch_ingested_at);
         let mut claimer = Claimer::new(cache);
-        planner.add(&batch, |workspace_id, hash| claimer.claim(workspace_id, hash), ingested_at);
+        planner.add(
+            &batch,
+            |workspace_id, hash| claimer.claim(workspace_id, hash),
+            ingested_at,
+        );
     }
     std::future::pending().await
 }
@@ -1266,5 +1268,157 @@ mod tests {
             "the pending chunk is not merged"
         );
         assert!(newer, "a pending chunk below the newest counts as newer");
+    }
+
+    /// The next group of a writer, one batch that is there at once ([`PlanAhead`]).
+    struct OneBatch<'a> {
+        workspace_id: &'a WorkspaceId,
+        events: &'a [NewEvent],
+        hashes: Vec<u128>,
+        given: bool,
+    }
+
+    impl<'a> OneBatch<'a> {
+        fn new(workspace_id: &'a WorkspaceId, events: &'a [NewEvent]) -> Self {
+            let hashes = events.iter().map(NewEvent::key_hash).collect();
+            Self {
+                workspace_id,
+                events,
+                hashes,
+                given: false,
+            }
+        }
+    }
+
+    impl NextBatches for OneBatch<'_> {
+        fn next_batch(
+            &mut self,
+        ) -> futures_util::future::BoxFuture<'_, Option<(Batch<'_>, Timestamp)>> {
+            Box::pin(async move {
+                if std::mem::replace(&mut self.given, true) {
+                    return std::future::pending().await;
+                }
+                let batch = Batch {
+                    workspace_id: self.workspace_id,
+                    events: self.events,
+                    hashes: &self.hashes,
+                    encoded: None,
+                };
+                Some((batch, Timestamp::now()))
+            })
+        }
+    }
+
+    /// A turn of writer 7: commits `events`, planning `next` meanwhile.
+    async fn turn(
+        store: &Store,
+        workspace_id: &WorkspaceId,
+        events: &[NewEvent],
+        next: Option<&mut OneBatch<'_>>,
+    ) -> InsertOutcome {
+        let hashes: Vec<u128> = events.iter().map(NewEvent::key_hash).collect();
+        let batches = [Batch {
+            workspace_id,
+            events,
+            hashes: &hashes,
+            encoded: None,
+        }];
+        let ahead = next.map(|next| PlanAhead { writer: 7, next });
+        store
+            .insert_batches(&batches, Timestamp::now(), ahead)
+            .await
+            .unwrap()[0]
+    }
+
+    async fn planned_ahead(store: &Store) -> bool {
+        store.events.sqlite_keys.lock().await.ahead.is_some()
+    }
+
+    /// A write that is not the planning writer's next turn decides first: the keys planned ahead
+    /// are taken back, so its events are new to it, and the writer's turn plans them again.
+    #[tokio::test]
+    async fn another_write_takes_back_what_was_planned_ahead() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
+        let ws = &workspace.id;
+        turn(&store, ws, &round_of_events("a", 3), None).await;
+        let later = round_of_events("b", 3);
+        let mut next = OneBatch::new(ws, &later);
+        turn(&store, ws, &round_of_events("c", 3), Some(&mut next)).await;
+        assert!(
+            planned_ahead(&store).await,
+            "b was planned during c's commit"
+        );
+
+        let other = store
+            .insert_events(ws, &later, Timestamp::now())
+            .await
+            .unwrap();
+        let own_turn = turn(&store, ws, &later, None).await;
+
+        assert_eq!((other.inserted, other.duplicates), (3, 0));
+        assert_eq!((own_turn.inserted, own_turn.duplicates), (0, 3));
+        assert_eq!(read_all(&store, ws).await, 9);
+    }
+
+    /// Another process stores the events planned ahead, and this process's compaction reads their
+    /// keys before the writer's next turn: that takes the plan back, so they are not stored twice.
+    #[tokio::test]
+    async fn keys_read_from_another_process_take_back_what_was_planned_ahead() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
+        let other = Store::open(&crate::Database::sqlite(directory.path().join("billow.db")))
+            .await
+            .unwrap();
+        let ws = &workspace.id;
+        turn(&store, ws, &round_of_events("a", 3), None).await;
+        let later = round_of_events("b", 3);
+        let mut next = OneBatch::new(ws, &later);
+        turn(&store, ws, &round_of_events("c", 3), Some(&mut next)).await;
+        assert!(
+            planned_ahead(&store).await,
+            "b was planned during c's commit"
+        );
+        let by_other = other
+            .insert_events(ws, &later, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(by_other.inserted, 3);
+
+        assert_eq!(
+            store.compact_events(1_000).await.unwrap(),
+            6,
+            "a and c moved"
+        );
+        let own_turn = turn(&store, ws, &later, None).await;
+
+        assert_eq!((own_turn.inserted, own_turn.duplicates), (0, 3));
+        assert_eq!(read_all(&store, ws).await, 9);
+    }
+
+    /// The group whose commit found another process's chunk (its guard failed) is written after
+    /// catching up; the keys planned ahead during it were taken back, so the next turn stores them.
+    #[tokio::test]
+    async fn a_commit_that_found_another_write_takes_back_what_was_planned_ahead() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
+        let other = Store::open(&crate::Database::sqlite(directory.path().join("billow.db")))
+            .await
+            .unwrap();
+        let ws = &workspace.id;
+        turn(&store, ws, &round_of_events("a", 3), None).await;
+        other
+            .insert_events(ws, &round_of_events("x", 3), Timestamp::now())
+            .await
+            .unwrap();
+        let later = round_of_events("b", 3);
+        let mut next = OneBatch::new(ws, &later);
+
+        let current = turn(&store, ws, &round_of_events("c", 3), Some(&mut next)).await;
+        let own_turn = turn(&store, ws, &later, None).await;
+
+        assert_eq!(current.inserted, 3);
+        assert_eq!((own_turn.inserted, own_turn.duplicates), (3, 0));
+        assert_eq!(read_all(&store, ws).await, 12);
     }
 }
