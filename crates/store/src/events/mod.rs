@@ -19,6 +19,8 @@ mod read;
 mod sqlite;
 mod writer;
 
+pub(crate) use writer::WriterActivity;
+
 use std::collections::HashSet;
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -171,6 +173,8 @@ pub(crate) trait NextBatches {
 pub(crate) struct EventsState {
     pub(crate) sqlite_keys: Arc<tokio::sync::Mutex<KeyCache>>,
     pub(crate) postgres_keys: Arc<tokio::sync::Mutex<postgres::KeyCache>>,
+    /// Whether the event writers are saturated, for maintenance to yield to them.
+    pub(crate) writer_activity: Arc<writer::WriterActivity>,
     /// The subjects compaction wrote to, for the merge passes.
     pub(crate) merge_hints: Arc<std::sync::Mutex<merge::MergeHints>>,
 }

@@ -11,8 +11,9 @@
 //! ([`Store::merge_event_chunks`]). The task works beside the commits: on SQLite they take turns
 //! on the one write lock, but compaction decodes and encodes before it takes it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -31,13 +32,26 @@ const QUEUE_BATCHES_MAX: usize = 1_024;
 /// Compaction runs once this many events were committed since the last one (reads decode the
 /// log chunks not compacted yet, so this bounds their cost)...
 const COMPACT_AFTER_EVENTS: u64 = 250_000;
+/// ... but while the writer is saturated ([`WriterActivity::saturated`]), compaction and merging
+/// wait until this many events wait for compaction: a burst of up to about this many events is
+/// written once (to log chunks), at the writer's full speed, and compacted when it is over.
+/// Reads meanwhile decode the log chunks not compacted yet (about 60 bytes per event).
+const BURST_EVENTS: u64 = 2_000_000;
 /// Most events the writers commit ahead of compaction: past it, a writer waits for the compaction
 /// task before its next commit (backpressure), so that reads never decode more log chunks than this.
-pub(super) const COMPACTION_BACKLOG_MAX: u64 = 2 * COMPACT_AFTER_EVENTS;
+pub(super) const COMPACTION_BACKLOG_MAX: u64 = BURST_EVENTS + 2 * COMPACT_AFTER_EVENTS;
 /// How often a writer held back by the backlog looks again.
-const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+const BACKLOG_POLL: Duration = Duration::from_millis(1);
+/// How often compaction and merging, yielding to a saturated writer, look again.
+const YIELD_POLL: Duration = Duration::from_millis(2);
 /// ... or when no batch has come for this long.
-const IDLE_BEFORE_COMPACTION: std::time::Duration = std::time::Duration::from_millis(500);
+const IDLE_BEFORE_COMPACTION: Duration = Duration::from_millis(500);
+/// How long a writer's time is accounted for before it tells whether it is saturated.
+const SATURATION_WINDOW: Duration = Duration::from_millis(100);
+/// A writer is saturated when it waited for batches less than this share of a window.
+const SATURATED_BELOW_WAITING: (u128, u128) = (1, 4);
+/// A writer that has been waiting for a batch this long is not saturated any more.
+const IDLE_AFTER: Duration = Duration::from_millis(10);
 /// Most events one compaction moves (one transaction): as many as one request for compaction
 /// asks for under a steady load. It holds SQLite's write lock, which other writers wait for (5 s at
 /// most): after a million events, `billow bench ingest` compacted the 243,000 left, reads from the
@@ -89,7 +103,14 @@ impl EventWriter {
             for _ in 0..writers {
                 tokio::spawn(run(self.store.clone(), receiver.clone(), compactor.clone()));
             }
-            tokio::spawn(compact_when_asked(self.store.clone(), compactor, wake));
+            // Compaction yields to the writers, within bounds.
+            let activity = self.store.events.writer_activity.clone();
+            tokio::spawn(compact_when_asked(
+                self.store.clone(),
+                compactor,
+                wake,
+                activity,
+            ));
             sender
         })
     }
@@ -128,6 +149,90 @@ impl EventWriter {
             .await
             .map_err(|_| WriteEventsError::Stopped)?
             .map_err(WriteEventsError::Insert)
+    }
+}
+
+/// Whether the writers are saturated: over the last [`SATURATION_WINDOW`], they waited for
+/// batches less than a [`SATURATED_BELOW_WAITING`] of the time, and none has been waiting for
+/// [`IDLE_AFTER`]. Compaction, merging and SQLite's checkpointer yield to them meanwhile, within
+/// bounds ([`BURST_EVENTS`]; `spawn_checkpointer`): every byte they write shares the disk with the
+/// writers' commits, and every lock they take delays one.
+#[derive(Debug)]
+pub(crate) struct WriterActivity {
+    epoch: Instant,
+    /// The verdict of the last full window.
+    busy: AtomicBool,
+    /// Since when a writer waits for a batch, in µs since `epoch`; `u64::MAX` when none does.
+    waiting_since_us: AtomicU64,
+}
+
+impl Default for WriterActivity {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            busy: AtomicBool::new(false),
+            waiting_since_us: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl WriterActivity {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Whether the writers are saturated now.
+    pub(crate) fn saturated(&self) -> bool {
+        let since = self.waiting_since_us.load(Ordering::Acquire);
+        let waiting_long = since != u64::MAX
+            && u128::from(self.now_us().saturating_sub(since)) >= IDLE_AFTER.as_micros();
+        self.busy.load(Ordering::Acquire) && !waiting_long
+    }
+}
+
+/// A writer's account of its time, a [`SATURATION_WINDOW`] at a time ([`WriterActivity`]).
+struct Window<'a> {
+    activity: &'a WriterActivity,
+    start: Instant,
+    waited: Duration,
+}
+
+impl<'a> Window<'a> {
+    fn new(activity: &'a WriterActivity) -> Self {
+        Self {
+            activity,
+            start: Instant::now(),
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Waits for `batch` (the next request), accounting for the wait.
+    async fn wait<T>(&mut self, batch: impl std::future::Future<Output = T>) -> T {
+        let start = Instant::now();
+        let since = u64::try_from(start.duration_since(self.activity.epoch).as_micros());
+        self.activity
+            .waiting_since_us
+            .store(since.unwrap_or(u64::MAX - 1), Ordering::Release);
+        let batch = batch.await;
+        self.activity
+            .waiting_since_us
+            .store(u64::MAX, Ordering::Release);
+        self.waited += start.elapsed();
+        self.roll();
+        batch
+    }
+
+    /// Closes the window once it is full: saturated when it waited less than its share.
+    fn roll(&mut self) {
+        let elapsed = self.start.elapsed();
+        if elapsed < SATURATION_WINDOW {
+            return;
+        }
+        let busy = self.waited.as_micros() * SATURATED_BELOW_WAITING.1
+            < elapsed.as_micros() * SATURATED_BELOW_WAITING.0;
+        self.activity.busy.store(busy, Ordering::Release);
+        self.start = Instant::now();
+        self.waited = Duration::ZERO;
     }
 }
 
@@ -181,6 +286,8 @@ static WRITERS: AtomicU64 = AtomicU64::new(1);
 
 async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compactor: Compactor) {
     let writer = WRITERS.fetch_add(1, Ordering::Relaxed);
+    let activity = store.events.writer_activity.clone();
+    let mut window = Window::new(&activity);
     // Events this task committed to log chunks since it last asked for compaction.
     let mut uncompacted: u64 = 0;
     // Whether an idle moment should compact: after a commit, and once at start (for what an
@@ -193,7 +300,15 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
     loop {
         let group = if next.is_empty() {
             let mut receiver = receiver.lock().await;
-            match tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv()).await {
+            let first = match receiver.try_recv() {
+                Ok(first) => Ok(Some(first)),
+                // Nothing waits (or the channel is closed, which `recv` tells).
+                Err(_) => {
+                    let first = tokio::time::timeout(IDLE_BEFORE_COMPACTION, receiver.recv());
+                    window.wait(first).await
+                }
+            };
+            match first {
                 Ok(Some(first)) => Some(take_group(&mut receiver, first)),
                 Ok(None) => return,
                 Err(_idle) => None,
@@ -221,6 +336,7 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
                 } else {
                     commit(&store, group, None).await
                 };
+                window.roll();
                 compactor.committed(committed);
                 uncompacted += committed;
                 compact_when_idle = true;
@@ -245,7 +361,12 @@ async fn run(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, compac
 /// The compaction task: compacts what the writers ask for, then merges, beside their commits.
 /// Compaction does its decoding and encoding before it takes the writer's lock (SQLite), which
 /// it holds only to write; merging holds it throughout.
-async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc::Receiver<()>) {
+async fn compact_when_asked(
+    store: Store,
+    compactor: Compactor,
+    mut woken: mpsc::Receiver<()>,
+    activity: Arc<WriterActivity>,
+) {
     let Compactor {
         events,
         backlog,
@@ -256,6 +377,7 @@ async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc:
     while woken.recv().await.is_some() {
         let mut asked = events.swap(0, Ordering::AcqRel);
         while asked > 0 {
+            yield_to_writers(&activity, &backlog).await;
             let moved = compact(&store).await;
             if moved == 0 {
                 // Nothing left to move (or compaction failed, and is retried later): no writer
@@ -268,7 +390,14 @@ async fn compact_when_asked(store: Store, compactor: Compactor, mut woken: mpsc:
             });
             asked = asked.saturating_sub(moved);
         }
-        merge(&store).await;
+        merge(&store, &activity, &backlog).await;
+    }
+}
+
+/// Waits while the writers are saturated, unless [`BURST_EVENTS`] wait for compaction.
+async fn yield_to_writers(activity: &WriterActivity, backlog: &AtomicU64) {
+    while activity.saturated() && backlog.load(Ordering::Acquire) < BURST_EVENTS {
+        tokio::time::sleep(YIELD_POLL).await;
     }
 }
 
@@ -300,8 +429,9 @@ async fn compact(store: &Store) -> u64 {
 
 /// Merges the small chunks of every subject due for it, one transaction at a time (errors are
 /// logged: the subjects stay due, and reads do not depend on merging).
-async fn merge(store: &Store) {
+async fn merge(store: &Store, activity: &WriterActivity, backlog: &AtomicU64) {
     loop {
+        yield_to_writers(activity, backlog).await;
         match store.merge_event_chunks(MERGE_EVENTS_MAX).await {
             Ok(outcome) if outcome.subjects == 0 => return,
             Ok(_) => {}
@@ -400,12 +530,9 @@ mod tests {
 
     use super::*;
 
-    /// A writer held back by the backlog goes on once the compaction task has moved what it
-    /// could, and not before.
-    #[tokio::test]
-    async fn a_writer_past_the_backlog_waits_for_the_compaction_task() {
-        let directory = tempfile::tempdir().unwrap();
-        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
+    /// A store with three events in a log chunk.
+    async fn store_with_a_log_chunk(directory: &std::path::Path) -> Store {
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory).await;
         let events: Vec<NewEvent> = ["a", "b", "c"]
             .into_iter()
             .map(|id| NewEvent {
@@ -421,8 +548,23 @@ mod tests {
             .insert_events(&workspace.id, &events, Timestamp::UNIX_EPOCH)
             .await
             .unwrap();
+        store
+    }
+
+    /// A writer held back by the backlog goes on once the compaction task has moved what it
+    /// could, and not before.
+    #[tokio::test]
+    async fn a_writer_past_the_backlog_waits_for_the_compaction_task() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = store_with_a_log_chunk(directory.path()).await;
         let (compactor, woken) = Compactor::new();
-        let task = tokio::spawn(compact_when_asked(store.clone(), compactor.clone(), woken));
+        let activity = Arc::new(WriterActivity::default());
+        let task = tokio::spawn(compact_when_asked(
+            store.clone(),
+            compactor.clone(),
+            woken,
+            activity,
+        ));
         compactor.committed(COMPACTION_BACKLOG_MAX + 10);
 
         let held = tokio::time::timeout(Duration::from_millis(50), compactor.wait_for_room()).await;
@@ -438,5 +580,70 @@ mod tests {
         assert_eq!(store.compact_events(1_000).await.unwrap(), 0, "all moved");
         drop(compactor);
         task.await.unwrap();
+    }
+
+    /// While the writer is saturated, compaction waits, until a burst's worth of events waits
+    /// for it.
+    #[tokio::test]
+    async fn compaction_yields_to_a_saturated_writer_until_the_burst_is_too_long() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = store_with_a_log_chunk(directory.path()).await;
+        let (compactor, woken) = Compactor::new();
+        let activity = Arc::new(WriterActivity::default());
+        activity.busy.store(true, Ordering::Release);
+        let task = tokio::spawn(compact_when_asked(
+            store.clone(),
+            compactor.clone(),
+            woken,
+            activity.clone(),
+        ));
+        compactor.committed(3);
+        compactor.ask(u64::MAX);
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let backlog_while_saturated = compactor.backlog.load(Ordering::Acquire);
+        compactor.committed(BURST_EVENTS);
+        let released = tokio::time::timeout(Duration::from_secs(5), async {
+            while compactor.backlog.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+
+        assert_eq!(backlog_while_saturated, 3, "nothing compacted meanwhile");
+        assert!(
+            released.is_ok(),
+            "compaction ran once the burst was too long"
+        );
+        assert_eq!(store.compact_events(1_000).await.unwrap(), 0, "all moved");
+        // Merging yields too, until the writer is not saturated any more.
+        activity.busy.store(false, Ordering::Release);
+        drop(compactor);
+        task.await.unwrap();
+    }
+
+    /// A window in which the writer hardly waited makes it saturated; a wait longer than
+    /// [`IDLE_AFTER`] ends that at once, and a window mostly spent waiting ends it for good.
+    #[tokio::test]
+    async fn a_writer_is_saturated_when_it_hardly_waits() {
+        let activity = WriterActivity::default();
+        let mut window = Window::new(&activity);
+        assert!(!activity.saturated(), "not before the first window");
+
+        tokio::time::sleep(SATURATION_WINDOW).await;
+        window.roll();
+        let after_a_busy_window = activity.saturated();
+        let (_, while_waiting) =
+            tokio::join!(window.wait(tokio::time::sleep(IDLE_AFTER * 3)), async {
+                tokio::time::sleep(IDLE_AFTER * 2).await;
+                activity.saturated()
+            });
+        let after_a_short_wait = activity.saturated();
+        window.wait(tokio::time::sleep(SATURATION_WINDOW)).await;
+
+        assert!(after_a_busy_window, "saturated after a busy window");
+        assert!(!while_waiting, "not while waiting for a batch");
+        assert!(after_a_short_wait, "saturated again once a batch came");
+        assert!(!activity.saturated(), "not after a window spent waiting");
     }
 }
