@@ -303,3 +303,54 @@ pub struct MigrateStoreError(#[source] MigrateError);
 #[derive(Debug, thiserror::Error)]
 #[error("the database did not answer")]
 pub struct PingStoreError(#[source] sqlx::Error);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the database file, which grows only when a checkpoint copies pages into it.
+    fn database_bytes(directory: &std::path::Path) -> u64 {
+        std::fs::metadata(directory.join("billow.db"))
+            .unwrap()
+            .len()
+    }
+
+    /// While the event writer is saturated the checkpointer skips its rounds, but not for more
+    /// than [`SQLITE_CHECKPOINT_DEFERRED_MAX`] in a row.
+    #[tokio::test]
+    async fn the_checkpointer_defers_to_a_saturated_writer_for_a_while() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+            .await
+            .unwrap();
+        store.events.writer_activity.set_busy(true);
+        store.migrate().await.unwrap();
+        let before = database_bytes(directory.path());
+
+        tokio::time::sleep(SQLITE_CHECKPOINT_INTERVAL * 4).await;
+        let while_deferring = database_bytes(directory.path());
+        tokio::time::sleep(SQLITE_CHECKPOINT_INTERVAL * (SQLITE_CHECKPOINT_DEFERRED_MAX + 2)).await;
+        let after_the_longest_deferral = database_bytes(directory.path());
+
+        assert_eq!(while_deferring, before, "no checkpoint while saturated");
+        assert!(
+            after_the_longest_deferral > before,
+            "a checkpoint after {SQLITE_CHECKPOINT_DEFERRED_MAX} rounds skipped: {after_the_longest_deferral} bytes"
+        );
+    }
+
+    /// A writer that is not saturated has the WAL checkpointed on the next round.
+    #[tokio::test]
+    async fn the_checkpointer_runs_when_the_writer_is_not_saturated() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let before = database_bytes(directory.path());
+
+        tokio::time::sleep(SQLITE_CHECKPOINT_INTERVAL * 3).await;
+
+        assert!(database_bytes(directory.path()) > before, "checkpointed");
+    }
+}

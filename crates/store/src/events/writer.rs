@@ -181,6 +181,12 @@ impl WriterActivity {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
     }
 
+    /// Makes the writers look saturated, or not, until their next window closes.
+    #[cfg(test)]
+    pub(crate) fn set_busy(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Release);
+    }
+
     /// Whether the writers are saturated now.
     pub(crate) fn saturated(&self) -> bool {
         let since = self.waiting_since_us.load(Ordering::Acquire);
