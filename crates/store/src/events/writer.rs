@@ -3,24 +3,26 @@
 //! Every durable commit costs a sync of the log (SQLite's WAL, PostgreSQL's WAL), about 0.4 ms
 //! on our disks (DESIGN.md §6), whatever its size. So one task per writer takes whatever batches
 //! are waiting, up to [`GROUP_EVENTS_MAX`] events, writes them in one transaction, and answers
-//! every caller of the group after the commit.
+//! every caller of the group after the commit. On SQLite the batches that come while a group
+//! commits are planned meanwhile, and are the next group ([`PlanAhead`]).
 //!
 //! A commit appends log chunks; after [`COMPACT_AFTER_EVENTS`] events, or when no batch has come
 //! for [`IDLE_BEFORE_COMPACTION`], the writer asks a compaction task to move them into chunks per
 //! subject, then merge the small chunks of the subjects compaction keeps writing to
 //! ([`Store::merge_event_chunks`]). The task works beside the commits: on SQLite they take turns
-//! on the one write lock, but compaction decodes and encodes before it takes it.
+//! on the one write lock, but compaction decodes and encodes before it takes it. While the writer
+//! is saturated ([`WriterActivity`]), compaction and merging wait, until [`BURST_EVENTS`] wait
+//! for them: a burst is written once, at full speed, and compacted after (docs/ingestion.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::codec::EncodedBatch;
-use futures_util::future::BoxFuture;
-
 use super::{Batch, InsertEventsError, InsertOutcome, NewEvent, NextBatches, PlanAhead};
 use crate::store::{Backend, Store};
 use crate::WorkspaceId;
