@@ -283,6 +283,8 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
         resent.duplicates == args.batch && resent.accepted == 0,
         "a resent batch was not counted as duplicates: {resent:?}"
     );
+    // What a read costs while events wait in log chunks (a burst's backlog), and after.
+    let read_before = one_subject_read(&store, &workspace.id).await?;
     let compaction_started = Instant::now();
     let mut compacted = 0;
     loop {
@@ -293,13 +295,14 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
         compacted += moved;
     }
     let compaction = compaction_started.elapsed();
+    let read_after = one_subject_read(&store, &workspace.id).await?;
     let stored = count_stored(&store, &workspace.id, args.subjects).await?;
     ensure!(stored == sent, "{sent} events sent but {stored} stored");
     store.close().await;
     let _ = stop.send(());
     server.await??;
     Ok(format!(
-        "POST /api/v1/events over HTTP: {} events in {:.2} s = {} events/s; peak RSS {} MiB ({} MiB of it the request bodies, made before the run); {} stored, a resent batch counted as {} duplicates; afterwards {} events left in log chunks compacted in {:.2} s; process CPU over the run (load generator included): {}",
+        "POST /api/v1/events over HTTP: {} events in {:.2} s = {} events/s; peak RSS {} MiB ({} MiB of it the request bodies, made before the run); {} stored, a resent batch counted as {} duplicates; afterwards {} events left in log chunks compacted in {:.2} s (one subject's events read in {:.1?} before, {:.1?} after); process CPU over the run (load generator included): {}",
         thousands(sent),
         elapsed.as_secs_f64(),
         thousands(per_second(sent, elapsed)),
@@ -309,8 +312,28 @@ async fn billow_over_http(database: Database, args: &IngestBenchArgs) -> anyhow:
         resent.duplicates,
         thousands(compacted),
         compaction.as_secs_f64(),
+        read_before,
+        read_after,
         cpu.describe(elapsed),
     ))
+}
+
+/// How long reading every event of the first subject takes.
+async fn one_subject_read(
+    store: &Store,
+    workspace_id: &WorkspaceId,
+) -> anyhow::Result<std::time::Duration> {
+    let started = Instant::now();
+    let events = store
+        .usage_events(
+            workspace_id,
+            &["cus_0".to_owned()],
+            Timestamp::MIN,
+            Timestamp::MAX,
+        )
+        .await?;
+    ensure!(!events.is_empty(), "the first subject has events");
+    Ok(started.elapsed())
 }
 
 async fn count_stored(
