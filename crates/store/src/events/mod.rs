@@ -200,6 +200,18 @@ impl Store {
         events: &[NewEvent],
         ingested_at: Timestamp,
     ) -> Result<InsertOutcome, InsertEventsError> {
+        self.insert_batch(workspace_id, events, ingested_at, None)
+            .await
+    }
+
+    /// [`Store::insert_events`], planning `ahead` meanwhile.
+    pub(crate) async fn insert_batch(
+        &self,
+        workspace_id: &WorkspaceId,
+        events: &[NewEvent],
+        ingested_at: Timestamp,
+        ahead: Option<PlanAhead<'_>>,
+    ) -> Result<InsertOutcome, InsertEventsError> {
         let hashes: Vec<u128> = events.iter().map(NewEvent::key_hash).collect();
         let batches = [Batch {
             workspace_id,
@@ -207,7 +219,7 @@ impl Store {
             hashes: &hashes,
             encoded: None,
         }];
-        let outcomes = self.insert_batches(&batches, ingested_at, None).await?;
+        let outcomes = self.insert_batches(&batches, ingested_at, ahead).await?;
         Ok(outcomes[0])
     }
 

@@ -1316,18 +1316,39 @@ mod tests {
         events: &[NewEvent],
         next: Option<&mut OneBatch<'_>>,
     ) -> InsertOutcome {
-        let hashes: Vec<u128> = events.iter().map(NewEvent::key_hash).collect();
-        let batches = [Batch {
-            workspace_id,
-            events,
-            hashes: &hashes,
-            encoded: None,
-        }];
         let ahead = next.map(|next| PlanAhead { writer: 7, next });
         store
-            .insert_batches(&batches, Timestamp::now(), ahead)
+            .insert_batch(workspace_id, events, Timestamp::now(), ahead)
             .await
-            .unwrap()[0]
+            .unwrap()
+    }
+
+    /// A store, and another on the same file (another process).
+    async fn two_processes(directory: &std::path::Path) -> (Store, Store, WorkspaceId) {
+        let (store, workspace) = crate::events::sqlite_store_with_acme(directory).await;
+        let other = Store::open(&crate::Database::sqlite(directory.join("billow.db")))
+            .await
+            .unwrap();
+        (store, other, workspace.id)
+    }
+
+    /// Writer 7 commits round a, then round c, planning round b during c's commit; b's events.
+    async fn b_planned_during_c(store: &Store, workspace_id: &WorkspaceId) -> Vec<NewEvent> {
+        turn(store, workspace_id, &round_of_events("a", 3), None).await;
+        let later = round_of_events("b", 3);
+        let mut next = OneBatch::new(workspace_id, &later);
+        turn(
+            store,
+            workspace_id,
+            &round_of_events("c", 3),
+            Some(&mut next),
+        )
+        .await;
+        assert!(
+            planned_ahead(store).await,
+            "b was planned during c's commit"
+        );
+        later
     }
 
     async fn planned_ahead(store: &Store) -> bool {
@@ -1341,14 +1362,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
         let ws = &workspace.id;
-        turn(&store, ws, &round_of_events("a", 3), None).await;
-        let later = round_of_events("b", 3);
-        let mut next = OneBatch::new(ws, &later);
-        turn(&store, ws, &round_of_events("c", 3), Some(&mut next)).await;
-        assert!(
-            planned_ahead(&store).await,
-            "b was planned during c's commit"
-        );
+        let later = b_planned_during_c(&store, ws).await;
 
         let other = store
             .insert_events(ws, &later, Timestamp::now())
@@ -1366,19 +1380,9 @@ mod tests {
     #[tokio::test]
     async fn keys_read_from_another_process_take_back_what_was_planned_ahead() {
         let directory = tempfile::tempdir().unwrap();
-        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
-        let other = Store::open(&crate::Database::sqlite(directory.path().join("billow.db")))
-            .await
-            .unwrap();
-        let ws = &workspace.id;
-        turn(&store, ws, &round_of_events("a", 3), None).await;
-        let later = round_of_events("b", 3);
-        let mut next = OneBatch::new(ws, &later);
-        turn(&store, ws, &round_of_events("c", 3), Some(&mut next)).await;
-        assert!(
-            planned_ahead(&store).await,
-            "b was planned during c's commit"
-        );
+        let (store, other, ws) = two_processes(directory.path()).await;
+        let ws = &ws;
+        let later = b_planned_during_c(&store, ws).await;
         let by_other = other
             .insert_events(ws, &later, Timestamp::now())
             .await
@@ -1401,11 +1405,8 @@ mod tests {
     #[tokio::test]
     async fn a_commit_that_found_another_write_takes_back_what_was_planned_ahead() {
         let directory = tempfile::tempdir().unwrap();
-        let (store, workspace) = crate::events::sqlite_store_with_acme(directory.path()).await;
-        let other = Store::open(&crate::Database::sqlite(directory.path().join("billow.db")))
-            .await
-            .unwrap();
-        let ws = &workspace.id;
+        let (store, other, ws) = two_processes(directory.path()).await;
+        let ws = &ws;
         turn(&store, ws, &round_of_events("a", 3), None).await;
         other
             .insert_events(ws, &round_of_events("x", 3), Timestamp::now())
