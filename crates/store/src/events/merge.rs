@@ -268,6 +268,11 @@ impl MergeHints {
         Some((workspace_id, taken))
     }
 
+    /// The most chunks compaction wrote to one subject since it was last looked at.
+    pub(crate) fn most_new_chunks(&self) -> u32 {
+        self.new_chunks.values().copied().max().unwrap_or(0)
+    }
+
     /// Makes subjects due again (their merge failed or was put off).
     pub(crate) fn restore(&mut self, workspace_id: &str, subjects: &[String]) {
         for subject in subjects {

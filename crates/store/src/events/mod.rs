@@ -381,6 +381,15 @@ impl Store {
         Ok(compacted.moved)
     }
 
+    /// The most chunks compaction wrote to one subject since merging last looked at it.
+    pub(crate) fn most_unmerged_chunks(&self) -> u32 {
+        self.events
+            .merge_hints
+            .lock()
+            .expect("not poisoned")
+            .most_new_chunks()
+    }
+
     /// Merges the small chunks of subjects that compaction has written to several times into
     /// one chunk per subject (size-tiered, so that each event is rewritten a few times at most;
     /// see `events/merge.rs`), in one transaction of up to about `events_max` rewritten events,

@@ -11,8 +11,9 @@
 //! subject, then merge the small chunks of the subjects compaction keeps writing to
 //! ([`Store::merge_event_chunks`]). The task works beside the commits: on SQLite they take turns
 //! on the one write lock, but compaction decodes and encodes before it takes it. While the writer
-//! is saturated ([`WriterActivity`]), compaction and merging wait, until [`BURST_EVENTS`] wait
-//! for them: a burst is written once, at full speed, and compacted after (docs/ingestion.md).
+//! is saturated ([`WriterActivity`]), compaction waits until [`BURST_EVENTS`] wait for it, and
+//! merging until a subject has [`MERGE_PUT_OFF_CHUNKS_MAX`] chunks to merge: a burst is written
+//! once, at full speed, and compacted after (docs/ingestion.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -61,6 +62,11 @@ const IDLE_AFTER: Duration = Duration::from_millis(10);
 /// merging then rewrites more often: at 100,000 the ingestion bench ran 565k events/s against 631k
 /// (BENCHMARKS.md, "Fifth session").
 const COMPACT_EVENTS_MAX: u64 = COMPACT_AFTER_EVENTS;
+/// While the writer is saturated, merging waits until compaction has written this many chunks of
+/// one subject since it was last merged (a read of the subject then reads that many more chunks).
+/// Merging rewrites each event a few times; during five million events in a row, putting it off
+/// entirely ran 633,086 events/s against 502,224 (BENCHMARKS.md, "Seventh session").
+const MERGE_PUT_OFF_CHUNKS_MAX: u32 = 32;
 /// Most events one merge transaction rewrites: it holds the write lock too.
 const MERGE_EVENTS_MAX: u64 = 100_000;
 /// SQLite has one writer; PostgreSQL commits concurrent transactions in parallel, and a second
@@ -398,7 +404,7 @@ async fn compact_when_asked(
             });
             asked = asked.saturating_sub(moved);
         }
-        merge(&store, &activity, &backlog).await;
+        merge(&store, &activity).await;
     }
 }
 
@@ -436,10 +442,14 @@ async fn compact(store: &Store) -> u64 {
 }
 
 /// Merges the small chunks of every subject due for it, one transaction at a time (errors are
-/// logged: the subjects stay due, and reads do not depend on merging).
-async fn merge(store: &Store, activity: &WriterActivity, backlog: &AtomicU64) {
+/// logged: the subjects stay due, and reads do not depend on merging). While the writer is
+/// saturated, it stops (the next compaction, or the writer's idle moment, comes back to it),
+/// unless a subject has [`MERGE_PUT_OFF_CHUNKS_MAX`] chunks to merge.
+async fn merge(store: &Store, activity: &WriterActivity) {
     loop {
-        yield_to_writers(activity, backlog).await;
+        if activity.saturated() && store.most_unmerged_chunks() < MERGE_PUT_OFF_CHUNKS_MAX {
+            return;
+        }
         match store.merge_event_chunks(MERGE_EVENTS_MAX).await {
             Ok(outcome) if outcome.subjects == 0 => return,
             Ok(_) => {}
@@ -653,5 +663,50 @@ mod tests {
         assert!(!while_waiting, "not while waiting for a batch");
         assert!(after_a_short_wait, "saturated again once a batch came");
         assert!(!activity.saturated(), "not after a window spent waiting");
+    }
+
+    /// Commits and compacts one event of cus_1 `times` times: each compaction writes it a chunk.
+    async fn chunks_of_one_subject(store: &Store, first: u32, times: u32) {
+        let workspace_id = crate::WorkspaceId::parse("ws_acme").unwrap();
+        for n in first..first + times {
+            let event = NewEvent {
+                source: "agent".into(),
+                id: format!("chunk-{n}"),
+                event_type: "cpu".into(),
+                subject: "cus_1".into(),
+                time: Timestamp::UNIX_EPOCH,
+                data: None,
+            };
+            store
+                .insert_events(&workspace_id, &[event], Timestamp::UNIX_EPOCH)
+                .await
+                .unwrap();
+            assert_eq!(store.compact_events(1_000).await.unwrap(), 1);
+        }
+    }
+
+    /// While the writer is saturated, merging is put off until a subject has
+    /// [`MERGE_PUT_OFF_CHUNKS_MAX`] chunks to merge; otherwise it merges what is due.
+    #[tokio::test]
+    async fn merging_is_put_off_while_the_writer_is_saturated_up_to_a_bound() {
+        let directory = tempfile::tempdir().unwrap();
+        let (store, _) = crate::events::sqlite_store_with_acme(directory.path()).await;
+        let activity = WriterActivity::default();
+        chunks_of_one_subject(&store, 0, 4).await;
+
+        activity.set_busy(true);
+        merge(&store, &activity).await;
+        let put_off = store.most_unmerged_chunks();
+        chunks_of_one_subject(&store, 4, MERGE_PUT_OFF_CHUNKS_MAX - 4).await;
+        merge(&store, &activity).await;
+        let at_the_bound = store.most_unmerged_chunks();
+        chunks_of_one_subject(&store, MERGE_PUT_OFF_CHUNKS_MAX, 4).await;
+        activity.set_busy(false);
+        merge(&store, &activity).await;
+        let not_saturated = store.most_unmerged_chunks();
+
+        assert_eq!(put_off, 4, "not merged while saturated");
+        assert_eq!(at_the_bound, 0, "merged at the bound all the same");
+        assert_eq!(not_saturated, 0, "merged when not saturated");
     }
 }
