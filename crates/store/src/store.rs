@@ -308,6 +308,12 @@ pub struct PingStoreError(#[source] sqlx::Error);
 mod tests {
     use super::*;
 
+    async fn sqlite_store(directory: &std::path::Path) -> Store {
+        Store::open(&Database::sqlite(directory.join("billow.db")))
+            .await
+            .unwrap()
+    }
+
     /// The size of the database file, which grows only when a checkpoint copies pages into it.
     fn database_bytes(directory: &std::path::Path) -> u64 {
         std::fs::metadata(directory.join("billow.db"))
@@ -320,9 +326,7 @@ mod tests {
     #[tokio::test]
     async fn the_checkpointer_defers_to_a_saturated_writer_for_a_while() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
-            .await
-            .unwrap();
+        let store = sqlite_store(directory.path()).await;
         store.events.writer_activity.set_busy(true);
         store.migrate().await.unwrap();
         let before = database_bytes(directory.path());
@@ -343,9 +347,7 @@ mod tests {
     #[tokio::test]
     async fn the_checkpointer_runs_when_the_writer_is_not_saturated() {
         let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(&Database::sqlite(directory.path().join("billow.db")))
-            .await
-            .unwrap();
+        let store = sqlite_store(directory.path()).await;
         store.migrate().await.unwrap();
         let before = database_bytes(directory.path());
 

@@ -125,7 +125,8 @@ impl EventWriter {
 
     /// Stores `events` as [`Store::insert_events`] does, in a transaction shared with the batches
     /// of other callers; answers after it commits. A group records the latest `ingested_at` of
-    /// its callers on all its events.
+    /// its callers on all its events; a group planned ahead ([`PlanAhead`]), the latest of its
+    /// callers so far on each caller's events (never earlier than the caller's own).
     ///
     /// # Errors
     ///
@@ -569,20 +570,30 @@ mod tests {
         store
     }
 
+    /// The compaction task over `store`, its writers saturated when `busy`.
+    fn compaction_task(
+        store: &Store,
+        busy: bool,
+    ) -> (Compactor, Arc<WriterActivity>, tokio::task::JoinHandle<()>) {
+        let (compactor, woken) = Compactor::new();
+        let activity = Arc::new(WriterActivity::default());
+        activity.set_busy(busy);
+        let task = tokio::spawn(compact_when_asked(
+            store.clone(),
+            compactor.clone(),
+            woken,
+            activity.clone(),
+        ));
+        (compactor, activity, task)
+    }
+
     /// A writer held back by the backlog goes on once the compaction task has moved what it
     /// could, and not before.
     #[tokio::test]
     async fn a_writer_past_the_backlog_waits_for_the_compaction_task() {
         let directory = tempfile::tempdir().unwrap();
         let store = store_with_a_log_chunk(directory.path()).await;
-        let (compactor, woken) = Compactor::new();
-        let activity = Arc::new(WriterActivity::default());
-        let task = tokio::spawn(compact_when_asked(
-            store.clone(),
-            compactor.clone(),
-            woken,
-            activity,
-        ));
+        let (compactor, _activity, task) = compaction_task(&store, false);
         compactor.committed(COMPACTION_BACKLOG_MAX + 10);
 
         let held = tokio::time::timeout(Duration::from_millis(50), compactor.wait_for_room()).await;
@@ -606,15 +617,7 @@ mod tests {
     async fn compaction_yields_to_a_saturated_writer_until_the_burst_is_too_long() {
         let directory = tempfile::tempdir().unwrap();
         let store = store_with_a_log_chunk(directory.path()).await;
-        let (compactor, woken) = Compactor::new();
-        let activity = Arc::new(WriterActivity::default());
-        activity.busy.store(true, Ordering::Release);
-        let task = tokio::spawn(compact_when_asked(
-            store.clone(),
-            compactor.clone(),
-            woken,
-            activity.clone(),
-        ));
+        let (compactor, activity, task) = compaction_task(&store, true);
         compactor.committed(3);
         compactor.ask(u64::MAX);
 
@@ -635,7 +638,7 @@ mod tests {
         );
         assert_eq!(store.compact_events(1_000).await.unwrap(), 0, "all moved");
         // Merging yields too, until the writer is not saturated any more.
-        activity.busy.store(false, Ordering::Release);
+        activity.set_busy(false);
         drop(compactor);
         task.await.unwrap();
     }
