@@ -244,6 +244,7 @@ fn bench_rating(duration: Duration, fixed_count: Option<u64>) -> anyhow::Result<
                 quantity: item.quantity,
                 amount,
                 target: None,
+                source: Default::default(),
                 trace: LineTrace {
                     steps: rating.steps,
                     ..LineTrace::default()

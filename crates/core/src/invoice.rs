@@ -106,6 +106,44 @@ pub struct LineTrace {
     pub tax_rate: Option<TaxRate>,
 }
 
+/// The billed resource a line bills, as the line shows it: which resource, its type and name,
+/// and when it existed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineResource {
+    /// The resource's id.
+    pub id: String,
+    /// Its type (`addon`, `dyno`, `vm`, `cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Its display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it came into existence.
+    pub created_at: Timestamp,
+    /// When it was removed, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    /// The dimensions a platform groups by (`app`, `space`, `organization`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// What a line bills for, beyond its price: the subscription or billed resource it comes from
+/// and the product it counts under. Empty for discount, credit and tax lines, and for lines of
+/// invoices issued before billow recorded it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LineSource {
+    /// The subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// The billed resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Box<LineResource>>,
+    /// The product (the price's, or its plan's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
 /// A priced item before rounding: what the rating of one price for one period produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Charge {
@@ -129,6 +167,9 @@ pub struct Charge {
     /// charge it discounts. It never takes more than what is left of that charge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<usize>,
+    /// The subscription or resource it bills, and its product.
+    #[serde(default)]
+    pub source: LineSource,
     /// How it came about.
     pub trace: LineTrace,
 }
@@ -151,6 +192,15 @@ pub struct InvoiceLine {
     /// The project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The subscription it bills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// The billed resource it bills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Box<LineResource>>,
+    /// The product it counts under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
     /// The service period.
     pub period: Period,
     /// The quantity.
@@ -238,6 +288,18 @@ pub struct InvoiceTotals {
     pub by_kind: BTreeMap<LineKind, Money>,
     /// Σ per project, of the lines that carry one, net of their discounts and credits, before tax.
     pub by_project: BTreeMap<String, Money>,
+    /// Σ per subscription, of the lines that bill one, net of their discounts and credits,
+    /// before tax.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_subscription: BTreeMap<String, Money>,
+    /// Σ per billed resource type (`addon`, `dyno`), of the resource lines that carry a type, net
+    /// of their discounts and credits, before tax.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_resource_type: BTreeMap<String, Money>,
+    /// Σ per product, of the lines that carry one, net of their discounts and credits, before
+    /// tax.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_product: BTreeMap<String, Money>,
 }
 
 /// An assembled invoice.
@@ -337,6 +399,9 @@ pub fn assemble_invoice(
             price: charge.price,
             meter: charge.meter,
             project: charge.project,
+            subscription: charge.source.subscription,
+            resource: charge.source.resource,
+            product: charge.source.product,
             period: charge.period,
             quantity: charge.quantity,
             amount,
@@ -508,6 +573,9 @@ fn push_allocated_line(
         price: None,
         meter: None,
         project: None,
+        subscription: None,
+        resource: None,
+        product: None,
         period,
         quantity: Decimal::ONE,
         amount,
@@ -595,15 +663,27 @@ fn compute_totals(
     let zero = Money::zero(currency);
     let mut by_kind: BTreeMap<LineKind, Money> = BTreeMap::new();
     let mut by_project: BTreeMap<String, Money> = BTreeMap::new();
+    let mut by_subscription: BTreeMap<String, Money> = BTreeMap::new();
+    let mut by_resource_type: BTreeMap<String, Money> = BTreeMap::new();
+    let mut by_product: BTreeMap<String, Money> = BTreeMap::new();
     let mut total = zero;
     for line in lines {
         let entry = by_kind.entry(line.kind).or_insert(zero);
         *entry = entry.checked_add(line.amount)?;
         total = total.checked_add(line.amount)?;
-        if let Some(project) = &line.project {
-            let net_minor = net.get(line.number as usize - 1).copied().unwrap_or(0);
-            let entry = by_project.entry(project.clone()).or_insert(zero);
-            *entry = entry.checked_add(Money::from_minor(net_minor, currency))?;
+        let net_minor = net.get(line.number as usize - 1).copied().unwrap_or(0);
+        let net_amount = Money::from_minor(net_minor, currency);
+        let resource_type = line.resource.as_ref().and_then(|r| r.kind.as_ref());
+        for (totals, key) in [
+            (&mut by_project, line.project.as_ref()),
+            (&mut by_subscription, line.subscription.as_ref()),
+            (&mut by_resource_type, resource_type),
+            (&mut by_product, line.product.as_ref()),
+        ] {
+            if let Some(key) = key {
+                let entry = totals.entry(key.clone()).or_insert(zero);
+                *entry = entry.checked_add(net_amount)?;
+            }
         }
     }
     let sum_of = |kinds: &[LineKind]| -> Result<Money, MoneyError> {
@@ -624,6 +704,9 @@ fn compute_totals(
         total,
         by_kind,
         by_project,
+        by_subscription,
+        by_resource_type,
+        by_product,
     })
 }
 

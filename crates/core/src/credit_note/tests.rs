@@ -36,6 +36,7 @@ fn standalone(amounts: &[Decimal], rate_percent: Decimal) -> Invoice {
             quantity: Decimal::ONE,
             amount: *amount,
             target: None,
+            source: Default::default(),
             trace: LineTrace {
                 adjustment: Some(format!("adj_{index}")),
                 ..LineTrace::default()

@@ -27,6 +27,7 @@ fn charge(amount: Decimal, project: Option<&str>) -> Charge {
         quantity: dec!(1),
         amount,
         target: None,
+        source: Default::default(),
         trace: LineTrace::default(),
     }
 }

@@ -76,7 +76,7 @@ fn check_list(
         let path = format!("{name}[{index}]");
         let found = if keyed {
             actual.iter().find(|a| {
-                Some(&a.subscription) == want.subscription.as_ref()
+                Some(&a.key) == want.subscription.as_ref()
                     && Some(a.invoice.issued_at) == want.issued_at
             })
         } else {
@@ -111,12 +111,12 @@ fn check_invoice(
 ) {
     let invoice = &actual.invoice;
     if let Some(subscription) = &want.subscription {
-        if subscription != &actual.subscription {
+        if subscription != &actual.key {
             mismatch(
                 out,
                 format!("{path}.subscription"),
                 subscription,
-                &actual.subscription,
+                &actual.key,
             );
         }
     }
@@ -204,13 +204,20 @@ fn check_invoice(
                     &line.description,
                 );
             }
-            if want_line.project != line.project && want_line.project.is_some() {
-                mismatch(
-                    out,
-                    format!("{line_path}.project"),
-                    want_line.project.as_deref().unwrap_or_default(),
-                    line.project.as_deref().unwrap_or("none"),
-                );
+            let resource = line.resource.as_ref().map(|r| r.id.clone());
+            for (field, want, actual) in [
+                ("project", &want_line.project, &line.project),
+                ("subscription", &want_line.subscription, &line.subscription),
+                ("resource", &want_line.resource, &resource),
+            ] {
+                if want.is_some() && want != actual {
+                    mismatch(
+                        out,
+                        format!("{line_path}.{field}"),
+                        want.as_deref().unwrap_or_default(),
+                        actual.as_deref().unwrap_or("none"),
+                    );
+                }
             }
             if let Some(quantity) = want_line.quantity.filter(|q| !same(*q, line.quantity)) {
                 mismatch(

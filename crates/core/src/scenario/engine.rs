@@ -16,14 +16,14 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{
-    AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, DiscountDuration, PhaseKind, PlanSpec,
-    PriceSpec, Scenario, SubscriptionSpec,
+    AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, ChangeSpec, DiscountDuration,
+    Invoicing, PhaseKind, PlanSpec, PriceSpec, ResourceSpec, Scenario, SubscriptionSpec,
 };
 use crate::aggregation::{AggregateError, UsageEvent};
 use crate::credit::{self, CreditUsageReport, GrantBalance};
 use crate::invoice::{
     assemble_invoice, AppliedDiscount, AssembleInvoiceError, Charge, DiscountValue, Invoice,
-    InvoiceInput, LineKind, LineTrace, ProrationTrace,
+    InvoiceInput, LineKind, LineResource, LineSource, LineTrace, ProrationTrace,
 };
 use crate::money::Money;
 use crate::period::{proration_factor, BillingCalendar, Cadence, CalendarError, Period};
@@ -47,11 +47,28 @@ pub enum InvoiceReason {
     Upcoming,
 }
 
-/// An invoice of the preview, with the subscription it bills.
+/// Whom an invoice bills: one subscription, or the customer as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceScope {
+    /// One subscription's invoice (per-subscription invoicing).
+    Subscription,
+    /// The customer's invoice for a period: its subscriptions (when consolidated) and its billed
+    /// resources.
+    Customer,
+}
+
+/// An invoice of the preview, with what it bills.
 #[derive(Debug, Clone, Serialize)]
 pub struct IssuedInvoice {
-    /// The subscription.
-    pub subscription: String,
+    /// The invoice's key: the subscription's id for a subscription's invoice, the customer's id
+    /// for the customer's. With the issue instant it names the invoice: a billing run stores one
+    /// invoice per (key, issued_at).
+    pub key: String,
+    /// Whom it bills.
+    pub scope: InvoiceScope,
+    /// The subscriptions it has lines of, in order.
+    pub subscriptions: Vec<String>,
     /// Why it was issued.
     pub reason: InvoiceReason,
     /// The invoice.
@@ -99,12 +116,14 @@ pub enum RunScenarioError {
 /// # Errors
 /// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
 pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
-    let engine = Engine::new(scenario);
+    let resource_timelines: Vec<SubscriptionSpec> =
+        scenario.resources.iter().map(resource_timeline).collect();
+    let engine = Engine::new(scenario, &resource_timelines);
     let mut pending = Vec::new();
-    for (order, subscription) in scenario.subscriptions.iter().enumerate() {
-        engine.lay_out(order, subscription, &mut pending)?;
+    for (order, timeline) in engine.timelines.iter().enumerate() {
+        engine.lay_out(order, timeline, &mut pending)?;
     }
-    pending.sort_by_key(|invoice| (invoice.at, invoice.order));
+    let mut pending = engine.group(pending)?;
     attach_adjustments(scenario, &mut pending);
     let (issued, upcoming): (Vec<_>, Vec<_>) = pending
         .into_iter()
@@ -127,33 +146,70 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
     })
 }
 
-/// Puts each adjustment on its subscription's first invoice (issued or upcoming) at or after its
-/// `at`; the adjustments of a subscription without one go on a standalone invoice issued at the
-/// earliest of their `at`s. `pending` is in time order, and stays so.
+/// The timeline of a billed resource: a subscription to its plan from its creation to its
+/// deletion, on the customer's billing cycle, whose quantity changes as the resource's does.
+fn resource_timeline(resource: &ResourceSpec) -> SubscriptionSpec {
+    let change = |at: Timestamp| ChangeSpec {
+        at,
+        quantity: None,
+        plan: None,
+        cancel: None,
+        policy: None,
+        invoice_now: false,
+    };
+    let mut changes: Vec<ChangeSpec> = resource
+        .quantity_changes
+        .iter()
+        .map(|q| ChangeSpec {
+            quantity: Some(q.quantity),
+            ..change(q.at)
+        })
+        .collect();
+    if let Some(deleted_at) = resource.deleted_at {
+        changes.push(ChangeSpec {
+            cancel: Some(ChangePolicy::Immediate),
+            ..change(deleted_at)
+        });
+    }
+    SubscriptionSpec {
+        id: resource.id.clone(),
+        plan: resource.plan.clone(),
+        start: resource.created_at,
+        quantity: resource.quantity,
+        alignment: Alignment::CycleDay,
+        project: resource.project.clone(),
+        changes,
+    }
+}
+
+/// Puts each adjustment on the first invoice (issued or upcoming) of its key at or after its
+/// `at`; the adjustments of a key without one go on a standalone invoice issued at the earliest
+/// of their `at`s. `pending` is in time order, and stays so.
 fn attach_adjustments<'a>(scenario: &'a Scenario, pending: &mut Vec<PendingInvoice<'a>>) {
     let mut standalone: BTreeMap<&'a str, PendingInvoice<'a>> = BTreeMap::new();
     for adjustment in &scenario.adjustments {
-        let subscription = adjustment.subscription.as_str();
+        let key = adjustment.subscription.as_str();
         if let Some(invoice) = pending
             .iter_mut()
-            .find(|invoice| invoice.subscription == subscription && invoice.at >= adjustment.at)
+            .find(|invoice| invoice.key == key && invoice.at >= adjustment.at)
         {
             invoice.items.push(Pending::Adjustment(adjustment));
             continue;
         }
-        let order = scenario
-            .subscriptions
-            .iter()
-            .position(|s| s.id == subscription)
-            .expect("validated adjustment subscription");
+        let (order, scope) = match scenario.subscriptions.iter().position(|s| s.id == key) {
+            Some(order) => (order, InvoiceScope::Subscription),
+            None => (0, InvoiceScope::Customer),
+        };
         let invoice = standalone
-            .entry(subscription)
+            .entry(key)
             .or_insert_with(|| PendingInvoice {
                 order,
-                subscription,
+                key,
+                scope,
                 at: adjustment.at,
                 reason: InvoiceReason::LateUsage,
                 period: adjustment.period,
+                at_once: true,
                 items: Vec::new(),
             });
         invoice.at = invoice.at.min(adjustment.at);
@@ -181,6 +237,10 @@ struct Epoch<'a> {
     start: Timestamp,
     end: Option<Timestamp>,
     end_reason: InvoiceReason,
+    /// The change that started it asked to be invoiced at once.
+    start_at_once: bool,
+    /// The change that ended it asked to be invoiced at once.
+    end_at_once: bool,
     calendar: BillingCalendar,
     /// (instant, quantity), the first at `start`.
     quantities: Vec<(Timestamp, Decimal)>,
@@ -215,6 +275,10 @@ enum Pending<'a> {
 
 #[derive(Clone)]
 struct PricedItem<'a> {
+    /// The timeline (subscription or resource) it bills, by its order.
+    order: usize,
+    /// The key of the plan whose price it is: the line's product when the price names none.
+    plan: &'a str,
     price: &'a PriceSpec,
     kind: LineKind,
     description: String,
@@ -237,10 +301,14 @@ struct UsageInput {
 
 struct PendingInvoice<'a> {
     order: usize,
-    subscription: &'a str,
+    /// Before grouping, the timeline's id; after it, the invoice's key.
+    key: &'a str,
+    scope: InvoiceScope,
     at: Timestamp,
     reason: InvoiceReason,
     period: Period,
+    /// Made by a change that asked to be invoiced at once: never moved to the period's invoice.
+    at_once: bool,
     items: Vec<Pending<'a>>,
 }
 
@@ -284,14 +352,147 @@ impl RatingState {
 struct Engine<'a> {
     scenario: &'a Scenario,
     time_zone: TimeZone,
+    /// The subscriptions, then the resources' timelines: a timeline's order is its index.
+    timelines: Vec<&'a SubscriptionSpec>,
 }
 
 impl<'a> Engine<'a> {
-    fn new(scenario: &'a Scenario) -> Engine<'a> {
+    fn new(scenario: &'a Scenario, resource_timelines: &'a [SubscriptionSpec]) -> Engine<'a> {
         Engine {
             scenario,
             time_zone: scenario.time_zone(),
+            timelines: scenario
+                .subscriptions
+                .iter()
+                .chain(resource_timelines)
+                .collect(),
         }
+    }
+
+    /// The billed resource of a timeline, when it is one.
+    fn resource(&self, order: usize) -> Option<&'a ResourceSpec> {
+        order
+            .checked_sub(self.scenario.subscriptions.len())
+            .map(|index| &self.scenario.resources[index])
+    }
+
+    /// What a line of timeline `order` bills: its subscription or resource, and its product.
+    fn source(&self, order: usize, plan: &str, price: Option<&PriceSpec>) -> LineSource {
+        let product = Some(
+            price
+                .and_then(|p| p.product.clone())
+                .unwrap_or_else(|| plan.to_owned()),
+        );
+        match self.resource(order) {
+            Some(resource) => LineSource {
+                subscription: None,
+                resource: Some(Box::new(LineResource {
+                    id: resource.id.clone(),
+                    kind: resource.kind.clone(),
+                    name: resource.name.clone(),
+                    created_at: resource.created_at,
+                    deleted_at: resource.deleted_at,
+                    dimensions: resource.dimensions.clone(),
+                })),
+                product,
+            },
+            None => LineSource {
+                subscription: Some(self.timelines[order].id.clone()),
+                resource: None,
+                product,
+            },
+        }
+    }
+
+    /// The customer's own billing cycle: monthly, on its cycle day, in its time zone.
+    fn customer_cycle(&self) -> Result<BillingCalendar, CalendarError> {
+        self.calendar(Cadence::Monthly, Alignment::CycleDay, self.scenario.now)
+    }
+
+    /// Whether a timeline's invoices, other than those a change asked for at once, go on the
+    /// customer's invoice of the period: every resource's, and the subscriptions' of a
+    /// consolidated customer that bill monthly on its cycle day.
+    fn follows_customer_cycle(&self, order: usize) -> bool {
+        if self.resource(order).is_some() {
+            return true;
+        }
+        let subscription = self.timelines[order];
+        self.scenario.customer.invoicing == Invoicing::Consolidated
+            && subscription.alignment == Alignment::CycleDay
+            && self.plan(&subscription.plan).cadence == Cadence::Monthly
+    }
+
+    /// Gives every laid-out invoice its key and merges those that share one at one instant.
+    ///
+    /// A consolidated customer's invoices all have the customer's key, so subscriptions whose
+    /// periods end at the same instant share an invoice; a resource's always have it. An
+    /// invoice of a timeline that follows the customer's cycle, at an instant inside a period
+    /// (a change's, a resource's creation or deletion), moves to the period's end: onto the
+    /// period's invoice, or onto the upcoming invoice when that end is after "now". A
+    /// subscription's start and a change asked for at once keep their own invoice.
+    fn group(
+        &self,
+        laid_out: Vec<PendingInvoice<'a>>,
+    ) -> Result<Vec<PendingInvoice<'a>>, CalendarError> {
+        let now = self.scenario.now;
+        let cycle = self.customer_cycle()?;
+        let customer_key = self.scenario.customer.id.as_str();
+        let mut grouped: BTreeMap<(Timestamp, bool, &'a str), PendingInvoice<'a>> =
+            BTreeMap::new();
+        for mut invoice in laid_out {
+            let resource = self.resource(invoice.order).is_some();
+            let customer_scope =
+                resource || self.scenario.customer.invoicing == Invoicing::Consolidated;
+            if customer_scope {
+                invoice.key = customer_key;
+                invoice.scope = InvoiceScope::Customer;
+            }
+            let movable = self.follows_customer_cycle(invoice.order)
+                && !invoice.at_once
+                && invoice.reason != InvoiceReason::Upcoming
+                && (resource || invoice.reason != InvoiceReason::SubscriptionStart);
+            if movable {
+                let containing = cycle.period_containing(invoice.at)?;
+                if containing.start != invoice.at {
+                    invoice.reason = InvoiceReason::PeriodEnd;
+                    if containing.end <= now {
+                        invoice.at = containing.end;
+                        invoice.period = containing;
+                    } else {
+                        invoice.at = now;
+                        invoice.reason = InvoiceReason::Upcoming;
+                        invoice.period = Period {
+                            start: containing.start,
+                            end: now,
+                        };
+                    }
+                }
+            }
+            let upcoming = invoice.reason == InvoiceReason::Upcoming;
+            match grouped.entry((invoice.at, upcoming, invoice.key)) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(invoice);
+                }
+                std::collections::btree_map::Entry::Occupied(mut entry) => {
+                    let merged = entry.get_mut();
+                    merged.order = merged.order.min(invoice.order);
+                    merged.at_once |= invoice.at_once;
+                    merged.period = Period {
+                        start: merged.period.start.min(invoice.period.start),
+                        end: merged.period.end.max(invoice.period.end),
+                    };
+                    if invoice.reason == InvoiceReason::PeriodEnd
+                        || merged.reason == InvoiceReason::PeriodEnd
+                    {
+                        merged.reason = InvoiceReason::PeriodEnd;
+                    }
+                    merged.items.extend(invoice.items);
+                }
+            }
+        }
+        let mut invoices: Vec<PendingInvoice<'a>> = grouped.into_values().collect();
+        invoices.sort_by_key(|invoice| (invoice.at, invoice.order));
+        Ok(invoices)
     }
 
     fn plan(&self, key: &str) -> &'a PlanSpec {
@@ -339,6 +540,8 @@ impl<'a> Engine<'a> {
             start: subscription.start,
             end: None,
             end_reason: InvoiceReason::PeriodEnd,
+            start_at_once: false,
+            end_at_once: false,
             calendar: self.calendar(plan.cadence, subscription.alignment, subscription.start)?,
             quantities: vec![(subscription.start, subscription.quantity)],
         };
@@ -350,6 +553,7 @@ impl<'a> Engine<'a> {
             } else if let Some(policy) = change.cancel {
                 current.end = Some(self.effective(&current, at, policy)?);
                 current.end_reason = InvoiceReason::Cancellation;
+                current.end_at_once = change.invoice_now;
                 break;
             } else if let Some(plan_key) = &change.plan {
                 let effective = self.effective(
@@ -366,11 +570,14 @@ impl<'a> Engine<'a> {
                 let quantity = current.quantity_at(effective);
                 current.end = Some(effective);
                 current.end_reason = InvoiceReason::PlanChange;
+                current.end_at_once = change.invoice_now;
                 let next = Epoch {
                     plan,
                     start: effective,
                     end: None,
                     end_reason: InvoiceReason::PeriodEnd,
+                    start_at_once: change.invoice_now,
+                    end_at_once: false,
                     calendar,
                     quantities: vec![(effective, quantity)],
                 };
@@ -401,31 +608,43 @@ impl<'a> Engine<'a> {
         out: &mut Vec<PendingInvoice<'a>>,
     ) -> Result<(), RunScenarioError> {
         let now = self.scenario.now;
+        // A resource's usage is the events naming it; a subscription's, the events naming it or
+        // the customer.
+        let customer_events = self.resource(order).is_none();
         let events: Vec<&'a UsageEvent> = self
             .scenario
             .events
             .iter()
-            .filter(|e| e.subject == subscription.id || e.subject == self.scenario.customer.id)
+            .filter(|e| {
+                e.subject == subscription.id
+                    || (customer_events && e.subject == self.scenario.customer.id)
+            })
             .collect();
         let mut invoices: BTreeMap<Timestamp, PendingInvoice<'a>> = BTreeMap::new();
-        let mut add =
-            |at: Timestamp, reason: InvoiceReason, period: Period, items: Vec<Pending<'a>>| {
-                if items.is_empty() {
-                    return;
-                }
-                let entry = invoices.entry(at).or_insert_with(|| PendingInvoice {
-                    order,
-                    subscription: &subscription.id,
-                    at,
-                    reason,
-                    period,
-                    items: Vec::new(),
-                });
-                if reason != InvoiceReason::PeriodEnd {
-                    entry.reason = reason;
-                }
-                entry.items.extend(items);
-            };
+        let mut add = |at: Timestamp,
+                       reason: InvoiceReason,
+                       period: Period,
+                       at_once: bool,
+                       items: Vec<Pending<'a>>| {
+            if items.is_empty() {
+                return;
+            }
+            let entry = invoices.entry(at).or_insert_with(|| PendingInvoice {
+                order,
+                key: &subscription.id,
+                scope: InvoiceScope::Subscription,
+                at,
+                reason,
+                period,
+                at_once,
+                items: Vec::new(),
+            });
+            if reason != InvoiceReason::PeriodEnd {
+                entry.reason = reason;
+            }
+            entry.at_once |= at_once;
+            entry.items.extend(items);
+        };
         let epochs = self.epochs(subscription)?;
         for (epoch_index, epoch) in epochs.iter().enumerate() {
             if epoch.start > now {
@@ -462,14 +681,19 @@ impl<'a> Engine<'a> {
                 } else {
                     InvoiceReason::PeriodEnd
                 };
+                let start_at_once = epoch_index > 0
+                    && service.start == epoch.start
+                    && epoch.start_at_once;
                 add(
                     service.start,
                     start_reason,
                     containing,
+                    start_at_once,
                     self.advance_items(&context)?,
                 );
                 if service.end <= now {
-                    let reason = if epoch.end == Some(service.end) {
+                    let ends_epoch = epoch.end == Some(service.end);
+                    let reason = if ends_epoch {
                         epoch.end_reason
                     } else {
                         InvoiceReason::PeriodEnd
@@ -478,6 +702,7 @@ impl<'a> Engine<'a> {
                         service.end,
                         reason,
                         containing,
+                        ends_epoch && epoch.end_at_once,
                         self.arrears_items(&context, true)?,
                     );
                 } else {
@@ -492,10 +717,12 @@ impl<'a> Engine<'a> {
                     let items = self.arrears_items(&context, false)?;
                     out.push(PendingInvoice {
                         order,
-                        subscription: &subscription.id,
+                        key: &subscription.id,
+                        scope: InvoiceScope::Subscription,
                         at: now,
                         reason: InvoiceReason::Upcoming,
                         period: open,
+                        at_once: false,
                         items,
                     });
                     break;
@@ -565,6 +792,8 @@ impl<'a> Engine<'a> {
         };
         let (phase, phase_percent_off) = self.phase(context.epoch.plan, context.period_number);
         Ok(PricedItem {
+            order: context.order,
+            plan: &context.epoch.plan.key,
             price,
             kind,
             description: price
@@ -811,6 +1040,8 @@ impl<'a> Engine<'a> {
                 .map(|(_, value)| value.clone())
                 .filter(|v| !v.is_empty());
             items.push(Pending::Priced(Box::new(PricedItem {
+                order: context.order,
+                plan: &context.epoch.plan.key,
                 price,
                 kind: LineKind::Usage,
                 description,
@@ -855,6 +1086,7 @@ impl<'a> Engine<'a> {
                     quantity: Decimal::ONE,
                     amount: adjustment.amount,
                     target: None,
+                    source: LineSource::default(),
                     trace: LineTrace {
                         adjustment: Some(adjustment.key.clone()),
                         ..LineTrace::default()
@@ -874,16 +1106,19 @@ impl<'a> Engine<'a> {
                         for bucket in counted {
                             *state.buckets.entry(bucket).or_default() += minimum - billed;
                         }
+                        let order = buckets[0].0;
+                        let plan = &self.timelines[order].plan;
                         charges.push(Charge {
                             kind: LineKind::Adjustment,
                             description,
                             price: None,
                             meter: None,
-                            project: None,
+                            project: self.timelines[order].project.clone(),
                             period: service,
                             quantity: Decimal::ONE,
                             amount: minimum - billed,
                             target: None,
+                            source: self.source(order, plan, None),
                             trace: LineTrace {
                                 note: Some(format!(
                                     "minimum {minimum} for the period, billed {billed}"
@@ -947,8 +1182,21 @@ impl<'a> Engine<'a> {
                 .collect(),
         };
         let invoice = assemble_invoice(input, &mut state.money_grants)?;
+        let mut subscriptions: Vec<String> = Vec::new();
+        if pending.scope == InvoiceScope::Subscription {
+            subscriptions.push(pending.key.to_owned());
+        }
+        for line in &invoice.lines {
+            if let Some(subscription) = &line.subscription {
+                if !subscriptions.contains(subscription) {
+                    subscriptions.push(subscription.clone());
+                }
+            }
+        }
         Ok(IssuedInvoice {
-            subscription: pending.subscription.to_owned(),
+            key: pending.key.to_owned(),
+            scope: pending.scope,
+            subscriptions,
             reason: pending.reason,
             invoice,
         })
@@ -1014,7 +1262,11 @@ impl<'a> Engine<'a> {
         for bucket in item.buckets {
             *state.buckets.entry(bucket).or_default() += amount;
         }
-        let project = item.usage.and_then(|u| u.project);
+        let project = item
+            .usage
+            .and_then(|u| u.project)
+            .or_else(|| self.timelines[item.order].project.clone());
+        let source = self.source(item.order, item.plan, Some(price));
         let charge_index = charges.len();
         let period = item.service;
         charges.push(Charge {
@@ -1027,6 +1279,7 @@ impl<'a> Engine<'a> {
             quantity,
             amount,
             target: None,
+            source: source.clone(),
             trace,
         });
         if let (Some(PhaseKind::Discount), Some(percent)) = (item.phase, item.phase_percent_off) {
@@ -1044,6 +1297,7 @@ impl<'a> Engine<'a> {
                 quantity: Decimal::ONE,
                 amount: -off,
                 target: Some(charge_index),
+                source,
                 trace: LineTrace::default(),
             });
         }

@@ -27,7 +27,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use check::{check_expectations, Mismatch};
-pub use engine::{preview, InvoiceReason, IssuedInvoice, Preview, RunScenarioError};
+pub use engine::{preview, InvoiceReason, InvoiceScope, IssuedInvoice, Preview, RunScenarioError};
 pub use validate::ScenarioError;
 
 use crate::aggregation::{Meter, UsageEvent};
@@ -78,6 +78,10 @@ pub struct Scenario {
     /// Usage events.
     #[serde(default)]
     pub events: Vec<UsageEvent>,
+    /// Billed resources: priced things that exist from one instant to another (an add-on, a
+    /// dyno, a VM, a cluster), each its own line, prorated by its lifetime in the period.
+    #[serde(default)]
+    pub resources: Vec<ResourceSpec>,
     /// Amounts to bill on a subscription's next invoice as they are: late-usage corrections of
     /// invoices already finalized.
     #[serde(default)]
@@ -102,6 +106,25 @@ pub struct CustomerSpec {
     /// The exclusive tax rate charged to this customer.
     #[serde(default)]
     pub tax: Option<TaxRate>,
+    /// One invoice per billing period for all the customer's subscriptions and resources, or
+    /// one per subscription. Default in a scenario file: per subscription.
+    #[serde(default)]
+    pub invoicing: Invoicing,
+}
+
+/// How a customer's subscriptions share invoices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Invoicing {
+    /// Each subscription has invoices of its own (Stripe Billing's behaviour). Billed resources
+    /// still share one invoice per period of the customer's cycle.
+    #[default]
+    PerSubscription,
+    /// One invoice per customer per billing period: every subscription and resource whose
+    /// period ends at the same instant shares it (Lago's rule). Changes that are not invoiced at
+    /// once put their prorations and final usage on the period's invoice.
+    Consolidated,
 }
 
 fn utc() -> String {
@@ -174,6 +197,10 @@ pub struct PriceSpec {
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
+    /// The product its lines count under in an invoice's totals by product; the plan's key
+    /// when absent.
+    #[serde(default)]
+    pub product: Option<String>,
     /// For usage prices with meter-unit credits: the allowed overage in percent of allocated.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
@@ -254,6 +281,9 @@ pub struct SubscriptionSpec {
     /// How its periods are aligned.
     #[serde(default)]
     pub alignment: Alignment,
+    /// The project (cost center) its lines count under, when usage does not name one.
+    #[serde(default)]
+    pub project: Option<String>,
     /// Dated changes, in time order.
     #[serde(default)]
     pub changes: Vec<ChangeSpec>,
@@ -281,6 +311,61 @@ pub struct ChangeSpec {
     /// The policy of a plan change (default immediate).
     #[serde(default)]
     pub policy: Option<ChangePolicy>,
+    /// For a plan change or a cancellation of a consolidated customer's subscription: bill its
+    /// prorations and final usage on an invoice of their own, at once, instead of on the
+    /// period's invoice. Quantity changes always bill on the period's invoice.
+    #[serde(default)]
+    pub invoice_now: bool,
+}
+
+/// A billed resource: a priced thing a platform runs for the customer from `created_at` to
+/// `deleted_at` (an add-on or a dyno of an app, a VM, a cluster).
+///
+/// Its plan's prices bill it per period of the customer's billing cycle, prorated by the time
+/// it was present (by the second or by the day, as each price says), always on the customer's
+/// invoice of that period: a resource never makes an invoice of its own. Usage prices of its
+/// plan rate the events whose subject is the resource's id.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// Its id, unique among the customer's resources and subscriptions.
+    pub id: String,
+    /// The plan key that prices it.
+    pub plan: String,
+    /// The quantity (instances, units) at creation. Default 1.
+    #[serde(default = "one", deserialize_with = "crate::decimal::exact")]
+    pub quantity: Decimal,
+    /// When it came into existence.
+    pub created_at: Timestamp,
+    /// When it was removed; absent while it exists.
+    #[serde(default)]
+    pub deleted_at: Option<Timestamp>,
+    /// Later quantities, in time order, each effective at its instant and prorated.
+    #[serde(default)]
+    pub quantity_changes: Vec<QuantityChange>,
+    /// The project (cost center) it belongs to.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Its type, as the platform groups lines (`addon`, `dyno`, `vm`, `cluster`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// A name to show (an app's name, a cluster's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Dimensions a platform groups by (`app`, `space`, `organization`).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// A dated quantity of a billed resource.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantityChange {
+    /// When it takes effect.
+    pub at: Timestamp,
+    /// The new quantity.
+    #[serde(deserialize_with = "crate::decimal::exact")]
+    pub quantity: Decimal,
 }
 
 /// How long a discount lasts.
@@ -328,7 +413,8 @@ pub struct DiscountSpec {
 pub struct AdjustmentSpec {
     /// Its key; the line's trace names it (`trace.adjustment`).
     pub key: String,
-    /// The subscription whose invoice bills it.
+    /// The invoice key whose next invoice bills it: a subscription's id, or the customer's id
+    /// for a consolidated customer (see [`IssuedInvoice::key`]).
     pub subscription: String,
     /// The amount in major units, exact in the scenario currency's minor unit; may be negative.
     #[serde(deserialize_with = "crate::decimal::exact")]
@@ -357,7 +443,8 @@ pub struct Expectations {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedInvoice {
-    /// The subscription.
+    /// The invoice's key: the subscription it bills, or the customer's id for a consolidated
+    /// invoice.
     #[serde(default)]
     pub subscription: Option<String>,
     /// When it is issued.
@@ -392,6 +479,12 @@ pub struct ExpectedLine {
     /// The project.
     #[serde(default)]
     pub project: Option<String>,
+    /// The subscription the line bills.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// The billed resource the line bills.
+    #[serde(default)]
+    pub resource: Option<String>,
     /// The quantity.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
     pub quantity: Option<Decimal>,

@@ -83,6 +83,7 @@ impl Scenario {
         self.validate_meters()?;
         self.validate_plans()?;
         self.validate_subscriptions()?;
+        self.validate_resources()?;
         self.validate_grants_and_discounts()?;
         self.validate_adjustments()?;
         let mut seen = BTreeSet::new();
@@ -280,6 +281,12 @@ impl Scenario {
                 if change.policy.is_some() && change.plan.is_none() {
                     return Err(invalid(format!("{change_path}.policy"), "`policy` applies to plan changes; a cancellation's policy is the value of `cancel`"));
                 }
+                if change.invoice_now && change.quantity.is_some() {
+                    return Err(invalid(
+                        format!("{change_path}.invoice_now"),
+                        "a quantity change always bills on the period's invoice; `invoice_now` applies to plan changes and cancellations",
+                    ));
+                }
                 if let Some(quantity) = change.quantity {
                     positive_or_zero(format!("{change_path}.quantity"), quantity)?;
                 }
@@ -297,6 +304,60 @@ impl Scenario {
         Ok(())
     }
 
+    fn validate_resources(&self) -> Result<(), ScenarioError> {
+        unique(
+            "resources",
+            self.resources.iter().map(|r| r.id.as_str()),
+        )?;
+        for (index, resource) in self.resources.iter().enumerate() {
+            let path = format!("resources[{index}]");
+            if resource.id == self.customer.id
+                || self.subscriptions.iter().any(|s| s.id == resource.id)
+            {
+                return Err(invalid(
+                    format!("{path}.id"),
+                    format!(
+                        "`{}` is already the customer's or a subscription's id",
+                        resource.id
+                    ),
+                ));
+            }
+            if !self.plans.iter().any(|p| p.key == resource.plan) {
+                return Err(invalid(
+                    format!("{path}.plan"),
+                    format!("no plan `{}`", resource.plan),
+                ));
+            }
+            positive_or_zero(format!("{path}.quantity"), resource.quantity)?;
+            if let Some(deleted_at) = resource.deleted_at {
+                if deleted_at < resource.created_at {
+                    return Err(invalid(
+                        format!("{path}.deleted_at"),
+                        format!(
+                            "{deleted_at} is before the resource was created ({})",
+                            resource.created_at
+                        ),
+                    ));
+                }
+            }
+            let mut previous = resource.created_at;
+            for (change_index, change) in resource.quantity_changes.iter().enumerate() {
+                let change_path = format!("{path}.quantity_changes[{change_index}]");
+                if change.at < previous
+                    || resource.deleted_at.is_some_and(|deleted| change.at > deleted)
+                {
+                    return Err(invalid(
+                        format!("{change_path}.at"),
+                        "quantity changes must be in time order, within the resource's lifetime",
+                    ));
+                }
+                previous = change.at;
+                positive_or_zero(format!("{change_path}.quantity"), change.quantity)?;
+            }
+        }
+        Ok(())
+    }
+
     fn validate_adjustments(&self) -> Result<(), ScenarioError> {
         unique(
             "adjustments",
@@ -308,10 +369,14 @@ impl Scenario {
                 .subscriptions
                 .iter()
                 .any(|s| s.id == adjustment.subscription)
+                && adjustment.subscription != self.customer.id
             {
                 return Err(invalid(
                     format!("{path}.subscription"),
-                    format!("no subscription `{}`", adjustment.subscription),
+                    format!(
+                        "no subscription `{}`, and not the customer's id",
+                        adjustment.subscription
+                    ),
                 ));
             }
             Money::from_exact_decimal(adjustment.amount, self.currency)
