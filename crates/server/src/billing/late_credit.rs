@@ -74,7 +74,7 @@ pub(super) fn plan_credits<'p>(
                 continue;
             };
             let Some(adjustment) = adjustments
-                .get(&issued.subscription)
+                .get(&issued.key)
                 .and_then(|known| known.iter().find(|a| a.id == key))
                 .filter(|a| a.applied_invoice_id.is_none())
             else {

@@ -861,8 +861,8 @@ fn plan_customer(
         credits,
     };
     for issued in &preview.invoices {
-        let known = adjustments.entry(issued.subscription.clone()).or_default();
-        let key = (issued.subscription.as_str(), issued.invoice.issued_at);
+        let known = adjustments.entry(issued.key.clone()).or_default();
+        let key = (issued.key.as_str(), issued.invoice.issued_at);
         match stored.get(&key) {
             Some(invoice) if invoice.status != InvoiceStatus::Draft => {
                 if let Some(adjustment) = late_usage(invoice, issued, known, now) {
@@ -1080,8 +1080,8 @@ pub(crate) fn record_of(
     let (subscription, changes) = world
         .subscriptions
         .iter()
-        .find(|(s, _)| s.id == issued.subscription)
-        .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.subscription.clone())))?;
+        .find(|(s, _)| s.id == issued.key)
+        .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.key.clone())))?;
     let to_json = |value: Result<Value, serde_json::Error>| value.map_err(ApiError::internal);
     let to_text = |text: Result<String, serde_json::Error>| text.map_err(ApiError::internal);
     Ok(InvoiceRecord {

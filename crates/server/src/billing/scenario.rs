@@ -16,7 +16,7 @@ use std::sync::Arc;
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, PlanSpec, Scenario, ScenarioError,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, PlanSpec, Scenario, ScenarioError,
     SubscriptionSpec, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
@@ -363,6 +363,7 @@ impl CustomerWorld {
                 time_zone: self.customer.time_zone.clone(),
                 billing_cycle_day: self.customer.billing_cycle_day,
                 tax,
+                invoicing: Invoicing::PerSubscription,
             },
             meters: parsed.meters(&self.meters)?.to_vec(),
             plans,
@@ -370,6 +371,7 @@ impl CustomerWorld {
             credit_grants: grants,
             discounts,
             events: Vec::new(),
+            resources: Vec::new(),
             adjustments,
             expect: None,
         };

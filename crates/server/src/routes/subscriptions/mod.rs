@@ -339,14 +339,16 @@ pub(crate) async fn preview_change(
     let without = preview_customer(&state, &auth.workspace_id, &current, horizon).await?;
     let unchanged = |invoice: &billow_core::scenario::IssuedInvoice| {
         without.invoices.iter().any(|other| {
-            other.subscription == invoice.subscription && other.invoice == invoice.invoice
+            other.key == invoice.key && other.invoice == invoice.invoice
         })
     };
     let invoices: Vec<_> = with_change
         .invoices
         .iter()
         .filter(|invoice| {
-            invoice.subscription == id && invoice.invoice.issued_at >= at && !unchanged(invoice)
+            invoice.subscriptions.contains(&id)
+                && invoice.invoice.issued_at >= at
+                && !unchanged(invoice)
         })
         .take(PREVIEW_INVOICES_MAX)
         .collect();
