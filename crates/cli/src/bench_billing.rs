@@ -416,6 +416,8 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
             time_zone: "UTC".into(),
             billing_cycle_day: 1,
             parent_id: None,
+            invoicing: billow_core::scenario::Invoicing::Consolidated,
+            net_days: None,
         };
         store
             .insert_customer(&workspace, &customer, created)

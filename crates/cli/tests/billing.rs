@@ -157,7 +157,7 @@ fn arrange(server: &Server, key: &str) -> usize {
         let customer = server.post(
             key,
             "/api/v1/customers",
-            json!({"external_id": format!("team-{index}"), "name": format!("Team {index}"), "currency": "USD"}),
+            json!({"external_id": format!("team-{index}"), "name": format!("Team {index}"), "currency": "USD", "invoicing": "per_subscription"}),
         );
         server.post(
             key,
@@ -177,7 +177,7 @@ fn arrange(server: &Server, key: &str) -> usize {
 fn invoices(database_url: &str) -> Vec<(Option<i64>, String, i64)> {
     runtime().block_on(async {
         let mut connection = PgConnection::connect(database_url).await.unwrap();
-        sqlx::query_as("SELECT number, subscription_id, issued_at FROM invoices ORDER BY number")
+        sqlx::query_as("SELECT number, invoice_key, issued_at FROM invoices ORDER BY number")
             .fetch_all(&mut connection)
             .await
             .unwrap()
@@ -310,7 +310,7 @@ fn invoice_run_bills_at_the_given_instant_on_sqlite() {
     let customer = server.post(
         &key,
         "/api/v1/customers",
-        json!({"external_id": "team", "name": "Team", "currency": "EUR"}),
+        json!({"external_id": "team", "name": "Team", "currency": "EUR", "invoicing": "per_subscription"}),
     );
     server.post(
         &key,

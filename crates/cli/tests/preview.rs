@@ -53,7 +53,8 @@ fn preview_prints_invoices_with_their_traces() {
         .last()
         .unwrap()
         .clone();
-    assert_eq!(last["subscription"], "gp2-web@app-space");
+    assert_eq!(last["key"], "gp2-web@app-space");
+    assert_eq!(last["scope"], "subscription");
     assert_eq!(last["reason"], "cancellation");
     assert_eq!(last["totals"]["total"]["amount_minor"], 1071);
     assert_eq!(

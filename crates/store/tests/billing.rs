@@ -10,7 +10,9 @@ use billow_store::billing::{
 };
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::coupons::{CouponRecord, RedeemCouponError};
-use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
+use billow_store::invoices::{
+    CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
+};
 use billow_store::subscriptions::{
     CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord,
 };
@@ -31,7 +33,9 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         id: id.to_owned(),
         number: None,
         customer_id: "cus_1".to_owned(),
-        subscription_id: subscription_id.to_owned(),
+        invoice_key: subscription_id.to_owned(),
+        scope: InvoiceScope::Subscription,
+        subscriptions: vec![subscription_id.to_owned()],
         plan_version_id: "pv_1".to_owned(),
         reason: "period_end".to_owned(),
         issued_at: at(issued_at),
@@ -47,6 +51,7 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         credit_usage: json!([]),
         created_at: at(issued_at),
         finalized_at: None,
+        due_at: None,
         credited_minor: 0,
     }
 }
@@ -432,7 +437,7 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
     for (id, source) in [("adj_1", "inv_1"), ("adj_2", "inv_1"), ("adj_3", "inv_2")] {
         let adjustment = AdjustmentRecord {
             id: id.into(),
-            subscription_id: "sub_1".into(),
+            invoice_key: "sub_1".into(),
             source_invoice_id: source.into(),
             amount_minor: -40,
             applied_invoice_id: None,
@@ -641,7 +646,7 @@ async fn adjustments_are_marked_applied_by_the_invoice_that_bills_them(store: St
     let workspace = acme();
     let adjustment = billow_store::billing::AdjustmentRecord {
         id: "adj_1".into(),
-        subscription_id: "sub_1".into(),
+        invoice_key: "sub_1".into(),
         source_invoice_id: "inv_1".into(),
         amount_minor: 250,
         applied_invoice_id: None,
@@ -679,7 +684,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
         .unwrap());
     let adjustment = billow_store::billing::AdjustmentRecord {
         id: "adj_1".into(),
-        subscription_id: "sub_2".into(),
+        invoice_key: "sub_2".into(),
         source_invoice_id: "inv_old".into(),
         amount_minor: 250,
         applied_invoice_id: None,

@@ -188,7 +188,12 @@ async fn old_rows_read_back_equal(store: &Store) {
     );
     assert_eq!(store.api_key_workspace(&revoked).await.unwrap(), None);
 
-    let customer = support::customer("cus_a_old", "team-42", Some("cus_b_parent"));
+    // A customer from before 0013 keeps one invoice per subscription and the workspace's terms.
+    let customer = billow_store::Customer {
+        invoicing: billow_core::scenario::Invoicing::PerSubscription,
+        net_days: None,
+        ..support::customer("cus_a_old", "team-42", Some("cus_b_parent"))
+    };
     assert_eq!(
         store.customer(&workspace_id, "cus_a_old").await.unwrap(),
         Some(customer.clone())

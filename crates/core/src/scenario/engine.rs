@@ -200,18 +200,16 @@ fn attach_adjustments<'a>(scenario: &'a Scenario, pending: &mut Vec<PendingInvoi
             Some(order) => (order, InvoiceScope::Subscription),
             None => (0, InvoiceScope::Customer),
         };
-        let invoice = standalone
-            .entry(key)
-            .or_insert_with(|| PendingInvoice {
-                order,
-                key,
-                scope,
-                at: adjustment.at,
-                reason: InvoiceReason::LateUsage,
-                period: adjustment.period,
-                at_once: true,
-                items: Vec::new(),
-            });
+        let invoice = standalone.entry(key).or_insert_with(|| PendingInvoice {
+            order,
+            key,
+            scope,
+            at: adjustment.at,
+            reason: InvoiceReason::LateUsage,
+            period: adjustment.period,
+            at_once: true,
+            items: Vec::new(),
+        });
         invoice.at = invoice.at.min(adjustment.at);
         invoice.period = Period {
             start: invoice.period.start.min(adjustment.period.start),
@@ -437,8 +435,7 @@ impl<'a> Engine<'a> {
         let now = self.scenario.now;
         let cycle = self.customer_cycle()?;
         let customer_key = self.scenario.customer.id.as_str();
-        let mut grouped: BTreeMap<(Timestamp, bool, &'a str), PendingInvoice<'a>> =
-            BTreeMap::new();
+        let mut grouped: BTreeMap<(Timestamp, bool, &'a str), PendingInvoice<'a>> = BTreeMap::new();
         for mut invoice in laid_out {
             let resource = self.resource(invoice.order).is_some();
             let customer_scope =
@@ -681,9 +678,8 @@ impl<'a> Engine<'a> {
                 } else {
                     InvoiceReason::PeriodEnd
                 };
-                let start_at_once = epoch_index > 0
-                    && service.start == epoch.start
-                    && epoch.start_at_once;
+                let start_at_once =
+                    epoch_index > 0 && service.start == epoch.start && epoch.start_at_once;
                 add(
                     service.start,
                     start_reason,

@@ -305,10 +305,7 @@ impl Scenario {
     }
 
     fn validate_resources(&self) -> Result<(), ScenarioError> {
-        unique(
-            "resources",
-            self.resources.iter().map(|r| r.id.as_str()),
-        )?;
+        unique("resources", self.resources.iter().map(|r| r.id.as_str()))?;
         for (index, resource) in self.resources.iter().enumerate() {
             let path = format!("resources[{index}]");
             if resource.id == self.customer.id
@@ -344,7 +341,9 @@ impl Scenario {
             for (change_index, change) in resource.quantity_changes.iter().enumerate() {
                 let change_path = format!("{path}.quantity_changes[{change_index}]");
                 if change.at < previous
-                    || resource.deleted_at.is_some_and(|deleted| change.at > deleted)
+                    || resource
+                        .deleted_at
+                        .is_some_and(|deleted| change.at > deleted)
                 {
                     return Err(invalid(
                         format!("{change_path}.at"),

@@ -19,7 +19,7 @@ use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases,
     InvoiceSummary,
 };
-use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceStatus};
+use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceScope, InvoiceStatus};
 use billow_store::subscriptions::SubscriptionRecord;
 use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::scenario::{
-    meter_specs, scenario_error, workspace_rounding, CustomerWorld, ParsedCatalog,
+    meter_specs, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
 };
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -185,11 +185,11 @@ struct CustomerInput {
     balances: HashMap<String, CreditBalance>,
 }
 
-/// What the loader keeps from one batch to the next: the workspace's meters and rounding mode
+/// What the loader keeps from one batch to the next: the workspace's meters and settings
 /// (read once per run) and the plan versions read so far.
 struct RunCatalog {
     meters: std::sync::Arc<[Value]>,
-    rounding: billow_core::RoundingMode,
+    settings: billow_store::billing::WorkspaceSettings,
     versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }
 
@@ -224,7 +224,7 @@ async fn run_batches(
 ) -> Result<RunReport, ApiError> {
     let now = state.clock.now();
     let meters = meter_specs(state, workspace).await?;
-    let rounding = workspace_rounding(state, workspace).await?;
+    let workspace_settings = workspace_settings(state, workspace).await?;
     let (loaded_sender, mut loaded) =
         tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
     let loader = tokio::spawn({
@@ -232,7 +232,7 @@ async fn run_batches(
         async move {
             let mut catalog = RunCatalog {
                 meters: meters.into(),
-                rounding,
+                settings: workspace_settings,
                 versions: BTreeMap::new(),
             };
             let mut batches = batches.into_iter();
@@ -482,7 +482,12 @@ async fn load_claimed(
         let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
         subjects[usize::from(index >= half)].extend(CustomerWorld::subjects_of(customer, &theirs));
     }
-    let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
+    // Invoice keys: each subscription's, and each customer's (its own invoices).
+    let invoice_keys: Vec<String> = subscriptions
+        .iter()
+        .map(|s| s.id.clone())
+        .chain(ids.iter().cloned())
+        .collect();
     let (worlds, mut usage, other_usage, summaries, mut adjustments) = tokio::try_join!(
         CustomerWorld::load_many_with(
             state,
@@ -490,7 +495,7 @@ async fn load_claimed(
             claimed,
             subscriptions,
             &catalog.meters,
-            catalog.rounding,
+            catalog.settings,
             &mut catalog.versions,
         ),
         subjects_usage(state, workspace, &subjects[0], now),
@@ -502,7 +507,7 @@ async fn load_claimed(
                 .await
                 .map_err(ApiError::internal)
         },
-        adjustments_by_subscription(state, workspace, &subscription_ids),
+        adjustments_by_key(state, workspace, &invoice_keys),
     )?;
     usage.absorb(other_usage);
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
@@ -521,9 +526,11 @@ async fn load_claimed(
                 .remove(&world.customer.customer_id)
                 .unwrap_or_default();
             let adjustments: HashMap<String, Vec<AdjustmentRecord>> = world
-                .subscriptions
-                .iter()
-                .map(|(s, _)| (s.id.clone(), adjustments.remove(&s.id).unwrap_or_default()))
+                .invoice_keys()
+                .map(|key| {
+                    let known = adjustments.remove(key).unwrap_or_default();
+                    (key.to_owned(), known)
+                })
                 .collect();
             let balances = adjustments
                 .values()
@@ -541,21 +548,21 @@ async fn load_claimed(
         .collect())
 }
 
-/// The stored late-usage adjustments of `subscription_ids`, by subscription.
-async fn adjustments_by_subscription(
+/// The stored late-usage adjustments of `invoice_keys`, by invoice key.
+async fn adjustments_by_key(
     state: &AppState,
     workspace: &WorkspaceId,
-    subscription_ids: &[String],
+    invoice_keys: &[String],
 ) -> Result<HashMap<String, Vec<AdjustmentRecord>>, ApiError> {
     let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
     for adjustment in state
         .store
-        .adjustments_of_subscriptions(workspace, subscription_ids)
+        .adjustments_of_keys(workspace, invoice_keys)
         .await
         .map_err(ApiError::internal)?
     {
         adjustments
-            .entry(adjustment.subscription_id.clone())
+            .entry(adjustment.invoice_key.clone())
             .or_default()
             .push(adjustment);
     }
@@ -742,12 +749,8 @@ pub(crate) async fn preview_customer(
         .invoice_summaries_of_customers(workspace, &customer_ids)
         .await
         .map_err(ApiError::internal)?;
-    let subscription_ids: Vec<String> = world
-        .subscriptions
-        .iter()
-        .map(|(s, _)| s.id.clone())
-        .collect();
-    let adjustments = adjustments_by_subscription(state, workspace, &subscription_ids).await?;
+    let invoice_keys: Vec<String> = world.invoice_keys().map(str::to_owned).collect();
+    let adjustments = adjustments_by_key(state, workspace, &invoice_keys).await?;
     let balances = credit_balances(state, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
@@ -847,12 +850,7 @@ fn plan_customer(
     }
     let stored: HashMap<(&str, Timestamp), &InvoiceSummary> = invoices
         .iter()
-        .map(|invoice| {
-            (
-                (invoice.subscription_id.as_str(), invoice.issued_at),
-                invoice,
-            )
-        })
+        .map(|invoice| ((invoice.invoice_key.as_str(), invoice.issued_at), invoice))
         .collect();
     let mut plan = CustomerPlan {
         drafts: Vec::new(),
@@ -885,6 +883,7 @@ fn plan_customer(
                     let applied = billed_adjustments(&issued.invoice.lines, known);
                     record.status = InvoiceStatus::Open;
                     record.finalized_at = Some(now);
+                    record.due_at = Some(due_at(now, world.net_days));
                     // Taken by this invoice (if its write finds it already final, they stay
                     // pending in the store for the next run).
                     for adjustment in known.iter_mut().filter(|a| applied.contains(&a.id)) {
@@ -939,7 +938,7 @@ fn late_usage(
     );
     Some(AdjustmentRecord {
         id: new_id("adj"),
-        subscription_id: finalized.subscription_id.clone(),
+        invoice_key: finalized.invoice_key.clone(),
         source_invoice_id: finalized.id.clone(),
         amount_minor: difference,
         applied_invoice_id: None,
@@ -962,6 +961,10 @@ async fn finalize(
     let applied = billed_adjustments(&lines, known);
     record.status = InvoiceStatus::Open;
     record.finalized_at = Some(now);
+    record.due_at = Some(due_at(
+        now,
+        net_days(state, workspace, &record.customer_id).await?,
+    ));
     let finalized = state
         .store
         .finalize_invoice(workspace, &record, &applied)
@@ -976,6 +979,30 @@ async fn finalize(
         }
         Finalized::AlreadyFinal => None,
     })
+}
+
+/// A customer's payment terms: its own net days, or the workspace's.
+async fn net_days(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+) -> Result<u16, ApiError> {
+    let customer = state
+        .store
+        .customer(workspace, customer_id)
+        .await
+        .map_err(ApiError::internal)?;
+    match customer.and_then(|customer| customer.net_days) {
+        Some(days) => Ok(days),
+        None => Ok(workspace_settings(state, workspace).await?.net_days),
+    }
+}
+
+/// When an invoice finalized at `finalized_at` is due: `net_days` whole days later.
+pub(crate) fn due_at(finalized_at: Timestamp, net_days: u16) -> Timestamp {
+    finalized_at
+        .checked_add(SignedDuration::from_hours(24 * i64::from(net_days)))
+        .unwrap_or(finalized_at)
 }
 
 /// The ids of the pending adjustments that `lines` bill (each line's `trace.adjustment`).
@@ -1004,7 +1031,7 @@ pub(crate) async fn finalize_draft(
     let id = draft.id.clone();
     let mut known = state
         .store
-        .adjustments(workspace, &draft.subscription_id)
+        .adjustments(workspace, &draft.invoice_key)
         .await
         .map_err(ApiError::internal)?;
     finalize(state, workspace, draft, &mut known, state.clock.now())
@@ -1027,9 +1054,9 @@ fn pending_adjustments(
 ) -> Vec<AdjustmentSpec> {
     let currency = world.customer.currency;
     let mut specs = Vec::new();
-    for (subscription, known) in adjustments {
+    for (key, known) in adjustments {
         let finalized = invoices.iter().filter(|invoice| {
-            &invoice.subscription_id == subscription && invoice.status != InvoiceStatus::Draft
+            &invoice.invoice_key == key && invoice.status != InvoiceStatus::Draft
         });
         let after_final = finalized
             .map(|invoice| invoice.issued_at)
@@ -1054,7 +1081,7 @@ fn pending_adjustments(
             );
             specs.push(AdjustmentSpec {
                 key: adjustment.id.clone(),
-                subscription: subscription.clone(),
+                subscription: key.clone(),
                 amount: Money::from_minor(adjustment.amount_minor, currency).to_decimal(),
                 description: format!("Late usage for invoice {label}"),
                 period,
@@ -1077,19 +1104,31 @@ pub(crate) fn record_of(
     now: Timestamp,
 ) -> Result<InvoiceRecord<String>, ApiError> {
     let invoice: &Invoice = &issued.invoice;
-    let (subscription, changes) = world
-        .subscriptions
-        .iter()
-        .find(|(s, _)| s.id == issued.key)
-        .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.key.clone())))?;
+    let (scope, plan_version_id) = match issued.scope {
+        billow_core::scenario::InvoiceScope::Subscription => {
+            let (subscription, changes) = world
+                .subscriptions
+                .iter()
+                .find(|(s, _)| s.id == issued.key)
+                .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.key.clone())))?;
+            (
+                InvoiceScope::Subscription,
+                version_at(subscription, changes, invoice.issued_at),
+            )
+        }
+        // The customer's invoice bills several plans: each line names its product.
+        billow_core::scenario::InvoiceScope::Customer => (InvoiceScope::Customer, String::new()),
+    };
     let to_json = |value: Result<Value, serde_json::Error>| value.map_err(ApiError::internal);
     let to_text = |text: Result<String, serde_json::Error>| text.map_err(ApiError::internal);
     Ok(InvoiceRecord {
         id: new_id("inv"),
         number: None,
         customer_id: customer_id.to_owned(),
-        subscription_id: subscription.id.clone(),
-        plan_version_id: version_at(subscription, changes, invoice.issued_at),
+        invoice_key: issued.key.clone(),
+        scope,
+        subscriptions: issued.subscriptions.clone(),
+        plan_version_id,
         reason: to_json(serde_json::to_value(issued.reason))?
             .as_str()
             .unwrap_or_default()
@@ -1110,6 +1149,7 @@ pub(crate) fn record_of(
         credit_usage: to_text(serde_json::to_string(&invoice.credit_usage))?,
         created_at: now,
         finalized_at: None,
+        due_at: None,
         credited_minor: 0,
     })
 }

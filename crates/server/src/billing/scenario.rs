@@ -16,10 +16,11 @@ use std::sync::Arc;
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, PlanSpec, Scenario, ScenarioError,
-    SubscriptionSpec, SCENARIO_FORMAT_VERSION,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, PlanSpec, ResourceSpec,
+    Scenario, ScenarioError, SubscriptionSpec, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
+use billow_store::billing::WorkspaceSettings;
 use billow_store::catalog::PlanVersionRecord;
 use billow_store::subscriptions::{CustomerSpecKind, SubscriptionRecord};
 use billow_store::{Customer, WorkspaceId};
@@ -40,6 +41,7 @@ pub(crate) struct CustomerBilling {
     pub time_zone: String,
     pub billing_cycle_day: i8,
     pub tax: Option<Value>,
+    pub invoicing: Invoicing,
 }
 
 /// Everything stored about a customer's billing, loaded once per run.
@@ -51,10 +53,15 @@ pub(crate) struct CustomerWorld {
     /// The plan versions the subscriptions use, shared with the run's cache.
     pub versions: BTreeMap<String, Arc<PlanVersionRecord>>,
     pub subscriptions: Vec<(SubscriptionRecord, Vec<Value>)>,
+    /// Its billed resources, their plans keyed by version id (in `versions`).
+    pub resources: Vec<ResourceSpec>,
     pub grants: Vec<Value>,
     pub discounts: Vec<Value>,
     /// The workspace's rounding mode (its settings, read once per run).
     pub rounding: RoundingMode,
+    /// Its payment terms: days from finalization to the due date (its own, or the
+    /// workspace's).
+    pub net_days: u16,
 }
 
 impl CustomerWorld {
@@ -73,14 +80,14 @@ impl CustomerWorld {
             return Ok(None);
         };
         let meters = meter_specs(state, workspace).await?.into();
-        let rounding = workspace_rounding(state, workspace).await?;
+        let settings = workspace_settings(state, workspace).await?;
         let mut versions = BTreeMap::new();
         Ok(Self::load_many(
             state,
             workspace,
             vec![customer],
             &meters,
-            rounding,
+            settings,
             &mut versions,
         )
         .await?
@@ -95,7 +102,7 @@ impl CustomerWorld {
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         meters: &Arc<[Value]>,
-        rounding: RoundingMode,
+        settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, ApiError> {
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
@@ -110,7 +117,7 @@ impl CustomerWorld {
             customers,
             subscriptions,
             meters,
-            rounding,
+            settings,
             versions,
         )
         .await
@@ -124,7 +131,7 @@ impl CustomerWorld {
         customers: Vec<Customer>,
         subscriptions: Vec<SubscriptionRecord>,
         meters: &Arc<[Value]>,
-        rounding: RoundingMode,
+        settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, ApiError> {
         let store = &state.store;
@@ -226,13 +233,16 @@ impl CustomerWorld {
                         currency: customer.currency,
                         time_zone: customer.time_zone,
                         billing_cycle_day: customer.billing_cycle_day,
+                        invoicing: customer.invoicing,
                     },
                     meters: Arc::clone(meters),
                     versions: used,
                     grants: grants.remove(&customer.id).unwrap_or_default(),
                     discounts: discounts.remove(&customer.id).unwrap_or_default(),
                     subscriptions,
-                    rounding,
+                    resources: Vec::new(),
+                    rounding: settings.rounding,
+                    net_days: customer.net_days.unwrap_or(settings.net_days),
                 })
             })
             .collect()
@@ -250,11 +260,22 @@ impl CustomerWorld {
 
     /// Every subject whose events belong to this customer.
     pub fn subjects(&self) -> Vec<String> {
-        subject_list(
+        let mut subjects = subject_list(
             &self.customer.customer_id,
             &self.customer.aliases,
             self.subscriptions.iter().map(|(s, _)| s),
-        )
+        );
+        subjects.extend(self.resources.iter().map(|r| r.id.clone()));
+        subjects
+    }
+
+    /// The keys the customer's invoices may have: each subscription's id (its own invoices),
+    /// and the customer's id (the customer's invoice of a period).
+    pub fn invoice_keys(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions
+            .iter()
+            .map(|(s, _)| s.id.as_str())
+            .chain(std::iter::once(self.customer.customer_id.as_str()))
     }
 
     /// The scenario document at `now`, without events.
@@ -279,6 +300,7 @@ impl CustomerWorld {
             "id": self.customer.customer_id,
             "time_zone": self.customer.time_zone,
             "billing_cycle_day": self.customer.billing_cycle_day,
+            "invoicing": self.customer.invoicing,
         });
         if let (Some(tax), Some(object)) = (&self.customer.tax, customer.as_object_mut()) {
             object.insert("tax".into(), tax.clone());
@@ -363,7 +385,7 @@ impl CustomerWorld {
                 time_zone: self.customer.time_zone.clone(),
                 billing_cycle_day: self.customer.billing_cycle_day,
                 tax,
-                invoicing: Invoicing::PerSubscription,
+                invoicing: self.customer.invoicing,
             },
             meters: parsed.meters(&self.meters)?.to_vec(),
             plans,
@@ -371,7 +393,7 @@ impl CustomerWorld {
             credit_grants: grants,
             discounts,
             events: Vec::new(),
-            resources: Vec::new(),
+            resources: self.resources.clone(),
             adjustments,
             expect: None,
         };
@@ -437,17 +459,16 @@ fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, S
     })
 }
 
-/// The workspace's rounding mode (`/api/v1/workspace/settings`).
-pub(crate) async fn workspace_rounding(
+/// The workspace's billing settings (`/api/v1/workspace/settings`).
+pub(crate) async fn workspace_settings(
     state: &AppState,
     workspace: &WorkspaceId,
-) -> Result<RoundingMode, ApiError> {
-    Ok(state
+) -> Result<WorkspaceSettings, ApiError> {
+    state
         .store
         .workspace_settings(workspace)
         .await
-        .map_err(ApiError::internal)?
-        .rounding)
+        .map_err(ApiError::internal)
 }
 
 pub(crate) async fn meter_specs(

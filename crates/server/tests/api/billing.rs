@@ -28,7 +28,7 @@ async fn arranged(now: &str) -> (BillingApp, String, String) {
     let customer = app
         .post(
             "/api/v1/customers",
-            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD", "invoicing": "per_subscription"}),
         )
         .await["id"]
         .as_str()
@@ -351,7 +351,7 @@ async fn a_customer_token_reads_only_its_own_billing() {
     let other = app
         .post(
             "/api/v1/customers",
-            json!({"external_id": "other", "name": "Other", "currency": "USD"}),
+            json!({"external_id": "other", "name": "Other", "currency": "USD", "invoicing": "per_subscription"}),
         )
         .await["id"]
         .as_str()
@@ -546,7 +546,7 @@ async fn tie_subscription(app: &BillingApp, key: &str) -> String {
     let customer = call(
         "POST",
         "/api/v1/customers",
-        json!({"external_id": "tie", "name": "Tie", "currency": "USD"}),
+        json!({"external_id": "tie", "name": "Tie", "currency": "USD", "invoicing": "per_subscription"}),
     )
     .await["id"]
         .as_str()
@@ -790,7 +790,7 @@ pub(crate) async fn customer_with_vat(app: &BillingApp, external_id: &str) -> St
     let customer = app
         .post(
             "/api/v1/customers",
-            json!({"external_id": external_id, "name": external_id, "currency": "EUR"}),
+            json!({"external_id": external_id, "name": external_id, "currency": "EUR", "invoicing": "per_subscription"}),
         )
         .await["id"]
         .as_str()

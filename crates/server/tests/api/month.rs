@@ -239,7 +239,7 @@ async fn a_month_in_the_life(database: Database) {
     let created = app
         .post(
             "/api/v1/customers",
-            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD", "invoicing": "per_subscription"}),
         )
         .await;
     let customer = created["id"].as_str().unwrap().to_owned();

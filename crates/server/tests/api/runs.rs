@@ -83,6 +83,8 @@ async fn customer_with_subscription(
                 time_zone: "UTC".into(),
                 billing_cycle_day: 1,
                 parent_id: None,
+                invoicing: billow_core::scenario::Invoicing::Consolidated,
+                net_days: None,
             },
             created,
         )

@@ -79,7 +79,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
     let invoices = upcoming["data"].as_array().unwrap();
     assert_eq!(invoices.len(), 1, "{upcoming}");
     let preview = &invoices[0];
-    assert_eq!(preview["subscription"], subscription.as_str());
+    assert_eq!(preview["subscriptions"], json!([subscription]));
     assert_eq!(preview["reason"], "upcoming");
     let adjustment = only_line(preview, "adjustment");
     assert_eq!(adjustment["description"], "Late usage for invoice #1");

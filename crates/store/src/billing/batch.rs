@@ -83,7 +83,7 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.id.as_str())
                     .push_bind(number.or(invoice.number))
                     .push_bind(invoice.customer_id.as_str())
-                    .push_bind(invoice.subscription_id.as_str())
+                    .push_bind(invoice.invoice_key.as_str())
                     .push_bind(invoice.plan_version_id.as_str())
                     .push_bind(invoice.reason.as_str())
                     .push_bind(to_micros(invoice.issued_at))
@@ -98,7 +98,10 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.totals.as_str())
                     .push_bind(invoice.credit_usage.as_str())
                     .push_bind(to_micros(invoice.created_at))
-                    .push_bind(invoice.finalized_at.map(to_micros));
+                    .push_bind(invoice.finalized_at.map(to_micros))
+                    .push_bind(invoice.scope.as_str())
+                    .push_bind(crate::invoices::subscriptions_json(&invoice.subscriptions))
+                    .push_bind(invoice.due_at.map(to_micros));
             },
         );
         builder
@@ -164,7 +167,7 @@ pub struct InvoiceSummary {
     pub id: String,
     pub number: Option<i64>,
     pub customer_id: String,
-    pub subscription_id: String,
+    pub invoice_key: String,
     pub issued_at: Timestamp,
     pub period_start: Timestamp,
     pub period_end: Timestamp,
@@ -502,7 +505,7 @@ impl Store {
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<Row> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
-                    "SELECT id, number, customer_id, subscription_id, issued_at, period_start, \
+                    "SELECT id, number, customer_id, invoice_key, issued_at, period_start, \
                      period_end, status, currency, amount_before_tax_minor FROM invoices \
                      WHERE workspace_id = ",
                 );
@@ -511,13 +514,13 @@ impl Store {
                 builder.build_query_as().fetch_all(pool).await
             })?;
             for row in rows {
-                let (id, number, customer_id, subscription_id, issued_at, start, end) =
+                let (id, number, customer_id, invoice_key, issued_at, start, end) =
                     (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
                 all.push(InvoiceSummary {
                     id,
                     number,
                     customer_id,
-                    subscription_id,
+                    invoice_key,
                     issued_at: from_micros(issued_at)?,
                     period_start: from_micros(start)?,
                     period_end: from_micros(end)?,
@@ -530,24 +533,24 @@ impl Store {
         Ok(all)
     }
 
-    /// The adjustments of `subscription_ids`, pending and applied, oldest first.
+    /// The adjustments of `invoice_keys`, pending and applied, oldest first.
     ///
     /// # Errors
     /// When a query fails or a row is corrupt.
-    #[tracing::instrument(skip_all, fields(subscriptions = subscription_ids.len()))]
-    pub async fn adjustments_of_subscriptions(
+    #[tracing::instrument(skip_all, fields(subscriptions = invoice_keys.len()))]
+    pub async fn adjustments_of_keys(
         &self,
         workspace: &WorkspaceId,
-        subscription_ids: &[String],
+        invoice_keys: &[String],
     ) -> Result<Vec<AdjustmentRecord>, BillingStoreError> {
         let mut all = Vec::new();
-        for piece in subscription_ids.chunks(ROWS_PER_STATEMENT) {
+        for piece in invoice_keys.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<AdjustmentRow> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
-                    "SELECT id, subscription_id, source_invoice_id, amount_minor, \
+                    "SELECT id, invoice_key, source_invoice_id, amount_minor, \
                      applied_invoice_id, created_at FROM invoice_adjustments WHERE workspace_id = ",
                 );
-                builder.push_bind(workspace.as_str()).push(" AND subscription_id");
+                builder.push_bind(workspace.as_str()).push(" AND invoice_key");
                 push_in!(builder, piece);
                 builder.push(" ORDER BY id");
                 builder.build_query_as().fetch_all(pool).await
@@ -632,13 +635,13 @@ impl Store {
 
             for piece in writes.adjustments.chunks(ROWS_PER_STATEMENT) {
                 let mut builder = QueryBuilder::new(
-                    "INSERT INTO invoice_adjustments (workspace_id, id, subscription_id, \
+                    "INSERT INTO invoice_adjustments (workspace_id, id, invoice_key, \
                      source_invoice_id, amount_minor, applied_invoice_id, created_at) ",
                 );
                 builder.push_values(piece, |mut row, adjustment| {
                     row.push_bind(ws)
                         .push_bind(adjustment.id.as_str())
-                        .push_bind(adjustment.subscription_id.as_str())
+                        .push_bind(adjustment.invoice_key.as_str())
                         .push_bind(adjustment.source_invoice_id.as_str())
                         .push_bind(adjustment.amount_minor)
                         .push_bind(adjustment.applied_invoice_id.as_deref())
@@ -685,7 +688,7 @@ impl Store {
                         piece.iter().zip(0_i64..).map(|(f, i)| (&f.invoice, Some(first + offset + i))),
                     );
                     builder.push(
-                        " ON CONFLICT (workspace_id, subscription_id, issued_at) DO NOTHING",
+                        " ON CONFLICT (workspace_id, invoice_key, issued_at) DO NOTHING",
                     );
                     let inserted = builder.build().execute(&mut *transaction).await?.rows_affected();
                     if inserted != u64::try_from(piece.len()).expect("usize fits in u64") {
@@ -730,7 +733,7 @@ impl Store {
                     }
                     let mut builder = insert_invoices!(pool, ws, std::iter::once((invoice, Some(next))));
                     builder.push(
-                        " ON CONFLICT (workspace_id, subscription_id, issued_at) DO NOTHING",
+                        " ON CONFLICT (workspace_id, invoice_key, issued_at) DO NOTHING",
                     );
                     if builder.build().execute(&mut *transaction).await?.rows_affected() == 0 {
                         numbers.push(None);

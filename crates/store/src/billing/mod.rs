@@ -58,7 +58,7 @@ pub(crate) use append_payment_state;
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdjustmentRecord {
     pub id: String,
-    pub subscription_id: String,
+    pub invoice_key: String,
     /// The finalized invoice whose amount changed.
     pub source_invoice_id: String,
     /// What the engine computes now for the invoice's own lines before tax, minus what it
@@ -171,7 +171,7 @@ impl Store {
         const TAKE: &str = "UPDATE invoice_number_sequences SET next_number = next_number + 1 \
                             WHERE workspace_id = $1 RETURNING next_number - 1";
         const EXISTING: &str = "SELECT id, status FROM invoices \
-                                WHERE workspace_id = $1 AND subscription_id = $2 AND issued_at = $3";
+                                WHERE workspace_id = $1 AND invoice_key = $2 AND issued_at = $3";
         const DELETE_DRAFT: &str = "DELETE FROM invoices \
                                     WHERE workspace_id = $1 AND id = $2 AND status = 'draft'";
         const APPLY: &str = "UPDATE invoice_adjustments SET applied_invoice_id = $3 \
@@ -186,7 +186,7 @@ impl Store {
                 .await?;
             let existing: Option<(String, String)> = sqlx::query_as(EXISTING)
                 .bind(workspace.as_str())
-                .bind(&invoice.subscription_id)
+                .bind(&invoice.invoice_key)
                 .bind(to_micros(invoice.issued_at))
                 .fetch_optional(&mut *transaction)
                 .await?;
@@ -242,19 +242,19 @@ impl Store {
     ///
     /// # Errors
     /// When the query fails.
-    #[tracing::instrument(skip_all, fields(subscription_id = %adjustment.subscription_id))]
+    #[tracing::instrument(skip_all, fields(invoice_key = %adjustment.invoice_key))]
     pub async fn insert_adjustment(
         &self,
         workspace: &WorkspaceId,
         adjustment: &AdjustmentRecord,
     ) -> Result<(), BillingStoreError> {
-        const SQL: &str = "INSERT INTO invoice_adjustments (workspace_id, id, subscription_id, \
+        const SQL: &str = "INSERT INTO invoice_adjustments (workspace_id, id, invoice_key, \
                            source_invoice_id, amount_minor, applied_invoice_id, created_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(workspace.as_str())
             .bind(&adjustment.id)
-            .bind(&adjustment.subscription_id)
+            .bind(&adjustment.invoice_key)
             .bind(&adjustment.source_invoice_id)
             .bind(adjustment.amount_minor)
             .bind(adjustment.applied_invoice_id.as_deref())
@@ -269,34 +269,34 @@ impl Store {
     ///
     /// # Errors
     /// When the query fails or a row is corrupt.
-    #[tracing::instrument(skip_all, fields(subscription_id = %subscription_id))]
+    #[tracing::instrument(skip_all, fields(invoice_key = %invoice_key))]
     pub async fn adjustments(
         &self,
         workspace: &WorkspaceId,
-        subscription_id: &str,
+        invoice_key: &str,
     ) -> Result<Vec<AdjustmentRecord>, BillingStoreError> {
-        const SQL: &str = "SELECT id, subscription_id, source_invoice_id, amount_minor, \
+        const SQL: &str = "SELECT id, invoice_key, source_invoice_id, amount_minor, \
                            applied_invoice_id, created_at FROM invoice_adjustments \
-                           WHERE workspace_id = $1 AND subscription_id = $2 ORDER BY id";
+                           WHERE workspace_id = $1 AND invoice_key = $2 ORDER BY id";
         let rows: Vec<AdjustmentRow> = with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace.as_str())
-            .bind(subscription_id)
+            .bind(invoice_key)
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(adjustment_from_row).collect()
     }
 }
 
-/// `id, subscription_id, source_invoice_id, amount_minor, applied_invoice_id, created_at` of
+/// `id, invoice_key, source_invoice_id, amount_minor, applied_invoice_id, created_at` of
 /// `invoice_adjustments`.
 pub(crate) type AdjustmentRow = (String, String, String, i64, Option<String>, i64);
 
 pub(crate) fn adjustment_from_row(
-    (id, subscription_id, source_invoice_id, amount_minor, applied, created_at): AdjustmentRow,
+    (id, invoice_key, source_invoice_id, amount_minor, applied, created_at): AdjustmentRow,
 ) -> Result<AdjustmentRecord, BillingStoreError> {
     Ok(AdjustmentRecord {
         id,
-        subscription_id,
+        invoice_key,
         source_invoice_id,
         amount_minor,
         applied_invoice_id: applied,

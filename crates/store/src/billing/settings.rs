@@ -9,12 +9,28 @@ use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
 /// What a workspace has chosen for its billing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkspaceSettings {
     /// How every invoice computed from now on rounds to the minor unit.
     pub rounding: RoundingMode,
+    /// Payment terms: days from an invoice's finalization to its due date, for customers that
+    /// set none of their own.
+    pub net_days: u16,
     /// When the settings last changed; `None` while they are the defaults.
     pub updated_at: Option<Timestamp>,
+}
+
+/// The payment terms of a workspace that chose none: Stripe's default for invoices it sends.
+pub const DEFAULT_NET_DAYS: u16 = 30;
+
+impl Default for WorkspaceSettings {
+    fn default() -> Self {
+        Self {
+            rounding: RoundingMode::default(),
+            net_days: DEFAULT_NET_DAYS,
+            updated_at: None,
+        }
+    }
 }
 
 /// The stored text of a rounding mode (the core's serde name).
@@ -46,15 +62,18 @@ impl Store {
         workspace: &WorkspaceId,
     ) -> Result<WorkspaceSettings, BillingStoreError> {
         const SQL: &str =
-            "SELECT rounding, updated_at FROM workspace_settings WHERE workspace_id = $1";
-        let row: Option<(String, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            "SELECT rounding, updated_at, net_days FROM workspace_settings WHERE workspace_id = $1";
+        let row: Option<(String, i64, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace.as_str())
             .fetch_optional(pool)
             .await)?;
         match row {
             None => Ok(WorkspaceSettings::default()),
-            Some((rounding, updated_at)) => Ok(WorkspaceSettings {
+            Some((rounding, updated_at, net_days)) => Ok(WorkspaceSettings {
                 rounding: rounding_of(&rounding)?,
+                net_days: u16::try_from(net_days).map_err(|_| BillingStoreError::CorruptRow {
+                    column: "workspace_settings.net_days",
+                })?,
                 updated_at: Some(from_micros(updated_at)?),
             }),
         }
@@ -71,19 +90,39 @@ impl Store {
         rounding: RoundingMode,
         now: Timestamp,
     ) -> Result<WorkspaceSettings, BillingStoreError> {
-        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, updated_at) \
-                           VALUES ($1, $2, $3) ON CONFLICT (workspace_id) DO UPDATE \
-                           SET rounding = excluded.rounding, updated_at = excluded.updated_at";
+        let settings = WorkspaceSettings {
+            rounding,
+            ..self.workspace_settings(workspace).await?
+        };
+        self.set_workspace_settings(workspace, settings, now).await
+    }
+
+    /// Stores the workspace's settings at `now`; returns them as stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
+    pub async fn set_workspace_settings(
+        &self,
+        workspace: &WorkspaceId,
+        settings: WorkspaceSettings,
+        now: Timestamp,
+    ) -> Result<WorkspaceSettings, BillingStoreError> {
+        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, net_days, \
+                           updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id) DO UPDATE \
+                           SET rounding = excluded.rounding, net_days = excluded.net_days, \
+                           updated_at = excluded.updated_at";
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(workspace.as_str())
-            .bind(rounding_text(rounding))
+            .bind(rounding_text(settings.rounding))
+            .bind(i64::from(settings.net_days))
             .bind(to_micros(now))
             .execute(pool)
             .await
             .map(drop))?;
         Ok(WorkspaceSettings {
-            rounding,
             updated_at: Some(from_micros(to_micros(now))?),
+            ..settings
         })
     }
 }

@@ -14,6 +14,7 @@
 mod projects;
 mod rows;
 
+use billow_core::scenario::Invoicing;
 use billow_core::Currency;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,11 @@ pub struct Customer {
     pub billing_cycle_day: i8,
     /// Another customer of the same workspace that may pay for this one.
     pub parent_id: Option<String>,
+    /// One invoice per period for all its subscriptions and resources, or one per
+    /// subscription.
+    pub invoicing: Invoicing,
+    /// Days from an invoice's finalization to its due date; `None` takes the workspace's.
+    pub net_days: Option<u16>,
 }
 
 /// A postal address; every part optional, `country` an ISO 3166-1 alpha-2 code.
@@ -143,8 +149,9 @@ impl Store {
     ) -> Result<(), StoreCustomerError> {
         const SQL: &str = "INSERT INTO customers (workspace_id, id, external_id, name, email, \
                            address, tax_ids, currency, time_zone, billing_cycle_day, parent_id, \
-                           created_at, updated_at) \
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)";
+                           invoicing, net_days, created_at, updated_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                           $14, $14)";
         let row = CustomerRow::from_customer(customer);
         with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)
             .bind(to_micros(now))
@@ -169,7 +176,8 @@ impl Store {
     ) -> Result<bool, StoreCustomerError> {
         const SQL: &str = "UPDATE customers SET external_id = $3, name = $4, email = $5, \
                            address = $6, tax_ids = $7, currency = $8, time_zone = $9, \
-                           billing_cycle_day = $10, parent_id = $11, updated_at = $12 \
+                           billing_cycle_day = $10, parent_id = $11, invoicing = $12, \
+                           net_days = $13, updated_at = $14 \
                            WHERE workspace_id = $1 AND id = $2";
         let row = CustomerRow::from_customer(customer);
         let updated = with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)

@@ -1,5 +1,6 @@
 //! Customers and projects as stored, and their mapping to and from [`Customer`] and [`Project`].
 
+use billow_core::scenario::Invoicing;
 use billow_core::Currency;
 use serde::Serialize;
 
@@ -20,6 +21,8 @@ pub(super) struct CustomerRow {
     pub(super) time_zone: String,
     pub(super) billing_cycle_day: i64,
     pub(super) parent_id: Option<String>,
+    pub(super) invoicing: String,
+    pub(super) net_days: Option<i64>,
 }
 
 impl CustomerRow {
@@ -35,6 +38,8 @@ impl CustomerRow {
             time_zone: customer.time_zone.clone(),
             billing_cycle_day: i64::from(customer.billing_cycle_day),
             parent_id: customer.parent_id.clone(),
+            invoicing: invoicing_text(customer.invoicing).to_owned(),
+            net_days: customer.net_days.map(i64::from),
         }
     }
 
@@ -54,7 +59,18 @@ impl CustomerRow {
             .ok()
             .filter(|day| (1..=31).contains(day))
             .ok_or_else(|| corrupt("billing_cycle_day"))?;
+        let invoicing = match self.invoicing.as_str() {
+            "per_subscription" => Invoicing::PerSubscription,
+            "consolidated" => Invoicing::Consolidated,
+            _ => return Err(corrupt("invoicing")),
+        };
+        let net_days = self
+            .net_days
+            .map(|days| u16::try_from(days).map_err(|_| corrupt("net_days")))
+            .transpose()?;
         Ok(Customer {
+            invoicing,
+            net_days,
             id: self.id,
             external_id: self.external_id,
             name: self.name,
@@ -69,6 +85,14 @@ impl CustomerRow {
     }
 }
 
+/// The `customers.invoicing` column's text.
+fn invoicing_text(invoicing: Invoicing) -> &'static str {
+    match invoicing {
+        Invoicing::PerSubscription => "per_subscription",
+        Invoicing::Consolidated => "consolidated",
+    }
+}
+
 /// A JSON column's text; these plain types always serialize.
 fn to_json<T: Serialize>(value: &T) -> String {
     match serde_json::to_string(value) {
@@ -79,9 +103,10 @@ fn to_json<T: Serialize>(value: &T) -> String {
 
 /// The columns [`CustomerRow`] reads.
 pub(super) const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, address, tax_ids, \
-                                           currency, time_zone, billing_cycle_day, parent_id";
+                                           currency, time_zone, billing_cycle_day, parent_id, \
+                                           invoicing, net_days";
 
-/// Binds a [`CustomerRow`] as `$2` (id) to `$11` (parent id), after the workspace id `$1`.
+/// Binds a [`CustomerRow`] as `$2` (id) to `$13` (net days), after the workspace id `$1`.
 macro_rules! bind_customer {
     ($query:expr, $workspace_id:expr, $row:expr) => {
         $query
@@ -96,6 +121,8 @@ macro_rules! bind_customer {
             .bind(&$row.time_zone)
             .bind($row.billing_cycle_day)
             .bind(&$row.parent_id)
+            .bind(&$row.invoicing)
+            .bind($row.net_days)
     };
 }
 pub(super) use bind_customer;

@@ -68,6 +68,40 @@ impl FromStr for InvoiceStatus {
     }
 }
 
+/// Whom an invoice bills: what its key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoiceScope {
+    /// One subscription: the key is its id.
+    Subscription,
+    /// The customer's invoice of a period (its consolidated subscriptions and its billed
+    /// resources): the key is the customer's id.
+    Customer,
+}
+
+impl InvoiceScope {
+    /// The column's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscription => "subscription",
+            Self::Customer => "customer",
+        }
+    }
+}
+
+impl FromStr for InvoiceScope {
+    type Err = BillingStoreError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "subscription" => Ok(Self::Subscription),
+            "customer" => Ok(Self::Customer),
+            _ => Err(BillingStoreError::CorruptRow {
+                column: "invoices.scope",
+            }),
+        }
+    }
+}
+
 /// A stored invoice. Its lines, totals and credit usage are JSON: parsed (`Value`, the default)
 /// as reads return them, or as text (`String`) as a billing run writes them, serialized on the
 /// engine's threads from the core's types without building a `Value` first.
@@ -77,7 +111,14 @@ pub struct InvoiceRecord<Json = Value> {
     /// The gap-free number of the workspace's sequence; `None` while a draft.
     pub number: Option<i64>,
     pub customer_id: String,
-    pub subscription_id: String,
+    /// With `issued_at`, what names the invoice: a subscription's id or the customer's
+    /// ([`InvoiceScope`]).
+    pub invoice_key: String,
+    pub scope: InvoiceScope,
+    /// The subscriptions it has lines of.
+    pub subscriptions: Vec<String>,
+    /// The plan version of a subscription's invoice; empty on the customer's invoice, whose
+    /// lines each name their product.
     pub plan_version_id: String,
     /// Why the engine issued it (`period_end`, `subscription_start`, ...).
     pub reason: String,
@@ -100,6 +141,9 @@ pub struct InvoiceRecord<Json = Value> {
     pub credit_usage: Json,
     pub created_at: Timestamp,
     pub finalized_at: Option<Timestamp>,
+    /// When payment is due: set when it is finalized (the customer's or the workspace's net
+    /// days after); `None` for drafts and for invoices finalized before due dates existed.
+    pub due_at: Option<Timestamp>,
     /// Σ the totals of its credit notes (tax included): read from the database, kept by every
     /// credit note's write; ignored when an invoice is inserted (a new invoice has none).
     pub credited_minor: i64,
@@ -112,7 +156,9 @@ impl InvoiceRecord {
             id: self.id,
             number: self.number,
             customer_id: self.customer_id,
-            subscription_id: self.subscription_id,
+            invoice_key: self.invoice_key,
+            scope: self.scope,
+            subscriptions: self.subscriptions,
             plan_version_id: self.plan_version_id,
             reason: self.reason,
             issued_at: self.issued_at,
@@ -128,6 +174,7 @@ impl InvoiceRecord {
             credit_usage: self.credit_usage.to_string(),
             created_at: self.created_at,
             finalized_at: self.finalized_at,
+            due_at: self.due_at,
             credited_minor: self.credited_minor,
         }
     }
@@ -138,6 +185,8 @@ impl InvoiceRecord {
 #[derive(Clone, Debug, Default)]
 pub struct InvoiceFilter {
     pub customer_id: Option<String>,
+    /// Invoices that bill this subscription: its own, and the customer's invoices with lines
+    /// of it.
     pub subscription_id: Option<String>,
     /// Only invoices with a line of this project.
     pub project: Option<String>,
@@ -165,9 +214,10 @@ pub struct PaymentStateRecord {
 /// The columns an invoice insert writes, as a literal for `concat!`.
 macro_rules! invoice_columns {
     () => {
-        "id, number, customer_id, subscription_id, plan_version_id, reason, issued_at, \
+        "id, number, customer_id, invoice_key, plan_version_id, reason, issued_at, \
          period_start, period_end, status, currency, rounding, total_minor, \
-         amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at"
+         amount_before_tax_minor, lines, totals, credit_usage, created_at, finalized_at, scope, \
+         subscriptions, due_at"
     };
 }
 
@@ -181,7 +231,7 @@ pub(crate) struct InvoiceRow {
     id: String,
     number: Option<i64>,
     customer_id: String,
-    subscription_id: String,
+    invoice_key: String,
     plan_version_id: String,
     reason: String,
     issued_at: i64,
@@ -197,6 +247,9 @@ pub(crate) struct InvoiceRow {
     credit_usage: String,
     created_at: i64,
     finalized_at: Option<i64>,
+    scope: String,
+    subscriptions: String,
+    due_at: Option<i64>,
     credited_minor: i64,
 }
 
@@ -206,7 +259,13 @@ impl InvoiceRow {
             id: self.id,
             number: self.number,
             customer_id: self.customer_id,
-            subscription_id: self.subscription_id,
+            invoice_key: self.invoice_key,
+            scope: self.scope.parse()?,
+            subscriptions: serde_json::from_str(&self.subscriptions).map_err(|_| {
+                BillingStoreError::CorruptRow {
+                    column: "invoices.subscriptions",
+                }
+            })?,
             plan_version_id: self.plan_version_id,
             reason: self.reason,
             issued_at: from_micros(self.issued_at)?,
@@ -222,6 +281,7 @@ impl InvoiceRow {
             credit_usage: from_json(&self.credit_usage, "invoices.credit_usage")?,
             created_at: from_micros(self.created_at)?,
             finalized_at: self.finalized_at.map(from_micros).transpose()?,
+            due_at: self.due_at.map(from_micros).transpose()?,
             credited_minor: self.credited_minor,
         })
     }
@@ -235,7 +295,7 @@ macro_rules! bind_invoice {
             .bind(&$invoice.id)
             .bind($invoice.number)
             .bind(&$invoice.customer_id)
-            .bind(&$invoice.subscription_id)
+            .bind(&$invoice.invoice_key)
             .bind(&$invoice.plan_version_id)
             .bind(&$invoice.reason)
             .bind(to_micros($invoice.issued_at))
@@ -251,13 +311,23 @@ macro_rules! bind_invoice {
             .bind($invoice.credit_usage.to_string())
             .bind(to_micros($invoice.created_at))
             .bind($invoice.finalized_at.map(to_micros))
+            .bind($invoice.scope.as_str())
+            .bind($crate::invoices::subscriptions_json(
+                &$invoice.subscriptions,
+            ))
+            .bind($invoice.due_at.map(to_micros))
     };
 }
 pub(crate) use bind_invoice;
 
+/// An invoice's `subscriptions` column: a JSON array of ids.
+pub(crate) fn subscriptions_json(subscriptions: &[String]) -> String {
+    Value::from(subscriptions.to_vec()).to_string()
+}
+
 /// What follows an invoice insert to store a draft or refresh the draft with the same key; a
 /// finalized invoice with that key is left as it is.
-pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, subscription_id, issued_at) \
+pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, invoice_key, issued_at) \
     DO UPDATE SET plan_version_id = excluded.plan_version_id, reason = excluded.reason, \
     period_start = excluded.period_start, period_end = excluded.period_end, \
     total_minor = excluded.total_minor, \
@@ -265,9 +335,9 @@ pub(crate) const UPSERT_DRAFT: &str = " ON CONFLICT (workspace_id, subscription_
     totals = excluded.totals, credit_usage = excluded.credit_usage \
     WHERE invoices.status = 'draft'";
 
-/// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $20)`.
+/// `INSERT INTO invoices (workspace_id, <every column>) VALUES ($1, ..., $23)`.
 pub(crate) fn insert_invoice_sql() -> String {
-    let placeholders: Vec<String> = (1..=20).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (1..=23).map(|n| format!("${n}")).collect();
     format!(
         "INSERT INTO invoices (workspace_id, {INVOICE_COLUMNS}) VALUES ({})",
         placeholders.join(", ")
@@ -332,7 +402,11 @@ impl Store {
         // `($2 IS NULL OR customer_id = $2)`, which keeps SQLite from using the index and made
         // every billing run's per-customer read scan the whole workspace (BENCHMARKS.md).
         let customer = equal_or_absent("customer_id", 2, filter.customer_id.is_some());
-        let subscription = equal_or_absent("subscription_id", 3, filter.subscription_id.is_some());
+        let subscription = if filter.subscription_id.is_some() {
+            "(invoice_key = $3 OR subscriptions LIKE '%\"' || $3 || '\"%')".to_owned()
+        } else {
+            "$3 IS NULL".to_owned()
+        };
         let sql = format!(
             "SELECT {INVOICE_SELECT_COLUMNS} FROM invoices WHERE workspace_id = $1 \
              AND {customer} AND {subscription} \

@@ -50,6 +50,8 @@ pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Custome
         time_zone: "Asia/Tokyo".to_owned(),
         billing_cycle_day: 31,
         parent_id: parent_id.map(str::to_owned),
+        invoicing: billow_core::scenario::Invoicing::Consolidated,
+        net_days: Some(14),
     }
 }
 

@@ -10,6 +10,7 @@ mod wire;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::Uri;
+use billow_core::scenario::Invoicing;
 use billow_store::{new_id, Customer, StoreCustomerError, WorkspaceId};
 use utoipa_axum::routes;
 
@@ -73,6 +74,9 @@ pub(crate) async fn create_customer(
     let time_zone = checks.time_zone("time_zone", body.time_zone.as_deref().unwrap_or("UTC"));
     let billing_cycle_day =
         checks.billing_cycle_day("billing_cycle_day", body.billing_cycle_day.unwrap_or(1));
+    let net_days = body
+        .net_days
+        .and_then(|days| checks.net_days("net_days", days));
     if let Some(parent_id) = &body.parent_id {
         check_parent_exists(&state, workspace_id, parent_id, &mut checks).await?;
     }
@@ -90,6 +94,8 @@ pub(crate) async fn create_customer(
         time_zone,
         billing_cycle_day,
         parent_id: body.parent_id,
+        invoicing: body.invoicing.unwrap_or(Invoicing::Consolidated),
+        net_days,
     };
     state
         .store
@@ -208,8 +214,12 @@ pub(crate) async fn update_customer(
         workspace_id: workspace_id.clone(),
     };
     let mut customer = readable_customer(&state, &principal, &id).await?;
+    let invoicing_before = customer.invoicing;
     let mut checks = Checks::default();
     apply_update(&mut customer, body, &mut checks);
+    if customer.invoicing != invoicing_before && checks.errors.is_empty() {
+        refuse_invoicing_change_after_invoices(&state, workspace_id, &customer.id).await?;
+    }
     if let Some(parent_id) = customer.parent_id.clone() {
         check_parent(&state, workspace_id, &customer.id, &parent_id, &mut checks).await?;
     }
@@ -258,6 +268,40 @@ fn apply_update(customer: &mut Customer, body: UpdateCustomer, checks: &mut Chec
     if let Some(parent_id) = body.parent_id {
         customer.parent_id = parent_id;
     }
+    if let Some(invoicing) = checks.not_null("invoicing", body.invoicing) {
+        customer.invoicing = invoicing;
+    }
+    if let Some(net_days) = body.net_days {
+        customer.net_days = net_days.and_then(|days| checks.net_days("net_days", days));
+    }
+}
+
+/// A customer's invoicing mode names the keys of its invoices: once it has one, a change would
+/// bill its past periods again under the other keys, so it is refused.
+async fn refuse_invoicing_change_after_invoices(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    customer_id: &str,
+) -> Result<(), ApiError> {
+    let filter = billow_store::invoices::InvoiceFilter {
+        customer_id: Some(customer_id.to_owned()),
+        limit: 1,
+        ..Default::default()
+    };
+    let invoices = state
+        .store
+        .invoices(workspace_id, &filter)
+        .await
+        .map_err(ApiError::internal)?;
+    if invoices.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        problem: crate::error::ConflictProblem::InvalidState,
+        detail: format!(
+            "customer {customer_id} has invoices; `invoicing` can only change before its first invoice"
+        ),
+    })
 }
 
 /// The customer `id` if `principal` may read it; 404 otherwise, whether it exists elsewhere or

@@ -1,6 +1,7 @@
 //! Customers and projects on the wire: request bodies parsed into store types with every invalid
 //! field listed (422 `validation`), and the response bodies.
 
+use billow_core::scenario::Invoicing;
 use billow_core::Currency;
 use billow_store::{Address, Customer, Project, TaxId};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -68,6 +69,13 @@ pub struct CreateCustomer {
     pub billing_cycle_day: Option<i64>,
     /// A customer of the same workspace that pays for this one.
     pub parent_id: Option<String>,
+    /// `consolidated` (the default: one invoice per billing period for every subscription and
+    /// billed resource) or `per_subscription` (each subscription has invoices of its own).
+    pub invoicing: Option<Invoicing>,
+    /// Payment terms: days from an invoice's finalization to its due date, 0 to 365; the
+    /// workspace's when absent.
+    #[schema(minimum = 0, maximum = 365)]
+    pub net_days: Option<i64>,
 }
 
 /// `PATCH /api/v1/customers/{id}`: the fields given replace the stored ones; `null` clears
@@ -102,6 +110,15 @@ pub struct UpdateCustomer {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub parent_id: Option<Option<String>>,
+    /// Changes only while the customer has no invoice (a 409 otherwise): invoices already
+    /// issued keep the keys they were issued under.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Invoicing>)]
+    pub invoicing: Option<Option<Invoicing>>,
+    /// `null` takes the workspace's payment terms again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 365)]
+    pub net_days: Option<Option<i64>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, by `default`).
@@ -128,6 +145,9 @@ pub struct CustomerBody {
     pub time_zone: String,
     pub billing_cycle_day: i8,
     pub parent_id: Option<String>,
+    pub invoicing: Invoicing,
+    /// Its own payment terms; `null` when it takes the workspace's.
+    pub net_days: Option<u16>,
 }
 
 impl From<Customer> for CustomerBody {
@@ -157,6 +177,8 @@ impl From<Customer> for CustomerBody {
             time_zone: customer.time_zone,
             billing_cycle_day: customer.billing_cycle_day,
             parent_id: customer.parent_id,
+            invoicing: customer.invoicing,
+            net_days: customer.net_days,
         }
     }
 }
@@ -281,6 +303,17 @@ impl Checks {
             self.fail(field, "must be an IANA time zone such as Europe/Berlin");
         }
         value.to_owned()
+    }
+
+    /// Payment terms in days: 0 to 365.
+    pub fn net_days(&mut self, field: &str, value: i64) -> Option<u16> {
+        match u16::try_from(value) {
+            Ok(days @ 0..=365) => Some(days),
+            _ => {
+                self.fail(field, "must be between 0 and 365 days");
+                None
+            }
+        }
     }
 
     pub fn billing_cycle_day(&mut self, field: &str, value: i64) -> i8 {

@@ -11,7 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use billow_core::credit_note::AmountDue;
 use billow_core::{Currency, Money};
-use billow_store::invoices::{CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceStatus};
+use billow_store::invoices::{
+    CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
+};
 use billow_store::new_id;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -74,8 +76,10 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         "id": invoice.id,
         "number": invoice.number,
         "customer_id": invoice.customer_id,
-        "subscription_id": invoice.subscription_id,
-        "plan_version_id": invoice.plan_version_id,
+        "scope": invoice.scope.as_str(),
+        "subscription_id": (invoice.scope == InvoiceScope::Subscription).then_some(&invoice.invoice_key),
+        "subscriptions": invoice.subscriptions,
+        "plan_version_id": (!invoice.plan_version_id.is_empty()).then_some(&invoice.plan_version_id),
         "reason": invoice.reason,
         "status": invoice.status.as_str(),
         "issued_at": invoice.issued_at.to_string(),
@@ -91,6 +95,7 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         "credit_usage": invoice.credit_usage,
         "created_at": invoice.created_at.to_string(),
         "finalized_at": invoice.finalized_at.map(|at| at.to_string()),
+        "due_at": invoice.due_at.map(|at| at.to_string()),
         "payment_instructions": state.payments.instructions(&reference, &format!("{amount} {}", invoice.currency)),
     })
 }

@@ -338,9 +338,10 @@ pub(crate) async fn preview_change(
     let with_change = preview_customer(&state, &auth.workspace_id, &checked.world, horizon).await?;
     let without = preview_customer(&state, &auth.workspace_id, &current, horizon).await?;
     let unchanged = |invoice: &billow_core::scenario::IssuedInvoice| {
-        without.invoices.iter().any(|other| {
-            other.key == invoice.key && other.invoice == invoice.invoice
-        })
+        without
+            .invoices
+            .iter()
+            .any(|other| other.key == invoice.key && other.invoice == invoice.invoice)
     };
     let invoices: Vec<_> = with_change
         .invoices
