@@ -22,6 +22,9 @@
 //!   with their changes, credit grants, discounts), [`invoices`] (drafts, finalized invoices, credit
 //!   notes, payment history) and [`billing`] (leases, gap-free finalization, late-usage
 //!   adjustments), one SQL text for both backends, errors as [`BillingStoreError`].
+//! - Billed resources ([`resources`], docs/resources.md): a customer's priced things with a
+//!   lifetime ([`resources::ResourceRecord`]), their quantity changes and deletion, and
+//!   [`Store::resources_of_customers`] for billing runs.
 //!
 //! SQLite files are opened in WAL mode with `synchronous=NORMAL`, foreign keys enforced, and
 //! created (with their directory) when absent.
@@ -56,6 +59,7 @@ mod idempotency;
 pub mod ids;
 pub mod invoices;
 mod keys;
+pub mod resources;
 mod sql;
 mod store;
 pub mod subscriptions;
