@@ -149,7 +149,23 @@ impl CustomerWorld {
                 .or_default()
                 .push(change.spec);
         }
+        let mut resources_of: HashMap<String, Vec<ResourceSpec>> = HashMap::new();
         let mut missing: Vec<String> = Vec::new();
+        for resource in store
+            .resources_of_customers(workspace, &ids)
+            .await
+            .map_err(internal)?
+        {
+            if !versions.contains_key(&resource.plan_version_id)
+                && !missing.contains(&resource.plan_version_id)
+            {
+                missing.push(resource.plan_version_id.clone());
+            }
+            resources_of
+                .entry(resource.customer_id.clone())
+                .or_default()
+                .push(resource.to_spec());
+        }
         for subscription in &subscriptions {
             let changed = changes.get(&subscription.id).into_iter().flatten();
             for id in std::iter::once(&subscription.spec)
@@ -212,7 +228,14 @@ impl CustomerWorld {
             .into_iter()
             .map(|customer| {
                 let subscriptions = subscriptions_of.remove(&customer.id).unwrap_or_default();
+                let resources = resources_of.remove(&customer.id).unwrap_or_default();
                 let mut used = BTreeMap::new();
+                for resource in &resources {
+                    let version = versions.get(&resource.plan).ok_or_else(|| {
+                        ApiError::internal(MissingPlanVersion(resource.plan.clone()))
+                    })?;
+                    used.insert(resource.plan.clone(), Arc::clone(version));
+                }
                 for (subscription, changed) in &subscriptions {
                     for id in std::iter::once(&subscription.spec)
                         .chain(changed)
@@ -240,7 +263,7 @@ impl CustomerWorld {
                     grants: grants.remove(&customer.id).unwrap_or_default(),
                     discounts: discounts.remove(&customer.id).unwrap_or_default(),
                     subscriptions,
-                    resources: Vec::new(),
+                    resources,
                     rounding: settings.rounding,
                     net_days: customer.net_days.unwrap_or(settings.net_days),
                 })

@@ -248,8 +248,10 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
     ) -> Result<Vec<String>, BillingStoreError> {
-        const SQL: &str = "SELECT DISTINCT customer_id FROM subscriptions \
-                           WHERE workspace_id = $1 ORDER BY customer_id";
+        // Customers with a subscription or a billed resource: both make invoices.
+        const SQL: &str = "SELECT customer_id FROM subscriptions WHERE workspace_id = $1 \
+                           UNION SELECT customer_id FROM billed_resources WHERE workspace_id = $1 \
+                           ORDER BY customer_id";
         let rows: Vec<(String,)> = with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace.as_str())
             .fetch_all(pool)
@@ -263,7 +265,8 @@ impl Store {
     /// When the query fails.
     #[tracing::instrument(skip_all)]
     pub async fn billed_workspaces(&self) -> Result<Vec<WorkspaceId>, BillingStoreError> {
-        const SQL: &str = "SELECT DISTINCT workspace_id FROM subscriptions ORDER BY workspace_id";
+        const SQL: &str = "SELECT workspace_id FROM subscriptions \
+                           UNION SELECT workspace_id FROM billed_resources ORDER BY workspace_id";
         let rows: Vec<(String,)> =
             with_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
         rows.into_iter()
