@@ -84,7 +84,8 @@ fn main() -> ExitCode {
 /// freed memory back to the kernel: every later touch of such memory then faulted in, and zeroed,
 /// a whole 2 MiB page. That zeroing was about a third of the CPU time of `billow bench ingest`
 /// (`perf`), and without huge pages the same binary ingests ~27 % faster with ~20 % less peak
-/// memory (BENCHMARKS.md, "Fifth session"). Best effort: a kernel that refuses leaves them on.
+/// memory (alternating runs of `billow bench ingest`). Best effort: a kernel that refuses leaves
+/// them on.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);

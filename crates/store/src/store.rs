@@ -165,7 +165,7 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
         // chunks are BLOBs of tens to hundreds of KiB, written once and read whole, and every
         // page of one is a WAL frame of its own, a write call, and a link of an overflow chain
         // that deleting the chunk walks. Ingestion ran ~10 % faster than with SQLite's 4 KiB
-        // (BENCHMARKS.md, "Fifth session"); 64 KiB gained nothing more.
+        // (alternating runs of `billow bench ingest`); 64 KiB gained nothing more.
         .page_size(SQLITE_PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)

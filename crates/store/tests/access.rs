@@ -1,4 +1,4 @@
-//! The access repositories (stream B): credentials, customers and projects, idempotency keys; run
+//! The access repositories: credentials, customers and projects, idempotency keys; run
 //! against both backends like `store.rs`: each check is an `async fn(Store)`, called once with a
 //! fresh SQLite file and once with a fresh PostgreSQL database.
 

@@ -1,4 +1,4 @@
-//! The billing repositories (stream C), run against both backends like `store.rs`: each check is
+//! The billing repositories, run against both backends like `store.rs`: each check is
 //! an `async fn(Store)`, called once with a fresh SQLite file and once with a fresh PostgreSQL
 //! database.
 

@@ -3,8 +3,9 @@
 //! A run bills customers in batches (docs/billing-runs.md): each batch claims its leases with one
 //! statement, reads each table once for all its customers, and writes everything the engine
 //! decided (drafts, finalized invoices with their numbers and first payment states,
-//! adjustments) in one transaction. Per-customer round trips and per-invoice commits were what
-//! made a run slow (BENCHMARKS.md), not the engine.
+//! adjustments) in one transaction. Per-customer round trips and per-invoice commits, not the
+//! engine, are what a run's time would go to otherwise (`billow bench billing-run` prints the
+//! store's share).
 //!
 //! Lists of ids are bound one parameter each (`IN ($2, $3, …)`); callers pass at most a batch
 //! of customers, far below either backend's limit on parameters. Multi-row statements are cut

@@ -1,7 +1,6 @@
 //! The bytes of a chunk: its events, and the hashes of their exactly-once keys.
 //!
-//! A leading version byte names the layout. Version 2, written since the fourth session, stores
-//! each event as:
+//! A leading version byte names the layout. Version 2, the one written, stores each event as:
 //!
 //! - a flags byte: the first event of its chunk; the subject, the source, the type each the same
 //!   as the previous event's (then not stored again); the id a lowercase hyphenated UUID (then
@@ -373,7 +372,8 @@ impl RawEvent<'_> {
     }
 }
 
-/// Events in the first layout, as the first sessions wrote them: for the tests that read it back.
+/// Events in the first layout (version 1), which older databases hold: for the tests that read it
+/// back.
 #[cfg(test)]
 pub(crate) fn encode_first_layout(events: &[RawEvent<'_>]) -> Vec<u8> {
     fn text(bytes: &mut Vec<u8>, text: &str) {

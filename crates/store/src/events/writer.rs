@@ -60,12 +60,12 @@ const IDLE_AFTER: Duration = Duration::from_millis(10);
 /// most): after a million events, `billow bench ingest` compacted the 243,000 left, reads from the
 /// database included, in 0.21 s. Fewer per transaction would make smaller subject chunks, which
 /// merging then rewrites more often: at 100,000 the ingestion bench ran 565k events/s against 631k
-/// (BENCHMARKS.md, "Fifth session").
+/// (alternating runs of `billow bench ingest`).
 const COMPACT_EVENTS_MAX: u64 = COMPACT_AFTER_EVENTS;
 /// While the writer is saturated, merging waits until compaction has written this many chunks of
 /// one subject since it was last merged (a read of the subject then reads that many more chunks).
 /// Merging rewrites each event a few times; during five million events in a row, putting it off
-/// entirely ran 633,086 events/s against 502,224 (BENCHMARKS.md, "Seventh session").
+/// entirely ran 633,086 events/s against 502,224 (medians of two; BENCHMARKS.md, "Ingestion").
 const MERGE_PUT_OFF_CHUNKS_MAX: u32 = 32;
 /// Most events one merge transaction rewrites: it holds the write lock too.
 const MERGE_EVENTS_MAX: u64 = 100_000;

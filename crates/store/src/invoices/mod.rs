@@ -400,7 +400,7 @@ impl Store {
     ) -> Result<Vec<InvoiceRecord>, BillingStoreError> {
         // A customer or subscription filter is written as a plain equality, never as
         // `($2 IS NULL OR customer_id = $2)`, which keeps SQLite from using the index and made
-        // every billing run's per-customer read scan the whole workspace (BENCHMARKS.md).
+        // every billing run's per-customer read scan the whole workspace (`EXPLAIN QUERY PLAN`).
         let customer = equal_or_absent("customer_id", 2, filter.customer_id.is_some());
         let subscription = if filter.subscription_id.is_some() {
             "(invoice_key = $3 OR subscriptions LIKE '%\"' || $3 || '\"%')".to_owned()

@@ -1,8 +1,8 @@
 //! The usual batch, read without serde: a JSON array of event objects whose member names and
 //! attribute values are strings without escapes, each attribute once, as metering agents send
 //! them. [`batch`] reads such a body in one pass over its bytes (in `perf` profiles of
-//! `billow bench ingest`, reading batches fell from 32 % of the samples to 16–20 %; BENCHMARKS.md,
-//! "Sixth session"), and checks each event with the same
+//! `billow bench ingest`, reading batches fell from 32 % of the samples to 16–20 %), and checks
+//! each event with the same
 //! [`check_event`]. It answers `None` on anything else, valid JSON or not (an escape in an
 //! attribute, an attribute given twice or not as a string, a nesting deeper than 64, bad JSON),
 //! and the caller then reads the body with serde_json, which decides: so this reader needs to

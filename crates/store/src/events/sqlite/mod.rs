@@ -686,7 +686,7 @@ pub(super) async fn compact(
 /// Most bytes of subject chunks one transaction of [`compact_in_slices`] writes. The event
 /// writer waits for SQLite's write lock while a slice is written, so a slice is kept to about
 /// what a few group commits write (~13 ms), not the whole compaction (~100 ms for 250,000 events;
-/// BENCHMARKS.md, "Sixth session").
+/// `billow bench ingest`).
 const COMPACT_SLICE_BYTES: usize = 2 * 1024 * 1024;
 /// How many bytes of chunks a slice of a compaction holds, at most (one chunk at least).
 #[derive(Clone, Copy)]
