@@ -1,5 +1,5 @@
-//! `billow invoice run [--workspace NAME] [--now RFC3339]`: one billing run, as the scheduler
-//! inside `serve` does on its interval, then exit.
+//! `billow invoice run [--workspace NAME] [--now RFC3339] [--billing-lease-seconds N]`: one
+//! billing run, as the scheduler inside `serve` does on its interval, then exit.
 //!
 //! Safe beside running servers: customers are claimed through the same database leases, and an
 //! invoice is finalized (numbered) at most once.
@@ -32,12 +32,22 @@ struct RunArgs {
     /// Only this workspace (its name); all workspaces with subscriptions by default.
     #[arg(long, value_name = "NAME")]
     workspace: Option<String>,
-    /// Bill as if it were this instant (RFC 3339) instead of the system clock's.
+    /// Bill as if it were this instant (RFC 3339) instead of the system clock's. Leases are
+    /// still measured on the system clock.
     #[arg(long, value_name = "RFC3339")]
     now: Option<Timestamp>,
     /// How long due invoices stay drafts, open to late usage, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     grace_period_seconds: i64,
+    /// How long the run holds each customer, in real seconds; if the run dies, other runs take
+    /// its customers over after it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
+    billing_lease_seconds: i64,
     #[command(flatten)]
     database: DatabaseArgs,
 }
@@ -117,6 +127,7 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         let billing = BillingSettings {
             grace_period: SignedDuration::from_secs(args.grace_period_seconds),
+            lease_duration: SignedDuration::from_secs(args.billing_lease_seconds),
             interval: None,
             ..BillingSettings::default()
         };
@@ -152,6 +163,25 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         run: RunArgs,
+    }
+
+    #[test]
+    fn the_lease_lasts_a_positive_number_of_seconds() {
+        let cli = Cli::try_parse_from(["billow", "--billing-lease-seconds", "2"]).unwrap();
+        assert_eq!(cli.run.billing_lease_seconds, 2);
+        assert_eq!(
+            Cli::try_parse_from(["billow"])
+                .unwrap()
+                .run
+                .billing_lease_seconds,
+            60
+        );
+        for refused in ["0", "-1", "soon"] {
+            let error = Cli::try_parse_from(["billow", "--billing-lease-seconds", refused])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--billing-lease-seconds"), "{error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! [`Clock`]: where the server reads the present. Only the server and the CLI read time
-//! (STYLE.md, "Time"); billing runs, leases and payment states take it from the [`Clock`] in
-//! [`crate::AppState`], so tests can move time with a [`ManualClock`].
+//! (STYLE.md, "Time"); billing runs and payment states take it from the [`Clock`] in
+//! [`crate::AppState`], so tests can move time with a [`ManualClock`]. Billing leases take theirs
+//! from the state's `lease_clock`, the system's: they measure real time even when a run bills at
+//! another instant.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

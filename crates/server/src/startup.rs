@@ -25,8 +25,13 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
-    /// Where "now" comes from: the system clock, or a `ManualClock` in tests.
+    /// Where "now" comes from: the system clock, or a `ManualClock` in tests; the instant a
+    /// billing run bills at (`billow invoice run --now` sets it).
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The real time, which billing leases are taken and compared on: a lease lasts its
+    /// duration of real time whatever instant a run bills at, so a run killed while billing at
+    /// a past or future `--now` holds its customers no longer than that (docs/billing-runs.md).
+    pub lease_clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Grace period, lease length and scheduler interval of billing runs.
     pub billing: std::sync::Arc<crate::billing::BillingSettings>,
     /// Who collects invoices' money.
@@ -43,15 +48,24 @@ impl AppState {
             events: billow_store::EventWriter::new(store.clone()),
             store,
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            lease_clock: std::sync::Arc::new(crate::clock::SystemClock),
             billing: std::sync::Arc::default(),
             payments: std::sync::Arc::new(crate::billing::payment::ManualProvider::default()),
             invoice_cache: std::sync::Arc::default(),
         }
     }
 
-    /// The same state reading time from `clock`.
+    /// The same state reading time from `clock`; leases keep theirs.
     pub fn with_clock(self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
         Self { clock, ..self }
+    }
+
+    /// The same state measuring billing leases on `lease_clock` (the system's by default).
+    pub fn with_lease_clock(self, lease_clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            lease_clock,
+            ..self
+        }
     }
 
     /// The same state with other billing settings.

@@ -26,8 +26,9 @@
 //!   lifetime ([`resources::ResourceRecord`]), their quantity changes and deletion, and
 //!   [`Store::resources_of_customers`] for billing runs.
 //!
-//! SQLite files are opened in WAL mode with `synchronous=NORMAL`, foreign keys enforced, and
-//! created (with their directory) when absent.
+//! SQLite files are opened in WAL mode with `synchronous=FULL` (every commit is on disk before it
+//! returns), foreign keys enforced, and created (with their directory) when absent. PostgreSQL
+//! connections keep `synchronous_commit` on, raising it when the server's default is off.
 //!
 //! ```
 //! use billow_store::{Database, Store, Workspace, WorkspaceId, WorkspaceName};
@@ -54,6 +55,7 @@ pub mod catalog;
 pub mod coupons;
 mod customers;
 mod database;
+mod durability;
 pub mod events;
 mod idempotency;
 pub mod ids;

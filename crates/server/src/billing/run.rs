@@ -215,7 +215,7 @@ struct PlannedBatch {
 /// leases. Each stage is at most one batch ahead of the next.
 ///
 /// Every batch bills at one instant, the clock's `now` when the run starts; leases are taken and
-/// extended from the clock's time at each claim.
+/// extended from the real time at each claim (`AppState::lease_clock`), never from `now`.
 async fn run_batches(
     state: &AppState,
     settings: &BillingSettings,
@@ -374,13 +374,18 @@ async fn run_batches(
 const BATCHES_PER_CLAIM: usize = 4;
 
 /// Claims every customer of `group` in one lease transaction; returns those held.
+///
+/// A lease is taken, and another holder's found expired, on the real time, not on the instant
+/// the run bills at: a run billing at a past `--now` would hold its customers for as long as
+/// reruns at that instant are made, and one billing at a future `--now` would hold them from
+/// every present run until that date (or take over leases live nodes still hold).
 async fn claim(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     group: &[Vec<Customer>],
 ) -> Result<HashSet<String>, ApiError> {
-    let claimed_at = state.clock.now();
+    let claimed_at = state.lease_clock.now();
     let until = claimed_at
         .checked_add(settings.lease_duration)
         .map_err(ApiError::internal)?;

@@ -1,7 +1,7 @@
 //! A billing run over several batches (the pipeline of docs/billing-runs.md): every customer is
 //! billed once, numbers run 1..n without gaps across batches, a customer whose stored world the
 //! engine rejects is counted as failed without holding up the others, and a second run changes
-//! nothing.
+//! nothing. Leases are measured on the real clock, whatever instant a run bills at.
 
 use std::sync::Arc;
 
@@ -195,4 +195,97 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers_on_postgres() {
         return;
     };
     a_run_bills_every_batch_once_with_gap_free_numbers(database).await;
+}
+
+/// Leases are taken and found expired on the lease clock (the real time), never on the instant a
+/// run bills at: a run billing at a past instant takes over a lease that expired in real time,
+/// and one billing at a future instant leaves alone a lease another node still holds.
+async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant(database: Database) {
+    let (store, workspace) = seeded(&database).await;
+    for index in 0..2 {
+        let spec = json!({"id": format!("sub_{index}"), "plan": "pv_1", "start": START});
+        customer_with_subscription(&store, &workspace, index, spec).await;
+    }
+    let real: Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
+    let seconds = |s: i64| SignedDuration::from_secs(s);
+    // cus_0: another node is billing it, for another minute of real time.
+    let live = store
+        .acquire_billing_leases(
+            &workspace,
+            &["cus_0".to_owned()],
+            "live-node",
+            real,
+            real.checked_add(seconds(60)).unwrap(),
+        )
+        .await
+        .unwrap();
+    // cus_1: a run that died two minutes ago left a lease that expired a minute ago.
+    let dead = store
+        .acquire_billing_leases(
+            &workspace,
+            &["cus_1".to_owned()],
+            "dead-node",
+            real.checked_sub(seconds(120)).unwrap(),
+            real.checked_sub(seconds(60)).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((live.len(), dead.len()), (1, 1));
+    let run_at = |now: &str| {
+        AppState::new(store.clone())
+            .with_clock(Arc::new(ManualClock::new(now.parse().unwrap())))
+            .with_lease_clock(Arc::new(ManualClock::new(real)))
+            .with_billing(BillingSettings {
+                grace_period: SignedDuration::ZERO,
+                interval: None,
+                ..BillingSettings::default()
+            })
+    };
+
+    let past = run_billing(&run_at("2024-02-01T01:00:00Z"), Some(&workspace))
+        .await
+        .unwrap();
+    let future = run_billing(&run_at("2030-01-01T01:00:00Z"), Some(&workspace))
+        .await
+        .unwrap();
+
+    // Each run bills cus_1 and skips cus_0: January and February 2024 first, then every month
+    // from March 2024 to January 2030.
+    assert_eq!((past.customers, past.skipped, past.finalized), (1, 1, 2));
+    assert_eq!(
+        (future.customers, future.skipped, future.finalized),
+        (1, 1, 71)
+    );
+    let invoices = store
+        .invoices(
+            &workspace,
+            &InvoiceFilter {
+                limit: 100,
+                ..InvoiceFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(invoices.len(), 73);
+    assert!(invoices
+        .iter()
+        .all(|invoice| invoice.customer_id == "cus_1"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant_on_sqlite() {
+    let directory = tempfile::tempdir().unwrap();
+    leases_are_measured_on_the_real_clock_not_on_the_billing_instant(Database::sqlite(
+        directory.path().join("billow.db"),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant_on_postgres() {
+    let Some(database) = crate::month::postgres_database().await else {
+        return;
+    };
+    leases_are_measured_on_the_real_clock_not_on_the_billing_instant(database).await;
 }

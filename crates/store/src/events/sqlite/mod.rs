@@ -217,9 +217,9 @@ pub(super) async fn on_writer<T, E>(
 }
 
 /// The writer's connection: kept in the cache between transactions, or else a connection of the
-/// pool, detached from it (the pool opens another in its place when it needs one), and set to
-/// sync the WAL on every commit (`synchronous=FULL`), so that an acknowledged event survives a
-/// power loss. The rest of billow keeps NORMAL on the pool's connections. A connection whose
+/// pool, detached from it (the pool opens another in its place when it needs one). Like every
+/// connection of the pool it syncs the WAL on every commit (`synchronous=FULL`, set where the
+/// pool is opened), so that an acknowledged event survives a power loss. A connection whose
 /// transaction failed is dropped, not kept.
 async fn writer_connection(
     pool: &SqlitePool,
@@ -228,11 +228,7 @@ async fn writer_connection(
     if let Some(connection) = cache.connection.take() {
         return Ok(connection);
     }
-    let mut connection = pool.acquire().await?.detach();
-    sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut connection)
-        .await?;
-    Ok(connection)
+    Ok(pool.acquire().await?.detach())
 }
 
 /// Claims keys in the cache, holding the set of the workspace of the last claim out of the map
