@@ -39,6 +39,7 @@ pub mod invoice_cache;
 pub mod json;
 pub mod limits;
 mod metrics;
+pub mod nul;
 pub mod openapi;
 mod routes;
 mod startup;
