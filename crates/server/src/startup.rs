@@ -71,13 +71,17 @@ impl AppState {
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
     // Layers on the /api/v1 routes only, the last added running first: a credential is required
-    // (401 otherwise), then POSTs go through Idempotency-Key. `route_layer`, so that an unknown
-    // path is a 404 whether or not the request has a key.
+    // (401 otherwise), then a path or query parameter holding U+0000 is a 422, then POSTs go
+    // through Idempotency-Key. `route_layer`, so that an unknown path is a 404 whether or not the
+    // request has a key, and so that path parameters have their names.
     let (api_v1, _document) = crate::routes::api_v1().split_for_parts();
     let api_v1 = api_v1
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::idempotent_post,
+        ))
+        .route_layer(axum::middleware::from_fn(
+            crate::nul::refuse_nul_in_path_and_query,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -13,6 +13,7 @@ mod invoice_pages;
 mod invoices;
 mod late_credit;
 mod month;
+mod nul;
 mod openapi;
 mod problems;
 mod runs;
