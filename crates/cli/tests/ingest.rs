@@ -113,7 +113,14 @@ fn an_unknown_workspace_is_refused_unless_asked_to_create_it() {
     assert!(!stderr(&typo).contains("ingested "), "nothing was loaded");
     // The typo made no workspace: `keys list` does not know it either.
     let listed = Command::new(env!("CARGO_BIN_EXE_billow"))
-        .args(["keys", "list", "--workspace", "acmee", "--data", "billow.db"])
+        .args([
+            "keys",
+            "list",
+            "--workspace",
+            "acmee",
+            "--data",
+            "billow.db",
+        ])
         .current_dir(directory.path())
         .env_remove("DATABASE_URL")
         .output()

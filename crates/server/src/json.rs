@@ -179,8 +179,14 @@ mod tests {
     fn a_nul_anywhere_in_the_body_is_a_422_naming_it() {
         for (body, field) in [
             (&br#"{"name": "a\u0000"}"#[..], "name"),
-            (br#"{"name": "a", "address": {"country": "\u0000"}}"#, "address.country"),
-            (br#"{"name": "a", "unknown": ["x", "\u0000"]}"#, "unknown[1]"),
+            (
+                br#"{"name": "a", "address": {"country": "\u0000"}}"#,
+                "address.country",
+            ),
+            (
+                br#"{"name": "a", "unknown": ["x", "\u0000"]}"#,
+                "unknown[1]",
+            ),
         ] {
             let error = parse_json::<Wire>(body).unwrap_err();
 

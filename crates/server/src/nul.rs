@@ -66,7 +66,13 @@ pub fn nul_path(value: &Value) -> Option<String> {
             _ => None,
         }
     }
-    walk(value, "").map(|path| if path.is_empty() { "body".to_owned() } else { path })
+    walk(value, "").map(|path| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        }
+    })
 }
 
 /// Middleware on every `/api/v1` route: a 422 naming each path parameter or query parameter whose

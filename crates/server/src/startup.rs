@@ -9,6 +9,7 @@ use axum::Router;
 use billow_store::{Database, MigrateStoreError, OpenStoreError, Store};
 use tokio::net::TcpListener;
 
+use crate::connections::ConnectionLimits;
 use crate::routes::{fallback, health};
 use crate::telemetry;
 
@@ -107,6 +108,7 @@ pub struct Application {
     store: Store,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     billing: crate::billing::BillingSettings,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -135,6 +137,7 @@ impl Application {
             store,
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             billing: crate::billing::BillingSettings::default(),
+            connections: ConnectionLimits::default(),
         })
     }
 
@@ -146,6 +149,15 @@ impl Application {
     /// Runs billing with `billing` instead of the defaults.
     pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
         Self { billing, ..self }
+    }
+
+    /// Serves connections within `connections` (timeouts, connection limit) instead of the
+    /// defaults.
+    pub fn with_connection_limits(self, connections: ConnectionLimits) -> Self {
+        Self {
+            connections,
+            ..self
+        }
     }
 
     /// The port actually bound, which differs from the settings' when they asked for port 0.
@@ -168,11 +180,11 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight and closes the
-    /// store.
+    /// store. Connections are served within the [`ConnectionLimits`].
     ///
     /// # Errors
     ///
-    /// When serving fails.
+    /// None today: a connection that fails is logged and closed, and the server goes on.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -185,14 +197,14 @@ impl Application {
         // The billing scheduler lives as long as the server; its leases expire if it dies.
         let scheduler = interval
             .map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
-        let app = router(state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let app = router(state).layer(axum::middleware::from_fn_with_state(
+            self.connections.body_read_timeout,
+            crate::connections::limit_body_time,
+        ));
+        crate::connections::serve(self.listener, app, self.connections, shutdown).await;
         if let Some(scheduler) = scheduler {
             scheduler.abort();
         }
-        served?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -3,6 +3,7 @@
 
 mod auth;
 mod billing;
+mod connections;
 mod coupons;
 mod customers;
 mod events;

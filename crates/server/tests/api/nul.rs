@@ -26,7 +26,11 @@ fn assert_nul_problem(response: &TestResponse, fields: &[&str], what: &str) {
         "{what}: {}",
         response.body
     );
-    assert_eq!(response.content_type(), "application/problem+json", "{what}");
+    assert_eq!(
+        response.content_type(),
+        "application/problem+json",
+        "{what}"
+    );
     let problem = response.json();
     assert_eq!(problem["type"], "urn:billow:problem:validation", "{what}");
     let expected: Vec<Value> = fields
@@ -53,7 +57,10 @@ async fn every_path_parameter_holding_a_nul_is_a_422_naming_it(api: &TestApi) {
             continue;
         }
         let concrete = TestApi::concrete_path(&path, "cus%00probe");
-        for method in [Method::GET, Method::DELETE].into_iter().chain(WRITE_METHODS) {
+        for method in [Method::GET, Method::DELETE]
+            .into_iter()
+            .chain(WRITE_METHODS)
+        {
             let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
             let response = api.call(method.clone(), &concrete, Some(&key), body).await;
             if not_routed(&response) {
@@ -114,8 +121,10 @@ async fn a_json_body_holding_a_nul_anywhere_is_a_422_naming_the_field(api: &Test
             Method::POST,
             "/api/v1/customers",
             Some(&key),
-            Some(json!({"external_id": "acme", "name": "Acme", "currency": "USD",
-                        "address": {"line1": "Main\u{0}street", "country": "DE"}})),
+            Some(
+                json!({"external_id": "acme", "name": "Acme", "currency": "USD",
+                        "address": {"line1": "Main\u{0}street", "country": "DE"}}),
+            ),
         )
         .await;
     let metadata_name = api
@@ -123,8 +132,10 @@ async fn a_json_body_holding_a_nul_anywhere_is_a_422_naming_the_field(api: &Test
             Method::POST,
             "/api/v1/customers",
             Some(&key),
-            Some(json!({"external_id": "acme", "name": "Acme", "currency": "USD",
-                        "tax_ids": [{"kind": "eu_vat", "value": "DE1", "n\u{0}": 1}]})),
+            Some(
+                json!({"external_id": "acme", "name": "Acme", "currency": "USD",
+                        "tax_ids": [{"kind": "eu_vat", "value": "DE1", "n\u{0}": 1}]}),
+            ),
         )
         .await;
 
@@ -135,7 +146,9 @@ async fn a_json_body_holding_a_nul_anywhere_is_a_422_naming_the_field(api: &Test
         .call(Method::GET, "/api/v1/customers", Some(&key), None)
         .await;
     assert_eq!(page.json()["data"], json!([]), "nothing was created");
-    let meters = api.call(Method::GET, "/api/v1/meters", Some(&key), None).await;
+    let meters = api
+        .call(Method::GET, "/api/v1/meters", Some(&key), None)
+        .await;
     assert_eq!(meters.json()["data"], json!([]), "nothing was created");
 }
 
