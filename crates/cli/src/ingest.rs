@@ -8,8 +8,15 @@
 //! Events are written in transactions of [`BATCH_EVENTS`], each durable before the next; an
 //! interrupted load is finished by running it again.
 //!
+//! The workspace (`--workspace NAME`) must exist, as for every other verb that names one
+//! (`billow keys list|revoke`, `billow invoice run`), unless `--create-workspace` asks for it to be
+//! created: events loaded into a misspelt, new workspace would never be billed. (`billow keys
+//! create` does create its workspace: it is how a workspace is made, and it prints the workspace it
+//! made.)
+//!
 //! The summary line, on standard error: accepted, duplicates, rejected with their line numbers.
-//! The exit status is 1 when a line was rejected (the valid lines are stored all the same).
+//! The exit status is 1 when a line was rejected (the valid lines are stored all the same), or when
+//! nothing was loaded (an unknown workspace, a file that cannot be read).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -36,9 +43,14 @@ const REJECTED_LISTED_MAX: usize = 20;
 pub struct IngestArgs {
     /// The file to load.
     file: PathBuf,
-    /// The workspace the events belong to, created when no workspace has this name.
-    #[arg(long, value_name = "NAME", default_value = "default")]
+    /// The workspace the events belong to (its name). It must exist, unless
+    /// --create-workspace is given: a misspelt name must not load events into a new workspace
+    /// that nothing bills.
+    #[arg(long, value_name = "NAME")]
     workspace: String,
+    /// Create the workspace when no workspace has this name.
+    #[arg(long)]
+    create_workspace: bool,
     /// The file's format.
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
@@ -85,8 +97,8 @@ impl Summary {
 ///
 /// # Errors
 ///
-/// When the workspace name is invalid, the file cannot be read, or the database cannot be opened
-/// or written.
+/// When the workspace name is invalid, no workspace has it (without `--create-workspace`), the
+/// file cannot be read, or the database cannot be opened or written.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let name = WorkspaceName::parse(&args.workspace).context("invalid --workspace")?;
     let database = args.database.to_database()?;
@@ -104,9 +116,23 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let summary = crate::block_on(async {
         let store = Store::open(&database).await?;
         store.migrate().await?;
-        let workspace = store
-            .workspace_named_or_created(&name, Timestamp::now())
-            .await?;
+        let workspace = if args.create_workspace {
+            store
+                .workspace_named_or_created(&name, Timestamp::now())
+                .await?
+        } else {
+            let found = store.workspace_named(&name).await?;
+            let Some(workspace) = found else {
+                store.close().await;
+                anyhow::bail!(
+                    "no workspace is named {:?}: check the name, or pass --create-workspace \
+                     to create it (`billow keys create --workspace NAME` creates a workspace with \
+                     its first API key)",
+                    name.as_str()
+                );
+            };
+            workspace
+        };
         let mut loader = Loader {
             store: &store,
             workspace_id: &workspace.id,

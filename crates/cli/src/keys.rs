@@ -78,7 +78,7 @@ async fn open_workspace(args: &WorkspaceArgs) -> anyhow::Result<(Store, Workspac
     let workspace = store
         .workspace_named(&name)
         .await?
-        .with_context(|| format!("no workspace is named {name:?}"))?;
+        .with_context(|| format!("no workspace is named {:?}", name.as_str()))?;
     Ok((store, workspace))
 }
 

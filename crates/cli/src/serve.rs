@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use billow_server::{Application, Settings};
+use billow_server::{Application, ConnectionLimits, Settings};
 
 use crate::database::DatabaseArgs;
 use crate::telemetry;
@@ -18,6 +19,49 @@ pub struct ServeArgs {
     database: DatabaseArgs,
     #[command(flatten)]
     billing: crate::invoice::BillingArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// The connection limits of `billow serve` (`billow_server::ConnectionLimits`). The defaults suit
+/// a reverse proxy in front: its upstream connections idle out first (60 s is usual), and a
+/// proxy sends heads and bodies at once.
+#[derive(Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Close a connection that waits this long for a request, with none in flight.
+    #[arg(long, value_name = "SECONDS", env = "BILLOW_IDLE_TIMEOUT_SECONDS",
+          default_value_t = ConnectionLimits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_seconds: u64,
+    /// Close a connection whose request head (request line and headers) is not complete this
+    /// long after its first byte.
+    #[arg(long, value_name = "SECONDS", env = "BILLOW_HEADER_READ_TIMEOUT_SECONDS",
+          default_value_t = ConnectionLimits::default().header_read_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_seconds: u64,
+    /// Answer 408 and close the connection when a request's body has not arrived whole this long
+    /// after its head.
+    #[arg(long, value_name = "SECONDS", env = "BILLOW_BODY_READ_TIMEOUT_SECONDS",
+          default_value_t = ConnectionLimits::default().body_read_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout_seconds: u64,
+    /// The most connections open at once; more wait in the listen backlog until one closes. Keep
+    /// it below the process's file-descriptor limit (`ulimit -n`) less the database's.
+    #[arg(long, value_name = "COUNT", env = "BILLOW_CONNECTIONS_MAX",
+          default_value_t = ConnectionLimits::default().connections_max,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    connections_max: usize,
+}
+
+impl ConnectionArgs {
+    fn to_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            connections_max: self.connections_max,
+        }
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -35,7 +79,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let application = Application::build(settings)
             .await
             .context("could not start the server")?
-            .with_billing(args.billing.to_settings());
+            .with_billing(args.billing.to_settings())
+            .with_connection_limits(args.connections.to_limits());
         application
             .run_until_stopped()
             .await

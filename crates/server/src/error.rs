@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[error("the body exceeds {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
+    /// The request's body did not arrive within the server's time for it.
+    #[error("the body did not arrive within {timeout_seconds} s")]
+    RequestTimeout { timeout_seconds: u64 },
     /// The `Idempotency-Key` was used before with another request.
     #[error("the idempotency key was used with another request")]
     IdempotencyKeyReused,
@@ -135,6 +138,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -166,6 +170,9 @@ impl ApiError {
             } => ("urn:billow:problem:invalid-state", "Invalid state"),
             Self::PayloadTooLarge { .. } => {
                 ("urn:billow:problem:payload-too-large", "Payload too large")
+            }
+            Self::RequestTimeout { .. } => {
+                ("urn:billow:problem:request-timeout", "Request timeout")
             }
             Self::IdempotencyKeyReused => (
                 "urn:billow:problem:idempotency-key-reused",
@@ -199,6 +206,10 @@ impl ApiError {
             Self::PayloadTooLarge { limit_bytes } => {
                 format!("The body exceeds the limit of {limit_bytes} bytes.")
             }
+            Self::RequestTimeout { timeout_seconds } => format!(
+                "The body did not arrive within {timeout_seconds} s of the request's head; send it \
+                 faster, or in smaller requests."
+            ),
             Self::IdempotencyKeyReused => "This Idempotency-Key was already used with another \
                                            request (method, path or body); use a new key."
                 .into(),

@@ -3,7 +3,8 @@
 //! axum's own `Json` answers plain text. This one answers 400 `malformed-json` when the body is
 //! not JSON, and 422 `validation` naming the field (as a JSON path, e.g. `address.country`) when
 //! the JSON does not fit the expected shape, so clients get one error format everywhere
-//! (STYLE.md, "Errors"; axum `examples/error-handling`).
+//! (STYLE.md, "Errors"; axum `examples/error-handling`). A string or member name holding U+0000
+//! is refused anywhere in the body, with a 422 naming it ([`crate::nul`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -13,6 +14,7 @@ use serde::Serialize;
 use serde_json::error::Category;
 
 use crate::error::{ApiError, FieldError};
+use crate::nul::{has_nul_escape, nul_path, NUL_REASON};
 
 /// A request body parsed from JSON, or a response body written as JSON.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +51,7 @@ where
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole body: a missing field must not hide trailing garbage.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|error| malformed(&error))?;
+    refuse_nul(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -65,6 +68,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Trailing characters after the value: `{"a": 1} x`.
     deserializer.end().map_err(|error| malformed(&error))?;
     Ok(value)
+}
+
+/// A 422 naming the first string or member name of the (valid JSON) body that holds U+0000,
+/// wherever it is, a field the handler reads or not ([`crate::nul`]).
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if !has_nul_escape(bytes) {
+        return Ok(());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| malformed(&error))?;
+    match nul_path(&value) {
+        Some(field) => Err(ApiError::invalid(field, NUL_REASON)),
+        None => Ok(()),
+    }
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
@@ -156,6 +173,29 @@ mod tests {
         let error = parse_json::<Wire>(br#"{"name": "a"} x"#).unwrap_err();
 
         assert!(matches!(error, ApiError::MalformedJson { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_the_body_is_a_422_naming_it() {
+        for (body, field) in [
+            (&br#"{"name": "a\u0000"}"#[..], "name"),
+            (
+                br#"{"name": "a", "address": {"country": "\u0000"}}"#,
+                "address.country",
+            ),
+            (
+                br#"{"name": "a", "unknown": ["x", "\u0000"]}"#,
+                "unknown[1]",
+            ),
+        ] {
+            let error = parse_json::<Wire>(body).unwrap_err();
+
+            let ApiError::Validation(errors) = error else {
+                panic!("{error:?}")
+            };
+            assert_eq!(errors, [FieldError::new(field, NUL_REASON)]);
+        }
+        assert!(parse_json::<Wire>(br#"{"name": "a\\u0000"}"#).is_ok());
     }
 
     #[test]

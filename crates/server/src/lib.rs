@@ -33,18 +33,21 @@
 pub mod auth;
 mod billing;
 pub mod clock;
+mod connections;
 mod error;
 pub mod idempotency;
 pub mod invoice_cache;
 pub mod json;
 pub mod limits;
 mod metrics;
+pub mod nul;
 pub mod openapi;
 mod routes;
 mod startup;
 mod telemetry;
 
 pub use billing::{run_billing, BillingSettings, RunReport};
+pub use connections::ConnectionLimits;
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
 pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};
 pub use startup::{router, AppState, Application, BuildApplicationError, Settings};

@@ -9,6 +9,7 @@ use axum::Router;
 use billow_store::{Database, MigrateStoreError, OpenStoreError, Store};
 use tokio::net::TcpListener;
 
+use crate::connections::ConnectionLimits;
 use crate::routes::{fallback, health};
 use crate::telemetry;
 
@@ -85,13 +86,17 @@ impl AppState {
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
     // Layers on the /api/v1 routes only, the last added running first: a credential is required
-    // (401 otherwise), then POSTs go through Idempotency-Key. `route_layer`, so that an unknown
-    // path is a 404 whether or not the request has a key.
+    // (401 otherwise), then a path or query parameter holding U+0000 is a 422, then POSTs go
+    // through Idempotency-Key. `route_layer`, so that an unknown path is a 404 whether or not the
+    // request has a key, and so that path parameters have their names.
     let (api_v1, _document) = crate::routes::api_v1().split_for_parts();
     let api_v1 = api_v1
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::idempotent_post,
+        ))
+        .route_layer(axum::middleware::from_fn(
+            crate::nul::refuse_nul_in_path_and_query,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -117,6 +122,7 @@ pub struct Application {
     store: Store,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     billing: crate::billing::BillingSettings,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -145,6 +151,7 @@ impl Application {
             store,
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             billing: crate::billing::BillingSettings::default(),
+            connections: ConnectionLimits::default(),
         })
     }
 
@@ -156,6 +163,15 @@ impl Application {
     /// Runs billing with `billing` instead of the defaults.
     pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
         Self { billing, ..self }
+    }
+
+    /// Serves connections within `connections` (timeouts, connection limit) instead of the
+    /// defaults.
+    pub fn with_connection_limits(self, connections: ConnectionLimits) -> Self {
+        Self {
+            connections,
+            ..self
+        }
     }
 
     /// The port actually bound, which differs from the settings' when they asked for port 0.
@@ -178,11 +194,11 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight and closes the
-    /// store.
+    /// store. Connections are served within the [`ConnectionLimits`].
     ///
     /// # Errors
     ///
-    /// When serving fails.
+    /// None today: a connection that fails is logged and closed, and the server goes on.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -195,14 +211,14 @@ impl Application {
         // The billing scheduler lives as long as the server; its leases expire if it dies.
         let scheduler = interval
             .map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
-        let app = router(state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let app = router(state).layer(axum::middleware::from_fn_with_state(
+            self.connections.body_read_timeout,
+            crate::connections::limit_body_time,
+        ));
+        crate::connections::serve(self.listener, app, self.connections, shutdown).await;
         if let Some(scheduler) = scheduler {
             scheduler.abort();
         }
-        served?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -723,6 +723,41 @@ async fn on_two_postgres_nodes(check: impl AsyncFnOnce(Store, Store)) {
     drop_postgres_database(&admin_url, &name).await;
 }
 
+/// A workspace whose stored events cannot be compacted (here a subject with U+0000, which the
+/// API refuses today but an older version stored, and PostgreSQL cannot hold in `text`) is left
+/// out, and compaction goes on with the other workspaces instead of failing for all of them.
+#[tokio::test]
+async fn postgres_compaction_goes_on_past_a_workspace_whose_events_fail_it() {
+    with_postgres_store(async |store: Store| {
+        let broken = workspace(&store, "ws_broken").await;
+        let acme = workspace(&store, "ws_acme").await;
+        // The broken workspace's log chunk is the oldest, which compaction takes first.
+        store
+            .insert_events(
+                &broken,
+                &[event("x", "cus_\u{0}", "2026-11-02T00:00:00Z")],
+                at("2026-11-05T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let events = [
+            event("a", "cus_1", "2026-11-02T00:00:00Z"),
+            event("b", "cus_1", "2026-11-03T00:00:00Z"),
+        ];
+        store
+            .insert_events(&acme, &events, at("2026-11-05T00:00:01Z"))
+            .await
+            .unwrap();
+
+        let moved = store.compact_events(1_000).await.unwrap();
+        let again = store.compact_events(1_000).await.unwrap();
+
+        assert_eq!((moved, again), (2, 0));
+        assert_eq!(november(&store, &acme, &["cus_1"]).await, ["a", "b"]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sqlite_stores_compact_each_event_once() {
     on_two_sqlite_stores(compaction_by_either_store_moves_each_event_once).await;

@@ -203,6 +203,101 @@ async fn invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored(a
     assert_eq!(stored_ids(store, &acme, &["cus_1"]).await, ["ok1", "ok2"]);
 }
 
+/// PostgreSQL cannot store U+0000 in text, SQLite can: both refuse it in every attribute and in
+/// data, so that no stored event can break what reads or moves it later (compaction).
+async fn a_nul_in_any_attribute_or_in_data_is_named_and_the_other_events_stored(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
+    let nul_subject = event("bad1", "cus_\u{0}1");
+    let nul_id = event("bad\u{0}2", "cus_1");
+    let mut nul_data_key = event("bad3", "cus_1");
+    nul_data_key["data"] = json!({"pro\u{0}ject": "prj_1"});
+    let mut nul_data_value = event("bad4", "cus_1");
+    nul_data_value["data"] = json!({"cores": 2, "tags": ["a", "prj\u{0}"]});
+    let mut nul_source = event("bad5", "cus_1");
+    nul_source["source"] = json!("\u{0}");
+    let mut nul_type = event("bad6", "cus_1");
+    nul_type["type"] = json!("cpu\u{0}");
+    // Text that spells an escape is not a NUL.
+    let mut spelled = event("ok3", "cus_1");
+    spelled["data"] = json!({"note": "\\u0000"});
+    let body = json!([
+        event("ok1", "cus_1"),
+        nul_subject,
+        nul_id,
+        nul_data_key,
+        nul_data_value,
+        nul_source,
+        nul_type,
+        event("ok2", "cus_1"),
+        spelled,
+    ]);
+
+    let response = post_events(router, Some(&key), BATCH, body.to_string()).await;
+
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.body);
+    let answer = response.json();
+    assert_eq!(answer["accepted"], json!(3));
+    let errors: Vec<(u64, &str)> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            (
+                error["index"].as_u64().unwrap(),
+                error["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (1, "subject"),
+            (2, "id"),
+            (3, "data"),
+            (4, "data"),
+            (5, "source"),
+            (6, "type")
+        ]
+    );
+    assert_eq!(
+        answer["errors"][0]["reason"],
+        json!("must not contain U+0000 (NUL)")
+    );
+    assert_eq!(
+        stored_ids(store, &acme, &["cus_1"]).await,
+        ["ok1", "ok2", "ok3"]
+    );
+    // What is stored compacts, on both backends.
+    assert_eq!(store.compact_events(1_000).await.unwrap(), 3);
+    assert_eq!(
+        stored_ids(store, &acme, &["cus_1"]).await,
+        ["ok1", "ok2", "ok3"]
+    );
+}
+
+async fn a_single_event_with_a_nul_is_a_422_naming_the_field(api: &TestApi) {
+    let (router, store) = (&api.router, &api.store);
+    let (acme, key) = api.workspace_key("Acme").await;
+
+    let response = post_events(
+        router,
+        Some(&key),
+        STRUCTURED,
+        event("e1", "cus_1\u{0}").to_string(),
+    )
+    .await;
+
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.content_type(), "application/problem+json");
+    assert_eq!(
+        response.json()["errors"],
+        json!([{"index": 0, "field": "subject", "reason": "must not contain U+0000 (NUL)"}])
+    );
+    assert_eq!(store.compact_events(1_000).await.unwrap(), 0);
+    assert!(stored_ids(store, &acme, &["cus_1"]).await.is_empty());
+}
+
 async fn a_request_without_a_valid_event_is_a_422_problem_listing_them(api: &TestApi) {
     let (router, store) = (&api.router, &api.store);
     let (acme, key) = api.workspace_key("Acme").await;
@@ -368,6 +463,8 @@ on_both_backends!(
     a_batch_and_a_plain_array_are_stored_whole,
     a_duplicate_source_and_id_is_counted_once_across_requests,
     invalid_events_are_named_by_index_and_field_and_the_valid_ones_stored,
+    a_nul_in_any_attribute_or_in_data_is_named_and_the_other_events_stored,
+    a_single_event_with_a_nul_is_a_422_naming_the_field,
     a_request_without_a_valid_event_is_a_422_problem_listing_them,
     a_mode_and_a_body_shape_that_disagree_are_refused,
     another_content_type_is_415,

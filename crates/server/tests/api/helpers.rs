@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use billow_server::clock::{Clock, ManualClock};
-use billow_server::{router, AppState, Application, Settings};
+use billow_server::{router, AppState, Application, ConnectionLimits, Settings};
 use billow_store::{Database, PostgresUrl, Store, WorkspaceId, WorkspaceName};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -91,12 +91,20 @@ pub struct TestApp {
 impl TestApp {
     /// Builds the application with default settings but port 0 and a data file in a new directory.
     pub async fn spawn() -> Self {
+        Self::spawn_with_limits(ConnectionLimits::default()).await
+    }
+
+    /// [`TestApp::spawn`], serving connections within `limits`.
+    pub async fn spawn_with_limits(limits: ConnectionLimits) -> Self {
         let directory = tempfile::tempdir().unwrap();
         let settings = Settings {
             bind: "127.0.0.1:0".parse().unwrap(),
             database: Database::sqlite(directory.path().join("billow.db")),
         };
-        let application = Application::build(settings).await.unwrap();
+        let application = Application::build(settings)
+            .await
+            .unwrap()
+            .with_connection_limits(limits);
         let address = application.address();
         assert_ne!(application.port(), 0);
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -110,6 +118,18 @@ impl TestApp {
             shutdown,
             server,
         }
+    }
+
+    /// The secret of a new API key of a new workspace, made in the served database.
+    pub async fn api_key(&self) -> String {
+        let database = Database::sqlite(self.directory.path().join("billow.db"));
+        let store = Store::open(&database).await.unwrap();
+        let now: Timestamp = TEST_START.parse().unwrap();
+        let name = WorkspaceName::parse("Acme").unwrap();
+        let workspace = store.workspace_named_or_created(&name, now).await.unwrap();
+        let (_, secret) = store.create_api_key(&workspace.id, now).await.unwrap();
+        store.close().await;
+        secret.expose().to_owned()
     }
 
     /// Asks the server to stop and waits until it has.

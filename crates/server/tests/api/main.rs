@@ -3,7 +3,11 @@
 
 mod auth;
 mod billing;
+<<<<<<< HEAD
 mod consolidated;
+=======
+mod connections;
+>>>>>>> hardening-edges
 mod coupons;
 mod customers;
 mod events;
@@ -14,6 +18,7 @@ mod invoice_pages;
 mod invoices;
 mod late_credit;
 mod month;
+mod nul;
 mod openapi;
 mod problems;
 mod runs;

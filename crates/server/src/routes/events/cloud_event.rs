@@ -17,6 +17,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::nul::{has_nul_escape, NUL_REASON};
+
 /// The only CloudEvents version accepted.
 pub const SPEC_VERSION: &str = "1.0";
 
@@ -105,9 +107,10 @@ pub fn parse_event(json: &str, index: usize) -> Result<NewEvent, Vec<EventError>
 ///
 /// # Errors
 ///
-/// Every invalid field: a required attribute missing, empty, not a string or longer than
-/// [`EVENT_TEXT_LENGTH_MAX`] bytes; `specversion` other than 1.0; `time` not an RFC 3339 instant;
-/// `datacontenttype` not JSON; `data` not an object or larger than [`EVENT_DATA_LENGTH_MAX`].
+/// Every invalid field: a required attribute missing, empty, not a string, longer than
+/// [`EVENT_TEXT_LENGTH_MAX`] bytes or holding U+0000; `specversion` other than 1.0; `time` not an
+/// RFC 3339 instant; `datacontenttype` not JSON; `data` not an object, larger than
+/// [`EVENT_DATA_LENGTH_MAX`] or holding U+0000 in a member name or string.
 pub fn check_event(fields: &EventFields<'_>, index: usize) -> Result<NewEvent, Vec<EventError>> {
     let mut errors = Vec::new();
     let mut error = |field, reason: String| {
@@ -179,6 +182,7 @@ fn required<'f>(field: Option<&'f Field<'_>>) -> Result<&'f str, String> {
             "has {} bytes; at most {EVENT_TEXT_LENGTH_MAX}",
             text.len()
         )),
+        Some(Field::Text(text)) if text.contains('\0') => Err(NUL_REASON.into()),
         Some(Field::Text(text)) => Ok(text),
     }
 }
@@ -202,6 +206,9 @@ fn check_content_type(content_type: &Field<'_>) -> Result<(), String> {
     let Field::Text(content_type) = content_type else {
         return Err("must be a string".into());
     };
+    if content_type.contains('\0') {
+        return Err(NUL_REASON.into());
+    }
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     let is_json = essence.eq_ignore_ascii_case("application/json")
         || essence.to_ascii_lowercase().ends_with("+json");
@@ -222,6 +229,11 @@ fn check_data(data: &str) -> Result<(), String> {
     // The parser has checked that it is JSON; an object is the only kind meters can read.
     if !data.starts_with('{') {
         return Err("must be a JSON object".into());
+    }
+    // Meters copy data's values into invoices (group-by dimensions), which PostgreSQL stores as
+    // jsonb: no member name or string of it may hold U+0000 (crate::nul).
+    if has_nul_escape(data.as_bytes()) {
+        return Err(format!("{NUL_REASON} in any member name or string"));
     }
     Ok(())
 }
@@ -548,6 +560,21 @@ mod tests {
             assert_eq!(parse_batch(array.as_bytes()), None, "{array}");
         }
         assert_eq!(parse_batch(b"[]"), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_nul_in_data_is_refused_by_either_reader_and_a_spelled_one_is_not() {
+        let nul = VALID.replace(r#"{"cores":2}"#, r#"{"cores":2,"tag":"a\u0000"}"#);
+        let spelled = VALID.replace(r#"{"cores":2}"#, r#"{"cores":2,"tag":"a\\u0000"}"#);
+        let array = format!("[{nul}, {spelled}]");
+
+        let scanned = super::super::scan::batch(array.as_bytes()).expect("a usual batch");
+
+        assert_eq!(scanned, one_by_one(&array));
+        let errors = scanned[0].as_ref().unwrap_err();
+        assert_eq!(fields_of(errors), ["data"]);
+        assert!(errors[0].reason.starts_with(NUL_REASON), "{errors:?}");
+        assert!(scanned[1].is_ok());
     }
 
     #[test]

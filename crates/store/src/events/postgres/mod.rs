@@ -16,6 +16,7 @@
 //! read a workspace reads all its key hashes (16 bytes per event) on its first write.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
@@ -34,10 +35,18 @@ pub(super) use merge::merge;
 /// The first key of billow's event advisory locks (`'EVNT'`); the second is the workspace's hash.
 const EVENTS_LOCK_CLASS: i32 = 0x4556_4E54;
 
-/// The key hashes this node has read, per workspace, and how far.
+/// How long compaction leaves out a workspace whose own stored data made its compaction fail
+/// ([`compact`]): the others go on meanwhile, and it is tried again after.
+const HOLD_BACK_AFTER_DATA_ERROR: Duration = Duration::from_secs(10 * 60);
+
+/// The key hashes this node has read, per workspace, and how far; and the workspaces its
+/// compaction leaves out for now.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     workspaces: HashMap<String, WorkspaceKeys>,
+    /// Workspaces whose compaction failed on their own stored data, and until when they are left
+    /// out, so that one bad row cannot stop compaction for every workspace.
+    held_back: HashMap<String, Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -183,9 +192,92 @@ async fn insert_chunks(
 }
 
 /// Compaction on PostgreSQL: the workspace of the oldest log chunk, under its lock.
+///
+/// A workspace whose compaction fails because of its own stored data (a data exception or a
+/// constraint the database reports, or a chunk that does not decode) is logged and left out for
+/// [`HOLD_BACK_AFTER_DATA_ERROR`], and the next workspace is compacted instead: one bad row must
+/// not stop compaction for everyone (reads decode the log chunks left behind, so its events stay
+/// readable). Any other failure (the connection, the server) concerns every workspace alike and
+/// is returned, to be retried later.
 pub(super) async fn compact(
     pool: &PgPool,
     cache: &tokio::sync::Mutex<KeyCache>,
+    events_max: i64,
+) -> Result<Compacted, CompactEventsError> {
+    let mut cache = cache.lock().await;
+    loop {
+        let now = Instant::now();
+        cache.held_back.retain(|_, until| *until > now);
+        let held_back: Vec<String> = cache.held_back.keys().cloned().collect();
+        match compact_oldest_workspace(pool, &mut cache, &held_back, events_max).await {
+            Err((Some(workspace_id), error)) if caused_by_stored_data(&error) => {
+                tracing::error!(
+                    workspace_id = %workspace_id,
+                    error.message = %error,
+                    error.cause_chain = ?error,
+                    "compacting a workspace's events failed on its stored data; compaction leaves \
+                     it out for {} s and goes on with the other workspaces",
+                    HOLD_BACK_AFTER_DATA_ERROR.as_secs()
+                );
+                // Each turn holds back one more workspace, so the loop ends.
+                cache
+                    .held_back
+                    .insert(workspace_id, now + HOLD_BACK_AFTER_DATA_ERROR);
+            }
+            Err((_, error)) => return Err(error),
+            Ok(compacted) => return Ok(compacted),
+        }
+    }
+}
+
+/// Whether `error` comes from the rows compaction read or wrote rather than from the database
+/// connection or server: SQLSTATE class 22 (data exception, e.g. 22021 for a U+0000 in `text`)
+/// or 23 (integrity constraint violation), or a chunk that does not decode.
+fn caused_by_stored_data(error: &CompactEventsError) -> bool {
+    match error {
+        CompactEventsError::CorruptChunk(_) => true,
+        CompactEventsError::Database(sqlx::Error::Decode(_)) => true,
+        CompactEventsError::Database(sqlx::Error::Database(error)) => error
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        CompactEventsError::Database(_) | CompactEventsError::Panicked(_) => false,
+    }
+}
+
+/// One compaction transaction, for the workspace of the oldest log chunk not in `held_back`; on
+/// failure, with the workspace when one was chosen.
+async fn compact_oldest_workspace(
+    pool: &PgPool,
+    cache: &mut KeyCache,
+    held_back: &[String],
+    events_max: i64,
+) -> Result<Compacted, (Option<String>, CompactEventsError)> {
+    let database = |error| (None, CompactEventsError::Database(error));
+    let mut transaction = pool.begin().await.map_err(database)?;
+    let oldest: Option<String> = sqlx::query_scalar(
+        "SELECT workspace_id FROM event_chunks \
+         WHERE subject IS NULL AND workspace_id <> ALL($1) ORDER BY seq LIMIT 1",
+    )
+    .bind(held_back)
+    .fetch_optional(&mut *transaction)
+    .await
+    .map_err(database)?;
+    let Some(workspace_id) = oldest else {
+        return Ok(Compacted {
+            moved: 0,
+            subjects: Vec::new(),
+        });
+    };
+    compact_workspace(transaction, cache, &workspace_id, events_max)
+        .await
+        .map_err(|error| (Some(workspace_id), error))
+}
+
+/// Moves the oldest log chunks of `workspace_id` into subject chunks, and commits.
+async fn compact_workspace(
+    mut transaction: sqlx::Transaction<'_, sqlx::Postgres>,
+    cache: &mut KeyCache,
+    workspace_id: &str,
     events_max: i64,
 ) -> Result<Compacted, CompactEventsError> {
     let database = CompactEventsError::Database;
@@ -193,24 +285,13 @@ pub(super) async fn compact(
         moved: 0,
         subjects: Vec::new(),
     };
-    let mut cache = cache.lock().await;
-    let mut transaction = pool.begin().await.map_err(database)?;
-    let oldest: Option<String> = sqlx::query_scalar(
-        "SELECT workspace_id FROM event_chunks WHERE subject IS NULL ORDER BY seq LIMIT 1",
-    )
-    .fetch_optional(&mut *transaction)
-    .await
-    .map_err(database)?;
-    let Some(workspace_id) = oldest else {
-        return Ok(nothing());
-    };
-    lock_workspace(&mut transaction, &workspace_id)
+    lock_workspace(&mut transaction, workspace_id)
         .await
         .map_err(database)?;
-    catch_up(&mut transaction, &mut cache, &workspace_id)
+    catch_up(&mut transaction, cache, workspace_id)
         .await
         .map_err(database)?;
-    let log_chunks = oldest_log_chunks(&mut transaction, &workspace_id, events_max)
+    let log_chunks = oldest_log_chunks(&mut transaction, workspace_id, events_max)
         .await
         .map_err(database)?;
     let Some(last) = log_chunks.last() else {
@@ -230,14 +311,14 @@ pub(super) async fn compact(
     sqlx::query(
         "DELETE FROM event_chunks WHERE workspace_id = $1 AND subject IS NULL AND seq <= $2",
     )
-    .bind(&workspace_id)
+    .bind(workspace_id)
     .bind(last_seq)
     .execute(&mut *transaction)
     .await
     .map_err(database)?;
     transaction.commit().await.map_err(database)?;
     // The new chunks hold keys the cache has (it caught up above).
-    advance(&mut cache, written);
+    advance(cache, written);
     Ok(Compacted {
         moved: u64::try_from(moved).expect("event counts are positive"),
         subjects,
