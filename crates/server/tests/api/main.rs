@@ -3,11 +3,8 @@
 
 mod auth;
 mod billing;
-<<<<<<< HEAD
-mod consolidated;
-=======
 mod connections;
->>>>>>> hardening-edges
+mod consolidated;
 mod coupons;
 mod customers;
 mod events;
