@@ -44,18 +44,34 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
 ) {
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
     // Arrange: two plans for subscriptions, two for resources; a consolidated customer.
-    plan(&app, "pro", json!({"key": "platform", "description": "Pro platform fee",
-        "pricing": {"model": "flat", "amount": "50"}}))
+    plan(
+        &app,
+        "pro",
+        json!({"key": "platform", "description": "Pro platform fee",
+        "pricing": {"model": "flat", "amount": "50"}}),
+    )
     .await;
-    plan(&app, "seats", json!({"key": "seat", "description": "Seat",
-        "pricing": {"model": "per_unit", "unit_amount": "10"}}))
+    plan(
+        &app,
+        "seats",
+        json!({"key": "seat", "description": "Seat",
+        "pricing": {"model": "per_unit", "unit_amount": "10"}}),
+    )
     .await;
-    plan(&app, "vm-small", json!({"key": "vm", "description": "VM small", "billing": "in_arrears",
-        "pricing": {"model": "per_unit", "unit_amount": "30"}}))
+    plan(
+        &app,
+        "vm-small",
+        json!({"key": "vm", "description": "VM small", "billing": "in_arrears",
+        "pricing": {"model": "per_unit", "unit_amount": "30"}}),
+    )
     .await;
-    plan(&app, "redis-small", json!({"key": "addon", "description": "redis:small add-on",
+    plan(
+        &app,
+        "redis-small",
+        json!({"key": "addon", "description": "redis:small add-on",
         "billing": "in_arrears", "proration_unit": "day",
-        "pricing": {"model": "per_unit", "unit_amount": "140"}}))
+        "pricing": {"model": "per_unit", "unit_amount": "140"}}),
+    )
     .await;
     let customer = app
         .post(
@@ -76,8 +92,11 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
             .await;
         subscriptions.push(created["id"].as_str().unwrap().to_owned());
     }
-    let vm_1 = resource(&app, json!({"customer_id": customer, "plan": "vm-small", "kind": "vm",
-        "created_at": "2024-01-10T00:00:00Z"}))
+    let vm_1 = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "vm-small", "kind": "vm",
+        "created_at": "2024-01-10T00:00:00Z"}),
+    )
     .await;
     let (status, deleted) = app
         .call(
@@ -87,11 +106,17 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
         )
         .await;
     assert_eq!(status, 200, "{deleted}");
-    let vm_2 = resource(&app, json!({"customer_id": customer, "plan": "vm-small", "kind": "vm",
-        "created_at": "2024-02-01T00:00:00Z"}))
+    let vm_2 = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "vm-small", "kind": "vm",
+        "created_at": "2024-02-01T00:00:00Z"}),
+    )
     .await;
-    let redis = resource(&app, json!({"customer_id": customer, "plan": "redis-small",
-        "kind": "addon", "name": "cache", "created_at": "2024-01-15T12:00:00Z"}))
+    let redis = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "redis-small",
+        "kind": "addon", "name": "cache", "created_at": "2024-01-15T12:00:00Z"}),
+    )
     .await;
 
     // Act: March 1st's grace hour has passed; one run bills the three periods.
@@ -122,16 +147,29 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
         .collect();
     assert_eq!(
         issued,
-        ["2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z"]
+        [
+            "2024-01-01T00:00:00Z",
+            "2024-02-01T00:00:00Z",
+            "2024-03-01T00:00:00Z"
+        ]
     );
     // January 1st: both subscriptions' fees in advance, 50 + 3 × 10.
     assert_eq!(amount_minor(&invoices[0]["total"]), 8_000);
     // February 1st: February's fees, and January's resources: the first VM for 22 of 31 days
     // by the second (30 × 22/31 = 21.29), the add-on for 17 of 31 days (140 × 17/31 = 76.77).
     let february = &invoices[1];
-    assert_eq!(amount_minor(&line_of(february, "resource", &vm_1)["amount"]), 2_129);
-    assert_eq!(amount_minor(&line_of(february, "resource", &redis)["amount"]), 7_677);
-    assert_eq!(amount_minor(&line_of(february, "subscription", &subscriptions[0])["amount"]), 5_000);
+    assert_eq!(
+        amount_minor(&line_of(february, "resource", &vm_1)["amount"]),
+        2_129
+    );
+    assert_eq!(
+        amount_minor(&line_of(february, "resource", &redis)["amount"]),
+        7_677
+    );
+    assert_eq!(
+        amount_minor(&line_of(february, "subscription", &subscriptions[0])["amount"]),
+        5_000
+    );
     assert_eq!(amount_minor(&february["total"]), 17_806);
     // March 1st: the first VM until February 20th (30 × 19/29 = 19.66), the second VM and the
     // add-on for all of February, and March's fees.
@@ -139,12 +177,24 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     let vm_1_line = line_of(march, "resource", &vm_1);
     assert_eq!(amount_minor(&vm_1_line["amount"]), 1_966);
     assert_eq!(vm_1_line["resource"]["deleted_at"], "2024-02-20T00:00:00Z");
-    assert_eq!(amount_minor(&line_of(march, "resource", &vm_2)["amount"]), 3_000);
-    assert_eq!(amount_minor(&line_of(march, "resource", &redis)["amount"]), 14_000);
+    assert_eq!(
+        amount_minor(&line_of(march, "resource", &vm_2)["amount"]),
+        3_000
+    );
+    assert_eq!(
+        amount_minor(&line_of(march, "resource", &redis)["amount"]),
+        14_000
+    );
     assert_eq!(amount_minor(&march["total"]), 26_966);
     // The totals by resource type and by subscription come from the core.
-    assert_eq!(amount_minor(&march["totals"]["by_resource_type"]["vm"]), 4_966);
-    assert_eq!(amount_minor(&march["totals"]["by_resource_type"]["addon"]), 14_000);
+    assert_eq!(
+        amount_minor(&march["totals"]["by_resource_type"]["vm"]),
+        4_966
+    );
+    assert_eq!(
+        amount_minor(&march["totals"]["by_resource_type"]["addon"]),
+        14_000
+    );
     assert_eq!(
         amount_minor(&march["totals"]["by_subscription"][&subscriptions[1]]),
         3_000
@@ -160,13 +210,21 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
     database: billow_store::Database,
 ) {
     let app = BillingApp::spawn(database, "2017-02-05T22:16:56.616Z").await;
-    plan(&app, "alamo-redis-small", json!({"key": "addon", "description": "alamo-redis:small",
+    plan(
+        &app,
+        "alamo-redis-small",
+        json!({"key": "addon", "description": "alamo-redis:small",
         "billing": "in_arrears", "proration_unit": "day",
-        "pricing": {"model": "per_unit", "unit_amount": "140"}}))
+        "pricing": {"model": "per_unit", "unit_amount": "140"}}),
+    )
     .await;
-    plan(&app, "gp2-web", json!({"key": "dyno", "description": "gp2 web dyno",
+    plan(
+        &app,
+        "gp2-web",
+        json!({"key": "dyno", "description": "gp2 web dyno",
         "billing": "in_arrears", "proration_unit": "day",
-        "pricing": {"model": "per_unit", "unit_amount": "60"}}))
+        "pricing": {"model": "per_unit", "unit_amount": "60"}}),
+    )
     .await;
     let customer = app
         .post(
@@ -175,15 +233,21 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
         )
         .await;
     let customer = customer["id"].as_str().unwrap().to_owned();
-    let addon = resource(&app, json!({"customer_id": customer, "plan": "alamo-redis-small",
+    let addon = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "alamo-redis-small",
         "kind": "addon", "name": "app-space",
         "dimensions": {"app": "app-space", "space": "space", "organization": "org"},
-        "created_at": "2016-08-15T19:02:02.781Z"}))
+        "created_at": "2016-08-15T19:02:02.781Z"}),
+    )
     .await;
-    let dyno = resource(&app, json!({"customer_id": customer, "plan": "gp2-web",
+    let dyno = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "gp2-web",
         "kind": "dyno", "name": "app-space",
         "dimensions": {"app": "app-space", "space": "space", "organization": "org"},
-        "created_at": "2016-07-26T15:47:33.411Z"}))
+        "created_at": "2016-07-26T15:47:33.411Z"}),
+    )
     .await;
 
     let upcoming = app
@@ -195,7 +259,10 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
     assert_eq!(invoices.len(), 1, "{upcoming}");
     let invoice = &invoices[0];
     assert_eq!(invoice["scope"], "customer");
-    assert_eq!(amount_minor(&line_of(invoice, "resource", &addon)["amount"]), 2_500);
+    assert_eq!(
+        amount_minor(&line_of(invoice, "resource", &addon)["amount"]),
+        2_500
+    );
     let dyno_line = line_of(invoice, "resource", &dyno);
     assert_eq!(amount_minor(&dyno_line["amount"]), 1_071);
     assert_eq!(dyno_line["resource"]["dimensions"]["organization"], "org");
