@@ -15,6 +15,7 @@ mod late_credit;
 mod month;
 mod openapi;
 mod problems;
+mod resources;
 mod runs;
 mod serve;
 mod upcoming;
