@@ -462,6 +462,76 @@ async fn a_billing_run_reads_the_resources_of_many_customers_in_one_order(store:
         .is_empty());
 }
 
+/// The seed's Akkeris account: the add-on at 140 a month and the dyno at 60, read back from the
+/// store and priced by the billing core as the golden scenario prices its own resources (25.00
+/// and 10.71 for 5 of February 2017's 28 days).
+async fn stored_resources_bill_the_akkeris_february_2017_figures(store: Store) {
+    arrange(&store).await;
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/golden/akkeris-resources-february-2017.json"
+    ))
+    .unwrap();
+    let mut scenario = billow_core::scenario::Scenario::from_json(&golden).unwrap();
+    let dimensions = BTreeMap::from([
+        ("app".to_owned(), "app-space".to_owned()),
+        ("organization".to_owned(), "org".to_owned()),
+        ("space".to_owned(), "space".to_owned()),
+    ]);
+    // The golden's plan keys stand for the plan versions a live workspace would pin.
+    for (id, plan, kind, created_at) in [
+        (
+            "addon-alamo-redis",
+            "alamo-redis-small",
+            "addon",
+            "2016-08-15T19:02:02.781Z",
+        ),
+        ("dyno-web", "gp2-web", "dyno", "2016-07-26T15:47:33.411Z"),
+    ] {
+        let resource = ResourceRecord {
+            id: id.into(),
+            customer_id: "cus_1".into(),
+            project_id: None,
+            plan_id: plan.into(),
+            plan_version_id: plan.into(),
+            quantity: Decimal::ONE,
+            quantity_changes: Vec::new(),
+            created_at: at(created_at),
+            deleted_at: None,
+            kind: Some(kind.into()),
+            name: Some("app-space".into()),
+            dimensions: dimensions.clone(),
+            external_id: None,
+            inserted_at: at("2017-02-05T22:16:56Z"),
+        };
+        store.insert_resource(&acme(), &resource).await.unwrap();
+    }
+
+    let stored = store
+        .resources_of_customers(&acme(), &["cus_1".into()])
+        .await
+        .unwrap();
+    // The store reads in creation order (the dyno first); the golden lists the add-on first,
+    // and lines follow the resources' order.
+    let golden_order: Vec<String> = scenario.resources.iter().map(|r| r.id.clone()).collect();
+    let mut specs: Vec<_> = stored.iter().map(ResourceRecord::to_spec).collect();
+    specs.sort_by_key(|spec| golden_order.iter().position(|id| *id == spec.id));
+    assert_eq!(stored[0].id, "dyno-web");
+    scenario.resources = specs;
+    let preview = billow_core::scenario::preview(&scenario).unwrap();
+
+    let expect = scenario.expect.as_ref().unwrap();
+    let mismatches = billow_core::scenario::check_expectations(&preview, expect);
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+    let upcoming = &preview.upcoming[0].invoice;
+    let amounts_minor: Vec<i64> = upcoming
+        .lines
+        .iter()
+        .map(|line| line.amount.amount_minor())
+        .collect();
+    assert_eq!(amounts_minor, [2500, 1071]);
+}
+
 on_both_backends!(
     a_resource_is_stored_and_read_back_with_every_field,
     keys_and_references_are_typed_errors,
@@ -470,4 +540,5 @@ on_both_backends!(
     a_resource_is_deleted_once_not_before_its_creation_or_last_change,
     concurrent_changes_are_all_kept,
     a_billing_run_reads_the_resources_of_many_customers_in_one_order,
+    stored_resources_bill_the_akkeris_february_2017_figures,
 );

@@ -9,6 +9,7 @@ pub(crate) mod health;
 pub(crate) mod invoices;
 pub(crate) mod meters;
 pub(crate) mod plans;
+pub(crate) mod resources;
 pub(crate) mod runs;
 pub(crate) mod settings;
 pub(crate) mod subscriptions;
@@ -30,6 +31,7 @@ pub(crate) fn api_v1() -> ApiRouter {
         .merge(meters::router())
         .merge(plans::router())
         .merge(subscriptions::router())
+        .merge(resources::router())
         .merge(credits::router())
         .merge(coupons::router())
         .merge(invoices::router())

@@ -18,6 +18,7 @@ mod month;
 mod nul;
 mod openapi;
 mod problems;
+mod resources;
 mod runs;
 mod serve;
 mod upcoming;

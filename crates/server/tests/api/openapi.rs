@@ -99,6 +99,11 @@ async fn every_route_is_documented_and_every_documented_route_is_served(api: &Te
         ("POST", "/api/v1/coupons/{code}/archive"),
         ("GET", "/api/v1/discounts"),
         ("GET", "/api/v1/discounts/{id}"),
+        ("POST", "/api/v1/resources"),
+        ("GET", "/api/v1/resources"),
+        ("GET", "/api/v1/resources/{id}"),
+        ("POST", "/api/v1/resources/{id}/quantity"),
+        ("POST", "/api/v1/resources/{id}/delete"),
     ] {
         let operation = (operation.0.to_owned(), operation.1.to_owned());
         assert!(documented.contains(&operation), "{operation:?}");

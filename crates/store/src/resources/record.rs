@@ -369,6 +369,26 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_keeps_at_most_a_thousand_quantity_changes() {
+        let mut resource = dyno();
+        let at = resource.created_at;
+        for _ in 0..QUANTITY_CHANGES_PER_RESOURCE_MAX {
+            resource.change_quantity(at, Decimal::TWO).unwrap();
+        }
+
+        let one_more = resource.change_quantity(at, Decimal::ONE);
+
+        assert_eq!(
+            one_more,
+            Err(CheckResourceError::TooManyChanges {
+                max: QUANTITY_CHANGES_PER_RESOURCE_MAX
+            })
+        );
+        assert_eq!(resource.quantity_changes.len(), 1_000);
+        assert_eq!(resource.check(), Ok(()));
+    }
+
+    #[test]
     fn negative_zero_is_zero() {
         let mut resource = dyno();
         resource.quantity = Decimal::from_str_exact("-0").unwrap();
