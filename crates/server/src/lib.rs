@@ -44,6 +44,7 @@ pub mod nul;
 pub mod openapi;
 mod routes;
 mod startup;
+pub mod storage;
 mod telemetry;
 
 pub use billing::{run_billing, BillingSettings, RunReport};

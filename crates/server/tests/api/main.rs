@@ -19,4 +19,5 @@ mod openapi;
 mod problems;
 mod runs;
 mod serve;
+mod storage_full;
 mod upcoming;
