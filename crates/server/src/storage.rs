@@ -3,8 +3,8 @@
 //!
 //! A write that fails with SQLite's `SQLITE_FULL` or PostgreSQL's SQLSTATE 53100 is answered
 //! 503 `storage-full` with `Retry-After` ([`ApiError::StorageFull`]), and marks the response with
-//! [`WriteFailedForSpace`]; [`track_storage`] sees the mark and makes `/readyz` answer 503 for
-//! [`STORAGE_FULL_RETRY_AFTER_SECONDS`], so that a load balancer sends requests elsewhere. It
+//! `WriteFailedForSpace`; `track_storage` sees the mark and makes `/readyz` answer 503 for
+//! `STORAGE_FULL_RETRY_AFTER_SECONDS` (30 s), so that a load balancer sends requests elsewhere. It
 //! recovers by itself: the next successful write clears the state at once, and without one it
 //! ends after that time (then a write that fails again sets it again). No probe write is made:
 //! a small write can succeed in space SQLite already holds while real ones fail.
