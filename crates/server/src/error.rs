@@ -8,6 +8,10 @@ use serde::Serialize;
 /// The media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The `Retry-After` of a 503 `storage-full`, and how long `/readyz` reports not-ready after a
+/// write failed for lack of space unless a write succeeds first ([`crate::storage`]).
+pub const STORAGE_FULL_RETRY_AFTER_SECONDS: u64 = 30;
+
 /// An error answered to an API client.
 ///
 /// Each variant has a stable problem `type`, which clients may match on; the `detail` of a 5xx
@@ -61,6 +65,11 @@ pub enum ApiError {
     /// A request with the same `Idempotency-Key` is still being processed.
     #[error("a request with the same idempotency key is in flight")]
     IdempotencyKeyInFlight,
+    /// The database cannot write for lack of disk space (SQLite's `SQLITE_FULL`, PostgreSQL's
+    /// SQLSTATE 53100): a 503 with `Retry-After`, since it ends once space is freed. The cause
+    /// is that of a failed write; `None` when `/readyz` reports the state ([`crate::storage`]).
+    #[error("the database is out of disk space")]
+    StorageFull(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
     /// Anything else that went wrong on the server's side; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -98,8 +107,12 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, reason)])
     }
 
-    /// A 500 whose cause is logged.
+    /// A 500 whose cause is logged; a 503 [`ApiError::StorageFull`] when the cause is a write
+    /// that failed for lack of disk space.
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if billow_store::is_storage_full(&error) {
+            return Self::StorageFull(Some(Box::new(error)));
+        }
         Self::Internal(Box::new(error))
     }
 }
@@ -128,7 +141,7 @@ impl ApiError {
         match self {
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -182,6 +195,7 @@ impl ApiError {
                 "urn:billow:problem:idempotency-key-in-flight",
                 "Idempotency key in flight",
             ),
+            Self::StorageFull(_) => ("urn:billow:problem:storage-full", "Storage full"),
             Self::Internal(_) => ("urn:billow:problem:internal", "Internal error"),
         };
         let detail = match self {
@@ -216,6 +230,10 @@ impl ApiError {
             Self::IdempotencyKeyInFlight => "A request with this Idempotency-Key is still being \
                                              processed; retry later."
                 .into(),
+            Self::StorageFull(_) => format!(
+                "The database cannot write for lack of disk space; retry after \
+                 {STORAGE_FULL_RETRY_AFTER_SECONDS} s."
+            ),
             Self::Internal(_) => "Something went wrong on the server; see the server log.".into(),
         };
         let errors = match self {
@@ -239,7 +257,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // `/readyz` repeating the state is not a failure of its own.
+        if status.is_server_error() && !matches!(self, Self::StorageFull(None)) {
             tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
         }
         let body = match serde_json::to_vec(&self.to_problem()) {
@@ -248,6 +267,18 @@ impl IntoResponse for ApiError {
         };
         let content_type = HeaderValue::from_static(PROBLEM_JSON);
         let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        if let Self::StorageFull(failed_write) = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORAGE_FULL_RETRY_AFTER_SECONDS),
+            );
+            if failed_write.is_some() {
+                // For crate::storage::track_storage, which makes /readyz report it.
+                response
+                    .extensions_mut()
+                    .insert(crate::storage::WriteFailedForSpace);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 9110 §11.6.1: a 401 names the scheme it wants.
             response.headers_mut().insert(

@@ -9,7 +9,8 @@
 //!   [`json::ApiJson`] within [`limits`], and is described in the OpenAPI 3.1 document
 //!   ([`openapi`], served at `/api/v1/openapi.json`).
 //! - [`Application`] binds a socket and opens and migrates the store from [`Settings`], then
-//!   serves until Ctrl-C or SIGTERM, finishing the requests in flight, with the billing scheduler
+//!   serves until Ctrl-C or SIGTERM within [`ConnectionLimits`] (idle, header and body timeouts,
+//!   a connection limit), finishing the requests in flight, with the billing scheduler
 //!   ([`BillingSettings`], [`run_billing`]) reading time from a [`clock::Clock`].
 //!
 //! ```
@@ -44,6 +45,7 @@ pub mod nul;
 pub mod openapi;
 mod routes;
 mod startup;
+pub mod storage;
 mod telemetry;
 
 pub use billing::{run_billing, BillingSettings, RunReport};

@@ -41,6 +41,8 @@ pub struct AppState {
     pub events: billow_store::EventWriter,
     /// Rendered finalized invoices (routes/invoices).
     pub invoice_cache: std::sync::Arc<crate::invoice_cache::InvoiceCache>,
+    /// Whether writes fail for lack of disk space, for `/readyz` ([`crate::storage`]).
+    pub storage: std::sync::Arc<crate::storage::StorageHealth>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             billing: std::sync::Arc::default(),
             payments: std::sync::Arc::new(crate::billing::payment::ManualProvider::default()),
             invoice_cache: std::sync::Arc::default(),
+            storage: std::sync::Arc::default(),
         }
     }
 
@@ -111,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(crate::limits::body_limit())
         .layer(axum::middleware::from_fn(crate::limits::limit_body_length))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::storage::track_storage,
+        ))
         .layer(axum::middleware::from_fn(telemetry::request_span))
         .with_state(state)
 }

@@ -139,6 +139,21 @@ mod tests {
     }
 
     #[test]
+    fn libpq_tls_parameters_are_accepted_and_an_unknown_sslmode_refused() {
+        for url in [
+            "postgres://billow@db/billing?sslmode=require",
+            "postgres://billow@db/billing?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            "postgres://billow@db/billing?sslmode=disable",
+        ] {
+            assert!(Database::from_url(url).is_ok(), "{url}");
+        }
+        assert!(matches!(
+            Database::from_url("postgres://billow@db/billing?sslmode=always"),
+            Err(ParseDatabaseUrlError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn another_scheme_is_refused() {
         for url in ["sqlite:billow.db", "mysql://root@db/billing", "billow.db"] {
             assert!(matches!(

@@ -4,7 +4,8 @@
 //!   `DATABASE_URL` holds), checked when parsed and never printed with its password.
 //! - [`Store`] pools connections; [`Store::migrate`] applies the migrations embedded from
 //!   `migrations/sqlite` or `migrations/postgres`; [`Store::ping`] tells whether the database
-//!   answers.
+//!   answers; [`is_storage_full`] tells a write that failed for lack of disk space from any other
+//!   failure.
 //! - Repository functions are methods of [`Store`]. The tables keep to one convention (instants
 //!   as 64-bit integer microseconds, JSON as text, `$n` placeholders), so a query is written once
 //!   for both backends; only what really differs is written per backend (how a violated key is
@@ -63,6 +64,7 @@ pub mod invoices;
 mod keys;
 pub mod resources;
 mod sql;
+mod storage_full;
 mod store;
 pub mod subscriptions;
 mod workspaces;
@@ -84,6 +86,7 @@ pub use keys::{
     EnsureWorkspaceError, LoadCredentialError, StoreCredentialError, CREDENTIAL_CACHE_ENTRIES_MAX,
     CREDENTIAL_CACHE_TTL,
 };
+pub use storage_full::is_storage_full;
 pub use store::{MigrateStoreError, OpenStoreError, PingStoreError, Store};
 pub use workspaces::{
     CorruptWorkspaceRowError, InsertWorkspaceError, LoadWorkspaceError, ParseWorkspaceIdError,

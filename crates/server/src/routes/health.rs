@@ -11,9 +11,11 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The node can serve requests: its database answers.
+/// The node can serve requests: its database answers, and its writes have not just failed for lack
+/// of disk space (`crate::storage`).
 #[tracing::instrument(skip_all)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.storage.check(state.clock.now())?;
     state
         .store
         .ping()

@@ -21,4 +21,5 @@ mod problems;
 mod resources;
 mod runs;
 mod serve;
+mod storage_full;
 mod upcoming;
