@@ -625,6 +625,135 @@ async fn a_customer_token_reads_only_its_own_customers_resources(api: &TestApi) 
     assert_eq!(still.json()["deleted_at"], Value::Null);
 }
 
+/// A CloudEvent of `type` for the customer `acct-1` (by external id) at `time`.
+fn event(id: &str, event_type: &str, time: &str, data: Value) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "akkeris", "type": event_type,
+           "subject": "acct-1", "time": time, "data": data})
+}
+
+async fn send_events(api: &TestApi, world: &World, events: &Value) -> TestResponse {
+    api.call_raw(
+        Method::POST,
+        "/api/v1/events",
+        Some(&world.key),
+        &[("content-type", "application/cloudevents-batch+json")],
+        Some(events.to_string()),
+    )
+    .await
+}
+
+async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
+    let world = arrange(api).await;
+    let dyno = json!({"external_id": "dyno-web", "plan": "alamo-redis-small", "kind": "dyno",
+                      "name": "app-space", "project_id": world.project,
+                      "dimensions": {"app": "app-space", "space": "space", "organization": "org"}});
+    let events = json!([
+        event(
+            "e1",
+            "billow.resource.created",
+            "2016-07-26T15:47:33.411Z",
+            dyno
+        ),
+        event(
+            "e2",
+            "billow.resource.quantity",
+            "2017-01-10T00:00:00Z",
+            json!({"external_id": "dyno-web", "quantity": "2"})
+        ),
+        event(
+            "e3",
+            "api.request",
+            "2017-01-11T00:00:00Z",
+            json!({"path": "/"})
+        ),
+        event(
+            "e4",
+            "billow.resource.created",
+            "2017-01-12T00:00:00Z",
+            json!({"external_id": "addon-x", "plan": "no-such-plan"})
+        ),
+        event(
+            "e5",
+            "billow.resource.deleted",
+            "2016-01-01T00:00:00Z",
+            json!({"external_id": "dyno-web"})
+        ),
+        event(
+            "e6",
+            "billow.resource.deleted",
+            "2017-02-01T00:00:00Z",
+            json!({"external_id": "dyno-web"})
+        ),
+        event(
+            "e7",
+            "billow.resource.renamed",
+            "2017-02-01T00:00:00Z",
+            json!({"external_id": "dyno-web"})
+        ),
+        json!({"specversion": "1.0", "id": "e8", "source": "akkeris",
+               "type": "billow.resource.created", "subject": "acct-none",
+               "time": "2017-02-01T00:00:00Z", "data": {"external_id": "x", "plan": "alamo-redis-small"}}),
+    ]);
+
+    let first = send_events(api, &world, &events).await;
+    let retry = send_events(api, &world, &events).await;
+
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    let first = first.json();
+    assert_eq!(first["accepted"], 4, "{first}");
+    assert_eq!(first["duplicates"], 0);
+    let refused: Vec<(u64, &str)> = first["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            (
+                error["index"].as_u64().unwrap(),
+                error["field"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(3, "data"), (4, "time"), (6, "type"), (7, "subject")],
+        "{first}"
+    );
+    assert!(
+        first["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("plan:"),
+        "{first}"
+    );
+    // The retry changes nothing: the events are duplicates, the resource as it was.
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+    assert_eq!(retry.json()["accepted"], 0);
+    assert_eq!(retry.json()["duplicates"], 4);
+    // The same events are refused (the early deletion now for the resource being deleted).
+    let retry_indices: Vec<u64> = retry.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(retry_indices, [3, 4, 6, 7]);
+    let listed = list(api, &world.key, &format!("customer_id={}", world.customer)).await;
+    let resources = listed["data"].as_array().unwrap();
+    assert_eq!(resources.len(), 1, "{listed}");
+    let resource = &resources[0];
+    assert_eq!(resource["external_id"], "dyno-web");
+    assert_eq!(resource["kind"], "dyno");
+    assert_eq!(resource["project_id"], world.project.as_str());
+    assert_eq!(resource["plan_version_id"], world.plan_version_id.as_str());
+    assert_eq!(resource["created_at"], "2016-07-26T15:47:33.411Z");
+    assert_eq!(
+        resource["quantity_changes"],
+        json!([{"at": "2017-01-10T00:00:00Z", "quantity": "2"}])
+    );
+    assert_eq!(resource["deleted_at"], "2017-02-01T00:00:00Z");
+    assert_eq!(resource["dimensions"]["organization"], "org");
+}
+
 on_both_backends!(
     a_resource_is_created_read_listed_changed_and_deleted,
     a_resource_defaults_to_one_unit_created_now_on_the_plans_current_version,
@@ -633,4 +762,5 @@ on_both_backends!(
     a_retried_deletion_with_its_idempotency_key_gets_the_first_answer,
     lists_are_paged_and_filtered_by_the_instant_resources_were_alive_at,
     a_customer_token_reads_only_its_own_customers_resources,
+    usage_events_create_change_and_delete_resources_once,
 );

@@ -10,6 +10,10 @@
 //! comes after the durable commit with how many were accepted, how many were duplicates, and
 //! which were refused and why. When no event is valid the answer is a 422 problem with the same
 //! error list.
+//!
+//! Events of the types `billow.resource.created`, `billow.resource.quantity` and
+//! `billow.resource.deleted` also create, change and delete billed resources
+//! (`crate::routes::resources::events`), before the request's events are stored.
 
 pub mod cloud_event;
 mod scan;
@@ -27,6 +31,7 @@ use self::cloud_event::{parse_batch, parse_event, EventError};
 use crate::auth::WorkspaceAuth;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::openapi::ApiRouter;
+use crate::routes::resources::events::apply_resource_events;
 use crate::startup::AppState;
 
 /// Most events in one request. A larger batch is refused whole with 413.
@@ -108,11 +113,20 @@ pub(crate) async fn ingest_events(
     }
     let mut events = Vec::with_capacity(outcomes.len());
     let mut errors = Vec::new();
-    for outcome in outcomes {
+    for (index, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Ok(event) => events.push(event),
+            Ok(event) => events.push((index, event)),
             Err(event_errors) => errors.extend(event_errors),
         }
+    }
+    // Events that create, change or delete billed resources are applied first; the refused
+    // ones are listed with the invalid events and not stored.
+    let (events, refused) = apply_resource_events(&state, &auth.workspace_id, events)
+        .await
+        .map_err(IngestError::Api)?;
+    if !refused.is_empty() {
+        errors.extend(refused);
+        errors.sort_by_key(|error| error.index);
     }
     if events.is_empty() {
         return Err(IngestError::NoValidEvent(errors));

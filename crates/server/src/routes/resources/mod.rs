@@ -8,6 +8,7 @@
 //! instant and an `Idempotency-Key`: a retry with the key gets the first answer again, and a
 //! second deletion without one is a 409 naming the resource.
 
+pub(crate) mod events;
 mod wire;
 
 use axum::body::Bytes;
@@ -59,7 +60,17 @@ pub(crate) async fn create_resource(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateResource>,
 ) -> Result<(StatusCode, ApiJson<ResourceBody>), ApiError> {
-    let workspace = &auth.workspace_id;
+    let record = insert_new_resource(&state, &auth.workspace_id, body).await?;
+    Ok((StatusCode::CREATED, ApiJson(record.into())))
+}
+
+/// Checks a new resource (every invalid field listed in one 422) and stores it: what
+/// `POST /api/v1/resources` and a `billow.resource.created` event share.
+pub(crate) async fn insert_new_resource(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    body: CreateResource,
+) -> Result<ResourceRecord, ApiError> {
     let now = stored_precision(state.clock.now());
     let mut checks = Checks::default();
     let (quantity, display) = body.check_fields(&mut checks);
@@ -71,7 +82,7 @@ pub(crate) async fn create_resource(
             format!("{deleted_at} is before the resource was created ({created_at})"),
         );
     }
-    let plan = check_references(&state, workspace, &body, &mut checks).await?;
+    let plan = check_references(state, workspace, &body, &mut checks).await?;
     let Some((plan_id, plan_version_id)) = plan.filter(|_| checks.errors.is_empty()) else {
         return Err(ApiError::Validation(checks.errors));
     };
@@ -96,7 +107,7 @@ pub(crate) async fn create_resource(
         .insert_resource(workspace, &record)
         .await
         .map_err(|error| insert_error(error, &record))?;
-    Ok((StatusCode::CREATED, ApiJson(record.into())))
+    Ok(record)
 }
 
 /// Checks that the customer, the plan and the project exist, and that the project is the
