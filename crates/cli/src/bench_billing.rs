@@ -53,7 +53,7 @@ const SEED_BATCH_EVENTS: usize = 100_000;
 /// Events per compaction transaction, as `billow ingest`.
 const COMPACT_EVENTS_MAX: u64 = 100_000;
 /// The billing period every subscription starts at.
-const PERIOD_START: &str = "2024-01-01T00:00:00Z";
+pub(crate) const PERIOD_START: &str = "2024-01-01T00:00:00Z";
 const PERIOD_END: &str = "2024-02-01T00:00:00Z";
 /// Customers whose scenario the engine is timed on alone, after the run.
 const ENGINE_SAMPLE_MAX: usize = 1_000;
@@ -63,10 +63,10 @@ const ENGINE_SAMPLE_MAX: usize = 1_000;
 pub struct BillingRunBenchArgs {
     /// Subscriptions (one customer each).
     #[arg(long, default_value_t = 1_000)]
-    subscriptions: u64,
+    pub(crate) subscriptions: u64,
     /// Usage events per subscription in the period.
     #[arg(long, default_value_t = 100)]
-    events_per_subscription: u64,
+    pub(crate) events_per_subscription: u64,
     /// A PostgreSQL server whose user may create databases: the bench creates a fresh database
     /// there and drops it afterwards. Without it, a fresh SQLite file is used.
     #[arg(long, value_name = "URL")]
@@ -75,6 +75,11 @@ pub struct BillingRunBenchArgs {
     /// given.
     #[arg(long, value_name = "PATH")]
     directory: Option<PathBuf>,
+    /// Months of history: seeds each month's usage, then times the month-end run and a run with
+    /// nothing due, month after month, and the upcoming invoice of one customer, and compares
+    /// the last month with the first (a run must cost what changed, not what was ever stored).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub(crate) months: u32,
     /// SQLite only: a copy of the seeded database, for repeating runs without seeding again.
     /// When the file exists, the run starts from a copy of it (it must have been made with the
     /// same sizes); otherwise the bench seeds as usual and saves a copy there before the run.
@@ -173,6 +178,9 @@ async fn measure(
         Database::Sqlite { .. } => "sqlite",
         Database::Postgres { .. } => "postgres",
     };
+    if args.months > 1 {
+        return crate::bench_months::measure(args, database, backend).await;
+    }
     let subscriptions = args.subscriptions;
     let events = subscriptions * args.events_per_subscription;
     println!(
@@ -357,12 +365,44 @@ async fn save_seed(path: &Path, cache: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn customer_id(index: u64) -> String {
+pub(crate) fn customer_id(index: u64) -> String {
     format!("cus_bench_{index:07}")
 }
 
 async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seeded> {
     let started = Instant::now();
+    let (workspace, customer_ids) = seed_customers(store, args).await?;
+    let customers = started.elapsed();
+    let events_started = Instant::now();
+    seed_events(
+        store,
+        &workspace,
+        args,
+        PERIOD_START.parse()?,
+        PERIOD_END.parse()?,
+        "",
+    )
+    .await?;
+    let events = events_started.elapsed();
+    let compacted = compact(store).await?;
+    Ok(Seeded {
+        workspace,
+        customer_ids,
+        customers,
+        events,
+        compaction: compacted.compaction,
+        compacted: compacted.events,
+        merging: compacted.merging,
+        merged: compacted.merged,
+    })
+}
+
+/// The workspace, its meter and plan, and `args.subscriptions` customers each with a
+/// subscription of 3 seats from [`PERIOD_START`]; returns the workspace and the customers' ids.
+pub(crate) async fn seed_customers(
+    store: &Store,
+    args: &BillingRunBenchArgs,
+) -> anyhow::Result<(WorkspaceId, Vec<String>)> {
     let created: Timestamp = PERIOD_START.parse()?;
     let workspace = store
         .workspace_named_or_created(&WorkspaceName::parse("bench")?, created)
@@ -440,15 +480,21 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
             .await?;
         customer_ids.push(id);
     }
-    let customers = started.elapsed();
+    Ok((workspace, customer_ids))
+}
 
-    let events_started = Instant::now();
-    let period_micros = i64::try_from(
-        PERIOD_END
-            .parse::<Timestamp>()?
-            .duration_since(created)
-            .as_micros(),
-    )?;
+/// `args.events_per_subscription` events of every customer spread over `[from, to)`, their ids
+/// suffixed with `tag` (unique per period).
+pub(crate) async fn seed_events(
+    store: &Store,
+    workspace: &WorkspaceId,
+    args: &BillingRunBenchArgs,
+    from: Timestamp,
+    to: Timestamp,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let created = from;
+    let period_micros = i64::try_from(to.duration_since(from).as_micros())?;
     let per_subscription = args.events_per_subscription;
     let step = period_micros / i64::try_from(per_subscription)?;
     let mut batch = Vec::with_capacity(SEED_BATCH_EVENTS);
@@ -460,7 +506,7 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
                 + i64::try_from(index % 1_000)? * (step / 1_000).max(1);
             batch.push(NewEvent {
                 source: "bench".into(),
-                id: format!("{index}-{sequence}"),
+                id: format!("{index}-{sequence}{tag}"),
                 event_type: "api.requests".into(),
                 subject: customer_id(index),
                 time: created.checked_add(SignedDuration::from_micros(offset))?,
@@ -471,13 +517,25 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
                 )),
             });
             if batch.len() == SEED_BATCH_EVENTS {
-                insert(store, &workspace, &mut batch).await?;
+                insert(store, workspace, &mut batch).await?;
             }
         }
     }
-    insert(store, &workspace, &mut batch).await?;
-    let events = events_started.elapsed();
+    insert(store, workspace, &mut batch).await?;
+    Ok(())
+}
 
+/// What [`compact`] did.
+pub(crate) struct Compacted {
+    pub events: u64,
+    pub compaction: Duration,
+    pub merging: Duration,
+    pub merged: MergeOutcome,
+}
+
+/// Compacts every stored log chunk and merges the subject chunks, as the server's writer and
+/// `billow ingest` do.
+pub(crate) async fn compact(store: &Store) -> anyhow::Result<Compacted> {
     let mut compaction = Duration::ZERO;
     let mut merging = Duration::ZERO;
     let mut compacted = 0;
@@ -503,13 +561,9 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
         }
         merging += started.elapsed();
     }
-    Ok(Seeded {
-        workspace,
-        customer_ids,
-        customers,
-        events,
+    Ok(Compacted {
+        events: compacted,
         compaction,
-        compacted,
         merging,
         merged,
     })

@@ -7,6 +7,7 @@
 mod bench;
 mod bench_billing;
 mod bench_ingest;
+mod bench_months;
 mod database;
 mod ingest;
 mod invoice;

@@ -48,7 +48,7 @@ mod startup;
 pub mod storage;
 mod telemetry;
 
-pub use billing::{run_billing, BillingSettings, RunReport};
+pub use billing::{run_billing, upcoming_invoices, BillingSettings, RunReport};
 pub use connections::ConnectionLimits;
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
 pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};

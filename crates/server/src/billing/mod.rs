@@ -12,6 +12,26 @@ pub(crate) mod scenario;
 
 pub use run::{BillingSettings, RunReport};
 
+/// The customer's upcoming invoices at the state's clock, as
+/// `GET /api/v1/customers/{id}/invoices/upcoming` answers them; `None` when the customer does not
+/// exist.
+///
+/// # Errors
+/// When the store fails or the engine rejects the customer's stored world.
+pub async fn upcoming_invoices(
+    state: &AppState,
+    workspace: &billow_store::WorkspaceId,
+    customer_id: &str,
+) -> Result<Option<billow_core::scenario::Preview>, crate::error::ApiError> {
+    let Some(world) = scenario::CustomerWorld::load(state, workspace, customer_id).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    run::preview_customer(state, workspace, &world, now)
+        .await
+        .map(Some)
+}
+
 use crate::startup::AppState;
 
 /// Runs billing for every workspace with subscriptions, every `interval`, until the task is

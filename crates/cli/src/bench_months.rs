@@ -1,0 +1,178 @@
+//! `billow bench billing-run --months N`: what a billing run costs as history grows.
+//!
+//! The bench seeds the customers and subscriptions of `billow bench billing-run`, then, month
+//! after month from January 2024: the month's usage (`--events-per-subscription` per customer,
+//! compacted as `billow ingest` leaves it), the month-end run an hour after the month ends (no
+//! grace period, so the month's invoices are finalized), a second run at the same instant with
+//! nothing due and no new usage, and the upcoming invoice of one customer. It prints each month's
+//! figures and, last, month N against month 1: a run should cost what changed, not what was ever
+//! stored (issue 13's goals: the month-end run at month 12 within 1.2× of month 1's, a run with
+//! nothing due under 0.1 s, the upcoming invoice under 5 ms, at any age).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use billow_server::clock::ManualClock;
+use billow_server::{run_billing, upcoming_invoices, AppState, BillingSettings, RunReport};
+use billow_store::{Database, Store, WorkspaceId};
+use jiff::{SignedDuration, Timestamp, ToSpan};
+
+use crate::bench::thousands;
+use crate::bench_billing::{compact, seed_customers, seed_events, BillingRunBenchArgs};
+
+/// Calls of the upcoming invoice timed per month (their median is reported).
+const UPCOMING_CALLS: usize = 21;
+
+/// One month's figures.
+struct Month {
+    number: u32,
+    month_end: Duration,
+    finalized: u64,
+    nothing_due: Duration,
+    nothing_due_report: RunReport,
+    upcoming: Duration,
+}
+
+/// Runs the months of the bench on `database`.
+///
+/// # Errors
+/// When seeding or a run fails, or a run does not finalize one invoice per customer.
+pub(crate) async fn measure(
+    args: &BillingRunBenchArgs,
+    database: &Database,
+    backend: &str,
+) -> anyhow::Result<()> {
+    println!(
+        "bench billing-run --months {} ({backend}): {} customers, {} events per customer per month",
+        args.months,
+        thousands(args.subscriptions),
+        thousands(args.events_per_subscription)
+    );
+    let store = Store::open(database).await?;
+    store.migrate().await?;
+    let (workspace, customer_ids) = seed_customers(&store, args).await?;
+    let start: Timestamp = crate::bench_billing::PERIOD_START.parse()?;
+    // The subscriptions' first invoices (their seats, in advance) are finalized before the
+    // months begin, so that every month-end run finalizes one invoice per customer.
+    let opening = one_month(
+        &store,
+        &workspace,
+        &customer_ids[0],
+        0,
+        start.checked_add(SignedDuration::from_hours(1))?,
+    )
+    .await?;
+    println!(
+        "opening run: {:.3} s ({} finalized)",
+        opening.month_end.as_secs_f64(),
+        thousands(opening.finalized)
+    );
+    let mut months = Vec::new();
+    for number in 1..=args.months {
+        let from = start
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(i64::from(number - 1).months())?;
+        let to = from.checked_add(1.month())?;
+        let seeding = Instant::now();
+        seed_events(
+            &store,
+            &workspace,
+            args,
+            from.timestamp(),
+            to.timestamp(),
+            &format!("-m{number}"),
+        )
+        .await?;
+        compact(&store).await?;
+        let seeded = seeding.elapsed();
+        let now = to.timestamp().checked_add(SignedDuration::from_hours(1))?;
+        let month = one_month(&store, &workspace, &customer_ids[0], number, now).await?;
+        println!(
+            "month {:>3}: usage seeded in {:.1} s; month-end run {:.3} s ({} finalized); run with nothing due {:.3} s ({} customers read); upcoming invoice {:.2} ms",
+            month.number,
+            seeded.as_secs_f64(),
+            month.month_end.as_secs_f64(),
+            thousands(month.finalized),
+            month.nothing_due.as_secs_f64(),
+            thousands(month.nothing_due_report.customers),
+            month.upcoming.as_secs_f64() * 1_000.0,
+        );
+        ensure!(
+            month.nothing_due_report.finalized == 0 && month.nothing_due_report.drafted == 0,
+            "the run with nothing due wrote invoices: {:?}",
+            month.nothing_due_report
+        );
+        months.push(month);
+    }
+    store.close().await;
+    let (first, last) = (&months[0], &months[months.len() - 1]);
+    let ratio = |later: Duration, earlier: Duration| {
+        later.as_secs_f64() / earlier.as_secs_f64().max(f64::MIN_POSITIVE)
+    };
+    println!(
+        "month {} against month 1: month-end run {:.2}× ({:.3} s against {:.3} s), nothing due {:.2}× ({:.3} s against {:.3} s), upcoming invoice {:.2}× ({:.2} ms against {:.2} ms)",
+        last.number,
+        ratio(last.month_end, first.month_end),
+        last.month_end.as_secs_f64(),
+        first.month_end.as_secs_f64(),
+        ratio(last.nothing_due, first.nothing_due),
+        last.nothing_due.as_secs_f64(),
+        first.nothing_due.as_secs_f64(),
+        ratio(last.upcoming, first.upcoming),
+        last.upcoming.as_secs_f64() * 1_000.0,
+        first.upcoming.as_secs_f64() * 1_000.0,
+    );
+    Ok(())
+}
+
+/// The month-end run at `now`, a run with nothing due at the same instant, and the median of
+/// [`UPCOMING_CALLS`] upcoming invoices of `customer_id`.
+async fn one_month(
+    store: &Store,
+    workspace: &WorkspaceId,
+    customer_id: &str,
+    number: u32,
+    now: Timestamp,
+) -> anyhow::Result<Month> {
+    let state = AppState::new(store.clone())
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .with_billing(BillingSettings {
+            grace_period: SignedDuration::ZERO,
+            interval: None,
+            ..BillingSettings::default()
+        });
+    let run = |state: AppState| async move {
+        let started = Instant::now();
+        let report = run_billing(&state, Some(workspace))
+            .await
+            .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
+        anyhow::Ok((started.elapsed(), report))
+    };
+    let (month_end, report) = run(state.clone()).await?;
+    ensure!(
+        report.failed == 0 && report.skipped == 0,
+        "month {number}: {} customers failed, {} skipped",
+        report.failed,
+        report.skipped
+    );
+    let (nothing_due, nothing_due_report) = run(state.clone()).await?;
+    let mut calls = Vec::with_capacity(UPCOMING_CALLS);
+    for _ in 0..UPCOMING_CALLS {
+        let started = Instant::now();
+        let preview = upcoming_invoices(&state, workspace, customer_id)
+            .await
+            .map_err(|error| anyhow::anyhow!("the upcoming invoice failed: {error}"))?;
+        calls.push(started.elapsed());
+        ensure!(preview.is_some(), "no customer {customer_id}");
+    }
+    calls.sort_unstable();
+    Ok(Month {
+        number,
+        month_end,
+        finalized: report.finalized,
+        nothing_due,
+        nothing_due_report,
+        upcoming: calls[calls.len() / 2],
+    })
+}
