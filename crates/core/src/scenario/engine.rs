@@ -87,6 +87,12 @@ pub struct Preview {
     pub invoices: Vec<IssuedInvoice>,
     /// The open periods of active subscriptions, as if they closed "now".
     pub upcoming: Vec<IssuedInvoice>,
+    /// The earliest instant after "now" at which, with nothing else changing, an invoice may
+    /// be issued (a period's end, a subscription's or a plan's start, a resource's deletion):
+    /// until then a billing run has nothing new to issue. `None` when nothing is ever issued
+    /// again. It may come earlier than the invoice it announces (a change that lands on the
+    /// period's invoice), never later.
+    pub next_invoice_at: Option<Timestamp>,
 }
 
 /// Why a scenario could not be run.
@@ -120,8 +126,9 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
         scenario.resources.iter().map(resource_timeline).collect();
     let engine = Engine::new(scenario, &resource_timelines);
     let mut pending = Vec::new();
+    let mut next_invoice_at = None;
     for (order, timeline) in engine.timelines.iter().enumerate() {
-        engine.lay_out(order, timeline, &mut pending)?;
+        engine.lay_out(order, timeline, &mut pending, &mut next_invoice_at)?;
     }
     let mut pending = engine.group(pending)?;
     attach_adjustments(scenario, &mut pending);
@@ -143,6 +150,7 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
         now: scenario.now,
         invoices,
         upcoming: upcoming_invoices,
+        next_invoice_at,
     })
 }
 
@@ -603,8 +611,15 @@ impl<'a> Engine<'a> {
         order: usize,
         subscription: &'a SubscriptionSpec,
         out: &mut Vec<PendingInvoice<'a>>,
+        next: &mut Option<Timestamp>,
     ) -> Result<(), RunScenarioError> {
         let now = self.scenario.now;
+        // The earliest instant after now at which this timeline issues something.
+        let mut later = |at: Timestamp| {
+            if at > now {
+                *next = Some(next.map_or(at, |known| known.min(at)));
+            }
+        };
         // A resource's usage is the events naming it; a subscription's, the events naming it or
         // the customer.
         let customer_events = self.resource(order).is_none();
@@ -645,6 +660,7 @@ impl<'a> Engine<'a> {
         let epochs = self.epochs(subscription)?;
         for (epoch_index, epoch) in epochs.iter().enumerate() {
             if epoch.start > now {
+                later(epoch.start);
                 break;
             }
             let first = epoch.calendar.index_containing(epoch.start)?;
@@ -659,6 +675,7 @@ impl<'a> Engine<'a> {
                     end: service_end,
                 };
                 if service.start >= service.end || service.start > now {
+                    later(service.start);
                     break;
                 }
                 let context = PeriodContext {
@@ -702,6 +719,7 @@ impl<'a> Engine<'a> {
                         self.arrears_items(&context, true)?,
                     );
                 } else {
+                    later(service.end);
                     let open = Period {
                         start: service.start,
                         end: now,

@@ -202,3 +202,34 @@ fn a_quantity_change_bills_unused_and_remaining_time_on_the_next_invoice() {
         dec!(0.5161290323)
     );
 }
+
+fn next_invoice_at(text: &str) -> Option<jiff::Timestamp> {
+    preview(&Scenario::from_json(text).unwrap())
+        .unwrap()
+        .next_invoice_at
+}
+
+#[test]
+fn the_next_invoice_is_due_at_the_end_of_the_open_period_or_a_later_start() {
+    let at = |text: &str| Some(text.parse::<jiff::Timestamp>().unwrap());
+    // Mid-March: the open period ends on April 1st.
+    let mid_march = with(|v| v["now"] = "2024-03-15T00:00:00Z".into());
+    assert_eq!(next_invoice_at(&mid_march), at("2024-04-01T00:00:00Z"));
+    // A cancellation on March 20th ends the open period then.
+    let canceled = with(|v| {
+        v["now"] = "2024-03-15T00:00:00Z".into();
+        v["subscriptions"][0]["changes"] =
+            serde_json::json!([{"at": "2024-03-20T00:00:00Z", "cancel": "immediate"}]);
+    });
+    assert_eq!(next_invoice_at(&canceled), at("2024-03-20T00:00:00Z"));
+    // Once it has ended, nothing is issued again.
+    let ended = with(|v| {
+        v["now"] = "2024-04-15T00:00:00Z".into();
+        v["subscriptions"][0]["changes"] =
+            serde_json::json!([{"at": "2024-03-20T00:00:00Z", "cancel": "immediate"}]);
+    });
+    assert_eq!(next_invoice_at(&ended), None);
+    // A subscription that starts later is due when it starts.
+    let later = with(|v| v["now"] = "2023-12-01T00:00:00Z".into());
+    assert_eq!(next_invoice_at(&later), at("2024-01-01T00:00:00Z"));
+}
