@@ -5,6 +5,7 @@
 //! feeds it stored rows and stores what it answers (docs/billing-runs.md).
 
 pub(crate) mod api;
+mod incremental;
 mod late_credit;
 pub(crate) mod payment;
 pub(crate) mod run;

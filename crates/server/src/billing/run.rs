@@ -16,8 +16,8 @@ use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview, Scenario};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
-    AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized, HeldLeases,
-    InvoiceSummary,
+    AdjustmentCredit, AdjustmentRecord, BillingStateRecord, BillingWrites, Finalization,
+    Finalized, HeldLeases, InvoiceSummary,
 };
 use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceScope, InvoiceStatus};
 use billow_store::subscriptions::SubscriptionRecord;
@@ -26,6 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::incremental;
 use super::scenario::{
     meter_specs, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
 };
@@ -69,6 +70,9 @@ pub struct RunReport {
     pub customers: u64,
     /// Customers another run held a lease on.
     pub skipped: u64,
+    /// Customers with nothing due and nothing new since the run that last computed them: left
+    /// alone (their usage is not read, the engine does not run for them).
+    pub unchanged: u64,
     /// Customers whose run failed (logged; retried by the next run).
     pub failed: u64,
     pub drafted: u64,
@@ -94,6 +98,7 @@ impl RunReport {
     pub(crate) fn add(&mut self, other: RunReport) {
         self.customers += other.customers;
         self.skipped += other.skipped;
+        self.unchanged += other.unchanged;
         self.failed += other.failed;
         self.drafted += other.drafted;
         self.finalized += other.finalized;
@@ -183,6 +188,8 @@ struct CustomerInput {
     /// What is left to credit on the source invoices of its pending negative adjustments, by
     /// invoice id (read only for those).
     balances: HashMap<String, CreditBalance>,
+    /// The digest of its inputs but usage, stored with its billing state.
+    fingerprint: String,
 }
 
 /// What the loader keeps from one batch to the next: the workspace's meters and settings
@@ -198,6 +205,8 @@ struct LoadedBatch {
     /// The customers whose leases this run holds: released after the batch is written.
     held: Vec<String>,
     skipped: u64,
+    /// Customers with nothing due and nothing new: not computed.
+    unchanged: u64,
     inputs: Vec<CustomerInput>,
 }
 
@@ -326,6 +335,7 @@ async fn run_batches(
         .map(|_| ParsedCatalog::default())
         .collect();
     let mut skipped = 0;
+    let mut unchanged = 0;
     let mut engine_error = None;
     while let Some(batch) = loaded.recv().await {
         let batch = match batch {
@@ -336,6 +346,7 @@ async fn run_batches(
             }
         };
         skipped += batch.skipped;
+        unchanged += batch.unchanged;
         let held = batch.held;
         let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
             Ok((report, writes)) => PlannedBatch {
@@ -366,6 +377,7 @@ async fn run_batches(
     }
     let mut report = written?;
     report.skipped += skipped;
+    report.unchanged += unchanged;
     Ok(report)
 }
 
@@ -434,9 +446,10 @@ async fn load_batch(
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     match load_claimed(state, workspace, claimed, catalog, now).await {
-        Ok(inputs) => Ok(LoadedBatch {
+        Ok((inputs, unchanged)) => Ok(LoadedBatch {
             held: ids,
             skipped,
+            unchanged,
             inputs,
         }),
         Err(error) => {
@@ -458,9 +471,9 @@ async fn load_claimed(
     claimed: Vec<Customer>,
     catalog: &mut RunCatalog,
     now: Timestamp,
-) -> Result<Vec<CustomerInput>, ApiError> {
+) -> Result<(Vec<CustomerInput>, u64), ApiError> {
     if claimed.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     // The subscriptions first: with them every subject of the batch is known, and its usage
@@ -478,12 +491,27 @@ async fn load_claimed(
             .or_default()
             .push(subscription);
     }
-    // The usage in two reads of half the customers each, on two connections: it is the
-    // longest read of a batch, and the reads' CPU (SQLite's and the rows' transfer) then runs on
-    // both cores.
-    let half = claimed.len().div_ceil(2);
+    // What the last runs knew: a customer with nothing due may have nothing new either, and
+    // then its usage is not read and the engine does not run for it (`incremental`).
+    let mut states: HashMap<String, BillingStateRecord> = state
+        .store
+        .billing_states(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|known| (known.customer_id.clone(), known))
+        .collect();
+    states.retain(|_, known| !incremental::is_due(known, now));
+    // The usage of the customers with something due, in two reads of half of them each, on two
+    // connections: it is the longest read of a batch, and the reads' CPU (SQLite's and the
+    // rows' transfer) then runs on both cores.
+    let due: Vec<&Customer> = claimed
+        .iter()
+        .filter(|customer| !states.contains_key(&customer.id))
+        .collect();
+    let half = due.len().div_ceil(2);
     let mut subjects: [Vec<String>; 2] = [Vec::new(), Vec::new()];
-    for (index, customer) in claimed.iter().enumerate() {
+    for (index, customer) in due.into_iter().enumerate() {
         let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
         subjects[usize::from(index >= half)].extend(CustomerWorld::subjects_of(customer, &theirs));
     }
@@ -523,9 +551,34 @@ async fn load_claimed(
             .push(summary);
     }
     let mut balances = credit_balances(state, workspace, &adjustments).await?;
-    Ok(worlds
+    let mut worlds: Vec<(CustomerWorld, String)> = worlds
         .into_iter()
         .map(|world| {
+            let customer = &world.customer.customer_id;
+            let fingerprint = incremental::fingerprint(
+                &world,
+                invoices.get(customer).map_or(&[], Vec::as_slice),
+                &adjustments,
+            );
+            (world, fingerprint)
+        })
+        .collect();
+    let quiet =
+        incremental::quiet_customers(state, workspace, &worlds, &states, &adjustments).await?;
+    let unchanged = u64::try_from(quiet.len()).unwrap_or(u64::MAX);
+    worlds.retain(|(world, _)| !quiet.contains(&world.customer.customer_id));
+    // Customers with nothing due but something new since: their usage too.
+    let changed: Vec<String> = worlds
+        .iter()
+        .filter(|(world, _)| states.contains_key(&world.customer.customer_id))
+        .flat_map(|(world, _)| world.subjects())
+        .collect();
+    if !changed.is_empty() {
+        usage.absorb(subjects_usage(state, workspace, &changed, now).await?);
+    }
+    let inputs = worlds
+        .into_iter()
+        .map(|(world, fingerprint)| {
             let usage = usage.take(&world.subjects());
             let invoices = invoices
                 .remove(&world.customer.customer_id)
@@ -548,9 +601,11 @@ async fn load_claimed(
                 invoices,
                 adjustments,
                 balances,
+                fingerprint,
             }
         })
-        .collect())
+        .collect();
+    Ok((inputs, unchanged))
 }
 
 /// The stored late-usage adjustments of `invoice_keys`, by invoice key.
@@ -616,6 +671,7 @@ async fn write_batch(
         && writes.finalize.is_empty()
         && writes.adjustments.is_empty()
         && writes.credits.is_empty()
+        && writes.states.is_empty()
     {
         state
             .store
@@ -682,6 +738,7 @@ async fn run_engine(
                     writes.finalize.extend(plan.finalize);
                     writes.adjustments.extend(plan.adjustments);
                     writes.credits.extend(plan.credits);
+                    writes.states.push(plan.state);
                 }
                 Err(error) => {
                     failed(&customer_id, &error);
@@ -816,6 +873,7 @@ struct CustomerPlan {
     finalize: Vec<Finalization>,
     adjustments: Vec<AdjustmentRecord>,
     credits: Vec<AdjustmentCredit>,
+    state: BillingStateRecord,
 }
 
 /// Runs the engine for one customer and decides, against what is stored, what to write: each
@@ -833,6 +891,7 @@ fn plan_customer(
         invoices,
         mut adjustments,
         balances,
+        fingerprint,
     } = input;
     let events = usage.into_events().map_err(ApiError::internal)?;
     let customer_id = world.customer.customer_id.as_str();
@@ -862,6 +921,12 @@ fn plan_customer(
         finalize: Vec::new(),
         adjustments: Vec::new(),
         credits,
+        state: BillingStateRecord {
+            customer_id: customer_id.to_owned(),
+            computed_at: now,
+            next_due_at: preview.next_invoice_at,
+            fingerprint,
+        },
     };
     for issued in &preview.invoices {
         let known = adjustments.entry(issued.key.clone()).or_default();
@@ -900,6 +965,17 @@ fn plan_customer(
                         applied_adjustment_ids: applied,
                     });
                 } else {
+                    // A draft is due for finalizing when its grace period ends.
+                    let finalizes_at = issued
+                        .invoice
+                        .issued_at
+                        .checked_add(settings.grace_period)
+                        .unwrap_or(now);
+                    plan.state.next_due_at = Some(
+                        plan.state
+                            .next_due_at
+                            .map_or(finalizes_at, |due| due.min(finalizes_at)),
+                    );
                     plan.drafts.push(record);
                 }
             }

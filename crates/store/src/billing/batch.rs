@@ -190,6 +190,21 @@ pub struct BillingWrites {
     pub adjustments: Vec<AdjustmentRecord>,
     /// Pending negative adjustments to settle with a credit note of their source invoice.
     pub credits: Vec<AdjustmentCredit>,
+    /// What the run knows of each customer it computed (replacing what was stored).
+    pub states: Vec<BillingStateRecord>,
+}
+
+/// What a billing run knows of a customer after computing it (`billing_states`, 0016).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingStateRecord {
+    pub customer_id: String,
+    /// The instant the run billed at.
+    pub computed_at: Timestamp,
+    /// The earliest instant after `computed_at` at which something is due without any change;
+    /// `None` when nothing ever is.
+    pub next_due_at: Option<Timestamp>,
+    /// A digest of everything the run read for the customer but its usage.
+    pub fingerprint: String,
 }
 
 /// A pending negative late-usage adjustment of a subscription with no further invoice, settled
@@ -534,6 +549,39 @@ impl Store {
         Ok(all)
     }
 
+    /// The billing states of `customer_ids` (those that have one).
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn billing_states(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+    ) -> Result<Vec<BillingStateRecord>, BillingStoreError> {
+        let mut all = Vec::new();
+        for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, i64, Option<i64>, String)> = with_pool!(self, pool => {
+                let mut builder = QueryBuilder::new(
+                    "SELECT customer_id, computed_at, next_due_at, fingerprint \
+                     FROM billing_states WHERE workspace_id = ",
+                );
+                builder.push_bind(workspace.as_str()).push(" AND customer_id");
+                push_in!(builder, piece);
+                builder.build_query_as().fetch_all(pool).await
+            })?;
+            for (customer_id, computed_at, next_due_at, fingerprint) in rows {
+                all.push(BillingStateRecord {
+                    customer_id,
+                    computed_at: from_micros(computed_at)?,
+                    next_due_at: next_due_at.map(from_micros).transpose()?,
+                    fingerprint,
+                });
+            }
+        }
+        Ok(all)
+    }
+
     /// The adjustments of `invoice_keys`, pending and applied, oldest first.
     ///
     /// # Errors
@@ -648,6 +696,26 @@ impl Store {
                         .push_bind(adjustment.applied_invoice_id.as_deref())
                         .push_bind(to_micros(adjustment.created_at));
                 });
+                builder.build().execute(&mut *transaction).await?;
+            }
+
+            for piece in writes.states.chunks(ROWS_PER_STATEMENT) {
+                let mut builder = QueryBuilder::new(
+                    "INSERT INTO billing_states (workspace_id, customer_id, computed_at, \
+                     next_due_at, fingerprint) ",
+                );
+                builder.push_values(piece, |mut row, state| {
+                    row.push_bind(ws)
+                        .push_bind(state.customer_id.as_str())
+                        .push_bind(to_micros(state.computed_at))
+                        .push_bind(state.next_due_at.map(to_micros))
+                        .push_bind(state.fingerprint.as_str());
+                });
+                builder.push(
+                    " ON CONFLICT (workspace_id, customer_id) DO UPDATE SET \
+                     computed_at = excluded.computed_at, next_due_at = excluded.next_due_at, \
+                     fingerprint = excluded.fingerprint",
+                );
                 builder.build().execute(&mut *transaction).await?;
             }
 

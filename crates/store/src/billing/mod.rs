@@ -11,6 +11,7 @@ mod settings;
 pub(crate) mod sql;
 
 pub use batch::{
+    BillingStateRecord,
     AdjustmentCredit, BillingWrites, BillingWritten, Finalization, HeldLeases, InvoiceSummary,
 };
 pub use settings::WorkspaceSettings;
