@@ -40,6 +40,7 @@ const ROOT: &str = "mnt";
 /// An ext4 filesystem in a file, mounted through a loop device; unmounted when dropped.
 struct LoopFilesystem {
     directory: tempfile::TempDir,
+    tools: Tools,
 }
 
 impl LoopFilesystem {
@@ -49,19 +50,14 @@ impl LoopFilesystem {
             eprintln!("skipped: the power-cut test needs root (loop devices, mount)");
             return None;
         }
-        for tool in ["mkfs.ext4", "mount", "umount", "xfs_io"] {
-            if !on_path(tool) {
-                eprintln!("skipped: the power-cut test needs {tool} (scripts/test installs it)");
-                return None;
-            }
-        }
+        let tools = Tools::find()?;
         let directory = tempfile::tempdir().unwrap();
         let image = directory.path().join(IMAGE);
         std::fs::File::create(&image)
             .and_then(|file| file.set_len(FILESYSTEM_BYTES))
             .unwrap();
         std::fs::create_dir(directory.path().join(ROOT)).unwrap();
-        let made = Command::new("mkfs.ext4")
+        let made = Command::new(&tools.mkfs_ext4)
             .args(["-q", "-F"])
             .arg(&image)
             .output()
@@ -70,7 +66,7 @@ impl LoopFilesystem {
             eprintln!("skipped: mkfs.ext4 failed: {made:?}");
             return None;
         }
-        let filesystem = Self { directory };
+        let filesystem = Self { directory, tools };
         match filesystem.mount_again() {
             Ok(()) => Some(filesystem),
             Err(why) => {
@@ -90,7 +86,7 @@ impl LoopFilesystem {
     }
 
     fn mount_again(&self) -> Result<(), String> {
-        let output = Command::new("mount")
+        let output = Command::new(&self.tools.mount)
             .args(["-t", "ext4", "-o", "loop"])
             .arg(self.image())
             .arg(self.root())
@@ -104,14 +100,17 @@ impl LoopFilesystem {
     }
 
     fn unmount(&self) {
-        let output = Command::new("umount").arg(self.root()).output().unwrap();
+        let output = Command::new(&self.tools.umount)
+            .arg(self.root())
+            .output()
+            .unwrap();
         assert!(output.status.success(), "umount: {output:?}");
     }
 
     /// An `xfs_io` on the filesystem, waiting for the word to shut it down: started ahead, so
     /// that the shutdown follows the report by as little as possible.
     fn prepare_power_cut(&self) -> PowerSwitch {
-        let child = Command::new("xfs_io")
+        let child = Command::new(&self.tools.xfs_io)
             .arg("-x")
             .arg(self.root())
             .stdin(Stdio::piped())
@@ -119,35 +118,46 @@ impl LoopFilesystem {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        PowerSwitch { child }
+        PowerSwitch { child: Some(child) }
     }
 }
 
 impl Drop for LoopFilesystem {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.root()).output();
+        let _ = Command::new(&self.tools.umount).arg(self.root()).output();
     }
 }
 
-/// An `xfs_io` process reading commands from its standard input.
+/// An `xfs_io` process reading commands from its standard input; killed when dropped unused,
+/// so that the filesystem can still be unmounted after a failure.
 struct PowerSwitch {
-    child: Child,
+    child: Option<Child>,
 }
 
 impl PowerSwitch {
     /// Shuts the filesystem down without flushing anything (`shutdown` without `-f`: the
     /// `NOLOGFLUSH` flag), then lets `xfs_io` exit, closing its handle on the filesystem.
     fn cut(mut self) {
-        let mut stdin = self.child.stdin.take().unwrap();
+        let mut child = self.child.take().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(b"shutdown\nquit\n").unwrap();
         drop(stdin);
-        let output = self.child.wait_with_output().unwrap();
+        let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "xfs_io: {output:?}");
         assert!(
             output.stderr.is_empty(),
             "xfs_io: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+impl Drop for PowerSwitch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -162,11 +172,36 @@ fn running_as_root() -> bool {
     })
 }
 
-fn on_path(tool: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/sbin", "/usr/sbin"].map(PathBuf::from))
-        .any(|directory| directory.join(tool).is_file())
+/// Where the programs the test runs are: on `PATH`, or in the system directories a user's
+/// `PATH` may leave out.
+struct Tools {
+    mkfs_ext4: PathBuf,
+    mount: PathBuf,
+    umount: PathBuf,
+    xfs_io: PathBuf,
+}
+
+impl Tools {
+    /// Every tool, or `None` after saying on stderr which one is missing.
+    fn find() -> Option<Self> {
+        let find = |tool: &str| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::env::split_paths(&path)
+                .chain(["/sbin", "/usr/sbin", "/bin", "/usr/bin"].map(PathBuf::from))
+                .map(|directory| directory.join(tool))
+                .find(|candidate| candidate.is_file());
+            if found.is_none() {
+                eprintln!("skipped: the power-cut test needs {tool} (scripts/test installs it)");
+            }
+            found
+        };
+        Some(Self {
+            mkfs_ext4: find("mkfs.ext4")?,
+            mount: find("mount")?,
+            umount: find("umount")?,
+            xfs_io: find("xfs_io")?,
+        })
+    }
 }
 
 /// The numbers of the finalized invoices stored in the SQLite file at `path`, in order.
