@@ -177,7 +177,8 @@ mod tests {
             60
         );
         for refused in ["0", "-1", "soon"] {
-            let error = Cli::try_parse_from(["billow", "--billing-lease-seconds", refused])
+            let argument = format!("--billing-lease-seconds={refused}");
+            let error = Cli::try_parse_from(["billow", argument.as_str()])
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("--billing-lease-seconds"), "{error}");
