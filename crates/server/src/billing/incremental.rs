@@ -8,8 +8,10 @@
 //!
 //! - nothing is due: the run bills at or after the stored instant and before `next_due_at`;
 //! - nothing changed: the fingerprint of what it reads now is the stored one (subscriptions and
-//!   their changes, resources, grants, discounts, tax, plans, meters, settings, invoices and
-//!   their statuses, adjustments);
+//!   their changes, resources, grants, discounts, tax, plans, meters, settings, adjustments).
+//!   Stored invoices are left out: the run writes them itself, and what others do to them
+//!   (finalizing a draft, voiding, payments, credit notes) changes nothing a run would write,
+//!   but through pending adjustments, which are checked apart;
 //! - no pending late-usage adjustment waits (those are settled by the next computation);
 //! - no event of the customer's subjects was ingested since a minute before the stored instant
 //!   (an event is visible a little after its `ingested_at`; a minute is ample, and an event seen
@@ -21,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use billow_store::billing::{AdjustmentRecord, BillingStateRecord, InvoiceSummary};
+use billow_store::billing::{AdjustmentRecord, BillingStateRecord};
 use billow_store::WorkspaceId;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
@@ -40,19 +42,17 @@ pub(super) fn is_due(known: &BillingStateRecord, now: Timestamp) -> bool {
     now < known.computed_at || known.next_due_at.is_some_and(|due| now >= due)
 }
 
-/// A digest of everything a run reads for a customer but its usage: its world (as the scenario
-/// document the API validates, with its resources and payment terms), its stored invoices and
-/// the adjustments of its invoice keys.
+/// A digest of what a run reads for a customer but its usage and its stored invoices: its world
+/// (as the scenario document the API validates, with its resources and payment terms) and the
+/// adjustments of its invoice keys.
 pub(super) fn fingerprint(
     world: &CustomerWorld,
-    invoices: &[InvoiceSummary],
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
 ) -> String {
     let mut hasher = Sha256::new();
     hasher.update(world.document(Timestamp::UNIX_EPOCH).to_string());
     hasher.update(format!("{:?}", world.resources));
     hasher.update(world.net_days.to_le_bytes());
-    hasher.update(format!("{invoices:?}"));
     for key in world.invoice_keys() {
         hasher.update(format!("{:?}", adjustments.get(key)));
     }

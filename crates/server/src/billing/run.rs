@@ -16,8 +16,8 @@ use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview, Scenario};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
-    AdjustmentCredit, AdjustmentRecord, BillingStateRecord, BillingWrites, Finalization,
-    Finalized, HeldLeases, InvoiceSummary,
+    AdjustmentCredit, AdjustmentRecord, BillingStateRecord, BillingWrites, Finalization, Finalized,
+    HeldLeases, InvoiceSummary,
 };
 use billow_store::invoices::{CreditBalance, InvoiceRecord, InvoiceScope, InvoiceStatus};
 use billow_store::subscriptions::SubscriptionRecord;
@@ -554,12 +554,7 @@ async fn load_claimed(
     let mut worlds: Vec<(CustomerWorld, String)> = worlds
         .into_iter()
         .map(|world| {
-            let customer = &world.customer.customer_id;
-            let fingerprint = incremental::fingerprint(
-                &world,
-                invoices.get(customer).map_or(&[], Vec::as_slice),
-                &adjustments,
-            );
+            let fingerprint = incremental::fingerprint(&world, &adjustments);
             (world, fingerprint)
         })
         .collect();

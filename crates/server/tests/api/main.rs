@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod helpers;
 mod idempotency;
+mod incremental;
 mod invoice_pages;
 mod invoices;
 mod late_credit;

@@ -11,8 +11,8 @@ mod settings;
 pub(crate) mod sql;
 
 pub use batch::{
-    BillingStateRecord,
-    AdjustmentCredit, BillingWrites, BillingWritten, Finalization, HeldLeases, InvoiceSummary,
+    AdjustmentCredit, BillingStateRecord, BillingWrites, BillingWritten, Finalization, HeldLeases,
+    InvoiceSummary,
 };
 pub use settings::WorkspaceSettings;
 
