@@ -1,6 +1,11 @@
 //! What a credit note credits: an amount before tax and the tax on it, never more than what is
 //! left to credit on the invoice it corrects.
 //!
+//! Every amount of a credit note is decided here: its total, the sum of its lines
+//! ([`CreditNoteTotal`]); what is left to credit on an invoice and how a credit note changes it
+//! ([`LeftToCredit`], [`InvoiceCredits`]); what the invoice asks for once its credit notes are
+//! taken off ([`AmountDue`]).
+//!
 //! A billing run turns a negative late-usage adjustment of a subscription that has no further
 //! invoice into a credit note of the invoice whose usage went down (Stripe's and Lago's form of a
 //! negative correction of a finalized invoice), instead of an invoice with a negative total. The
@@ -22,6 +27,12 @@
 //! assert_eq!((capped.net().amount_minor(), capped.tax().amount_minor()), (27, 5));
 //! assert_eq!(capped.total(), Money::from_minor(32, eur));
 //! ```
+
+mod balance;
+mod total;
+
+pub use balance::{CreditInvoiceError, InvoiceCredits, LeftToCredit};
+pub use total::{AddCreditNoteLineError, CreditNoteTotal};
 
 use crate::invoice::{Invoice, InvoiceLine, LineKind, TaxRate};
 use crate::money::{percent_of_minor, round_to_money, Money, MoneyError, RoundingMode};
@@ -207,7 +218,8 @@ impl AmountDue {
     /// The amounts of an invoice whose total is `total_minor` and whose credit notes credited
     /// `credited_minor`; `settled` when it is paid or void.
     pub fn new(total_minor: i64, credited_minor: i64, settled: bool) -> Self {
-        let due_minor = total_minor.saturating_sub(credited_minor).max(0);
+        // What is left to credit is what is still owed: both are the total less the notes.
+        let due_minor = LeftToCredit::of(total_minor, credited_minor).left_minor();
         Self {
             due_minor,
             remaining_minor: if settled { 0 } else { due_minor },

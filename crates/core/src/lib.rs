@@ -10,7 +10,8 @@
 //! - [`PriceModel`]: flat, per-unit, graduated, volume, package, percentage, graduated percentage.
 //! - [`credit`]: credit grants in money or a meter's unit, burned earliest expiry first.
 //! - [`credit_note`]: what a credit note credits (before tax, tax), capped at what is left to
-//!   credit on its invoice.
+//!   credit on its invoice; a credit note's total; what is left to credit and what is due.
+//! - [`late_usage`]: the adjustment late usage makes to a finalized invoice.
 //! - [`invoice`]: invoice assembly (lines, discounts, credits, tax, totals) with calculation traces
 //!   and asserted invariants.
 //! - [`scenario`]: scenario files and the engine behind `billow preview`, which turns subscriptions,
@@ -50,6 +51,7 @@ pub use price::{PriceModel, Rating, RatingStep};
 pub mod credit;
 pub mod credit_note;
 pub mod invoice;
+pub mod late_usage;
 pub mod scenario;
 #[cfg(feature = "utoipa")]
 pub mod schema;

@@ -397,6 +397,55 @@ async fn credit_notes_never_exceed_the_invoice(store: Store) {
     assert_eq!(credited.credited_minor, 1000);
 }
 
+/// Twelve credit notes of 3.00 written at once on a 10.00 invoice: three fit, and the invoice
+/// records exactly what those three credited (the row lock orders them; core adds each note).
+async fn concurrent_credit_notes_never_exceed_the_invoice(store: Store) {
+    const ATTEMPTS: usize = 12;
+    let workspace = acme();
+    let record = finalized(invoice("inv_1", "sub_1", "2024-02-01T00:00:00Z", 1000));
+    store
+        .finalize_invoice(&workspace, &record, &[])
+        .await
+        .unwrap();
+
+    let attempts: Vec<_> = (0..ATTEMPTS)
+        .map(|index| {
+            let store = store.clone();
+            let workspace = workspace.clone();
+            tokio::spawn(async move {
+                let note = CreditNoteRecord {
+                    id: format!("cn_{index:02}"),
+                    invoice_id: "inv_1".into(),
+                    total_minor: 300,
+                    lines: json!([]),
+                    reason: None,
+                    created_at: at("2024-02-02T00:00:00Z"),
+                };
+                store.insert_credit_note(&workspace, &note).await
+            })
+        })
+        .collect();
+    let mut written = 0;
+    let mut refused = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => written += 1,
+            Err(BillingStoreError::Exceeds {
+                requested_minor,
+                available_minor,
+            }) => refused.push((requested_minor, available_minor)),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    assert_eq!(written, 3);
+    assert_eq!(refused, vec![(300, 100); ATTEMPTS - 3]);
+    let notes = store.credit_notes(&workspace, "inv_1").await.unwrap();
+    assert_eq!(notes.iter().map(|n| n.total_minor).sum::<i64>(), 900);
+    let credited = store.invoice(&workspace, "inv_1").await.unwrap().unwrap();
+    assert_eq!(credited.credited_minor, 900);
+}
+
 async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(store: Store) {
     // Arrange: invoice 1 (10.00) with 9.50 credited by hand; invoice 2 (5.00) void; three
     // pending negative adjustments of a canceled subscription.
@@ -1186,6 +1235,7 @@ on_both_backends!(
     finalizing_numbers_invoices_without_gaps_and_only_once,
     invoices_list_newest_first_with_filters_and_cursor,
     credit_notes_never_exceed_the_invoice,
+    concurrent_credit_notes_never_exceed_the_invoice,
     a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice,
     payment_states_build_a_history_and_paid_closes_the_invoice,
     a_lease_is_held_by_one_holder_until_it_expires,

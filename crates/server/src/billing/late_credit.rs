@@ -13,10 +13,9 @@
 
 use std::collections::HashMap;
 
-use billow_core::credit_note::{AppliedTax, CreditAmounts};
+use billow_core::credit_note::{AppliedTax, CreditAmounts, LeftToCredit};
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
 use billow_core::scenario::{InvoiceReason, IssuedInvoice};
-use billow_core::Money;
 use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::{CreditBalance, CreditNoteRecord};
 use billow_store::new_id;
@@ -35,9 +34,9 @@ const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this 
 /// stays a line of it, as Stripe Billing nets a correction on the next invoice.)
 ///
 /// A credit note never credits more than is left to credit on its invoice (`balances`, by
-/// invoice id: the invoice's total less its credit notes, zero for a void invoice). When the
-/// correction is more than that, what is left is credited, the tax keeping its share
-/// ([`CreditAmounts::capped`]), and the rest of the correction is dropped: the customer cannot be
+/// invoice id: the invoice's total less its credit notes, zero for a void invoice), a running
+/// balance core keeps ([`LeftToCredit::credit`]). When the correction is more than that, what is
+/// left is credited, the tax keeping its share ([`CreditAmounts::capped`]), and the rest of the correction is dropped: the customer cannot be
 /// owed more on an invoice than the invoice charged, and a negative balance carried to no invoice
 /// would never be settled. When nothing is left, the adjustment is settled without a credit note.
 /// Either way the adjustment's whole difference stays recorded against its source invoice, so no
@@ -52,9 +51,9 @@ pub(super) fn plan_credits<'p>(
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
 ) -> Result<Vec<AdjustmentCredit>, ApiError> {
-    let mut left: HashMap<&str, i64> = balances
+    let mut left: HashMap<&str, LeftToCredit> = balances
         .iter()
-        .map(|(id, balance)| (id.as_str(), balance.available_minor()))
+        .map(|(id, balance)| (id.as_str(), balance.left_to_credit()))
         .collect();
     let mut credits = Vec::new();
     // No invoice is issued with a negative total: no payment provider collects one, and a
@@ -91,12 +90,11 @@ pub(super) fn plan_credits<'p>(
             let amounts = amounts
                 .taxed_as(&applied, invoice.rounding)
                 .map_err(ApiError::internal)?;
-            let available_minor = left.get(source).copied().unwrap_or(0);
-            let capped = amounts
-                .capped(
-                    Money::from_minor(available_minor, invoice.currency),
-                    invoice.rounding,
-                )
+            // Core caps the credit at what is left and takes it off the running balance.
+            let capped = left
+                .entry(source)
+                .or_insert(LeftToCredit::NOTHING)
+                .credit(amounts, invoice.rounding)
                 .map_err(ApiError::internal)?;
             if capped != amounts {
                 tracing::warn!(
@@ -108,7 +106,6 @@ pub(super) fn plan_credits<'p>(
                      only what is left is credited"
                 );
             }
-            left.insert(source, available_minor - capped.total().amount_minor());
             let note = (capped.total().amount_minor() > 0).then(|| CreditNoteRecord {
                 id: new_id("cn"),
                 invoice_id: source.to_owned(),

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use billow_core::invoice::{Invoice, InvoiceLine};
+use billow_core::late_usage::late_usage_adjustment;
 use billow_core::scenario::{AdjustmentSpec, IssuedInvoice, Preview, Scenario};
 use billow_core::{Money, UsageEvent};
 use billow_store::billing::{
@@ -981,20 +982,16 @@ fn plan_customer(
 
 /// The adjustment to record when the engine's amount before tax for a finalized invoice moved
 /// (its own lines: subtotal + discount + credit, without the adjustment lines it billed): the
-/// difference not yet accounted for by earlier adjustments. Tax is left to the invoice that
-/// bills it.
+/// difference not yet accounted for by earlier adjustments, as core decides it
+/// ([`late_usage_adjustment`]). Tax is left to the invoice that bills it.
 fn late_usage(
     finalized: &InvoiceSummary,
     issued: &IssuedInvoice,
     known: &[AdjustmentRecord],
     now: Timestamp,
 ) -> Option<AdjustmentRecord> {
-    let adjusted: i64 = known
-        .iter()
-        .filter(|a| a.source_invoice_id == finalized.id)
-        .map(|a| a.amount_minor)
-        .sum();
-    if issued.invoice.currency.code() != finalized.currency {
+    let currency = issued.invoice.currency;
+    if currency.code() != finalized.currency {
         // The customer's currency changed since: amounts in two currencies do not subtract.
         tracing::warn!(
             invoice_id = %finalized.id,
@@ -1002,11 +999,23 @@ fn late_usage(
         );
         return None;
     }
-    let computed = issued.invoice.net_before_tax_minor();
-    let difference = computed - finalized.amount_before_tax_minor - adjusted;
-    if difference == 0 {
-        return None;
-    }
+    let adjusted = known
+        .iter()
+        .filter(|a| a.source_invoice_id == finalized.id)
+        .map(|a| Money::from_minor(a.amount_minor, currency));
+    let finalized_net = Money::from_minor(finalized.amount_before_tax_minor, currency);
+    let difference = match late_usage_adjustment(&issued.invoice, finalized_net, adjusted) {
+        Ok(Some(difference)) => difference.amount_minor(),
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(
+                invoice_id = %finalized.id,
+                error.message = %error,
+                "the late-usage difference cannot be computed; no adjustment"
+            );
+            return None;
+        }
+    };
     tracing::info!(
         invoice_id = %finalized.id,
         difference_minor = difference,

@@ -194,6 +194,32 @@ async fn credit_notes_and_payments_take_their_documented_fields(database: Databa
         let (status, problem) = app.call("POST", &credit_notes, Some(body)).await;
         assert_invalid(status, &problem, field);
     }
+    // Each line credits a positive amount, and their sum (core's) fits in minor units: a refused
+    // line is named by its place.
+    let line_refusals = [
+        (
+            json!({"lines": [{"description": "Outage", "amount": "5.00"},
+                             {"description": "Goodwill", "amount": "0.00"}]}),
+            "lines[1].amount",
+            "must be positive",
+        ),
+        (
+            json!({"lines": [{"description": "Outage", "amount": "-1.00"}]}),
+            "lines[0].amount",
+            "must be positive",
+        ),
+        (
+            json!({"lines": [{"description": "Outage", "amount": "92233720368547758.07"},
+                             {"description": "Goodwill", "amount": "0.01"}]}),
+            "lines[1].amount",
+            "is too large",
+        ),
+    ];
+    for (body, field, reason) in line_refusals {
+        let (status, problem) = app.call("POST", &credit_notes, Some(body)).await;
+        assert_invalid(status, &problem, field);
+        assert_eq!(problem["errors"][0]["reason"], reason, "{problem}");
+    }
     let (status, note) = app
         .call(
             "POST",

@@ -11,6 +11,7 @@
 //! of customers, far below either backend's limit on parameters. Multi-row statements are cut
 //! into pieces of [`ROWS_PER_STATEMENT`] rows for the same reason.
 
+use billow_core::credit_note::CreditInvoiceError;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
@@ -120,15 +121,24 @@ macro_rules! write_credits {
         let mut written: u64 = 0;
         for credit in $credits {
             let credit: &AdjustmentCredit = credit;
-            if let Some(note) = &credit.note {
-                match available_to_credit!($transaction, $workspace, &note.invoice_id) {
-                    Ok(available_minor) if note.total_minor <= available_minor => {}
-                    Ok(_) | Err(BillingStoreError::NotFound | BillingStoreError::Immutable) => {
-                        continue
+            // What the invoice credits once the note is written, as core decides it from the
+            // locked row; `None` without a note.
+            let credited = match &credit.note {
+                None => None,
+                Some(note) => {
+                    match available_to_credit!($transaction, $workspace, &note.invoice_id) {
+                        Ok(credits) => match credits.with_note(note.total_minor) {
+                            Ok(credited) => Some(credited),
+                            Err(CreditInvoiceError::Exceeds { .. }) => continue,
+                            Err(CreditInvoiceError::NotPositive { .. }) => {
+                                panic!("a credit note credits a positive amount")
+                            }
+                        },
+                        Err(BillingStoreError::NotFound | BillingStoreError::Immutable) => continue,
+                        Err(other) => return Err(other),
                     }
-                    Err(other) => return Err(other),
                 }
-            }
+            };
             let settled = sqlx::query(
                 "UPDATE invoice_adjustments SET applied_invoice_id = $3 \
                  WHERE workspace_id = $1 AND id = $2 AND applied_invoice_id IS NULL",
@@ -142,8 +152,8 @@ macro_rules! write_credits {
             if settled == 0 {
                 continue;
             }
-            if let Some(note) = &credit.note {
-                insert_credit_note_row!($transaction, $workspace, note);
+            if let (Some(note), Some(credited)) = (&credit.note, credited) {
+                insert_credit_note_row!($transaction, $workspace, note, credited);
                 written += 1;
             }
         }

@@ -2,8 +2,10 @@
 //! total. Written by `POST /api/v1/invoices/{id}/credit-notes` ([`Store::insert_credit_note`]) and
 //! by billing runs, for negative late usage of a subscription with no further invoice
 //! (`Store::write_billing_batch`); both check the limit the same way, under the invoice's row
-//! lock ([`available_to_credit!`]).
+//! lock ([`available_to_credit!`]), with core's rule ([`InvoiceCredits::with_note`]): the store
+//! adds, subtracts and compares no amount itself.
 
+use billow_core::credit_note::{CreditInvoiceError, InvoiceCredits, LeftToCredit};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -39,22 +41,29 @@ pub struct CreditBalance {
 }
 
 impl CreditBalance {
-    /// The total less what its credit notes credited; zero for an invoice that takes no credit
-    /// note (a draft, a void invoice).
-    pub fn available_minor(&self) -> i64 {
+    /// The total less what its credit notes credited, as core computes it; nothing for an
+    /// invoice that takes no credit note (a draft, a void invoice).
+    pub fn left_to_credit(&self) -> LeftToCredit {
         match self.status {
             InvoiceStatus::Open | InvoiceStatus::Paid => {
-                (self.total_minor - self.credited_minor).max(0)
+                InvoiceCredits::new(self.total_minor, self.credited_minor).left_to_credit()
             }
-            InvoiceStatus::Draft | InvoiceStatus::Void => 0,
+            InvoiceStatus::Draft | InvoiceStatus::Void => LeftToCredit::NOTHING,
         }
+    }
+
+    /// [`CreditBalance::left_to_credit`] in minor units.
+    pub fn available_minor(&self) -> i64 {
+        self.left_to_credit().left_minor()
     }
 }
 
 /// Locks the invoice's row for the transaction (an update to itself), so that two credit notes
-/// written at once cannot both pass the limit, and evaluates to what is left to credit on it:
-/// `Ok(minor units)`, or `Err` [`BillingStoreError::NotFound`] / [`BillingStoreError::Immutable`]
-/// (a draft or void invoice). A query error returns from the enclosing function.
+/// written at once cannot both pass the limit, and evaluates to its credit position as the
+/// locked row holds it: `Ok(`[`InvoiceCredits`]`)`, whose [`InvoiceCredits::with_note`] says
+/// whether a note fits and what the invoice then credits, or `Err`
+/// [`BillingStoreError::NotFound`] / [`BillingStoreError::Immutable`] (a draft or void invoice).
+/// A query error returns from the enclosing function.
 macro_rules! available_to_credit {
     ($transaction:ident, $workspace:expr, $invoice_id:expr) => {{
         let invoice: Option<(String, i64, i64)> = sqlx::query_as(
@@ -70,7 +79,9 @@ macro_rules! available_to_credit {
             Some((status, total_minor, credited_minor)) => {
                 match status.parse::<$crate::invoices::InvoiceStatus>()? {
                     $crate::invoices::InvoiceStatus::Open
-                    | $crate::invoices::InvoiceStatus::Paid => Ok(total_minor - credited_minor),
+                    | $crate::invoices::InvoiceStatus::Paid => Ok(
+                        billow_core::credit_note::InvoiceCredits::new(total_minor, credited_minor),
+                    ),
                     _ => Err($crate::billing::sql::BillingStoreError::Immutable),
                 }
             }
@@ -79,11 +90,14 @@ macro_rules! available_to_credit {
 }
 pub(crate) use available_to_credit;
 
-/// Inserts a credit note's row inside a transaction (after [`available_to_credit!`]), and adds
-/// its total to the invoice's `credited_minor`.
+/// Inserts a credit note's row inside a transaction, and records on the invoice what its credit
+/// notes then credit: `$credited`, the [`InvoiceCredits`] core made of the row
+/// [`available_to_credit!`] locked and this note ([`InvoiceCredits::with_note`]). The row stays
+/// locked until the transaction ends, so no other note can have changed it since.
 macro_rules! insert_credit_note_row {
-    ($transaction:ident, $workspace:expr, $note:expr) => {{
+    ($transaction:ident, $workspace:expr, $note:expr, $credited:expr) => {{
         let note: &$crate::invoices::CreditNoteRecord = $note;
+        let credited: billow_core::credit_note::InvoiceCredits = $credited;
         assert!(
             note.total_minor > 0,
             "a credit note credits a positive amount"
@@ -102,15 +116,12 @@ macro_rules! insert_credit_note_row {
         .bind($crate::billing::sql::to_micros(note.created_at))
         .execute(&mut *$transaction)
         .await?;
-        sqlx::query(
-            "UPDATE invoices SET credited_minor = credited_minor + $3 \
-             WHERE workspace_id = $1 AND id = $2",
-        )
-        .bind($workspace.as_str())
-        .bind(&note.invoice_id)
-        .bind(note.total_minor)
-        .execute(&mut *$transaction)
-        .await?;
+        sqlx::query("UPDATE invoices SET credited_minor = $3 WHERE workspace_id = $1 AND id = $2")
+            .bind($workspace.as_str())
+            .bind(&note.invoice_id)
+            .bind(credited.credited_minor())
+            .execute(&mut *$transaction)
+            .await?;
     }};
 }
 pub(crate) use insert_credit_note_row;
@@ -134,14 +145,16 @@ impl Store {
         );
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
-            let available_minor = available_to_credit!(transaction, workspace, &note.invoice_id)?;
-            if note.total_minor > available_minor {
-                return Err(BillingStoreError::Exceeds {
-                    requested_minor: note.total_minor,
-                    available_minor,
-                });
-            }
-            insert_credit_note_row!(transaction, workspace, note);
+            let credits = available_to_credit!(transaction, workspace, &note.invoice_id)?;
+            let credited = credits.with_note(note.total_minor).map_err(|error| match error {
+                CreditInvoiceError::Exceeds { requested_minor, available_minor } => {
+                    BillingStoreError::Exceeds { requested_minor, available_minor }
+                }
+                CreditInvoiceError::NotPositive { .. } => {
+                    unreachable!("a credit note of a positive amount was asserted above")
+                }
+            })?;
+            insert_credit_note_row!(transaction, workspace, note, credited);
             transaction.commit().await?;
             Ok(())
         })

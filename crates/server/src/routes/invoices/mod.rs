@@ -9,7 +9,7 @@ mod wire;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use billow_core::credit_note::AmountDue;
+use billow_core::credit_note::{AddCreditNoteLineError, AmountDue, CreditNoteTotal};
 use billow_core::{Currency, Money};
 use billow_store::invoices::{
     CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
@@ -331,7 +331,8 @@ pub(crate) async fn create_credit_note(
         return Err(ApiError::invalid("lines", "must have 1 to 100 lines"));
     }
     let mut lines = Vec::with_capacity(body.lines.len());
-    let mut total_minor: i64 = 0;
+    // Core sums the lines: the handler only names the line a refusal comes from.
+    let mut total = CreditNoteTotal::new(currency);
     for (index, line) in body.lines.iter().enumerate() {
         let field = |name: &str| format!("lines[{index}].{name}");
         if line.description.trim().is_empty() {
@@ -343,18 +344,22 @@ pub(crate) async fn create_credit_note(
                 "must be whole minor units of the invoice currency",
             )
         })?;
-        if money.amount_minor() <= 0 {
-            return Err(ApiError::invalid(field("amount"), "must be positive"));
-        }
-        total_minor = total_minor
-            .checked_add(money.amount_minor())
-            .ok_or_else(|| ApiError::invalid(field("amount"), "is too large"))?;
+        total.add_line(money).map_err(|error| match error {
+            AddCreditNoteLineError::NotPositive { .. } => {
+                ApiError::invalid(field("amount"), "must be positive")
+            }
+            AddCreditNoteLineError::Overflow { .. } => {
+                ApiError::invalid(field("amount"), "is too large")
+            }
+            // The amount was read in the invoice's currency just above.
+            AddCreditNoteLineError::CurrencyMismatch { .. } => ApiError::internal(error),
+        })?;
         lines.push(json!({"description": line.description, "amount": money, "line": line.line}));
     }
     let note = CreditNoteRecord {
         id: new_id("cn"),
         invoice_id: id.clone(),
-        total_minor,
+        total_minor: total.total().amount_minor(),
         lines: Value::Array(lines),
         reason: body.reason,
         created_at: state.clock.now(),
