@@ -381,6 +381,7 @@ async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seede
         PERIOD_START.parse()?,
         PERIOD_END.parse()?,
         "",
+        Timestamp::now(),
     )
     .await?;
     let events = events_started.elapsed();
@@ -484,7 +485,7 @@ pub(crate) async fn seed_customers(
 }
 
 /// `args.events_per_subscription` events of every customer spread over `[from, to)`, their ids
-/// suffixed with `tag` (unique per period).
+/// suffixed with `tag` (unique per period), stored as ingested at `ingested_at`.
 pub(crate) async fn seed_events(
     store: &Store,
     workspace: &WorkspaceId,
@@ -492,6 +493,7 @@ pub(crate) async fn seed_events(
     from: Timestamp,
     to: Timestamp,
     tag: &str,
+    ingested_at: Timestamp,
 ) -> anyhow::Result<()> {
     let created = from;
     let period_micros = i64::try_from(to.duration_since(from).as_micros())?;
@@ -517,11 +519,11 @@ pub(crate) async fn seed_events(
                 )),
             });
             if batch.len() == SEED_BATCH_EVENTS {
-                insert(store, workspace, &mut batch).await?;
+                insert(store, workspace, &mut batch, ingested_at).await?;
             }
         }
     }
-    insert(store, workspace, &mut batch).await?;
+    insert(store, workspace, &mut batch, ingested_at).await?;
     Ok(())
 }
 
@@ -573,13 +575,12 @@ async fn insert(
     store: &Store,
     workspace: &WorkspaceId,
     batch: &mut Vec<NewEvent>,
+    ingested_at: Timestamp,
 ) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcome = store
-        .insert_events(workspace, batch, Timestamp::now())
-        .await?;
+    let outcome = store.insert_events(workspace, batch, ingested_at).await?;
     ensure!(
         outcome.duplicates == 0,
         "seeding stored {} duplicates",

@@ -82,6 +82,8 @@ pub(crate) async fn measure(
             from.timestamp(),
             to.timestamp(),
             &format!("-m{number}"),
+            // Stored as a month's events are, on the clock the runs bill by: before its end.
+            to.timestamp(),
         )
         .await?;
         compact(&store).await?;
