@@ -1,8 +1,8 @@
 //! Prices carry their currency, over real HTTP (SQLite, and PostgreSQL when
 //! `BILLOW_TEST_DATABASE_URL` is set): a plan names the currency of every price and keeps its
 //! amounts to that currency's minor unit; a customer subscribes to, or runs a billed resource
-//! on, only a plan with prices in its own currency; and a plan priced in EUR and JPY bills a
-//! JPY customer in yen.
+//! on, only a plan with prices in its own currency, and keeps a currency its plans have prices
+//! in; and a plan priced in EUR and JPY bills a JPY customer in yen.
 
 use serde_json::{json, Value};
 
@@ -242,7 +242,41 @@ async fn a_plan_names_the_currency_of_its_prices_and_keeps_to_its_minor_unit(
     app.stop().await;
 }
 
+async fn a_customer_keeps_a_currency_its_plans_have_prices_in(database: billow_store::Database) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    let customer = arrange(&app).await;
+    let path = format!("/api/v1/customers/{customer}");
+    app.post(
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": EUR_AND_JPY, "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    let (status, changed) = app
+        .call("PATCH", &path, Some(json!({"currency": "EUR"})))
+        .await;
+    assert_eq!(
+        (status, &changed["currency"]),
+        (200, &json!("EUR")),
+        "{changed}"
+    );
+    // Now on the EUR-only plan too (in resources, as a subscription would be), it can no
+    // longer go back to JPY.
+    app.post(
+        "/api/v1/resources",
+        json!({"customer_id": customer, "plan": EUR_ONLY, "created_at": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    let reason = refused(&app, "PATCH", &path, json!({"currency": "JPY"}), "currency").await;
+    assert_eq!(
+        reason,
+        "plan `team-eur` (version 1), which the customer's subscriptions or resources use, has no price in JPY; its prices are in EUR"
+    );
+    assert_eq!(app.get(&path).await["currency"], "EUR");
+    app.stop().await;
+}
+
 on_both_databases!(
+    a_customer_keeps_a_currency_its_plans_have_prices_in,
     a_jpy_customer_cannot_subscribe_to_an_eur_only_plan,
     a_plan_priced_in_eur_and_jpy_bills_a_jpy_customer_in_yen,
     a_plan_names_the_currency_of_its_prices_and_keeps_to_its_minor_unit,
