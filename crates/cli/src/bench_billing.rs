@@ -431,7 +431,7 @@ pub(crate) async fn seed_customers(
         id: plan.current_version_id.clone(),
         plan_id: plan.id.clone(),
         version: 1,
-        spec: json!({"key": "team", "name": "Team", "cadence": "monthly", "prices": [
+        spec: json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats", "billing": "in_advance",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
             {"key": "requests", "description": "API requests", "meter": "requests",

@@ -150,7 +150,7 @@ fn arrange(server: &Server, key: &str) -> usize {
     server.post(
         key,
         "/api/v1/plans",
-        json!({"key": "seat", "cadence": "monthly", "prices": [
+        json!({"key": "seat", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seat", "description": "Seat", "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
     );
     for index in 0..CUSTOMERS {
@@ -304,7 +304,7 @@ fn invoice_run_bills_at_the_given_instant_on_sqlite() {
     server.post(
         &key,
         "/api/v1/plans",
-        json!({"key": "seat", "cadence": "monthly", "prices": [
+        json!({"key": "seat", "cadence": "monthly", "currency": "EUR", "prices": [
             {"key": "seat", "description": "Seat", "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
     );
     let customer = server.post(

@@ -349,6 +349,46 @@ impl PriceModel {
         }
     }
 
+    /// The amounts this price charges as they are, each with its field's path inside the
+    /// pricing (`amount`, `tiers[1].flat_amount`, `fixed_fee`): what must be whole minor units
+    /// of the price's currency. Unit amounts and rates are not among them: they multiply a
+    /// quantity (0.35 yen per API call, 0.023 USD per GB-month) and the line they make is
+    /// rounded once; thresholds (`up_to`, `free_amount`) charge nothing.
+    pub fn charged_amounts(&self) -> Vec<(String, Decimal)> {
+        let tier_fees = |fees: Vec<Decimal>| {
+            fees.into_iter()
+                .enumerate()
+                .map(|(index, fee)| (format!("tiers[{index}].flat_amount"), fee))
+                .collect()
+        };
+        match self {
+            PriceModel::Flat { amount } => vec![("amount".to_owned(), *amount)],
+            PriceModel::PerUnit { .. } => Vec::new(),
+            PriceModel::Graduated { tiers } | PriceModel::Volume { tiers } => {
+                tier_fees(tiers.iter().map(|tier| tier.flat_amount).collect())
+            }
+            PriceModel::Package { package_amount, .. } => {
+                vec![("package_amount".to_owned(), *package_amount)]
+            }
+            PriceModel::Percentage {
+                fixed_fee,
+                min_per_transaction,
+                max_per_transaction,
+                ..
+            } => [
+                ("fixed_fee", Some(*fixed_fee)),
+                ("min_per_transaction", *min_per_transaction),
+                ("max_per_transaction", *max_per_transaction),
+            ]
+            .into_iter()
+            .filter_map(|(field, amount)| amount.map(|amount| (field.to_owned(), amount)))
+            .collect(),
+            PriceModel::GraduatedPercentage { tiers } => {
+                tier_fees(tiers.iter().map(|tier| tier.flat_amount).collect())
+            }
+        }
+    }
+
     /// True for the models priced on transaction amounts rather than a quantity.
     pub fn is_percentage(&self) -> bool {
         matches!(

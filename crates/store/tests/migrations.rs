@@ -7,6 +7,8 @@
 //!   written before reads back with the same amount under the new name.
 //! - 0011 adds `invoices.credited_minor`: an invoice credited before reads back with the sum of
 //!   its credit notes, one never credited with zero.
+//! - 0015 gives every plan version without a currency the one most of its customers have (else
+//!   most of its workspace's customers, else USD), and changes nothing else in its spec.
 
 #[allow(unused_macros)]
 mod support;
@@ -517,5 +519,137 @@ async fn postgres_invoices_credited_before_0011_read_back_what_was_credited() {
             invoices_read_back_credited(&store).await;
         },
     )
+    .await;
+}
+
+/// The migration that gives stored plans a currency.
+const CURRENCY_VERSION: i64 = 15;
+
+/// A plan spec as the code before 0015 stored it: no currency; amounts as a JSON number with a
+/// trailing zero and as strings, which must come through digit for digit.
+const SPEC_BEFORE_CURRENCY: &str = r#"{"key": "team", "cadence": "monthly", "prices": [{"key": "seats", "pricing": {"model": "graduated", "tiers": [{"up_to": 10, "unit_amount": 0.10, "flat_amount": "1.50"}, {"unit_amount": "0.0800"}]}}]}"#;
+
+/// Workspace `ws_a` has three EUR customers and two JPY ones; `ws_b` none; `ws_c` one EUR and
+/// one JPY customer. The versions of `ws_a`: `pv_eur` is billed to an EUR customer only,
+/// `pv_jpy_start` only to the JPY customer whose subscription started on it and moved on,
+/// `pv_jpy_change` only through a change to it that was later undone, `pv_most_jpy` to two JPY
+/// customers and an EUR one, `pv_unused` to nobody, and `pv_chf` names its currency already.
+fn rows_before_currency() -> Vec<String> {
+    let mut rows = Vec::new();
+    for workspace in ["ws_a", "ws_b", "ws_c"] {
+        rows.push(format!(
+            "INSERT INTO workspaces (id, name, created_at) VALUES ('{workspace}', '{workspace}', 1)"
+        ));
+    }
+    for (workspace, customer, currency) in [
+        ("ws_a", "c_eur_1", "EUR"),
+        ("ws_a", "c_eur_2", "EUR"),
+        ("ws_a", "c_eur_3", "EUR"),
+        ("ws_a", "c_jpy_1", "JPY"),
+        ("ws_a", "c_jpy_2", "JPY"),
+        ("ws_c", "c_jpy", "JPY"),
+        ("ws_c", "c_eur", "EUR"),
+    ] {
+        rows.push(format!(
+            "INSERT INTO customers (workspace_id, id, external_id, name, email, address, tax_ids, \
+             currency, time_zone, billing_cycle_day, parent_id, created_at, updated_at) VALUES \
+             ('{workspace}', '{customer}', '{customer}', '{customer}', NULL, NULL, '[]', \
+              '{currency}', 'UTC', 1, NULL, 1, 1)"
+        ));
+    }
+    let chf_spec = SPEC_BEFORE_CURRENCY.replacen('{', r#"{"currency": "CHF", "#, 1);
+    for (workspace, version, spec) in [
+        ("ws_a", "pv_eur", SPEC_BEFORE_CURRENCY),
+        ("ws_a", "pv_jpy_start", SPEC_BEFORE_CURRENCY),
+        ("ws_a", "pv_jpy_change", SPEC_BEFORE_CURRENCY),
+        ("ws_a", "pv_most_jpy", SPEC_BEFORE_CURRENCY),
+        ("ws_a", "pv_unused", SPEC_BEFORE_CURRENCY),
+        ("ws_a", "pv_chf", &chf_spec),
+        ("ws_b", "pv_lonely", SPEC_BEFORE_CURRENCY),
+        ("ws_c", "pv_tie", SPEC_BEFORE_CURRENCY),
+    ] {
+        rows.push(format!(
+            "INSERT INTO plan_versions (workspace_id, id, plan_id, version, spec, created_at) \
+             VALUES ('{workspace}', '{version}', 'plan_{version}', 1, '{spec}', 1)"
+        ));
+    }
+    // (subscription, customer, the version it started on, the version it is on now)
+    for (subscription, customer, started_on, now_on) in [
+        ("s_eur", "c_eur_1", "pv_eur", "pv_eur"),
+        ("s_moved", "c_jpy_1", "pv_jpy_start", "pv_most_jpy"),
+        ("s_undone", "c_jpy_2", "pv_most_jpy", "pv_most_jpy"),
+        ("s_minority", "c_eur_3", "pv_most_jpy", "pv_most_jpy"),
+    ] {
+        rows.push(format!(
+            "INSERT INTO subscriptions (workspace_id, id, customer_id, plan_id, plan_version_id, \
+             status, spec, created_at) VALUES ('ws_a', '{subscription}', '{customer}', 'plan', \
+             '{now_on}', 'active', '{{\"id\": \"{subscription}\", \"plan\": \"{started_on}\", \
+             \"start\": \"2024-01-01T00:00:00Z\"}}', 1)"
+        ));
+    }
+    for (subscription, sequence, plan) in [
+        ("s_moved", 1, "pv_most_jpy"),
+        ("s_undone", 1, "pv_jpy_change"),
+        ("s_undone", 2, "pv_most_jpy"),
+    ] {
+        rows.push(format!(
+            "INSERT INTO subscription_changes (workspace_id, subscription_id, sequence, at, spec, \
+             created_at) VALUES ('ws_a', '{subscription}', {sequence}, {sequence}, \
+             '{{\"at\": \"2024-01-0{sequence}T00:00:00Z\", \"plan\": \"{plan}\"}}', 1)"
+        ));
+    }
+    rows.push(
+        "INSERT INTO billed_resources (workspace_id, id, customer_id, project_id, plan_id, \
+         plan_version_id, quantity, quantity_changes, created_at, deleted_at, kind, name, \
+         dimensions, external_id, inserted_at) VALUES ('ws_a', 'res_1', 'c_jpy_2', NULL, 'plan', \
+         'pv_most_jpy', '1', '[]', 1, NULL, NULL, NULL, '{}', NULL, 1)"
+            .to_owned(),
+    );
+    rows
+}
+
+/// The versions read back through the migrated store: each with the currency the migration
+/// chose, and otherwise the spec it had.
+async fn plan_versions_read_back_with_a_currency(store: &Store) {
+    let before: serde_json::Value = serde_json::from_str(SPEC_BEFORE_CURRENCY).unwrap();
+    for (workspace, version, currency) in [
+        ("ws_a", "pv_eur", "EUR"),
+        ("ws_a", "pv_jpy_start", "JPY"),
+        ("ws_a", "pv_jpy_change", "JPY"),
+        ("ws_a", "pv_most_jpy", "JPY"),
+        ("ws_a", "pv_unused", "EUR"),
+        ("ws_a", "pv_chf", "CHF"),
+        ("ws_b", "pv_lonely", "USD"),
+        ("ws_c", "pv_tie", "EUR"),
+    ] {
+        let stored = store
+            .plan_version(&WorkspaceId::parse(workspace).unwrap(), version)
+            .await
+            .unwrap()
+            .expect("the plan version survives the migration");
+        let mut expected = before.clone();
+        expected["currency"] = serde_json::json!(currency);
+        assert_eq!(stored.spec, expected, "{version}");
+        let plan: billow_core::scenario::PlanSpec = serde_json::from_value(stored.spec).unwrap();
+        assert_eq!(plan.currency.map(|c| c.code()), Some(currency), "{version}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_plans_stored_without_a_currency_get_their_customers_currency() {
+    let rows = rows_before_currency();
+    let statements: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (store, _directory) = sqlite_migrated_from(CURRENCY_VERSION, &statements).await;
+    plan_versions_read_back_with_a_currency(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_plans_stored_without_a_currency_get_their_customers_currency() {
+    let rows = rows_before_currency();
+    let statements: Vec<&str> = rows.iter().map(String::as_str).collect();
+    on_postgres_migrated_from(CURRENCY_VERSION, &statements, |store| async move {
+        plan_versions_read_back_with_a_currency(&store).await;
+    })
     .await;
 }

@@ -500,6 +500,12 @@ impl<'a> Engine<'a> {
         Ok(invoices)
     }
 
+    /// The prices of `plan` that bill this customer: those in its currency, with their indexes
+    /// in the plan. Validation made sure there is one for each of the plan's keys.
+    fn prices(&self, plan: &'a PlanSpec) -> impl Iterator<Item = (usize, &'a PriceSpec)> {
+        plan.prices_in(self.scenario.currency, self.scenario.currency)
+    }
+
     fn plan(&self, key: &str) -> &'a PlanSpec {
         self.scenario
             .plans
@@ -836,7 +842,7 @@ impl<'a> Engine<'a> {
         };
         let quantity = context.epoch.quantity_at(interval.start);
         let mut items = Vec::new();
-        for (price_index, price) in context.epoch.plan.prices.iter().enumerate() {
+        for (price_index, price) in self.prices(context.epoch.plan) {
             if Self::timing(price) == BillingTiming::InAdvance {
                 let item = self.recurring_item(context, price, price_index, quantity, interval)?;
                 items.push(Pending::Priced(Box::new(item)));
@@ -859,7 +865,7 @@ impl<'a> Engine<'a> {
             .map(|pair| (pair[1].0, pair[0].1, pair[1].1))
             .collect();
         let mut items = Vec::new();
-        for (price_index, price) in epoch.plan.prices.iter().enumerate() {
+        for (price_index, price) in self.prices(epoch.plan) {
             match (Self::timing(price), &price.meter) {
                 (_, Some(meter)) => {
                     items.extend(self.usage_items(context, price, price_index, meter)?)
@@ -938,7 +944,7 @@ impl<'a> Engine<'a> {
                 crate::period::ProrationUnit::Second,
                 &self.time_zone,
             )?;
-            for (price_index, price) in epoch.plan.prices.iter().enumerate() {
+            for (price_index, price) in self.prices(epoch.plan) {
                 if let Some(minimum) = price.minimum_amount {
                     let description = format!(
                         "Minimum commitment true-up: {}",

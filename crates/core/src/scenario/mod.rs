@@ -20,7 +20,7 @@ mod check;
 mod engine;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -136,6 +136,13 @@ fn first() -> i8 {
 }
 
 /// A plan: a bundle of prices with a cadence and phases.
+///
+/// Every price is in one currency: its own `currency`, else the plan's `currency`, else (in a
+/// scenario file, which bills one currency) the scenario's. A plan priced in several currencies
+/// lists one price per key and currency: prices that share a key are the same charge in
+/// different currencies, and every key is priced in each of the plan's currencies. A customer
+/// is billed only with the prices in its own currency (Stripe's model: a price has one
+/// currency, a product has several prices).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -147,15 +154,95 @@ pub struct PlanSpec {
     pub name: Option<String>,
     /// How often it bills.
     pub cadence: Cadence,
-    /// Its prices.
+    /// The currency (ISO 4217) of its prices that name none.
+    #[serde(default)]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, example = "EUR"))]
+    pub currency: Option<Currency>,
+    /// Its prices; several may share a key, each in another currency.
     pub prices: Vec<PriceSpec>,
     /// Phases in order; after the last one the plan is evergreen.
     #[serde(default)]
     pub phases: Vec<PhaseSpec>,
-    /// The least the plan bills per period, trued up at period end.
+    /// The least the plan bills per period, trued up at period end, in the currency of its
+    /// prices: a plan priced in several currencies sets its minimums on its prices instead.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
+}
+
+impl PlanSpec {
+    /// The currency of `price`, one of this plan's prices: its own, else the plan's, else
+    /// `default_currency` (a scenario's currency).
+    pub fn price_currency(&self, price: &PriceSpec, default_currency: Currency) -> Currency {
+        price.currency.or(self.currency).unwrap_or(default_currency)
+    }
+
+    /// The prices in `currency`, with their indexes in [`PlanSpec::prices`]; `default_currency`
+    /// is that of the prices that name none, as in [`PlanSpec::price_currency`].
+    pub fn prices_in(
+        &self,
+        currency: Currency,
+        default_currency: Currency,
+    ) -> impl Iterator<Item = (usize, &PriceSpec)> + '_ {
+        self.prices
+            .iter()
+            .enumerate()
+            .filter(move |(_, price)| self.price_currency(price, default_currency) == currency)
+    }
+
+    /// The currencies it has prices in, in code order.
+    pub fn currencies(&self, default_currency: Currency) -> Vec<Currency> {
+        let currencies: BTreeSet<Currency> = self
+            .prices
+            .iter()
+            .map(|price| self.price_currency(price, default_currency))
+            .collect();
+        currencies.into_iter().collect()
+    }
+
+    /// Checks that it can bill a customer in `currency`.
+    ///
+    /// # Errors
+    /// [`PlanNotPricedError`] when it has no price in `currency`.
+    pub fn check_priced_in(
+        &self,
+        currency: Currency,
+        default_currency: Currency,
+    ) -> Result<(), PlanNotPricedError> {
+        let priced_in = self.currencies(default_currency);
+        if priced_in.contains(&currency) {
+            return Ok(());
+        }
+        Err(PlanNotPricedError {
+            currency,
+            priced_in,
+        })
+    }
+}
+
+/// A plan has no price in the currency of the customer it would bill.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the plan has no price in {currency}, the customer's currency (its prices are in {})",
+    currency_list(priced_in)
+)]
+pub struct PlanNotPricedError {
+    /// The customer's currency.
+    pub currency: Currency,
+    /// The currencies the plan has prices in.
+    pub priced_in: Vec<Currency>,
+}
+
+/// `EUR`, `EUR and JPY`, `CHF, EUR and JPY`.
+pub(crate) fn currency_list(currencies: &[Currency]) -> String {
+    match currencies {
+        [] => "no currency".to_owned(),
+        [only] => only.code().to_owned(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(|c| c.code()).collect();
+            format!("{} and {last}", rest.join(", "))
+        }
+    }
 }
 
 /// When a price is billed.
@@ -174,7 +261,7 @@ pub enum BillingTiming {
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriceSpec {
-    /// The price's key.
+    /// The price's key: unique in the plan among the prices of its currency.
     pub key: String,
     /// The line description (the key when absent).
     #[serde(default)]
@@ -182,6 +269,11 @@ pub struct PriceSpec {
     /// The meter of a usage price; absent for fixed and recurring prices.
     #[serde(default)]
     pub meter: Option<String>,
+    /// The currency (ISO 4217) of its amounts; the plan's when absent. Its amounts that are
+    /// charged as they are (flat amounts, fees, minimums) are whole minor units of it.
+    #[serde(default)]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, example = "JPY"))]
+    pub currency: Option<Currency>,
     /// The pricing model.
     pub pricing: PriceModel,
     /// In advance or in arrears. Default: in advance, and always in arrears for usage.
@@ -193,7 +285,7 @@ pub struct PriceSpec {
     /// By the second (default) or by the local day.
     #[serde(default)]
     pub proration_unit: ProrationUnit,
-    /// The least this price bills per period, trued up at period end.
+    /// The least this price bills per period, trued up at period end, in its currency.
     #[serde(default, deserialize_with = "crate::decimal::exact_option")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,

@@ -232,4 +232,152 @@ fn the_next_invoice_is_due_at_the_end_of_the_open_period_or_a_later_start() {
     // A subscription that starts later is due when it starts.
     let later = with(|v| v["now"] = "2023-12-01T00:00:00Z".into());
     assert_eq!(next_invoice_at(&later), at("2024-01-01T00:00:00Z"));
+/// BASIC billed in JPY, its plan `basic` priced in EUR and another plan `both` in EUR and JPY.
+fn in_yen(patch: impl FnOnce(&mut serde_json::Value)) -> String {
+    with(|v| {
+        v["currency"] = "JPY".into();
+        v["plans"][0]["currency"] = "EUR".into();
+        v["plans"].as_array_mut().unwrap().push(
+            serde_json::json!({"key": "both", "cadence": "monthly", "currency": "EUR", "prices": [
+                {"key": "seat", "pricing": {"model": "flat", "amount": "9.99"}},
+                {"key": "seat", "currency": "JPY", "pricing": {"model": "flat", "amount": "1500"}}
+            ]}),
+        );
+        patch(v);
+    })
+}
+
+fn invalid_path_and_reason(text: &str) -> (String, String) {
+    match error_of(text) {
+        ScenarioError::Invalid { path, reason } => (path, reason),
+        other => panic!("expected an invalid-value error, got {other}"),
+    }
+}
+
+#[test]
+fn a_subscription_or_resource_to_a_plan_without_a_price_in_the_scenario_currency_is_refused() {
+    let (path, reason) = invalid_path_and_reason(&in_yen(|_| {}));
+    assert_eq!(path, "subscriptions[0].plan");
+    assert_eq!(
+        reason,
+        "the plan has no price in JPY, the customer's currency (its prices are in EUR)"
+    );
+
+    let change = in_yen(|v| {
+        v["subscriptions"][0]["plan"] = "both".into();
+        v["subscriptions"][0]["changes"] =
+            serde_json::json!([{"at": "2024-01-16T00:00:00Z", "plan": "basic"}]);
+    });
+    assert_eq!(
+        invalid_path_and_reason(&change).0,
+        "subscriptions[0].changes[0].plan"
+    );
+
+    let resource = in_yen(|v| {
+        v["subscriptions"][0]["plan"] = "both".into();
+        v["resources"] = serde_json::json!([
+            {"id": "vm", "plan": "basic", "created_at": "2024-01-01T00:00:00Z"}]);
+    });
+    assert_eq!(invalid_path_and_reason(&resource).0, "resources[0].plan");
+
+    // On the plan priced in both, the subscription is billed in yen only: 1500 a month.
+    let both = in_yen(|v| v["subscriptions"][0]["plan"] = "both".into());
+    let preview = preview(&Scenario::from_json(&both).unwrap()).unwrap();
+    let totals: Vec<i64> = preview
+        .invoices
+        .iter()
+        .map(|i| i.invoice.totals.total.amount_minor())
+        .collect();
+    assert_eq!(totals, vec![1500, 1500, 1500]);
+}
+
+#[test]
+fn amounts_charged_as_they_are_must_be_whole_minor_units_of_their_price_currency() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            in_yen(|v| v["plans"][1]["prices"][1]["pricing"]["amount"] = "9.99".into()),
+            "plans[1].prices[1].pricing.amount",
+            "9.99 JPY has digits below the currency's minor unit (JPY has 0 decimals)",
+        ),
+        (
+            in_yen(|v| {
+                v["plans"][1]["prices"][1]["pricing"] = serde_json::json!({"model": "graduated", "tiers": [
+                    {"up_to": 10, "unit_amount": "1"}, {"unit_amount": "1", "flat_amount": "0.5"}]})
+            }),
+            "plans[1].prices[1].pricing.tiers[1].flat_amount",
+            "0.5 JPY has digits below the currency's minor unit (JPY has 0 decimals)",
+        ),
+        (
+            in_yen(|v| v["plans"][1]["prices"][1]["minimum_amount"] = "100.5".into()),
+            "plans[1].prices[1].minimum_amount",
+            "100.5 JPY has digits below the currency's minor unit (JPY has 0 decimals)",
+        ),
+        (
+            // A price's own currency wins over its plan's: 1.2345 is no amount of KWD either.
+            in_yen(|v| {
+                v["plans"][1]["prices"][0]["currency"] = "KWD".into();
+                v["plans"][1]["prices"][0]["pricing"]["amount"] = "1.2345".into();
+                v["plans"][1]["prices"][1]["currency"] = "KWD".into();
+                v["plans"][1]["prices"].as_array_mut().unwrap().truncate(1);
+            }),
+            "plans[1].prices[0].pricing.amount",
+            "1.2345 KWD has digits below the currency's minor unit (KWD has 3 decimals)",
+        ),
+    ];
+    for (text, expected_path, expected_reason) in cases {
+        let (path, reason) = invalid_path_and_reason(&text);
+        assert_eq!(
+            (path.as_str(), reason.as_str()),
+            (expected_path, expected_reason)
+        );
+    }
+    // A unit amount multiplies a quantity and the line is rounded once: 0.35 yen a call is a
+    // price, and so is 12.345 yen a seat.
+    let unit = in_yen(|v| {
+        v["subscriptions"][0]["plan"] = "both".into();
+        v["plans"][1]["prices"][1]["pricing"] =
+            serde_json::json!({"model": "per_unit", "unit_amount": "12.345"});
+    });
+    assert!(Scenario::from_json(&unit).is_ok());
+}
+
+#[test]
+fn a_plan_prices_each_key_once_per_currency_and_every_key_in_each_of_its_currencies() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            in_yen(|v| v["plans"][1]["prices"][1]["currency"] = "EUR".into()),
+            "plans[1].prices[1]",
+            "`seat` is defined twice in EUR",
+        ),
+        (
+            in_yen(|v| {
+                v["plans"][1]["prices"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"key": "extra", "currency": "JPY", "pricing": {"model": "flat", "amount": "100"}}))
+            }),
+            "plans[1].prices[2]",
+            "`extra` has no price in EUR: the plan has prices in EUR and JPY, and each of its keys is priced in every one of them",
+        ),
+        (
+            in_yen(|v| v["plans"][1]["minimum_amount"] = "10".into()),
+            "plans[1].minimum_amount",
+            "a plan's minimum is in its one currency, and this plan has prices in EUR and JPY: set a minimum_amount on its prices instead",
+        ),
+        (
+            in_yen(|v| {
+                v["plans"][1]["prices"].as_array_mut().unwrap().remove(0);
+                v["plans"][1]["minimum_amount"] = "10.5".into();
+            }),
+            "plans[1].minimum_amount",
+            "10.5 JPY has digits below the currency's minor unit (JPY has 0 decimals)",
+        ),
+    ];
+    for (text, expected_path, expected_reason) in cases {
+        let (path, reason) = invalid_path_and_reason(&text);
+        assert_eq!(
+            (path.as_str(), reason.as_str()),
+            (expected_path, expected_reason)
+        );
+    }
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
-use super::{PhaseKind, Scenario, SCENARIO_FORMAT_VERSION};
+use super::{currency_list, PhaseKind, PlanSpec, Scenario, SCENARIO_FORMAT_VERSION};
 use crate::aggregation::{Aggregation, MAX_GROUP_BY_DIMENSIONS};
+use crate::currency::Currency;
 use crate::money::Money;
 
 /// Why a scenario was rejected.
@@ -42,6 +43,25 @@ fn positive_or_zero(path: String, value: Decimal) -> Result<(), ScenarioError> {
         return Err(invalid(
             path,
             format!("must not be negative, found {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An amount charged as it is must be a whole number of `currency`'s minor units: 9.99 is not
+/// an amount of yen.
+fn whole_minor_units(
+    path: String,
+    amount: Decimal,
+    currency: Currency,
+) -> Result<(), ScenarioError> {
+    if Money::from_exact_decimal(amount, currency).is_err() {
+        return Err(invalid(
+            path,
+            format!(
+                "{amount} {currency} has digits below the currency's minor unit ({currency} has {} decimals)",
+                currency.exponent()
+            ),
         ));
     }
     Ok(())
@@ -160,10 +180,7 @@ impl Scenario {
                     "a plan needs at least one price",
                 ));
             }
-            unique(
-                &format!("{path}.prices"),
-                plan.prices.iter().map(|p| p.key.as_str()),
-            )?;
+            self.validate_plan_currencies(&path, plan)?;
             if let Some(minimum) = plan.minimum_amount {
                 positive_or_zero(format!("{path}.minimum_amount"), minimum)?;
             }
@@ -173,6 +190,10 @@ impl Scenario {
                     .pricing
                     .validate()
                     .map_err(|e| invalid(format!("{price_path}.pricing"), e.to_string()))?;
+                let currency = plan.price_currency(price, self.currency);
+                for (field, amount) in price.pricing.charged_amounts() {
+                    whole_minor_units(format!("{price_path}.pricing.{field}"), amount, currency)?;
+                }
                 match &price.meter {
                     Some(meter) if !self.meters.iter().any(|m| &m.key == meter) => {
                         return Err(invalid(
@@ -193,6 +214,7 @@ impl Scenario {
                 }
                 if let Some(minimum) = price.minimum_amount {
                     positive_or_zero(format!("{price_path}.minimum_amount"), minimum)?;
+                    whole_minor_units(format!("{price_path}.minimum_amount"), minimum, currency)?;
                 }
             }
             for (index, phase) in plan.phases.iter().enumerate() {
@@ -235,6 +257,65 @@ impl Scenario {
         Ok(())
     }
 
+    /// A price is named by its key and currency; every key is priced in each of the plan's
+    /// currencies; a plan-wide minimum needs the plan to be in one currency.
+    fn validate_plan_currencies(&self, path: &str, plan: &PlanSpec) -> Result<(), ScenarioError> {
+        let currencies = plan.currencies(self.currency);
+        let mut seen = BTreeSet::new();
+        for (index, price) in plan.prices.iter().enumerate() {
+            let price_path = format!("{path}.prices[{index}]");
+            let currency = plan.price_currency(price, self.currency);
+            if price.key.is_empty() {
+                return Err(invalid(price_path, "the key must not be empty"));
+            }
+            if !seen.insert((price.key.as_str(), currency)) {
+                return Err(invalid(
+                    price_path,
+                    format!("`{}` is defined twice in {currency}", price.key),
+                ));
+            }
+        }
+        for (index, price) in plan.prices.iter().enumerate() {
+            if let Some(missing) = currencies
+                .iter()
+                .find(|currency| !seen.contains(&(price.key.as_str(), **currency)))
+            {
+                return Err(invalid(
+                    format!("{path}.prices[{index}]"),
+                    format!(
+                        "`{}` has no price in {missing}: the plan has prices in {}, and each of its keys is priced in every one of them",
+                        price.key,
+                        currency_list(&currencies)
+                    ),
+                ));
+            }
+        }
+        if let Some(minimum) = plan.minimum_amount {
+            let [currency] = currencies.as_slice() else {
+                return Err(invalid(
+                    format!("{path}.minimum_amount"),
+                    format!(
+                        "a plan's minimum is in its one currency, and this plan has prices in {}: set a minimum_amount on its prices instead",
+                        currency_list(&currencies)
+                    ),
+                ));
+            };
+            whole_minor_units(format!("{path}.minimum_amount"), minimum, *currency)?;
+        }
+        Ok(())
+    }
+
+    /// The plan `key` (known to exist) bills in the scenario's currency.
+    fn priced_in_currency(&self, path: String, key: &str) -> Result<(), ScenarioError> {
+        let plan = self
+            .plans
+            .iter()
+            .find(|plan| plan.key == key)
+            .expect("the plan's existence is checked first");
+        plan.check_priced_in(self.currency, self.currency)
+            .map_err(|error| invalid(path, error.to_string()))
+    }
+
     fn validate_subscriptions(&self) -> Result<(), ScenarioError> {
         unique(
             "subscriptions",
@@ -249,6 +330,7 @@ impl Scenario {
                     format!("no plan `{}`", subscription.plan),
                 ));
             }
+            self.priced_in_currency(format!("{path}.plan"), &subscription.plan)?;
             positive_or_zero(format!("{path}.quantity"), subscription.quantity)?;
             let mut previous = subscription.start;
             let mut canceled = false;
@@ -297,6 +379,7 @@ impl Scenario {
                             format!("no plan `{plan}`"),
                         ));
                     }
+                    self.priced_in_currency(format!("{change_path}.plan"), plan)?;
                 }
                 canceled = change.cancel.is_some();
             }
@@ -325,6 +408,7 @@ impl Scenario {
                     format!("no plan `{}`", resource.plan),
                 ));
             }
+            self.priced_in_currency(format!("{path}.plan"), &resource.plan)?;
             positive_or_zero(format!("{path}.quantity"), resource.quantity)?;
             if let Some(deleted_at) = resource.deleted_at {
                 if deleted_at < resource.created_at {

@@ -19,7 +19,7 @@ async fn arranged(now: &str) -> (BillingApp, String, String) {
     .await;
     app.post(
         "/api/v1/plans",
-        json!({"key": "team", "cadence": "monthly", "prices": [
+        json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
             {"key": "compute", "description": "Compute", "meter": "compute",
              "pricing": {"model": "per_unit", "unit_amount": "0.10"}}]}),
@@ -63,18 +63,18 @@ async fn bad_catalog_input_is_a_422_naming_the_field() {
     let cases = [
         (
             "/api/v1/plans",
-            json!({"key": "p", "cadence": "monthly", "prices": [
+            json!({"key": "p", "cadence": "monthly", "currency": "USD", "prices": [
                 {"key": "a", "pricing": {"model": "tiered", "tiers": []}}]}),
             "prices[0].pricing.model",
         ),
         (
             "/api/v1/plans",
-            json!({"key": "p", "prices": [{"key": "a", "pricing": {"model": "flat", "amount": "1"}}]}),
+            json!({"key": "p", "currency": "USD", "prices": [{"key": "a", "pricing": {"model": "flat", "amount": "1"}}]}),
             "cadence",
         ),
         (
             "/api/v1/plans",
-            json!({"key": "p", "cadence": "monthly", "prices": [
+            json!({"key": "p", "cadence": "monthly", "currency": "USD", "prices": [
                 {"key": "a", "meter": "nope", "pricing": {"model": "per_unit", "unit_amount": "1"}}]}),
             "prices[0].meter",
         ),
@@ -139,8 +139,10 @@ async fn bad_catalog_input_is_a_422_naming_the_field() {
         .call(
             "POST",
             "/api/v1/plans",
-            Some(json!({"key": "team", "cadence": "monthly", "prices": [
-                {"key": "a", "pricing": {"model": "flat", "amount": "1"}}]})),
+            Some(
+                json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
+                {"key": "a", "pricing": {"model": "flat", "amount": "1"}}]}),
+            ),
         )
         .await;
     assert_eq!(status, 409, "{problem}");
@@ -154,7 +156,7 @@ async fn editing_a_plan_makes_a_version_that_only_new_subscriptions_get() {
         .call(
             "PUT",
             "/api/v1/plans/team",
-            Some(json!({"cadence": "monthly", "prices": [
+            Some(json!({"cadence": "monthly", "currency": "USD", "prices": [
                 {"key": "seats", "description": "Seats", "pricing": {"model": "per_unit", "unit_amount": "12.00"}}]})),
         )
         .await;
@@ -539,7 +541,7 @@ async fn tie_subscription(app: &BillingApp, key: &str) -> String {
     call(
         "POST",
         "/api/v1/plans",
-        json!({"key": "tie", "cadence": "monthly", "prices": [
+        json!({"key": "tie", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "unit", "description": "Unit", "pricing": {"model": "per_unit", "unit_amount": "0.125"}}]}),
     )
     .await;
@@ -775,7 +777,7 @@ pub(crate) async fn metered_catalog(app: &BillingApp, prorate_seats: bool) {
     .await;
     app.post(
         "/api/v1/plans",
-        json!({"key": "metered", "cadence": "monthly", "prices": [
+        json!({"key": "metered", "cadence": "monthly", "currency": "EUR", "prices": [
             {"key": "seats", "description": "Seats", "billing": "in_arrears",
              "prorate": prorate_seats,
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}},

@@ -26,10 +26,10 @@ fn line_of<'a>(invoice: &'a Value, field: &str, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no line of {field} {id} in {}", invoice["lines"]))
 }
 
-async fn plan(app: &BillingApp, key: &str, price: Value) {
+async fn plan(app: &BillingApp, key: &str, currency: &str, price: Value) {
     app.post(
         "/api/v1/plans",
-        json!({"key": key, "name": key, "cadence": "monthly", "prices": [price]}),
+        json!({"key": key, "name": key, "cadence": "monthly", "currency": currency, "prices": [price]}),
     )
     .await;
 }
@@ -47,6 +47,7 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     plan(
         &app,
         "pro",
+        "EUR",
         json!({"key": "platform", "description": "Pro platform fee",
         "pricing": {"model": "flat", "amount": "50"}}),
     )
@@ -54,6 +55,7 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     plan(
         &app,
         "seats",
+        "EUR",
         json!({"key": "seat", "description": "Seat",
         "pricing": {"model": "per_unit", "unit_amount": "10"}}),
     )
@@ -61,6 +63,7 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     plan(
         &app,
         "vm-small",
+        "EUR",
         json!({"key": "vm", "description": "VM small", "billing": "in_arrears",
         "pricing": {"model": "per_unit", "unit_amount": "30"}}),
     )
@@ -68,6 +71,7 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     plan(
         &app,
         "redis-small",
+        "EUR",
         json!({"key": "addon", "description": "redis:small add-on",
         "billing": "in_arrears", "proration_unit": "day",
         "pricing": {"model": "per_unit", "unit_amount": "140"}}),
@@ -213,6 +217,7 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
     plan(
         &app,
         "alamo-redis-small",
+        "USD",
         json!({"key": "addon", "description": "alamo-redis:small",
         "billing": "in_arrears", "proration_unit": "day",
         "pricing": {"model": "per_unit", "unit_amount": "140"}}),
@@ -221,6 +226,7 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
     plan(
         &app,
         "gp2-web",
+        "USD",
         json!({"key": "dyno", "description": "gp2 web dyno",
         "billing": "in_arrears", "proration_unit": "day",
         "pricing": {"model": "per_unit", "unit_amount": "60"}}),

@@ -312,7 +312,7 @@ async fn a_redeemed_coupon_takes_ten_percent_off_the_invoice_to_the_cent(databas
     let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
     app.post(
         "/api/v1/plans",
-        json!({"key": "team", "name": "Team", "cadence": "monthly", "prices": [
+        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats", "billing": "in_arrears",
              "pricing": {"model": "per_unit", "unit_amount": "33.33"}}]}),
     )

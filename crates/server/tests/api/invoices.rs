@@ -14,7 +14,7 @@ use crate::month::{on_both_databases, BillingApp};
 async fn two_customers_on_seats(app: &BillingApp) -> (String, String) {
     app.post(
         "/api/v1/plans",
-        json!({"key": "team", "cadence": "monthly", "prices": [
+        json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
     )

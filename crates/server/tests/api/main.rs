@@ -6,6 +6,7 @@ mod billing;
 mod connections;
 mod consolidated;
 mod coupons;
+mod currencies;
 mod customers;
 mod events;
 mod health;

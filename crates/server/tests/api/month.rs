@@ -227,7 +227,7 @@ async fn a_month_in_the_life(database: Database) {
     .await;
     app.post(
         "/api/v1/plans",
-        json!({"key": "team", "name": "Team", "cadence": "monthly", "prices": [
+        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats", "billing": "in_arrears",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
             {"key": "compute", "description": "Compute", "meter": "compute",

@@ -25,6 +25,7 @@ fn addon_plan(unit_amount: &str) -> Value {
     json!({
         "key": "alamo-redis-small",
         "cadence": "monthly",
+        "currency": "USD",
         "prices": [{
             "key": "addon",
             "description": "alamo-redis:small",

@@ -49,7 +49,7 @@ async fn seeded(database: &Database) -> (Store, WorkspaceId) {
         id: "pv_1".into(),
         plan_id: "plan_1".into(),
         version: 1,
-        spec: json!({"key": "team", "cadence": "monthly", "prices": [
+        spec: json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
         created_at: created,

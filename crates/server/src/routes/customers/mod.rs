@@ -4,6 +4,7 @@
 //! read only its own customer and that customer's projects (404 for any other, 403 for the
 //! workspace-only routes).
 
+mod currency;
 mod projects;
 mod wire;
 
@@ -199,7 +200,7 @@ pub(crate) async fn get_customer(
         (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer in this workspace", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The external id is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, among them a `currency` that a plan of the customer's subscriptions or resources has no price in", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id, customer_id = %id))]
@@ -215,10 +216,21 @@ pub(crate) async fn update_customer(
     };
     let mut customer = readable_customer(&state, &principal, &id).await?;
     let invoicing_before = customer.invoicing;
+    let currency_before = customer.currency;
     let mut checks = Checks::default();
     apply_update(&mut customer, body, &mut checks);
     if customer.invoicing != invoicing_before && checks.errors.is_empty() {
         refuse_invoicing_change_after_invoices(&state, workspace_id, &customer.id).await?;
+    }
+    if customer.currency != currency_before {
+        currency::check_currency_change(
+            &state,
+            workspace_id,
+            &customer.id,
+            customer.currency,
+            &mut checks,
+        )
+        .await?;
     }
     if let Some(parent_id) = customer.parent_id.clone() {
         check_parent(&state, workspace_id, &customer.id, &parent_id, &mut checks).await?;

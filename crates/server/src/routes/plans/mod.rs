@@ -25,11 +25,22 @@ pub(crate) fn router() -> ApiRouter {
 }
 
 /// Checks a plan spec with the core against the workspace's meters; returns its key.
+///
+/// A stored plan names the currency of every price, on the plan (`currency`, the default of its
+/// prices) or on each price: a scenario file's plan may leave it to the file's one currency,
+/// but a workspace bills customers in many, and a price without one would bill 9.99 EUR to a
+/// JPY customer as 10 yen.
 async fn validate_plan(
     state: &AppState,
     workspace: &WorkspaceId,
     spec: &Value,
 ) -> Result<String, ApiError> {
+    if let Some(field) = price_without_currency(spec) {
+        return Err(ApiError::invalid(
+            field,
+            "every price needs a currency (ISO 4217, such as EUR): set the plan's `currency`, the default of its prices, or a `currency` on each price",
+        ));
+    }
     let meters: Vec<Value> = state
         .store
         .meters(workspace)
@@ -40,10 +51,28 @@ async fn validate_plan(
         .collect();
     let mut members = Map::new();
     members.insert("plans".into(), json!([spec]));
-    // Amounts are checked as USD (two decimals): plans carry no currency of their own.
+    // The document's own currency is no price's: each price names one, and its amounts are
+    // checked in it.
     let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
     let scenario = validate_document(&validation_document(currency, &meters, members), "plans[0]")?;
     Ok(scenario.plans[0].key.clone())
+}
+
+/// The field to name when a plan leaves a price without a currency: `currency` for a plan
+/// without one, when a price has none either. `None` when every price has one, or when the
+/// spec is not shaped like a plan (the core names what is wrong with it then).
+fn price_without_currency(spec: &Value) -> Option<&'static str> {
+    if spec
+        .get("currency")
+        .is_some_and(|currency| !currency.is_null())
+    {
+        return None;
+    }
+    let prices = spec.get("prices")?.as_array()?;
+    prices
+        .iter()
+        .any(|price| price.get("currency").is_none_or(Value::is_null))
+        .then_some("currency")
 }
 
 async fn plan_json(
@@ -74,8 +103,9 @@ async fn plan_json(
     }))
 }
 
-/// Creates a plan: `key`, `name`, `cadence`, `prices`, `phases`, `minimum_amount`, as the
-/// scenario format writes a plan.
+/// Creates a plan: `key`, `name`, `cadence`, `currency`, `prices`, `phases`, `minimum_amount`,
+/// as the scenario format writes a plan. Every price needs a currency: the plan's `currency`, or
+/// its own; a plan priced in several currencies has one price per key and currency.
 #[utoipa::path(post, path = "/api/v1/plans", request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The plan, checked by the billing core against the workspace's meters"),
     tag = "plans",
     responses((status = 201, description = "The plan at version 1"), (status = 422, description = "Invalid field")))]

@@ -14,6 +14,9 @@ mod wire;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
+use billow_core::scenario::{PlanNotPricedError, PlanSpec};
+use billow_core::Currency;
+use billow_store::catalog::PlanRecord;
 use billow_store::resources::{ChangeResourceError, InsertResourceError, ResourceRecord};
 use billow_store::{new_id, WorkspaceId};
 use jiff::Timestamp;
@@ -51,7 +54,7 @@ pub(crate) fn router() -> ApiRouter {
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The external id is taken (field `external_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields: an unknown customer, plan or project, a project of another customer, a negative quantity, a deletion before the creation, text too long", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: an unknown customer, plan or project, a plan with no price in the customer's currency, a project of another customer, a negative quantity, a deletion before the creation, text too long", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id))]
@@ -130,8 +133,14 @@ async fn check_references(
         .plan(workspace, &body.plan)
         .await
         .map_err(ApiError::internal)?;
-    if plan.is_none() {
-        checks.fail("plan", "no plan of this workspace has this id or key");
+    match (&plan, &customer) {
+        (None, _) => checks.fail("plan", "no plan of this workspace has this id or key"),
+        (Some(plan), Some(customer)) => {
+            if let Err(error) = priced_in(state, workspace, plan, customer.currency).await? {
+                checks.fail("plan", error.to_string());
+            }
+        }
+        (Some(_), None) => {}
     }
     if let Some(project_id) = &body.project_id {
         let project = store
@@ -156,6 +165,30 @@ async fn check_references(
     }
     Ok(plan.map(|plan| (plan.id, plan.current_version_id)))
 }
+
+/// Whether the current version of `plan` can bill a customer in `currency`: a resource is billed
+/// only with its plan's prices in its customer's currency. A stored price that names no currency
+/// (neither its own nor its plan's) is in the customer's, as the billing run reads it.
+async fn priced_in(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    plan: &PlanRecord,
+    currency: Currency,
+) -> Result<Result<(), PlanNotPricedError>, ApiError> {
+    let version = state
+        .store
+        .plan_version(workspace, &plan.current_version_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(MissingPlanVersion(plan.current_version_id.clone())))?;
+    let spec: PlanSpec = serde_json::from_value(version.spec).map_err(ApiError::internal)?;
+    Ok(spec.check_priced_in(currency, currency))
+}
+
+/// A plan's current version is not stored: the rows are inconsistent.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan version {0} is not stored")]
+struct MissingPlanVersion(String);
 
 fn insert_error(error: InsertResourceError, record: &ResourceRecord) -> ApiError {
     match error {
