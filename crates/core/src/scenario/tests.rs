@@ -232,6 +232,8 @@ fn the_next_invoice_is_due_at_the_end_of_the_open_period_or_a_later_start() {
     // A subscription that starts later is due when it starts.
     let later = with(|v| v["now"] = "2023-12-01T00:00:00Z".into());
     assert_eq!(next_invoice_at(&later), at("2024-01-01T00:00:00Z"));
+}
+
 /// BASIC billed in JPY, its plan `basic` priced in EUR and another plan `both` in EUR and JPY.
 fn in_yen(patch: impl FnOnce(&mut serde_json::Value)) -> String {
     with(|v| {
