@@ -173,7 +173,7 @@ pub fn arrange_on(server: &Server, key: &str, customers: usize) {
     server.post(
         key,
         "/api/v1/plans",
-        &json!({"key": "seat", "cadence": "monthly", "prices": [
+        &json!({"key": "seat", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seat", "description": "Seat", "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
     );
     for index in 0..customers {

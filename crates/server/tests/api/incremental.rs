@@ -29,7 +29,7 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
     .await;
     app.post(
         "/api/v1/plans",
-        json!({"key": "team", "name": "Team", "cadence": "monthly", "prices": [
+        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
             {"key": "calls", "description": "Calls", "meter": "calls",
