@@ -91,14 +91,15 @@ pub(crate) async fn measure(
         let now = to.timestamp().checked_add(SignedDuration::from_hours(1))?;
         let month = one_month(&store, &workspace, &customer_ids[0], number, now).await?;
         println!(
-            "month {:>3}: usage seeded in {:.1} s; month-end run {:.3} s ({} finalized); run with nothing due {:.3} s ({} customers read); upcoming invoice {:.2} ms",
+            "month {:>3}: usage seeded in {:.1} s; month-end run {:.3} s ({} finalized); run with nothing due {:.3} s ({} customers computed, {} left alone); upcoming invoice {} ms",
             month.number,
             seeded.as_secs_f64(),
             month.month_end.as_secs_f64(),
             thousands(month.finalized),
             month.nothing_due.as_secs_f64(),
             thousands(month.nothing_due_report.customers),
-            month.upcoming.as_secs_f64() * 1_000.0,
+            thousands(month.nothing_due_report.unchanged),
+            milliseconds(month.upcoming),
         );
         ensure!(
             month.nothing_due_report.finalized == 0 && month.nothing_due_report.drafted == 0,
@@ -109,11 +110,8 @@ pub(crate) async fn measure(
     }
     store.close().await;
     let (first, last) = (&months[0], &months[months.len() - 1]);
-    let ratio = |later: Duration, earlier: Duration| {
-        later.as_secs_f64() / earlier.as_secs_f64().max(f64::MIN_POSITIVE)
-    };
     println!(
-        "month {} against month 1: month-end run {:.2}× ({:.3} s against {:.3} s), nothing due {:.2}× ({:.3} s against {:.3} s), upcoming invoice {:.2}× ({:.2} ms against {:.2} ms)",
+        "month {} against month 1: month-end run {}× ({:.3} s against {:.3} s), nothing due {}× ({:.3} s against {:.3} s), upcoming invoice {}× ({} ms against {} ms)",
         last.number,
         ratio(last.month_end, first.month_end),
         last.month_end.as_secs_f64(),
@@ -122,10 +120,23 @@ pub(crate) async fn measure(
         last.nothing_due.as_secs_f64(),
         first.nothing_due.as_secs_f64(),
         ratio(last.upcoming, first.upcoming),
-        last.upcoming.as_secs_f64() * 1_000.0,
-        first.upcoming.as_secs_f64() * 1_000.0,
+        milliseconds(last.upcoming),
+        milliseconds(first.upcoming),
     );
     Ok(())
+}
+
+/// `later ÷ earlier` with two decimals, in integer arithmetic (the crate allows no float
+/// arithmetic).
+fn ratio(later: Duration, earlier: Duration) -> String {
+    let hundredths = later.as_micros() * 100 / earlier.as_micros().max(1);
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// A duration in milliseconds with two decimals.
+fn milliseconds(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    format!("{}.{:02}", micros / 1_000, micros % 1_000 / 10)
 }
 
 /// The month-end run at `now`, a run with nothing due at the same instant, and the median of
