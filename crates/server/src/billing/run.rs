@@ -510,6 +510,9 @@ async fn load_claimed(
         .iter()
         .filter(|customer| !states.contains_key(&customer.id))
         .collect();
+    // The stored invoices only of those: a customer left alone needs none (and they are what
+    // grows with a customer's history).
+    let due_ids: Vec<String> = due.iter().map(|customer| customer.id.clone()).collect();
     let half = due.len().div_ceil(2);
     let mut subjects: [Vec<String>; 2] = [Vec::new(), Vec::new()];
     for (index, customer) in due.into_iter().enumerate() {
@@ -537,20 +540,14 @@ async fn load_claimed(
         async {
             state
                 .store
-                .invoice_summaries_of_customers(workspace, &ids)
+                .invoice_summaries_of_customers(workspace, &due_ids)
                 .await
                 .map_err(ApiError::internal)
         },
         adjustments_by_key(state, workspace, &invoice_keys),
     )?;
     usage.absorb(other_usage);
-    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
-    for summary in summaries {
-        invoices
-            .entry(summary.customer_id.clone())
-            .or_default()
-            .push(summary);
-    }
+    let mut summaries = summaries;
     let mut balances = credit_balances(state, workspace, &adjustments).await?;
     let mut worlds: Vec<(CustomerWorld, String)> = worlds
         .into_iter()
@@ -570,7 +567,28 @@ async fn load_claimed(
         .flat_map(|(world, _)| world.subjects())
         .collect();
     if !changed.is_empty() {
-        usage.absorb(subjects_usage(state, workspace, &changed, now).await?);
+        let changed_ids: Vec<String> = worlds
+            .iter()
+            .map(|(world, _)| world.customer.customer_id.clone())
+            .filter(|id| states.contains_key(id))
+            .collect();
+        let (more_usage, more_summaries) =
+            tokio::try_join!(subjects_usage(state, workspace, &changed, now), async {
+                state
+                    .store
+                    .invoice_summaries_of_customers(workspace, &changed_ids)
+                    .await
+                    .map_err(ApiError::internal)
+            },)?;
+        usage.absorb(more_usage);
+        summaries.extend(more_summaries);
+    }
+    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
+    for summary in summaries {
+        invoices
+            .entry(summary.customer_id.clone())
+            .or_default()
+            .push(summary);
     }
     let inputs = worlds
         .into_iter()
