@@ -560,11 +560,18 @@ async fn load_claimed(
         incremental::quiet_customers(state, workspace, &worlds, &states, &adjustments).await?;
     let unchanged = u64::try_from(quiet.len()).unwrap_or(u64::MAX);
     worlds.retain(|(world, _)| !quiet.contains(&world.customer.customer_id));
-    // Customers with nothing due but something new since: their usage too.
+    // Customers with nothing due but something new since: their usage too; and the usage of the
+    // resources of those with something due (a resource's events name it, and its id is known
+    // only once the world is read).
     let changed: Vec<String> = worlds
         .iter()
-        .filter(|(world, _)| states.contains_key(&world.customer.customer_id))
-        .flat_map(|(world, _)| world.subjects())
+        .flat_map(|(world, _)| {
+            if states.contains_key(&world.customer.customer_id) {
+                world.subjects()
+            } else {
+                world.resources.iter().map(|r| r.id.clone()).collect()
+            }
+        })
         .collect();
     if !changed.is_empty() {
         let changed_ids: Vec<String> = worlds

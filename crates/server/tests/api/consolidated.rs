@@ -278,7 +278,65 @@ async fn akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice(
     app.stop().await;
 }
 
+async fn a_resource_bills_the_usage_whose_subject_names_it(database: billow_store::Database) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "gpu", "event_type": "gpu.hours", "aggregation": "SUM",
+               "value_property": "hours"}),
+    )
+    .await;
+    plan(
+        &app,
+        "gpu-node",
+        "USD",
+        json!({"key": "gpu", "description": "GPU hours",
+        "meter": "gpu", "pricing": {"model": "per_unit", "unit_amount": "2.50"}}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "lab", "name": "Lab", "currency": "USD"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let node = resource(
+        &app,
+        json!({"customer_id": customer, "plan": "gpu-node",
+        "kind": "node", "created_at": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/events",
+        json!([
+            {"specversion": "1.0", "id": "g1", "source": "k8s", "type": "gpu.hours",
+             "subject": node, "time": "2024-01-10T00:00:00Z", "data": {"hours": 4}},
+            {"specversion": "1.0", "id": "g2", "source": "k8s", "type": "gpu.hours",
+             "subject": node, "time": "2024-01-20T00:00:00Z", "data": {"hours": 6}}
+        ]),
+    )
+    .await;
+
+    app.set_now("2024-02-01T01:00:00Z").await;
+    let run = app.post("/api/v1/billing-runs", json!({})).await;
+
+    // 10 GPU hours at 2.50 on the node's line of January's invoice.
+    assert_eq!(run["report"]["finalized"], 1, "{run}");
+    let page = app
+        .get(&format!("/api/v1/invoices?customer_id={customer}"))
+        .await;
+    let invoice = &page["data"][0];
+    let line = line_of(invoice, "resource", &node);
+    assert_eq!(amount_minor(&line["amount"]), 2_500, "{invoice}");
+    assert_eq!(amount_minor(&invoice["total"]), 2_500);
+    app.stop().await;
+}
+
 on_both_databases!(
+    a_resource_bills_the_usage_whose_subject_names_it,
     one_invoice_per_period_for_two_subscriptions_and_three_resources,
     akkeris_february_2017_comes_from_resources_on_the_upcoming_invoice,
 );
