@@ -19,7 +19,8 @@ use billow_store::{Database, Store, WorkspaceId};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
 use crate::bench::thousands;
-use crate::bench_billing::{compact, seed_customers, seed_events, BillingRunBenchArgs};
+use crate::bench_billing::BillingRunBenchArgs;
+use crate::bench_seed::{compact, seed_customers, seed_events};
 
 /// Calls of the upcoming invoice timed per month (their median is reported).
 const UPCOMING_CALLS: usize = 21;

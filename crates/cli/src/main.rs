@@ -8,6 +8,7 @@ mod bench;
 mod bench_billing;
 mod bench_ingest;
 mod bench_months;
+mod bench_seed;
 mod database;
 mod ingest;
 mod invoice;
