@@ -8,6 +8,7 @@ pub(crate) mod api;
 mod incremental;
 mod late_credit;
 pub(crate) mod payment;
+pub(crate) mod reconcile;
 pub(crate) mod run;
 pub(crate) mod scenario;
 

@@ -22,7 +22,8 @@ use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
 use crate::billing::api::{guard_customer, store_error};
-use crate::billing::run::{finalize_draft, preview_customer};
+use crate::billing::reconcile::finalize_draft;
+use crate::billing::run::preview_customer;
 use crate::billing::scenario::CustomerWorld;
 use crate::error::ApiError;
 use crate::json::ApiJson;
