@@ -215,7 +215,7 @@ fn attach_adjustments<'a>(scenario: &'a Scenario, pending: &mut Vec<PendingInvoi
             at: adjustment.at,
             reason: InvoiceReason::LateUsage,
             period: adjustment.period,
-            at_once: true,
+            movable: false,
             items: Vec::new(),
         });
         invoice.at = invoice.at.min(adjustment.at);
@@ -247,6 +247,9 @@ struct Epoch<'a> {
     start_at_once: bool,
     /// The change that ended it asked to be invoiced at once.
     end_at_once: bool,
+    /// Its periods are the customer's cycle's (a subscription aligned to the cycle day, on its
+    /// first plan's cadence).
+    on_customer_cycle: bool,
     calendar: BillingCalendar,
     /// (instant, quantity), the first at `start`.
     quantities: Vec<(Timestamp, Decimal)>,
@@ -313,8 +316,9 @@ struct PendingInvoice<'a> {
     at: Timestamp,
     reason: InvoiceReason,
     period: Period,
-    /// Made by a change that asked to be invoiced at once: never moved to the period's invoice.
-    at_once: bool,
+    /// May move to the end of the customer's period: laid out by an epoch that follows the
+    /// customer's cycle, and not by a change that asked to be invoiced at once.
+    movable: bool,
     items: Vec<Pending<'a>>,
 }
 
@@ -415,17 +419,14 @@ impl<'a> Engine<'a> {
         self.calendar(Cadence::Monthly, Alignment::CycleDay, self.scenario.now)
     }
 
-    /// Whether a timeline's invoices, other than those a change asked for at once, go on the
-    /// customer's invoice of the period: every resource's, and the subscriptions' of a
-    /// consolidated customer that bill monthly on its cycle day.
-    fn follows_customer_cycle(&self, order: usize) -> bool {
-        if self.resource(order).is_some() {
-            return true;
-        }
-        let subscription = self.timelines[order];
-        self.scenario.customer.invoicing == Invoicing::Consolidated
-            && subscription.alignment == Alignment::CycleDay
-            && self.plan(&subscription.plan).cadence == Cadence::Monthly
+    /// Whether an epoch's invoices, other than those a change asked for at once, go on the
+    /// customer's invoice of the period: every resource's, and a consolidated customer's
+    /// subscription's while it bills monthly on the customer's cycle (its plan of the time).
+    fn follows_customer_cycle(&self, order: usize, epoch: &Epoch<'_>) -> bool {
+        self.resource(order).is_some()
+            || (self.scenario.customer.invoicing == Invoicing::Consolidated
+                && epoch.on_customer_cycle
+                && epoch.plan.cadence == Cadence::Monthly)
     }
 
     /// Gives every laid-out invoice its key and merges those that share one at one instant.
@@ -452,8 +453,7 @@ impl<'a> Engine<'a> {
                 invoice.key = customer_key;
                 invoice.scope = InvoiceScope::Customer;
             }
-            let movable = self.follows_customer_cycle(invoice.order)
-                && !invoice.at_once
+            let movable = invoice.movable
                 && invoice.reason != InvoiceReason::Upcoming
                 && (resource || invoice.reason != InvoiceReason::SubscriptionStart);
             if movable {
@@ -481,7 +481,6 @@ impl<'a> Engine<'a> {
                 std::collections::btree_map::Entry::Occupied(mut entry) => {
                     let merged = entry.get_mut();
                     merged.order = merged.order.min(invoice.order);
-                    merged.at_once |= invoice.at_once;
                     merged.period = Period {
                         start: merged.period.start.min(invoice.period.start),
                         end: merged.period.end.max(invoice.period.end),
@@ -553,6 +552,7 @@ impl<'a> Engine<'a> {
             end_reason: InvoiceReason::PeriodEnd,
             start_at_once: false,
             end_at_once: false,
+            on_customer_cycle: subscription.alignment == Alignment::CycleDay,
             calendar: self.calendar(plan.cadence, subscription.alignment, subscription.start)?,
             quantities: vec![(subscription.start, subscription.quantity)],
         };
@@ -573,7 +573,8 @@ impl<'a> Engine<'a> {
                     change.policy.unwrap_or(ChangePolicy::Immediate),
                 )?;
                 let plan = self.plan(plan_key);
-                let calendar = if plan.cadence == current.plan.cadence {
+                let same_cadence = plan.cadence == current.plan.cadence;
+                let calendar = if same_cadence {
                     current.calendar.clone()
                 } else {
                     self.calendar(plan.cadence, Alignment::Anniversary, effective)?
@@ -589,6 +590,7 @@ impl<'a> Engine<'a> {
                     end_reason: InvoiceReason::PeriodEnd,
                     start_at_once: change.invoice_now,
                     end_at_once: false,
+                    on_customer_cycle: same_cadence && current.on_customer_cycle,
                     calendar,
                     quantities: vec![(effective, quantity)],
                 };
@@ -642,7 +644,7 @@ impl<'a> Engine<'a> {
         let mut add = |at: Timestamp,
                        reason: InvoiceReason,
                        period: Period,
-                       at_once: bool,
+                       movable: bool,
                        items: Vec<Pending<'a>>| {
             if items.is_empty() {
                 return;
@@ -654,13 +656,13 @@ impl<'a> Engine<'a> {
                 at,
                 reason,
                 period,
-                at_once,
+                movable,
                 items: Vec::new(),
             });
             if reason != InvoiceReason::PeriodEnd {
                 entry.reason = reason;
             }
-            entry.at_once |= at_once;
+            entry.movable &= movable;
             entry.items.extend(items);
         };
         let epochs = self.epochs(subscription)?;
@@ -669,6 +671,7 @@ impl<'a> Engine<'a> {
                 later(epoch.start);
                 break;
             }
+            let follows_cycle = self.follows_customer_cycle(order, epoch);
             let first = epoch.calendar.index_containing(epoch.start)?;
             let mut index = first;
             loop {
@@ -703,11 +706,12 @@ impl<'a> Engine<'a> {
                 };
                 let start_at_once =
                     epoch_index > 0 && service.start == epoch.start && epoch.start_at_once;
+                let start_movable = follows_cycle && !start_at_once;
                 add(
                     service.start,
                     start_reason,
                     containing,
-                    start_at_once,
+                    start_movable,
                     self.advance_items(&context)?,
                 );
                 if service.end <= now {
@@ -721,7 +725,7 @@ impl<'a> Engine<'a> {
                         service.end,
                         reason,
                         containing,
-                        ends_epoch && epoch.end_at_once,
+                        follows_cycle && !(ends_epoch && epoch.end_at_once),
                         self.arrears_items(&context, true)?,
                     );
                 } else {
@@ -742,7 +746,7 @@ impl<'a> Engine<'a> {
                         at: now,
                         reason: InvoiceReason::Upcoming,
                         period: open,
-                        at_once: false,
+                        movable: false,
                         items,
                     });
                     break;
