@@ -51,6 +51,8 @@ pub(super) fn fingerprint(
 ) -> String {
     let mut hasher = Sha256::new();
     hasher.update(world.document(Timestamp::UNIX_EPOCH).to_string());
+    // The external ids: which events are the customer's.
+    hasher.update(world.customer.aliases.join("\0"));
     hasher.update(format!("{:?}", world.resources));
     hasher.update(world.net_days.to_le_bytes());
     for key in world.invoice_keys() {

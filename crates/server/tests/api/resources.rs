@@ -662,6 +662,12 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
             json!({"external_id": "dyno-web", "quantity": "2"})
         ),
         event(
+            "e2b",
+            "billow.resource.quantity",
+            "2017-01-20T00:00:00Z",
+            json!({"external_id": "dyno-web", "quantity": "3"})
+        ),
+        event(
             "e3",
             "api.request",
             "2017-01-11T00:00:00Z",
@@ -701,7 +707,7 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
 
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
     let first = first.json();
-    assert_eq!(first["accepted"], 4, "{first}");
+    assert_eq!(first["accepted"], 5, "{first}");
     assert_eq!(first["duplicates"], 0);
     let refused: Vec<(u64, &str)> = first["errors"]
         .as_array()
@@ -716,7 +722,7 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
         .collect();
     assert_eq!(
         refused,
-        [(3, "data"), (4, "time"), (6, "type"), (7, "subject")],
+        [(4, "data"), (5, "time"), (7, "type"), (8, "subject")],
         "{first}"
     );
     assert!(
@@ -726,10 +732,11 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
             .starts_with("plan:"),
         "{first}"
     );
-    // The retry changes nothing: the events are duplicates, the resource as it was.
+    // The retry changes nothing: the events are duplicates, the resource as it was (both
+    // quantity changes are taken as done, not only the last).
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
     assert_eq!(retry.json()["accepted"], 0);
-    assert_eq!(retry.json()["duplicates"], 4);
+    assert_eq!(retry.json()["duplicates"], 5);
     // The same events are refused (the early deletion now for the resource being deleted).
     let retry_indices: Vec<u64> = retry.json()["errors"]
         .as_array()
@@ -737,7 +744,7 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
         .iter()
         .map(|error| error["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(retry_indices, [3, 4, 6, 7]);
+    assert_eq!(retry_indices, [4, 5, 7, 8]);
     let listed = list(api, &world.key, &format!("customer_id={}", world.customer)).await;
     let resources = listed["data"].as_array().unwrap();
     assert_eq!(resources.len(), 1, "{listed}");
@@ -749,7 +756,8 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
     assert_eq!(resource["created_at"], "2016-07-26T15:47:33.411Z");
     assert_eq!(
         resource["quantity_changes"],
-        json!([{"at": "2017-01-10T00:00:00Z", "quantity": "2"}])
+        json!([{"at": "2017-01-10T00:00:00Z", "quantity": "2"},
+               {"at": "2017-01-20T00:00:00Z", "quantity": "3"}])
     );
     assert_eq!(resource["deleted_at"], "2017-02-01T00:00:00Z");
     assert_eq!(resource["dimensions"]["organization"], "org");

@@ -160,8 +160,12 @@ async fn apply(state: &AppState, workspace: &WorkspaceId, event: &NewEvent) -> R
             if let Some(error) = checks.errors.pop() {
                 return Err(Refusal::of("data", format!("quantity: {}", error.reason)));
             }
-            let last = resource.quantity_changes.last();
-            if last.is_some_and(|last| last.at == at && last.quantity == new_quantity) {
+            // A change already recorded (a batch sent again) is taken as done.
+            if resource
+                .quantity_changes
+                .iter()
+                .any(|change| change.at == at && change.quantity == new_quantity)
+            {
                 return Ok(());
             }
             let changed = state
