@@ -203,8 +203,19 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
         amount_minor(&march["totals"]["by_subscription"][&subscriptions[1]]),
         3_000
     );
-    // Running again issues nothing more.
+    // Computed again (its payment terms changed, which changes no invoice of the past), the
+    // customer gets nothing more: a run's writes are idempotent.
+    let (status, patched) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/customers/{customer}"),
+            Some(json!({"net_days": 10})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
     let again = app.post("/api/v1/billing-runs", json!({})).await;
+    assert_eq!(again["report"]["customers"], 1, "{again}");
+    assert_eq!(again["report"]["unchanged"], 0, "{again}");
     assert_eq!(again["report"]["finalized"], 0, "{again}");
     assert_eq!(again["report"]["drafted"], 0, "{again}");
     app.stop().await;

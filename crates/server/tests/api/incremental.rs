@@ -118,6 +118,19 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
     assert_eq!(calls["amount"]["amount_minor"], 50);
     let idle = run(&app).await;
     assert_eq!(computed_and_unchanged(&idle), (0, 1), "{idle}");
+
+    // A late event of January, finalized: the customer is computed again with its usage, and
+    // the difference is recorded for the next invoice.
+    app.post(
+        "/api/v1/events",
+        json!([{"specversion": "1.0", "id": "c2", "source": "api", "type": "api.calls",
+                "subject": customer, "time": "2024-01-20T00:00:00Z", "data": {}}]),
+    )
+    .await;
+    app.set_now("2024-02-01T02:00:00Z").await;
+    let late = run(&app).await;
+    assert_eq!(computed_and_unchanged(&late), (1, 0), "{late}");
+    assert_eq!(late["adjustments"], 1, "{late}");
     app.stop().await;
 }
 
