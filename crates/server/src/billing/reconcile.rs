@@ -18,7 +18,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use super::run::{preview_with_credits, BillingSettings, CustomerInput, Upcoming};
-use super::scenario::{scenario_error, workspace_settings, CustomerWorld, ParsedCatalog};
+use super::scenario::{
+    net_days_of, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -231,15 +233,18 @@ async fn net_days(
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<u16, ApiError> {
-    let customer = state
-        .store
-        .customer(workspace, customer_id)
-        .await
-        .map_err(ApiError::internal)?;
-    match customer.and_then(|customer| customer.net_days) {
-        Some(days) => Ok(days),
-        None => Ok(workspace_settings(state, workspace).await?.net_days),
-    }
+    let (customer, settings) = tokio::try_join!(
+        async {
+            state
+                .store
+                .customer(workspace, customer_id)
+                .await
+                .map_err(ApiError::internal)
+        },
+        workspace_settings(state, workspace),
+    )?;
+    let customer = customer.ok_or_else(|| ApiError::internal(UnknownCustomer))?;
+    Ok(net_days_of(&customer, &settings))
 }
 
 /// When an invoice finalized at `finalized_at` is due: `net_days` whole days later.
@@ -425,3 +430,7 @@ fn version_at(
 #[derive(Debug, thiserror::Error)]
 #[error("the engine issued an invoice for the unknown subscription {0}")]
 struct UnknownSubscription(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("an invoice names a customer that is not stored")]
+struct UnknownCustomer;

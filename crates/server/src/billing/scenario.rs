@@ -248,6 +248,7 @@ impl CustomerWorld {
                     }
                 }
                 let aliases = aliases_of(&customer);
+                let net_days = net_days_of(&customer, &settings);
                 Ok(Self {
                     customer: CustomerBilling {
                         tax: taxes.remove(&customer.id),
@@ -265,7 +266,7 @@ impl CustomerWorld {
                     subscriptions,
                     resources,
                     rounding: settings.rounding,
-                    net_days: customer.net_days.unwrap_or(settings.net_days),
+                    net_days,
                 })
             })
             .collect()
@@ -480,6 +481,11 @@ fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, S
             message: error.inner().to_string(),
         }
     })
+}
+
+/// A customer's payment terms: its own net days, or the workspace's.
+pub(crate) fn net_days_of(customer: &Customer, settings: &WorkspaceSettings) -> u16 {
+    customer.net_days.unwrap_or(settings.net_days)
 }
 
 /// The workspace's billing settings (`/api/v1/workspace/settings`).

@@ -110,6 +110,15 @@ async fn finalize_and_void_take_an_empty_body_and_refuse_any_field(database: Dat
         .unwrap()
         .to_owned();
     let finalize = format!("/api/v1/invoices/{draft}/finalize");
+    // Acme pays in 14 days; Globex in the workspace's 30.
+    let (patched_status, patched) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/customers/{acme}"),
+            Some(json!({"net_days": 14})),
+        )
+        .await;
+    assert_eq!(patched_status, 200, "{patched}");
 
     let (refused_status, refused) = app
         .call("POST", &finalize, Some(json!({"auto_advance": true})))
@@ -132,8 +141,10 @@ async fn finalize_and_void_take_an_empty_body_and_refuse_any_field(database: Dat
     assert_eq!(finalized["number"], 1);
     assert_eq!(finalized["total"]["amount_minor"], 3000);
     assert_eq!(finalized["total"]["amount"], "30.00");
+    assert_eq!(finalized["due_at"], "2024-01-15T00:30:00Z");
     assert_eq!(other_status, 200, "{other_finalized}");
     assert_eq!(other_finalized["number"], 2);
+    assert_eq!(other_finalized["due_at"], "2024-01-31T00:30:00Z");
 
     let void = format!("/api/v1/invoices/{draft}/void");
     let (refused_status, refused) = app
