@@ -43,6 +43,18 @@ where
     }
 }
 
+/// A body that may be empty: an empty (or blank) body is `T::default()`; anything else is parsed
+/// with [`parse_json`], so an unknown field is still refused.
+///
+/// # Errors
+/// As [`parse_json`]: 400 for malformed JSON, 422 naming the field for a wrong shape.
+pub(crate) fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(body)
+}
+
 /// Parses `bytes` as a `T`, telling malformed JSON (400) from a JSON value of the wrong shape (422).
 ///
 /// # Errors

@@ -87,7 +87,7 @@ pub fn document() -> OpenApiDocument {
 
 /// utoipa documents an optional body (`request_body(content = Option<T>)`) as `oneOf: [null, T]`
 /// without `required`. The server never takes a JSON `null` there: it takes no body, or a `T`
-/// (`routes::invoices::wire::parse_optional`, the token route). `required: false` is what says
+/// (`json::parse_optional`, the token route). `required: false` is what says
 /// that the body may be left out, so the schema becomes `T` and `required` is written out.
 fn unwrap_optional_body(operation: &mut Operation) {
     let Some(body) = operation.request_body.as_mut() else {

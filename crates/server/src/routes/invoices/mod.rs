@@ -23,8 +23,6 @@ use utoipa_axum::routes;
 use crate::auth::{Principal, WorkspaceAuth};
 use crate::billing::api::{guard_customer, store_error};
 use crate::billing::reconcile::finalize_draft;
-use crate::billing::run::preview_customer;
-use crate::billing::scenario::CustomerWorld;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
@@ -479,16 +477,14 @@ pub(crate) async fn upcoming_invoices(
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     guard_customer(&principal, &id)?;
-    let world = CustomerWorld::load(&state, principal.workspace_id(), &id)
+    let preview = crate::billing::upcoming_invoices(&state, principal.workspace_id(), &id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             resource: "customer",
             id: id.clone(),
         })?;
-    let now = state.clock.now();
-    let preview = preview_customer(&state, principal.workspace_id(), &world, now).await?;
     Ok(ApiJson(
-        json!({"now": now.to_string(), "data": preview.upcoming}),
+        json!({"now": preview.now.to_string(), "data": preview.upcoming}),
     ))
 }
 

@@ -3,13 +3,11 @@
 //! document cannot drift from what is parsed; and the lists' cursor parameter.
 
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::billing::payment::PAYMENT_STATES;
 use crate::error::ApiError;
-use crate::json::parse_json;
 
 /// `POST /api/v1/invoices/{id}/finalize`: no fields yet. The body may be empty or `{}`; any field
 /// is a 422, so that a field added later is never silently ignored by an older server.
@@ -114,17 +112,7 @@ pub(crate) const CURSOR_DEPRECATED: &str =
     "Deprecated: the former name of `starting_after`, accepted \
     until the next release. Both given with different values is a 422 naming `cursor`.";
 
-/// A body that may be left out: an empty (or all-whitespace) body is `T::default()`, anything
-/// else is parsed like [`crate::json::ApiJson`] parses it.
-///
-/// # Errors
-/// As [`parse_json`]: 400 for malformed JSON, 422 naming the field for a wrong shape.
-pub(crate) fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    parse_json(body)
-}
+pub(crate) use crate::json::parse_optional;
 
 #[cfg(test)]
 mod tests {

@@ -8,13 +8,11 @@ use billow_core::schema::DecimalText;
 use billow_store::resources::{CheckResourceError, ResourceRecord};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ConflictProblem};
-use crate::json::parse_json;
 use crate::routes::customers::Checks;
 
 /// The most dimensions one resource carries.
@@ -232,16 +230,7 @@ fn dimensions(checks: &mut Checks, given: &BTreeMap<String, String>) -> BTreeMap
     given.clone()
 }
 
-/// A JSON body that may be left out: an empty body is `T::default()`.
-///
-/// # Errors
-/// As [`parse_json`]: 400 for malformed JSON, 422 naming the field for a wrong shape.
-pub(crate) fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    parse_json(body)
-}
+pub(crate) use crate::json::parse_optional;
 
 /// A refused change or deletion as the problem a client gets: the field of the request it is
 /// about, or a 409 when the resource's state is what refuses it.
