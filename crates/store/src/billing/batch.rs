@@ -31,7 +31,7 @@ use crate::workspaces::WorkspaceId;
 
 /// Rows per multi-row statement: 20 parameters per invoice row stay below SQLite's 32,766
 /// parameters and PostgreSQL's 65,535.
-const ROWS_PER_STATEMENT: usize = 500;
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// Appends `IN (…)` with one bound parameter per id to a query builder.
 macro_rules! push_in {
@@ -162,7 +162,7 @@ macro_rules! write_credits {
 }
 
 /// A query builder for `pool`'s backend (named by the pool, where inference cannot tell it).
-fn builder_for<'args, DB: sqlx::Database>(
+pub(crate) fn builder_for<'args, DB: sqlx::Database>(
     _pool: &sqlx::Pool<DB>,
     sql: String,
 ) -> QueryBuilder<'args, DB>

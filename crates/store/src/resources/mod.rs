@@ -19,20 +19,16 @@ mod rows;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use sqlx::QueryBuilder;
 
 pub use record::{CheckResourceError, ResourceRecord, QUANTITY_CHANGES_PER_RESOURCE_MAX};
 use rows::{bind_resource, quantity_changes_json, ResourceRow, RESOURCE_COLUMNS};
 
+use crate::billing::batch::{builder_for, ROWS_PER_STATEMENT};
 use crate::billing::sql::{to_micros, with_pool, BillingStoreError};
 use crate::customers::Page;
 use crate::sql::{violated_unique_key, UniqueKeyName};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
-
-/// Customer ids bound per statement of [`Store::resources_of_customers`]: far below SQLite's
-/// 32,766 parameters and PostgreSQL's 65,535.
-const CUSTOMERS_PER_STATEMENT: usize = 500;
 
 /// Why a resource could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +346,7 @@ impl Store {
         sorted.sort_unstable();
         sorted.dedup();
         let mut all = Vec::new();
-        for piece in sorted.chunks(CUSTOMERS_PER_STATEMENT) {
+        for piece in sorted.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<ResourceRow> = with_pool!(self, pool => {
                 let mut builder = builder_for(
                     pool,
@@ -372,15 +368,4 @@ impl Store {
         }
         Ok(all)
     }
-}
-
-/// A query builder for `pool`'s backend (named by the pool, where inference cannot tell it).
-fn builder_for<'args, DB: sqlx::Database>(
-    _pool: &sqlx::Pool<DB>,
-    sql: String,
-) -> QueryBuilder<'args, DB>
-where
-    DB::Arguments<'args>: Default,
-{
-    QueryBuilder::new(sql)
 }

@@ -2,7 +2,6 @@
 //! dimensions as JSON text; and their mapping to and from [`ResourceRecord`].
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use billow_core::scenario::QuantityChange;
 use jiff::Timestamp;
@@ -147,9 +146,7 @@ pub(super) fn quantity_changes_json(changes: &[QuantityChange]) -> String {
 }
 
 fn decimal(text: &str) -> Option<Decimal> {
-    Decimal::from_str_exact(text)
-        .or_else(|_| Decimal::from_str(text))
-        .ok()
+    billow_core::decimal::parse_decimal(text)
 }
 
 fn to_json(value: &impl Serialize) -> String {
