@@ -90,39 +90,24 @@ impl Store {
         rounding: RoundingMode,
         now: Timestamp,
     ) -> Result<WorkspaceSettings, BillingStoreError> {
-        let settings = WorkspaceSettings {
-            rounding,
-            ..self.workspace_settings(workspace).await?
-        };
-        self.set_workspace_settings(workspace, settings, now).await
-    }
-
-    /// Stores the workspace's settings at `now`; returns them as stored.
-    ///
-    /// # Errors
-    /// When the query fails.
-    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
-    pub async fn set_workspace_settings(
-        &self,
-        workspace: &WorkspaceId,
-        settings: WorkspaceSettings,
-        now: Timestamp,
-    ) -> Result<WorkspaceSettings, BillingStoreError> {
-        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, net_days, \
-                           updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id) DO UPDATE \
-                           SET rounding = excluded.rounding, net_days = excluded.net_days, \
-                           updated_at = excluded.updated_at";
-        with_pool!(self, pool => sqlx::query(SQL)
+        // One statement: the rounding is set and the other settings read back as they are, so
+        // that a concurrent change of them is never written over.
+        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, updated_at) \
+                           VALUES ($1, $2, $3) ON CONFLICT (workspace_id) DO UPDATE \
+                           SET rounding = excluded.rounding, updated_at = excluded.updated_at \
+                           RETURNING net_days";
+        let (net_days,): (i64,) = with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace.as_str())
-            .bind(rounding_text(settings.rounding))
-            .bind(i64::from(settings.net_days))
+            .bind(rounding_text(rounding))
             .bind(to_micros(now))
-            .execute(pool)
-            .await
-            .map(drop))?;
+            .fetch_one(pool)
+            .await)?;
         Ok(WorkspaceSettings {
+            rounding,
+            net_days: u16::try_from(net_days).map_err(|_| BillingStoreError::CorruptRow {
+                column: "workspace_settings.net_days",
+            })?,
             updated_at: Some(from_micros(to_micros(now))?),
-            ..settings
         })
     }
 }
