@@ -7,7 +7,7 @@
 //! credits, which depends on what earlier invoices consumed), trues up minimum commitments, applies
 //! customer discounts and money credits, and assembles the invoice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -15,11 +15,12 @@ use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::checkpoint::{BucketId, Checkpoint, RatingSnapshot};
 use super::{
     AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, ChangeSpec, DiscountDuration,
     Invoicing, PhaseKind, PlanSpec, PriceSpec, ResourceSpec, Scenario, SubscriptionSpec,
 };
-use crate::aggregation::{AggregateError, UsageEvent};
+use crate::aggregation::{AggregateError, Aggregation, UsageEvent};
 use crate::credit::{self, CreditUsageReport, GrantBalance};
 use crate::invoice::{
     assemble_invoice, AppliedDiscount, AssembleInvoiceError, Charge, DiscountValue, Invoice,
@@ -93,6 +94,31 @@ pub struct Preview {
     /// again. It may come earlier than the invoice it announces (a change that lands on the
     /// period's invoice), never later.
     pub next_invoice_at: Option<Timestamp>,
+    /// Where a later run on the same world may start the engine: one after the last invoice of
+    /// each issue instant, in time order (none for a scenario that issued nothing).
+    #[serde(skip)]
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl Preview {
+    /// The latest checkpoint at or before `through`, with the gauge events it carries found in
+    /// `scenario`'s events (those this preview was run on).
+    #[must_use]
+    pub fn checkpoint_through(
+        &self,
+        scenario: &Scenario,
+        through: Timestamp,
+    ) -> Option<Checkpoint> {
+        let checkpoint = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|checkpoint| checkpoint.through <= through)?;
+        Some(Checkpoint {
+            carried: Checkpoint::carried_events(scenario, checkpoint.usage_from),
+            ..checkpoint.clone()
+        })
+    }
 }
 
 /// Why a scenario could not be run.
@@ -122,6 +148,20 @@ pub enum RunScenarioError {
 /// # Errors
 /// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
 pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
+    preview_from(scenario, None)
+}
+
+/// Runs a (validated) scenario from a checkpoint of an earlier run on the same world: only the
+/// invoices issued after `from.through` are rated and returned (the upcoming ones too), starting
+/// from the state the checkpoint holds. `scenario.events` need only hold the events from
+/// `from.usage_from` on and those it carries ([`Checkpoint::events_with`]).
+///
+/// # Errors
+/// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
+pub fn preview_from(
+    scenario: &Scenario,
+    from: Option<&Checkpoint>,
+) -> Result<Preview, RunScenarioError> {
     let resource_timelines: Vec<SubscriptionSpec> =
         scenario.resources.iter().map(resource_timeline).collect();
     let engine = Engine::new(scenario, &resource_timelines);
@@ -132,13 +172,33 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
     }
     let mut pending = engine.group(pending)?;
     attach_adjustments(scenario, &mut pending);
-    let (issued, upcoming): (Vec<_>, Vec<_>) = pending
+    let (mut issued, upcoming): (Vec<_>, Vec<_>) = pending
         .into_iter()
         .partition(|p| p.reason != InvoiceReason::Upcoming);
-    let mut state = RatingState::new(scenario);
+    let mut state = match from {
+        Some(checkpoint) => {
+            issued.retain(|invoice| invoice.at > checkpoint.through);
+            RatingState::restore(scenario, &checkpoint.state)
+        }
+        None => RatingState::new(scenario),
+    };
+    let ahead = Ahead::of(scenario.now, &issued, &upcoming);
     let mut invoices = Vec::new();
-    for invoice in issued {
+    let mut checkpoints = Vec::new();
+    let count = issued.len();
+    for (index, invoice) in issued.into_iter().enumerate() {
+        let at = invoice.at;
         invoices.push(engine.issue(invoice, &mut state, true)?);
+        let last_at_instant = invoices.len() == count || ahead.at[index + 1] > at;
+        if last_at_instant {
+            let (usage_from, buckets) = ahead.after(index);
+            checkpoints.push(Checkpoint {
+                through: at,
+                usage_from,
+                carried: Vec::new(),
+                state: state.snapshot(scenario, &buckets),
+            });
+        }
     }
     let mut upcoming_invoices = Vec::new();
     for invoice in upcoming {
@@ -151,7 +211,66 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
         invoices,
         upcoming: upcoming_invoices,
         next_invoice_at,
+        checkpoints,
     })
+}
+
+/// What the invoices still to issue need, from each point of the issue order on: the earliest
+/// service start they read usage of, and the minimum buckets they true up or add to.
+struct Ahead {
+    /// Each issued invoice's instant.
+    at: Vec<Timestamp>,
+    /// Per issued invoice: its items' earliest service start and buckets.
+    reads: Vec<(Option<Timestamp>, Vec<BucketId>)>,
+    /// The same for all the upcoming invoices together.
+    upcoming: (Option<Timestamp>, Vec<BucketId>),
+    now: Timestamp,
+}
+
+impl Ahead {
+    fn of(now: Timestamp, issued: &[PendingInvoice<'_>], upcoming: &[PendingInvoice<'_>]) -> Ahead {
+        let reads_of = |invoices: &[PendingInvoice<'_>]| {
+            let mut start: Option<Timestamp> = None;
+            let mut buckets = Vec::new();
+            for item in invoices.iter().flat_map(|invoice| &invoice.items) {
+                let (service, ids): (Period, &[BucketId]) = match item {
+                    Pending::Priced(item) => (item.service, &item.buckets),
+                    Pending::TrueUp {
+                        service, buckets, ..
+                    } => (*service, buckets),
+                    Pending::Adjustment(_) => continue,
+                };
+                start = Some(start.map_or(service.start, |known| known.min(service.start)));
+                buckets.extend_from_slice(ids);
+            }
+            (start, buckets)
+        };
+        Ahead {
+            at: issued.iter().map(|invoice| invoice.at).collect(),
+            reads: issued
+                .iter()
+                .map(|invoice| reads_of(std::slice::from_ref(invoice)))
+                .collect(),
+            upcoming: reads_of(upcoming),
+            now,
+        }
+    }
+
+    /// What the invoices after the `index`-th issued one need.
+    fn after(&self, index: usize) -> (Timestamp, BTreeSet<BucketId>) {
+        let mut usage_from = self.now;
+        let mut buckets = BTreeSet::new();
+        for (start, ids) in self.reads[index + 1..]
+            .iter()
+            .chain(std::iter::once(&self.upcoming))
+        {
+            if let Some(start) = start {
+                usage_from = usage_from.min(*start);
+            }
+            buckets.extend(ids.iter().copied());
+        }
+        (usage_from, buckets)
+    }
 }
 
 /// The timeline of a billed resource: a subscription to its plan from its creation to its
@@ -266,7 +385,6 @@ impl Epoch<'_> {
 }
 
 /// A bucket of amounts that a minimum commitment is compared with.
-type BucketId = (usize, usize, i64, Option<usize>);
 
 #[derive(Clone)]
 enum Pending<'a> {
@@ -331,6 +449,48 @@ struct RatingState {
 }
 
 impl RatingState {
+    /// The state to keep at a checkpoint: the minimum buckets of periods still to bill only.
+    fn snapshot(&self, scenario: &Scenario, keep: &BTreeSet<BucketId>) -> RatingSnapshot {
+        RatingSnapshot {
+            grants: self
+                .unit_grants
+                .iter()
+                .chain(&self.money_grants)
+                .map(|balance| (balance.grant.key.clone(), balance.remaining))
+                .collect(),
+            discount_uses: scenario
+                .discounts
+                .iter()
+                .zip(&self.discount_uses)
+                .map(|(discount, uses)| (discount.key.clone(), *uses))
+                .collect(),
+            buckets: self
+                .buckets
+                .iter()
+                .filter(|(id, _)| keep.contains(id))
+                .map(|(id, amount)| (*id, *amount))
+                .collect(),
+        }
+    }
+
+    /// The state a checkpoint kept, on the scenario's grants and discounts (one the checkpoint
+    /// does not name starts afresh).
+    fn restore(scenario: &Scenario, snapshot: &RatingSnapshot) -> RatingState {
+        let mut state = RatingState::new(scenario);
+        for balance in state.unit_grants.iter_mut().chain(&mut state.money_grants) {
+            if let Some(remaining) = snapshot.grants.get(&balance.grant.key) {
+                balance.remaining = *remaining;
+            }
+        }
+        for (uses, discount) in state.discount_uses.iter_mut().zip(&scenario.discounts) {
+            if let Some(known) = snapshot.discount_uses.get(&discount.key) {
+                *uses = *known;
+            }
+        }
+        state.buckets = snapshot.buckets.iter().copied().collect();
+        state
+    }
+
     fn new(scenario: &Scenario) -> RatingState {
         let mut unit_grants = Vec::new();
         let mut money_grants = Vec::new();
@@ -631,7 +791,9 @@ impl<'a> Engine<'a> {
         // A resource's usage is the events naming it; a subscription's, the events naming it or
         // the customer.
         let customer_events = self.resource(order).is_none();
-        let events: Vec<&'a UsageEvent> = self
+        // In time order (those at one instant in input order, as a meter takes them), so that
+        // each period reads its own slice.
+        let mut events: Vec<&'a UsageEvent> = self
             .scenario
             .events
             .iter()
@@ -640,6 +802,7 @@ impl<'a> Engine<'a> {
                     || (customer_events && e.subject == self.scenario.customer.id)
             })
             .collect();
+        events.sort_by_key(|e| e.time);
         let mut invoices: BTreeMap<Timestamp, PendingInvoice<'a>> = BTreeMap::new();
         let mut add = |at: Timestamp,
                        reason: InvoiceReason,
@@ -992,7 +1155,19 @@ impl<'a> Engine<'a> {
             .iter()
             .find(|m| m.key == meter_key)
             .expect("validated meter key");
-        let mut groups = meter.aggregate(context.events.iter().copied(), context.service)?;
+        // The period's events; a gauge integrated over time also reads its level before.
+        let first = if meter.aggregation == Aggregation::TimeWeightedSum {
+            0
+        } else {
+            context
+                .events
+                .partition_point(|e| e.time < context.service.start)
+        };
+        let end = context
+            .events
+            .partition_point(|e| e.time < context.service.end);
+        let events = &context.events[first..end.max(first)];
+        let mut groups = meter.aggregate(events.iter().copied(), context.service)?;
         if groups.is_empty() {
             // No events: still a line when the price charges something at zero usage (a
             // graduated price's first-tier flat fee).
@@ -1014,8 +1189,7 @@ impl<'a> Engine<'a> {
         let mut items = Vec::new();
         for group in groups {
             let transactions = if price.pricing.is_percentage() {
-                let mut members: Vec<&UsageEvent> = context
-                    .events
+                let mut members: Vec<&UsageEvent> = events
                     .iter()
                     .copied()
                     .filter(|e| {

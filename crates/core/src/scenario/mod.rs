@@ -17,6 +17,7 @@
 //! ```
 
 mod check;
+mod checkpoint;
 mod engine;
 mod validate;
 
@@ -27,7 +28,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use check::{check_expectations, Mismatch};
-pub use engine::{preview, InvoiceReason, InvoiceScope, IssuedInvoice, Preview, RunScenarioError};
+pub use checkpoint::{Checkpoint, RatingSnapshot};
+pub use engine::{
+    preview, preview_from, InvoiceReason, InvoiceScope, IssuedInvoice, Preview, RunScenarioError,
+};
 pub use validate::ScenarioError;
 
 use crate::aggregation::{Meter, UsageEvent};
