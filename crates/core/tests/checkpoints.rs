@@ -160,3 +160,69 @@ fn a_gauge_keeps_its_level_across_a_checkpoint_from_the_event_it_carries() {
     assert_eq!(hours(&with), expected);
     assert!(hours(&without).iter().all(|q| q == "0"));
 }
+
+/// A checkpoint made by a run at an earlier instant serves a run at the scenario's own `now`:
+/// for every golden scenario, a run a day after each of its issue instants, that has seen only
+/// the events before that instant (those of the new day arrive after it), makes the checkpoint,
+/// and the engine started there at `now`, with the events from its `usage_from` on, issues what
+/// the whole history issues after it. This is how a billing run uses the checkpoint of the run
+/// before it, a month earlier, events arriving after a delay.
+#[test]
+fn a_checkpoint_made_at_an_earlier_now_serves_a_later_run() {
+    let mut compared = 0;
+    for (name, scenario) in golden_scenarios() {
+        let full = preview(&scenario).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let instants: Vec<Timestamp> = full
+            .invoices
+            .iter()
+            .map(|invoice| invoice.invoice.issued_at)
+            .collect();
+        for earlier in instants {
+            let then = earlier
+                .checked_add(jiff::SignedDuration::from_hours(24))
+                .unwrap();
+            if then >= scenario.now {
+                continue;
+            }
+            let past = Scenario {
+                now: then,
+                events: scenario
+                    .events
+                    .iter()
+                    .filter(|event| event.time < earlier)
+                    .cloned()
+                    .collect(),
+                ..scenario.clone()
+            };
+            let Ok(made) = preview(&past) else {
+                continue;
+            };
+            let Some(last) = made.checkpoints.last() else {
+                continue;
+            };
+            let checkpoint = made.checkpoint_through(&past, last.through).unwrap();
+            let started = from_checkpoint(&scenario, &checkpoint);
+            let partial = preview_from(&started, Some(&checkpoint))
+                .unwrap_or_else(|e| panic!("{name} from {}: {e}", checkpoint.through));
+            let expected: Vec<_> = full
+                .invoices
+                .iter()
+                .filter(|invoice| invoice.invoice.issued_at > checkpoint.through)
+                .collect();
+            assert_eq!(
+                json(&partial.invoices),
+                json(&expected),
+                "{name}: invoices after {} (checkpoint made at {then})",
+                checkpoint.through
+            );
+            assert_eq!(
+                json(&partial.upcoming),
+                json(&full.upcoming),
+                "{name}: upcoming from {} (checkpoint made at {then})",
+                checkpoint.through
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 40, "compared {compared} checkpoints");
+}

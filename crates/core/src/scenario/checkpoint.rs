@@ -29,6 +29,9 @@ use crate::aggregation::{Aggregation, UsageEvent};
 /// `None` for the plan's own minimum).
 pub(super) type BucketId = (usize, usize, i64, Option<usize>);
 
+/// A gauge's level is kept per (subject, meter, group).
+type GaugeKey<'e> = (&'e str, &'e str, Vec<(String, String)>);
+
 /// What billing consumed by an instant: each grant's balance, each discount's uses, and what
 /// each period still open had counted towards its minimums.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,8 +41,9 @@ pub struct RatingSnapshot {
     pub grants: BTreeMap<String, Decimal>,
     /// How many invoices each discount was applied to, by key.
     pub discount_uses: BTreeMap<String, u32>,
-    /// What the periods whose invoices are not all issued yet counted towards their minimums.
-    pub buckets: Vec<(BucketId, Decimal)>,
+    /// What the periods that end after the checkpoint counted towards their minimums so far,
+    /// with each period's end.
+    pub buckets: Vec<(BucketId, Decimal, Timestamp)>,
 }
 
 /// Where the engine may start: the state after every invoice issued at or before `through`.
@@ -102,7 +106,7 @@ impl Checkpoint {
             .filter(|(_, event)| event.time < usage_from)
             .collect();
         before.sort_by_key(|(index, event)| (event.time, *index));
-        let mut last: BTreeMap<(&str, &str, Vec<(String, String)>), usize> = BTreeMap::new();
+        let mut last: BTreeMap<GaugeKey<'_>, usize> = BTreeMap::new();
         for (position, (_, event)) in before.iter().enumerate() {
             for meter in &gauges {
                 if meter.selects(event) {

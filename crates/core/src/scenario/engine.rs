@@ -7,7 +7,7 @@
 //! credits, which depends on what earlier invoices consumed), trues up minimum commitments, applies
 //! customer discounts and money credits, and assembles the invoice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -191,12 +191,11 @@ pub fn preview_from(
         invoices.push(engine.issue(invoice, &mut state, true)?);
         let last_at_instant = invoices.len() == count || ahead.at[index + 1] > at;
         if last_at_instant {
-            let (usage_from, buckets) = ahead.after(index);
             checkpoints.push(Checkpoint {
                 through: at,
-                usage_from,
+                usage_from: ahead.usage_from(index),
                 carried: Vec::new(),
-                state: state.snapshot(scenario, &buckets),
+                state: state.snapshot(scenario, at),
             });
         }
     }
@@ -215,61 +214,46 @@ pub fn preview_from(
     })
 }
 
-/// What the invoices still to issue need, from each point of the issue order on: the earliest
-/// service start they read usage of, and the minimum buckets they true up or add to.
+/// Where the invoices still to issue read usage from, at each point of the issue order: the
+/// earliest start of their periods and of their items' service periods.
 struct Ahead {
     /// Each issued invoice's instant.
     at: Vec<Timestamp>,
-    /// Per issued invoice: its items' earliest service start and buckets.
-    reads: Vec<(Option<Timestamp>, Vec<BucketId>)>,
+    /// Per issued invoice: the earliest start it reads.
+    starts: Vec<Timestamp>,
     /// The same for all the upcoming invoices together.
-    upcoming: (Option<Timestamp>, Vec<BucketId>),
+    upcoming: Option<Timestamp>,
     now: Timestamp,
 }
 
 impl Ahead {
     fn of(now: Timestamp, issued: &[PendingInvoice<'_>], upcoming: &[PendingInvoice<'_>]) -> Ahead {
-        let reads_of = |invoices: &[PendingInvoice<'_>]| {
-            let mut start: Option<Timestamp> = None;
-            let mut buckets = Vec::new();
-            for item in invoices.iter().flat_map(|invoice| &invoice.items) {
-                let (service, ids): (Period, &[BucketId]) = match item {
-                    Pending::Priced(item) => (item.service, &item.buckets),
-                    Pending::TrueUp {
-                        service, buckets, ..
-                    } => (*service, buckets),
-                    Pending::Adjustment(_) => continue,
-                };
-                start = Some(start.map_or(service.start, |known| known.min(service.start)));
-                buckets.extend_from_slice(ids);
-            }
-            (start, buckets)
+        let start_of = |invoice: &PendingInvoice<'_>| {
+            invoice
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    Pending::Priced(item) => Some(item.service.start),
+                    Pending::TrueUp { service, .. } => Some(service.start),
+                    Pending::Adjustment(_) => None,
+                })
+                .fold(invoice.period.start, Timestamp::min)
         };
         Ahead {
             at: issued.iter().map(|invoice| invoice.at).collect(),
-            reads: issued
-                .iter()
-                .map(|invoice| reads_of(std::slice::from_ref(invoice)))
-                .collect(),
-            upcoming: reads_of(upcoming),
+            starts: issued.iter().map(start_of).collect(),
+            upcoming: upcoming.iter().map(start_of).min(),
             now,
         }
     }
 
-    /// What the invoices after the `index`-th issued one need.
-    fn after(&self, index: usize) -> (Timestamp, BTreeSet<BucketId>) {
-        let mut usage_from = self.now;
-        let mut buckets = BTreeSet::new();
-        for (start, ids) in self.reads[index + 1..]
+    /// Where the invoices after the `index`-th issued one read usage from (never after now).
+    fn usage_from(&self, index: usize) -> Timestamp {
+        self.starts[index + 1..]
             .iter()
-            .chain(std::iter::once(&self.upcoming))
-        {
-            if let Some(start) = start {
-                usage_from = usage_from.min(*start);
-            }
-            buckets.extend(ids.iter().copied());
-        }
-        (usage_from, buckets)
+            .copied()
+            .chain(self.upcoming)
+            .fold(self.now, Timestamp::min)
     }
 }
 
@@ -397,6 +381,8 @@ enum Pending<'a> {
         minimum: Decimal,
         description: String,
         service: Period,
+        /// The end of the period its buckets count in.
+        period_end: Timestamp,
     },
 }
 
@@ -417,6 +403,8 @@ struct PricedItem<'a> {
     phase: Option<PhaseKind>,
     phase_percent_off: Option<Decimal>,
     buckets: [BucketId; 2],
+    /// The end of the period its buckets count in: a checkpoint keeps them until it passes.
+    period_end: Timestamp,
     note: Option<String>,
 }
 
@@ -446,11 +434,15 @@ struct RatingState {
     money_grants: Vec<GrantBalance>,
     discount_uses: Vec<u32>,
     buckets: BTreeMap<BucketId, Decimal>,
+    /// The end of each bucket's period.
+    bucket_ends: BTreeMap<BucketId, Timestamp>,
 }
 
 impl RatingState {
-    /// The state to keep at a checkpoint: the minimum buckets of periods still to bill only.
-    fn snapshot(&self, scenario: &Scenario, keep: &BTreeSet<BucketId>) -> RatingSnapshot {
+    /// The state to keep at a checkpoint after the invoices issued at or before `through`: the
+    /// minimum buckets of periods that end after it only (a period's true-up is issued at its
+    /// end at the latest).
+    fn snapshot(&self, scenario: &Scenario, through: Timestamp) -> RatingSnapshot {
         RatingSnapshot {
             grants: self
                 .unit_grants
@@ -467,8 +459,10 @@ impl RatingState {
             buckets: self
                 .buckets
                 .iter()
-                .filter(|(id, _)| keep.contains(id))
-                .map(|(id, amount)| (*id, *amount))
+                .filter_map(|(id, amount)| {
+                    let end = *self.bucket_ends.get(id)?;
+                    (end > through).then_some((*id, *amount, end))
+                })
                 .collect(),
         }
     }
@@ -487,7 +481,10 @@ impl RatingState {
                 *uses = *known;
             }
         }
-        state.buckets = snapshot.buckets.iter().copied().collect();
+        for (id, amount, end) in &snapshot.buckets {
+            state.buckets.insert(*id, *amount);
+            state.bucket_ends.insert(*id, *end);
+        }
         state
     }
 
@@ -515,6 +512,7 @@ impl RatingState {
             money_grants,
             discount_uses: vec![0; scenario.discounts.len()],
             buckets: BTreeMap::new(),
+            bucket_ends: BTreeMap::new(),
         }
     }
 }
@@ -995,6 +993,7 @@ impl<'a> Engine<'a> {
             phase,
             phase_percent_off,
             buckets: context.buckets(price_index),
+            period_end: context.containing.end,
             note: None,
         })
     }
@@ -1122,6 +1121,7 @@ impl<'a> Engine<'a> {
                         minimum: share.apply(minimum),
                         description,
                         service,
+                        period_end: context.containing.end,
                     });
                 }
             }
@@ -1136,6 +1136,7 @@ impl<'a> Engine<'a> {
                     minimum: share.apply(minimum),
                     description,
                     service,
+                    period_end: context.containing.end,
                 });
             }
         }
@@ -1254,6 +1255,7 @@ impl<'a> Engine<'a> {
                 phase,
                 phase_percent_off,
                 buckets: context.buckets(price_index),
+                period_end: context.containing.end,
                 note: None,
             })));
         }
@@ -1295,6 +1297,7 @@ impl<'a> Engine<'a> {
                     minimum,
                     description,
                     service,
+                    period_end,
                 } => {
                     let billed = state.buckets.get(&buckets[0]).copied().unwrap_or_default();
                     if minimum > billed {
@@ -1303,6 +1306,7 @@ impl<'a> Engine<'a> {
                         counted.dedup();
                         for bucket in counted {
                             *state.buckets.entry(bucket).or_default() += minimum - billed;
+                            state.bucket_ends.insert(bucket, period_end);
                         }
                         let order = buckets[0].0;
                         let plan = &self.timelines[order].plan;
@@ -1459,6 +1463,7 @@ impl<'a> Engine<'a> {
         }
         for bucket in item.buckets {
             *state.buckets.entry(bucket).or_default() += amount;
+            state.bucket_ends.insert(bucket, item.period_end);
         }
         let project = item
             .usage

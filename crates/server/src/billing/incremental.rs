@@ -13,9 +13,17 @@
 //!   (finalizing a draft, voiding, payments, credit notes) changes nothing a run would write,
 //!   but through pending adjustments, which are checked apart;
 //! - no pending late-usage adjustment waits (those are settled by the next computation);
-//! - no event of the customer's subjects was ingested since a minute before the stored instant
-//!   (an event is visible a little after its `ingested_at`; a minute is ample, and an event seen
-//!   twice only costs a computation).
+//! - no event arrived that changes what a run writes: none of the customer's subjects was
+//!   ingested since a minute before the stored instant with a time before `billed_through`,
+//!   the latest instant the customer was invoiced at (an event is visible a little after its
+//!   `ingested_at`; a minute is ample, and an event seen twice only costs a computation). An
+//!   event of a period not invoiced yet changes only the upcoming invoice, which no run writes;
+//!   the run that invoices the period reads it.
+//!
+//! A customer with something due starts the engine at its stored checkpoint (the rating state
+//! after its last finalized invoice, docs/billing-runs.md) when its fingerprint is the stored
+//! one and no event arrived since for a period at or before the checkpoint; otherwise it is
+//! computed from its whole history, which makes a new checkpoint.
 //!
 //! Each condition only ever errs towards computing a customer again, which changes nothing when
 //! nothing changed: the engine is deterministic, and a run's writes are idempotent.
@@ -34,7 +42,7 @@ use crate::startup::AppState;
 
 /// How long before the stored instant a run looks for newly ingested events: an event becomes
 /// visible a little after its `ingested_at` (its transaction's commit).
-const INGESTION_VISIBILITY: SignedDuration = SignedDuration::from_secs(60);
+pub(super) const INGESTION_VISIBILITY: SignedDuration = SignedDuration::from_secs(60);
 
 /// Whether a run at `now` must compute a customer whatever else holds: something is due, or
 /// `now` is before the instant the state was computed at (a run with an earlier `--now`).
@@ -65,48 +73,109 @@ pub(super) fn fingerprint(
     text
 }
 
-/// The customers of `worlds` a run can leave alone: each has a stored state in `states` (those
-/// with nothing due), the same fingerprint, no pending adjustment, and no event ingested since.
-pub(super) async fn quiet_customers(
+/// What [`examine`] found of a batch's customers that have a stored state.
+pub(super) struct Examined {
+    /// Nothing due and nothing new: left alone.
+    pub(super) quiet: HashSet<String>,
+    /// Something due, but an event arrived late for a period its checkpoint covers: computed
+    /// from its whole history.
+    pub(super) late: HashSet<String>,
+}
+
+/// Which customers of `worlds` a run can leave alone, and which of those with something `due`
+/// cannot start from their checkpoints, in one read of the events that arrived since their
+/// last computation.
+///
+/// A customer with nothing due is left alone when its fingerprint is the stored one, no pending
+/// adjustment waits, and no event arrived (since a minute before the stored instant) for a
+/// period already invoiced, draft or final (`billed_through`): an event of a period still open
+/// changes only the upcoming invoice, which no run writes, and it is read when that period is
+/// due. A customer with something due keeps its checkpoint when its fingerprint is the stored
+/// one and no event arrived for a period at or before the checkpoint.
+pub(super) async fn examine(
     state: &AppState,
     workspace: &WorkspaceId,
     worlds: &[(CustomerWorld, String)],
     states: &HashMap<String, BillingStateRecord>,
+    due: &HashSet<String>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-) -> Result<HashSet<String>, ApiError> {
-    let unchanged: Vec<(&CustomerWorld, &BillingStateRecord)> = worlds
-        .iter()
-        .filter_map(|(world, fingerprint)| {
-            let known = states.get(&world.customer.customer_id)?;
-            let pending = world.invoice_keys().any(|key| {
-                adjustments
-                    .get(key)
-                    .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
+) -> Result<Examined, ApiError> {
+    // Each customer to look at, with the instant before which a new event matters.
+    let mut watched: Vec<(&CustomerWorld, &BillingStateRecord, Option<Timestamp>)> = Vec::new();
+    let mut quiet = HashSet::new();
+    for (world, fingerprint) in worlds {
+        let id = &world.customer.customer_id;
+        let Some(known) = states.get(id) else {
+            continue;
+        };
+        if known.fingerprint != *fingerprint {
+            continue;
+        }
+        // An event before a checkpoint's `usage_from` is read by no run that starts there (a
+        // gauge's level in a gap between periods): it counts as late too.
+        let reads_from = known.checkpoint.as_ref().map(|c| c.usage_from);
+        if due.contains(id) {
+            if let Some(checkpoint) = &known.checkpoint {
+                let before = checkpoint.through.max(checkpoint.usage_from);
+                watched.push((world, known, Some(before)));
+            }
+            continue;
+        }
+        let pending = world.invoice_keys().any(|key| {
+            adjustments
+                .get(key)
+                .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
+        });
+        if pending {
+            continue;
+        }
+        match known.billed_through.max(reads_from) {
+            Some(through) => watched.push((world, known, Some(through))),
+            // Nothing invoiced yet: no event can change what a run writes.
+            None => {
+                quiet.insert(id.clone());
+            }
+        }
+    }
+    let mut late = HashSet::new();
+    let since = watched.iter().map(|(_, known, _)| known.computed_at).min();
+    let before = watched.iter().filter_map(|(_, _, before)| *before).max();
+    if let (Some(since), Some(before)) = (since, before) {
+        let since = since
+            .checked_sub(INGESTION_VISIBILITY)
+            .unwrap_or(Timestamp::MIN);
+        let subjects: Vec<String> = watched
+            .iter()
+            .flat_map(|(world, _, _)| world.subjects())
+            .collect();
+        // The earliest late event's time per subject.
+        let mut earliest: HashMap<String, Timestamp> = HashMap::new();
+        for event in state
+            .store
+            .late_usage_events(workspace, &subjects, since, before)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            let time = earliest.entry(event.subject).or_insert(event.time);
+            *time = (*time).min(event.time);
+        }
+        for (world, _, before) in watched {
+            let id = &world.customer.customer_id;
+            let arrived = world.subjects().iter().any(|subject| {
+                earliest
+                    .get(subject)
+                    .is_some_and(|time| before.is_some_and(|before| *time < before))
             });
-            (known.fingerprint == *fingerprint && !pending).then_some((world, known))
-        })
-        .collect();
-    let Some(since) = unchanged.iter().map(|(_, known)| known.computed_at).min() else {
-        return Ok(HashSet::new());
-    };
-    let subjects: Vec<String> = unchanged
-        .iter()
-        .flat_map(|(world, _)| world.subjects())
-        .collect();
-    let since = since
-        .checked_sub(INGESTION_VISIBILITY)
-        .unwrap_or(Timestamp::MIN);
-    let fresh: HashSet<String> = state
-        .store
-        .usage_events_ingested_after(workspace, &subjects, since)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|event| event.subject)
-        .collect();
-    Ok(unchanged
-        .into_iter()
-        .filter(|(world, _)| !world.subjects().iter().any(|s| fresh.contains(s)))
-        .map(|(world, _)| world.customer.customer_id.clone())
-        .collect())
+            match (due.contains(id), arrived) {
+                (true, true) => {
+                    late.insert(id.clone());
+                }
+                (false, false) => {
+                    quiet.insert(id.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Examined { quiet, late })
 }

@@ -7,6 +7,7 @@
 pub(crate) mod api;
 mod incremental;
 mod late_credit;
+mod load;
 pub(crate) mod payment;
 pub(crate) mod reconcile;
 pub(crate) mod run;

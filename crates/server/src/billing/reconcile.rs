@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::late_usage::late_usage_adjustment;
-use billow_core::scenario::{AdjustmentSpec, IssuedInvoice};
+use billow_core::scenario::{AdjustmentSpec, Checkpoint, IssuedInvoice, Preview, Scenario};
 use billow_core::Money;
 use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingStateRecord, Finalization, Finalized, InvoiceSummary,
@@ -31,6 +31,8 @@ pub(super) struct CustomerPlan {
     pub(super) adjustments: Vec<AdjustmentRecord>,
     pub(super) credits: Vec<AdjustmentCredit>,
     pub(super) state: BillingStateRecord,
+    /// Started at the stored checkpoint.
+    pub(super) from_checkpoint: bool,
 }
 
 /// Runs the engine for one customer and decides, against what is stored, what to write: each
@@ -44,20 +46,38 @@ pub(super) fn plan_customer(
 ) -> Result<CustomerPlan, ApiError> {
     let CustomerInput {
         world,
+        world_version,
+        checkpoint,
         usage,
         invoices,
         mut adjustments,
         balances,
         fingerprint,
     } = input;
-    let events = usage.into_events().map_err(ApiError::internal)?;
+    let mut events = Vec::new();
+    for part in usage {
+        events.extend(part.into_events().map_err(ApiError::internal)?);
+    }
+    // Parts of different reads: in time order again (stable, so events of one instant keep
+    // their stored order).
+    events.sort_by_key(|event| event.time);
+    let events = match &checkpoint {
+        Some(checkpoint) => checkpoint.events_with(events),
+        None => events,
+    };
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
-    let scenario = world
+    let mut scenario = world
         .scenario(parsed, now, events, pending)
         .map_err(|error| scenario_error(&error, ""))?;
-    let (preview, credits) =
-        preview_with_credits(scenario, &adjustments, &balances, now, Upcoming::Ignored)?;
+    let (preview, credits) = preview_with_credits(
+        &mut scenario,
+        checkpoint.as_ref(),
+        &adjustments,
+        &balances,
+        now,
+        Upcoming::Ignored,
+    )?;
     if !credits.is_empty() {
         for credit in &credits {
             let settled = adjustments
@@ -78,18 +98,30 @@ pub(super) fn plan_customer(
         finalize: Vec::new(),
         adjustments: Vec::new(),
         credits,
+        from_checkpoint: checkpoint.is_some(),
         state: BillingStateRecord {
             customer_id: customer_id.to_owned(),
             computed_at: now,
             next_due_at: preview.next_invoice_at,
             fingerprint,
+            checkpoint: None,
+            world_version,
+            billed_through: preview
+                .invoices
+                .iter()
+                .map(|issued| issued.invoice.issued_at)
+                .chain(checkpoint.as_ref().map(|c| c.through))
+                .max(),
         },
     };
+    // Whether each issued invoice is final once this run's writes are done.
+    let mut finals: Vec<(Timestamp, bool)> = Vec::with_capacity(preview.invoices.len());
     for issued in &preview.invoices {
         let known = adjustments.entry(issued.key.clone()).or_default();
         let key = (issued.key.as_str(), issued.invoice.issued_at);
         match stored.get(&key) {
             Some(invoice) if invoice.status != InvoiceStatus::Draft => {
+                finals.push((issued.invoice.issued_at, true));
                 if let Some(adjustment) = late_usage(invoice, issued, known, now) {
                     known.push(adjustment.clone());
                     plan.adjustments.push(adjustment);
@@ -106,6 +138,7 @@ pub(super) fn plan_customer(
                     // The draft's id stays the invoice's id: clients may have seen it.
                     record.id.clone_from(&draft.id);
                 }
+                finals.push((issued.invoice.issued_at, due_final));
                 if due_final {
                     let applied = billed_adjustments(&issued.invoice.lines, known);
                     record.status = InvoiceStatus::Open;
@@ -138,7 +171,40 @@ pub(super) fn plan_customer(
             }
         }
     }
+    plan.state.checkpoint = next_checkpoint(&preview, &scenario, checkpoint, &finals);
+    // An event before where the next computation reads usage from changes what a run writes
+    // too (a gauge's level in a gap between periods).
+    if let Some(next) = &plan.state.checkpoint {
+        plan.state.billed_through = plan.state.billed_through.max(Some(next.usage_from));
+    }
     Ok(plan)
+}
+
+/// Where the customer's next computation may start: after the last instant at and before which
+/// every invoice is final once this run's writes are done (a draft stops it), or where this one
+/// started when no later invoice became final.
+fn next_checkpoint(
+    preview: &Preview,
+    scenario: &Scenario,
+    started: Option<Checkpoint>,
+    finals: &[(Timestamp, bool)],
+) -> Option<Checkpoint> {
+    let first_open = finals
+        .iter()
+        .filter(|(_, is_final)| !is_final)
+        .map(|(at, _)| *at)
+        .min();
+    let final_through = finals
+        .iter()
+        .filter(|(at, _)| first_open.is_none_or(|open| *at < open))
+        .map(|(at, _)| *at)
+        .max();
+    match final_through {
+        Some(through) if started.as_ref().is_none_or(|c| c.through < through) => {
+            preview.checkpoint_through(scenario, through).or(started)
+        }
+        _ => started,
+    }
 }
 
 /// The adjustment to record when the engine's amount before tax for a finalized invoice moved

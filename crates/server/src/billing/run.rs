@@ -10,26 +10,24 @@
 //!   a negative one of an ended subscription becomes a credit note of the invoice it corrects
 //!   ([`super::late_credit`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use billow_core::scenario::{Preview, Scenario};
+use billow_core::scenario::{preview_from, Checkpoint, Preview, Scenario};
 use billow_core::UsageEvent;
 use billow_store::billing::{
-    AdjustmentCredit, AdjustmentRecord, BillingStateRecord, BillingWrites, HeldLeases,
-    InvoiceSummary,
+    AdjustmentCredit, AdjustmentRecord, BillingWrites, HeldLeases, InvoiceSummary,
 };
 use billow_store::invoices::CreditBalance;
-use billow_store::subscriptions::SubscriptionRecord;
-use billow_store::{new_id, Customer, SubjectsUsage, UsageChunks, WorkspaceId};
+use billow_store::{new_id, Customer, SubjectsUsage, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::incremental;
 use super::reconcile::{pending_adjustments, plan_customer};
 use super::scenario::{
     meter_specs, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
 };
+use super::{incremental, load};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -73,6 +71,9 @@ pub struct RunReport {
     /// Customers with nothing due and nothing new since the run that last computed them: left
     /// alone (their usage is not read, the engine does not run for them).
     pub unchanged: u64,
+    /// Customers computed from their checkpoints (the state after their last finalized
+    /// invoice), reading only the usage of periods not finalized yet; among `customers`.
+    pub from_checkpoint: u64,
     /// Customers whose run failed (logged; retried by the next run).
     pub failed: u64,
     pub drafted: u64,
@@ -91,14 +92,12 @@ pub const CUSTOMERS_PER_BATCH: usize = 1_000;
 /// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
 pub const REPORTED_NUMBERS_MAX: usize = 100;
 
-/// Customers per page when a run reads the workspace's customers.
-const CUSTOMER_PAGE: u32 = 10_000;
-
 impl RunReport {
     pub(crate) fn add(&mut self, other: RunReport) {
         self.customers += other.customers;
         self.skipped += other.skipped;
         self.unchanged += other.unchanged;
+        self.from_checkpoint += other.from_checkpoint;
         self.failed += other.failed;
         self.drafted += other.drafted;
         self.finalized += other.finalized;
@@ -114,50 +113,87 @@ fn engine_workers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Runs billing for every customer of the workspace that has a subscription.
+/// Runs billing for the customers of the workspace (those with a subscription or a billed
+/// resource) that may have something to bill: the store's candidates (no billing state, a world
+/// changed since, something due) and the owners of usage that arrived, since the last complete
+/// run started, for a period already invoiced. The others are left alone without being read
+/// (counted as `unchanged`); the first complete run of a workspace looks at every customer.
 pub(crate) async fn run_workspace(
     state: &AppState,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
 ) -> Result<RunReport, ApiError> {
-    let billed = state
-        .store
-        .billed_customers(workspace)
+    let now = state.clock.now();
+    // Where the next run looks for usage that arrived: events are stamped with the ingesting
+    // process's clock (the real time, or a test's manual clock). The earlier of the billing
+    // clock and the real time, so that a run at a future `--now` never hides from later runs
+    // the events ingested before that date.
+    let started = now.min(state.lease_clock.now());
+    let store = &state.store;
+    let mut wanted: BTreeSet<String> = store
+        .billing_candidates(workspace, now)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .collect();
+    match store
+        .billing_scan(workspace)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(scanned) => {
+            let latest = store
+                .latest_billed_through(workspace)
+                .await
+                .map_err(ApiError::internal)?;
+            if let Some(before) = latest {
+                let since = scanned
+                    .checked_sub(incremental::INGESTION_VISIBILITY)
+                    .unwrap_or(Timestamp::MIN);
+                let subjects: Vec<String> = store
+                    .subjects_with_late_usage(workspace, since, before)
+                    .await
+                    .map_err(ApiError::internal)?
+                    .into_iter()
+                    .collect();
+                if !subjects.is_empty() {
+                    wanted.extend(
+                        store
+                            .owners_of_subjects(workspace, &subjects)
+                            .await
+                            .map_err(ApiError::internal)?,
+                    );
+                }
+            }
+        }
+        None => wanted.extend(
+            store
+                .billed_customers(workspace)
+                .await
+                .map_err(ApiError::internal)?,
+        ),
+    }
+    let billed = store
+        .billed_customer_count(workspace)
         .await
         .map_err(ApiError::internal)?;
-    // Read after the billed list, so every billed customer is among them (customers are never
-    // deleted).
-    let mut customers = all_customers(state, workspace).await?;
-    let batches = billed
+    let ids: Vec<String> = wanted.into_iter().collect();
+    let looked_at = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+    let customers = store
+        .customers_with_ids(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?;
+    let batches = customers
         .chunks(settings.customers_per_batch.max(1))
-        .map(|batch| batch.iter().filter_map(|id| customers.remove(id)).collect())
+        .map(<[Customer]>::to_vec)
         .collect();
-    run_batches(state, settings, workspace, batches).await
-}
-
-/// Every customer of the workspace, by id.
-async fn all_customers(
-    state: &AppState,
-    workspace: &WorkspaceId,
-) -> Result<HashMap<String, Customer>, ApiError> {
-    let mut all = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .customers(workspace, CUSTOMER_PAGE, after.as_deref())
-            .await
-            .map_err(ApiError::internal)?;
-        after = page.items.last().map(|customer| customer.id.clone());
-        all.extend(
-            page.items
-                .into_iter()
-                .map(|customer| (customer.id.clone(), customer)),
-        );
-        if !page.has_more || after.is_none() {
-            return Ok(all);
-        }
-    }
+    let mut report = run_batches(state, settings, workspace, batches).await?;
+    report.unchanged += billed.saturating_sub(looked_at);
+    store
+        .record_billing_scan(workspace, started)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(report)
 }
 
 /// Runs billing for one customer, if no other run holds it.
@@ -181,8 +217,13 @@ pub(crate) async fn run_customer(
 /// One customer's part of a batch, as the engine workers take it.
 pub(super) struct CustomerInput {
     pub(super) world: CustomerWorld,
-    /// Its usage as stored: decoded by the engine worker that bills it.
-    pub(super) usage: SubjectsUsage,
+    /// The version of its world when its billing state was read (0: none).
+    pub(super) world_version: i64,
+    /// Where the engine starts: the stored checkpoint when it holds, else the beginning.
+    pub(super) checkpoint: Option<Checkpoint>,
+    /// Its usage as stored, in parts (from the checkpoint's `usage_from` on, or all of it):
+    /// decoded by the engine worker that bills it.
+    pub(super) usage: Vec<SubjectsUsage>,
     pub(super) invoices: Vec<InvoiceSummary>,
     pub(super) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
     /// What is left to credit on the source invoices of its pending negative adjustments, by
@@ -194,20 +235,20 @@ pub(super) struct CustomerInput {
 
 /// What the loader keeps from one batch to the next: the workspace's meters and settings
 /// (read once per run) and the plan versions read so far.
-struct RunCatalog {
-    meters: std::sync::Arc<[Value]>,
-    settings: billow_store::billing::WorkspaceSettings,
-    versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
+pub(super) struct RunCatalog {
+    pub(super) meters: std::sync::Arc<[Value]>,
+    pub(super) settings: billow_store::billing::WorkspaceSettings,
+    pub(super) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }
 
 /// A claimed batch, read and ready for the engine.
-struct LoadedBatch {
+pub(super) struct LoadedBatch {
     /// The customers whose leases this run holds: released after the batch is written.
-    held: Vec<String>,
-    skipped: u64,
+    pub(super) held: Vec<String>,
+    pub(super) skipped: u64,
     /// Customers with nothing due and nothing new: not computed.
-    unchanged: u64,
-    inputs: Vec<CustomerInput>,
+    pub(super) unchanged: u64,
+    pub(super) inputs: Vec<CustomerInput>,
 }
 
 /// A batch the engine has planned, ready to be written.
@@ -260,7 +301,7 @@ async fn run_batches(
                 let mut group = group.into_iter();
                 let mut stopped = false;
                 for batch in group.by_ref() {
-                    let result = load_batch(
+                    let result = super::load::load_batch(
                         &state,
                         &settings,
                         &workspace,
@@ -427,257 +468,6 @@ async fn release_quietly(
     }
 }
 
-/// Reads what the engine needs for the customers of a batch whose leases are `held`. On an
-/// error the batch's leases are released before it is returned.
-async fn load_batch(
-    state: &AppState,
-    settings: &BillingSettings,
-    workspace: &WorkspaceId,
-    customers: Vec<Customer>,
-    held: &HashSet<String>,
-    catalog: &mut RunCatalog,
-    now: Timestamp,
-) -> Result<LoadedBatch, ApiError> {
-    let total = customers.len();
-    let claimed: Vec<Customer> = customers
-        .into_iter()
-        .filter(|customer| held.contains(customer.id.as_str()))
-        .collect();
-    let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
-    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    match load_claimed(state, workspace, claimed, catalog, now).await {
-        Ok((inputs, unchanged)) => Ok(LoadedBatch {
-            held: ids,
-            skipped,
-            unchanged,
-            inputs,
-        }),
-        Err(error) => {
-            state
-                .store
-                .release_billing_leases(workspace, &ids, &settings.node)
-                .await
-                .map_err(ApiError::internal)?;
-            Err(error)
-        }
-    }
-}
-
-/// Reads the worlds, usage, stored invoices and adjustments of claimed customers, one query per
-/// table.
-async fn load_claimed(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    claimed: Vec<Customer>,
-    catalog: &mut RunCatalog,
-    now: Timestamp,
-) -> Result<(Vec<CustomerInput>, u64), ApiError> {
-    if claimed.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    // The subscriptions first: with them every subject of the batch is known, and its usage
-    // (the most of a batch's reading) is read beside the rest of the worlds, the invoices and
-    // the adjustments, each query on its own connection.
-    let subscriptions = state
-        .store
-        .subscriptions_of_customers(workspace, &ids)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut by_customer: HashMap<&str, Vec<&SubscriptionRecord>> = HashMap::new();
-    for subscription in &subscriptions {
-        by_customer
-            .entry(subscription.customer_id.as_str())
-            .or_default()
-            .push(subscription);
-    }
-    // What the last runs knew: a customer with nothing due may have nothing new either, and
-    // then its usage is not read and the engine does not run for it (`incremental`).
-    let mut states: HashMap<String, BillingStateRecord> = state
-        .store
-        .billing_states(workspace, &ids)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|known| (known.customer_id.clone(), known))
-        .collect();
-    states.retain(|_, known| !incremental::is_due(known, now));
-    // The usage of the customers with something due, in two reads of half of them each, on two
-    // connections: it is the longest read of a batch, and the reads' CPU (SQLite's and the
-    // rows' transfer) then runs on both cores.
-    let due: Vec<&Customer> = claimed
-        .iter()
-        .filter(|customer| !states.contains_key(&customer.id))
-        .collect();
-    // The stored invoices only of those: a customer left alone needs none (and they are what
-    // grows with a customer's history).
-    let due_ids: Vec<String> = due.iter().map(|customer| customer.id.clone()).collect();
-    let half = due.len().div_ceil(2);
-    let mut subjects: [Vec<String>; 2] = [Vec::new(), Vec::new()];
-    for (index, customer) in due.into_iter().enumerate() {
-        let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
-        subjects[usize::from(index >= half)].extend(CustomerWorld::subjects_of(customer, &theirs));
-    }
-    // Invoice keys: each subscription's, and each customer's (its own invoices).
-    let invoice_keys: Vec<String> = subscriptions
-        .iter()
-        .map(|s| s.id.clone())
-        .chain(ids.iter().cloned())
-        .collect();
-    let (worlds, mut usage, other_usage, summaries, mut adjustments) = tokio::try_join!(
-        CustomerWorld::load_many_with(
-            state,
-            workspace,
-            claimed,
-            subscriptions,
-            &catalog.meters,
-            catalog.settings,
-            &mut catalog.versions,
-        ),
-        subjects_usage(state, workspace, &subjects[0], now),
-        subjects_usage(state, workspace, &subjects[1], now),
-        async {
-            state
-                .store
-                .invoice_summaries_of_customers(workspace, &due_ids)
-                .await
-                .map_err(ApiError::internal)
-        },
-        adjustments_by_key(state, workspace, &invoice_keys),
-    )?;
-    usage.absorb(other_usage);
-    let mut summaries = summaries;
-    let mut balances = credit_balances(state, workspace, &adjustments).await?;
-    let mut worlds: Vec<(CustomerWorld, String)> = worlds
-        .into_iter()
-        .map(|world| {
-            let fingerprint = incremental::fingerprint(&world, &adjustments);
-            (world, fingerprint)
-        })
-        .collect();
-    let quiet =
-        incremental::quiet_customers(state, workspace, &worlds, &states, &adjustments).await?;
-    let unchanged = u64::try_from(quiet.len()).unwrap_or(u64::MAX);
-    worlds.retain(|(world, _)| !quiet.contains(&world.customer.customer_id));
-    // Customers with nothing due but something new since: their usage too; and the usage of the
-    // resources of those with something due (a resource's events name it, and its id is known
-    // only once the world is read).
-    let changed: Vec<String> = worlds
-        .iter()
-        .flat_map(|(world, _)| {
-            if states.contains_key(&world.customer.customer_id) {
-                world.subjects()
-            } else {
-                world.resources.iter().map(|r| r.id.clone()).collect()
-            }
-        })
-        .collect();
-    if !changed.is_empty() {
-        let changed_ids: Vec<String> = worlds
-            .iter()
-            .map(|(world, _)| world.customer.customer_id.clone())
-            .filter(|id| states.contains_key(id))
-            .collect();
-        let (more_usage, more_summaries) =
-            tokio::try_join!(subjects_usage(state, workspace, &changed, now), async {
-                state
-                    .store
-                    .invoice_summaries_of_customers(workspace, &changed_ids)
-                    .await
-                    .map_err(ApiError::internal)
-            },)?;
-        usage.absorb(more_usage);
-        summaries.extend(more_summaries);
-    }
-    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
-    for summary in summaries {
-        invoices
-            .entry(summary.customer_id.clone())
-            .or_default()
-            .push(summary);
-    }
-    let inputs = worlds
-        .into_iter()
-        .map(|(world, fingerprint)| {
-            let usage = usage.take(&world.subjects());
-            let invoices = invoices
-                .remove(&world.customer.customer_id)
-                .unwrap_or_default();
-            let adjustments: HashMap<String, Vec<AdjustmentRecord>> = world
-                .invoice_keys()
-                .map(|key| {
-                    let known = adjustments.remove(key).unwrap_or_default();
-                    (key.to_owned(), known)
-                })
-                .collect();
-            let balances = adjustments
-                .values()
-                .flatten()
-                .filter_map(|a| balances.remove_entry(&a.source_invoice_id))
-                .collect();
-            CustomerInput {
-                world,
-                usage,
-                invoices,
-                adjustments,
-                balances,
-                fingerprint,
-            }
-        })
-        .collect();
-    Ok((inputs, unchanged))
-}
-
-/// The stored late-usage adjustments of `invoice_keys`, by invoice key.
-async fn adjustments_by_key(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    invoice_keys: &[String],
-) -> Result<HashMap<String, Vec<AdjustmentRecord>>, ApiError> {
-    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
-    for adjustment in state
-        .store
-        .adjustments_of_keys(workspace, invoice_keys)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        adjustments
-            .entry(adjustment.invoice_key.clone())
-            .or_default()
-            .push(adjustment);
-    }
-    Ok(adjustments)
-}
-
-/// What is left to credit on the source invoices of the pending negative adjustments among
-/// `adjustments`, by invoice id: what a negative adjustment of a subscription with no further
-/// invoice may credit. No query when there is none (the usual run).
-async fn credit_balances(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-) -> Result<HashMap<String, CreditBalance>, ApiError> {
-    let mut sources: Vec<String> = adjustments
-        .values()
-        .flatten()
-        .filter(|a| a.applied_invoice_id.is_none() && a.amount_minor < 0)
-        .map(|a| a.source_invoice_id.clone())
-        .collect();
-    if sources.is_empty() {
-        return Ok(HashMap::new());
-    }
-    sources.sort_unstable();
-    sources.dedup();
-    Ok(state
-        .store
-        .credit_balances(workspace, &sources)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|balance| (balance.invoice_id.clone(), balance))
-        .collect())
-}
-
 /// Writes a planned batch in one transaction, releasing its `leases` in it, and completes its
 /// report with what was written.
 async fn write_batch(
@@ -753,6 +543,7 @@ async fn run_engine(
             match plan {
                 Ok(plan) => {
                     report.customers += 1;
+                    report.from_checkpoint += u64::from(plan.from_checkpoint);
                     report.adjustments += u64::try_from(plan.adjustments.len()).unwrap_or(0);
                     writes.drafts.extend(plan.drafts);
                     writes.finalize.extend(plan.finalize);
@@ -779,26 +570,6 @@ fn failed(customer_id: &str, error: &ApiError) {
     );
 }
 
-/// The stored usage of `subjects` up to `now`, not decoded yet.
-async fn subjects_usage(
-    state: &AppState,
-    workspace: &WorkspaceId,
-    subjects: &[String],
-    now: Timestamp,
-) -> Result<UsageChunks, ApiError> {
-    state
-        .store
-        .usage_chunks(workspace, subjects, Timestamp::MIN, usage_end(now))
-        .await
-        .map_err(ApiError::internal)
-}
-
-/// The end (exclusive) of the usage a run at `now` bills: every event up to and including `now`.
-fn usage_end(now: Timestamp) -> Timestamp {
-    now.checked_add(SignedDuration::from_micros(1))
-        .unwrap_or(now)
-}
-
 /// Every event of `subjects` up to and including `now`, from the beginning: a gauge's level at a
 /// period's start is its last value before it.
 async fn load_events(
@@ -809,7 +580,7 @@ async fn load_events(
 ) -> Result<Vec<UsageEvent>, ApiError> {
     state
         .store
-        .usage_events(workspace, subjects, Timestamp::MIN, usage_end(now))
+        .usage_events(workspace, subjects, Timestamp::MIN, load::usage_end(now))
         .await
         .map_err(ApiError::internal)
 }
@@ -832,8 +603,8 @@ pub(crate) async fn preview_customer(
         .await
         .map_err(ApiError::internal)?;
     let invoice_keys: Vec<String> = world.invoice_keys().map(str::to_owned).collect();
-    let adjustments = adjustments_by_key(state, workspace, &invoice_keys).await?;
-    let balances = credit_balances(state, workspace, &adjustments).await?;
+    let adjustments = load::adjustments_by_key(state, workspace, &invoice_keys).await?;
+    let balances = load::credit_balances(state, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
         .scenario(&mut ParsedCatalog::default(), now, events, pending)
@@ -841,28 +612,38 @@ pub(crate) async fn preview_customer(
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     // The adjustments a run would credit instead are left out, as the run leaves them out.
     tokio::task::spawn_blocking(move || {
-        preview_with_credits(scenario, &adjustments, &balances, now, Upcoming::AsIfIssued)
-            .map(|(preview, _)| preview)
+        let mut scenario = scenario;
+        preview_with_credits(
+            &mut scenario,
+            None,
+            &adjustments,
+            &balances,
+            now,
+            Upcoming::AsIfIssued,
+        )
+        .map(|(preview, _)| preview)
     })
     .await
     .map_err(ApiError::internal)?
 }
 
-/// The engine's answer for a customer's scenario, and the negative late adjustments that are
-/// credit notes of their source invoices instead of lines of it ([`plan_credits`]): the engine
-/// runs again without them, so that a standalone invoice bills only the positive ones (or is not
-/// issued) and the next invoice does not go negative. A run writes both; the upcoming invoice
-/// shows the first. Rare, so the second run costs little.
+/// The engine's answer for a customer's scenario, started at `from` when given, and the
+/// negative late adjustments that are credit notes of their source invoices instead of lines of
+/// it ([`plan_credits`]): the engine runs again without them, so that a standalone invoice
+/// bills only the positive ones (or is not issued) and the next invoice does not go negative. A
+/// run writes both; the upcoming invoice shows the first. Rare, so the second run costs little.
+/// `scenario` is left as the engine last ran it.
 ///
 /// [`plan_credits`]: super::late_credit::plan_credits
 pub(super) fn preview_with_credits(
-    mut scenario: Scenario,
+    scenario: &mut Scenario,
+    from: Option<&Checkpoint>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
     upcoming: Upcoming,
 ) -> Result<(Preview, Vec<AdjustmentCredit>), ApiError> {
-    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let preview = preview_from(scenario, from).map_err(ApiError::internal)?;
     let invoices = match upcoming {
         Upcoming::Ignored => preview.invoices.iter().chain(&[]),
         Upcoming::AsIfIssued => preview.invoices.iter().chain(&preview.upcoming),
@@ -875,7 +656,7 @@ pub(super) fn preview_with_credits(
     scenario
         .adjustments
         .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
-    let preview = billow_core::scenario::preview(&scenario).map_err(ApiError::internal)?;
+    let preview = preview_from(scenario, from).map_err(ApiError::internal)?;
     Ok((preview, credits))
 }
 

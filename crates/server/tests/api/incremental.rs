@@ -64,8 +64,9 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
     let idle = run(&app).await;
     assert_eq!(computed_and_unchanged(&idle), (0, 1), "{idle}");
 
-    // An event arrives: the next run computes the customer; once the event is older than the
-    // last computation, runs leave it alone again.
+    // An event of the open period arrives: it changes only the upcoming invoice, which no run
+    // writes, so runs leave the customer alone; the run that invoices the period bills it
+    // (below).
     app.post(
         "/api/v1/events",
         json!([{"specversion": "1.0", "id": "c1", "source": "api", "type": "api.calls",
@@ -76,11 +77,9 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
     let after_usage = run(&app).await;
     assert_eq!(
         computed_and_unchanged(&after_usage),
-        (1, 0),
+        (0, 1),
         "{after_usage}"
     );
-    let idle = run(&app).await;
-    assert_eq!(computed_and_unchanged(&idle), (0, 1), "{idle}");
 
     // A change of the customer's world: computed again.
     app.post(
@@ -134,4 +133,138 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
     app.stop().await;
 }
 
-on_both_databases!(a_customer_is_computed_again_only_when_something_is_new_or_due);
+/// The line of `description` on the customer's invoice issued at `issued_at`.
+async fn line_of(app: &BillingApp, customer: &str, issued_at: &str, description: &str) -> Value {
+    let page = app
+        .get(&format!(
+            "/api/v1/invoices?customer_id={customer}&limit=100"
+        ))
+        .await;
+    let invoice = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|invoice| invoice["issued_at"] == issued_at)
+        .unwrap_or_else(|| panic!("no invoice issued at {issued_at} in {page}"))
+        .clone();
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["description"] == description)
+        .unwrap_or_else(|| panic!("no line {description} in {invoice}"))
+        .clone()
+}
+
+async fn a_month_end_run_starts_from_the_checkpoint_of_the_last_finalized_invoice(
+    database: billow_store::Database,
+) {
+    let app = BillingApp::spawn(database, "2024-01-10T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "calls", "event_type": "api.calls", "aggregation": "COUNT"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "servers", "event_type": "servers", "aggregation": "TIME_WEIGHTED_SUM",
+               "value_property": "count", "time_unit": "hour"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
+            {"key": "seats", "description": "Seats",
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "calls", "description": "Calls", "meter": "calls",
+             "pricing": {"model": "per_unit", "unit_amount": "0.50"}},
+            {"key": "servers", "description": "Server hours", "meter": "servers",
+             "pricing": {"model": "per_unit", "unit_amount": "0.01"}}]}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": "team", "quantity": 2,
+               "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    let first = run(&app).await;
+    assert_eq!(first["finalized"], 1, "{first}");
+    assert_eq!(first["from_checkpoint"], 0, "{first}");
+    // Two servers from 15 January, never changed again; one call on 12 January.
+    app.post(
+        "/api/v1/events",
+        json!([
+            {"specversion": "1.0", "id": "c1", "source": "api", "type": "api.calls",
+             "subject": customer, "time": "2024-01-12T00:00:00Z", "data": {}},
+            {"specversion": "1.0", "id": "s1", "source": "api", "type": "servers",
+             "subject": customer, "time": "2024-01-15T00:00:00Z", "data": {"count": 2}}]),
+    )
+    .await;
+
+    // February's first invoice: started after the start invoice, finalized once its grace
+    // period is over.
+    app.set_now("2024-02-01T01:00:00Z").await;
+    let february = run(&app).await;
+    assert_eq!(february["finalized"], 1, "{february}");
+    assert_eq!(february["from_checkpoint"], 1, "{february}");
+    // 15 January to 1 February: 17 days × 24 h × 2 servers = 816 server-hours.
+    let servers = line_of(&app, &customer, "2024-02-01T00:00:00Z", "Server hours").await;
+    assert_eq!(servers["amount"]["amount_minor"], 816, "{servers}");
+    let calls = line_of(&app, &customer, "2024-02-01T00:00:00Z", "Calls").await;
+    assert_eq!(calls["amount"]["amount_minor"], 50, "{calls}");
+
+    // March's: January's usage is not read again; the gauge's level comes from the event the
+    // checkpoint carries. February 2024: 29 days × 24 h × 2 = 1,392 server-hours.
+    app.set_now("2024-03-01T01:00:00Z").await;
+    let march = run(&app).await;
+    assert_eq!(march["finalized"], 1, "{march}");
+    assert_eq!(march["from_checkpoint"], 1, "{march}");
+    let servers = line_of(&app, &customer, "2024-03-01T00:00:00Z", "Server hours").await;
+    assert_eq!(servers["quantity"], "1392.000000000", "{servers}");
+    assert_eq!(servers["amount"]["amount_minor"], 1392, "{servers}");
+
+    // A late call of January (finalized, before the checkpoint): the customer is computed from
+    // its whole history, and the difference is recorded for the next invoice.
+    app.post(
+        "/api/v1/events",
+        json!([{"specversion": "1.0", "id": "c2", "source": "api", "type": "api.calls",
+                "subject": customer, "time": "2024-01-20T00:00:00Z", "data": {}}]),
+    )
+    .await;
+    app.set_now("2024-03-01T02:00:00Z").await;
+    let late = run(&app).await;
+    assert_eq!(computed_and_unchanged(&late), (1, 0), "{late}");
+    assert_eq!(late["from_checkpoint"], 0, "{late}");
+    assert_eq!(late["adjustments"], 1, "{late}");
+    // April's invoice bills the late call's 0.50 beside March's 31 days × 48 server-hours,
+    // from the checkpoint the whole-history run made.
+    app.set_now("2024-04-01T01:00:00Z").await;
+    let april = run(&app).await;
+    assert_eq!(april["finalized"], 1, "{april}");
+    let servers = line_of(&app, &customer, "2024-04-01T00:00:00Z", "Server hours").await;
+    assert_eq!(servers["amount"]["amount_minor"], 1488, "{servers}");
+    let adjustment = line_of(
+        &app,
+        &customer,
+        "2024-04-01T00:00:00Z",
+        "Late usage for invoice #2",
+    )
+    .await;
+    assert_eq!(adjustment["amount"]["amount_minor"], 50, "{adjustment}");
+    app.stop().await;
+}
+
+on_both_databases!(
+    a_customer_is_computed_again_only_when_something_is_new_or_due,
+    a_month_end_run_starts_from_the_checkpoint_of_the_last_finalized_invoice,
+);

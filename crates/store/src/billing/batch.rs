@@ -12,6 +12,7 @@
 //! into pieces of [`ROWS_PER_STATEMENT`] rows for the same reason.
 
 use billow_core::credit_note::CreditInvoiceError;
+use billow_core::scenario::Checkpoint;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
@@ -205,7 +206,7 @@ pub struct BillingWrites {
 }
 
 /// What a billing run knows of a customer after computing it (`billing_states`, 0016).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BillingStateRecord {
     pub customer_id: String,
     /// The instant the run billed at.
@@ -215,6 +216,35 @@ pub struct BillingStateRecord {
     pub next_due_at: Option<Timestamp>,
     /// A digest of everything the run read for the customer but its usage.
     pub fingerprint: String,
+    /// Where the next computation may start the engine, valid while the fingerprint is this
+    /// one and no event arrives late for a period it covers. Stored as JSON; one that cannot be
+    /// read back is dropped (the run then reads the customer's whole history).
+    pub checkpoint: Option<Checkpoint>,
+    /// The latest instant the customer was invoiced at (drafts included): an event at or
+    /// after it belongs to a period no run has invoiced yet. `None`: nothing invoiced.
+    pub billed_through: Option<Timestamp>,
+    /// The customer's world version when the run read the state (`world_version`, which the
+    /// triggers of 0017 advance on every change of its world): written back as `seen_version`,
+    /// so a change made meanwhile leaves the customer to compute again. 0 when there was none.
+    pub world_version: i64,
+}
+
+/// A billing state's row: customer, computed_at, next_due_at, fingerprint, checkpoint,
+/// billed_through, world_version.
+type StateRow = (
+    String,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
+/// A checkpoint as stored: its JSON (made of strings, numbers and arrays, so it always
+/// serializes).
+fn checkpoint_text(checkpoint: &Checkpoint) -> String {
+    serde_json::to_string(checkpoint).expect("a checkpoint serializes")
 }
 
 /// A pending negative late-usage adjustment of a subscription with no further invoice, settled
@@ -571,21 +601,37 @@ impl Store {
     ) -> Result<Vec<BillingStateRecord>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<(String, i64, Option<i64>, String)> = with_pool!(self, pool => {
+            let rows: Vec<StateRow> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
-                    "SELECT customer_id, computed_at, next_due_at, fingerprint \
-                     FROM billing_states WHERE workspace_id = ",
+                    "SELECT customer_id, computed_at, next_due_at, fingerprint, checkpoint, \
+                     billed_through, world_version FROM billing_states WHERE workspace_id = ",
                 );
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
                 push_in!(builder, piece);
                 builder.build_query_as().fetch_all(pool).await
             })?;
-            for (customer_id, computed_at, next_due_at, fingerprint) in rows {
+            for row in rows {
+                let (customer_id, computed_at, next_due_at, fingerprint, checkpoint) =
+                    (row.0, row.1, row.2, row.3, row.4);
+                let checkpoint = checkpoint.and_then(|text| {
+                    serde_json::from_str(&text)
+                        .inspect_err(|error| {
+                            tracing::warn!(
+                                customer_id = %customer_id,
+                                error.message = %error,
+                                "a stored billing checkpoint could not be read; dropped"
+                            );
+                        })
+                        .ok()
+                });
                 all.push(BillingStateRecord {
                     customer_id,
                     computed_at: from_micros(computed_at)?,
                     next_due_at: next_due_at.map(from_micros).transpose()?,
                     fingerprint,
+                    checkpoint,
+                    billed_through: row.5.map(from_micros).transpose()?,
+                    world_version: row.6,
                 });
             }
         }
@@ -710,21 +756,34 @@ impl Store {
             }
 
             for piece in writes.states.chunks(ROWS_PER_STATEMENT) {
+                let checkpoints: Vec<Option<String>> = piece
+                    .iter()
+                    .map(|state| state.checkpoint.as_ref().map(checkpoint_text))
+                    .collect();
                 let mut builder = QueryBuilder::new(
                     "INSERT INTO billing_states (workspace_id, customer_id, computed_at, \
-                     next_due_at, fingerprint) ",
+                     next_due_at, fingerprint, checkpoint, billed_through, world_version, \
+                     seen_version) ",
                 );
-                builder.push_values(piece, |mut row, state| {
+                builder.push_values(piece.iter().zip(&checkpoints), |mut row, (state, checkpoint)| {
                     row.push_bind(ws)
                         .push_bind(state.customer_id.as_str())
                         .push_bind(to_micros(state.computed_at))
                         .push_bind(state.next_due_at.map(to_micros))
-                        .push_bind(state.fingerprint.as_str());
+                        .push_bind(state.fingerprint.as_str())
+                        .push_bind(checkpoint.as_deref())
+                        .push_bind(state.billed_through.map(to_micros))
+                        // A new row starts one ahead: a change of the world between the run's
+                        // read and this write found no row to count on.
+                        .push_bind(state.world_version.saturating_add(1))
+                        .push_bind(state.world_version);
                 });
                 builder.push(
                     " ON CONFLICT (workspace_id, customer_id) DO UPDATE SET \
                      computed_at = excluded.computed_at, next_due_at = excluded.next_due_at, \
-                     fingerprint = excluded.fingerprint",
+                     fingerprint = excluded.fingerprint, checkpoint = excluded.checkpoint, \
+                     billed_through = excluded.billed_through, \
+                     seen_version = excluded.seen_version",
                 );
                 builder.build().execute(&mut *transaction).await?;
             }
@@ -843,6 +902,26 @@ impl Store {
                     .push_bind(ws)
                     .push(" AND applied_invoice_id IS NULL AND id");
                 push_in!(builder, &finalization.applied_adjustment_ids);
+                builder.build().execute(&mut *transaction).await?;
+            }
+
+            // A customer one of whose invoices another writer finalized first keeps no
+            // checkpoint: the run's was made as if its own finalization held, and the next
+            // computation compares that invoice again from the whole history.
+            let mut overtaken: Vec<String> = writes
+                .finalize
+                .iter()
+                .zip(&numbers)
+                .filter(|(_, number)| number.is_none())
+                .map(|(finalization, _)| finalization.invoice.customer_id.clone())
+                .collect();
+            overtaken.sort_unstable();
+            overtaken.dedup();
+            for piece in overtaken.chunks(ROWS_PER_STATEMENT) {
+                let mut builder =
+                    QueryBuilder::new("UPDATE billing_states SET checkpoint = NULL WHERE workspace_id = ");
+                builder.push_bind(ws).push(" AND customer_id");
+                push_in!(builder, piece);
                 builder.build().execute(&mut *transaction).await?;
             }
 

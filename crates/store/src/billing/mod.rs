@@ -7,6 +7,7 @@
 //! paused process) can only fail to insert, never issue an invoice twice or leave a gap.
 
 pub(crate) mod batch;
+mod selection;
 mod settings;
 pub(crate) mod sql;
 

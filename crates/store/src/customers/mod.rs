@@ -245,6 +245,40 @@ impl Store {
         row.map(CustomerRow::into_customer).transpose()
     }
 
+    /// The customers of `workspace_id` with the ids `ids` (those that exist), in id order.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadCustomerError`] when a query fails or a row is invalid.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, ids = ids.len()))]
+    pub async fn customers_with_ids(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: &[String],
+    ) -> Result<Vec<Customer>, LoadCustomerError> {
+        let mut all = Vec::with_capacity(ids.len());
+        for piece in ids.chunks(500) {
+            let rows: Vec<CustomerRow> = with_pool!(self, pool => {
+                let mut builder = sqlx::QueryBuilder::new(format!(
+                    "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE workspace_id = "
+                ));
+                builder.push_bind(workspace_id.as_str()).push(" AND id IN (");
+                let mut separated = builder.separated(", ");
+                for id in piece {
+                    separated.push_bind(id.as_str());
+                }
+                builder.push(")");
+                builder.build_query_as().fetch_all(pool).await
+            })
+            .map_err(LoadCustomerError::Database)?;
+            for row in rows {
+                all.push(row.into_customer()?);
+            }
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
     /// Up to `limit` customers of `workspace_id` in id order (creation order), after the id
     /// `starting_after` when given.
     ///

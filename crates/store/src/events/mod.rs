@@ -299,6 +299,79 @@ impl Store {
         self.load_events(workspace_id, subjects, filter).await
     }
 
+    /// The events of `workspace_id` whose subject is one of `subjects`, ingested after `since`
+    /// (by the `ingested_at` given when they were stored) with a time before `before`: those
+    /// that arrived late for periods ending by `before`. In time order. As for
+    /// [`Store::usage_events_ingested_after`], a caller asks from a little before the instant it
+    /// last read usage at.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadEventsError`] when the query fails or a stored chunk cannot be read.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id, subjects = subjects.len()))]
+    pub async fn late_usage_events(
+        &self,
+        workspace_id: &WorkspaceId,
+        subjects: &[String],
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<Vec<UsageEvent>, LoadEventsError> {
+        let filter = ChunkFilter::Late {
+            since_us: since.as_microsecond(),
+            before,
+            before_us: before.as_microsecond().saturating_add(1),
+        };
+        self.load_events(workspace_id, subjects, filter).await
+    }
+
+    /// The subjects of `workspace_id` that received an event ingested after `since` with a time
+    /// before `before` (by the chunks' ingestion and time bounds, then exactly by each event):
+    /// where a billing run looks for usage that arrived late for a period already invoiced,
+    /// without naming the subjects. The chunks are found by their ingestion instants
+    /// (`event_chunks_ingested`, 0017), so a workspace with no new events costs one index probe.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadEventsError`] when the query fails or a stored chunk cannot be read.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace_id))]
+    pub async fn subjects_with_late_usage(
+        &self,
+        workspace_id: &WorkspaceId,
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<HashSet<String>, LoadEventsError> {
+        const SQL: &str = "SELECT seq, subject IS NULL AS log, subject, event_count, events \
+                           FROM event_chunks WHERE workspace_id = $1 AND ingested_max_us > $2 \
+                           AND time_min_us <= $3";
+        let since_us = since.as_microsecond();
+        let before_us = before.as_microsecond().saturating_add(1);
+        let filter = ChunkFilter::Late {
+            since_us,
+            before,
+            before_us,
+        };
+        let chunks: Vec<read::ChunkRow> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_as(SQL)
+                    .bind(workspace_id.as_str())
+                    .bind(since_us)
+                    .bind(before_us)
+                    .fetch_all(pool)
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as(SQL)
+                    .bind(workspace_id.as_str())
+                    .bind(since_us)
+                    .bind(before_us)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(LoadEventsError::Database)?;
+        Ok(read::subjects_of(&chunks, filter)?)
+    }
+
     /// The stored chunks of `subjects`' events whose time may be in `[from, to)`, read in one
     /// query (one transaction on SQLite) and split by subject but not decoded: a billing run
     /// decodes each customer's part on its engine threads ([`read::SubjectsUsage::into_events`]
@@ -460,6 +533,14 @@ pub(crate) enum ChunkFilter {
     },
     /// Chunks holding an event ingested strictly after `since_us`.
     IngestedAfter { since_us: i64 },
+    /// Events ingested strictly after `since_us` whose time is before `before`: late for a
+    /// period that ended by then. Chunks are selected by their ingestion and first times
+    /// (`before_us` widened by one), the events filtered exactly after decoding.
+    Late {
+        since_us: i64,
+        before: Timestamp,
+        before_us: i64,
+    },
 }
 
 impl ChunkFilter {
@@ -479,6 +560,9 @@ impl ChunkFilter {
         match *self {
             Self::Period { from, to, .. } => from <= time && time < to,
             Self::IngestedAfter { since_us } => ingested_at_us > since_us,
+            Self::Late {
+                since_us, before, ..
+            } => ingested_at_us > since_us && time < before,
         }
     }
 }

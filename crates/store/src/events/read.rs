@@ -56,6 +56,19 @@ pub(crate) fn decode(
     Ok(in_time_order(events, &times))
 }
 
+/// The subjects of the events of `chunks` that `filter` keeps.
+///
+/// # Errors
+///
+/// When a chunk cannot be decoded, or an event's time or data cannot be read.
+pub(crate) fn subjects_of(
+    chunks: &[ChunkRow],
+    filter: ChunkFilter,
+) -> Result<HashSet<String>, DecodeChunkError> {
+    let (events, _) = decode_part(chunks, |_| true, filter)?;
+    Ok(events.into_iter().map(|event| event.subject).collect())
+}
+
 /// Stored chunks of some subjects' usage, read but not decoded, split by subject: what a billing
 /// run's loader hands to the engine threads, so that decoding (most of a large read's CPU) runs
 /// there, on every core, beside the engine, instead of in the loader's serial stage.

@@ -370,6 +370,15 @@ pub(super) async fn select_chunks(
         ChunkFilter::IngestedAfter { since_us } => {
             ("ingested_max_us > $3 AND $4 = $4", since_us, 0)
         }
+        ChunkFilter::Late {
+            since_us,
+            before_us,
+            ..
+        } => (
+            "ingested_max_us > $3 AND time_min_us <= $4",
+            since_us,
+            before_us,
+        ),
     };
     let sql = format!(
         "SELECT seq, false AS log, subject, event_count, events FROM event_chunks \

@@ -996,6 +996,14 @@ pub(super) async fn select_chunks(
             ChunkFilter::IngestedAfter { since_us } => {
                 builder.push(" AND ingested_max_us > ").push_bind(since_us);
             }
+            ChunkFilter::Late {
+                since_us,
+                before_us,
+                ..
+            } => {
+                builder.push(" AND ingested_max_us > ").push_bind(since_us);
+                builder.push(" AND time_min_us <= ").push_bind(before_us);
+            }
         }
         let rows: Vec<ChunkRow> = builder
             .build_query_as()

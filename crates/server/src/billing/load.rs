@@ -1,0 +1,388 @@
+//! What a billing run reads for a batch of claimed customers (docs/billing-runs.md, "One run,
+//! in batches" and "Incremental runs"): one query per table for the whole batch, and of each
+//! customer's usage only what the engine needs.
+//!
+//! A customer's stored billing state decides how much of its usage is read:
+//!
+//! - nothing due and nothing new (`incremental::examine`): none, and the engine does not
+//!   run for it;
+//! - something due, and a checkpoint still valid (the fingerprint of its world is the one it was
+//!   made with, and no event arrived late for a period it covers): the events from the
+//!   checkpoint's `usage_from` on, about one period's;
+//! - otherwise (a first run, a changed world, a late event): its whole history.
+//!
+//! The due customers' usage is read before their worlds are (it is most of a batch's reading),
+//! from where their checkpoints say; a customer whose checkpoint turns out not to hold once its
+//! world is read has the rest of its history read in a second query.
+
+use std::collections::{HashMap, HashSet};
+
+use billow_core::scenario::Checkpoint;
+use billow_store::billing::{AdjustmentRecord, BillingStateRecord, InvoiceSummary};
+use billow_store::invoices::CreditBalance;
+use billow_store::subscriptions::SubscriptionRecord;
+use billow_store::{Customer, UsageChunks, WorkspaceId};
+use jiff::{SignedDuration, Timestamp};
+
+use super::incremental;
+use super::run::{BillingSettings, CustomerInput, LoadedBatch, RunCatalog};
+use super::scenario::CustomerWorld;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Reads what the engine needs for the customers of a batch whose leases are `held`. On an
+/// error the batch's leases are released before it is returned.
+pub(super) async fn load_batch(
+    state: &AppState,
+    settings: &BillingSettings,
+    workspace: &WorkspaceId,
+    customers: Vec<Customer>,
+    held: &HashSet<String>,
+    catalog: &mut RunCatalog,
+    now: Timestamp,
+) -> Result<LoadedBatch, ApiError> {
+    let total = customers.len();
+    let claimed: Vec<Customer> = customers
+        .into_iter()
+        .filter(|customer| held.contains(customer.id.as_str()))
+        .collect();
+    let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
+    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    match load_claimed(state, workspace, claimed, catalog, now).await {
+        Ok((inputs, unchanged)) => Ok(LoadedBatch {
+            held: ids,
+            skipped,
+            unchanged,
+            inputs,
+        }),
+        Err(error) => {
+            state
+                .store
+                .release_billing_leases(workspace, &ids, &settings.node)
+                .await
+                .map_err(ApiError::internal)?;
+            Err(error)
+        }
+    }
+}
+
+/// Reads the worlds, usage, stored invoices and adjustments of claimed customers, one query per
+/// table; returns the engine's inputs and how many customers were left alone.
+async fn load_claimed(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    claimed: Vec<Customer>,
+    catalog: &mut RunCatalog,
+    now: Timestamp,
+) -> Result<(Vec<CustomerInput>, u64), ApiError> {
+    if claimed.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    // The subscriptions and billing states first: with them every subject of the batch, which
+    // customers have something due and where their usage starts are known.
+    let subscriptions = state
+        .store
+        .subscriptions_of_customers(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut by_customer: HashMap<&str, Vec<&SubscriptionRecord>> = HashMap::new();
+    for subscription in &subscriptions {
+        by_customer
+            .entry(subscription.customer_id.as_str())
+            .or_default()
+            .push(subscription);
+    }
+    let mut states: HashMap<String, BillingStateRecord> = state
+        .store
+        .billing_states(workspace, &ids)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|known| (known.customer_id.clone(), known))
+        .collect();
+    let due: HashSet<String> = ids
+        .iter()
+        .filter(|id| {
+            states
+                .get(*id)
+                .is_none_or(|known| incremental::is_due(known, now))
+        })
+        .cloned()
+        .collect();
+    // The usage of the customers with something due, from their checkpoints' `usage_from`.
+    let mut first_from: HashMap<String, Timestamp> = HashMap::new();
+    let first_reads: Vec<(Vec<String>, Timestamp)> = claimed
+        .iter()
+        .filter(|customer| due.contains(&customer.id))
+        .map(|customer| {
+            let theirs = by_customer.remove(customer.id.as_str()).unwrap_or_default();
+            let from = usage_start(states.get(&customer.id), now);
+            first_from.insert(customer.id.clone(), from);
+            (CustomerWorld::subjects_of(customer, &theirs), from)
+        })
+        .collect();
+    // The stored invoices only of those: a customer left alone needs none.
+    let due_ids: Vec<String> = ids.iter().filter(|id| due.contains(*id)).cloned().collect();
+    // Invoice keys: each subscription's, and each customer's (its own invoices).
+    let invoice_keys: Vec<String> = subscriptions
+        .iter()
+        .map(|s| s.id.clone())
+        .chain(ids.iter().cloned())
+        .collect();
+    let (worlds, first_usage, summaries, mut adjustments) = tokio::try_join!(
+        CustomerWorld::load_many_with(
+            state,
+            workspace,
+            claimed,
+            subscriptions,
+            &catalog.meters,
+            catalog.settings,
+            &mut catalog.versions,
+        ),
+        read_usage(state, workspace, first_reads, now),
+        async {
+            state
+                .store
+                .invoice_summaries_of_customers(workspace, &due_ids)
+                .await
+                .map_err(ApiError::internal)
+        },
+        adjustments_by_key(state, workspace, &invoice_keys),
+    )?;
+    let mut summaries = summaries;
+    let mut balances = credit_balances(state, workspace, &adjustments).await?;
+    let mut worlds: Vec<(CustomerWorld, String)> = worlds
+        .into_iter()
+        .map(|world| {
+            let fingerprint = incremental::fingerprint(&world, &adjustments);
+            (world, fingerprint)
+        })
+        .collect();
+    let found =
+        incremental::examine(state, workspace, &worlds, &states, &due, &adjustments).await?;
+    let unchanged = u64::try_from(found.quiet.len()).unwrap_or(u64::MAX);
+    worlds.retain(|(world, _)| !found.quiet.contains(&world.customer.customer_id));
+    // Where each computed customer starts: its checkpoint when it holds, else the beginning.
+    let mut checkpoints: HashMap<String, Checkpoint> = HashMap::new();
+    let mut versions: HashMap<String, i64> = HashMap::new();
+    for (world, fingerprint) in &worlds {
+        let id = &world.customer.customer_id;
+        if let Some(known) = states.remove(id) {
+            versions.insert(id.clone(), known.world_version);
+            // A run at an earlier instant than the state's (`--now` in the past) recomputes
+            // from the beginning, as it may compare invoices the checkpoint is past.
+            let holds = due.contains(id)
+                && known.fingerprint == *fingerprint
+                && !found.late.contains(id)
+                && now >= known.computed_at
+                && known.checkpoint.as_ref().is_some_and(|c| c.through <= now);
+            if let (true, Some(checkpoint)) = (holds, known.checkpoint) {
+                checkpoints.insert(id.clone(), checkpoint);
+            }
+        }
+    }
+    // Second reads: the whole history of those computed without a checkpoint but not read so
+    // (something new without anything due, or a checkpoint that does not hold), and the usage of
+    // the due customers' billed resources (a resource's events name it, and its id is known
+    // only once the world is read).
+    let mut whole: HashSet<String> = HashSet::new();
+    let second_reads: Vec<(Vec<String>, Timestamp)> = worlds
+        .iter()
+        .filter_map(|(world, _)| {
+            let id = &world.customer.customer_id;
+            let resources =
+                || -> Vec<String> { world.resources.iter().map(|r| r.id.clone()).collect() };
+            if let Some(checkpoint) = checkpoints.get(id) {
+                let resources = resources();
+                return (!resources.is_empty()).then_some((resources, checkpoint.usage_from));
+            }
+            if first_from.get(id) == Some(&Timestamp::MIN) {
+                let resources = resources();
+                return (!resources.is_empty()).then_some((resources, Timestamp::MIN));
+            }
+            whole.insert(id.clone());
+            Some((world.subjects(), Timestamp::MIN))
+        })
+        .collect();
+    let recomputed: Vec<String> = worlds
+        .iter()
+        .map(|(world, _)| world.customer.customer_id.clone())
+        .filter(|id| !due.contains(id))
+        .collect();
+    let (second_usage, more_summaries) =
+        tokio::try_join!(read_usage(state, workspace, second_reads, now), async {
+            if recomputed.is_empty() {
+                return Ok(Vec::new());
+            }
+            state
+                .store
+                .invoice_summaries_of_customers(workspace, &recomputed)
+                .await
+                .map_err(ApiError::internal)
+        })?;
+    summaries.extend(more_summaries);
+    let mut first_usage = first_usage;
+    let mut second_usage = second_usage;
+    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
+    for summary in summaries {
+        invoices
+            .entry(summary.customer_id.clone())
+            .or_default()
+            .push(summary);
+    }
+    let inputs = worlds
+        .into_iter()
+        .map(|(world, fingerprint)| {
+            let id = world.customer.customer_id.clone();
+            let subjects = world.subjects();
+            let first: Vec<_> = first_usage
+                .iter_mut()
+                .map(|read| read.take(&subjects))
+                .collect();
+            let second = second_usage.iter_mut().map(|read| read.take(&subjects));
+            // A customer read again from the beginning drops what its first read held.
+            let usage = if whole.contains(&id) {
+                second.collect()
+            } else {
+                first.into_iter().chain(second).collect()
+            };
+            let invoices = invoices.remove(&id).unwrap_or_default();
+            let adjustments: HashMap<String, Vec<AdjustmentRecord>> = world
+                .invoice_keys()
+                .map(|key| {
+                    let known = adjustments.remove(key).unwrap_or_default();
+                    (key.to_owned(), known)
+                })
+                .collect();
+            let balances = adjustments
+                .values()
+                .flatten()
+                .filter_map(|a| balances.remove_entry(&a.source_invoice_id))
+                .collect();
+            CustomerInput {
+                world_version: versions.get(&id).copied().unwrap_or(0),
+                checkpoint: checkpoints.remove(&id),
+                world,
+                usage,
+                invoices,
+                adjustments,
+                balances,
+                fingerprint,
+            }
+        })
+        .collect();
+    Ok((inputs, unchanged))
+}
+
+/// Where a due customer's usage is read from: its checkpoint's `usage_from`, or the beginning.
+fn usage_start(known: Option<&BillingStateRecord>, now: Timestamp) -> Timestamp {
+    known
+        .filter(|known| now >= known.computed_at)
+        .and_then(|known| known.checkpoint.as_ref())
+        .filter(|checkpoint| checkpoint.through <= now)
+        .map_or(Timestamp::MIN, |checkpoint| checkpoint.usage_from)
+}
+
+/// Reads the stored usage of several customers' subjects, each from its own instant, up to
+/// `now`: in two queries of half of them each (sorted by where they start, each query from its
+/// earliest), run at once on two connections: the reads' CPU (SQLite's and the rows' transfer)
+/// then runs on both cores. A customer may get some events before its instant; the engine reads
+/// only the periods it bills.
+async fn read_usage(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    mut reads: Vec<(Vec<String>, Timestamp)>,
+    now: Timestamp,
+) -> Result<Vec<UsageChunks>, ApiError> {
+    if reads.is_empty() {
+        return Ok(Vec::new());
+    }
+    reads.sort_by_key(|(_, from)| *from);
+    let later = reads.split_off(reads.len().div_ceil(2));
+    let halves = [reads, later];
+    let [first, second] = halves.map(|half| {
+        let from = half.first().map_or(Timestamp::MIN, |(_, from)| *from);
+        let subjects: Vec<String> = half
+            .into_iter()
+            .flat_map(|(subjects, _)| subjects)
+            .collect();
+        (subjects, from)
+    });
+    let (one, two) = tokio::try_join!(
+        subjects_usage(state, workspace, &first.0, first.1, now),
+        subjects_usage(state, workspace, &second.0, second.1, now),
+    )?;
+    Ok(vec![one, two])
+}
+
+/// The stored usage of `subjects` from `from` up to `now`, not decoded yet.
+async fn subjects_usage(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subjects: &[String],
+    from: Timestamp,
+    now: Timestamp,
+) -> Result<UsageChunks, ApiError> {
+    state
+        .store
+        .usage_chunks(workspace, subjects, from, usage_end(now))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The end (exclusive) of the usage a run at `now` bills: every event up to and including `now`.
+pub(super) fn usage_end(now: Timestamp) -> Timestamp {
+    now.checked_add(SignedDuration::from_micros(1))
+        .unwrap_or(now)
+}
+
+/// The stored late-usage adjustments of `invoice_keys`, by invoice key.
+pub(super) async fn adjustments_by_key(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    invoice_keys: &[String],
+) -> Result<HashMap<String, Vec<AdjustmentRecord>>, ApiError> {
+    let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
+    for adjustment in state
+        .store
+        .adjustments_of_keys(workspace, invoice_keys)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        adjustments
+            .entry(adjustment.invoice_key.clone())
+            .or_default()
+            .push(adjustment);
+    }
+    Ok(adjustments)
+}
+
+/// What is left to credit on the source invoices of the pending negative adjustments among
+/// `adjustments`, by invoice id: what a negative adjustment of a subscription with no further
+/// invoice may credit. No query when there is none (the usual run).
+pub(super) async fn credit_balances(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+) -> Result<HashMap<String, CreditBalance>, ApiError> {
+    let mut sources: Vec<String> = adjustments
+        .values()
+        .flatten()
+        .filter(|a| a.applied_invoice_id.is_none() && a.amount_minor < 0)
+        .map(|a| a.source_invoice_id.clone())
+        .collect();
+    if sources.is_empty() {
+        return Ok(HashMap::new());
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    Ok(state
+        .store
+        .credit_balances(workspace, &sources)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|balance| (balance.invoice_id.clone(), balance))
+        .collect())
+}
