@@ -30,6 +30,8 @@ struct Month {
     number: u32,
     month_end: Duration,
     finalized: u64,
+    /// Customers the month-end run computed from their checkpoints.
+    from_checkpoint: u64,
     nothing_due: Duration,
     nothing_due_report: RunReport,
     upcoming: Duration,
@@ -92,11 +94,12 @@ pub(crate) async fn measure(
         let now = to.timestamp().checked_add(SignedDuration::from_hours(1))?;
         let month = one_month(&store, &workspace, &customer_ids[0], number, now).await?;
         println!(
-            "month {:>3}: usage seeded in {:.1} s; month-end run {:.3} s ({} finalized); run with nothing due {:.3} s ({} customers computed, {} left alone); upcoming invoice {} ms",
+            "month {:>3}: usage seeded in {:.1} s; month-end run {:.3} s ({} finalized, {} customers from checkpoints); run with nothing due {:.3} s ({} customers computed, {} left alone); upcoming invoice {} ms",
             month.number,
             seeded.as_secs_f64(),
             month.month_end.as_secs_f64(),
             thousands(month.finalized),
+            thousands(month.from_checkpoint),
             month.nothing_due.as_secs_f64(),
             thousands(month.nothing_due_report.customers),
             thousands(month.nothing_due_report.unchanged),
@@ -185,6 +188,7 @@ async fn one_month(
         number,
         month_end,
         finalized: report.finalized,
+        from_checkpoint: report.from_checkpoint,
         nothing_due,
         nothing_due_report,
         upcoming: calls[calls.len() / 2],
