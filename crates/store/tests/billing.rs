@@ -527,6 +527,7 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
     };
     let writes = BillingWrites {
         states: Vec::new(),
+        seen: Vec::new(),
         credits: vec![
             credit("adj_1", "inv_1", Some(note("cn_1", "inv_1", 48))),
             credit("adj_2", "inv_1", Some(note("cn_2", "inv_1", 3))),
@@ -742,6 +743,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
     };
     let writes = BillingWrites {
         states: Vec::new(),
+        seen: Vec::new(),
         drafts: vec![invoice("inv_later", "sub_3", "2024-03-01T00:00:00Z", 700).into_text()],
         finalize: vec![
             finalization(
@@ -855,6 +857,7 @@ async fn a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it(store
     );
     let writes = BillingWrites {
         states: Vec::new(),
+        seen: Vec::new(),
         drafts: vec![],
         finalize: vec![
             finalization(

@@ -49,10 +49,11 @@ pub(super) async fn load_batch(
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     match load_claimed(state, workspace, claimed, catalog, now).await {
-        Ok((inputs, unchanged)) => Ok(LoadedBatch {
+        Ok((inputs, unchanged, seen)) => Ok(LoadedBatch {
             held: ids,
             skipped,
             unchanged,
+            seen,
             inputs,
         }),
         Err(error) => {
@@ -67,16 +68,17 @@ pub(super) async fn load_batch(
 }
 
 /// Reads the worlds, usage, stored invoices and adjustments of claimed customers, one query per
-/// table; returns the engine's inputs and how many customers were left alone.
+/// table; returns the engine's inputs, how many customers were left alone, and those of them
+/// whose world version moved (with the version read).
 async fn load_claimed(
     state: &AppState,
     workspace: &WorkspaceId,
     claimed: Vec<Customer>,
     catalog: &mut RunCatalog,
     now: Timestamp,
-) -> Result<(Vec<CustomerInput>, u64), ApiError> {
+) -> Result<(Vec<CustomerInput>, u64, Vec<(String, i64)>), ApiError> {
     if claimed.is_empty() {
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), 0, Vec::new()));
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     // The subscriptions and billing states first: with them every subject of the batch, which
@@ -122,8 +124,24 @@ async fn load_claimed(
             (CustomerWorld::subjects_of(customer, &theirs), from)
         })
         .collect();
-    // The stored invoices only of those: a customer left alone needs none.
+    // The stored invoices only of those: a customer left alone needs none. A customer that
+    // starts from its checkpoint needs only those from the checkpoint on (the engine issues no
+    // earlier one); when all of the batch's may, only those are read, and a customer that does
+    // not (its checkpoint does not hold, or a pending adjustment names an older invoice) has
+    // the rest read below.
     let due_ids: Vec<String> = ids.iter().filter(|id| due.contains(*id)).cloned().collect();
+    let summaries_since: Option<Timestamp> = due_ids
+        .iter()
+        .map(|id| {
+            states
+                .get(id)
+                .filter(|known| now >= known.computed_at)
+                .and_then(|known| known.checkpoint.as_ref())
+                .map(|checkpoint| checkpoint.through)
+                .filter(|through| *through <= now)
+        })
+        .min()
+        .flatten();
     // Invoice keys: each subscription's, and each customer's (its own invoices).
     let invoice_keys: Vec<String> = subscriptions
         .iter()
@@ -144,7 +162,7 @@ async fn load_claimed(
         async {
             state
                 .store
-                .invoice_summaries_of_customers(workspace, &due_ids)
+                .invoice_summaries_since(workspace, &due_ids, summaries_since)
                 .await
                 .map_err(ApiError::internal)
         },
@@ -162,6 +180,14 @@ async fn load_claimed(
     let found =
         incremental::examine(state, workspace, &worlds, &states, &due, &adjustments).await?;
     let unchanged = u64::try_from(found.quiet.len()).unwrap_or(u64::MAX);
+    let seen: Vec<(String, i64)> = found
+        .quiet
+        .iter()
+        .filter_map(|id| {
+            let known = states.get(id)?;
+            (known.world_version > known.seen_version).then(|| (id.clone(), known.world_version))
+        })
+        .collect();
     worlds.retain(|(world, _)| !found.quiet.contains(&world.customer.customer_id));
     // Where each computed customer starts: its checkpoint when it holds, else the beginning.
     let mut checkpoints: HashMap<String, Checkpoint> = HashMap::new();
@@ -205,10 +231,21 @@ async fn load_claimed(
             Some((world.subjects(), Timestamp::MIN))
         })
         .collect();
+    let pending = |world: &CustomerWorld| {
+        world.invoice_keys().any(|key| {
+            adjustments
+                .get(key)
+                .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
+        })
+    };
     let recomputed: Vec<String> = worlds
         .iter()
+        .filter(|(world, _)| {
+            let id = &world.customer.customer_id;
+            !due.contains(id)
+                || (summaries_since.is_some() && (!checkpoints.contains_key(id) || pending(world)))
+        })
         .map(|(world, _)| world.customer.customer_id.clone())
-        .filter(|id| !due.contains(id))
         .collect();
     let (second_usage, more_summaries) =
         tokio::try_join!(read_usage(state, workspace, second_reads, now), async {
@@ -225,11 +262,15 @@ async fn load_claimed(
     let mut first_usage = first_usage;
     let mut second_usage = second_usage;
     let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
+    let mut read: HashSet<String> = HashSet::new();
     for summary in summaries {
-        invoices
-            .entry(summary.customer_id.clone())
-            .or_default()
-            .push(summary);
+        // A customer read again from the beginning has its recent invoices twice.
+        if read.insert(summary.id.clone()) {
+            invoices
+                .entry(summary.customer_id.clone())
+                .or_default()
+                .push(summary);
+        }
     }
     let inputs = worlds
         .into_iter()
@@ -272,7 +313,7 @@ async fn load_claimed(
             }
         })
         .collect();
-    Ok((inputs, unchanged))
+    Ok((inputs, unchanged, seen))
 }
 
 /// Where a due customer's usage is read from: its checkpoint's `usage_from`, or the beginning.

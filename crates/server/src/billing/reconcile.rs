@@ -106,6 +106,7 @@ pub(super) fn plan_customer(
             fingerprint,
             checkpoint: None,
             world_version,
+            seen_version: world_version,
             billed_through: preview
                 .invoices
                 .iter()

@@ -248,6 +248,8 @@ pub(super) struct LoadedBatch {
     pub(super) skipped: u64,
     /// Customers with nothing due and nothing new: not computed.
     pub(super) unchanged: u64,
+    /// Those of them whose world version moved, with the version read: written as seen.
+    pub(super) seen: Vec<(String, i64)>,
     pub(super) inputs: Vec<CustomerInput>,
 }
 
@@ -389,12 +391,16 @@ async fn run_batches(
         skipped += batch.skipped;
         unchanged += batch.unchanged;
         let held = batch.held;
+        let seen = batch.seen;
         let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
-            Ok((report, writes)) => PlannedBatch {
-                held,
-                report,
-                writes,
-            },
+            Ok((report, mut writes)) => {
+                writes.seen = seen;
+                PlannedBatch {
+                    held,
+                    report,
+                    writes,
+                }
+            }
             Err(error) => {
                 // Nothing to write; the writer still releases the batch's leases.
                 engine_error = Some(error);
@@ -482,6 +488,7 @@ async fn write_batch(
         && writes.adjustments.is_empty()
         && writes.credits.is_empty()
         && writes.states.is_empty()
+        && writes.seen.is_empty()
     {
         state
             .store

@@ -604,7 +604,10 @@ async fn rounding_is_a_workspace_setting(database: Database) {
     let customer = tie_subscription(&app, &app.key).await;
     tie_subscription(&app, &other).await;
     let defaults = app.get("/api/v1/workspace/settings").await;
-    assert_eq!(defaults, json!({"rounding": "half_up", "updated_at": null}));
+    assert_eq!(
+        defaults,
+        json!({"rounding": "half_up", "net_days": 30, "updated_at": null})
+    );
 
     let (status, changed) = app
         .call(
@@ -671,6 +674,15 @@ async fn rounding_is_a_workspace_setting(database: Database) {
         (json!({"rounding": "half_down"}), "rounding"),
         (json!({"rounding": 1}), "rounding"),
         (json!({"rounding": "half_up", "precision": 2}), "precision"),
+        (json!({"net_days": 366}), "net_days"),
+        (json!({"net_days": -1}), "net_days"),
+        (json!({"net_days": "30"}), "net_days"),
+        (json!({"net_days": 1.5}), "net_days"),
+        // Nothing is written when one field is bad: the rounding stays half-up.
+        (
+            json!({"rounding": "half_even", "net_days": 400}),
+            "net_days",
+        ),
     ] {
         let (status, problem) = app
             .call("PATCH", "/api/v1/workspace/settings", Some(body.clone()))

@@ -264,7 +264,85 @@ async fn a_month_end_run_starts_from_the_checkpoint_of_the_last_finalized_invoic
     app.stop().await;
 }
 
+/// Every write that changes what a run reads for a customer makes the next run look at it (the
+/// triggers of migration 0017 count the change); a run with nothing changed reads no one.
+async fn a_change_of_the_world_by_any_route_makes_the_next_run_compute_the_customer(
+    database: billow_store::Database,
+) {
+    let app = BillingApp::spawn(database, "2024-01-10T00:00:00Z").await;
+    let plan = json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD",
+        "prices": [{"key": "seats", "description": "Seats",
+                    "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]});
+    let plan_id = app.post("/api/v1/plans", plan.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        "/api/v1/subscriptions",
+        json!({"customer_id": customer, "plan": "team", "quantity": 2,
+               "start": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(computed_and_unchanged(&run(&app).await), (1, 0));
+    // The run's own write (a new state) counts once; then nothing is read.
+    run(&app).await;
+    assert_eq!(computed_and_unchanged(&run(&app).await), (0, 1));
+
+    // A credit grant of the customer (from February: it changes no invoice already issued).
+    app.post(
+        "/api/v1/credit-grants",
+        json!({"customer_id": customer, "type": "promotional",
+               "amount": "5.00", "start": "2024-02-01T00:00:00Z"}),
+    )
+    .await;
+    let after_grant = run(&app).await;
+    assert_eq!(
+        computed_and_unchanged(&after_grant),
+        (1, 0),
+        "{after_grant}"
+    );
+    assert_eq!(computed_and_unchanged(&run(&app).await), (0, 1));
+
+    // A new version of the plan: the subscription stays on the version it was made with, so
+    // the customer is looked at and left alone.
+    let mut edited = plan.clone();
+    edited["prices"][0]["pricing"]["unit_amount"] = json!("12.00");
+    let (status, body) = app
+        .call("PUT", &format!("/api/v1/plans/{plan_id}"), Some(edited))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(computed_and_unchanged(&run(&app).await), (0, 1));
+
+    // The workspace's settings.
+    let (status, body) = app
+        .call(
+            "PATCH",
+            "/api/v1/workspace/settings",
+            Some(json!({"net_days": 14})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after_settings = run(&app).await;
+    assert_eq!(
+        computed_and_unchanged(&after_settings),
+        (1, 0),
+        "{after_settings}"
+    );
+    assert_eq!(computed_and_unchanged(&run(&app).await), (0, 1));
+    app.stop().await;
+}
+
 on_both_databases!(
+    a_change_of_the_world_by_any_route_makes_the_next_run_compute_the_customer,
     a_customer_is_computed_again_only_when_something_is_new_or_due,
     a_month_end_run_starts_from_the_checkpoint_of_the_last_finalized_invoice,
 );

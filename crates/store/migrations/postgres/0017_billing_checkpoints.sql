@@ -30,6 +30,8 @@ CREATE TABLE billing_scans (
 );
 
 CREATE INDEX event_chunks_ingested ON event_chunks (workspace_id, ingested_max_us);
+-- A customer's invoices from an instant on: what a run from a checkpoint reads of them.
+CREATE INDEX invoices_customer_issued ON invoices (workspace_id, customer_id, issued_at);
 
 CREATE FUNCTION billow_world_of_customer() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -30,6 +30,8 @@ CREATE TABLE billing_scans (
 ) STRICT;
 
 CREATE INDEX event_chunks_ingested ON event_chunks (workspace_id, ingested_max_us);
+-- A customer's invoices from an instant on: what a run from a checkpoint reads of them.
+CREATE INDEX invoices_customer_issued ON invoices (workspace_id, customer_id, issued_at);
 
 CREATE TRIGGER subscriptions_world_insert AFTER INSERT ON subscriptions BEGIN
     UPDATE billing_states SET world_version = world_version + 1 WHERE workspace_id = NEW.workspace_id AND customer_id = NEW.customer_id;

@@ -203,6 +203,10 @@ pub struct BillingWrites {
     pub credits: Vec<AdjustmentCredit>,
     /// What the run knows of each customer it computed (replacing what was stored).
     pub states: Vec<BillingStateRecord>,
+    /// Customers it left alone whose world version was ahead of the one their state had seen
+    /// (a change that changed nothing they bill): (customer, the version read), written as
+    /// seen, so that later runs do not look at them again.
+    pub seen: Vec<(String, i64)>,
 }
 
 /// What a billing run knows of a customer after computing it (`billing_states`, 0016).
@@ -227,10 +231,13 @@ pub struct BillingStateRecord {
     /// triggers of 0017 advance on every change of its world): written back as `seen_version`,
     /// so a change made meanwhile leaves the customer to compute again. 0 when there was none.
     pub world_version: i64,
+    /// The version its state had seen when read (`seen_version`); a run writes
+    /// `world_version` as the new one.
+    pub seen_version: i64,
 }
 
 /// A billing state's row: customer, computed_at, next_due_at, fingerprint, checkpoint,
-/// billed_through, world_version.
+/// billed_through, world_version, seen_version.
 type StateRow = (
     String,
     i64,
@@ -238,6 +245,7 @@ type StateRow = (
     String,
     Option<String>,
     Option<i64>,
+    i64,
     i64,
 );
 
@@ -539,11 +547,26 @@ impl Store {
     ///
     /// # Errors
     /// When a query fails or a row is corrupt.
-    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
     pub async fn invoice_summaries_of_customers(
         &self,
         workspace: &WorkspaceId,
         customer_ids: &[String],
+    ) -> Result<Vec<InvoiceSummary>, BillingStoreError> {
+        self.invoice_summaries_since(workspace, customer_ids, None)
+            .await
+    }
+
+    /// The stored invoices of `customer_ids` issued at or after `since` (all of them when
+    /// `None`), without lines.
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub async fn invoice_summaries_since(
+        &self,
+        workspace: &WorkspaceId,
+        customer_ids: &[String],
+        since: Option<Timestamp>,
     ) -> Result<Vec<InvoiceSummary>, BillingStoreError> {
         type Row = (
             String,
@@ -567,6 +590,9 @@ impl Store {
                 );
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
                 push_in!(builder, piece);
+                if let Some(since) = since {
+                    builder.push(" AND issued_at >= ").push_bind(to_micros(since));
+                }
                 builder.build_query_as().fetch_all(pool).await
             })?;
             for row in rows {
@@ -604,7 +630,8 @@ impl Store {
             let rows: Vec<StateRow> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(
                     "SELECT customer_id, computed_at, next_due_at, fingerprint, checkpoint, \
-                     billed_through, world_version FROM billing_states WHERE workspace_id = ",
+                     billed_through, world_version, seen_version FROM billing_states \
+                     WHERE workspace_id = ",
                 );
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
                 push_in!(builder, piece);
@@ -632,6 +659,7 @@ impl Store {
                     checkpoint,
                     billed_through: row.5.map(from_micros).transpose()?,
                     world_version: row.6,
+                    seen_version: row.7,
                 });
             }
         }
@@ -923,6 +951,18 @@ impl Store {
                 builder.push_bind(ws).push(" AND customer_id");
                 push_in!(builder, piece);
                 builder.build().execute(&mut *transaction).await?;
+            }
+
+            for (customer_id, version) in &writes.seen {
+                sqlx::query(
+                    "UPDATE billing_states SET seen_version = $1 WHERE workspace_id = $2 \
+                     AND customer_id = $3 AND seen_version < $1",
+                )
+                .bind(*version)
+                .bind(ws)
+                .bind(customer_id.as_str())
+                .execute(&mut *transaction)
+                .await?;
             }
 
             let credit_notes = write_credits!(transaction, workspace, &writes.credits);

@@ -110,4 +110,36 @@ impl Store {
             updated_at: Some(from_micros(to_micros(now))?),
         })
     }
+
+    /// Sets the workspace's payment terms (days from finalization to an invoice's due date)
+    /// at `now`; returns the settings as stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
+    pub async fn set_workspace_net_days(
+        &self,
+        workspace: &WorkspaceId,
+        net_days: u16,
+        now: Timestamp,
+    ) -> Result<WorkspaceSettings, BillingStoreError> {
+        // One statement, as for the rounding: the rounding is read back as it is.
+        // A workspace without settings yet gets the default rounding beside its terms.
+        const SQL: &str = "INSERT INTO workspace_settings (workspace_id, rounding, net_days, \
+                           updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id) DO UPDATE \
+                           SET net_days = excluded.net_days, updated_at = excluded.updated_at \
+                           RETURNING rounding";
+        let (rounding,): (String,) = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(rounding_text(RoundingMode::default()))
+            .bind(i64::from(net_days))
+            .bind(to_micros(now))
+            .fetch_one(pool)
+            .await)?;
+        Ok(WorkspaceSettings {
+            rounding: rounding_of(&rounding)?,
+            net_days,
+            updated_at: Some(from_micros(to_micros(now))?),
+        })
+    }
 }

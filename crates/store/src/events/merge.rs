@@ -16,6 +16,13 @@
 //! every chunk that holds older events of its subject: readers keep a subject's events of one
 //! instant in the order they were stored.
 //!
+//! Merges stay inside a calendar month (UTC): a chunk whose events all precede the month of
+//! the newest chunk's first event is final. A billing run reads a customer's usage from the
+//! start of its first period not invoiced yet, and finds late events by their chunks' first
+//! times and ingestion instants; a chunk that spanned months of history would be read, and
+//! decoded, whole by every month-end run. A subject keeps at least one chunk per month it had
+//! events in.
+//!
 //! Which subjects to look at: compaction records the subjects it wrote in [`MergeHints`]; a
 //! subject is looked at after [`NEW_CHUNKS_BEFORE_MERGE`] new chunks, so that a merge pass reads
 //! the chunk sizes of subjects that probably have something to merge rather than of every subject.
@@ -41,6 +48,21 @@ pub(crate) struct ChunkShape {
     pub seq: i64,
     pub event_count: i64,
     pub length_bytes: i64,
+    /// Its first and last events' times, in microseconds since the epoch.
+    pub time_min_us: i64,
+    pub time_max_us: i64,
+}
+
+/// The first instant (in microseconds since the epoch) of the UTC month holding `micros`.
+fn month_start_us(micros: i64) -> i64 {
+    let Ok(instant) = jiff::Timestamp::from_microsecond(micros) else {
+        return i64::MIN;
+    };
+    let date = instant.to_zoned(jiff::tz::TimeZone::UTC).date();
+    jiff::civil::Date::new(date.year(), date.month(), 1)
+        .ok()
+        .and_then(|first| first.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map_or(i64::MIN, |start| start.timestamp().as_microsecond())
 }
 
 /// The chunks of one subject to merge: a suffix of `chunks` (given in `seq` order) of at least
@@ -50,9 +72,16 @@ pub(crate) fn plan_merge(chunks: &[ChunkShape]) -> &[ChunkShape] {
     let bytes_max = i64::try_from(CHUNK_BYTES_MAX).expect("small");
     let mut start = chunks.len();
     let (mut newer_events, mut newer_bytes) = (0_i64, 0_i64);
+    let month = chunks
+        .last()
+        .map_or(i64::MIN, |newest| month_start_us(newest.time_min_us));
     for (index, chunk) in chunks.iter().enumerate().rev() {
         // A chunk half full is final: merging it would rewrite much for little.
         if chunk.event_count * 2 >= events_max || chunk.length_bytes * 2 >= bytes_max {
+            break;
+        }
+        // So is a chunk of an earlier month than the newest chunk's.
+        if chunk.time_max_us < month {
             break;
         }
         let events = newer_events + chunk.event_count;
@@ -68,17 +97,20 @@ pub(crate) fn plan_merge(chunks: &[ChunkShape]) -> &[ChunkShape] {
     &chunks[start..]
 }
 
-/// The chunk sizes of several subjects, from rows of (subject, seq, event count, bytes) ordered
-/// by subject, then seq.
-pub(crate) fn shapes_by_subject(
-    rows: Vec<(String, i64, i64, i64)>,
-) -> Vec<(String, Vec<ChunkShape>)> {
+/// A chunk's shape as read: (subject, seq, event count, bytes, first time, last time).
+pub(crate) type ShapeRow = (String, i64, i64, i64, i64, i64);
+
+/// The chunk sizes of several subjects, from rows of (subject, seq, event count, bytes, first
+/// and last times) ordered by subject, then seq.
+pub(crate) fn shapes_by_subject(rows: Vec<ShapeRow>) -> Vec<(String, Vec<ChunkShape>)> {
     let mut subjects: Vec<(String, Vec<ChunkShape>)> = Vec::new();
-    for (subject, seq, event_count, length_bytes) in rows {
+    for (subject, seq, event_count, length_bytes, time_min_us, time_max_us) in rows {
         let shape = ChunkShape {
             seq,
             event_count,
             length_bytes,
+            time_min_us,
+            time_max_us,
         };
         match subjects.last_mut() {
             Some((last, shapes)) if *last == subject => shapes.push(shape),
@@ -308,6 +340,8 @@ mod tests {
                 seq,
                 event_count,
                 length_bytes: event_count * 100,
+                time_min_us: 0,
+                time_max_us: 0,
             })
             .collect()
     }
@@ -324,6 +358,31 @@ mod tests {
         assert_eq!(merged(&[4, 1, 1, 1, 1]), [1, 1, 1, 1]);
         assert_eq!(merged(&[16, 4, 4, 4, 1, 1, 1, 1]), [4, 4, 4, 1, 1, 1, 1]);
         assert_eq!(merged(&[5]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_chunk_of_an_earlier_month_is_final() {
+        let instant = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_microsecond();
+        // Three small chunks of January, then four of February: February's merge leaves
+        // January's alone, though its chunks are small enough to be merged by size.
+        let mut chunks = shapes(&[1, 1, 1, 1, 1, 1, 1]);
+        for (index, chunk) in chunks.iter_mut().enumerate() {
+            let time = if index < 3 {
+                instant("2024-01-10T00:00:00Z")
+            } else {
+                instant("2024-02-10T00:00:00Z")
+            };
+            (chunk.time_min_us, chunk.time_max_us) = (time, time);
+        }
+        let merged: Vec<i64> = plan_merge(&chunks).iter().map(|c| c.seq).collect();
+        assert_eq!(merged, [4, 5, 6, 7]);
+        // A chunk that reaches into February is not final: it merges with February's.
+        chunks[2].time_max_us = instant("2024-02-01T00:00:00Z");
+        let merged: Vec<i64> = plan_merge(&chunks).iter().map(|c| c.seq).collect();
+        assert_eq!(merged, [3, 4, 5, 6, 7]);
+        // The same sizes all in one month: merged as before.
+        let one_month = shapes(&[1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(plan_merge(&one_month).len(), 7);
     }
 
     #[test]

@@ -319,7 +319,7 @@ impl Store {
         let filter = ChunkFilter::Late {
             since_us: since.as_microsecond(),
             before,
-            before_us: before.as_microsecond().saturating_add(1),
+            before_us: ceil_micros(before),
         };
         self.load_events(workspace_id, subjects, filter).await
     }
@@ -342,9 +342,9 @@ impl Store {
     ) -> Result<HashSet<String>, LoadEventsError> {
         const SQL: &str = "SELECT seq, subject IS NULL AS log, subject, event_count, events \
                            FROM event_chunks WHERE workspace_id = $1 AND ingested_max_us > $2 \
-                           AND time_min_us <= $3";
+                           AND time_min_us < $3";
         let since_us = since.as_microsecond();
-        let before_us = before.as_microsecond().saturating_add(1);
+        let before_us = ceil_micros(before);
         let filter = ChunkFilter::Late {
             since_us,
             before,
@@ -534,13 +534,25 @@ pub(crate) enum ChunkFilter {
     /// Chunks holding an event ingested strictly after `since_us`.
     IngestedAfter { since_us: i64 },
     /// Events ingested strictly after `since_us` whose time is before `before`: late for a
-    /// period that ended by then. Chunks are selected by their ingestion and first times
-    /// (`before_us` widened by one), the events filtered exactly after decoding.
+    /// period that ended by then. Chunks are selected by their ingestion and first times (a
+    /// chunk's first time below `before_us`, `before` rounded up to the microsecond, the unit
+    /// chunks are bounded in), the events filtered exactly after decoding.
     Late {
         since_us: i64,
         before: Timestamp,
         before_us: i64,
     },
+}
+
+/// `instant` in microseconds since the epoch, rounded up: an event whose time (rounded down to
+/// the microsecond in a chunk's bounds) is below it may be before `instant`.
+fn ceil_micros(instant: Timestamp) -> i64 {
+    let micros = instant.as_microsecond();
+    if instant.as_nanosecond() % 1_000 == 0 {
+        micros
+    } else {
+        micros.saturating_add(1)
+    }
 }
 
 impl ChunkFilter {

@@ -1,7 +1,9 @@
-//! `/api/v1/workspace/settings`: the workspace's billing settings. For now one, `rounding`: how
+//! `/api/v1/workspace/settings`: the workspace's billing settings: `rounding`, how
 //! every invoice computed after a change (drafts, upcoming invoices, previews, billing runs)
 //! rounds amounts to the minor unit. A finalized invoice keeps the rounding it was computed
-//! with (its `rounding`), so changing the setting never changes it.
+//! with (its `rounding`), so changing the setting never changes it; and `net_days`, the
+//! payment terms of customers that set none (an invoice is due `net_days` after it is
+//! finalized; one finalized before a change keeps its due date).
 //!
 //! Workspace keys only: a customer token is refused with 403, as on every workspace route.
 
@@ -47,6 +49,9 @@ impl From<RoundingMode> for Rounding {
 pub(crate) struct SettingsBody {
     /// How invoices computed from now on are rounded.
     rounding: Rounding,
+    /// Payment terms: days from an invoice's finalization to its due date (`due_at`), for
+    /// customers that set none of their own. 30 by default.
+    net_days: u16,
     /// When the settings last changed (RFC 3339); null while they are the defaults.
     #[schema(value_type = Option<String>, format = DateTime)]
     updated_at: Option<String>,
@@ -56,6 +61,7 @@ impl From<WorkspaceSettings> for SettingsBody {
     fn from(settings: WorkspaceSettings) -> Self {
         Self {
             rounding: settings.rounding.into(),
+            net_days: settings.net_days,
             updated_at: settings.updated_at.map(|at| at.to_string()),
         }
     }
@@ -69,9 +75,26 @@ pub(crate) struct UpdateSettings {
     /// non-string enum value as a syntax error (400), where this is a 422 naming the field.
     #[schema(value_type = Option<Rounding>)]
     rounding: Option<Value>,
+    /// Days from an invoice's finalization to its due date, 0 to 365. Invoices finalized
+    /// before keep their due dates.
+    #[schema(value_type = Option<u16>, minimum = 0, maximum = 365)]
+    net_days: Option<Value>,
 }
 
 impl UpdateSettings {
+    fn net_days(&self) -> Result<Option<u16>, ApiError> {
+        let Some(value) = &self.net_days else {
+            return Ok(None);
+        };
+        match value.as_u64().and_then(|days| u16::try_from(days).ok()) {
+            Some(days) if days <= 365 => Ok(Some(days)),
+            _ => Err(ApiError::invalid(
+                "net_days",
+                format!("must be a whole number of days from 0 to 365, not {value}"),
+            )),
+        }
+    }
+
     fn rounding(&self) -> Result<Option<RoundingMode>, ApiError> {
         let Some(value) = &self.rounding else {
             return Ok(None);
@@ -110,7 +133,7 @@ pub(crate) async fn get_settings(
     request_body(content = UpdateSettings, content_type = "application/json", description = "The settings to change"),
     responses((status = 200, description = "The settings", body = SettingsBody),
         (status = 403, description = "A customer token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field (`rounding`)", body = crate::error::Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid field (`rounding`, `net_days`)", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id))]
 pub(crate) async fn update_settings(
     State(state): State<AppState>,
@@ -118,7 +141,16 @@ pub(crate) async fn update_settings(
     ApiJson(body): ApiJson<UpdateSettings>,
 ) -> Result<ApiJson<SettingsBody>, ApiError> {
     let store = &state.store;
-    let settings = match body.rounding()? {
+    // Both checked before either is written: a request is applied whole or not at all.
+    let net_days = body.net_days()?;
+    let rounding = body.rounding()?;
+    if let Some(days) = net_days {
+        store
+            .set_workspace_net_days(&auth.workspace_id, days, state.clock.now())
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let settings = match rounding {
         Some(rounding) => store
             .set_workspace_rounding(&auth.workspace_id, rounding, state.clock.now())
             .await

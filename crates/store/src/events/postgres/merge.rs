@@ -27,9 +27,10 @@ pub(in crate::events) async fn merge(
     catch_up(&mut transaction, &mut cache, workspace_id)
         .await
         .map_err(database)?;
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT subject, seq, event_count::int8, octet_length(events)::int8 FROM event_chunks \
-         WHERE workspace_id = $1 AND subject = ANY($2) ORDER BY subject, seq",
+    let rows: Vec<merge::ShapeRow> = sqlx::query_as(
+        "SELECT subject, seq, event_count::int8, octet_length(events)::int8, time_min_us, \
+         time_max_us FROM event_chunks WHERE workspace_id = $1 AND subject = ANY($2) \
+         ORDER BY subject, seq",
     )
     .bind(workspace_id)
     .bind(subjects)

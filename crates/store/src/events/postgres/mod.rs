@@ -375,7 +375,7 @@ pub(super) async fn select_chunks(
             before_us,
             ..
         } => (
-            "ingested_max_us > $3 AND time_min_us <= $4",
+            "ingested_max_us > $3 AND time_min_us < $4",
             since_us,
             before_us,
         ),

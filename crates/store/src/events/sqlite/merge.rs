@@ -175,8 +175,8 @@ pub(super) async fn chunk_shapes(
     subjects: &[String],
 ) -> Result<Vec<(String, Vec<merge::ChunkShape>)>, sqlx::Error> {
     let mut builder = QueryBuilder::<Sqlite>::new(
-        "SELECT subject, seq, event_count, length(events) FROM event_chunks \
-         WHERE workspace_id = ",
+        "SELECT subject, seq, event_count, length(events), time_min_us, time_max_us \
+         FROM event_chunks WHERE workspace_id = ",
     );
     builder.push_bind(workspace_id).push(" AND subject IN (");
     let mut separated = builder.separated(", ");
