@@ -970,12 +970,19 @@ pub(super) async fn select_chunks(
     // yet (subject NULL), which hold every subject.
     let pieces = distinct.chunks(SUBJECTS_PER_QUERY).map(Some).chain([None]);
     for piece in pieces {
-        // By subject, whatever the filter: the index of ingestion instants (0017) would have
-        // SQLite scan every chunk ingested since an instant for a few subjects.
-        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        // By subject, then by the times or the ingestion instants the filter bounds: SQLite
+        // would otherwise pick the workspace's index of ingestion instants (0017) and scan every
+        // chunk ingested since an instant for a few subjects.
+        let index = match filter {
+            ChunkFilter::Period { .. } => "event_chunks_subject_time",
+            ChunkFilter::IngestedAfter { .. } | ChunkFilter::Late { .. } => {
+                "event_chunks_subject_ingested"
+            }
+        };
+        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "SELECT seq, subject IS NULL AS log, subject, event_count, events FROM event_chunks \
-             INDEXED BY event_chunks_subject_time WHERE workspace_id = ",
-        );
+             INDEXED BY {index} WHERE workspace_id = "
+        ));
         builder.push_bind(workspace_id);
         match piece {
             Some(piece) => {
