@@ -3,8 +3,9 @@
 //!
 //! Every amount of a credit note is decided here: its total, the sum of its lines
 //! ([`CreditNoteTotal`]); what is left to credit on an invoice and how a credit note changes it
-//! ([`LeftToCredit`], [`InvoiceCredits`]); what the invoice asks for once its credit notes are
-//! taken off ([`AmountDue`]).
+//! ([`LeftToCredit`], [`InvoiceCredits`]); what is left to credit on one of its lines
+//! ([`LineCredits`]); what the invoice asks for once its credit notes are taken off
+//! ([`AmountDue`]).
 //!
 //! A billing run turns a negative late-usage adjustment of a subscription that has no further
 //! invoice into a credit note of the invoice whose usage went down (Stripe's and Lago's form of a
@@ -29,9 +30,11 @@
 //! ```
 
 mod balance;
+mod line;
 mod total;
 
 pub use balance::{CreditInvoiceError, InvoiceCredits, LeftToCredit};
+pub use line::{CreditLineError, LineCredits};
 pub use total::{AddCreditNoteLineError, CreditNoteTotal};
 
 use crate::invoice::{Invoice, InvoiceLine, LineKind, TaxRate};

@@ -252,6 +252,47 @@ async fn credit_notes_and_payments_take_their_documented_fields(database: Databa
     assert_eq!(note["lines"][1]["amount"]["amount_minor"], 25);
     assert_eq!(note["lines"][1]["line"], Value::Null);
 
+    // A line names a line of the invoice, and credits at most what is left of it: its amount
+    // less what earlier notes, and earlier lines of the same note, took off it.
+    let invoice = app.get(&format!("/api/v1/invoices/{id}")).await;
+    let line_one = invoice["lines"][0]["amount"]["amount_minor"]
+        .as_i64()
+        .unwrap();
+    let left = line_one - 500;
+    let minor = |amount: i64| format!("{}.{:02}", amount / 100, amount % 100);
+    for (body, field, reason) in [
+        (
+            json!({"lines": [{"description": "Outage", "amount": "1.00", "line": 9}]}),
+            "lines[0].line",
+            "the invoice has no line 9".to_owned(),
+        ),
+        (
+            json!({"lines": [{"description": "Outage", "amount": minor(left + 1), "line": 1}]}),
+            "lines[0].amount",
+            format!(
+                "is more than the {} left to credit on invoice line 1 (of {})",
+                minor(left),
+                minor(line_one)
+            ),
+        ),
+        (
+            json!({"lines": [{"description": "Outage", "amount": minor(left), "line": 1},
+                             {"description": "Again", "amount": "0.01", "line": 1}]}),
+            "lines[1].amount",
+            format!(
+                "is more than the 0.00 left to credit on invoice line 1 (of {})",
+                minor(line_one)
+            ),
+        ),
+    ] {
+        let (status, problem) = app.call("POST", &credit_notes, Some(body)).await;
+        assert_invalid(status, &problem, field);
+        assert_eq!(problem["errors"][0]["reason"], reason, "{problem}");
+    }
+    // Nothing of the refused notes was kept.
+    let notes = app.get(&credit_notes).await;
+    assert_eq!(notes["data"].as_array().unwrap().len(), 1, "{notes}");
+
     for (body, field) in [
         (json!({"state": "Refunded"}), "state"),
         (json!({"state": "PaymentPending"}), "state"),

@@ -6,10 +6,14 @@
 
 mod wire;
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use billow_core::credit_note::{AddCreditNoteLineError, AmountDue, CreditNoteTotal};
+use billow_core::credit_note::{
+    AddCreditNoteLineError, AmountDue, CreditLineError, CreditNoteTotal, LineCredits,
+};
 use billow_core::{Currency, Money};
 use billow_store::invoices::{
     CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
@@ -332,6 +336,18 @@ pub(crate) async fn create_credit_note(
     let mut lines = Vec::with_capacity(body.lines.len());
     // Core sums the lines: the handler only names the line a refusal comes from.
     let mut total = CreditNoteTotal::new(currency);
+    // What is left to credit on each invoice line a line names: its amount less what earlier
+    // credit notes (and earlier lines of this one) took off it.
+    let mut line_credits = if body.lines.iter().any(|line| line.line.is_some()) {
+        let earlier = state
+            .store
+            .credit_notes(&auth.workspace_id, &id)
+            .await
+            .map_err(ApiError::internal)?;
+        credited_lines(&invoice.lines, &earlier, currency)
+    } else {
+        HashMap::new()
+    };
     for (index, line) in body.lines.iter().enumerate() {
         let field = |name: &str| format!("lines[{index}].{name}");
         if line.description.trim().is_empty() {
@@ -353,6 +369,25 @@ pub(crate) async fn create_credit_note(
             // The amount was read in the invoice's currency just above.
             AddCreditNoteLineError::CurrencyMismatch { .. } => ApiError::internal(error),
         })?;
+        if let Some(number) = line.line {
+            let Some(credits) = line_credits.get_mut(&number) else {
+                return Err(ApiError::invalid(
+                    field("line"),
+                    format!("the invoice has no line {number}"),
+                ));
+            };
+            credits.credit(money).map_err(|error| match error {
+                CreditLineError::AboveLine { left, line, .. } => ApiError::invalid(
+                    field("amount"),
+                    format!(
+                        "is more than the {} left to credit on invoice line {number} (of {})",
+                        left.to_decimal(),
+                        line.to_decimal()
+                    ),
+                ),
+                CreditLineError::Money(error) => ApiError::internal(error),
+            })?;
+        }
         lines.push(json!({"description": line.description, "amount": money, "line": line.line}));
     }
     let note = CreditNoteRecord {
@@ -372,6 +407,46 @@ pub(crate) async fn create_credit_note(
         StatusCode::CREATED,
         ApiJson(credit_note_json(&note, &invoice.currency)),
     ))
+}
+
+/// What is left to credit on each line of an invoice (by number), given its `lines` as stored
+/// and its credit notes so far: each line's amount, less what the notes' lines that name it took
+/// off.
+fn credited_lines(
+    lines: &Value,
+    notes: &[CreditNoteRecord],
+    currency: Currency,
+) -> HashMap<u32, LineCredits> {
+    let minor = |value: &Value| value["amount"]["amount_minor"].as_i64();
+    let mut credits: HashMap<u32, LineCredits> = lines
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| {
+            let number = u32::try_from(line["number"].as_u64()?).ok()?;
+            Some((
+                number,
+                LineCredits::new(Money::from_minor(minor(line)?, currency)),
+            ))
+        })
+        .collect();
+    for line in notes
+        .iter()
+        .filter_map(|note| note.lines.as_array())
+        .flatten()
+    {
+        let number = line["line"].as_u64().and_then(|n| u32::try_from(n).ok());
+        if let (Some(credit), Some(amount)) =
+            (number.and_then(|n| credits.get_mut(&n)), minor(line))
+        {
+            // Stored notes were checked when written; a line credited past its amount (before
+            // this check existed) just has nothing left.
+            if credit.credit(Money::from_minor(amount, currency)).is_err() {
+                *credit = LineCredits::new(Money::zero(currency));
+            }
+        }
+    }
+    credits
 }
 
 fn credit_note_json(note: &CreditNoteRecord, currency: &str) -> Value {
