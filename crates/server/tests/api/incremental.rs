@@ -18,24 +18,9 @@ fn computed_and_unchanged(report: &Value) -> (u64, u64) {
     )
 }
 
-async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
-    database: billow_store::Database,
-) {
-    let app = BillingApp::spawn(database, "2024-01-10T00:00:00Z").await;
-    app.post(
-        "/api/v1/meters",
-        json!({"key": "calls", "event_type": "api.calls", "aggregation": "COUNT"}),
-    )
-    .await;
-    app.post(
-        "/api/v1/plans",
-        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
-            {"key": "seats", "description": "Seats",
-             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
-            {"key": "calls", "description": "Calls", "meter": "calls",
-             "pricing": {"model": "per_unit", "unit_amount": "0.50"}}]}),
-    )
-    .await;
+/// The customer Acme (USD) with 2 seats of the plan `team` from 1 January 2024: (customer,
+/// subscription).
+async fn acme_on_team(app: &BillingApp) -> (String, String) {
     let customer = app
         .post(
             "/api/v1/customers",
@@ -55,6 +40,28 @@ async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
         .as_str()
         .unwrap()
         .to_owned();
+    (customer, subscription)
+}
+
+async fn a_customer_is_computed_again_only_when_something_is_new_or_due(
+    database: billow_store::Database,
+) {
+    let app = BillingApp::spawn(database, "2024-01-10T00:00:00Z").await;
+    app.post(
+        "/api/v1/meters",
+        json!({"key": "calls", "event_type": "api.calls", "aggregation": "COUNT"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
+            {"key": "seats", "description": "Seats",
+             "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
+            {"key": "calls", "description": "Calls", "meter": "calls",
+             "pricing": {"model": "per_unit", "unit_amount": "0.50"}}]}),
+    )
+    .await;
+    let (customer, subscription) = acme_on_team(&app).await;
 
     // The first run computes the customer (its start invoice is finalized).
     let first = run(&app).await;
@@ -182,21 +189,7 @@ async fn a_month_end_run_starts_from_the_checkpoint_of_the_last_finalized_invoic
              "pricing": {"model": "per_unit", "unit_amount": "0.01"}}]}),
     )
     .await;
-    let customer = app
-        .post(
-            "/api/v1/customers",
-            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.post(
-        "/api/v1/subscriptions",
-        json!({"customer_id": customer, "plan": "team", "quantity": 2,
-               "start": "2024-01-01T00:00:00Z"}),
-    )
-    .await;
+    let (customer, _) = acme_on_team(&app).await;
     let first = run(&app).await;
     assert_eq!(first["finalized"], 1, "{first}");
     assert_eq!(first["from_checkpoint"], 0, "{first}");
@@ -277,21 +270,7 @@ async fn a_change_of_the_world_by_any_route_makes_the_next_run_compute_the_custo
         .as_str()
         .unwrap()
         .to_owned();
-    let customer = app
-        .post(
-            "/api/v1/customers",
-            json!({"external_id": "acme", "name": "Acme", "currency": "USD"}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.post(
-        "/api/v1/subscriptions",
-        json!({"customer_id": customer, "plan": "team", "quantity": 2,
-               "start": "2024-01-01T00:00:00Z"}),
-    )
-    .await;
+    let (customer, _) = acme_on_team(&app).await;
     assert_eq!(computed_and_unchanged(&run(&app).await), (1, 0));
     // The run's own write (a new state) counts once; then nothing is read.
     run(&app).await;

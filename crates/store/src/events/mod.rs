@@ -350,24 +350,12 @@ impl Store {
             before,
             before_us,
         };
-        let chunks: Vec<read::ChunkRow> = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(SQL)
-                    .bind(workspace_id.as_str())
-                    .bind(since_us)
-                    .bind(before_us)
-                    .fetch_all(pool)
-                    .await
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as(SQL)
-                    .bind(workspace_id.as_str())
-                    .bind(since_us)
-                    .bind(before_us)
-                    .fetch_all(pool)
-                    .await
-            }
-        }
+        let chunks: Vec<read::ChunkRow> = crate::sql::with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace_id.as_str())
+            .bind(since_us)
+            .bind(before_us)
+            .fetch_all(pool)
+            .await)
         .map_err(LoadEventsError::Database)?;
         Ok(read::subjects_of(&chunks, filter)?)
     }
