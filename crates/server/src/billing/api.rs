@@ -23,6 +23,12 @@ pub(crate) fn store_error(
             problem: ConflictProblem::InvalidState,
             detail: format!("The {resource} {id} is finalized or in a state that does not allow this."),
         },
+        BillingStoreError::Transition { from, to } => ApiError::Conflict {
+            problem: ConflictProblem::InvalidState,
+            detail: format!(
+                "The payment of {resource} {id} is {from}: it cannot become {to}."
+            ),
+        },
         BillingStoreError::Exceeds {
             requested_minor,
             available_minor,

@@ -332,6 +332,22 @@ async fn credit_notes_and_payments_take_their_documented_fields(database: Databa
             ("Paid", &Value::Null),
         ]
     );
+    // A paid invoice's payment is final: no state follows it, not even `Paid` again (a 409
+    // naming both states), and the history is unchanged.
+    for state in ["Paid", "PaymentFailed", "PaymentInProgress"] {
+        let (status, problem) = app
+            .call("POST", &payments, Some(json!({"state": state})))
+            .await;
+        assert_eq!(status, 409, "{state}: {problem}");
+        assert_eq!(problem["type"], "urn:billow:problem:invalid-state");
+        assert_eq!(
+            problem["detail"],
+            format!("The payment of invoice {id} is Paid: it cannot become {state}.")
+        );
+    }
+    let after = app.get(&payments).await;
+    assert_eq!(after["data"].as_array().unwrap().len(), 3, "{after}");
+    assert_eq!(after["status"], "paid");
     app.stop().await;
 }
 

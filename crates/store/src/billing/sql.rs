@@ -38,6 +38,9 @@ pub enum BillingStoreError {
         requested_minor: i64,
         available_minor: i64,
     },
+    /// The invoice's payment cannot go from its last state to the one asked for.
+    #[error("a payment in state {from} cannot become {to}")]
+    Transition { from: String, to: String },
     /// A stored column does not hold what this code writes.
     #[error("the stored column {column} is invalid")]
     CorruptRow { column: &'static str },

@@ -509,6 +509,9 @@ impl Store {
         message: Option<&str>,
         at: Timestamp,
     ) -> Result<i64, BillingStoreError> {
+        const LAST_STATE: &str = "SELECT state FROM payment_state_history \
+                                  WHERE workspace_id = $1 AND invoice_id = $2 \
+                                  ORDER BY sequence DESC LIMIT 1";
         const LOCK: &str =
             "UPDATE invoices SET status = CASE WHEN $3 = 'Paid' AND status = 'open' \
                             THEN 'paid' ELSE status END \
@@ -526,6 +529,20 @@ impl Store {
             };
             if matches!(status.parse()?, InvoiceStatus::Draft | InvoiceStatus::Void) {
                 return Err(BillingStoreError::Immutable);
+            }
+            // Under the invoice's row lock, taken above: two writers see each other's states.
+            let last: Option<(String,)> = sqlx::query_as(LAST_STATE)
+                .bind(workspace.as_str())
+                .bind(invoice_id)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if let Some((last,)) = last {
+                if !payment_may_follow(&last, state) {
+                    return Err(BillingStoreError::Transition {
+                        from: last,
+                        to: state.to_owned(),
+                    });
+                }
             }
             let sequence = crate::billing::append_payment_state!(
                 transaction, workspace, invoice_id, state, message, at
@@ -572,5 +589,52 @@ pub(crate) fn equal_or_absent(column: &str, parameter: u8, given: bool) -> Strin
         format!("{column} = ${parameter}")
     } else {
         format!("${parameter} IS NULL")
+    }
+}
+
+/// Whether an invoice's payment may go from state `from` to state `to` (Palette's four
+/// states): a pending payment may start, succeed or fail; one in progress may succeed or fail;
+/// a failed one may be tried again or be settled by hand; a paid one is final (refunds come with
+/// payment providers). A state never follows itself: `Paid` twice is one payment.
+pub fn payment_may_follow(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        (
+            "PaymentPending",
+            "PaymentInProgress" | "Paid" | "PaymentFailed"
+        ) | ("PaymentInProgress", "Paid" | "PaymentFailed")
+            | ("PaymentFailed", "PaymentInProgress" | "Paid")
+    )
+}
+
+#[cfg(test)]
+mod payment_tests {
+    use super::payment_may_follow;
+
+    #[test]
+    fn payment_states_follow_each_other_only_forward() {
+        let states = [
+            "PaymentPending",
+            "PaymentInProgress",
+            "Paid",
+            "PaymentFailed",
+        ];
+        let allowed: Vec<(&str, &str)> = states
+            .iter()
+            .flat_map(|from| states.iter().map(move |to| (*from, *to)))
+            .filter(|(from, to)| payment_may_follow(from, to))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                ("PaymentPending", "PaymentInProgress"),
+                ("PaymentPending", "Paid"),
+                ("PaymentPending", "PaymentFailed"),
+                ("PaymentInProgress", "Paid"),
+                ("PaymentInProgress", "PaymentFailed"),
+                ("PaymentFailed", "PaymentInProgress"),
+                ("PaymentFailed", "Paid"),
+            ]
+        );
     }
 }
