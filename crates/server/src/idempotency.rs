@@ -4,7 +4,9 @@
 //! - the first response to a key is stored and answered again to every retry with the same key,
 //!   with the header `Idempotent-Replayed: true`;
 //! - the same key with another request (method, path, body or caller) is a 422 problem
-//!   `idempotency-key-reused`;
+//!   `idempotency-key-reused`. A JSON body is compared as the handler reads it, not byte for
+//!   byte: other whitespace or another order of an object's members is the same request (as
+//!   Stripe compares parameters); a number is compared as written (`5.0` is not `5.00`);
 //! - while the first request runs, a retry gets a 409 problem `idempotency-key-in-flight`;
 //! - keys are kept [`KEY_LIFETIME`] (24 hours) from their first use.
 //!
@@ -216,8 +218,9 @@ fn parse_key(value: &HeaderValue) -> Result<&str, ApiError> {
     })
 }
 
-/// Hex SHA-256 over who asked and what: the caller, the method, the path and query, the body.
-/// Fields are separated by a newline, which none of the first four can contain.
+/// Hex SHA-256 over who asked and what: the caller, the method, the path and query, the body
+/// ([`canonical_body`]). Fields are separated by a newline, which none of the first four can
+/// contain.
 fn fingerprint(
     principal: &Principal,
     method: &Method,
@@ -234,12 +237,57 @@ fn fingerprint(
     hasher.update(b"\n");
     hasher.update(query.unwrap_or_default().as_bytes());
     hasher.update(b"\n");
-    hasher.update(body);
+    hasher.update(canonical_body(body));
     hasher
         .finalize()
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// A body as the handler reads it: JSON as its value, written without whitespace and with each
+/// object's members in key order (a member given twice counts once, the last, as the handler
+/// takes it); anything else byte for byte (the handler refuses it, and a refusal is not stored).
+fn canonical_body(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => {
+            let mut text = String::with_capacity(body.len());
+            write_canonical(&value, &mut text);
+            text.into_bytes()
+        }
+        Err(_) => body.to_vec(),
+    }
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(members) => {
+            let mut members: Vec<(&String, &Value)> = members.iter().collect();
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (name, member)) in members.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(name.clone()).to_string());
+                out.push(':');
+                write_canonical(member, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn stored_headers(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
@@ -297,16 +345,25 @@ mod tests {
                 &body
             )
         );
-        assert_ne!(
-            base,
+        // The same JSON written otherwise is the same request; another value is not.
+        let same = |text: &'static str| {
             fingerprint(
                 &workspace(),
                 &Method::POST,
                 "/api/v1/customers",
                 None,
-                &Bytes::from_static(b"{ }")
+                &Bytes::from_static(text.as_bytes()),
             )
+        };
+        assert_eq!(base, same("{ }"));
+        assert_eq!(
+            same(r#"{"name": "Acme", "tags": [1, {"b": 2, "a": 1}]}"#),
+            same(r#"{"tags":[1,{"a":1,"b":2}],"name":"Acme"}"#)
         );
+        assert_ne!(same(r#"{"name": "Acme"}"#), same(r#"{"name": "Acme Inc"}"#));
+        assert_ne!(same(r#"{"tags": [1, 2]}"#), same(r#"{"tags": [2, 1]}"#));
+        assert_ne!(same(r#"{"amount": 5.0}"#), same(r#"{"amount": 5.00}"#));
+        assert_ne!(same("not json"), same("not  json"));
         assert_ne!(
             base,
             fingerprint(&workspace(), &Method::POST, "/api/v1/meters", None, &body)

@@ -59,6 +59,37 @@ async fn a_retried_post_replays_the_first_response_without_doing_it_again(api: &
     assert_eq!(customer_count(api, &key).await, 1);
 }
 
+async fn the_same_json_written_otherwise_is_the_same_request(api: &TestApi) {
+    let (_, key) = api.workspace_key("Acme").await;
+    let first = api
+        .call_raw(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key),
+            &[("idempotency-key", "k-json")],
+            Some(r#"{"external_id": "team-1", "name": "Team", "currency": "EUR"}"#.to_owned()),
+        )
+        .await;
+    let reordered = api
+        .call_raw(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&key),
+            &[("idempotency-key", "k-json")],
+            Some(
+                "{\"currency\":\"EUR\",\n  \"name\":\"Team\",\"external_id\":\"team-1\"}"
+                    .to_owned(),
+            ),
+        )
+        .await;
+
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(reordered.status, StatusCode::CREATED, "{}", reordered.body);
+    assert_eq!(reordered.headers["idempotent-replayed"], "true");
+    assert_eq!(reordered.body, first.body);
+    assert_eq!(customer_count(api, &key).await, 1);
+}
+
 async fn the_same_key_with_another_body_is_a_422_problem(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let first = post_with_key(api, &key, "k-1", "/api/v1/customers", &team("team-1")).await;
@@ -277,6 +308,7 @@ async fn a_get_ignores_the_key(api: &TestApi) {
 on_both_backends!(
     a_retried_post_replays_the_first_response_without_doing_it_again,
     the_same_key_with_another_body_is_a_422_problem,
+    the_same_json_written_otherwise_is_the_same_request,
     keys_are_scoped_to_a_workspace,
     a_request_with_a_key_in_flight_is_a_409_problem,
     concurrent_requests_with_one_key_do_the_work_once,
