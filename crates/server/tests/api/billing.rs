@@ -243,6 +243,8 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
     let drafts = app.get("/api/v1/invoices?status=draft").await;
     let id = drafts["data"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(drafts["data"][0]["number"], Value::Null);
+    // A draft may still change: nothing to pay yet.
+    assert_eq!(drafts["data"][0]["payment_instructions"], Value::Null);
 
     let finalized = app
         .post(&format!("/api/v1/invoices/{id}/finalize"), json!({}))
@@ -325,6 +327,8 @@ async fn an_invoice_is_finalized_paid_credited_within_its_total_and_never_edited
         "a payment forgets the cached invoice"
     );
     assert_eq!(amounts(&after), [3000, 500, 2500, 0], "{after}");
+    // Paid: nothing is owed, so no instructions to pay.
+    assert_eq!(after["payment_instructions"], Value::Null, "{after}");
     let states: Vec<&str> = paid["data"]
         .as_array()
         .unwrap()

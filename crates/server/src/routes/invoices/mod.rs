@@ -99,7 +99,10 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         "created_at": invoice.created_at.to_string(),
         "finalized_at": invoice.finalized_at.map(|at| at.to_string()),
         "due_at": invoice.due_at.map(|at| at.to_string()),
-        "payment_instructions": state.payments.instructions(&reference, &format!("{amount} {}", invoice.currency)),
+        // Only where money is owed: an open invoice with something still to pay (not a draft,
+        // which may still change, nor one paid, void or credited in full).
+        "payment_instructions": (invoice.status == InvoiceStatus::Open && due.remaining_minor > 0)
+            .then(|| state.payments.instructions(&reference, &format!("{amount} {}", invoice.currency))),
     })
 }
 
