@@ -110,6 +110,12 @@ impl InvoiceCredits {
         self.credited_minor
     }
 
+    /// Whether its credit notes credit all of it: nothing is owed for it any more.
+    #[must_use]
+    pub fn fully_credited(self) -> bool {
+        self.left_to_credit().left_minor() == 0
+    }
+
     /// What is left to credit on it.
     pub fn left_to_credit(self) -> LeftToCredit {
         LeftToCredit::of(self.total_minor, self.credited_minor)

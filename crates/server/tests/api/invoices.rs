@@ -351,7 +351,62 @@ async fn credit_notes_and_payments_take_their_documented_fields(database: Databa
     app.stop().await;
 }
 
+/// Credited in full, an open invoice is settled: paid, nothing remaining, no instructions to
+/// pay, and its payment history says why.
+async fn an_invoice_credited_in_full_is_paid(database: Database) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:30:00Z").await;
+    let (acme, _) = two_customers_on_seats(&app).await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let id = invoice_of(&app, &acme).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = app
+        .post(&format!("/api/v1/invoices/{id}/finalize"), json!({}))
+        .await;
+    let total = open["total"]["amount"].as_str().unwrap().to_owned();
+    assert!(open["payment_instructions"].is_object(), "{open}");
+    let credit_notes = format!("/api/v1/invoices/{id}/credit-notes");
+    let (status, _) = app
+        .call(
+            "POST",
+            &credit_notes,
+            Some(json!({"lines": [{"description": "Goodwill", "amount": "1.00"}]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        app.get(&format!("/api/v1/invoices/{id}")).await["status"],
+        "open"
+    );
+
+    let rest = format!(
+        "{:.2}",
+        total.parse::<rust_decimal::Decimal>().unwrap() - rust_decimal::Decimal::ONE
+    );
+    let (status, note) = app
+        .call(
+            "POST",
+            &credit_notes,
+            Some(json!({"lines": [{"description": "Goodwill", "amount": rest}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+
+    let settled = app.get(&format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(settled["status"], "paid", "{settled}");
+    assert_eq!(settled["amount_remaining"]["amount_minor"], 0);
+    assert_eq!(settled["amount_due"]["amount_minor"], 0);
+    assert_eq!(settled["payment_instructions"], Value::Null);
+    let history = app.get(&format!("/api/v1/invoices/{id}/payments")).await;
+    let last = history["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "Paid", "{history}");
+    assert_eq!(last["message"], "credited in full");
+    app.stop().await;
+}
+
 on_both_databases!(
+    an_invoice_credited_in_full_is_paid,
     a_billing_run_takes_one_customer_id_and_nothing_else,
     finalize_and_void_take_an_empty_body_and_refuse_any_field,
     credit_notes_and_payments_take_their_documented_fields,

@@ -93,7 +93,9 @@ pub(crate) use available_to_credit;
 /// Inserts a credit note's row inside a transaction, and records on the invoice what its credit
 /// notes then credit: `$credited`, the [`InvoiceCredits`] core made of the row
 /// [`available_to_credit!`] locked and this note ([`InvoiceCredits::with_note`]). The row stays
-/// locked until the transaction ends, so no other note can have changed it since.
+/// locked until the transaction ends, so no other note can have changed it since. An open
+/// invoice its notes then credit in full becomes paid, its payment history ending with `Paid`
+/// ("credited in full").
 macro_rules! insert_credit_note_row {
     ($transaction:ident, $workspace:expr, $note:expr, $credited:expr) => {{
         let note: &$crate::invoices::CreditNoteRecord = $note;
@@ -122,6 +124,29 @@ macro_rules! insert_credit_note_row {
             .bind(credited.credited_minor())
             .execute(&mut *$transaction)
             .await?;
+        // An open invoice its credit notes credit in full is settled, as Stripe marks it paid:
+        // nothing is owed for it, and its payment history says why.
+        if credited.fully_credited() {
+            let settled = sqlx::query(
+                "UPDATE invoices SET status = 'paid' \
+                 WHERE workspace_id = $1 AND id = $2 AND status = 'open'",
+            )
+            .bind($workspace.as_str())
+            .bind(&note.invoice_id)
+            .execute(&mut *$transaction)
+            .await?
+            .rows_affected();
+            if settled > 0 {
+                $crate::billing::append_payment_state!(
+                    $transaction,
+                    $workspace,
+                    &note.invoice_id,
+                    "Paid",
+                    Some("credited in full"),
+                    note.created_at
+                );
+            }
+        }
     }};
 }
 pub(crate) use insert_credit_note_row;
