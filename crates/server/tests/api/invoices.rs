@@ -402,6 +402,22 @@ async fn an_invoice_credited_in_full_is_paid(database: Database) {
     let last = history["data"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["state"], "Paid", "{history}");
     assert_eq!(last["message"], "credited in full");
+    // The customer's billing history shows it paid, with what was credited and nothing owed.
+    let page = app
+        .get(&format!("/api/v1/customers/{acme}/billing-history"))
+        .await;
+    let entry = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no {id} in {page}"))
+        .clone();
+    assert_eq!(entry["status"], "paid", "{entry}");
+    assert_eq!(entry["credited"], settled["total"]);
+    assert_eq!(entry["amount_due"]["amount_minor"], 0);
+    assert_eq!(entry["amount_remaining"]["amount_minor"], 0);
+    assert_eq!(entry["due_at"], settled["due_at"]);
     app.stop().await;
 }
 

@@ -653,13 +653,23 @@ pub(crate) async fn billing_history(
     let data: Vec<Value> = invoices
         .iter()
         .map(|invoice| {
+            // What is owed, as on the invoice itself (core's amounts).
+            let due = AmountDue::new(
+                invoice.total_minor,
+                invoice.credited_minor,
+                matches!(invoice.status, InvoiceStatus::Paid | InvoiceStatus::Void),
+            );
             json!({
                 "id": invoice.id,
                 "number": invoice.number,
                 "status": invoice.status.as_str(),
                 "issued_at": invoice.issued_at.to_string(),
+                "due_at": invoice.due_at.map(|at| at.to_string()),
                 "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
                 "total": money_json(invoice.total_minor, &invoice.currency),
+                "credited": money_json(invoice.credited_minor, &invoice.currency),
+                "amount_due": money_json(due.due_minor, &invoice.currency),
+                "amount_remaining": money_json(due.remaining_minor, &invoice.currency),
             })
         })
         .collect();
