@@ -73,6 +73,18 @@ pub(super) fn fingerprint(
     text
 }
 
+/// Whether a late-usage adjustment of one of the customer's invoice keys waits to be billed.
+pub(super) fn has_pending(
+    world: &CustomerWorld,
+    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
+) -> bool {
+    world.invoice_keys().any(|key| {
+        adjustments
+            .get(key)
+            .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
+    })
+}
+
 /// What [`examine`] found of a batch's customers that have a stored state.
 pub(super) struct Examined {
     /// Nothing due and nothing new: left alone.
@@ -121,12 +133,7 @@ pub(super) async fn examine(
             }
             continue;
         }
-        let pending = world.invoice_keys().any(|key| {
-            adjustments
-                .get(key)
-                .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
-        });
-        if pending {
+        if has_pending(world, adjustments) {
             continue;
         }
         match known.billed_through.max(reads_from) {

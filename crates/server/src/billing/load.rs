@@ -132,14 +132,7 @@ async fn load_claimed(
     let due_ids: Vec<String> = ids.iter().filter(|id| due.contains(*id)).cloned().collect();
     let summaries_since: Option<Timestamp> = due_ids
         .iter()
-        .map(|id| {
-            states
-                .get(id)
-                .filter(|known| now >= known.computed_at)
-                .and_then(|known| known.checkpoint.as_ref())
-                .map(|checkpoint| checkpoint.through)
-                .filter(|through| *through <= now)
-        })
+        .map(|id| usable_checkpoint(states.get(id), now).map(|checkpoint| checkpoint.through))
         .min()
         .flatten();
     // Invoice keys: each subscription's, and each customer's (its own invoices).
@@ -196,13 +189,10 @@ async fn load_claimed(
         let id = &world.customer.customer_id;
         if let Some(known) = states.remove(id) {
             versions.insert(id.clone(), known.world_version);
-            // A run at an earlier instant than the state's (`--now` in the past) recomputes
-            // from the beginning, as it may compare invoices the checkpoint is past.
             let holds = due.contains(id)
                 && known.fingerprint == *fingerprint
                 && !found.late.contains(id)
-                && now >= known.computed_at
-                && known.checkpoint.as_ref().is_some_and(|c| c.through <= now);
+                && usable_checkpoint(Some(&known), now).is_some();
             if let (true, Some(checkpoint)) = (holds, known.checkpoint) {
                 checkpoints.insert(id.clone(), checkpoint);
             }
@@ -231,19 +221,14 @@ async fn load_claimed(
             Some((world.subjects(), Timestamp::MIN))
         })
         .collect();
-    let pending = |world: &CustomerWorld| {
-        world.invoice_keys().any(|key| {
-            adjustments
-                .get(key)
-                .is_some_and(|all| all.iter().any(|a| a.applied_invoice_id.is_none()))
-        })
-    };
     let recomputed: Vec<String> = worlds
         .iter()
         .filter(|(world, _)| {
             let id = &world.customer.customer_id;
             !due.contains(id)
-                || (summaries_since.is_some() && (!checkpoints.contains_key(id) || pending(world)))
+                || (summaries_since.is_some()
+                    && (!checkpoints.contains_key(id)
+                        || incremental::has_pending(world, &adjustments)))
         })
         .map(|(world, _)| world.customer.customer_id.clone())
         .collect();
@@ -316,13 +301,18 @@ async fn load_claimed(
     Ok((inputs, unchanged, seen))
 }
 
-/// Where a due customer's usage is read from: its checkpoint's `usage_from`, or the beginning.
-fn usage_start(known: Option<&BillingStateRecord>, now: Timestamp) -> Timestamp {
+/// The stored checkpoint a run at `now` may start from: none for a run at an earlier instant
+/// than the state's (`--now` in the past), which may compare invoices the checkpoint is past.
+fn usable_checkpoint(known: Option<&BillingStateRecord>, now: Timestamp) -> Option<&Checkpoint> {
     known
         .filter(|known| now >= known.computed_at)
         .and_then(|known| known.checkpoint.as_ref())
         .filter(|checkpoint| checkpoint.through <= now)
-        .map_or(Timestamp::MIN, |checkpoint| checkpoint.usage_from)
+}
+
+/// Where a due customer's usage is read from: its checkpoint's `usage_from`, or the beginning.
+fn usage_start(known: Option<&BillingStateRecord>, now: Timestamp) -> Timestamp {
+    usable_checkpoint(known, now).map_or(Timestamp::MIN, |checkpoint| checkpoint.usage_from)
 }
 
 /// Reads the stored usage of several customers' subjects, each from its own instant, up to

@@ -49,6 +49,18 @@ async fn invoice_of(app: &BillingApp, customer: &str) -> Value {
     invoices[0].clone()
 }
 
+/// Acme and Globex on seats, billed once: the app, Acme's id and its draft's id.
+async fn acme_drafted(database: Database) -> (BillingApp, String, String) {
+    let app = BillingApp::spawn(database, "2024-01-01T00:30:00Z").await;
+    let (acme, _) = two_customers_on_seats(&app).await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let id = invoice_of(&app, &acme).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (app, acme, id)
+}
+
 /// Asserts a 422 `validation` problem naming exactly `field`.
 fn assert_invalid(status: u16, problem: &Value, field: &str) {
     assert_eq!(status, 422, "{problem}");
@@ -174,13 +186,7 @@ async fn finalize_and_void_take_an_empty_body_and_refuse_any_field(database: Dat
 }
 
 async fn credit_notes_and_payments_take_their_documented_fields(database: Database) {
-    let app = BillingApp::spawn(database, "2024-01-01T00:30:00Z").await;
-    let (acme, _) = two_customers_on_seats(&app).await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    let id = invoice_of(&app, &acme).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (app, _, id) = acme_drafted(database).await;
     app.post(&format!("/api/v1/invoices/{id}/finalize"), json!({}))
         .await;
     let credit_notes = format!("/api/v1/invoices/{id}/credit-notes");
@@ -354,13 +360,7 @@ async fn credit_notes_and_payments_take_their_documented_fields(database: Databa
 /// Credited in full, an open invoice is settled: paid, nothing remaining, no instructions to
 /// pay, and its payment history says why.
 async fn an_invoice_credited_in_full_is_paid(database: Database) {
-    let app = BillingApp::spawn(database, "2024-01-01T00:30:00Z").await;
-    let (acme, _) = two_customers_on_seats(&app).await;
-    app.post("/api/v1/billing-runs", json!({})).await;
-    let id = invoice_of(&app, &acme).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (app, acme, id) = acme_drafted(database).await;
     let open = app
         .post(&format!("/api/v1/invoices/{id}/finalize"), json!({}))
         .await;

@@ -316,12 +316,8 @@ impl Store {
         since: Timestamp,
         before: Timestamp,
     ) -> Result<Vec<UsageEvent>, LoadEventsError> {
-        let filter = ChunkFilter::Late {
-            since_us: since.as_microsecond(),
-            before,
-            before_us: ceil_micros(before),
-        };
-        self.load_events(workspace_id, subjects, filter).await
+        self.load_events(workspace_id, subjects, ChunkFilter::late(since, before))
+            .await
     }
 
     /// The subjects of `workspace_id` that received an event ingested after `since` with a time
@@ -343,12 +339,14 @@ impl Store {
         const SQL: &str = "SELECT seq, subject IS NULL AS log, subject, event_count, events \
                            FROM event_chunks WHERE workspace_id = $1 AND ingested_max_us > $2 \
                            AND time_min_us < $3";
-        let since_us = since.as_microsecond();
-        let before_us = ceil_micros(before);
-        let filter = ChunkFilter::Late {
+        let filter = ChunkFilter::late(since, before);
+        let ChunkFilter::Late {
             since_us,
-            before,
             before_us,
+            ..
+        } = filter
+        else {
+            unreachable!("a late filter")
         };
         let chunks: Vec<read::ChunkRow> = crate::sql::with_pool!(self, pool => sqlx::query_as(SQL)
             .bind(workspace_id.as_str())
@@ -552,6 +550,15 @@ impl ChunkFilter {
             to,
             from_us: from.as_microsecond().saturating_sub(1),
             to_us: to.as_microsecond().saturating_add(1),
+        }
+    }
+
+    /// Events ingested after `since` with a time before `before`.
+    fn late(since: Timestamp, before: Timestamp) -> Self {
+        Self::Late {
+            since_us: since.as_microsecond(),
+            before,
+            before_us: ceil_micros(before),
         }
     }
 
