@@ -15,13 +15,14 @@ use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::checkpoint::{BucketId, Checkpoint, RatingSnapshot};
+use super::checkpoint::{BucketId, Checkpoint};
+use super::rating_state::RatingState;
 use super::{
     AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, ChangeSpec, DiscountDuration,
     Invoicing, PhaseKind, PlanSpec, PriceSpec, ResourceSpec, Scenario, SubscriptionSpec,
 };
 use crate::aggregation::{AggregateError, Aggregation, UsageEvent};
-use crate::credit::{self, CreditUsageReport, GrantBalance};
+use crate::credit::{self, CreditUsageReport};
 use crate::invoice::{
     assemble_invoice, AppliedDiscount, AssembleInvoiceError, Charge, DiscountValue, Invoice,
     InvoiceInput, LineKind, LineResource, LineSource, LineTrace, ProrationTrace,
@@ -426,95 +427,6 @@ struct PendingInvoice<'a> {
     /// customer's cycle, and not by a change that asked to be invoiced at once.
     movable: bool,
     items: Vec<Pending<'a>>,
-}
-
-#[derive(Clone)]
-struct RatingState {
-    unit_grants: Vec<GrantBalance>,
-    money_grants: Vec<GrantBalance>,
-    discount_uses: Vec<u32>,
-    buckets: BTreeMap<BucketId, Decimal>,
-    /// The end of each bucket's period.
-    bucket_ends: BTreeMap<BucketId, Timestamp>,
-}
-
-impl RatingState {
-    /// The state to keep at a checkpoint after the invoices issued at or before `through`: the
-    /// minimum buckets of periods that end after it only (a period's true-up is issued at its
-    /// end at the latest).
-    fn snapshot(&self, scenario: &Scenario, through: Timestamp) -> RatingSnapshot {
-        RatingSnapshot {
-            grants: self
-                .unit_grants
-                .iter()
-                .chain(&self.money_grants)
-                .map(|balance| (balance.grant.key.clone(), balance.remaining))
-                .collect(),
-            discount_uses: scenario
-                .discounts
-                .iter()
-                .zip(&self.discount_uses)
-                .map(|(discount, uses)| (discount.key.clone(), *uses))
-                .collect(),
-            buckets: self
-                .buckets
-                .iter()
-                .filter_map(|(id, amount)| {
-                    let end = *self.bucket_ends.get(id)?;
-                    (end > through).then_some((*id, *amount, end))
-                })
-                .collect(),
-        }
-    }
-
-    /// The state a checkpoint kept, on the scenario's grants and discounts (one the checkpoint
-    /// does not name starts afresh).
-    fn restore(scenario: &Scenario, snapshot: &RatingSnapshot) -> RatingState {
-        let mut state = RatingState::new(scenario);
-        for balance in state.unit_grants.iter_mut().chain(&mut state.money_grants) {
-            if let Some(remaining) = snapshot.grants.get(&balance.grant.key) {
-                balance.remaining = *remaining;
-            }
-        }
-        for (uses, discount) in state.discount_uses.iter_mut().zip(&scenario.discounts) {
-            if let Some(known) = snapshot.discount_uses.get(&discount.key) {
-                *uses = *known;
-            }
-        }
-        for (id, amount, end) in &snapshot.buckets {
-            state.buckets.insert(*id, *amount);
-            state.bucket_ends.insert(*id, *end);
-        }
-        state
-    }
-
-    fn new(scenario: &Scenario) -> RatingState {
-        let mut unit_grants = Vec::new();
-        let mut money_grants = Vec::new();
-        for grant in &scenario.credit_grants {
-            let (list, remaining) = match grant.meter {
-                Some(_) => (&mut unit_grants, grant.amount),
-                None => {
-                    let minor = Money::from_exact_decimal(grant.amount, scenario.currency)
-                        .map_or(0, Money::amount_minor);
-                    (&mut money_grants, Decimal::from(minor))
-                }
-            };
-            list.push(GrantBalance {
-                grant: grant.clone(),
-                remaining,
-            });
-        }
-        credit::sort_in_burn_order(&mut unit_grants);
-        credit::sort_in_burn_order(&mut money_grants);
-        RatingState {
-            unit_grants,
-            money_grants,
-            discount_uses: vec![0; scenario.discounts.len()],
-            buckets: BTreeMap::new(),
-            bucket_ends: BTreeMap::new(),
-        }
-    }
 }
 
 struct Engine<'a> {

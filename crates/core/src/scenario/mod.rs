@@ -19,6 +19,7 @@
 mod check;
 mod checkpoint;
 mod engine;
+mod rating_state;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
