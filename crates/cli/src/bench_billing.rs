@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use billow_billing::clock::ManualClock;
+use billow_billing::{run_billing, Billing, BillingSettings};
 use billow_core::scenario::Scenario;
-use billow_server::clock::ManualClock;
-use billow_server::{run_billing, AppState, BillingSettings};
 use billow_store::{Database, MergeOutcome, PostgresUrl, Store, WorkspaceId, WorkspaceName};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -226,9 +226,9 @@ async fn measure(
     let now: Timestamp = PERIOD_END
         .parse::<Timestamp>()?
         .checked_add(SignedDuration::from_hours(1))?;
-    let state = AppState::new(store.clone())
+    let billing = Billing::new(store.clone())
         .with_clock(Arc::new(ManualClock::new(now)))
-        .with_billing(BillingSettings {
+        .with_settings(BillingSettings {
             grace_period: SignedDuration::ZERO,
             interval: None,
             ..BillingSettings::default()
@@ -237,7 +237,7 @@ async fn measure(
     profile.reset();
     let cpu_before = ProcessCpu::read();
     let run_started = Instant::now();
-    let report = run_billing(&state, Some(&seeded.workspace))
+    let report = run_billing(&billing, Some(&seeded.workspace))
         .await
         .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
     let run_time = run_started.elapsed();

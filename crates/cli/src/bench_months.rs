@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use billow_server::clock::ManualClock;
-use billow_server::{run_billing, upcoming_invoices, AppState, BillingSettings, RunReport};
+use billow_billing::clock::ManualClock;
+use billow_billing::{run_billing, Billing, BillingSettings, RunReport};
 use billow_store::{Database, Store, WorkspaceId};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
@@ -152,32 +152,33 @@ async fn one_month(
     number: u32,
     now: Timestamp,
 ) -> anyhow::Result<Month> {
-    let state = AppState::new(store.clone())
+    let billing = Billing::new(store.clone())
         .with_clock(Arc::new(ManualClock::new(now)))
-        .with_billing(BillingSettings {
+        .with_settings(BillingSettings {
             grace_period: SignedDuration::ZERO,
             interval: None,
             ..BillingSettings::default()
         });
-    let run = |state: AppState| async move {
+    let run = |billing: Billing| async move {
         let started = Instant::now();
-        let report = run_billing(&state, Some(workspace))
+        let report = run_billing(&billing, Some(workspace))
             .await
             .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
         anyhow::Ok((started.elapsed(), report))
     };
-    let (month_end, report) = run(state.clone()).await?;
+    let (month_end, report) = run(billing.clone()).await?;
     ensure!(
         report.failed == 0 && report.skipped == 0,
         "month {number}: {} customers failed, {} skipped",
         report.failed,
         report.skipped
     );
-    let (nothing_due, nothing_due_report) = run(state.clone()).await?;
+    let (nothing_due, nothing_due_report) = run(billing.clone()).await?;
     let mut calls = Vec::with_capacity(UPCOMING_CALLS);
     for _ in 0..UPCOMING_CALLS {
         let started = Instant::now();
-        let preview = upcoming_invoices(&state, workspace, customer_id)
+        let preview = billing
+            .upcoming_invoices(workspace, customer_id)
             .await
             .map_err(|error| anyhow::anyhow!("the upcoming invoice failed: {error}"))?;
         calls.push(started.elapsed());

@@ -7,8 +7,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use billow_server::clock::{Clock, ManualClock, SystemClock};
-use billow_server::{run_billing, AppState, BillingSettings};
+use billow_billing::clock::{Clock, ManualClock, SystemClock};
+use billow_billing::{run_billing, Billing, BillingSettings};
 use billow_store::{Store, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 
@@ -125,18 +125,18 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(now) => Arc::new(ManualClock::new(now)),
             None => Arc::new(SystemClock),
         };
-        let billing = BillingSettings {
+        let settings = BillingSettings {
             grace_period: SignedDuration::from_secs(args.grace_period_seconds),
             lease_duration: SignedDuration::from_secs(args.billing_lease_seconds),
             interval: None,
             ..BillingSettings::default()
         };
-        let state = AppState::new(store.clone())
+        let billing = Billing::new(store.clone())
             .with_clock(clock)
-            .with_billing(billing);
-        let report = run_billing(&state, workspace.as_ref())
+            .with_settings(settings);
+        let report = run_billing(&billing, workspace.as_ref())
             .await
-            .map_err(|error| anyhow::anyhow!("the billing run failed: {error}"))?;
+            .map_err(|error| anyhow::Error::new(error).context("the billing run failed"))?;
         store.close().await;
         println!("{}", serde_json::to_string_pretty(&report)?);
         anyhow::Ok(ExitCode::SUCCESS)

@@ -21,7 +21,7 @@ use axum::response::Response;
 use billow_store::{CredentialHash, CredentialKind, Store, WorkspaceId};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The caller of a request, established from its Bearer credential.
 #[derive(Clone, Debug, PartialEq, Eq)]

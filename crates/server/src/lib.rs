@@ -10,8 +10,8 @@
 //!   ([`openapi`], served at `/api/v1/openapi.json`).
 //! - [`Application`] binds a socket and opens and migrates the store from [`Settings`], then
 //!   serves until Ctrl-C or SIGTERM within [`ConnectionLimits`] (idle, header and body timeouts,
-//!   a connection limit), finishing the requests in flight, with the billing scheduler
-//!   ([`BillingSettings`], [`run_billing`]) reading time from a [`clock::Clock`].
+//!   a connection limit), finishing the requests in flight, with the billing scheduler of
+//!   `billow-billing` running beside it.
 //!
 //! ```
 //! use billow_server::{Application, Settings};
@@ -32,8 +32,6 @@
 //! ```
 
 pub mod auth;
-mod billing;
-pub mod clock;
 mod connections;
 mod error;
 pub mod idempotency;
@@ -45,11 +43,13 @@ pub mod nul;
 pub mod openapi;
 mod routes;
 mod startup;
+mod state;
 pub mod storage;
 mod telemetry;
+mod validation;
 
-pub use billing::{run_billing, upcoming_invoices, BillingSettings, RunReport};
 pub use connections::ConnectionLimits;
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
 pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};
-pub use startup::{router, AppState, Application, BuildApplicationError, Settings};
+pub use startup::{router, Application, BuildApplicationError, Settings};
+pub use state::AppState;

@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{FieldError, Problem};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The router every `/api/v1` resource builds: axum routes that carry their OpenAPI paths.
 pub type ApiRouter = OpenApiRouter<AppState>;

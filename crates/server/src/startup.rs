@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::Router;
+use billow_billing::clock::{Clock, SystemClock};
+use billow_billing::BillingSettings;
 use billow_store::{Database, MigrateStoreError, OpenStoreError, Store};
 use tokio::net::TcpListener;
 
 use crate::connections::ConnectionLimits;
 use crate::routes::{fallback, health};
+use crate::state::AppState;
 use crate::telemetry;
 
 /// What the server needs to start.
@@ -20,69 +23,6 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// The database to open and migrate.
     pub database: Database,
-}
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub store: Store,
-    /// Where "now" comes from: the system clock, or a `ManualClock` in tests; the instant a
-    /// billing run bills at (`billow invoice run --now` sets it).
-    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
-    /// The real time, which billing leases are taken and compared on: a lease lasts its
-    /// duration of real time whatever instant a run bills at, so a run killed while billing at
-    /// a past or future `--now` holds its customers no longer than that (docs/billing-runs.md).
-    pub lease_clock: std::sync::Arc<dyn crate::clock::Clock>,
-    /// Grace period, lease length and scheduler interval of billing runs.
-    pub billing: std::sync::Arc<crate::billing::BillingSettings>,
-    /// Who collects invoices' money.
-    pub payments: std::sync::Arc<dyn crate::billing::payment::PaymentProvider>,
-    /// Group-commits ingested usage events (routes/events).
-    pub events: billow_store::EventWriter,
-    /// Rendered finalized invoices (routes/invoices).
-    pub invoice_cache: std::sync::Arc<crate::invoice_cache::InvoiceCache>,
-    /// Whether writes fail for lack of disk space, for `/readyz` ([`crate::storage`]).
-    pub storage: std::sync::Arc<crate::storage::StorageHealth>,
-}
-
-impl AppState {
-    pub fn new(store: Store) -> Self {
-        Self {
-            events: billow_store::EventWriter::new(store.clone()),
-            store,
-            clock: std::sync::Arc::new(crate::clock::SystemClock),
-            lease_clock: std::sync::Arc::new(crate::clock::SystemClock),
-            billing: std::sync::Arc::default(),
-            payments: std::sync::Arc::new(crate::billing::payment::ManualProvider::default()),
-            invoice_cache: std::sync::Arc::default(),
-            storage: std::sync::Arc::default(),
-        }
-    }
-
-    /// The same state reading time from `clock`; leases keep theirs.
-    pub fn with_clock(self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
-        Self { clock, ..self }
-    }
-
-    /// The same state measuring billing leases on `lease_clock` (the system's by default).
-    pub fn with_lease_clock(self, lease_clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
-        Self {
-            lease_clock,
-            ..self
-        }
-    }
-
-    /// The same state with other billing settings.
-    pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
-        let payments = crate::billing::payment::ManualProvider {
-            bank_account: billing.bank_account.clone(),
-        };
-        Self {
-            billing: std::sync::Arc::new(billing),
-            payments: std::sync::Arc::new(payments),
-            ..self
-        }
-    }
 }
 
 /// The HTTP API, without a socket: serve it with [`Application`], or call it in tests with
@@ -127,8 +67,8 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     store: Store,
-    clock: std::sync::Arc<dyn crate::clock::Clock>,
-    billing: crate::billing::BillingSettings,
+    clock: std::sync::Arc<dyn Clock>,
+    billing: BillingSettings,
     connections: ConnectionLimits,
 }
 
@@ -156,19 +96,19 @@ impl Application {
             listener,
             address,
             store,
-            clock: std::sync::Arc::new(crate::clock::SystemClock),
-            billing: crate::billing::BillingSettings::default(),
+            clock: std::sync::Arc::new(SystemClock),
+            billing: BillingSettings::default(),
             connections: ConnectionLimits::default(),
         })
     }
 
     /// Reads time from `clock` (a `ManualClock` in tests) instead of the system's.
-    pub fn with_clock(self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+    pub fn with_clock(self, clock: std::sync::Arc<dyn Clock>) -> Self {
         Self { clock, ..self }
     }
 
     /// Runs billing with `billing` instead of the defaults.
-    pub fn with_billing(self, billing: crate::billing::BillingSettings) -> Self {
+    pub fn with_billing(self, billing: BillingSettings) -> Self {
         Self { billing, ..self }
     }
 
@@ -216,8 +156,9 @@ impl Application {
             .with_clock(self.clock)
             .with_billing(self.billing);
         // The billing scheduler lives as long as the server; its leases expire if it dies.
-        let scheduler = interval
-            .map(|interval| tokio::spawn(crate::billing::schedule(state.clone(), interval)));
+        let scheduler = interval.map(|interval| {
+            tokio::spawn(billow_billing::schedule(state.billing.clone(), interval))
+        });
         let app = router(state).layer(axum::middleware::from_fn_with_state(
             self.connections.body_read_timeout,
             crate::connections::limit_body_time,

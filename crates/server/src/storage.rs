@@ -18,7 +18,7 @@ use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::error::{ApiError, STORAGE_FULL_RETRY_AFTER_SECONDS};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Marks a response whose request failed to write for lack of disk space.
 #[derive(Clone, Copy, Debug)]

@@ -3,7 +3,7 @@
 //! document only.
 //!
 //! Their handlers take the body as JSON and check it through the core
-//! (`crate::billing::scenario::validate_document`), so that a 422 names the field the core
+//! (`crate::validation::validate_document`), so that a 422 names the field the core
 //! objects to; these types describe that shape and are never built. Bodies that *are* core types
 //! (a meter, a plan, a tax rate) are documented by the core's own `ToSchema` derive (the
 //! `utoipa` feature of billow-core), so they cannot drift from what is parsed.

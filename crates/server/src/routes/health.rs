@@ -3,7 +3,7 @@
 use axum::extract::State;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The process is up and serving HTTP. Touches nothing else, so that a slow database does not get
 /// a healthy node restarted.

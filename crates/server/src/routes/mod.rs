@@ -12,6 +12,7 @@ pub(crate) mod plans;
 pub(crate) mod resources;
 pub(crate) mod runs;
 pub(crate) mod settings;
+pub(crate) mod shared;
 pub(crate) mod subscriptions;
 pub(crate) mod tokens;
 pub(crate) mod usage;

@@ -1,7 +1,7 @@
 //! Bearer auth and tenant isolation: workspace keys, revoked keys, customer tokens.
 
 use axum::http::{Method, StatusCode};
-use billow_server::clock::Clock;
+use billow_billing::clock::Clock;
 use billow_server::PROBLEM_JSON;
 use jiff::SignedDuration;
 use serde_json::{json, Value};

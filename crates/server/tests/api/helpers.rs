@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use billow_server::clock::{Clock, ManualClock};
+use billow_billing::clock::{Clock, ManualClock};
 use billow_server::{router, AppState, Application, ConnectionLimits, Settings};
 use billow_store::{Database, PostgresUrl, Store, WorkspaceId, WorkspaceName};
 use jiff::Timestamp;

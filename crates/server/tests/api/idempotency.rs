@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use billow_server::clock::Clock;
+use billow_billing::clock::Clock;
 use billow_server::PROBLEM_JSON;
 use billow_store::{IdempotencyBegin, IdempotencyWindow};
 use jiff::SignedDuration;

@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use billow_server::clock::ManualClock;
-use billow_server::{Application, BillingSettings, Settings};
+use billow_billing::clock::ManualClock;
+use billow_billing::BillingSettings;
+use billow_server::{Application, Settings};
 use billow_store::{Database, PostgresUrl, Store, WorkspaceName};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use billow_billing::clock::ManualClock;
+use billow_billing::{run_billing, BillingSettings};
 use billow_core::Currency;
-use billow_server::clock::ManualClock;
-use billow_server::{run_billing, AppState, BillingSettings};
+use billow_server::AppState;
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::invoices::{InvoiceFilter, InvoiceStatus};
 use billow_store::subscriptions::SubscriptionRecord;
@@ -127,7 +128,7 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
             ..BillingSettings::default()
         });
 
-    let report = run_billing(&state, Some(&workspace)).await.unwrap();
+    let report = run_billing(&state.billing, Some(&workspace)).await.unwrap();
 
     // Three batches: {0, 1}, {2, 3}, {4}; each good customer has its start invoice and its
     // January invoice.
@@ -161,7 +162,7 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
 
     // Nothing is due and nothing is new: the billed customers are left alone, the failed one
     // is tried again.
-    let again = run_billing(&state, Some(&workspace)).await.unwrap();
+    let again = run_billing(&state.billing, Some(&workspace)).await.unwrap();
     assert_eq!((again.customers, again.unchanged, again.failed), (0, 4, 1));
     assert_eq!(
         (again.finalized, again.drafted, again.adjustments),
@@ -244,10 +245,10 @@ async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant(databa
             })
     };
 
-    let past = run_billing(&run_at("2024-02-01T01:00:00Z"), Some(&workspace))
+    let past = run_billing(&run_at("2024-02-01T01:00:00Z").billing, Some(&workspace))
         .await
         .unwrap();
-    let future = run_billing(&run_at("2030-01-01T01:00:00Z"), Some(&workspace))
+    let future = run_billing(&run_at("2030-01-01T01:00:00Z").billing, Some(&workspace))
         .await
         .unwrap();
 

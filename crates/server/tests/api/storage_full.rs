@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use billow_server::clock::ManualClock;
+use billow_billing::clock::ManualClock;
 use billow_server::{router, AppState, PROBLEM_JSON};
 use billow_store::{Database, Store, WorkspaceName};
 use jiff::SignedDuration;

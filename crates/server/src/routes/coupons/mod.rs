@@ -18,13 +18,15 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::billing::api::take_string;
-use crate::billing::scenario::{validate_document, validation_document, with_key, CustomerWorld};
+use crate::routes::shared::take_string;
+use billow_billing::world::{with_key, CustomerWorld};
+
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::validation::{validate_document, validation_document};
 use wire::{coupon_json, CreateCoupon};
 
 pub(crate) fn router() -> ApiRouter {
@@ -199,7 +201,7 @@ pub(crate) async fn redeem(
         return Err(ApiError::invalid(field.clone(), "unknown field"));
     }
     let workspace = &auth.workspace_id;
-    let world = CustomerWorld::load(state, workspace, &customer_id)
+    let world = CustomerWorld::load(&state.billing, workspace, &customer_id)
         .await?
         .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))?;
     let coupon = state

@@ -18,12 +18,14 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::billing::api::{guard_customer, object, show, store_error, take_string};
-use crate::billing::scenario::{validate_document, validation_document, with_key, CustomerWorld};
+use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
+use billow_billing::world::{with_key, CustomerWorld};
+
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::validation::{validate_document, validation_document};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -66,7 +68,7 @@ async fn create_customer_spec(
     if body.contains_key("key") {
         return Err(ApiError::invalid("key", "unknown field: the id is the key"));
     }
-    let world = CustomerWorld::load(state, &auth.workspace_id, &customer_id)
+    let world = CustomerWorld::load(&state.billing, &auth.workspace_id, &customer_id)
         .await?
         .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))?;
     let id = new_id(prefix);
@@ -318,7 +320,7 @@ pub(crate) async fn set_customer_tax_rate(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CustomerTaxRate>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    CustomerWorld::load(&state, &auth.workspace_id, &id)
+    CustomerWorld::load(&state.billing, &auth.workspace_id, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             resource: "customer",

@@ -7,9 +7,9 @@ use billow_core::Currency;
 use billow_store::WorkspaceId;
 
 use super::Checks;
-use crate::billing::scenario::CustomerWorld;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
+use billow_billing::world::CustomerWorld;
 
 /// Fails `currency` in `checks` when a plan version the customer's subscriptions (their changes
 /// included) or billed resources use has no price in `currency`.
@@ -20,7 +20,7 @@ pub(super) async fn check_currency_change(
     currency: Currency,
     checks: &mut Checks,
 ) -> Result<(), ApiError> {
-    let Some(world) = CustomerWorld::load(state, workspace, customer_id).await? else {
+    let Some(world) = CustomerWorld::load(&state.billing, workspace, customer_id).await? else {
         return Ok(());
     };
     for version in world.versions.values() {

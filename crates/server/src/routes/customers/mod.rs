@@ -20,7 +20,7 @@ use crate::error::{ApiError, ConflictProblem, Problem};
 use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::state::AppState;
 pub(crate) use wire::Checks;
 use wire::{CreateCustomer, CustomerBody, CustomerPage, UpdateCustomer};
 

@@ -9,7 +9,7 @@ use super::wire::{Checks, CreateProject, ProjectBody, ProjectList};
 use crate::auth::{Principal, WorkspaceAuth};
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Create a project under a customer, optionally under another of its projects.
 #[utoipa::path(

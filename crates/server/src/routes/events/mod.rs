@@ -32,7 +32,7 @@ use crate::auth::WorkspaceAuth;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::openapi::ApiRouter;
 use crate::routes::resources::events::apply_resource_events;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Most events in one request. A larger batch is refused whole with 413.
 pub const EVENTS_PER_REQUEST_MAX: usize = 10_000;

@@ -25,12 +25,11 @@ use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::billing::api::{guard_customer, store_error};
-use crate::billing::reconcile::finalize_draft;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::routes::shared::{guard_customer, store_error};
+use crate::state::AppState;
 use wire::{
     parse_optional, starting_after, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice,
     CURSOR_DEPRECATED,
@@ -281,7 +280,17 @@ pub(crate) async fn finalize_invoice(
             billow_store::BillingStoreError::Immutable,
         ));
     }
-    finalize_draft(&state, &auth.workspace_id, invoice).await?;
+    if state
+        .billing
+        .finalize_draft(&auth.workspace_id, invoice)
+        .await?
+        .is_none()
+    {
+        // Another run or request finalized it first.
+        return Err(store_error("invoice", &id)(
+            billow_store::BillingStoreError::Immutable,
+        ));
+    }
     let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
     Ok(ApiJson(invoice_json(&state, &invoice)))
 }
@@ -555,7 +564,9 @@ pub(crate) async fn upcoming_invoices(
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     guard_customer(&principal, &id)?;
-    let preview = crate::billing::upcoming_invoices(&state, principal.workspace_id(), &id)
+    let preview = state
+        .billing
+        .upcoming_invoices(principal.workspace_id(), &id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             resource: "customer",

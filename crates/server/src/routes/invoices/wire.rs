@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::billing::payment::PAYMENT_STATES;
 use crate::error::ApiError;
+use billow_billing::payment::PAYMENT_STATES;
 
 /// `POST /api/v1/invoices/{id}/finalize`: no fields yet. The body may be empty or `{}`; any field
 /// is a 422, so that a field added later is never silently ignored by an older server.

@@ -11,12 +11,12 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::billing::api::{object, show, store_error};
-use crate::billing::scenario::{validate_document, validation_document};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::routes::shared::{object, show, store_error};
+use crate::state::AppState;
+use crate::validation::{validate_document, validation_document};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()

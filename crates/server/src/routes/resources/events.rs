@@ -28,7 +28,7 @@ use super::wire::{quantity, stored_precision, CreateResource};
 use crate::error::ApiError;
 use crate::routes::customers::Checks;
 use crate::routes::events::cloud_event::EventError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The prefix of the event types this module applies.
 pub(crate) const RESOURCE_EVENT_PREFIX: &str = "billow.resource.";

@@ -28,7 +28,7 @@ use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
 use crate::routes::customers::Checks;
-use crate::startup::AppState;
+use crate::state::AppState;
 use wire::{
     parse_optional, quantity, refusal, stored_precision, ChangeQuantity, CreateResource,
     DeleteResource, ResourceBody, ResourcePage,

@@ -9,11 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::billing::run::{run_customer, run_workspace};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(create_billing_run))
@@ -43,9 +42,12 @@ pub(crate) async fn create_billing_run(
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     let report = match &body.customer_id {
         Some(customer_id) => {
-            run_customer(&state, &state.billing, &auth.workspace_id, customer_id).await?
+            state
+                .billing
+                .run_customer(&auth.workspace_id, customer_id)
+                .await?
         }
-        None => run_workspace(&state, &state.billing, &auth.workspace_id).await?,
+        None => state.billing.run_workspace(&auth.workspace_id).await?,
     };
     Ok((
         StatusCode::CREATED,

@@ -19,7 +19,7 @@ use crate::auth::WorkspaceAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(get_settings, update_settings))

@@ -14,14 +14,15 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::billing::api::{guard_customer, object, show, store_error, take_string};
-use crate::billing::run::preview_customer;
-use crate::billing::scenario::{validate_document, CustomerWorld};
+use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
+use billow_billing::world::CustomerWorld;
+
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::routes::plans::find_plan;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::validation::validate_document;
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -36,7 +37,7 @@ async fn world(
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<CustomerWorld, ApiError> {
-    CustomerWorld::load(state, workspace, customer_id)
+    CustomerWorld::load(&state.billing, workspace, customer_id)
         .await?
         .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))
 }
@@ -335,8 +336,14 @@ pub(crate) async fn preview_change(
         .max(at)
         .checked_add(jiff::SignedDuration::from_hours(24 * 367))
         .map_err(ApiError::internal)?;
-    let with_change = preview_customer(&state, &auth.workspace_id, &checked.world, horizon).await?;
-    let without = preview_customer(&state, &auth.workspace_id, &current, horizon).await?;
+    let with_change = state
+        .billing
+        .preview(&auth.workspace_id, &checked.world, horizon)
+        .await?;
+    let without = state
+        .billing
+        .preview(&auth.workspace_id, &current, horizon)
+        .await?;
     let unchanged = |invoice: &billow_core::scenario::IssuedInvoice| {
         without
             .invoices

@@ -17,7 +17,7 @@ use crate::error::{ApiError, Problem};
 use crate::json::{parse_json, ApiJson};
 use crate::openapi::ApiRouter;
 use crate::routes::customers::readable_customer;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A token lives a day unless asked otherwise: long enough for a console session.
 const TOKEN_LIFETIME_DEFAULT_SECONDS: i64 = 24 * 60 * 60;

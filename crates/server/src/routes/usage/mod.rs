@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
-use crate::billing::api::guard_customer;
-use crate::billing::scenario::CustomerWorld;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::startup::AppState;
+use crate::routes::shared::guard_customer;
+use crate::state::AppState;
+use billow_billing::world::CustomerWorld;
 
 /// The longest daily series one request returns.
 const SERIES_DAYS_MAX: i64 = 366;
@@ -61,7 +61,7 @@ pub(crate) async fn customer_usage(
     let period =
         Period::new(from, to).map_err(|_| ApiError::invalid("to", "must be after from"))?;
     let workspace = principal.workspace_id();
-    let world = CustomerWorld::load(&state, workspace, &id)
+    let world = CustomerWorld::load(&state.billing, workspace, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             resource: "customer",

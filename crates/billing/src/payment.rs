@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// The payment states of an invoice's history (Palette's names).
-pub(crate) const PAYMENT_STATES: [&str; 4] = [
+pub const PAYMENT_STATES: [&str; 4] = [
     "PaymentPending",
     "PaymentInProgress",
     "Paid",

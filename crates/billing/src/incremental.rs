@@ -36,24 +36,23 @@ use billow_store::WorkspaceId;
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::scenario::CustomerWorld;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::world::CustomerWorld;
+use crate::{Billing, RunBillingError};
 
 /// How long before the stored instant a run looks for newly ingested events: an event becomes
 /// visible a little after its `ingested_at` (its transaction's commit).
-pub(super) const INGESTION_VISIBILITY: SignedDuration = SignedDuration::from_secs(60);
+pub(crate) const INGESTION_VISIBILITY: SignedDuration = SignedDuration::from_secs(60);
 
 /// Whether a run at `now` must compute a customer whatever else holds: something is due, or
 /// `now` is before the instant the state was computed at (a run with an earlier `--now`).
-pub(super) fn is_due(known: &BillingStateRecord, now: Timestamp) -> bool {
+pub(crate) fn is_due(known: &BillingStateRecord, now: Timestamp) -> bool {
     now < known.computed_at || known.next_due_at.is_some_and(|due| now >= due)
 }
 
 /// A digest of what a run reads for a customer but its usage and its stored invoices: its world
 /// (as the scenario document the API validates, with its resources and payment terms) and the
 /// adjustments of its invoice keys.
-pub(super) fn fingerprint(
+pub(crate) fn fingerprint(
     world: &CustomerWorld,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
 ) -> String {
@@ -74,7 +73,7 @@ pub(super) fn fingerprint(
 }
 
 /// Whether a late-usage adjustment of one of the customer's invoice keys waits to be billed.
-pub(super) fn has_pending(
+pub(crate) fn has_pending(
     world: &CustomerWorld,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
 ) -> bool {
@@ -86,12 +85,12 @@ pub(super) fn has_pending(
 }
 
 /// What [`examine`] found of a batch's customers that have a stored state.
-pub(super) struct Examined {
+pub(crate) struct Examined {
     /// Nothing due and nothing new: left alone.
-    pub(super) quiet: HashSet<String>,
+    pub(crate) quiet: HashSet<String>,
     /// Something due, but an event arrived late for a period its checkpoint covers: computed
     /// from its whole history.
-    pub(super) late: HashSet<String>,
+    pub(crate) late: HashSet<String>,
 }
 
 /// Which customers of `worlds` a run can leave alone, and which of those with something `due`
@@ -104,14 +103,14 @@ pub(super) struct Examined {
 /// changes only the upcoming invoice, which no run writes, and it is read when that period is
 /// due. A customer with something due keeps its checkpoint when its fingerprint is the stored
 /// one and no event arrived for a period at or before the checkpoint.
-pub(super) async fn examine(
-    state: &AppState,
+pub(crate) async fn examine(
+    billing: &Billing,
     workspace: &WorkspaceId,
     worlds: &[(CustomerWorld, String)],
     states: &HashMap<String, BillingStateRecord>,
     due: &HashSet<String>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-) -> Result<Examined, ApiError> {
+) -> Result<Examined, RunBillingError> {
     // Each customer to look at, with the instant before which a new event matters.
     let mut watched: Vec<(&CustomerWorld, &BillingStateRecord, Option<Timestamp>)> = Vec::new();
     let mut quiet = HashSet::new();
@@ -157,11 +156,11 @@ pub(super) async fn examine(
             .collect();
         // The earliest late event's time per subject.
         let mut earliest: HashMap<String, Timestamp> = HashMap::new();
-        for event in state
+        for event in billing
             .store
             .late_usage_events(workspace, &subjects, since, before)
             .await
-            .map_err(ApiError::internal)?
+            .map_err(RunBillingError::store)?
         {
             let time = earliest.entry(event.subject).or_insert(event.time);
             *time = (*time).min(event.time);

@@ -24,23 +24,22 @@ use billow_store::subscriptions::SubscriptionRecord;
 use billow_store::{Customer, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 
-use super::incremental;
-use super::run::{BillingSettings, CustomerInput, LoadedBatch, RunCatalog};
-use super::scenario::CustomerWorld;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::incremental;
+use crate::run::{BillingSettings, CustomerInput, LoadedBatch, RunCatalog};
+use crate::world::CustomerWorld;
+use crate::{Billing, RunBillingError};
 
 /// Reads what the engine needs for the customers of a batch whose leases are `held`. On an
 /// error the batch's leases are released before it is returned.
-pub(super) async fn load_batch(
-    state: &AppState,
+pub(crate) async fn load_batch(
+    billing: &Billing,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     customers: Vec<Customer>,
     held: &HashSet<String>,
     catalog: &mut RunCatalog,
     now: Timestamp,
-) -> Result<LoadedBatch, ApiError> {
+) -> Result<LoadedBatch, RunBillingError> {
     let total = customers.len();
     let claimed: Vec<Customer> = customers
         .into_iter()
@@ -48,7 +47,7 @@ pub(super) async fn load_batch(
         .collect();
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    match load_claimed(state, workspace, claimed, catalog, now).await {
+    match load_claimed(billing, workspace, claimed, catalog, now).await {
         Ok((inputs, unchanged, seen)) => Ok(LoadedBatch {
             held: ids,
             skipped,
@@ -57,11 +56,11 @@ pub(super) async fn load_batch(
             inputs,
         }),
         Err(error) => {
-            state
+            billing
                 .store
                 .release_billing_leases(workspace, &ids, &settings.node)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(RunBillingError::store)?;
             Err(error)
         }
     }
@@ -71,23 +70,23 @@ pub(super) async fn load_batch(
 /// table; returns the engine's inputs, how many customers were left alone, and those of them
 /// whose world version moved (with the version read).
 async fn load_claimed(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     claimed: Vec<Customer>,
     catalog: &mut RunCatalog,
     now: Timestamp,
-) -> Result<(Vec<CustomerInput>, u64, Vec<(String, i64)>), ApiError> {
+) -> Result<(Vec<CustomerInput>, u64, Vec<(String, i64)>), RunBillingError> {
     if claimed.is_empty() {
         return Ok((Vec::new(), 0, Vec::new()));
     }
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     // The subscriptions and billing states first: with them every subject of the batch, which
     // customers have something due and where their usage starts are known.
-    let subscriptions = state
+    let subscriptions = billing
         .store
         .subscriptions_of_customers(workspace, &ids)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     let mut by_customer: HashMap<&str, Vec<&SubscriptionRecord>> = HashMap::new();
     for subscription in &subscriptions {
         by_customer
@@ -95,11 +94,11 @@ async fn load_claimed(
             .or_default()
             .push(subscription);
     }
-    let mut states: HashMap<String, BillingStateRecord> = state
+    let mut states: HashMap<String, BillingStateRecord> = billing
         .store
         .billing_states(workspace, &ids)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
         .into_iter()
         .map(|known| (known.customer_id.clone(), known))
         .collect();
@@ -143,7 +142,7 @@ async fn load_claimed(
         .collect();
     let (worlds, first_usage, summaries, mut adjustments) = tokio::try_join!(
         CustomerWorld::load_many_with(
-            state,
+            billing,
             workspace,
             claimed,
             subscriptions,
@@ -151,18 +150,18 @@ async fn load_claimed(
             catalog.settings,
             &mut catalog.versions,
         ),
-        read_usage(state, workspace, first_reads, now),
+        read_usage(billing, workspace, first_reads, now),
         async {
-            state
+            billing
                 .store
                 .invoice_summaries_since(workspace, &due_ids, summaries_since)
                 .await
-                .map_err(ApiError::internal)
+                .map_err(RunBillingError::store)
         },
-        adjustments_by_key(state, workspace, &invoice_keys),
+        adjustments_by_key(billing, workspace, &invoice_keys),
     )?;
     let mut summaries = summaries;
-    let mut balances = credit_balances(state, workspace, &adjustments).await?;
+    let mut balances = credit_balances(billing, workspace, &adjustments).await?;
     let mut worlds: Vec<(CustomerWorld, String)> = worlds
         .into_iter()
         .map(|world| {
@@ -171,7 +170,7 @@ async fn load_claimed(
         })
         .collect();
     let found =
-        incremental::examine(state, workspace, &worlds, &states, &due, &adjustments).await?;
+        incremental::examine(billing, workspace, &worlds, &states, &due, &adjustments).await?;
     let unchanged = u64::try_from(found.quiet.len()).unwrap_or(u64::MAX);
     let seen: Vec<(String, i64)> = found
         .quiet
@@ -233,15 +232,15 @@ async fn load_claimed(
         .map(|(world, _)| world.customer.customer_id.clone())
         .collect();
     let (second_usage, more_summaries) =
-        tokio::try_join!(read_usage(state, workspace, second_reads, now), async {
+        tokio::try_join!(read_usage(billing, workspace, second_reads, now), async {
             if recomputed.is_empty() {
                 return Ok(Vec::new());
             }
-            state
+            billing
                 .store
                 .invoice_summaries_of_customers(workspace, &recomputed)
                 .await
-                .map_err(ApiError::internal)
+                .map_err(RunBillingError::store)
         })?;
     summaries.extend(more_summaries);
     let mut first_usage = first_usage;
@@ -321,11 +320,11 @@ fn usage_start(known: Option<&BillingStateRecord>, now: Timestamp) -> Timestamp 
 /// then runs on both cores. A customer may get some events before its instant; the engine reads
 /// only the periods it bills.
 async fn read_usage(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     mut reads: Vec<(Vec<String>, Timestamp)>,
     now: Timestamp,
-) -> Result<Vec<UsageChunks>, ApiError> {
+) -> Result<Vec<UsageChunks>, RunBillingError> {
     if reads.is_empty() {
         return Ok(Vec::new());
     }
@@ -341,45 +340,45 @@ async fn read_usage(
         (subjects, from)
     });
     let (one, two) = tokio::try_join!(
-        subjects_usage(state, workspace, &first.0, first.1, now),
-        subjects_usage(state, workspace, &second.0, second.1, now),
+        subjects_usage(billing, workspace, &first.0, first.1, now),
+        subjects_usage(billing, workspace, &second.0, second.1, now),
     )?;
     Ok(vec![one, two])
 }
 
 /// The stored usage of `subjects` from `from` up to `now`, not decoded yet.
 async fn subjects_usage(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     subjects: &[String],
     from: Timestamp,
     now: Timestamp,
-) -> Result<UsageChunks, ApiError> {
-    state
+) -> Result<UsageChunks, RunBillingError> {
+    billing
         .store
         .usage_chunks(workspace, subjects, from, usage_end(now))
         .await
-        .map_err(ApiError::internal)
+        .map_err(RunBillingError::store)
 }
 
 /// The end (exclusive) of the usage a run at `now` bills: every event up to and including `now`.
-pub(super) fn usage_end(now: Timestamp) -> Timestamp {
+pub(crate) fn usage_end(now: Timestamp) -> Timestamp {
     now.checked_add(SignedDuration::from_micros(1))
         .unwrap_or(now)
 }
 
 /// The stored late-usage adjustments of `invoice_keys`, by invoice key.
-pub(super) async fn adjustments_by_key(
-    state: &AppState,
+pub(crate) async fn adjustments_by_key(
+    billing: &Billing,
     workspace: &WorkspaceId,
     invoice_keys: &[String],
-) -> Result<HashMap<String, Vec<AdjustmentRecord>>, ApiError> {
+) -> Result<HashMap<String, Vec<AdjustmentRecord>>, RunBillingError> {
     let mut adjustments: HashMap<String, Vec<AdjustmentRecord>> = HashMap::new();
-    for adjustment in state
+    for adjustment in billing
         .store
         .adjustments_of_keys(workspace, invoice_keys)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
     {
         adjustments
             .entry(adjustment.invoice_key.clone())
@@ -392,11 +391,11 @@ pub(super) async fn adjustments_by_key(
 /// What is left to credit on the source invoices of the pending negative adjustments among
 /// `adjustments`, by invoice id: what a negative adjustment of a subscription with no further
 /// invoice may credit. No query when there is none (the usual run).
-pub(super) async fn credit_balances(
-    state: &AppState,
+pub(crate) async fn credit_balances(
+    billing: &Billing,
     workspace: &WorkspaceId,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-) -> Result<HashMap<String, CreditBalance>, ApiError> {
+) -> Result<HashMap<String, CreditBalance>, RunBillingError> {
     let mut sources: Vec<String> = adjustments
         .values()
         .flatten()
@@ -408,11 +407,11 @@ pub(super) async fn credit_balances(
     }
     sources.sort_unstable();
     sources.dedup();
-    Ok(state
+    Ok(billing
         .store
         .credit_balances(workspace, &sources)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
         .into_iter()
         .map(|balance| (balance.invoice_id.clone(), balance))
         .collect())

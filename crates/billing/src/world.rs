@@ -26,14 +26,13 @@ use billow_store::subscriptions::{CustomerSpecKind, SubscriptionRecord};
 use billow_store::{Customer, WorkspaceId};
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::error::{ApiError, FieldError};
-use crate::startup::AppState;
+use crate::{Billing, Inconsistency, RunBillingError};
 
 /// The billing facts of one customer, as the scenario needs them.
 #[derive(Clone, Debug)]
-pub(crate) struct CustomerBilling {
+pub struct CustomerBilling {
     pub customer_id: String,
     /// Event subjects that name the customer besides its id (its external id).
     pub aliases: Vec<String>,
@@ -46,7 +45,7 @@ pub(crate) struct CustomerBilling {
 
 /// Everything stored about a customer's billing, loaded once per run.
 #[derive(Clone, Debug)]
-pub(crate) struct CustomerWorld {
+pub struct CustomerWorld {
     pub customer: CustomerBilling,
     /// The workspace's meters, shared by every customer of a run.
     pub meters: Arc<[Value]>,
@@ -67,23 +66,23 @@ pub(crate) struct CustomerWorld {
 impl CustomerWorld {
     /// Loads the customer's billing facts, or `None` when the customer does not exist.
     pub async fn load(
-        state: &AppState,
+        billing: &Billing,
         workspace: &WorkspaceId,
         customer_id: &str,
-    ) -> Result<Option<Self>, ApiError> {
-        let Some(customer) = state
+    ) -> Result<Option<Self>, RunBillingError> {
+        let Some(customer) = billing
             .store
             .customer(workspace, customer_id)
             .await
-            .map_err(ApiError::internal)?
+            .map_err(RunBillingError::store)?
         else {
             return Ok(None);
         };
-        let meters = meter_specs(state, workspace).await?.into();
-        let settings = workspace_settings(state, workspace).await?;
+        let meters = meter_specs(billing, workspace).await?.into();
+        let settings = workspace_settings(billing, workspace).await?;
         let mut versions = BTreeMap::new();
         Ok(Self::load_many(
-            state,
+            billing,
             workspace,
             vec![customer],
             &meters,
@@ -98,21 +97,21 @@ impl CustomerWorld {
     /// batch). `meters` and `rounding` are the workspace's; `versions` caches the plan versions
     /// read so far (a run reads each once).
     pub async fn load_many(
-        state: &AppState,
+        billing: &Billing,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         meters: &Arc<[Value]>,
         settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
-    ) -> Result<Vec<Self>, ApiError> {
+    ) -> Result<Vec<Self>, RunBillingError> {
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
-        let subscriptions = state
+        let subscriptions = billing
             .store
             .subscriptions_of_customers(workspace, &ids)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(RunBillingError::store)?;
         Self::load_many_with(
-            state,
+            billing,
             workspace,
             customers,
             subscriptions,
@@ -126,16 +125,16 @@ impl CustomerWorld {
     /// [`CustomerWorld::load_many`] with the customers' `subscriptions` already read (every one
     /// of theirs, as `subscriptions_of_customers` returns them).
     pub async fn load_many_with(
-        state: &AppState,
+        billing: &Billing,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         subscriptions: Vec<SubscriptionRecord>,
         meters: &Arc<[Value]>,
         settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
-    ) -> Result<Vec<Self>, ApiError> {
-        let store = &state.store;
-        let internal = ApiError::internal;
+    ) -> Result<Vec<Self>, RunBillingError> {
+        let store = &billing.store;
+        let internal = RunBillingError::store;
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
         let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
         let mut changes: HashMap<String, Vec<Value>> = HashMap::new();
@@ -232,7 +231,9 @@ impl CustomerWorld {
                 let mut used = BTreeMap::new();
                 for resource in &resources {
                     let version = versions.get(&resource.plan).ok_or_else(|| {
-                        ApiError::internal(MissingPlanVersion(resource.plan.clone()))
+                        RunBillingError::Inconsistent(Inconsistency::MissingPlanVersion(
+                            resource.plan.clone(),
+                        ))
                     })?;
                     used.insert(resource.plan.clone(), Arc::clone(version));
                 }
@@ -241,9 +242,11 @@ impl CustomerWorld {
                         .chain(changed)
                         .filter_map(plan_of)
                     {
-                        let version = versions
-                            .get(&id)
-                            .ok_or_else(|| ApiError::internal(MissingPlanVersion(id.clone())))?;
+                        let version = versions.get(&id).ok_or_else(|| {
+                            RunBillingError::Inconsistent(Inconsistency::MissingPlanVersion(
+                                id.clone(),
+                            ))
+                        })?;
                         used.insert(id, Arc::clone(version));
                     }
                 }
@@ -434,7 +437,7 @@ impl CustomerWorld {
 
 /// The workspace's meters and the plan versions of a run, parsed once each.
 #[derive(Debug, Default)]
-pub(crate) struct ParsedCatalog {
+pub struct ParsedCatalog {
     meters: Option<Vec<Meter>>,
     plans: HashMap<String, PlanSpec>,
 }
@@ -484,31 +487,31 @@ fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, S
 }
 
 /// A customer's payment terms: its own net days, or the workspace's.
-pub(crate) fn net_days_of(customer: &Customer, settings: &WorkspaceSettings) -> u16 {
+pub fn net_days_of(customer: &Customer, settings: &WorkspaceSettings) -> u16 {
     customer.net_days.unwrap_or(settings.net_days)
 }
 
 /// The workspace's billing settings (`/api/v1/workspace/settings`).
-pub(crate) async fn workspace_settings(
-    state: &AppState,
+pub async fn workspace_settings(
+    billing: &Billing,
     workspace: &WorkspaceId,
-) -> Result<WorkspaceSettings, ApiError> {
-    state
+) -> Result<WorkspaceSettings, RunBillingError> {
+    billing
         .store
         .workspace_settings(workspace)
         .await
-        .map_err(ApiError::internal)
+        .map_err(RunBillingError::store)
 }
 
-pub(crate) async fn meter_specs(
-    state: &AppState,
+pub async fn meter_specs(
+    billing: &Billing,
     workspace: &WorkspaceId,
-) -> Result<Vec<Value>, ApiError> {
-    Ok(state
+) -> Result<Vec<Value>, RunBillingError> {
+    Ok(billing
         .store
         .meters(workspace)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
         .into_iter()
         .map(|meter| meter.spec)
         .collect())
@@ -519,72 +522,12 @@ fn plan_of(spec: &Value) -> Option<String> {
 }
 
 /// `spec` with its `key` set to `key`.
-pub(crate) fn with_key(mut spec: Value, key: &str) -> Value {
+pub fn with_key(mut spec: Value, key: &str) -> Value {
     if let Some(object) = spec.as_object_mut() {
         object.insert("key".into(), Value::String(key.to_owned()));
     }
     spec
 }
-
-/// A document for checking one new spec with the core's validation: a UTC customer billed in
-/// `currency`, the workspace's `meters`, and the given members.
-pub(crate) fn validation_document(
-    currency: Currency,
-    meters: &[Value],
-    members: Map<String, Value>,
-) -> Value {
-    let mut document = json!({
-        "billow_scenario": SCENARIO_FORMAT_VERSION,
-        "name": "validation",
-        "currency": currency.code(),
-        "now": "2000-01-01T00:00:00Z",
-        "customer": {"id": "validation"},
-        "meters": meters,
-        "plans": [],
-    });
-    if let Some(object) = document.as_object_mut() {
-        object.extend(members);
-    }
-    document
-}
-
-/// Validates `document` with the core; an error becomes a 422 whose field is the core's path with
-/// `prefix` (the member the request body became, such as `plans[0]`) taken off.
-pub(crate) fn validate_document(document: &Value, prefix: &str) -> Result<Scenario, ApiError> {
-    Scenario::from_json(&document.to_string()).map_err(|error| scenario_error(&error, prefix))
-}
-
-/// A core validation error as a 422 naming the request's field.
-pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
-    let (path, reason) = match error {
-        ScenarioError::Malformed { path, message } => (path, message),
-        ScenarioError::Invalid { path, reason } => (path, reason),
-    };
-    let relative = path
-        .strip_prefix(prefix)
-        .map(|rest| rest.trim_start_matches('.'))
-        .unwrap_or(path);
-    // serde reports a missing field at its parent's path, naming the field only in the message.
-    let missing = reason
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next());
-    let field = match (relative, missing) {
-        ("", Some(name)) => name.to_owned(),
-        ("", None) => path.clone(),
-        (parent, Some(name)) => format!("{parent}.{name}"),
-        (relative, None) => relative.to_owned(),
-    };
-    // serde_json's position is in the document built here, not in the request: left out.
-    let reason = reason
-        .split_once(" at line ")
-        .map_or(reason.as_str(), |(reason, _)| reason);
-    ApiError::Validation(vec![FieldError::new(field, reason)])
-}
-
-/// A subscription names a plan version that is not stored: the rows are inconsistent.
-#[derive(Debug, thiserror::Error)]
-#[error("the plan version {0} is not stored")]
-struct MissingPlanVersion(String);
 
 /// A customer's subjects: its id, its aliases, its subscriptions' ids. The one definition behind
 /// [`CustomerWorld::subjects`] (what the engine takes) and [`CustomerWorld::subjects_of`] (what a
@@ -605,41 +548,4 @@ fn aliases_of(customer: &Customer) -> Vec<String> {
     std::iter::once(customer.external_id.clone())
         .filter(|alias| !alias.is_empty() && alias != &customer.id)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn field_of(error: ApiError) -> String {
-        match error {
-            ApiError::Validation(errors) => errors[0].field.clone(),
-            other => panic!("not a validation error: {other}"),
-        }
-    }
-
-    #[test]
-    fn a_core_path_is_named_relative_to_the_request_body() {
-        let invalid = ScenarioError::Invalid {
-            path: "plans[0].prices[1].pricing".into(),
-            reason: "bad".into(),
-        };
-        assert_eq!(
-            field_of(scenario_error(&invalid, "plans[0]")),
-            "prices[1].pricing"
-        );
-        let missing = ScenarioError::Malformed {
-            path: "plans[0]".into(),
-            message: "missing field `cadence` at line 1 column 2".into(),
-        };
-        assert_eq!(field_of(scenario_error(&missing, "plans[0]")), "cadence");
-        let nested = ScenarioError::Malformed {
-            path: "plans[0].prices[0]".into(),
-            message: "missing field `pricing`".into(),
-        };
-        assert_eq!(
-            field_of(scenario_error(&nested, "plans[0]")),
-            "prices[0].pricing"
-        );
-    }
 }

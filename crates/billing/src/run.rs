@@ -23,13 +23,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::reconcile::{pending_adjustments, plan_customer};
-use super::scenario::{
-    meter_specs, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
-};
-use super::{incremental, load};
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::reconcile::{pending_adjustments, plan_customer};
+use crate::world::{meter_specs, workspace_settings, CustomerWorld, ParsedCatalog};
+use crate::{incremental, load};
+use crate::{Billing, Inconsistency, RunBillingError};
 
 /// How billing runs behave.
 #[derive(Clone, Debug)]
@@ -56,7 +53,7 @@ impl Default for BillingSettings {
             lease_duration: SignedDuration::from_secs(60),
             interval: Some(std::time::Duration::from_secs(60)),
             node: new_id("node"),
-            bank_account: super::payment::ManualProvider::default().bank_account,
+            bank_account: crate::payment::ManualProvider::default().bank_account,
             customers_per_batch: CUSTOMERS_PER_BATCH,
         }
     }
@@ -119,33 +116,33 @@ fn engine_workers() -> usize {
 /// run started, for a period already invoiced. The others are left alone without being read
 /// (counted as `unchanged`); the first complete run of a workspace looks at every customer.
 pub(crate) async fn run_workspace(
-    state: &AppState,
-    settings: &BillingSettings,
+    billing: &Billing,
     workspace: &WorkspaceId,
-) -> Result<RunReport, ApiError> {
-    let now = state.clock.now();
+) -> Result<RunReport, RunBillingError> {
+    let settings = &billing.settings;
+    let now = billing.clock.now();
     // Where the next run looks for usage that arrived: events are stamped with the ingesting
     // process's clock (the real time, or a test's manual clock). The earlier of the billing
     // clock and the real time, so that a run at a future `--now` never hides from later runs
     // the events ingested before that date.
-    let started = now.min(state.lease_clock.now());
-    let store = &state.store;
+    let started = now.min(billing.lease_clock.now());
+    let store = &billing.store;
     let mut wanted: BTreeSet<String> = store
         .billing_candidates(workspace, now)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
         .into_iter()
         .collect();
     match store
         .billing_scan(workspace)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
     {
         Some(scanned) => {
             let latest = store
                 .latest_billed_through(workspace)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(RunBillingError::store)?;
             if let Some(before) = latest {
                 let since = scanned
                     .checked_sub(incremental::INGESTION_VISIBILITY)
@@ -153,7 +150,7 @@ pub(crate) async fn run_workspace(
                 let subjects: Vec<String> = store
                     .subjects_with_late_usage(workspace, since, before)
                     .await
-                    .map_err(ApiError::internal)?
+                    .map_err(RunBillingError::store)?
                     .into_iter()
                     .collect();
                 if !subjects.is_empty() {
@@ -161,7 +158,7 @@ pub(crate) async fn run_workspace(
                         store
                             .owners_of_subjects(workspace, &subjects)
                             .await
-                            .map_err(ApiError::internal)?,
+                            .map_err(RunBillingError::store)?,
                     );
                 }
             }
@@ -170,87 +167,87 @@ pub(crate) async fn run_workspace(
             store
                 .billed_customers(workspace)
                 .await
-                .map_err(ApiError::internal)?,
+                .map_err(RunBillingError::store)?,
         ),
     }
     let billed = store
         .billed_customer_count(workspace)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     let ids: Vec<String> = wanted.into_iter().collect();
     let looked_at = u64::try_from(ids.len()).unwrap_or(u64::MAX);
     let customers = store
         .customers_with_ids(workspace, &ids)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     let batches = customers
         .chunks(settings.customers_per_batch.max(1))
         .map(<[Customer]>::to_vec)
         .collect();
-    let mut report = run_batches(state, settings, workspace, batches).await?;
+    let mut report = run_batches(billing, settings, workspace, batches).await?;
     report.unchanged += billed.saturating_sub(looked_at);
     store
         .record_billing_scan(workspace, started)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     Ok(report)
 }
 
 /// Runs billing for one customer, if no other run holds it.
 pub(crate) async fn run_customer(
-    state: &AppState,
-    settings: &BillingSettings,
+    billing: &Billing,
     workspace: &WorkspaceId,
     customer_id: &str,
-) -> Result<RunReport, ApiError> {
-    let Some(customer) = state
+) -> Result<RunReport, RunBillingError> {
+    let settings = &billing.settings;
+    let Some(customer) = billing
         .store
         .customer(workspace, customer_id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
     else {
         return Ok(RunReport::default());
     };
-    run_batches(state, settings, workspace, vec![vec![customer]]).await
+    run_batches(billing, settings, workspace, vec![vec![customer]]).await
 }
 
 /// One customer's part of a batch, as the engine workers take it.
-pub(super) struct CustomerInput {
-    pub(super) world: CustomerWorld,
+pub(crate) struct CustomerInput {
+    pub(crate) world: CustomerWorld,
     /// The version of its world when its billing state was read (0: none).
-    pub(super) world_version: i64,
+    pub(crate) world_version: i64,
     /// Where the engine starts: the stored checkpoint when it holds, else the beginning.
-    pub(super) checkpoint: Option<Checkpoint>,
+    pub(crate) checkpoint: Option<Checkpoint>,
     /// Its usage as stored, in parts (from the checkpoint's `usage_from` on, or all of it):
     /// decoded by the engine worker that bills it.
-    pub(super) usage: Vec<SubjectsUsage>,
-    pub(super) invoices: Vec<InvoiceSummary>,
-    pub(super) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
+    pub(crate) usage: Vec<SubjectsUsage>,
+    pub(crate) invoices: Vec<InvoiceSummary>,
+    pub(crate) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
     /// What is left to credit on the source invoices of its pending negative adjustments, by
     /// invoice id (read only for those).
-    pub(super) balances: HashMap<String, CreditBalance>,
+    pub(crate) balances: HashMap<String, CreditBalance>,
     /// The digest of its inputs but usage, stored with its billing state.
-    pub(super) fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 /// What the loader keeps from one batch to the next: the workspace's meters and settings
 /// (read once per run) and the plan versions read so far.
-pub(super) struct RunCatalog {
-    pub(super) meters: std::sync::Arc<[Value]>,
-    pub(super) settings: billow_store::billing::WorkspaceSettings,
-    pub(super) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
+pub(crate) struct RunCatalog {
+    pub(crate) meters: std::sync::Arc<[Value]>,
+    pub(crate) settings: billow_store::billing::WorkspaceSettings,
+    pub(crate) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }
 
 /// A claimed batch, read and ready for the engine.
-pub(super) struct LoadedBatch {
+pub(crate) struct LoadedBatch {
     /// The customers whose leases this run holds: released after the batch is written.
-    pub(super) held: Vec<String>,
-    pub(super) skipped: u64,
+    pub(crate) held: Vec<String>,
+    pub(crate) skipped: u64,
     /// Customers with nothing due and nothing new: not computed.
-    pub(super) unchanged: u64,
+    pub(crate) unchanged: u64,
     /// Those of them whose world version moved, with the version read: written as seen.
-    pub(super) seen: Vec<(String, i64)>,
-    pub(super) inputs: Vec<CustomerInput>,
+    pub(crate) seen: Vec<(String, i64)>,
+    pub(crate) inputs: Vec<CustomerInput>,
 }
 
 /// A batch the engine has planned, ready to be written.
@@ -269,18 +266,18 @@ struct PlannedBatch {
 /// Every batch bills at one instant, the clock's `now` when the run starts; leases are taken and
 /// extended from the real time at each claim (`AppState::lease_clock`), never from `now`.
 async fn run_batches(
-    state: &AppState,
+    billing: &Billing,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     batches: Vec<Vec<Customer>>,
-) -> Result<RunReport, ApiError> {
-    let now = state.clock.now();
-    let meters = meter_specs(state, workspace).await?;
-    let workspace_settings = workspace_settings(state, workspace).await?;
+) -> Result<RunReport, RunBillingError> {
+    let now = billing.clock.now();
+    let meters = meter_specs(billing, workspace).await?;
+    let workspace_settings = workspace_settings(billing, workspace).await?;
     let (loaded_sender, mut loaded) =
-        tokio::sync::mpsc::channel::<Result<LoadedBatch, ApiError>>(1);
+        tokio::sync::mpsc::channel::<Result<LoadedBatch, RunBillingError>>(1);
     let loader = tokio::spawn({
-        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
+        let (billing, settings, workspace) = (billing.clone(), settings.clone(), workspace.clone());
         async move {
             let mut catalog = RunCatalog {
                 meters: meters.into(),
@@ -293,7 +290,7 @@ async fn run_batches(
                 if group.is_empty() {
                     break;
                 }
-                let held = match claim(&state, &settings, &workspace, &group).await {
+                let held = match claim(&billing, &settings, &workspace, &group).await {
                     Ok(held) => held,
                     Err(error) => {
                         let _ = loaded_sender.send(Err(error)).await;
@@ -303,8 +300,8 @@ async fn run_batches(
                 let mut group = group.into_iter();
                 let mut stopped = false;
                 for batch in group.by_ref() {
-                    let result = super::load::load_batch(
-                        &state,
+                    let result = crate::load::load_batch(
+                        &billing,
                         &settings,
                         &workspace,
                         batch,
@@ -317,7 +314,8 @@ async fn run_batches(
                     if let Err(unsent) = loaded_sender.send(result).await {
                         // The run stopped: this batch's leases go back with the rest below.
                         if let Ok(batch) = unsent.0 {
-                            release_quietly(&state, &workspace, &batch.held, &settings.node).await;
+                            release_quietly(&billing, &workspace, &batch.held, &settings.node)
+                                .await;
                         }
                         stopped = true;
                         break;
@@ -334,7 +332,7 @@ async fn run_batches(
                         .filter(|customer| held.contains(customer.id.as_str()))
                         .map(|customer| customer.id)
                         .collect();
-                    release_quietly(&state, &workspace, &unused, &settings.node).await;
+                    release_quietly(&billing, &workspace, &unused, &settings.node).await;
                     break;
                 }
             }
@@ -342,7 +340,7 @@ async fn run_batches(
     });
     let (planned_sender, mut planned) = tokio::sync::mpsc::channel::<PlannedBatch>(1);
     let writer = tokio::spawn({
-        let (state, settings, workspace) = (state.clone(), settings.clone(), workspace.clone());
+        let (billing, settings, workspace) = (billing.clone(), settings.clone(), workspace.clone());
         async move {
             let mut report = RunReport::default();
             let mut first_error = None;
@@ -351,13 +349,13 @@ async fn run_batches(
                     customer_ids: &batch.held,
                     holder: &settings.node,
                 };
-                match write_batch(&state, &workspace, batch.writes, batch.report, leases).await {
+                match write_batch(&billing, &workspace, batch.writes, batch.report, leases).await {
                     Ok(written) => report.add(written),
                     Err(error) => {
                         first_error.get_or_insert(error);
                         // Released after an error too: the next run retries at once instead
                         // of after expiry.
-                        if let Err(error) = state
+                        if let Err(error) = billing
                             .store
                             .release_billing_leases(&workspace, &batch.held, &settings.node)
                             .await
@@ -417,8 +415,8 @@ async fn run_batches(
     }
     drop(loaded);
     drop(planned_sender);
-    let written = writer.await.map_err(ApiError::internal)?;
-    loader.await.map_err(ApiError::internal)?;
+    let written = writer.await.map_err(RunBillingError::Task)?;
+    loader.await.map_err(RunBillingError::Task)?;
     if let Some(error) = engine_error {
         return Err(error);
     }
@@ -439,33 +437,35 @@ const BATCHES_PER_CLAIM: usize = 4;
 /// reruns at that instant are made, and one billing at a future `--now` would hold them from
 /// every present run until that date (or take over leases live nodes still hold).
 async fn claim(
-    state: &AppState,
+    billing: &Billing,
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     group: &[Vec<Customer>],
-) -> Result<HashSet<String>, ApiError> {
-    let claimed_at = state.lease_clock.now();
+) -> Result<HashSet<String>, RunBillingError> {
+    let claimed_at = billing.lease_clock.now();
     let until = claimed_at
         .checked_add(settings.lease_duration)
-        .map_err(ApiError::internal)?;
+        .map_err(|error| {
+            RunBillingError::Inconsistent(Inconsistency::OutOfRange(error.to_string()))
+        })?;
     let ids: Vec<String> = group.iter().flatten().map(|c| c.id.clone()).collect();
-    Ok(state
+    Ok(billing
         .store
         .acquire_billing_leases(workspace, &ids, &settings.node, claimed_at, until)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(RunBillingError::store)?
         .into_iter()
         .collect())
 }
 
 /// Gives leases back after the run stopped; a failure is logged (the leases expire anyway).
 async fn release_quietly(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     customer_ids: &[String],
     node: &str,
 ) {
-    if let Err(error) = state
+    if let Err(error) = billing
         .store
         .release_billing_leases(workspace, customer_ids, node)
         .await
@@ -477,12 +477,12 @@ async fn release_quietly(
 /// Writes a planned batch in one transaction, releasing its `leases` in it, and completes its
 /// report with what was written.
 async fn write_batch(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     writes: BillingWrites,
     mut report: RunReport,
     leases: HeldLeases<'_>,
-) -> Result<RunReport, ApiError> {
+) -> Result<RunReport, RunBillingError> {
     if writes.drafts.is_empty()
         && writes.finalize.is_empty()
         && writes.adjustments.is_empty()
@@ -490,18 +490,18 @@ async fn write_batch(
         && writes.states.is_empty()
         && writes.seen.is_empty()
     {
-        state
+        billing
             .store
             .release_billing_leases(workspace, leases.customer_ids, leases.holder)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(RunBillingError::store)?;
         return Ok(report);
     }
-    let written = state
+    let written = billing
         .store
         .write_billing_batch(workspace, &writes, Some(leases))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     report.drafted = written.drafted;
     report.credit_notes = written.credit_notes;
     for number in written.numbers.into_iter().flatten() {
@@ -521,7 +521,7 @@ async fn run_engine(
     workers: &mut Vec<ParsedCatalog>,
     settings: &BillingSettings,
     now: Timestamp,
-) -> Result<(RunReport, BillingWrites), ApiError> {
+) -> Result<(RunReport, BillingWrites), RunBillingError> {
     let share = inputs.len().div_ceil(workers.len().max(1)).max(1);
     let mut inputs = inputs.into_iter();
     let mut tasks = Vec::new();
@@ -544,7 +544,7 @@ async fn run_engine(
     let mut report = RunReport::default();
     let mut writes = BillingWrites::default();
     for task in tasks {
-        let (plans, parsed) = task.await.map_err(ApiError::internal)?;
+        let (plans, parsed) = task.await.map_err(RunBillingError::Task)?;
         workers.push(parsed);
         for (customer_id, plan) in plans {
             match plan {
@@ -568,7 +568,7 @@ async fn run_engine(
     Ok((report, writes))
 }
 
-fn failed(customer_id: &str, error: &ApiError) {
+fn failed(customer_id: &str, error: &RunBillingError) {
     tracing::error!(
         customer_id = %customer_id,
         error.message = %error,
@@ -580,16 +580,16 @@ fn failed(customer_id: &str, error: &ApiError) {
 /// Every event of `subjects` up to and including `now`, from the beginning: a gauge's level at a
 /// period's start is its last value before it.
 async fn load_events(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     subjects: &[String],
     now: Timestamp,
-) -> Result<Vec<UsageEvent>, ApiError> {
-    state
+) -> Result<Vec<UsageEvent>, RunBillingError> {
+    billing
         .store
         .usage_events(workspace, subjects, Timestamp::MIN, load::usage_end(now))
         .await
-        .map_err(ApiError::internal)
+        .map_err(RunBillingError::store)
 }
 
 /// The engine's answer for one customer at `now`, with the customer's pending late-usage
@@ -597,25 +597,28 @@ async fn load_events(
 /// adjustments), so that the upcoming invoice shows the adjustment lines, and their tax, that
 /// the next run would bill on it.
 pub(crate) async fn preview_customer(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     world: &CustomerWorld,
     now: Timestamp,
-) -> Result<Preview, ApiError> {
-    let events = load_events(state, workspace, &world.subjects(), now).await?;
+) -> Result<Preview, RunBillingError> {
+    let events = load_events(billing, workspace, &world.subjects(), now).await?;
     let customer_ids = [world.customer.customer_id.clone()];
-    let invoices = state
+    let invoices = billing
         .store
         .invoice_summaries_of_customers(workspace, &customer_ids)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     let invoice_keys: Vec<String> = world.invoice_keys().map(str::to_owned).collect();
-    let adjustments = load::adjustments_by_key(state, workspace, &invoice_keys).await?;
-    let balances = load::credit_balances(state, workspace, &adjustments).await?;
+    let adjustments = load::adjustments_by_key(billing, workspace, &invoice_keys).await?;
+    let balances = load::credit_balances(billing, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
     let scenario = world
         .scenario(&mut ParsedCatalog::default(), now, events, pending)
-        .map_err(|error| scenario_error(&error, ""))?;
+        .map_err(|source| RunBillingError::World {
+            customer_id: world.customer.customer_id.clone(),
+            source,
+        })?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     // The adjustments a run would credit instead are left out, as the run leaves them out.
     tokio::task::spawn_blocking(move || {
@@ -631,7 +634,7 @@ pub(crate) async fn preview_customer(
         .map(|(preview, _)| preview)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(RunBillingError::Task)?
 }
 
 /// The engine's answer for a customer's scenario, started at `from` when given, and the
@@ -641,21 +644,24 @@ pub(crate) async fn preview_customer(
 /// run writes both; the upcoming invoice shows the first. Rare, so the second run costs little.
 /// `scenario` is left as the engine last ran it.
 ///
-/// [`plan_credits`]: super::late_credit::plan_credits
-pub(super) fn preview_with_credits(
+/// [`plan_credits`]: crate::late_credit::plan_credits
+pub(crate) fn preview_with_credits(
     scenario: &mut Scenario,
     from: Option<&Checkpoint>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
     upcoming: Upcoming,
-) -> Result<(Preview, Vec<AdjustmentCredit>), ApiError> {
-    let preview = preview_from(scenario, from).map_err(ApiError::internal)?;
+) -> Result<(Preview, Vec<AdjustmentCredit>), RunBillingError> {
+    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
+        customer_id: scenario.customer.id.clone(),
+        source,
+    })?;
     let invoices = match upcoming {
         Upcoming::Ignored => preview.invoices.iter().chain(&[]),
         Upcoming::AsIfIssued => preview.invoices.iter().chain(&preview.upcoming),
     };
-    let credits = super::late_credit::plan_credits(invoices, adjustments, balances, now)?;
+    let credits = crate::late_credit::plan_credits(invoices, adjustments, balances, now)?;
     if credits.is_empty() {
         return Ok((preview, credits));
     }
@@ -663,14 +669,17 @@ pub(super) fn preview_with_credits(
     scenario
         .adjustments
         .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
-    let preview = preview_from(scenario, from).map_err(ApiError::internal)?;
+    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
+        customer_id: scenario.customer.id.clone(),
+        source,
+    })?;
     Ok((preview, credits))
 }
 
 /// Whether [`preview_with_credits`] treats the upcoming invoices as issued: the upcoming-invoice
 /// preview shows them as a run would bill them if their periods closed now.
 #[derive(Clone, Copy)]
-pub(super) enum Upcoming {
+pub(crate) enum Upcoming {
     Ignored,
     AsIfIssued,
 }

@@ -28,7 +28,7 @@ impl Clock for SystemClock {
 /// A clock that stands still until it is set or advanced: for tests.
 ///
 /// ```
-/// use billow_server::clock::{Clock, ManualClock};
+/// use billow_billing::clock::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
 /// clock.advance(jiff::SignedDuration::from_hours(24));

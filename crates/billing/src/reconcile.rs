@@ -17,33 +17,30 @@ use billow_store::{new_id, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::run::{preview_with_credits, BillingSettings, CustomerInput, Upcoming};
-use super::scenario::{
-    net_days_of, scenario_error, workspace_settings, CustomerWorld, ParsedCatalog,
-};
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::run::{preview_with_credits, BillingSettings, CustomerInput, Upcoming};
+use crate::world::{net_days_of, workspace_settings, CustomerWorld, ParsedCatalog};
+use crate::{Billing, Inconsistency, RunBillingError};
 
 /// What one customer's run writes.
-pub(super) struct CustomerPlan {
-    pub(super) drafts: Vec<InvoiceRecord<String>>,
-    pub(super) finalize: Vec<Finalization>,
-    pub(super) adjustments: Vec<AdjustmentRecord>,
-    pub(super) credits: Vec<AdjustmentCredit>,
-    pub(super) state: BillingStateRecord,
+pub(crate) struct CustomerPlan {
+    pub(crate) drafts: Vec<InvoiceRecord<String>>,
+    pub(crate) finalize: Vec<Finalization>,
+    pub(crate) adjustments: Vec<AdjustmentRecord>,
+    pub(crate) credits: Vec<AdjustmentCredit>,
+    pub(crate) state: BillingStateRecord,
     /// Started at the stored checkpoint.
-    pub(super) from_checkpoint: bool,
+    pub(crate) from_checkpoint: bool,
 }
 
 /// Runs the engine for one customer and decides, against what is stored, what to write: each
 /// invoice the engine issued (at or before now), keyed by (subscription, issued_at), in time
 /// order, is drafted, finalized, or (already final) compared for late usage.
-pub(super) fn plan_customer(
+pub(crate) fn plan_customer(
     input: CustomerInput,
     parsed: &mut ParsedCatalog,
     settings: &BillingSettings,
     now: Timestamp,
-) -> Result<CustomerPlan, ApiError> {
+) -> Result<CustomerPlan, RunBillingError> {
     let CustomerInput {
         world,
         world_version,
@@ -56,7 +53,7 @@ pub(super) fn plan_customer(
     } = input;
     let mut events = Vec::new();
     for part in usage {
-        events.extend(part.into_events().map_err(ApiError::internal)?);
+        events.extend(part.into_events().map_err(RunBillingError::store)?);
     }
     // Parts of different reads: in time order again (stable, so events of one instant keep
     // their stored order).
@@ -69,7 +66,10 @@ pub(super) fn plan_customer(
     let pending = pending_adjustments(&world, &invoices, &adjustments);
     let mut scenario = world
         .scenario(parsed, now, events, pending)
-        .map_err(|error| scenario_error(&error, ""))?;
+        .map_err(|source| RunBillingError::World {
+            customer_id: customer_id.to_owned(),
+            source,
+        })?;
     let (preview, credits) = preview_with_credits(
         &mut scenario,
         checkpoint.as_ref(),
@@ -263,26 +263,26 @@ fn late_usage(
 /// engine put them there when it drafted it); the number given, or `None` when another run
 /// finalized it first.
 async fn finalize(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     mut record: InvoiceRecord,
     known: &mut [AdjustmentRecord],
     now: Timestamp,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, RunBillingError> {
     let lines: Vec<InvoiceLine> =
-        serde_json::from_value(record.lines.clone()).map_err(ApiError::internal)?;
+        serde_json::from_value(record.lines.clone()).map_err(RunBillingError::store)?;
     let applied = billed_adjustments(&lines, known);
     record.status = InvoiceStatus::Open;
     record.finalized_at = Some(now);
     record.due_at = Some(due_at(
         now,
-        net_days(state, workspace, &record.customer_id).await?,
+        net_days(billing, workspace, &record.customer_id).await?,
     ));
-    let finalized = state
+    let finalized = billing
         .store
         .finalize_invoice(workspace, &record, &applied)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(RunBillingError::store)?;
     Ok(match finalized {
         Finalized::Numbered(number) => {
             for adjustment in known.iter_mut().filter(|a| applied.contains(&a.id)) {
@@ -296,26 +296,28 @@ async fn finalize(
 
 /// A customer's payment terms: its own net days, or the workspace's.
 async fn net_days(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     customer_id: &str,
-) -> Result<u16, ApiError> {
+) -> Result<u16, RunBillingError> {
     let (customer, settings) = tokio::try_join!(
         async {
-            state
+            billing
                 .store
                 .customer(workspace, customer_id)
                 .await
-                .map_err(ApiError::internal)
+                .map_err(RunBillingError::store)
         },
-        workspace_settings(state, workspace),
+        workspace_settings(billing, workspace),
     )?;
-    let customer = customer.ok_or_else(|| ApiError::internal(UnknownCustomer))?;
+    let customer = customer.ok_or_else(|| {
+        RunBillingError::Inconsistent(Inconsistency::UnknownCustomer(customer_id.to_owned()))
+    })?;
     Ok(net_days_of(&customer, &settings))
 }
 
 /// When an invoice finalized at `finalized_at` is due: `net_days` whole days later.
-pub(crate) fn due_at(finalized_at: Timestamp, net_days: u16) -> Timestamp {
+pub fn due_at(finalized_at: Timestamp, net_days: u16) -> Timestamp {
     finalized_at
         .checked_add(SignedDuration::from_hours(24 * i64::from(net_days)))
         .unwrap_or(finalized_at)
@@ -338,32 +340,25 @@ fn billed_adjustments(lines: &[InvoiceLine], known: &[AdjustmentRecord]) -> Vec<
 /// Finalizes a stored draft now (`POST /api/v1/invoices/{id}/finalize`).
 ///
 /// # Errors
-/// A 409 when another run or request finalized it first.
+/// When the store fails. `None` when another run or request finalized it first.
 pub(crate) async fn finalize_draft(
-    state: &AppState,
+    billing: &Billing,
     workspace: &WorkspaceId,
     draft: InvoiceRecord,
-) -> Result<i64, ApiError> {
-    let id = draft.id.clone();
-    let mut known = state
+) -> Result<Option<i64>, RunBillingError> {
+    let mut known = billing
         .store
         .adjustments(workspace, &draft.invoice_key)
         .await
-        .map_err(ApiError::internal)?;
-    finalize(state, workspace, draft, &mut known, state.clock.now())
-        .await?
-        .ok_or_else(|| {
-            crate::billing::api::store_error("invoice", &id)(
-                billow_store::BillingStoreError::Immutable,
-            )
-        })
+        .map_err(RunBillingError::store)?;
+    finalize(billing, workspace, draft, &mut known, billing.clock.now()).await
 }
 
 /// The customer's pending adjustments as the engine takes them: each billed on its
 /// subscription's first invoice issued at or after the later of when it was recorded and just
 /// after the subscription's last finalized invoice (so never on an invoice already final), or
 /// on a standalone invoice when the subscription has no such invoice.
-pub(super) fn pending_adjustments(
+pub(crate) fn pending_adjustments(
     world: &CustomerWorld,
     invoices: &[InvoiceSummary],
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
@@ -418,7 +413,7 @@ pub(crate) fn record_of(
     customer_id: &str,
     issued: &IssuedInvoice,
     now: Timestamp,
-) -> Result<InvoiceRecord<String>, ApiError> {
+) -> Result<InvoiceRecord<String>, RunBillingError> {
     let invoice: &Invoice = &issued.invoice;
     let (scope, plan_version_id) = match issued.scope {
         billow_core::scenario::InvoiceScope::Subscription => {
@@ -426,7 +421,11 @@ pub(crate) fn record_of(
                 .subscriptions
                 .iter()
                 .find(|(s, _)| s.id == issued.key)
-                .ok_or_else(|| ApiError::internal(UnknownSubscription(issued.key.clone())))?;
+                .ok_or_else(|| {
+                    RunBillingError::Inconsistent(Inconsistency::UnknownSubscription(
+                        issued.key.clone(),
+                    ))
+                })?;
             (
                 InvoiceScope::Subscription,
                 version_at(subscription, changes, invoice.issued_at),
@@ -435,8 +434,8 @@ pub(crate) fn record_of(
         // The customer's invoice bills several plans: each line names its product.
         billow_core::scenario::InvoiceScope::Customer => (InvoiceScope::Customer, String::new()),
     };
-    let to_json = |value: Result<Value, serde_json::Error>| value.map_err(ApiError::internal);
-    let to_text = |text: Result<String, serde_json::Error>| text.map_err(ApiError::internal);
+    let to_json = |value: Result<Value, serde_json::Error>| value.map_err(RunBillingError::store);
+    let to_text = |text: Result<String, serde_json::Error>| text.map_err(RunBillingError::store);
     Ok(InvoiceRecord {
         id: new_id("inv"),
         number: None,
@@ -493,11 +492,3 @@ fn version_at(
         .find_map(|change| change["plan"].as_str())
         .map_or(first, str::to_owned)
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("the engine issued an invoice for the unknown subscription {0}")]
-struct UnknownSubscription(String);
-
-#[derive(Debug, thiserror::Error)]
-#[error("an invoice names a customer that is not stored")]
-struct UnknownCustomer;

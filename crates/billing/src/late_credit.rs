@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use crate::RunBillingError;
 use billow_core::credit_note::{AppliedTax, CreditAmounts, LeftToCredit};
 use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
 use billow_core::scenario::{InvoiceReason, IssuedInvoice};
@@ -22,8 +23,6 @@ use billow_store::new_id;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-use crate::error::ApiError;
 
 /// Why a billing run writes a credit note, as the note's `reason` says it.
 const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this invoice";
@@ -45,12 +44,12 @@ const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this 
 /// # Errors
 /// An internal error when the engine's invoice is inconsistent (a positive tax on a negative
 /// line, another currency).
-pub(super) fn plan_credits<'p>(
+pub(crate) fn plan_credits<'p>(
     invoices: impl Iterator<Item = &'p IssuedInvoice>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
-) -> Result<Vec<AdjustmentCredit>, ApiError> {
+) -> Result<Vec<AdjustmentCredit>, RunBillingError> {
     let mut left: HashMap<&str, LeftToCredit> = balances
         .iter()
         .map(|(id, balance)| (id.as_str(), balance.left_to_credit()))
@@ -68,7 +67,7 @@ pub(super) fn plan_credits<'p>(
                 continue;
             };
             let Some(amounts) = CreditAmounts::of_negative_adjustment(invoice, line.number)
-                .map_err(ApiError::internal)?
+                .map_err(RunBillingError::store)?
             else {
                 continue;
             };
@@ -89,13 +88,13 @@ pub(super) fn plan_credits<'p>(
                 });
             let amounts = amounts
                 .taxed_as(&applied, invoice.rounding)
-                .map_err(ApiError::internal)?;
+                .map_err(RunBillingError::store)?;
             // Core caps the credit at what is left and takes it off the running balance.
             let capped = left
                 .entry(source)
                 .or_insert(LeftToCredit::NOTHING)
                 .credit(amounts, invoice.rounding)
-                .map_err(ApiError::internal)?;
+                .map_err(RunBillingError::store)?;
             if capped != amounts {
                 tracing::warn!(
                     invoice_id = %source,
