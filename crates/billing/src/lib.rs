@@ -39,8 +39,11 @@ mod incremental;
 mod late_credit;
 mod load;
 pub mod payment;
+mod preview;
 mod reconcile;
+mod report;
 mod run;
+mod settings;
 pub mod world;
 
 use std::sync::Arc;
@@ -49,7 +52,8 @@ use billow_store::{Store, WorkspaceId};
 
 pub use error::{Inconsistency, RunBillingError};
 pub use reconcile::due_at;
-pub use run::{BillingSettings, RunReport, CUSTOMERS_PER_BATCH, REPORTED_NUMBERS_MAX};
+pub use report::{RunReport, REPORTED_NUMBERS_MAX};
+pub use settings::{BillingSettings, CUSTOMERS_PER_BATCH};
 
 use crate::clock::{Clock, SystemClock};
 

@@ -15,19 +15,59 @@
 //! from where their checkpoints say; a customer whose checkpoint turns out not to hold once its
 //! world is read has the rest of its history read in a second query.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use billow_core::scenario::Checkpoint;
 use billow_store::billing::{AdjustmentRecord, BillingStateRecord, InvoiceSummary};
 use billow_store::invoices::CreditBalance;
 use billow_store::subscriptions::SubscriptionRecord;
-use billow_store::{Customer, UsageChunks, WorkspaceId};
+use billow_store::{Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
 
 use crate::incremental;
-use crate::run::{BillingSettings, CustomerInput, LoadedBatch, RunCatalog};
 use crate::world::CustomerWorld;
+use crate::BillingSettings;
 use crate::{Billing, RunBillingError};
+
+/// One customer's part of a batch, as the engine workers take it.
+pub(crate) struct CustomerInput {
+    pub(crate) world: CustomerWorld,
+    /// The version of its world when its billing state was read (0: none).
+    pub(crate) world_version: i64,
+    /// Where the engine starts: the stored checkpoint when it holds, else the beginning.
+    pub(crate) checkpoint: Option<Checkpoint>,
+    /// Its usage as stored, in parts (from the checkpoint's `usage_from` on, or all of it):
+    /// decoded by the engine worker that bills it.
+    pub(crate) usage: Vec<SubjectsUsage>,
+    pub(crate) invoices: Vec<InvoiceSummary>,
+    pub(crate) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
+    /// What is left to credit on the source invoices of its pending negative adjustments, by
+    /// invoice id (read only for those).
+    pub(crate) balances: HashMap<String, CreditBalance>,
+    /// The digest of its inputs but usage, stored with its billing state.
+    pub(crate) fingerprint: String,
+}
+
+/// What the loader keeps from one batch to the next: the workspace's meters and settings
+/// (read once per run) and the plan versions read so far.
+pub(crate) struct RunCatalog {
+    pub(crate) meters: std::sync::Arc<[Value]>,
+    pub(crate) settings: billow_store::billing::WorkspaceSettings,
+    pub(crate) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
+}
+
+/// A claimed batch, read and ready for the engine.
+pub(crate) struct LoadedBatch {
+    /// The customers whose leases this run holds: released after the batch is written.
+    pub(crate) held: Vec<String>,
+    pub(crate) skipped: u64,
+    /// Customers with nothing due and nothing new: not computed.
+    pub(crate) unchanged: u64,
+    /// Those of them whose world version moved, with the version read: written as seen.
+    pub(crate) seen: Vec<(String, i64)>,
+    pub(crate) inputs: Vec<CustomerInput>,
+}
 
 /// Reads what the engine needs for the customers of a batch whose leases are `held`. On an
 /// error the batch's leases are released before it is returned.

@@ -17,8 +17,10 @@ use billow_store::{new_id, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::run::{preview_with_credits, BillingSettings, CustomerInput, Upcoming};
+use crate::load::CustomerInput;
+use crate::preview::{preview_with_credits, Upcoming};
 use crate::world::{net_days_of, workspace_settings, CustomerWorld, ParsedCatalog};
+use crate::BillingSettings;
 use crate::{Billing, Inconsistency, RunBillingError};
 
 /// What one customer's run writes.

@@ -8,102 +8,23 @@
 //!   after it was finalized) gets an adjustment: the difference, which the engine bills (taxed)
 //!   on the subscription's next invoice, or on a standalone one when the subscription ended;
 //!   a negative one of an ended subscription becomes a credit note of the invoice it corrects
-//!   ([`super::late_credit`]).
+//!   ([`crate::late_credit`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use billow_core::scenario::{preview_from, Checkpoint, Preview, Scenario};
+use billow_core::scenario::Preview;
 use billow_core::UsageEvent;
-use billow_store::billing::{
-    AdjustmentCredit, AdjustmentRecord, BillingWrites, HeldLeases, InvoiceSummary,
-};
-use billow_store::invoices::CreditBalance;
-use billow_store::{new_id, Customer, SubjectsUsage, WorkspaceId};
-use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
-use serde_json::Value;
+use billow_store::billing::{BillingWrites, HeldLeases};
+use billow_store::{Customer, WorkspaceId};
+use jiff::Timestamp;
 
+use crate::load::{CustomerInput, LoadedBatch, RunCatalog};
+use crate::preview::{preview_with_credits, Upcoming};
 use crate::reconcile::{pending_adjustments, plan_customer};
+use crate::report::REPORTED_NUMBERS_MAX;
 use crate::world::{meter_specs, workspace_settings, CustomerWorld, ParsedCatalog};
 use crate::{incremental, load};
-use crate::{Billing, Inconsistency, RunBillingError};
-
-/// How billing runs behave.
-#[derive(Clone, Debug)]
-pub struct BillingSettings {
-    /// How long a due invoice stays a draft, open to late usage, before it is finalized.
-    pub grace_period: SignedDuration,
-    /// How long a run holds its claim on a customer; a run that dies is taken over after it.
-    pub lease_duration: SignedDuration,
-    /// How often the scheduler inside `serve` runs; `None`: no scheduler.
-    pub interval: Option<std::time::Duration>,
-    /// This process's name in leases.
-    pub node: String,
-    /// The bank account the manual payment provider's instructions name.
-    pub bank_account: String,
-    /// How many customers a run claims, reads and writes at once (one lease statement, one
-    /// query per table and one write transaction per batch).
-    pub customers_per_batch: usize,
-}
-
-impl Default for BillingSettings {
-    fn default() -> Self {
-        Self {
-            grace_period: SignedDuration::from_hours(1),
-            lease_duration: SignedDuration::from_secs(60),
-            interval: Some(std::time::Duration::from_secs(60)),
-            node: new_id("node"),
-            bank_account: crate::payment::ManualProvider::default().bank_account,
-            customers_per_batch: CUSTOMERS_PER_BATCH,
-        }
-    }
-}
-
-/// What one run did, per customer and in sum.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct RunReport {
-    pub customers: u64,
-    /// Customers another run held a lease on.
-    pub skipped: u64,
-    /// Customers with nothing due and nothing new since the run that last computed them: left
-    /// alone (their usage is not read, the engine does not run for them).
-    pub unchanged: u64,
-    /// Customers computed from their checkpoints (the state after their last finalized
-    /// invoice), reading only the usage of periods not finalized yet; among `customers`.
-    pub from_checkpoint: u64,
-    /// Customers whose run failed (logged; retried by the next run).
-    pub failed: u64,
-    pub drafted: u64,
-    pub finalized: u64,
-    pub adjustments: u64,
-    /// Credit notes written for negative late usage of subscriptions with no further invoice.
-    pub credit_notes: u64,
-    /// The first numbers given, in order (at most 100; `finalized` counts
-    /// them all).
-    pub numbers: Vec<i64>,
-}
-
-/// The default of [`BillingSettings::customers_per_batch`].
-pub const CUSTOMERS_PER_BATCH: usize = 1_000;
-
-/// Most invoice numbers a [`RunReport`] lists, so that a large run's report stays small.
-pub const REPORTED_NUMBERS_MAX: usize = 100;
-
-impl RunReport {
-    pub(crate) fn add(&mut self, other: RunReport) {
-        self.customers += other.customers;
-        self.skipped += other.skipped;
-        self.unchanged += other.unchanged;
-        self.from_checkpoint += other.from_checkpoint;
-        self.failed += other.failed;
-        self.drafted += other.drafted;
-        self.finalized += other.finalized;
-        self.adjustments += other.adjustments;
-        self.credit_notes += other.credit_notes;
-        let room = REPORTED_NUMBERS_MAX.saturating_sub(self.numbers.len());
-        self.numbers.extend(other.numbers.into_iter().take(room));
-    }
-}
+use crate::{Billing, BillingSettings, Inconsistency, RunBillingError, RunReport};
 
 /// Engine threads per batch: one per core.
 fn engine_workers() -> usize {
@@ -209,45 +130,6 @@ pub(crate) async fn run_customer(
         return Ok(RunReport::default());
     };
     run_batches(billing, settings, workspace, vec![vec![customer]]).await
-}
-
-/// One customer's part of a batch, as the engine workers take it.
-pub(crate) struct CustomerInput {
-    pub(crate) world: CustomerWorld,
-    /// The version of its world when its billing state was read (0: none).
-    pub(crate) world_version: i64,
-    /// Where the engine starts: the stored checkpoint when it holds, else the beginning.
-    pub(crate) checkpoint: Option<Checkpoint>,
-    /// Its usage as stored, in parts (from the checkpoint's `usage_from` on, or all of it):
-    /// decoded by the engine worker that bills it.
-    pub(crate) usage: Vec<SubjectsUsage>,
-    pub(crate) invoices: Vec<InvoiceSummary>,
-    pub(crate) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
-    /// What is left to credit on the source invoices of its pending negative adjustments, by
-    /// invoice id (read only for those).
-    pub(crate) balances: HashMap<String, CreditBalance>,
-    /// The digest of its inputs but usage, stored with its billing state.
-    pub(crate) fingerprint: String,
-}
-
-/// What the loader keeps from one batch to the next: the workspace's meters and settings
-/// (read once per run) and the plan versions read so far.
-pub(crate) struct RunCatalog {
-    pub(crate) meters: std::sync::Arc<[Value]>,
-    pub(crate) settings: billow_store::billing::WorkspaceSettings,
-    pub(crate) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
-}
-
-/// A claimed batch, read and ready for the engine.
-pub(crate) struct LoadedBatch {
-    /// The customers whose leases this run holds: released after the batch is written.
-    pub(crate) held: Vec<String>,
-    pub(crate) skipped: u64,
-    /// Customers with nothing due and nothing new: not computed.
-    pub(crate) unchanged: u64,
-    /// Those of them whose world version moved, with the version read: written as seen.
-    pub(crate) seen: Vec<(String, i64)>,
-    pub(crate) inputs: Vec<CustomerInput>,
 }
 
 /// A batch the engine has planned, ready to be written.
@@ -635,51 +517,4 @@ pub(crate) async fn preview_customer(
     })
     .await
     .map_err(RunBillingError::Task)?
-}
-
-/// The engine's answer for a customer's scenario, started at `from` when given, and the
-/// negative late adjustments that are credit notes of their source invoices instead of lines of
-/// it ([`plan_credits`]): the engine runs again without them, so that a standalone invoice
-/// bills only the positive ones (or is not issued) and the next invoice does not go negative. A
-/// run writes both; the upcoming invoice shows the first. Rare, so the second run costs little.
-/// `scenario` is left as the engine last ran it.
-///
-/// [`plan_credits`]: crate::late_credit::plan_credits
-pub(crate) fn preview_with_credits(
-    scenario: &mut Scenario,
-    from: Option<&Checkpoint>,
-    adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-    balances: &HashMap<String, CreditBalance>,
-    now: Timestamp,
-    upcoming: Upcoming,
-) -> Result<(Preview, Vec<AdjustmentCredit>), RunBillingError> {
-    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
-        customer_id: scenario.customer.id.clone(),
-        source,
-    })?;
-    let invoices = match upcoming {
-        Upcoming::Ignored => preview.invoices.iter().chain(&[]),
-        Upcoming::AsIfIssued => preview.invoices.iter().chain(&preview.upcoming),
-    };
-    let credits = crate::late_credit::plan_credits(invoices, adjustments, balances, now)?;
-    if credits.is_empty() {
-        return Ok((preview, credits));
-    }
-    let credited: HashSet<&str> = credits.iter().map(|c| c.adjustment_id.as_str()).collect();
-    scenario
-        .adjustments
-        .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
-    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
-        customer_id: scenario.customer.id.clone(),
-        source,
-    })?;
-    Ok((preview, credits))
-}
-
-/// Whether [`preview_with_credits`] treats the upcoming invoices as issued: the upcoming-invoice
-/// preview shows them as a run would bill them if their periods closed now.
-#[derive(Clone, Copy)]
-pub(crate) enum Upcoming {
-    Ignored,
-    AsIfIssued,
 }

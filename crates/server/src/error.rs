@@ -274,9 +274,7 @@ impl IntoResponse for ApiError {
             );
             if failed_write.is_some() {
                 // For crate::storage::track_storage, which makes /readyz report it.
-                response
-                    .extensions_mut()
-                    .insert(crate::storage::WriteFailedForSpace);
+                response.extensions_mut().insert(WriteFailedForSpace);
             }
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -308,3 +306,8 @@ mod tests {
         assert_eq!(problem.detail, "No route matches GET /nowhere.");
     }
 }
+
+/// Marks a response whose request failed to write for lack of disk space, for
+/// `crate::storage::track_storage`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteFailedForSpace;

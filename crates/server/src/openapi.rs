@@ -9,10 +9,11 @@
 
 pub mod bodies;
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::Extension;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -68,11 +69,10 @@ pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(openapi_json))
 }
 
-/// The whole document: [`ApiDoc`] with the paths of every `/api/v1` router, each POST
-/// declaring the `Idempotency-Key` header that `crate::idempotency` gives it, and each optional
-/// body documented as the object it is when sent.
-pub fn document() -> OpenApiDocument {
-    let mut document = crate::routes::api_v1().split_for_parts().1;
+/// The whole document from the one the `/api/v1` routers describe ([`ApiDoc`] with their
+/// paths): each POST declaring the `Idempotency-Key` header that `crate::idempotency` gives it,
+/// and each optional body documented as the object it is when sent.
+pub fn finish(mut document: OpenApiDocument) -> OpenApiDocument {
     for item in document.paths.paths.values_mut() {
         if let Some(post) = item.post.as_mut() {
             declare_idempotency_key(post);
@@ -144,11 +144,20 @@ fn declare_idempotency_key(operation: &mut Operation) {
     );
 }
 
-/// Built once: the document does not change while the process runs.
-static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| match document().to_json() {
-    Ok(json) => json,
-    Err(error) => unreachable!("the OpenAPI document always serializes: {error}"),
-});
+/// The finished document as JSON, which [`openapi_json`] serves: built once per router, when
+/// the routes are known (`crate::startup::router`).
+#[derive(Clone, Debug)]
+pub struct DocumentJson(Arc<str>);
+
+impl DocumentJson {
+    /// The JSON of `document`.
+    pub fn new(document: &OpenApiDocument) -> Self {
+        match document.to_json() {
+            Ok(json) => Self(json.into()),
+            Err(error) => unreachable!("the OpenAPI document always serializes: {error}"),
+        }
+    }
+}
 
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
@@ -160,6 +169,6 @@ static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| match document().to_js
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-pub(crate) async fn openapi_json() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/json")], DOCUMENT_JSON.as_str())
+pub(crate) async fn openapi_json(Extension(json): Extension<DocumentJson>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], json.0.to_string())
 }

@@ -32,7 +32,8 @@ pub fn router(state: AppState) -> Router {
     // (401 otherwise), then a path or query parameter holding U+0000 is a 422, then POSTs go
     // through Idempotency-Key. `route_layer`, so that an unknown path is a 404 whether or not the
     // request has a key, and so that path parameters have their names.
-    let (api_v1, _document) = crate::routes::api_v1().split_for_parts();
+    let (api_v1, document) = crate::routes::api_v1().split_for_parts();
+    let document = crate::openapi::DocumentJson::new(&crate::openapi::finish(document));
     let api_v1 = api_v1
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             crate::storage::track_storage,
         ))
         .layer(axum::middleware::from_fn(telemetry::request_span))
+        .layer(axum::Extension(document))
         .with_state(state)
 }
 

@@ -24,7 +24,7 @@ pub struct AppState {
     /// Rendered finalized invoices (routes/invoices).
     pub invoice_cache: Arc<crate::invoice_cache::InvoiceCache>,
     /// Whether writes fail for lack of disk space, for `/readyz` ([`crate::storage`]).
-    pub storage: Arc<crate::storage::StorageHealth>,
+    pub storage: Arc<crate::storage::health::StorageHealth>,
 }
 
 impl AppState {
