@@ -23,7 +23,6 @@ use billow_store::invoices::CreditBalance;
 use billow_store::subscriptions::SubscriptionRecord;
 use billow_store::{Customer, SubjectsUsage, UsageChunks, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 use crate::incremental;
 use crate::world::CustomerWorld;
@@ -52,7 +51,7 @@ pub(crate) struct CustomerInput {
 /// What the loader keeps from one batch to the next: the workspace's meters and settings
 /// (read once per run) and the plan versions read so far.
 pub(crate) struct RunCatalog {
-    pub(crate) meters: std::sync::Arc<[Value]>,
+    pub(crate) meters: std::sync::Arc<[billow_core::Meter]>,
     pub(crate) settings: billow_store::billing::WorkspaceSettings,
     pub(crate) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::late_usage::late_usage_adjustment;
-use billow_core::scenario::{AdjustmentSpec, Checkpoint, IssuedInvoice, Preview, Scenario};
+use billow_core::scenario::{
+    AdjustmentSpec, ChangeSpec, Checkpoint, IssuedInvoice, Preview, Scenario,
+};
 use billow_core::Money;
 use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingStateRecord, Finalization, Finalized, InvoiceSummary,
@@ -19,7 +21,7 @@ use serde_json::Value;
 
 use crate::load::CustomerInput;
 use crate::preview::{preview_with_credits, Upcoming};
-use crate::world::{net_days_of, workspace_settings, CustomerWorld, ParsedCatalog};
+use crate::world::{net_days_of, workspace_settings, CustomerWorld};
 use crate::BillingSettings;
 use crate::{Billing, Inconsistency, RunBillingError};
 
@@ -39,7 +41,6 @@ pub(crate) struct CustomerPlan {
 /// order, is drafted, finalized, or (already final) compared for late usage.
 pub(crate) fn plan_customer(
     input: CustomerInput,
-    parsed: &mut ParsedCatalog,
     settings: &BillingSettings,
     now: Timestamp,
 ) -> Result<CustomerPlan, RunBillingError> {
@@ -66,12 +67,13 @@ pub(crate) fn plan_customer(
     };
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
-    let mut scenario = world
-        .scenario(parsed, now, events, pending)
-        .map_err(|source| RunBillingError::World {
-            customer_id: customer_id.to_owned(),
-            source,
-        })?;
+    let mut scenario =
+        world
+            .scenario(now, events, pending)
+            .map_err(|source| RunBillingError::World {
+                customer_id: customer_id.to_owned(),
+                source,
+            })?;
     let (preview, credits) = preview_with_credits(
         &mut scenario,
         checkpoint.as_ref(),
@@ -475,22 +477,13 @@ pub(crate) fn record_of(
 /// change made at or before it.
 fn version_at(
     subscription: &billow_store::subscriptions::SubscriptionRecord,
-    changes: &[Value],
+    changes: &[ChangeSpec],
     instant: Timestamp,
 ) -> String {
-    let first = subscription.spec["plan"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     changes
         .iter()
         .rev()
-        .filter(|change| {
-            change["at"]
-                .as_str()
-                .and_then(|at| at.parse::<Timestamp>().ok())
-                .is_some_and(|at| at <= instant)
-        })
-        .find_map(|change| change["plan"].as_str())
-        .map_or(first, str::to_owned)
+        .filter(|change| change.at <= instant)
+        .find_map(|change| change.plan.clone())
+        .unwrap_or_else(|| subscription.spec.plan.clone())
 }

@@ -22,7 +22,7 @@ use crate::load::{CustomerInput, LoadedBatch, RunCatalog};
 use crate::preview::{preview_with_credits, Upcoming};
 use crate::reconcile::{pending_adjustments, plan_customer};
 use crate::report::REPORTED_NUMBERS_MAX;
-use crate::world::{meter_specs, workspace_settings, CustomerWorld, ParsedCatalog};
+use crate::world::{meter_specs, workspace_settings, CustomerWorld};
 use crate::{incremental, load};
 use crate::{Billing, BillingSettings, Inconsistency, RunBillingError, RunReport};
 
@@ -254,9 +254,6 @@ async fn run_batches(
         }
     });
 
-    let mut workers: Vec<ParsedCatalog> = (0..engine_workers())
-        .map(|_| ParsedCatalog::default())
-        .collect();
     let mut skipped = 0;
     let mut unchanged = 0;
     let mut engine_error = None;
@@ -272,7 +269,7 @@ async fn run_batches(
         unchanged += batch.unchanged;
         let held = batch.held;
         let seen = batch.seen;
-        let planned = match run_engine(batch.inputs, &mut workers, settings, now).await {
+        let planned = match run_engine(batch.inputs, settings, now).await {
             Ok((report, mut writes)) => {
                 writes.seen = seen;
                 PlannedBatch {
@@ -395,39 +392,35 @@ async fn write_batch(
     Ok(report)
 }
 
-/// Runs the engine and plans the writes of every customer of a batch, on one thread per parsed
-/// catalog of `workers`. A customer whose engine run fails (an engine error on its data) is
+/// Runs the engine and plans the writes of every customer of a batch, on one thread per core. A customer whose engine run fails (an engine error on its data) is
 /// logged and counted, and does not hold up the others' invoices; the next run retries it.
 async fn run_engine(
     inputs: Vec<CustomerInput>,
-    workers: &mut Vec<ParsedCatalog>,
     settings: &BillingSettings,
     now: Timestamp,
 ) -> Result<(RunReport, BillingWrites), RunBillingError> {
-    let share = inputs.len().div_ceil(workers.len().max(1)).max(1);
+    let workers = engine_workers();
+    let share = inputs.len().div_ceil(workers.max(1)).max(1);
     let mut inputs = inputs.into_iter();
     let mut tasks = Vec::new();
-    for mut parsed in std::mem::take(workers) {
+    for _ in 0..workers {
         let part: Vec<CustomerInput> = inputs.by_ref().take(share).collect();
         let settings = settings.clone();
         // Pure CPU work, off the async workers; a panic in the engine fails this run, not the
         // node.
         tasks.push(tokio::task::spawn_blocking(move || {
-            let plans: Vec<_> = part
-                .into_iter()
+            part.into_iter()
                 .map(|input| {
                     let id = input.world.customer.customer_id.clone();
-                    (id, plan_customer(input, &mut parsed, &settings, now))
+                    (id, plan_customer(input, &settings, now))
                 })
-                .collect();
-            (plans, parsed)
+                .collect::<Vec<_>>()
         }));
     }
     let mut report = RunReport::default();
     let mut writes = BillingWrites::default();
     for task in tasks {
-        let (plans, parsed) = task.await.map_err(RunBillingError::Task)?;
-        workers.push(parsed);
+        let plans = task.await.map_err(RunBillingError::Task)?;
         for (customer_id, plan) in plans {
             match plan {
                 Ok(plan) => {
@@ -495,12 +488,13 @@ pub(crate) async fn preview_customer(
     let adjustments = load::adjustments_by_key(billing, workspace, &invoice_keys).await?;
     let balances = load::credit_balances(billing, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
-    let scenario = world
-        .scenario(&mut ParsedCatalog::default(), now, events, pending)
-        .map_err(|source| RunBillingError::World {
-            customer_id: world.customer.customer_id.clone(),
-            source,
-        })?;
+    let scenario =
+        world
+            .scenario(now, events, pending)
+            .map_err(|source| RunBillingError::World {
+                customer_id: world.customer.customer_id.clone(),
+                source,
+            })?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     // The adjustments a run would credit instead are left out, as the run leaves them out.
     tokio::task::spawn_blocking(move || {

@@ -1,11 +1,10 @@
-//! Builds the billing core's `Scenario` for one customer from stored rows.
+//! [`CustomerWorld`]: everything stored about one customer's billing, as the billing core's
+//! types, and the engine's input built from it ([`CustomerWorld::scenario`]).
 //!
-//! The catalog and subscriptions are stored in the core's spec shapes (JSON), so a scenario is
-//! assembled as a JSON document and read with `Scenario::from_json`, which also validates it and
-//! names the field of any error as a path (`plans[0].prices[1].pricing`). The API edge uses the
-//! same documents to validate what it is about to store ([`validate_document`]). Events are set on
-//! the parsed scenario directly: they were validated when they were ingested, and serializing
-//! millions of them only to parse them again would be waste.
+//! The store's records carry the core's specs, typed at the row boundary, so a world is
+//! assembled without parsing; it is validated as `Scenario::from_json` validates a document,
+//! which names the field of any error as a path (`plans[0].prices[1].pricing`). Events are set on
+//! the scenario after validation: they were validated when they were ingested.
 //!
 //! Scenario keys are ids: a plan's key is its *version* id (a subscription pins the version it
 //! uses), a grant's or discount's key is its id.
@@ -16,16 +15,15 @@ use std::sync::Arc;
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, PlanSpec, ResourceSpec,
-    Scenario, ScenarioError, SubscriptionSpec, SCENARIO_FORMAT_VERSION,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, ResourceSpec, Scenario,
+    ScenarioError, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::billing::WorkspaceSettings;
 use billow_store::catalog::PlanVersionRecord;
-use billow_store::subscriptions::{CustomerSpecKind, SubscriptionRecord};
+use billow_store::subscriptions::{CustomerSpecRecord, SubscriptionRecord};
 use billow_store::{Customer, WorkspaceId};
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{Billing, Inconsistency, RunBillingError};
@@ -39,7 +37,7 @@ pub struct CustomerBilling {
     pub currency: Currency,
     pub time_zone: String,
     pub billing_cycle_day: i8,
-    pub tax: Option<Value>,
+    pub tax: Option<TaxRate>,
     pub invoicing: Invoicing,
 }
 
@@ -48,14 +46,14 @@ pub struct CustomerBilling {
 pub struct CustomerWorld {
     pub customer: CustomerBilling,
     /// The workspace's meters, shared by every customer of a run.
-    pub meters: Arc<[Value]>,
+    pub meters: Arc<[Meter]>,
     /// The plan versions the subscriptions use, shared with the run's cache.
     pub versions: BTreeMap<String, Arc<PlanVersionRecord>>,
-    pub subscriptions: Vec<(SubscriptionRecord, Vec<Value>)>,
+    pub subscriptions: Vec<(SubscriptionRecord, Vec<ChangeSpec>)>,
     /// Its billed resources, their plans keyed by version id (in `versions`).
     pub resources: Vec<ResourceSpec>,
-    pub grants: Vec<Value>,
-    pub discounts: Vec<Value>,
+    pub grants: Vec<CreditGrant>,
+    pub discounts: Vec<DiscountSpec>,
     /// The workspace's rounding mode (its settings, read once per run).
     pub rounding: RoundingMode,
     /// Its payment terms: days from finalization to the due date (its own, or the
@@ -100,7 +98,7 @@ impl CustomerWorld {
         billing: &Billing,
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
-        meters: &Arc<[Value]>,
+        meters: &Arc<[Meter]>,
         settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, RunBillingError> {
@@ -129,7 +127,7 @@ impl CustomerWorld {
         workspace: &WorkspaceId,
         customers: Vec<Customer>,
         subscriptions: Vec<SubscriptionRecord>,
-        meters: &Arc<[Value]>,
+        meters: &Arc<[Meter]>,
         settings: WorkspaceSettings,
         versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, RunBillingError> {
@@ -137,7 +135,7 @@ impl CustomerWorld {
         let internal = RunBillingError::store;
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
         let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
-        let mut changes: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut changes: HashMap<String, Vec<ChangeSpec>> = HashMap::new();
         for (subscription_id, change) in store
             .changes_of_subscriptions(workspace, &subscription_ids)
             .await
@@ -166,11 +164,8 @@ impl CustomerWorld {
                 .push(resource.to_spec());
         }
         for subscription in &subscriptions {
-            let changed = changes.get(&subscription.id).into_iter().flatten();
-            for id in std::iter::once(&subscription.spec)
-                .chain(changed)
-                .filter_map(plan_of)
-            {
+            let changed = changes.get(&subscription.id).map_or(&[][..], Vec::as_slice);
+            for id in plans_of(subscription, changed) {
                 if !versions.contains_key(&id) && !missing.contains(&id) {
                     missing.push(id);
                 }
@@ -185,36 +180,28 @@ impl CustomerWorld {
                 versions.insert(version.id.clone(), Arc::new(version));
             }
         }
-        let mut taxes: HashMap<String, Value> = store
+        let mut taxes: HashMap<String, TaxRate> = store
             .tax_rates_of_customers(workspace, &ids)
             .await
             .map_err(internal)?
             .into_iter()
             .map(|(customer_id, rate)| (customer_id, rate.spec))
             .collect();
-        let specs = |records: Vec<billow_store::subscriptions::CustomerSpecRecord>| {
-            let mut by_customer: HashMap<String, Vec<Value>> = HashMap::new();
-            for record in records {
-                by_customer
-                    .entry(record.customer_id)
-                    .or_default()
-                    .push(with_key(record.spec, &record.id));
-            }
-            by_customer
-        };
-        let mut grants = specs(
+        let mut grants = by_customer(
             store
-                .customer_specs_of_customers(workspace, CustomerSpecKind::CreditGrant, &ids)
+                .customer_specs_of_customers::<CreditGrant>(workspace, &ids)
                 .await
                 .map_err(internal)?,
+            |grant, id| grant.key.clone_from(id),
         );
-        let mut discounts = specs(
+        let mut discounts = by_customer(
             store
-                .customer_specs_of_customers(workspace, CustomerSpecKind::Discount, &ids)
+                .customer_specs_of_customers::<DiscountSpec>(workspace, &ids)
                 .await
                 .map_err(internal)?,
+            |discount, id| discount.key.clone_from(id),
         );
-        let mut subscriptions_of: HashMap<String, Vec<(SubscriptionRecord, Vec<Value>)>> =
+        let mut subscriptions_of: HashMap<String, Vec<(SubscriptionRecord, Vec<ChangeSpec>)>> =
             HashMap::new();
         for subscription in subscriptions {
             let changed = changes.remove(&subscription.id).unwrap_or_default();
@@ -238,10 +225,7 @@ impl CustomerWorld {
                     used.insert(resource.plan.clone(), Arc::clone(version));
                 }
                 for (subscription, changed) in &subscriptions {
-                    for id in std::iter::once(&subscription.spec)
-                        .chain(changed)
-                        .filter_map(plan_of)
-                    {
+                    for id in plans_of(subscription, changed) {
                         let version = versions.get(&id).ok_or_else(|| {
                             RunBillingError::Inconsistent(Inconsistency::MissingPlanVersion(
                                 id.clone(),
@@ -305,20 +289,16 @@ impl CustomerWorld {
             .chain(std::iter::once(self.customer.customer_id.as_str()))
     }
 
-    /// The scenario document at `now`, without events.
+    /// The scenario document at `now`, without events: the file format's serialization of the
+    /// world (what the API validates a new spec in, and what a run's fingerprint digests).
     pub fn document(&self, now: Timestamp) -> Value {
-        let plans: Vec<Value> = self
-            .versions
-            .values()
-            .map(|version| with_key(version.spec.clone(), &version.id))
-            .collect();
         let subscriptions: Vec<Value> = self
             .subscriptions
             .iter()
             .map(|(subscription, changes)| {
-                let mut spec = subscription.spec.clone();
+                let mut spec = json!(subscription.spec);
                 if let Some(object) = spec.as_object_mut() {
-                    object.insert("changes".into(), Value::Array(changes.clone()));
+                    object.insert("changes".into(), json!(changes));
                 }
                 spec
             })
@@ -330,7 +310,7 @@ impl CustomerWorld {
             "invoicing": self.customer.invoicing,
         });
         if let (Some(tax), Some(object)) = (&self.customer.tax, customer.as_object_mut()) {
-            object.insert("tax".into(), tax.clone());
+            object.insert("tax".into(), json!(tax));
         }
         json!({
             "billow_scenario": SCENARIO_FORMAT_VERSION,
@@ -340,10 +320,20 @@ impl CustomerWorld {
             "now": now.to_string(),
             "customer": customer,
             "meters": &*self.meters,
-            "plans": plans,
+            "plans": self.plans().collect::<Vec<_>>(),
             "subscriptions": subscriptions,
             "credit_grants": self.grants,
             "discounts": self.discounts,
+        })
+    }
+
+    /// The plans of the world, each keyed by its version id (a subscription pins the version it
+    /// uses).
+    fn plans(&self) -> impl Iterator<Item = billow_core::scenario::PlanSpec> + '_ {
+        self.versions.values().map(|version| {
+            let mut plan = version.spec.clone();
+            plan.key.clone_from(&version.id);
+            plan
         })
     }
 
@@ -351,55 +341,26 @@ impl CustomerWorld {
     /// rewritten to its id (the engine matches the customer by id), and `adjustments` (pending
     /// late-usage differences, checked by the core like the rest).
     ///
-    /// Built from the stored specs directly, plans parsed once per run through `parsed`, and
-    /// validated as `Scenario::from_json` validates a document; the events were validated when
-    /// they were ingested and are set after validation.
+    /// Built from the stored specs directly and validated as `Scenario::from_json` validates a
+    /// document; the events were validated when they were ingested and are set after validation.
+    ///
+    /// # Errors
+    /// When the core rejects the world (a path names the field).
     pub fn scenario(
         &self,
-        parsed: &mut ParsedCatalog,
         now: Timestamp,
         mut events: Vec<UsageEvent>,
         adjustments: Vec<AdjustmentSpec>,
     ) -> Result<Scenario, ScenarioError> {
-        let mut plans = Vec::with_capacity(self.versions.len());
-        for (index, version) in self.versions.values().enumerate() {
-            plans.push(parsed.plan(version, index)?.clone());
-        }
-        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
-        for (index, (subscription, changes)) in self.subscriptions.iter().enumerate() {
-            let path = format!("subscriptions[{index}]");
-            let mut spec: SubscriptionSpec = from_spec(&subscription.spec, &path)?;
-            spec.changes = changes
-                .iter()
-                .enumerate()
-                .map(|(number, change)| {
-                    from_spec::<ChangeSpec>(change, &format!("{path}.changes[{number}]"))
-                })
-                .collect::<Result<_, _>>()?;
-            subscriptions.push(spec);
-        }
-        let grants = self
-            .grants
+        let subscriptions = self
+            .subscriptions
             .iter()
-            .enumerate()
-            .map(|(index, grant)| {
-                from_spec::<CreditGrant>(grant, &format!("credit_grants[{index}]"))
+            .map(|(subscription, changes)| {
+                let mut spec = subscription.spec.clone();
+                spec.changes.clone_from(changes);
+                spec
             })
-            .collect::<Result<_, _>>()?;
-        let discounts = self
-            .discounts
-            .iter()
-            .enumerate()
-            .map(|(index, discount)| {
-                from_spec::<DiscountSpec>(discount, &format!("discounts[{index}]"))
-            })
-            .collect::<Result<_, _>>()?;
-        let tax = self
-            .customer
-            .tax
-            .as_ref()
-            .map(|tax| from_spec::<TaxRate>(tax, "customer.tax"))
-            .transpose()?;
+            .collect();
         let mut scenario = Scenario {
             billow_scenario: SCENARIO_FORMAT_VERSION,
             name: self.customer.customer_id.clone(),
@@ -411,14 +372,14 @@ impl CustomerWorld {
                 id: self.customer.customer_id.clone(),
                 time_zone: self.customer.time_zone.clone(),
                 billing_cycle_day: self.customer.billing_cycle_day,
-                tax,
+                tax: self.customer.tax.clone(),
                 invoicing: self.customer.invoicing,
             },
-            meters: parsed.meters(&self.meters)?.to_vec(),
-            plans,
+            meters: self.meters.to_vec(),
+            plans: self.plans().collect(),
             subscriptions,
-            credit_grants: grants,
-            discounts,
+            credit_grants: self.grants.clone(),
+            discounts: self.discounts.clone(),
             events: Vec::new(),
             resources: self.resources.clone(),
             adjustments,
@@ -433,57 +394,6 @@ impl CustomerWorld {
         scenario.events = events;
         Ok(scenario)
     }
-}
-
-/// The workspace's meters and the plan versions of a run, parsed once each.
-#[derive(Debug, Default)]
-pub struct ParsedCatalog {
-    meters: Option<Vec<Meter>>,
-    plans: HashMap<String, PlanSpec>,
-}
-
-impl ParsedCatalog {
-    fn meters(&mut self, specs: &[Value]) -> Result<&[Meter], ScenarioError> {
-        if self.meters.is_none() {
-            let meters = specs
-                .iter()
-                .enumerate()
-                .map(|(index, meter)| from_spec::<Meter>(meter, &format!("meters[{index}]")))
-                .collect::<Result<_, _>>()?;
-            self.meters = Some(meters);
-        }
-        Ok(self.meters.as_deref().unwrap_or_default())
-    }
-
-    /// The version's plan, keyed by the version id.
-    fn plan(
-        &mut self,
-        version: &PlanVersionRecord,
-        index: usize,
-    ) -> Result<&PlanSpec, ScenarioError> {
-        if !self.plans.contains_key(&version.id) {
-            let mut plan: PlanSpec = from_spec(&version.spec, &format!("plans[{index}]"))?;
-            plan.key.clone_from(&version.id);
-            self.plans.insert(version.id.clone(), plan);
-        }
-        Ok(&self.plans[&version.id])
-    }
-}
-
-/// A stored spec read as the core's type; an error names `path`, as the core names the fields
-/// of a scenario document.
-fn from_spec<'a, T: Deserialize<'a>>(spec: &'a Value, path: &str) -> Result<T, ScenarioError> {
-    serde_path_to_error::deserialize(spec).map_err(|error| {
-        let inner = error.path().to_string();
-        ScenarioError::Malformed {
-            path: if inner == "." {
-                path.to_owned()
-            } else {
-                format!("{path}.{inner}")
-            },
-            message: error.inner().to_string(),
-        }
-    })
 }
 
 /// A customer's payment terms: its own net days, or the workspace's.
@@ -503,10 +413,11 @@ pub async fn workspace_settings(
         .map_err(RunBillingError::store)
 }
 
+/// The workspace's meters.
 pub async fn meter_specs(
     billing: &Billing,
     workspace: &WorkspaceId,
-) -> Result<Vec<Value>, RunBillingError> {
+) -> Result<Vec<Meter>, RunBillingError> {
     Ok(billing
         .store
         .meters(workspace)
@@ -517,8 +428,27 @@ pub async fn meter_specs(
         .collect())
 }
 
-fn plan_of(spec: &Value) -> Option<String> {
-    spec.get("plan")?.as_str().map(str::to_owned)
+/// The plan versions a subscription uses: the one it started on and those its changes move to.
+fn plans_of(subscription: &SubscriptionRecord, changes: &[ChangeSpec]) -> Vec<String> {
+    std::iter::once(subscription.spec.plan.clone())
+        .chain(changes.iter().filter_map(|change| change.plan.clone()))
+        .collect()
+}
+
+/// Credit grants or discounts by customer, each given its id as key by `keyed`.
+fn by_customer<T>(
+    records: Vec<CustomerSpecRecord<T>>,
+    keyed: impl Fn(&mut T, &String),
+) -> HashMap<String, Vec<T>> {
+    let mut by_customer: HashMap<String, Vec<T>> = HashMap::new();
+    for mut record in records {
+        keyed(&mut record.spec, &record.id);
+        by_customer
+            .entry(record.customer_id)
+            .or_default()
+            .push(record.spec);
+    }
+    by_customer
 }
 
 /// `spec` with its `key` set to `key`.

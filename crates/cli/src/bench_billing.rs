@@ -421,7 +421,7 @@ async fn engine_alone(
             .await?
             .context("the plan version is stored")?;
         let mut plan = version.spec;
-        plan["key"] = json!(version.id);
+        plan.key.clone_from(&version.id);
         let document = json!({
             "billow_scenario": billow_core::scenario::SCENARIO_FORMAT_VERSION,
             "name": customer,

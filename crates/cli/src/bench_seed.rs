@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use billow_core::Currency;
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
-use billow_store::subscriptions::SubscriptionRecord;
+use billow_store::subscriptions::{SubscriptionRecord, SubscriptionStatus};
 use billow_store::{Customer, MergeOutcome, NewEvent, Store, WorkspaceId, WorkspaceName};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -39,8 +39,10 @@ pub(crate) async fn seed_customers(
             &MeterRecord {
                 id: "mtr_bench".into(),
                 key: "requests".into(),
-                spec: json!({"key": "requests", "event_type": "api.requests", "aggregation": "SUM",
+                spec: serde_json::from_value(
+                    json!({"key": "requests", "event_type": "api.requests", "aggregation": "SUM",
                     "value_property": "count", "group_by": ["project"]}),
+                )?,
                 created_at: created,
             },
         )
@@ -55,7 +57,8 @@ pub(crate) async fn seed_customers(
         id: plan.current_version_id.clone(),
         plan_id: plan.id.clone(),
         version: 1,
-        spec: json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
+        spec: serde_json::from_value(
+            json!({"key": "team", "name": "Team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats", "billing": "in_advance",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}},
             {"key": "requests", "description": "API requests", "meter": "requests",
@@ -63,6 +66,7 @@ pub(crate) async fn seed_customers(
                 {"up_to": 100, "unit_amount": "0.05", "flat_amount": "1.00"},
                 {"up_to": 1000, "unit_amount": "0.04"},
                 {"unit_amount": "0.03"}]}}]}),
+        )?,
         created_at: created,
     };
     store.insert_plan(&workspace, &plan, &version).await?;
@@ -96,9 +100,11 @@ pub(crate) async fn seed_customers(
                     customer_id: id.clone(),
                     plan_id: plan.id.clone(),
                     plan_version_id: version.id.clone(),
-                    status: "active".into(),
-                    spec: json!({"id": subscription_id, "plan": version.id,
+                    status: SubscriptionStatus::Active,
+                    spec: serde_json::from_value(
+                        json!({"id": subscription_id, "plan": version.id,
                         "start": PERIOD_START, "quantity": 3}),
+                    )?,
                     created_at: created,
                 },
             )

@@ -13,7 +13,7 @@ use crate::error::{ApiError, FieldError};
 /// `currency`, the workspace's `meters`, and the given members.
 pub(crate) fn validation_document(
     currency: Currency,
-    meters: &[Value],
+    meters: &[billow_core::Meter],
     members: Map<String, Value>,
 ) -> Value {
     let mut document = json!({
@@ -62,6 +62,17 @@ pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
         .split_once(" at line ")
         .map_or(reason.as_str(), |(reason, _)| reason);
     ApiError::Validation(vec![FieldError::new(field, reason)])
+}
+
+/// A spec of a request read as the billing core's type `T`; an error is a 422 naming the field.
+pub(crate) fn read_spec<T: serde::de::DeserializeOwned>(spec: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(spec).map_err(|error| {
+        let malformed = ScenarioError::Malformed {
+            path: error.path().to_string(),
+            message: error.inner().to_string(),
+        };
+        scenario_error(&malformed, "")
+    })
 }
 
 /// A billing failure as the problem a client gets: a stored world the billing core rejects is a

@@ -5,6 +5,8 @@
 #[macro_use]
 mod support;
 
+use billow_core::credit::CreditGrant;
+use billow_core::scenario::{DiscountSpec, PlanSpec};
 use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized,
 };
@@ -14,11 +16,17 @@ use billow_store::invoices::{
     CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
 };
 use billow_store::subscriptions::{
-    CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord,
+    CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord, SubscriptionStatus,
 };
 use billow_store::{BillingStoreError, Store, WorkspaceId};
 use jiff::Timestamp;
+use rust_decimal::Decimal;
 use serde_json::json;
+
+/// A billing core spec from its JSON.
+fn typed<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> T {
+    serde_json::from_value(json).unwrap()
+}
 
 fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
@@ -74,12 +82,12 @@ async fn editing_a_plan_adds_a_version_and_keeps_the_old_one(store: Store) {
         id: "pv_1".into(),
         plan_id: "plan_1".into(),
         version: 1,
-        spec: json!({"key": "team", "cadence": "monthly", "prices": []}),
+        spec: typed(json!({"key": "team", "cadence": "monthly", "prices": []})),
         created_at: plan.created_at,
     };
     store.insert_plan(&workspace, &plan, &first).await.unwrap();
 
-    let second_spec = json!({"key": "team", "cadence": "annual", "prices": []});
+    let second_spec: PlanSpec = typed(json!({"key": "team", "cadence": "annual", "prices": []}));
     let version = store
         .add_plan_version(
             &workspace,
@@ -124,7 +132,9 @@ async fn meters_are_unique_by_key_per_workspace(store: Store) {
     let meter = MeterRecord {
         id: "mtr_1".into(),
         key: "cpu".into(),
-        spec: json!({"key": "cpu", "event_type": "cpu", "aggregation": "SUM", "value_property": "cores"}),
+        spec: typed(
+            json!({"key": "cpu", "event_type": "cpu", "aggregation": "SUM", "value_property": "cores"}),
+        ),
         created_at: at("2024-01-01T00:00:00Z"),
     };
     store.insert_meter(&acme(), &meter).await.unwrap();
@@ -150,8 +160,10 @@ async fn subscription_changes_are_kept_in_order(store: Store) {
         customer_id: "cus_1".into(),
         plan_id: "plan_1".into(),
         plan_version_id: "pv_1".into(),
-        status: "active".into(),
-        spec: json!({"id": "sub_1", "plan": "pv_1", "start": "2024-01-01T00:00:00Z", "quantity": "3"}),
+        status: SubscriptionStatus::Active,
+        spec: typed(
+            json!({"id": "sub_1", "plan": "pv_1", "start": "2024-01-01T00:00:00Z", "quantity": "3"}),
+        ),
         created_at: at("2024-01-01T00:00:00Z"),
     };
     store
@@ -162,11 +174,17 @@ async fn subscription_changes_are_kept_in_order(store: Store) {
         let change = SubscriptionChangeRecord {
             sequence: 0,
             at: at("2024-01-15T00:00:00Z"),
-            spec: json!({"at": "2024-01-15T00:00:00Z", "quantity": quantity}),
+            spec: typed(json!({"at": "2024-01-15T00:00:00Z", "quantity": quantity})),
             created_at: at("2024-01-15T00:00:00Z"),
         };
         let sequence = store
-            .add_subscription_change(&workspace, "sub_1", &change, "active", "pv_1")
+            .add_subscription_change(
+                &workspace,
+                "sub_1",
+                &change,
+                SubscriptionStatus::Active,
+                "pv_1",
+            )
             .await
             .unwrap();
         assert_eq!(sequence, i64::try_from(index).unwrap() + 1);
@@ -176,7 +194,7 @@ async fn subscription_changes_are_kept_in_order(store: Store) {
         .await
         .unwrap();
     assert_eq!(changes.len(), 2);
-    assert_eq!(changes[1].spec["quantity"], json!(7));
+    assert_eq!(changes[1].spec.quantity, Some(Decimal::from(7)));
     assert_eq!(
         store.billed_customers(&workspace).await.unwrap(),
         vec!["cus_1".to_owned()]
@@ -195,12 +213,18 @@ async fn subscription_changes_are_kept_in_order(store: Store) {
     let missing = SubscriptionChangeRecord {
         sequence: 0,
         at: at("2024-01-15T00:00:00Z"),
-        spec: json!({}),
+        spec: typed(json!({"at": "2024-01-15T00:00:00Z", "quantity": 1})),
         created_at: at("2024-01-15T00:00:00Z"),
     };
     assert!(matches!(
         store
-            .add_subscription_change(&workspace, "sub_9", &missing, "active", "pv_1")
+            .add_subscription_change(
+                &workspace,
+                "sub_9",
+                &missing,
+                SubscriptionStatus::Active,
+                "pv_1"
+            )
             .await,
         Err(BillingStoreError::NotFound)
     ));
@@ -960,11 +984,13 @@ fn coupon(code: &str, max_redemptions: Option<i64>) -> CouponRecord {
     }
 }
 
-fn discount(id: &str, customer_id: &str) -> CustomerSpecRecord {
+fn discount(id: &str, customer_id: &str) -> CustomerSpecRecord<DiscountSpec> {
     CustomerSpecRecord {
         id: id.to_owned(),
         customer_id: customer_id.to_owned(),
-        spec: json!({"percent_off": "10", "duration": "forever", "start": "2024-01-01T00:00:00Z"}),
+        spec: typed(
+            json!({"key": id, "percent_off": "10", "duration": "forever", "start": "2024-01-01T00:00:00Z"}),
+        ),
         created_at: at("2024-01-02T00:00:00Z"),
     }
 }
@@ -1064,7 +1090,7 @@ async fn a_redemption_stores_the_discount_and_counts_it_or_says_why_not(store: S
         "{unknown:?}"
     );
     let discounts = store
-        .customer_specs(&workspace, CustomerSpecKind::Discount, None)
+        .customer_specs::<DiscountSpec>(&workspace, None)
         .await
         .unwrap();
     assert_eq!(discounts, [discount("disc_1", "cus_1")]);
@@ -1152,11 +1178,7 @@ async fn redeemed_discounts_name_their_coupon(store: Store) {
             .unwrap();
     }
     store
-        .insert_customer_spec(
-            &workspace,
-            CustomerSpecKind::Discount,
-            &discount("disc_3", "cus_1"),
-        )
+        .insert_customer_spec(&workspace, &discount("disc_3", "cus_1"))
         .await
         .unwrap();
 
@@ -1166,15 +1188,15 @@ async fn redeemed_discounts_name_their_coupon(store: Store) {
         .await
         .unwrap();
     let found = store
-        .customer_spec(&workspace, CustomerSpecKind::Discount, "disc_3")
+        .customer_spec::<DiscountSpec>(&workspace, "disc_3")
         .await
         .unwrap();
     let elsewhere = store
-        .customer_spec(&other, CustomerSpecKind::Discount, "disc_3")
+        .customer_spec::<DiscountSpec>(&other, "disc_3")
         .await
         .unwrap();
     let not_a_grant = store
-        .customer_spec(&workspace, CustomerSpecKind::CreditGrant, "disc_3")
+        .customer_spec::<CreditGrant>(&workspace, "disc_3")
         .await
         .unwrap();
 
@@ -1225,7 +1247,7 @@ async fn concurrent_redemptions_never_exceed_the_maximum(store: Store) {
     let coupon = store.coupon(&workspace, "FIRST3").await.unwrap().unwrap();
     assert_eq!(coupon.times_redeemed, REDEMPTIONS_MAX);
     let discounts = store
-        .customer_specs(&workspace, CustomerSpecKind::Discount, None)
+        .customer_specs::<DiscountSpec>(&workspace, None)
         .await
         .unwrap();
     assert_eq!(discounts.len() as i64, REDEMPTIONS_MAX);

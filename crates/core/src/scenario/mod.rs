@@ -148,29 +148,33 @@ fn first() -> i8 {
 /// different currencies, and every key is priced in each of the plan's currencies. A customer
 /// is billed only with the prices in its own currency (Stripe's model: a price has one
 /// currency, a product has several prices).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
     /// The plan's key.
     pub key: String,
     /// Its name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// How often it bills.
     pub cadence: Cadence,
     /// The currency (ISO 4217) of its prices that name none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, example = "EUR"))]
     pub currency: Option<Currency>,
     /// Its prices; several may share a key, each in another currency.
     pub prices: Vec<PriceSpec>,
     /// Phases in order; after the last one the plan is evergreen.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseSpec>,
     /// The least the plan bills per period, trued up at period end, in the currency of its
     /// prices: a plan priced in several currencies sets its minimums on its prices instead.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
 }
@@ -262,27 +266,27 @@ pub enum BillingTiming {
 }
 
 /// A price of a plan.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriceSpec {
     /// The price's key: unique in the plan among the prices of its currency.
     pub key: String,
     /// The line description (the key when absent).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The meter of a usage price; absent for fixed and recurring prices.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter: Option<String>,
     /// The currency (ISO 4217) of its amounts; the plan's when absent. Its amounts that are
     /// charged as they are (flat amounts, fees, minimums) are whole minor units of it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, example = "JPY"))]
     pub currency: Option<Currency>,
     /// The pricing model.
     pub pricing: PriceModel,
     /// In advance or in arrears. Default: in advance, and always in arrears for usage.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<BillingTiming>,
     /// Whether partial periods are prorated (recurring and fixed prices). Default true.
     #[serde(default = "yes")]
@@ -291,15 +295,23 @@ pub struct PriceSpec {
     #[serde(default)]
     pub proration_unit: ProrationUnit,
     /// The least this price bills per period, trued up at period end, in its currency.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub minimum_amount: Option<Decimal>,
     /// The product its lines count under in an invoice's totals by product; the plan's key
     /// when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     /// For usage prices with meter-unit credits: the allowed overage in percent of allocated.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub overage_limit_percent: Option<Decimal>,
 }
@@ -322,17 +334,21 @@ pub enum PhaseKind {
 }
 
 /// A phase of a plan, counted in billing periods from the subscription's start.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PhaseSpec {
     /// What the phase does.
     pub kind: PhaseKind,
     /// How many periods it lasts; absent for the last, open-ended phase.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub periods: Option<u32>,
     /// For a discount phase: the percentage off.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub percent_off: Option<Decimal>,
 }
@@ -363,7 +379,7 @@ pub enum ChangePolicy {
 }
 
 /// A subscription.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionSpec {
     /// The subscription's id; events whose subject is this id belong to it alone.
@@ -379,10 +395,10 @@ pub struct SubscriptionSpec {
     #[serde(default)]
     pub alignment: Alignment,
     /// The project (cost center) its lines count under, when usage does not name one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// Dated changes, in time order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeSpec>,
 }
 
@@ -391,22 +407,26 @@ fn one() -> Decimal {
 }
 
 /// A dated change of a subscription: exactly one of `quantity`, `plan` and `cancel`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSpec {
     /// When it is made.
     pub at: Timestamp,
     /// A new quantity, effective at once and prorated.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub quantity: Option<Decimal>,
     /// A new plan.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
     /// Cancel the subscription with this policy.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<ChangePolicy>,
     /// The policy of a plan change (default immediate).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<ChangePolicy>,
     /// For a plan change or a cancellation of a consolidated customer's subscription: bill its
     /// prorations and final usage on an invoice of their own, at once, instead of on the
@@ -422,7 +442,7 @@ pub struct ChangeSpec {
 /// it was present (by the second or by the day, as each price says), always on the customer's
 /// invoice of that period: a resource never makes an invoice of its own. Usage prices of its
 /// plan rate the events whose subject is the resource's id.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
     /// Its id, unique among the customer's resources and subscriptions.
@@ -435,27 +455,27 @@ pub struct ResourceSpec {
     /// When it came into existence.
     pub created_at: Timestamp,
     /// When it was removed; absent while it exists.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Timestamp>,
     /// Later quantities, in time order, each effective at its instant and prorated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quantity_changes: Vec<QuantityChange>,
     /// The project (cost center) it belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     /// Its type, as the platform groups lines (`addon`, `dyno`, `vm`, `cluster`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// A name to show (an app's name, a cluster's name).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Dimensions a platform groups by (`app`, `space`, `organization`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dimensions: BTreeMap<String, String>,
 }
 
 /// A dated quantity of a billed resource.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantityChange {
     /// When it takes effect.
@@ -482,16 +502,24 @@ pub enum DiscountDuration {
 }
 
 /// A customer discount: exactly one of `percent_off` and `amount_off`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscountSpec {
     /// Its key.
     pub key: String,
     /// A percentage off each charge line.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub percent_off: Option<Decimal>,
     /// An amount off each invoice, in the scenario currency.
-    #[serde(default, deserialize_with = "crate::decimal::exact_option")]
+    #[serde(
+        default,
+        deserialize_with = "crate::decimal::exact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub amount_off: Option<Decimal>,
     /// How long it lasts.
     pub duration: DiscountDuration,

@@ -76,7 +76,9 @@ pub(crate) fn guard_customer(principal: &Principal, customer_id: &str) -> Result
 }
 
 /// `spec`'s members with `extra` first: how a stored spec is shown.
-pub(crate) fn show(extra: Value, spec: &Value) -> Value {
+pub(crate) fn show(extra: Value, spec: &impl serde::Serialize) -> Value {
+    let spec = serde_json::to_value(spec).unwrap_or(Value::Null);
+    let spec = &spec;
     let mut shown = match extra {
         Value::Object(object) => object,
         _ => Map::new(),

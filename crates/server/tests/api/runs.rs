@@ -11,7 +11,7 @@ use billow_core::Currency;
 use billow_server::AppState;
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::invoices::{InvoiceFilter, InvoiceStatus};
-use billow_store::subscriptions::SubscriptionRecord;
+use billow_store::subscriptions::{SubscriptionRecord, SubscriptionStatus};
 use billow_store::{Customer, Database, Store, WorkspaceId, WorkspaceName};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
@@ -33,8 +33,11 @@ async fn seeded(database: &Database) -> (Store, WorkspaceId) {
             &MeterRecord {
                 id: "mtr_1".into(),
                 key: "requests".into(),
-                spec: json!({"key": "requests", "event_type": "api.requests",
+                spec: serde_json::from_value(
+                    json!({"key": "requests", "event_type": "api.requests",
                     "aggregation": "SUM", "value_property": "count"}),
+                )
+                .unwrap(),
                 created_at: created,
             },
         )
@@ -50,9 +53,12 @@ async fn seeded(database: &Database) -> (Store, WorkspaceId) {
         id: "pv_1".into(),
         plan_id: "plan_1".into(),
         version: 1,
-        spec: json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
+        spec: serde_json::from_value(
+            json!({"key": "team", "cadence": "monthly", "currency": "USD", "prices": [
             {"key": "seats", "description": "Seats",
              "pricing": {"model": "per_unit", "unit_amount": "10.00"}}]}),
+        )
+        .unwrap(),
         created_at: created,
     };
     store
@@ -99,8 +105,8 @@ async fn customer_with_subscription(
                 customer_id: id,
                 plan_id: "plan_1".into(),
                 plan_version_id: "pv_1".into(),
-                status: "active".into(),
-                spec,
+                status: SubscriptionStatus::Active,
+                spec: serde_json::from_value(spec).unwrap(),
                 created_at: created,
             },
         )
@@ -111,11 +117,11 @@ async fn customer_with_subscription(
 async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) {
     let (store, workspace) = seeded(&database).await;
     for index in 0..5 {
-        // Customer 2's stored subscription is one the engine cannot read (as if written by a
-        // buggy version): the run must bill the others.
-        let start = if index == 2 { "not an instant" } else { START };
-        let spec = json!({"id": format!("sub_{index}"), "plan": "pv_1", "start": start,
-            "quantity": index + 1});
+        // Customer 2's stored subscription is one the engine rejects (a negative quantity, as
+        // if written by a buggy version): the run must bill the others.
+        let quantity = if index == 2 { -1 } else { index as i64 + 1 };
+        let spec = json!({"id": format!("sub_{index}"), "plan": "pv_1", "start": START,
+            "quantity": quantity});
         customer_with_subscription(&store, &workspace, index, spec).await;
     }
     let now: Timestamp = "2024-02-01T01:00:00Z".parse().unwrap();

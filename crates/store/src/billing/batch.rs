@@ -25,7 +25,7 @@ use crate::invoices::{
 };
 use crate::store::Store;
 use crate::subscriptions::{
-    subscription_from_row, CustomerSpecKind, CustomerSpecRecord, SubscriptionChangeRecord,
+    subscription_from_row, CustomerSpec, CustomerSpecRecord, SubscriptionChangeRecord,
     SubscriptionRecord, SubscriptionRow,
 };
 use crate::workspaces::WorkspaceId;
@@ -442,18 +442,17 @@ impl Store {
     /// # Errors
     /// When a query fails or a row is corrupt.
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub async fn customer_specs_of_customers(
+    pub async fn customer_specs_of_customers<T: CustomerSpec>(
         &self,
         workspace: &WorkspaceId,
-        kind: CustomerSpecKind,
         customer_ids: &[String],
-    ) -> Result<Vec<CustomerSpecRecord>, BillingStoreError> {
+    ) -> Result<Vec<CustomerSpecRecord<T>>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => {
                 let mut builder = QueryBuilder::new(format!(
                     "SELECT id, customer_id, spec, created_at FROM {} WHERE workspace_id = ",
-                    kind.table()
+                    T::TABLE
                 ));
                 builder.push_bind(workspace.as_str()).push(" AND customer_id");
                 push_in!(builder, piece);

@@ -3,7 +3,8 @@
 //! and JSON, and the one error type of the billing repositories.
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 pub(crate) use crate::sql::{is_unique_violation, to_micros, with_pool};
 
@@ -14,9 +15,21 @@ pub(crate) fn from_micros(micros: i64) -> Result<Timestamp, BillingStoreError> {
     })
 }
 
-/// A stored JSON column.
-pub(crate) fn from_json(text: &str, column: &'static str) -> Result<Value, BillingStoreError> {
+/// A stored JSON column read as `T` (a `serde_json::Value`, or a billing core type for the
+/// specs): the row boundary where stored text becomes a typed value.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    text: &str,
+    column: &'static str,
+) -> Result<T, BillingStoreError> {
     serde_json::from_str(text).map_err(|_| BillingStoreError::CorruptRow { column })
+}
+
+/// A typed value as the JSON text its column stores.
+///
+/// # Panics
+/// Never for the types stored: structs and enums whose maps have string keys always serialize.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored types serialize: their maps have string keys")
 }
 
 /// Why a billing repository call failed.

@@ -1,14 +1,18 @@
 //! The catalog: meters, plans with their versions, and tax rates.
 //!
-//! Specs are the billing core's shapes as JSON (`billow_core::Meter`, `billow_core::scenario::PlanSpec`,
-//! `billow_core::invoice::TaxRate`), checked by the server before they are stored. Editing a plan
+//! Specs are the billing core's types ([`Meter`], [`PlanSpec`], [`TaxRate`]), checked by the
+//! core before they are stored and kept as their JSON. Editing a plan
 //! adds a version; subscriptions and invoices point at the version they use, so a finalized
 //! invoice always names the exact prices it was computed with.
 
+use billow_core::invoice::TaxRate;
+use billow_core::scenario::PlanSpec;
+use billow_core::Meter;
 use jiff::Timestamp;
-use serde_json::Value;
 
-use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::billing::sql::{
+    from_json, from_micros, to_json, to_micros, with_pool, BillingStoreError,
+};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
@@ -17,8 +21,7 @@ use crate::workspaces::WorkspaceId;
 pub struct MeterRecord {
     pub id: String,
     pub key: String,
-    /// A `billow_core::Meter` as JSON.
-    pub spec: Value,
+    pub spec: Meter,
     pub created_at: Timestamp,
 }
 
@@ -38,8 +41,7 @@ pub struct PlanVersionRecord {
     pub plan_id: String,
     /// 1 for the plan as created, then one more per edit.
     pub version: i64,
-    /// A `billow_core::scenario::PlanSpec` as JSON.
-    pub spec: Value,
+    pub spec: PlanSpec,
     pub created_at: Timestamp,
 }
 
@@ -47,8 +49,7 @@ pub struct PlanVersionRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaxRateRecord {
     pub id: String,
-    /// A `billow_core::invoice::TaxRate` as JSON.
-    pub spec: Value,
+    pub spec: TaxRate,
     pub created_at: Timestamp,
 }
 
@@ -102,7 +103,7 @@ impl Store {
     ) -> Result<(), BillingStoreError> {
         const SQL: &str = "INSERT INTO meters (workspace_id, id, key, spec, created_at) \
                            VALUES ($1, $2, $3, $4, $5)";
-        let spec = meter.spec.to_string();
+        let spec = to_json(&meter.spec);
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(workspace.as_str())
             .bind(&meter.id)
@@ -175,7 +176,7 @@ impl Store {
         const VERSION: &str = "INSERT INTO plan_versions \
                                (workspace_id, id, plan_id, version, spec, created_at) \
                                VALUES ($1, $2, $3, $4, $5, $6)";
-        let spec = version.spec.to_string();
+        let spec = to_json(&version.spec);
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
             sqlx::query(PLAN)
@@ -210,7 +211,7 @@ impl Store {
         workspace: &WorkspaceId,
         plan_id: &str,
         version_id: &str,
-        spec: &Value,
+        spec: &PlanSpec,
         created_at: Timestamp,
     ) -> Result<i64, BillingStoreError> {
         // The update comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite)
@@ -222,7 +223,7 @@ impl Store {
         const VERSION: &str = "INSERT INTO plan_versions \
                                (workspace_id, id, plan_id, version, spec, created_at) \
                                VALUES ($1, $2, $3, $4, $5, $6)";
-        let spec = spec.to_string();
+        let spec = to_json(spec);
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
             let updated = sqlx::query(CURRENT)
@@ -348,7 +349,7 @@ impl Store {
     ) -> Result<(), BillingStoreError> {
         const SQL: &str = "INSERT INTO tax_rates (workspace_id, id, spec, created_at) \
                            VALUES ($1, $2, $3, $4)";
-        let spec = tax_rate.spec.to_string();
+        let spec = to_json(&tax_rate.spec);
         with_pool!(self, pool => sqlx::query(SQL)
             .bind(workspace.as_str())
             .bind(&tax_rate.id)

@@ -7,10 +7,13 @@
 //! condition on the row it locked, SQLite runs one writer at a time, so concurrent redemptions
 //! never count past the maximum (and a `CHECK` on the table says so once more).
 
+use billow_core::scenario::DiscountSpec;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::billing::sql::{
+    from_json, from_micros, to_json, to_micros, with_pool, BillingStoreError,
+};
 use crate::customers::Page;
 use crate::invoices::equal_or_absent;
 use crate::store::Store;
@@ -260,7 +263,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         code: &str,
-        discount: &CustomerSpecRecord,
+        discount: &CustomerSpecRecord<DiscountSpec>,
         at: Timestamp,
     ) -> Result<(), RedeemCouponError> {
         const COUNT: &str = "UPDATE coupons SET times_redeemed = times_redeemed + 1 \
@@ -273,7 +276,7 @@ impl Store {
         const REDEMPTION: &str = "INSERT INTO coupon_redemptions \
                                   (workspace_id, coupon_code, discount_id, customer_id, redeemed_at) \
                                   VALUES ($1, $2, $3, $4, $5)";
-        let spec = discount.spec.to_string();
+        let spec = to_json(&discount.spec);
         let at_micros = to_micros(at);
         let counted = with_pool!(self, pool => {
             // The UPDATE comes first, so on SQLite the transaction takes the write lock at once

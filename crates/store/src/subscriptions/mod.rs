@@ -1,13 +1,19 @@
 //! Subscriptions with their dated changes, and the customer's credit grants and discounts.
 //!
-//! A subscription's spec is a `billow_core::scenario::SubscriptionSpec` without its changes, as
-//! JSON, whose `plan` is the plan version it started on; each change is a `ChangeSpec` as JSON
-//! whose `plan`, for a plan change, is the new plan version.
+//! A subscription's spec is a [`SubscriptionSpec`] without its changes, whose `plan` is the plan
+//! version it started on; each change is a [`ChangeSpec`] whose `plan`, for a plan change, is the
+//! new plan version. A customer's credit grants and discounts are [`CreditGrant`]s and
+//! [`DiscountSpec`]s ([`CustomerSpec`]). Each is stored as its JSON.
 
+use billow_core::credit::CreditGrant;
+use billow_core::scenario::{ChangeSpec, DiscountSpec, SubscriptionSpec};
 use jiff::Timestamp;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::billing::sql::{
+    from_json, from_micros, to_json, to_micros, with_pool, BillingStoreError,
+};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
@@ -19,9 +25,10 @@ pub struct SubscriptionRecord {
     pub plan_id: String,
     /// The plan version in effect after the latest change.
     pub plan_version_id: String,
-    /// `active` or `canceled` (a cancellation is recorded, effective now or at period end).
-    pub status: String,
-    pub spec: Value,
+    /// Whether a cancellation is recorded (effective now or at period end).
+    pub status: SubscriptionStatus,
+    /// Its spec without its changes: `plan` is the version it started on.
+    pub spec: SubscriptionSpec,
     pub created_at: Timestamp,
 }
 
@@ -31,33 +38,65 @@ pub struct SubscriptionChangeRecord {
     /// 1, 2, ...: the order the changes were made in.
     pub sequence: i64,
     pub at: Timestamp,
-    pub spec: Value,
+    pub spec: ChangeSpec,
     pub created_at: Timestamp,
 }
 
 /// A credit grant or discount of one customer.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CustomerSpecRecord {
+pub struct CustomerSpecRecord<T> {
     pub id: String,
     pub customer_id: String,
-    /// A `billow_core::credit::CreditGrant` or `billow_core::scenario::DiscountSpec` as JSON.
-    pub spec: Value,
+    /// Its spec, whose `key` is its id.
+    pub spec: T,
     pub created_at: Timestamp,
 }
 
-/// Which customer table a [`CustomerSpecRecord`] lives in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CustomerSpecKind {
-    CreditGrant,
-    Discount,
+/// What a customer holds beside its subscriptions, each kind in its table: credit grants and
+/// discounts.
+pub trait CustomerSpec: Serialize + DeserializeOwned {
+    /// The table of this kind.
+    const TABLE: &'static str;
 }
 
-impl CustomerSpecKind {
-    pub(crate) fn table(self) -> &'static str {
+impl CustomerSpec for CreditGrant {
+    const TABLE: &'static str = "credit_grants";
+}
+
+impl CustomerSpec for DiscountSpec {
+    const TABLE: &'static str = "discounts";
+}
+
+/// A subscription's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriptionStatus {
+    Active,
+    /// A cancellation is recorded, effective now or at the end of the period.
+    Canceled,
+}
+
+impl SubscriptionStatus {
+    /// Its name, as stored and shown (`active`, `canceled`).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::CreditGrant => "credit_grants",
-            Self::Discount => "discounts",
+            Self::Active => "active",
+            Self::Canceled => "canceled",
         }
+    }
+
+    /// The status named `name`, or `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "active" => Some(Self::Active),
+            "canceled" => Some(Self::Canceled),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SubscriptionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -73,7 +112,9 @@ pub(crate) fn subscription_from_row(
         customer_id,
         plan_id,
         plan_version_id,
-        status,
+        status: SubscriptionStatus::parse(&status).ok_or(BillingStoreError::CorruptRow {
+            column: "subscriptions.status",
+        })?,
         spec: from_json(&spec, "subscriptions.spec")?,
         created_at: from_micros(created_at)?,
     })
@@ -94,14 +135,14 @@ impl Store {
             "INSERT INTO subscriptions (workspace_id, {SUBSCRIPTION_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         );
-        let spec = subscription.spec.to_string();
+        let spec = to_json(&subscription.spec);
         with_pool!(self, pool => sqlx::query(&sql)
             .bind(workspace.as_str())
             .bind(&subscription.id)
             .bind(&subscription.customer_id)
             .bind(&subscription.plan_id)
             .bind(&subscription.plan_version_id)
-            .bind(&subscription.status)
+            .bind(subscription.status.as_str())
             .bind(&spec)
             .bind(to_micros(subscription.created_at))
             .execute(pool)
@@ -166,7 +207,7 @@ impl Store {
         workspace: &WorkspaceId,
         subscription_id: &str,
         change: &SubscriptionChangeRecord,
-        status: &str,
+        status: SubscriptionStatus,
         plan_version_id: &str,
     ) -> Result<i64, BillingStoreError> {
         const UPDATE: &str = "UPDATE subscriptions SET status = $3, plan_version_id = $4 \
@@ -176,13 +217,13 @@ impl Store {
         const INSERT: &str = "INSERT INTO subscription_changes \
                               (workspace_id, subscription_id, sequence, at, spec, created_at) \
                               VALUES ($1, $2, $3, $4, $5, $6)";
-        let spec = change.spec.to_string();
+        let spec = to_json(&change.spec);
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
             let updated = sqlx::query(UPDATE)
                 .bind(workspace.as_str())
                 .bind(subscription_id)
-                .bind(status)
+                .bind(status.as_str())
                 .bind(plan_version_id)
                 .execute(&mut *transaction)
                 .await?
@@ -283,18 +324,17 @@ impl Store {
     /// # Errors
     /// When the query fails.
     #[tracing::instrument(skip_all, fields(id = %record.id))]
-    pub async fn insert_customer_spec(
+    pub async fn insert_customer_spec<T: CustomerSpec>(
         &self,
         workspace: &WorkspaceId,
-        kind: CustomerSpecKind,
-        record: &CustomerSpecRecord,
+        record: &CustomerSpecRecord<T>,
     ) -> Result<(), BillingStoreError> {
         let sql = format!(
             "INSERT INTO {} (workspace_id, id, customer_id, spec, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
-            kind.table()
+            T::TABLE
         );
-        let spec = record.spec.to_string();
+        let spec = to_json(&record.spec);
         with_pool!(self, pool => sqlx::query(&sql)
             .bind(workspace.as_str())
             .bind(&record.id)
@@ -312,15 +352,14 @@ impl Store {
     /// # Errors
     /// When the query fails or the row is corrupt.
     #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn customer_spec(
+    pub async fn customer_spec<T: CustomerSpec>(
         &self,
         workspace: &WorkspaceId,
-        kind: CustomerSpecKind,
         id: &str,
-    ) -> Result<Option<CustomerSpecRecord>, BillingStoreError> {
+    ) -> Result<Option<CustomerSpecRecord<T>>, BillingStoreError> {
         let sql = format!(
             "SELECT customer_id, spec, created_at FROM {} WHERE workspace_id = $1 AND id = $2",
-            kind.table()
+            T::TABLE
         );
         let row: Option<(String, String, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)
             .bind(workspace.as_str())
@@ -344,16 +383,15 @@ impl Store {
     /// # Errors
     /// When the query fails or a row is corrupt.
     #[tracing::instrument(skip_all)]
-    pub async fn customer_specs(
+    pub async fn customer_specs<T: CustomerSpec>(
         &self,
         workspace: &WorkspaceId,
-        kind: CustomerSpecKind,
         customer_id: Option<&str>,
-    ) -> Result<Vec<CustomerSpecRecord>, BillingStoreError> {
+    ) -> Result<Vec<CustomerSpecRecord<T>>, BillingStoreError> {
         let sql = format!(
             "SELECT id, customer_id, spec, created_at FROM {} \
              WHERE workspace_id = $1 AND {} ORDER BY id",
-            kind.table(),
+            T::TABLE,
             crate::invoices::equal_or_absent("customer_id", 2, customer_id.is_some())
         );
         let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => sqlx::query_as(&sql)

@@ -11,6 +11,8 @@ mod wire;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use billow_billing::world::{with_key, CustomerWorld};
+use billow_core::scenario::DiscountSpec;
 use billow_store::coupons::{CouponRecord, RedeemCouponError};
 use billow_store::subscriptions::CustomerSpecRecord;
 use billow_store::{new_id, BillingStoreError, WorkspaceId};
@@ -18,13 +20,11 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::routes::shared::take_string;
-use billow_billing::world::{with_key, CustomerWorld};
-
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
+use crate::routes::shared::take_string;
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
 use wire::{coupon_json, CreateCoupon};
@@ -180,7 +180,7 @@ pub(crate) async fn redeem(
     auth: &WorkspaceAuth,
     mut body: Map<String, Value>,
     code: Value,
-) -> Result<CustomerSpecRecord, ApiError> {
+) -> Result<CustomerSpecRecord<DiscountSpec>, ApiError> {
     let Value::String(code) = code else {
         return Err(ApiError::invalid("coupon", "must be a coupon's code"));
     };
@@ -229,7 +229,11 @@ pub(crate) async fn redeem(
     let mut members = Map::new();
     members.insert("discounts".into(), json!([spec]));
     let document = validation_document(world.customer.currency, &world.meters, members);
-    validate_document(&document, "discounts[0]")?;
+    let spec = validate_document(&document, "discounts[0]")?
+        .discounts
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::invalid("coupon", "the coupon's terms make no discount"))?;
     let record = CustomerSpecRecord {
         id,
         customer_id,

@@ -9,21 +9,22 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use billow_billing::world::{with_key, CustomerWorld};
+use billow_core::credit::CreditGrant;
+use billow_core::scenario::{DiscountSpec, Scenario};
 use billow_core::Currency;
 use billow_store::catalog::TaxRateRecord;
 use billow_store::new_id;
-use billow_store::subscriptions::{CustomerSpecKind, CustomerSpecRecord};
+use billow_store::subscriptions::{CustomerSpec, CustomerSpecRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
-use billow_billing::world::{with_key, CustomerWorld};
-
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
+use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
 
@@ -36,8 +37,8 @@ pub(crate) fn router() -> ApiRouter {
         .routes(routes!(set_customer_tax_rate))
 }
 
-fn record_json(record: &CustomerSpecRecord) -> Value {
-    let mut spec = record.spec.clone();
+fn record_json<T: serde::Serialize>(record: &CustomerSpecRecord<T>) -> Value {
+    let mut spec = serde_json::to_value(&record.spec).unwrap_or(Value::Null);
     if let Some(object) = spec.as_object_mut() {
         object.remove("key");
     }
@@ -49,20 +50,43 @@ fn record_json(record: &CustomerSpecRecord) -> Value {
 
 /// A discount as the API shows it: `coupon` is the code of the coupon it was redeemed from, `null`
 /// when it was made with inline terms.
-fn discount_json(record: &CustomerSpecRecord, coupon: Option<&str>) -> Value {
+fn discount_json(record: &CustomerSpecRecord<DiscountSpec>, coupon: Option<&str>) -> Value {
     show(json!({"coupon": coupon}), &record_json(record))
 }
 
-/// Validates and stores a grant or discount of a customer; `member` is the scenario's list it
-/// goes in (`credit_grants`, `discounts`).
-async fn create_customer_spec(
+/// A grant or discount as a member of a scenario document: the list it goes in.
+pub(crate) trait ScenarioMember: CustomerSpec + Sized {
+    /// The scenario's list (`credit_grants`, `discounts`).
+    const MEMBER: &'static str;
+    /// The prefix of its ids.
+    const PREFIX: &'static str;
+    /// The one member of a validated scenario.
+    fn only(scenario: Scenario) -> Option<Self>;
+}
+
+impl ScenarioMember for CreditGrant {
+    const MEMBER: &'static str = "credit_grants";
+    const PREFIX: &'static str = "grant";
+    fn only(scenario: Scenario) -> Option<Self> {
+        scenario.credit_grants.into_iter().next()
+    }
+}
+
+impl ScenarioMember for DiscountSpec {
+    const MEMBER: &'static str = "discounts";
+    const PREFIX: &'static str = "disc";
+    fn only(scenario: Scenario) -> Option<Self> {
+        scenario.discounts.into_iter().next()
+    }
+}
+
+/// Validates and stores a grant or discount of a customer.
+async fn create_customer_spec<T: ScenarioMember>(
     state: &AppState,
     auth: &WorkspaceAuth,
     body: Value,
-    kind: CustomerSpecKind,
-    member: &'static str,
-    prefix: &str,
-) -> Result<CustomerSpecRecord, ApiError> {
+) -> Result<CustomerSpecRecord<T>, ApiError> {
+    let (member, prefix) = (T::MEMBER, T::PREFIX);
     let mut body = object(body)?;
     let customer_id = take_string(&mut body, "customer_id")?;
     if body.contains_key("key") {
@@ -76,7 +100,8 @@ async fn create_customer_spec(
     let mut members = Map::new();
     members.insert(member.into(), json!([spec]));
     let document = validation_document(world.customer.currency, &world.meters, members);
-    validate_document(&document, &format!("{member}[0]"))?;
+    let spec = T::only(validate_document(&document, &format!("{member}[0]"))?)
+        .ok_or_else(|| ApiError::invalid(".", "the body must be one spec"))?;
     let record = CustomerSpecRecord {
         id: id.clone(),
         customer_id,
@@ -85,7 +110,7 @@ async fn create_customer_spec(
     };
     state
         .store
-        .insert_customer_spec(&auth.workspace_id, kind, &record)
+        .insert_customer_spec(&auth.workspace_id, &record)
         .await
         .map_err(store_error(member, &id))?;
     Ok(record)
@@ -96,11 +121,10 @@ pub(crate) struct CustomerQuery {
     customer_id: Option<String>,
 }
 
-async fn list_customer_specs(
+async fn list_customer_specs<T: CustomerSpec>(
     state: &AppState,
     principal: &Principal,
     query: CustomerQuery,
-    kind: CustomerSpecKind,
 ) -> Result<ApiJson<Value>, ApiError> {
     let customer = principal
         .customer_id()
@@ -108,7 +132,7 @@ async fn list_customer_specs(
         .or(query.customer_id);
     let records = state
         .store
-        .customer_specs(principal.workspace_id(), kind, customer.as_deref())
+        .customer_specs::<T>(principal.workspace_id(), customer.as_deref())
         .await
         .map_err(ApiError::internal)?;
     Ok(ApiJson(
@@ -126,15 +150,7 @@ pub(crate) async fn create_credit_grant(
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    let record = create_customer_spec(
-        &state,
-        &auth,
-        body,
-        CustomerSpecKind::CreditGrant,
-        "credit_grants",
-        "grant",
-    )
-    .await?;
+    let record = create_customer_spec::<CreditGrant>(&state, &auth, body).await?;
     Ok((StatusCode::CREATED, ApiJson(record_json(&record))))
 }
 
@@ -147,7 +163,7 @@ pub(crate) async fn list_credit_grants(
     principal: Principal,
     Query(query): Query<CustomerQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    list_customer_specs(&state, &principal, query, CustomerSpecKind::CreditGrant).await
+    list_customer_specs::<CreditGrant>(&state, &principal, query).await
 }
 
 /// Gives a customer a discount: `customer_id`, `percent_off` or `amount_off`, `duration`
@@ -169,15 +185,7 @@ pub(crate) async fn create_discount(
         let shown = discount_json(&record, code.as_str());
         return Ok((StatusCode::CREATED, ApiJson(shown)));
     }
-    let record = create_customer_spec(
-        &state,
-        &auth,
-        Value::Object(body),
-        CustomerSpecKind::Discount,
-        "discounts",
-        "disc",
-    )
-    .await?;
+    let record = create_customer_spec::<DiscountSpec>(&state, &auth, Value::Object(body)).await?;
     Ok((StatusCode::CREATED, ApiJson(discount_json(&record, None))))
 }
 
@@ -198,7 +206,7 @@ pub(crate) async fn list_discounts(
     let workspace = principal.workspace_id();
     let records = state
         .store
-        .customer_specs(workspace, CustomerSpecKind::Discount, customer.as_deref())
+        .customer_specs::<DiscountSpec>(workspace, customer.as_deref())
         .await
         .map_err(ApiError::internal)?;
     // Read after the discounts: a redemption is committed with its discount, so every redeemed
@@ -235,7 +243,7 @@ pub(crate) async fn get_discount(
     };
     let record = state
         .store
-        .customer_spec(workspace, CustomerSpecKind::Discount, &id)
+        .customer_spec::<DiscountSpec>(workspace, &id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)?;
@@ -270,7 +278,11 @@ pub(crate) async fn create_tax_rate(
     let mut members = Map::new();
     members.insert("customer".into(), json!({"id": "validation", "tax": spec}));
     let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
-    validate_document(&validation_document(currency, &[], members), "customer.tax")?;
+    let scenario = validate_document(&validation_document(currency, &[], members), "customer.tax")?;
+    let spec = scenario
+        .customer
+        .tax
+        .ok_or_else(|| ApiError::invalid(".", "the body must be a tax rate"))?;
     let record = TaxRateRecord {
         id: new_id("tax"),
         spec,

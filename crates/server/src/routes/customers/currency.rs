@@ -2,14 +2,13 @@
 //! do (docs/scenario-format.md, "Currencies"). So a customer keeps a currency every plan of its
 //! subscriptions and billed resources has prices in, as a subscription to a plan needs one.
 
-use billow_core::scenario::PlanSpec;
+use billow_billing::world::CustomerWorld;
 use billow_core::Currency;
 use billow_store::WorkspaceId;
 
 use super::Checks;
 use crate::error::ApiError;
 use crate::state::AppState;
-use billow_billing::world::CustomerWorld;
 
 /// Fails `currency` in `checks` when a plan version the customer's subscriptions (their changes
 /// included) or billed resources use has no price in `currency`.
@@ -24,8 +23,7 @@ pub(super) async fn check_currency_change(
         return Ok(());
     };
     for version in world.versions.values() {
-        let plan: PlanSpec =
-            serde_json::from_value(version.spec.clone()).map_err(ApiError::internal)?;
+        let plan = &version.spec;
         if let Err(error) = plan.check_priced_in(currency, currency) {
             let priced_in: Vec<&str> = error.priced_in.iter().map(|c| c.code()).collect();
             checks.fail(

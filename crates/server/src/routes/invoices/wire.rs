@@ -2,12 +2,12 @@
 //! handlers parse them and as `/api/v1/openapi.json` documents them: one type for both, so the
 //! document cannot drift from what is parsed; and the lists' cursor parameter.
 
+use billow_billing::payment::PAYMENT_STATES;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use billow_billing::payment::PAYMENT_STATES;
 
 /// `POST /api/v1/invoices/{id}/finalize`: no fields yet. The body may be empty or `{}`; any field
 /// is a 422, so that a field added later is never silently ignored by an older server.

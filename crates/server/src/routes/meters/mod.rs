@@ -45,7 +45,8 @@ pub(crate) async fn create_meter(
     let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
     let document = validation_document(currency, &[], members);
     let scenario = validate_document(&document, "meters[0]")?;
-    let key = scenario.meters[0].key.clone();
+    let spec = scenario.meters[0].clone();
+    let key = spec.key.clone();
     let record = MeterRecord {
         id: new_id("mtr"),
         key: key.clone(),

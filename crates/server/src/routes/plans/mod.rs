@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use billow_core::scenario::PlanSpec;
 use billow_core::Currency;
 use billow_store::catalog::{PlanRecord, PlanVersionRecord};
 use billow_store::{new_id, WorkspaceId};
@@ -34,14 +35,14 @@ async fn validate_plan(
     state: &AppState,
     workspace: &WorkspaceId,
     spec: &Value,
-) -> Result<String, ApiError> {
+) -> Result<PlanSpec, ApiError> {
     if let Some(field) = price_without_currency(spec) {
         return Err(ApiError::invalid(
             field,
             "every price needs a currency (ISO 4217, such as EUR): set the plan's `currency`, the default of its prices, or a `currency` on each price",
         ));
     }
-    let meters: Vec<Value> = state
+    let meters: Vec<billow_core::Meter> = state
         .store
         .meters(workspace)
         .await
@@ -54,8 +55,9 @@ async fn validate_plan(
     // The document's own currency is no price's: each price names one, and its amounts are
     // checked in it.
     let currency = Currency::from_code("USD").map_err(ApiError::internal)?;
-    let scenario = validate_document(&validation_document(currency, &meters, members), "plans[0]")?;
-    Ok(scenario.plans[0].key.clone())
+    let mut scenario =
+        validate_document(&validation_document(currency, &meters, members), "plans[0]")?;
+    Ok(scenario.plans.swap_remove(0))
 }
 
 /// The field to name when a plan leaves a price without a currency: `currency` for a plan
@@ -114,8 +116,8 @@ pub(crate) async fn create_plan(
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    let spec = Value::Object(object(body)?);
-    let key = validate_plan(&state, &auth.workspace_id, &spec).await?;
+    let spec = validate_plan(&state, &auth.workspace_id, &Value::Object(object(body)?)).await?;
+    let key = spec.key.clone();
     let now = state.clock.now();
     let plan = PlanRecord {
         id: new_id("plan"),
@@ -207,8 +209,7 @@ pub(crate) async fn update_plan(
         Some(Value::String(key)) if *key == plan.key => {}
         Some(_) => return Err(ApiError::invalid("key", "a plan's key cannot change")),
     }
-    let spec = Value::Object(spec);
-    validate_plan(&state, &auth.workspace_id, &spec).await?;
+    let spec = validate_plan(&state, &auth.workspace_id, &Value::Object(spec)).await?;
     let version_id = new_id("pv");
     state
         .store

@@ -14,7 +14,7 @@ mod wire;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
-use billow_core::scenario::{PlanNotPricedError, PlanSpec};
+use billow_core::scenario::PlanNotPricedError;
 use billow_core::Currency;
 use billow_store::catalog::PlanRecord;
 use billow_store::resources::{ChangeResourceError, InsertResourceError, ResourceRecord};
@@ -181,8 +181,7 @@ async fn priced_in(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal(MissingPlanVersion(plan.current_version_id.clone())))?;
-    let spec: PlanSpec = serde_json::from_value(version.spec).map_err(ApiError::internal)?;
-    Ok(spec.check_priced_in(currency, currency))
+    Ok(version.spec.check_priced_in(currency, currency))
 }
 
 /// A plan's current version is not stored: the rows are inconsistent.

@@ -6,7 +6,11 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use billow_store::subscriptions::{SubscriptionChangeRecord, SubscriptionRecord};
+use billow_billing::world::CustomerWorld;
+use billow_core::scenario::ChangeSpec;
+use billow_store::subscriptions::{
+    SubscriptionChangeRecord, SubscriptionRecord, SubscriptionStatus,
+};
 use billow_store::{new_id, WorkspaceId};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -14,15 +18,13 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
-use billow_billing::world::CustomerWorld;
-
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::routes::plans::find_plan;
+use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
 use crate::state::AppState;
-use crate::validation::validate_document;
+use crate::validation::{read_spec, validate_document};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -58,9 +60,9 @@ async fn subscription_json(
             "customer_id": subscription.customer_id,
             "plan_id": subscription.plan_id,
             "plan_version_id": subscription.plan_version_id,
-            "status": subscription.status,
+            "status": subscription.status.as_str(),
             "created_at": subscription.created_at.to_string(),
-            "changes": changes.iter().map(|c| c.spec.clone()).collect::<Vec<_>>(),
+            "changes": changes.iter().map(|c| json!(c.spec)).collect::<Vec<_>>(),
         }),
         &subscription.spec,
     ))
@@ -113,8 +115,8 @@ pub(crate) async fn create_subscription(
         customer_id: customer_id.clone(),
         plan_id: plan.id.clone(),
         plan_version_id: version.id.clone(),
-        status: "active".into(),
-        spec: Value::Object(spec),
+        status: SubscriptionStatus::Active,
+        spec: read_spec(Value::Object(spec))?,
         created_at: now,
     };
     let mut world = world(&state, workspace, &customer_id).await?;
@@ -204,7 +206,7 @@ pub(crate) async fn get_subscription(
 struct CheckedChange {
     record: SubscriptionChangeRecord,
     world: CustomerWorld,
-    status: String,
+    status: SubscriptionStatus,
     plan_version_id: String,
 }
 
@@ -224,7 +226,7 @@ async fn check_change(
         Some(_) => return Err(ApiError::invalid("at", "must be an RFC 3339 instant")),
     };
     let mut world = world(state, workspace, &subscription.customer_id).await?;
-    let mut status = subscription.status.clone();
+    let mut status = subscription.status;
     let mut plan_version_id = subscription.plan_version_id.clone();
     if let Some(plan_ref) = body.remove("plan") {
         let plan_ref = plan_ref
@@ -246,10 +248,10 @@ async fn check_change(
             .insert(version.id.clone(), std::sync::Arc::new(version));
     }
     if body.contains_key("cancel") {
-        status = "canceled".into();
+        status = SubscriptionStatus::Canceled;
     }
     body.insert("at".into(), json!(at.to_string()));
-    let spec = Value::Object(body);
+    let spec: ChangeSpec = read_spec(Value::Object(body))?;
     let index = world
         .subscriptions
         .iter()
@@ -295,7 +297,7 @@ pub(crate) async fn change_subscription(
             &auth.workspace_id,
             &id,
             &checked.record,
-            &checked.status,
+            checked.status,
             &checked.plan_version_id,
         )
         .await

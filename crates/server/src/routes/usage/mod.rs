@@ -3,6 +3,7 @@
 //! run rates).
 
 use axum::extract::{Path, Query, State};
+use billow_billing::world::CustomerWorld;
 use billow_core::{Meter, Period, UsageEvent};
 use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
@@ -16,7 +17,6 @@ use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::routes::shared::guard_customer;
 use crate::state::AppState;
-use billow_billing::world::CustomerWorld;
 
 /// The longest daily series one request returns.
 const SERIES_DAYS_MAX: i64 = 366;
@@ -67,11 +67,7 @@ pub(crate) async fn customer_usage(
             resource: "customer",
             id: id.clone(),
         })?;
-    let mut meters: Vec<Meter> = world
-        .meters
-        .iter()
-        .map(|spec| serde_json::from_value(spec.clone()).map_err(ApiError::internal))
-        .collect::<Result<_, _>>()?;
+    let mut meters: Vec<Meter> = world.meters.to_vec();
     if let Some(key) = &query.meter {
         meters.retain(|meter| &meter.key == key);
         if meters.is_empty() {
