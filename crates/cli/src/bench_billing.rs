@@ -22,8 +22,6 @@
 //! `--seed-cache FILE` (SQLite) keeps a copy of the seeded database, so that later runs, of this
 //! binary or another, start from the same data without seeding again.
 
-use crate::bench::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
-use crate::bench_seed::{compact, customer_id, seed_customers, seed_events};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,8 +42,11 @@ use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-/// The billing period every subscription starts at.
-pub(crate) const PERIOD_START: &str = "2024-01-01T00:00:00Z";
+use crate::bench_common::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
+use crate::bench_seed::{
+    compact, customer_id, seed_customers, seed_events, SeedSizes, PERIOD_START,
+};
+
 const PERIOD_END: &str = "2024-02-01T00:00:00Z";
 /// Customers whose scenario the engine is timed on alone, after the run.
 const ENGINE_SAMPLE_MAX: usize = 1_000;
@@ -53,12 +54,8 @@ const ENGINE_SAMPLE_MAX: usize = 1_000;
 /// Arguments of `billow bench billing-run`.
 #[derive(Debug, clap::Args)]
 pub struct BillingRunBenchArgs {
-    /// Subscriptions (one customer each).
-    #[arg(long, default_value_t = 1_000)]
-    pub(crate) subscriptions: u64,
-    /// Usage events per subscription in the period.
-    #[arg(long, default_value_t = 100)]
-    pub(crate) events_per_subscription: u64,
+    #[command(flatten)]
+    sizes: SeedSizes,
     /// A PostgreSQL server whose user may create databases: the bench creates a fresh database
     /// there and drops it afterwards. Without it, a fresh SQLite file is used.
     #[arg(long, value_name = "URL")]
@@ -71,7 +68,7 @@ pub struct BillingRunBenchArgs {
     /// nothing due, month after month, and the upcoming invoice of one customer, and compares
     /// the last month with the first (a run must cost what changed, not what was ever stored).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=120))]
-    pub(crate) months: u32,
+    months: u32,
     /// SQLite only: a copy of the seeded database, for repeating runs without seeding again.
     /// When the file exists, the run starts from a copy of it (it must have been made with the
     /// same sizes); otherwise the bench seeds as usual and saves a copy there before the run.
@@ -87,7 +84,7 @@ pub struct BillingRunBenchArgs {
 /// expected invoices.
 pub async fn run(args: BillingRunBenchArgs) -> anyhow::Result<()> {
     ensure!(
-        args.subscriptions > 0 && args.events_per_subscription > 0,
+        args.sizes.subscriptions > 0 && args.sizes.events_per_subscription > 0,
         "sizes must be positive"
     );
     let profile = StoreProfile::install()?;
@@ -171,14 +168,14 @@ async fn measure(
         Database::Postgres { .. } => "postgres",
     };
     if args.months > 1 {
-        return crate::bench_months::measure(args, database, backend).await;
+        return crate::bench_months::measure(&args.sizes, args.months, database, backend).await;
     }
-    let subscriptions = args.subscriptions;
-    let events = subscriptions * args.events_per_subscription;
+    let subscriptions = args.sizes.subscriptions;
+    let events = subscriptions * args.sizes.events_per_subscription;
     println!(
         "bench billing-run ({backend}): {} subscriptions, {} events per subscription = {} events in the period",
         thousands(subscriptions),
-        thousands(args.events_per_subscription),
+        thousands(args.sizes.events_per_subscription),
         thousands(events)
     );
     let store = Store::open(database).await?;
@@ -188,10 +185,10 @@ async fn measure(
     let seeded = match seeding {
         Seeding::Cached => {
             println!("seed: copied from the seed cache");
-            seeded_before(&store, args).await?
+            seeded_before(&store, &args.sizes).await?
         }
         Seeding::Fresh(cache) => {
-            let seeded = seed(&store, args).await?;
+            let seeded = seed(&store, &args.sizes).await?;
             if let (Some(cache), Counter::Sqlite(path)) = (cache, counter) {
                 save_seed(path, cache).await?;
             }
@@ -325,7 +322,7 @@ struct Seeded {
 }
 
 /// The seeded data of a database copied from a seed cache.
-async fn seeded_before(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seeded> {
+async fn seeded_before(store: &Store, sizes: &SeedSizes) -> anyhow::Result<Seeded> {
     let created: Timestamp = PERIOD_START.parse()?;
     let workspace = store
         .workspace_named_or_created(&WorkspaceName::parse("bench")?, created)
@@ -333,7 +330,7 @@ async fn seeded_before(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Res
         .id;
     Ok(Seeded {
         workspace,
-        customer_ids: (0..args.subscriptions).map(customer_id).collect(),
+        customer_ids: (0..sizes.subscriptions).map(customer_id).collect(),
         customers: Duration::ZERO,
         events: Duration::ZERO,
         compaction: Duration::ZERO,
@@ -357,15 +354,15 @@ async fn save_seed(path: &Path, cache: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn seed(store: &Store, args: &BillingRunBenchArgs) -> anyhow::Result<Seeded> {
+async fn seed(store: &Store, sizes: &SeedSizes) -> anyhow::Result<Seeded> {
     let started = Instant::now();
-    let (workspace, customer_ids) = seed_customers(store, args).await?;
+    let (workspace, customer_ids) = seed_customers(store, sizes).await?;
     let customers = started.elapsed();
     let events_started = Instant::now();
     seed_events(
         store,
         &workspace,
-        args,
+        sizes,
         PERIOD_START.parse()?,
         PERIOD_END.parse()?,
         "",

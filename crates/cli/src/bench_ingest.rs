@@ -13,7 +13,7 @@
 //!    both); then a check that exactly the events sent are stored and that a resent batch is
 //!    counted as duplicates.
 
-use crate::bench::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
+use crate::bench_common::{per_second, reset_peak_rss, thousands, with_database, ProcessCpu};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

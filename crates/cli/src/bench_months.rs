@@ -18,9 +18,8 @@ use billow_billing::{run_billing, Billing, BillingSettings, RunReport};
 use billow_store::{Database, Store, WorkspaceId};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
-use crate::bench::thousands;
-use crate::bench_billing::BillingRunBenchArgs;
-use crate::bench_seed::{compact, seed_customers, seed_events};
+use crate::bench_common::thousands;
+use crate::bench_seed::{compact, seed_customers, seed_events, SeedSizes, PERIOD_START};
 
 /// Calls of the upcoming invoice timed per month (their median is reported).
 const UPCOMING_CALLS: usize = 21;
@@ -37,25 +36,26 @@ struct Month {
     upcoming: Duration,
 }
 
-/// Runs the months of the bench on `database`.
+/// Runs `months` months of the bench on `database`.
 ///
 /// # Errors
 /// When seeding or a run fails, or a run does not finalize one invoice per customer.
 pub(crate) async fn measure(
-    args: &BillingRunBenchArgs,
+    sizes: &SeedSizes,
+    months: u32,
     database: &Database,
     backend: &str,
 ) -> anyhow::Result<()> {
     println!(
         "bench billing-run --months {} ({backend}): {} customers, {} events per customer per month",
-        args.months,
-        thousands(args.subscriptions),
-        thousands(args.events_per_subscription)
+        months,
+        thousands(sizes.subscriptions),
+        thousands(sizes.events_per_subscription)
     );
     let store = Store::open(database).await?;
     store.migrate().await?;
-    let (workspace, customer_ids) = seed_customers(&store, args).await?;
-    let start: Timestamp = crate::bench_billing::PERIOD_START.parse()?;
+    let (workspace, customer_ids) = seed_customers(&store, sizes).await?;
+    let start: Timestamp = PERIOD_START.parse()?;
     // The subscriptions' first invoices (their seats, in advance) are finalized before the
     // months begin, so that every month-end run finalizes one invoice per customer.
     let opening = one_month(
@@ -71,8 +71,8 @@ pub(crate) async fn measure(
         opening.month_end.as_secs_f64(),
         thousands(opening.finalized)
     );
-    let mut months = Vec::new();
-    for number in 1..=args.months {
+    let mut measured = Vec::new();
+    for number in 1..=months {
         let from = start
             .to_zoned(jiff::tz::TimeZone::UTC)
             .checked_add(i64::from(number - 1).months())?;
@@ -81,7 +81,7 @@ pub(crate) async fn measure(
         seed_events(
             &store,
             &workspace,
-            args,
+            sizes,
             from.timestamp(),
             to.timestamp(),
             &format!("-m{number}"),
@@ -110,10 +110,10 @@ pub(crate) async fn measure(
             "the run with nothing due wrote invoices: {:?}",
             month.nothing_due_report
         );
-        months.push(month);
+        measured.push(month);
     }
     store.close().await;
-    let (first, last) = (&months[0], &months[months.len() - 1]);
+    let (first, last) = (&measured[0], &measured[measured.len() - 1]);
     println!(
         "month {} against month 1: month-end run {}× ({:.3} s against {:.3} s), nothing due {}× ({:.3} s against {:.3} s), upcoming invoice {}× ({} ms against {} ms)",
         last.number,

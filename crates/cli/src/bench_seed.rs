@@ -1,5 +1,6 @@
-//! Seeding for `billow bench billing-run`: the workspace, its meter and plan, the customers and
-//! their subscriptions, a period's usage, and its compaction as `billow ingest` leaves it.
+//! Seeding for `billow bench billing-run`: how much to seed ([`SeedSizes`], two of the bench's
+//! arguments), the workspace, its meter and plan, the customers and their subscriptions, a
+//! period's usage, and its compaction as `billow ingest` leaves it.
 
 use std::time::{Duration, Instant};
 
@@ -11,22 +12,34 @@ use billow_store::{Customer, MergeOutcome, NewEvent, Store, WorkspaceId, Workspa
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::bench_billing::{BillingRunBenchArgs, PERIOD_START};
-
+/// The billing period every subscription starts at.
+pub(crate) const PERIOD_START: &str = "2024-01-01T00:00:00Z";
 /// Events per `insert_events` call (one transaction, one log chunk).
 const SEED_BATCH_EVENTS: usize = 100_000;
 /// Events per compaction transaction, as `billow ingest`.
 const COMPACT_EVENTS_MAX: u64 = 100_000;
 
+/// How much `billow bench billing-run` seeds: its arguments `--subscriptions` and
+/// `--events-per-subscription`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SeedSizes {
+    /// Subscriptions (one customer each).
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) subscriptions: u64,
+    /// Usage events per subscription in the period.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) events_per_subscription: u64,
+}
+
 pub(crate) fn customer_id(index: u64) -> String {
     format!("cus_bench_{index:07}")
 }
 
-/// The workspace, its meter and plan, and `args.subscriptions` customers each with a
+/// The workspace, its meter and plan, and `sizes.subscriptions` customers each with a
 /// subscription of 3 seats from [`PERIOD_START`]; returns the workspace and the customers' ids.
 pub(crate) async fn seed_customers(
     store: &Store,
-    args: &BillingRunBenchArgs,
+    sizes: &SeedSizes,
 ) -> anyhow::Result<(WorkspaceId, Vec<String>)> {
     let created: Timestamp = PERIOD_START.parse()?;
     let workspace = store
@@ -72,7 +85,7 @@ pub(crate) async fn seed_customers(
     store.insert_plan(&workspace, &plan, &version).await?;
     let usd = Currency::from_code("USD")?;
     let mut customer_ids = Vec::new();
-    for index in 0..args.subscriptions {
+    for index in 0..sizes.subscriptions {
         let id = customer_id(index);
         let customer = Customer {
             id: id.clone(),
@@ -114,12 +127,12 @@ pub(crate) async fn seed_customers(
     Ok((workspace, customer_ids))
 }
 
-/// `args.events_per_subscription` events of every customer spread over `[from, to)`, their ids
+/// `sizes.events_per_subscription` events of every customer spread over `[from, to)`, their ids
 /// suffixed with `tag` (unique per period), stored as ingested at `ingested_at`.
 pub(crate) async fn seed_events(
     store: &Store,
     workspace: &WorkspaceId,
-    args: &BillingRunBenchArgs,
+    sizes: &SeedSizes,
     from: Timestamp,
     to: Timestamp,
     tag: &str,
@@ -127,13 +140,13 @@ pub(crate) async fn seed_events(
 ) -> anyhow::Result<()> {
     let created = from;
     let period_micros = i64::try_from(to.duration_since(from).as_micros())?;
-    let per_subscription = args.events_per_subscription;
+    let per_subscription = sizes.events_per_subscription;
     let step = period_micros / i64::try_from(per_subscription)?;
     let mut batch = Vec::with_capacity(SEED_BATCH_EVENTS);
     // In time order over the whole month, every customer's j-th event close together, as a month
     // of real traffic arrives.
     for sequence in 0..per_subscription {
-        for index in 0..args.subscriptions {
+        for index in 0..sizes.subscriptions {
             let offset = i64::try_from(sequence)? * step
                 + i64::try_from(index % 1_000)? * (step / 1_000).max(1);
             batch.push(NewEvent {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_billing;
+mod bench_common;
 mod bench_ingest;
 mod bench_months;
 mod bench_seed;

@@ -11,6 +11,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::database::{Database, PostgresUrl};
+use crate::events::activity::WriterActivity;
+use crate::events::state::EventsState;
+use crate::keys::cache::CredentialCache;
 
 /// Migrations are compiled into the binary, one folder per backend: the SQL dialects differ.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -45,9 +48,9 @@ const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) backend: Backend,
-    pub(crate) events: crate::events::EventsState,
-    /// Recently authenticated credentials (keys module).
-    pub(crate) credentials: crate::keys::CredentialCache,
+    pub(crate) events: EventsState,
+    /// Recently authenticated credentials.
+    pub(crate) credentials: CredentialCache,
     /// SQLite: stops the background checkpointer when the last clone is dropped.
     _checkpointer: Option<std::sync::Arc<StopOnDrop>>,
 }
@@ -78,7 +81,7 @@ impl Store {
     /// [`OpenStoreError`] when the directory cannot be created or the database cannot be opened.
     #[tracing::instrument(skip_all, fields(database = %database))]
     pub async fn open(database: &Database) -> Result<Self, OpenStoreError> {
-        let events = crate::events::EventsState::default();
+        let events = EventsState::default();
         let (backend, checkpointer) = match database {
             Database::Sqlite { path } => {
                 let pool = open_sqlite(path).await?;
@@ -92,7 +95,7 @@ impl Store {
             _checkpointer: checkpointer,
             backend,
             events,
-            credentials: crate::keys::CredentialCache::default(),
+            credentials: CredentialCache::default(),
         })
     }
 
@@ -107,7 +110,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), MigrateStoreError> {
         match &self.backend {
             Backend::Sqlite(pool) => match SQLITE_MIGRATOR.run(pool).await {
-                Ok(()) => crate::events::delete_abandoned_pending_chunks(pool)
+                Ok(()) => crate::events::sqlite::delete_abandoned_pending_chunks(pool)
                     .await
                     .map_err(MigrateError::Execute),
                 Err(error) => Err(error),
@@ -137,7 +140,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(pool) => {
-                crate::events::close_sqlite_writer(&self.events.sqlite_keys).await;
+                crate::events::sqlite::close_writer(&self.events.sqlite_keys).await;
                 pool.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
@@ -227,7 +230,7 @@ async fn open_sqlite(path: &Path) -> Result<SqlitePool, OpenStoreError> {
 /// the fastest) and is cut back to [`SQLITE_WAL_SIZE_LIMIT_BYTES`] when it starts over.
 fn spawn_checkpointer(
     pool: SqlitePool,
-    activity: std::sync::Arc<crate::events::WriterActivity>,
+    activity: std::sync::Arc<WriterActivity>,
 ) -> std::sync::Arc<StopOnDrop> {
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {

@@ -904,7 +904,7 @@ impl Store {
                         numbers.push(None);
                         continue;
                     }
-                    crate::billing::append_payment_state!(
+                    crate::invoices::append_payment_state!(
                         transaction,
                         workspace,
                         &invoice.id,

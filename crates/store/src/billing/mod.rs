@@ -19,42 +19,15 @@ pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;
 
-use crate::invoices::{bind_invoice, insert_invoice_sql, InvoiceRecord, InvoiceStatus};
+use crate::invoices::{
+    append_payment_state, bind_invoice, insert_invoice_sql, InvoiceRecord, InvoiceStatus,
+};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 use sql::{from_micros, to_micros, with_pool, BillingStoreError};
 
 /// The state every finalized invoice starts its payment history with.
 pub const PAYMENT_PENDING: &str = "PaymentPending";
-
-/// Appends one payment state inside a transaction; evaluates to its sequence number.
-macro_rules! append_payment_state {
-    ($transaction:ident, $workspace:expr, $invoice_id:expr, $state:expr, $message:expr, $at:expr) => {{
-        let (sequence,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM payment_state_history \
-             WHERE workspace_id = $1 AND invoice_id = $2",
-        )
-        .bind($workspace.as_str())
-        .bind($invoice_id)
-        .fetch_one(&mut *$transaction)
-        .await?;
-        sqlx::query(
-            "INSERT INTO payment_state_history \
-             (workspace_id, invoice_id, sequence, state, message, at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($workspace.as_str())
-        .bind($invoice_id)
-        .bind(sequence)
-        .bind($state)
-        .bind($message)
-        .bind($crate::billing::sql::to_micros($at))
-        .execute(&mut *$transaction)
-        .await?;
-        sequence
-    }};
-}
-pub(crate) use append_payment_state;
 
 /// A late-usage difference of a finalized invoice, to be billed on a later one.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,15 +11,15 @@
 //! n²/2¹²⁹ for n events, below 10⁻¹⁴ for a trillion events, and SHA-256 makes a collision
 //! infeasible to craft.
 
+pub(crate) mod activity;
 mod codec;
 mod merge;
 mod plan;
 mod postgres;
 mod read;
-mod sqlite;
+pub(crate) mod sqlite;
+pub(crate) mod state;
 mod writer;
-
-pub(crate) use writer::WriterActivity;
 
 use std::collections::HashSet;
 use std::hash::Hasher;
@@ -36,9 +36,6 @@ use crate::WorkspaceId;
 pub use codec::DecodeChunkError;
 pub use merge::MergeOutcome;
 pub use read::{SubjectsUsage, UsageChunks};
-pub(crate) use sqlite::{
-    close_writer as close_sqlite_writer, delete_abandoned_pending_chunks, KeyCache,
-};
 pub use writer::{EventWriter, WriteEventsError, GROUP_EVENTS_MAX};
 
 /// The longest `source`, `id`, `type` or `subject` the store accepts, in bytes.
@@ -166,17 +163,6 @@ pub(crate) trait NextBatches {
     /// are recorded as ingested at; `None` when no more can come. Cancel-safe: the wait is
     /// dropped when the current commit is done, and no batch is lost.
     fn next_batch(&mut self) -> BoxFuture<'_, Option<(Batch<'_>, Timestamp)>>;
-}
-
-/// State the store keeps beside its pool for events: the writers' key caches.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct EventsState {
-    pub(crate) sqlite_keys: Arc<tokio::sync::Mutex<KeyCache>>,
-    pub(crate) postgres_keys: Arc<tokio::sync::Mutex<postgres::KeyCache>>,
-    /// Whether the event writers are saturated, for maintenance to yield to them.
-    pub(crate) writer_activity: Arc<writer::WriterActivity>,
-    /// The subjects compaction wrote to, for the merge passes.
-    pub(crate) merge_hints: Arc<std::sync::Mutex<merge::MergeHints>>,
 }
 
 impl Store {

@@ -137,7 +137,7 @@ macro_rules! insert_credit_note_row {
             .await?
             .rows_affected();
             if settled > 0 {
-                $crate::billing::append_payment_state!(
+                $crate::invoices::append_payment_state!(
                     $transaction,
                     $workspace,
                     &note.invoice_id,

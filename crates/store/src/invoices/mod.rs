@@ -211,6 +211,35 @@ pub struct PaymentStateRecord {
     pub at: Timestamp,
 }
 
+/// Appends one payment state inside a transaction; evaluates to its sequence number.
+macro_rules! append_payment_state {
+    ($transaction:ident, $workspace:expr, $invoice_id:expr, $state:expr, $message:expr, $at:expr) => {{
+        let (sequence,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM payment_state_history \
+             WHERE workspace_id = $1 AND invoice_id = $2",
+        )
+        .bind($workspace.as_str())
+        .bind($invoice_id)
+        .fetch_one(&mut *$transaction)
+        .await?;
+        sqlx::query(
+            "INSERT INTO payment_state_history \
+             (workspace_id, invoice_id, sequence, state, message, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($workspace.as_str())
+        .bind($invoice_id)
+        .bind(sequence)
+        .bind($state)
+        .bind($message)
+        .bind($crate::billing::sql::to_micros($at))
+        .execute(&mut *$transaction)
+        .await?;
+        sequence
+    }};
+}
+pub(crate) use append_payment_state;
+
 /// The columns an invoice insert writes, as a literal for `concat!`.
 macro_rules! invoice_columns {
     () => {
@@ -544,7 +573,7 @@ impl Store {
                     });
                 }
             }
-            let sequence = crate::billing::append_payment_state!(
+            let sequence = append_payment_state!(
                 transaction, workspace, invoice_id, state, message, at
             );
             transaction.commit().await?;

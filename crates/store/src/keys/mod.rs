@@ -12,12 +12,11 @@
 //! - [`Store::create_customer_token`] and [`Store::customer_token_owner`] serve customer-scoped
 //!   access.
 
-mod cache;
+pub(crate) mod cache;
 mod secret;
 mod tokens;
 
 use cache::CachedCredential;
-pub(crate) use cache::CredentialCache;
 pub use cache::{CREDENTIAL_CACHE_ENTRIES_MAX, CREDENTIAL_CACHE_TTL};
 pub use secret::{CredentialHash, CredentialKind, CredentialSecret};
 
