@@ -17,7 +17,6 @@ use billow_store::billing::{
 use billow_store::invoices::{InvoiceRecord, InvoiceScope, InvoiceStatus};
 use billow_store::{new_id, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 use crate::load::CustomerInput;
 use crate::preview::{preview_with_credits, Upcoming};
@@ -223,7 +222,7 @@ fn late_usage(
     now: Timestamp,
 ) -> Option<AdjustmentRecord> {
     let currency = issued.invoice.currency;
-    if currency.code() != finalized.currency {
+    if currency != finalized.currency {
         // The customer's currency changed since: amounts in two currencies do not subtract.
         tracing::warn!(
             invoice_id = %finalized.id,
@@ -438,7 +437,6 @@ pub(crate) fn record_of(
         // The customer's invoice bills several plans: each line names its product.
         billow_core::scenario::InvoiceScope::Customer => (InvoiceScope::Customer, String::new()),
     };
-    let to_json = |value: Result<Value, serde_json::Error>| value.map_err(RunBillingError::store);
     let to_text = |text: Result<String, serde_json::Error>| text.map_err(RunBillingError::store);
     Ok(InvoiceRecord {
         id: new_id("inv"),
@@ -448,19 +446,13 @@ pub(crate) fn record_of(
         scope,
         subscriptions: issued.subscriptions.clone(),
         plan_version_id,
-        reason: to_json(serde_json::to_value(issued.reason))?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        reason: issued.reason,
         issued_at: invoice.issued_at,
         period_start: invoice.period.start,
         period_end: invoice.period.end,
         status: InvoiceStatus::Draft,
-        currency: invoice.currency.code().to_owned(),
-        rounding: to_json(serde_json::to_value(invoice.rounding))?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        currency: invoice.currency,
+        rounding: invoice.rounding,
         total_minor: invoice.totals.total.amount_minor(),
         amount_before_tax_minor: invoice.net_before_tax_minor(),
         lines: to_text(serde_json::to_string(&invoice.lines))?,

@@ -6,7 +6,8 @@
 mod support;
 
 use billow_core::credit::CreditGrant;
-use billow_core::scenario::{DiscountSpec, PlanSpec};
+use billow_core::scenario::{DiscountSpec, InvoiceReason, PlanSpec};
+use billow_core::{Currency, RoundingMode};
 use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingWrites, Finalization, Finalized,
 };
@@ -45,13 +46,13 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         scope: InvoiceScope::Subscription,
         subscriptions: vec![subscription_id.to_owned()],
         plan_version_id: "pv_1".to_owned(),
-        reason: "period_end".to_owned(),
+        reason: InvoiceReason::PeriodEnd,
         issued_at: at(issued_at),
         period_start: at("2024-01-01T00:00:00Z"),
         period_end: at("2024-02-01T00:00:00Z"),
         status: InvoiceStatus::Draft,
-        currency: "USD".to_owned(),
-        rounding: "half_up".to_owned(),
+        currency: Currency::from_code("USD").unwrap(),
+        rounding: RoundingMode::HalfUp,
         total_minor,
         amount_before_tax_minor: total_minor,
         lines: json!([{"number": 1, "amount": total_minor}]),

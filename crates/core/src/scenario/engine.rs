@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{BucketId, Checkpoint};
 use super::rating_state::RatingState;
@@ -32,7 +32,7 @@ use crate::period::{proration_factor, BillingCalendar, Cadence, CalendarError, P
 use crate::price::{PriceModel, RatePriceError};
 
 /// Why an invoice was issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceReason {
     /// The subscription started (charges billed in advance).

@@ -16,7 +16,7 @@ use billow_core::scenario::Checkpoint;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
-use super::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use super::sql::{enum_text, from_json, from_micros, to_micros, with_pool, BillingStoreError};
 use super::{adjustment_from_row, AdjustmentRecord, AdjustmentRow, PAYMENT_PENDING};
 use crate::catalog::{PlanVersionRecord, TaxRateRecord};
 use crate::invoices::{
@@ -88,13 +88,13 @@ macro_rules! insert_invoices {
                     .push_bind(invoice.customer_id.as_str())
                     .push_bind(invoice.invoice_key.as_str())
                     .push_bind(invoice.plan_version_id.as_str())
-                    .push_bind(invoice.reason.as_str())
+                    .push_bind(enum_text(&invoice.reason))
                     .push_bind(to_micros(invoice.issued_at))
                     .push_bind(to_micros(invoice.period_start))
                     .push_bind(to_micros(invoice.period_end))
                     .push_bind(invoice.status.as_str())
-                    .push_bind(invoice.currency.as_str())
-                    .push_bind(invoice.rounding.as_str())
+                    .push_bind(invoice.currency.code())
+                    .push_bind(enum_text(&invoice.rounding))
                     .push_bind(invoice.total_minor)
                     .push_bind(invoice.amount_before_tax_minor)
                     .push_bind(invoice.lines.as_str())
@@ -184,7 +184,7 @@ pub struct InvoiceSummary {
     pub period_start: Timestamp,
     pub period_end: Timestamp,
     pub status: InvoiceStatus,
-    pub currency: String,
+    pub currency: billow_core::Currency,
     /// [`InvoiceRecord::amount_before_tax_minor`]: what late usage is compared with.
     pub amount_before_tax_minor: i64,
 }
@@ -606,7 +606,11 @@ impl Store {
                     period_start: from_micros(start)?,
                     period_end: from_micros(end)?,
                     status: row.7.parse()?,
-                    currency: row.8,
+                    currency: billow_core::Currency::from_code(&row.8).map_err(|_| {
+                        BillingStoreError::CorruptRow {
+                            column: "invoices.currency",
+                        }
+                    })?,
                     amount_before_tax_minor: row.9,
                 });
             }

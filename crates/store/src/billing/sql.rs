@@ -32,6 +32,24 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("stored types serialize: their maps have string keys")
 }
 
+/// A unit enum of the billing core (`RoundingMode`, `InvoiceReason`) as the name its column
+/// stores: its serde name (`half_up`, `period_end`).
+pub(crate) fn enum_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => unreachable!("a unit enum serializes as its name"),
+    }
+}
+
+/// The unit enum `T` its column names.
+pub(crate) fn enum_from_text<T: DeserializeOwned>(
+    text: &str,
+    column: &'static str,
+) -> Result<T, BillingStoreError> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| BillingStoreError::CorruptRow { column })
+}
+
 /// Why a billing repository call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BillingStoreError {

@@ -8,6 +8,7 @@
 //! never count past the maximum (and a `CHECK` on the table says so once more).
 
 use billow_core::scenario::DiscountSpec;
+use billow_core::Currency;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ pub struct CouponRecord {
     /// as JSON.
     pub terms: Value,
     /// The currency of an amount-off coupon's amount; `None` for a percentage.
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub max_redemptions: Option<i64>,
     /// The last instant (exclusive) it may be redeemed at.
     pub redeem_by: Option<Timestamp>,
@@ -112,7 +113,12 @@ fn coupon_from_row(
         code,
         name,
         terms: from_json(&terms, "coupons.terms")?,
-        currency,
+        currency: currency
+            .map(|code| Currency::from_code(&code))
+            .transpose()
+            .map_err(|_| BillingStoreError::CorruptRow {
+                column: "coupons.currency",
+            })?,
         max_redemptions,
         redeem_by: redeem_by.map(from_micros).transpose()?,
         times_redeemed,
@@ -142,7 +148,7 @@ impl Store {
             .bind(&coupon.code)
             .bind(&coupon.name)
             .bind(&terms)
-            .bind(&coupon.currency)
+            .bind(coupon.currency.map(Currency::code))
             .bind(coupon.max_redemptions)
             .bind(coupon.redeem_by.map(to_micros))
             .bind(coupon.times_redeemed)

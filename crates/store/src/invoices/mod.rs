@@ -7,10 +7,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use billow_core::scenario::InvoiceReason;
+use billow_core::{Currency, RoundingMode};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::billing::sql::{from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use crate::billing::sql::{
+    enum_from_text, from_json, from_micros, to_micros, with_pool, BillingStoreError,
+};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
@@ -121,13 +125,13 @@ pub struct InvoiceRecord<Json = Value> {
     /// lines each name their product.
     pub plan_version_id: String,
     /// Why the engine issued it (`period_end`, `subscription_start`, ...).
-    pub reason: String,
+    pub reason: InvoiceReason,
     pub issued_at: Timestamp,
     pub period_start: Timestamp,
     pub period_end: Timestamp,
     pub status: InvoiceStatus,
-    pub currency: String,
-    pub rounding: String,
+    pub currency: Currency,
+    pub rounding: RoundingMode,
     pub total_minor: i64,
     /// What the engine computed for the invoice's own lines before tax: subtotal + discount +
     /// credit, without the late-usage adjustment lines it bills (`Invoice::net_before_tax_minor`;
@@ -296,13 +300,17 @@ impl InvoiceRow {
                 }
             })?,
             plan_version_id: self.plan_version_id,
-            reason: self.reason,
+            reason: enum_from_text(&self.reason, "invoices.reason")?,
             issued_at: from_micros(self.issued_at)?,
             period_start: from_micros(self.period_start)?,
             period_end: from_micros(self.period_end)?,
             status: self.status.parse()?,
-            currency: self.currency,
-            rounding: self.rounding,
+            currency: Currency::from_code(&self.currency).map_err(|_| {
+                BillingStoreError::CorruptRow {
+                    column: "invoices.currency",
+                }
+            })?,
+            rounding: enum_from_text(&self.rounding, "invoices.rounding")?,
             total_minor: self.total_minor,
             amount_before_tax_minor: self.amount_before_tax_minor,
             lines: from_json(&self.lines, "invoices.lines")?,
@@ -326,13 +334,13 @@ macro_rules! bind_invoice {
             .bind(&$invoice.customer_id)
             .bind(&$invoice.invoice_key)
             .bind(&$invoice.plan_version_id)
-            .bind(&$invoice.reason)
+            .bind($crate::billing::sql::enum_text(&$invoice.reason))
             .bind(to_micros($invoice.issued_at))
             .bind(to_micros($invoice.period_start))
             .bind(to_micros($invoice.period_end))
             .bind($invoice.status.as_str())
-            .bind(&$invoice.currency)
-            .bind(&$invoice.rounding)
+            .bind($invoice.currency.code())
+            .bind($crate::billing::sql::enum_text(&$invoice.rounding))
             .bind($invoice.total_minor)
             .bind($invoice.amount_before_tax_minor)
             .bind($invoice.lines.to_string())

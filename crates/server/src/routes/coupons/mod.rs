@@ -213,8 +213,8 @@ pub(crate) async fn redeem(
     if let Some(refusal) = coupon.refusal(now) {
         return Err(refused(refusal));
     }
-    let billed_in = world.customer.currency.code();
-    if let Some(currency) = coupon.currency.as_deref().filter(|c| *c != billed_in) {
+    let billed_in = world.customer.currency;
+    if let Some(currency) = coupon.currency.filter(|c| *c != billed_in) {
         return Err(ApiError::invalid(
             "coupon",
             format!("the coupon takes an amount in {currency} off, and the customer is billed in {billed_in}"),

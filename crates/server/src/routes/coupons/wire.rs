@@ -135,7 +135,7 @@ impl CreateCoupon {
             code: self.code,
             name: self.name,
             terms: Value::Object(terms),
-            currency: currency.map(|currency| currency.code().to_owned()),
+            currency,
             max_redemptions: self.max_redemptions.map(i64::from),
             redeem_by: self.redeem_by,
             times_redeemed: 0,

@@ -53,18 +53,15 @@ pub(crate) fn router() -> ApiRouter {
         .routes(routes!(billing_history))
 }
 
-fn money_json(amount_minor: i64, currency: &str) -> Value {
-    match Currency::from_code(currency) {
-        Ok(currency) => json!(Money::from_minor(amount_minor, currency)),
-        Err(_) => json!({"amount_minor": amount_minor, "currency": currency}),
-    }
+fn money_json(amount_minor: i64, currency: Currency) -> Value {
+    json!(Money::from_minor(amount_minor, currency))
 }
 
 pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
     let reference = invoice
         .number
         .map_or_else(|| invoice.id.clone(), |number| format!("#{number}"));
-    let total = money_json(invoice.total_minor, &invoice.currency);
+    let total = money_json(invoice.total_minor, invoice.currency);
     // Stripe's three amounts: what the credit notes took off, what the customer owes after them,
     // and what is still to pay. The payment instructions ask for the amount due.
     let due = AmountDue::new(
@@ -72,7 +69,7 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         invoice.credited_minor,
         matches!(invoice.status, InvoiceStatus::Paid | InvoiceStatus::Void),
     );
-    let amount_due = money_json(due.due_minor, &invoice.currency);
+    let amount_due = money_json(due.due_minor, invoice.currency);
     let amount = amount_due["amount"].as_str().unwrap_or_default().to_owned();
     json!({
         "id": invoice.id,
@@ -89,9 +86,9 @@ pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
         "currency": invoice.currency,
         "rounding": invoice.rounding,
         "total": total,
-        "credited": money_json(invoice.credited_minor, &invoice.currency),
+        "credited": money_json(invoice.credited_minor, invoice.currency),
         "amount_due": amount_due,
-        "amount_remaining": money_json(due.remaining_minor, &invoice.currency),
+        "amount_remaining": money_json(due.remaining_minor, invoice.currency),
         "lines": invoice.lines,
         "totals": invoice.totals,
         "credit_usage": invoice.credit_usage,
@@ -341,7 +338,7 @@ pub(crate) async fn create_credit_note(
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
     let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
-    let currency = Currency::from_code(&invoice.currency).map_err(ApiError::internal)?;
+    let currency = invoice.currency;
     if body.lines.is_empty() || body.lines.len() > CREDIT_NOTE_LINES_MAX {
         return Err(ApiError::invalid("lines", "must have 1 to 100 lines"));
     }
@@ -417,7 +414,7 @@ pub(crate) async fn create_credit_note(
         .map_err(store_error("invoice", &id))?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(credit_note_json(&note, &invoice.currency)),
+        ApiJson(credit_note_json(&note, invoice.currency)),
     ))
 }
 
@@ -461,7 +458,7 @@ fn credited_lines(
     credits
 }
 
-fn credit_note_json(note: &CreditNoteRecord, currency: &str) -> Value {
+fn credit_note_json(note: &CreditNoteRecord, currency: Currency) -> Value {
     json!({
         "id": note.id,
         "invoice_id": note.invoice_id,
@@ -488,7 +485,7 @@ pub(crate) async fn list_credit_notes(
         .await
         .map_err(ApiError::internal)?;
     Ok(ApiJson(json!({
-        "data": notes.iter().map(|n| credit_note_json(n, &invoice.currency)).collect::<Vec<_>>(),
+        "data": notes.iter().map(|n| credit_note_json(n, invoice.currency)).collect::<Vec<_>>(),
     })))
 }
 
@@ -677,10 +674,10 @@ pub(crate) async fn billing_history(
                 "issued_at": invoice.issued_at.to_string(),
                 "due_at": invoice.due_at.map(|at| at.to_string()),
                 "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
-                "total": money_json(invoice.total_minor, &invoice.currency),
-                "credited": money_json(invoice.credited_minor, &invoice.currency),
-                "amount_due": money_json(due.due_minor, &invoice.currency),
-                "amount_remaining": money_json(due.remaining_minor, &invoice.currency),
+                "total": money_json(invoice.total_minor, invoice.currency),
+                "credited": money_json(invoice.credited_minor, invoice.currency),
+                "amount_due": money_json(due.due_minor, invoice.currency),
+                "amount_remaining": money_json(due.remaining_minor, invoice.currency),
             })
         })
         .collect();
