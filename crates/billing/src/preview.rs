@@ -4,31 +4,31 @@
 
 use std::collections::{HashMap, HashSet};
 
-use billow_core::scenario::{preview_from, Checkpoint, Preview, Scenario};
+use billow_core::scenario::{preview_from, Checkpoint, Preview, World};
 use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::CreditBalance;
 use jiff::Timestamp;
 
 use crate::RunBillingError;
 
-/// The engine's answer for a customer's scenario, started at `from` when given, and the
+/// The engine's answer for a customer's world, started at `from` when given, and the
 /// negative late adjustments that are credit notes of their source invoices instead of lines of
 /// it ([`plan_credits`]): the engine runs again without them, so that a standalone invoice
 /// bills only the positive ones (or is not issued) and the next invoice does not go negative. A
 /// run writes both; the upcoming invoice shows the first. Rare, so the second run costs little.
-/// `scenario` is left as the engine last ran it.
+/// `world` is left as the engine last ran it.
 ///
 /// [`plan_credits`]: crate::late_credit::plan_credits
 pub(crate) fn preview_with_credits(
-    scenario: &mut Scenario,
+    world: &mut World,
     from: Option<&Checkpoint>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
     balances: &HashMap<String, CreditBalance>,
     now: Timestamp,
     upcoming: Upcoming,
 ) -> Result<(Preview, Vec<AdjustmentCredit>), RunBillingError> {
-    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
-        customer_id: scenario.customer.id.clone(),
+    let preview = preview_from(world, from).map_err(|source| RunBillingError::Engine {
+        customer_id: world.customer.id.clone(),
         source,
     })?;
     let invoices = match upcoming {
@@ -40,11 +40,11 @@ pub(crate) fn preview_with_credits(
         return Ok((preview, credits));
     }
     let credited: HashSet<&str> = credits.iter().map(|c| c.adjustment_id.as_str()).collect();
-    scenario
+    world
         .adjustments
         .retain(|adjustment| !credited.contains(adjustment.key.as_str()));
-    let preview = preview_from(scenario, from).map_err(|source| RunBillingError::Engine {
-        customer_id: scenario.customer.id.clone(),
+    let preview = preview_from(world, from).map_err(|source| RunBillingError::Engine {
+        customer_id: world.customer.id.clone(),
         source,
     })?;
     Ok((preview, credits))

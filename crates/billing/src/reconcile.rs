@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use billow_core::invoice::{Invoice, InvoiceLine};
 use billow_core::late_usage::late_usage_adjustment;
 use billow_core::scenario::{
-    AdjustmentSpec, ChangeSpec, Checkpoint, IssuedInvoice, Preview, Scenario,
+    AdjustmentSpec, ChangeSpec, Checkpoint, IssuedInvoice, Preview, World,
 };
 use billow_core::Money;
 use billow_store::billing::{
@@ -66,15 +66,14 @@ pub(crate) fn plan_customer(
     };
     let customer_id = world.customer.customer_id.as_str();
     let pending = pending_adjustments(&world, &invoices, &adjustments);
-    let mut scenario =
-        world
-            .scenario(now, events, pending)
-            .map_err(|source| RunBillingError::World {
-                customer_id: customer_id.to_owned(),
-                source,
-            })?;
+    let mut input = world
+        .world(now, events, pending)
+        .map_err(|source| RunBillingError::World {
+            customer_id: customer_id.to_owned(),
+            source,
+        })?;
     let (preview, credits) = preview_with_credits(
-        &mut scenario,
+        &mut input,
         checkpoint.as_ref(),
         &adjustments,
         &balances,
@@ -175,7 +174,7 @@ pub(crate) fn plan_customer(
             }
         }
     }
-    plan.state.checkpoint = next_checkpoint(&preview, &scenario, checkpoint, &finals);
+    plan.state.checkpoint = next_checkpoint(&preview, &input, checkpoint, &finals);
     // An event before where the next computation reads usage from changes what a run writes
     // too (a gauge's level in a gap between periods).
     if let Some(next) = &plan.state.checkpoint {
@@ -189,7 +188,7 @@ pub(crate) fn plan_customer(
 /// started when no later invoice became final.
 fn next_checkpoint(
     preview: &Preview,
-    scenario: &Scenario,
+    world: &World,
     started: Option<Checkpoint>,
     finals: &[(Timestamp, bool)],
 ) -> Option<Checkpoint> {
@@ -205,7 +204,7 @@ fn next_checkpoint(
         .max();
     match final_through {
         Some(through) if started.as_ref().is_none_or(|c| c.through < through) => {
-            preview.checkpoint_through(scenario, through).or(started)
+            preview.checkpoint_through(world, through).or(started)
         }
         _ => started,
     }

@@ -488,19 +488,18 @@ pub(crate) async fn preview_customer(
     let adjustments = load::adjustments_by_key(billing, workspace, &invoice_keys).await?;
     let balances = load::credit_balances(billing, workspace, &adjustments).await?;
     let pending = pending_adjustments(world, &invoices, &adjustments);
-    let scenario =
-        world
-            .scenario(now, events, pending)
-            .map_err(|source| RunBillingError::World {
-                customer_id: world.customer.customer_id.clone(),
-                source,
-            })?;
+    let input = world
+        .world(now, events, pending)
+        .map_err(|source| RunBillingError::World {
+            customer_id: world.customer.customer_id.clone(),
+            source,
+        })?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.
     // The adjustments a run would credit instead are left out, as the run leaves them out.
     tokio::task::spawn_blocking(move || {
-        let mut scenario = scenario;
+        let mut input = input;
         preview_with_credits(
-            &mut scenario,
+            &mut input,
             None,
             &adjustments,
             &balances,

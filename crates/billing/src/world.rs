@@ -15,8 +15,8 @@ use std::sync::Arc;
 use billow_core::credit::CreditGrant;
 use billow_core::invoice::TaxRate;
 use billow_core::scenario::{
-    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, ResourceSpec, Scenario,
-    ScenarioError, SCENARIO_FORMAT_VERSION,
+    AdjustmentSpec, ChangeSpec, CustomerSpec, DiscountSpec, Invoicing, ResourceSpec, ScenarioError,
+    World, SCENARIO_FORMAT_VERSION,
 };
 use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::billing::WorkspaceSettings;
@@ -337,21 +337,22 @@ impl CustomerWorld {
         })
     }
 
-    /// The scenario at `now` with `events`, whose subjects that are aliases of the customer are
-    /// rewritten to its id (the engine matches the customer by id), and `adjustments` (pending
-    /// late-usage differences, checked by the core like the rest).
+    /// The engine's input at `now` with `events`, whose subjects that are aliases of the
+    /// customer are rewritten to its id (the engine matches the customer by id), and
+    /// `adjustments` (pending late-usage differences, checked by the core like the rest).
     ///
     /// Built from the stored specs directly and validated as `Scenario::from_json` validates a
-    /// document; the events were validated when they were ingested and are set after validation.
+    /// document's world; the events were validated when they were ingested and are set after
+    /// validation.
     ///
     /// # Errors
     /// When the core rejects the world (a path names the field).
-    pub fn scenario(
+    pub fn world(
         &self,
         now: Timestamp,
         mut events: Vec<UsageEvent>,
         adjustments: Vec<AdjustmentSpec>,
-    ) -> Result<Scenario, ScenarioError> {
+    ) -> Result<World, ScenarioError> {
         let subscriptions = self
             .subscriptions
             .iter()
@@ -361,10 +362,7 @@ impl CustomerWorld {
                 spec
             })
             .collect();
-        let mut scenario = Scenario {
-            billow_scenario: SCENARIO_FORMAT_VERSION,
-            name: self.customer.customer_id.clone(),
-            description: None,
+        let mut world = World {
             currency: self.customer.currency,
             rounding: self.rounding,
             now,
@@ -383,16 +381,15 @@ impl CustomerWorld {
             events: Vec::new(),
             resources: self.resources.clone(),
             adjustments,
-            expect: None,
         };
-        scenario.validate()?;
+        world.validate()?;
         for event in &mut events {
             if self.customer.aliases.contains(&event.subject) {
                 event.subject.clone_from(&self.customer.customer_id);
             }
         }
-        scenario.events = events;
-        Ok(scenario)
+        world.events = events;
+        Ok(world)
     }
 }
 

@@ -17,7 +17,8 @@
 //! Where the time goes: every store method is a `tracing` span, so a layer installed here adds up
 //! each one's wall time (from its creation to its close) by name. The run's loader and writer
 //! tasks overlap each other and the engine, so the spans' times overlap too; the engine alone
-//! (`Scenario::from_json` and `preview` of the same customers) is timed separately after the run.
+//! (building the engine's input from the same customers' records, and `preview`) is timed
+//! separately after the run.
 //!
 //! `--seed-cache FILE` (SQLite) keeps a copy of the seeded database, so that later runs, of this
 //! binary or another, start from the same data without seeding again.
@@ -29,11 +30,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use billow_billing::clock::ManualClock;
+use billow_billing::world::CustomerWorld;
 use billow_billing::{run_billing, Billing, BillingSettings};
-use billow_core::scenario::Scenario;
 use billow_store::{Database, MergeOutcome, PostgresUrl, Store, WorkspaceId, WorkspaceName};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use tracing::span::{Attributes, Id};
@@ -269,11 +269,11 @@ async fn measure(
 
     let engine = engine_alone(&store, &seeded.workspace, &seeded.customer_ids, now).await?;
     let sample = u32::try_from(engine.customers.max(1))?;
-    let per_customer = (engine.parse + engine.preview) / sample;
+    let per_customer = (engine.build + engine.preview) / sample;
     println!(
-        "engine alone, {} customers: Scenario::from_json {} µs + preview {} µs per customer (≈ {:.2} s for all {})",
+        "engine alone, {} customers: world built {} µs + preview {} µs per customer (≈ {:.2} s for all {})",
         engine.customers,
-        (engine.parse / sample).as_micros(),
+        (engine.build / sample).as_micros(),
         (engine.preview / sample).as_micros(),
         per_customer
             .saturating_mul(u32::try_from(subscriptions).unwrap_or(u32::MAX))
@@ -385,60 +385,40 @@ async fn seed(store: &Store, sizes: &SeedSizes) -> anyhow::Result<Seeded> {
 
 struct EngineTimes {
     customers: usize,
-    parse: Duration,
+    /// Building the engine's input from the customer's records (`CustomerWorld::world`: the
+    /// typed specs cloned, the world validated, the events set).
+    build: Duration,
     preview: Duration,
 }
 
-/// The engine alone on the first customers' worlds, as a run builds them: the same scenario
-/// document (meter, plan version, subscription), read with `Scenario::from_json`, the customer's
-/// stored events set on it, then `preview`. The store reads are not timed.
+/// The engine alone on the first customers' worlds, as a run builds them: each customer's
+/// records loaded (not timed), the engine's input built from them with the customer's stored
+/// events, then `preview`.
 async fn engine_alone(
     store: &Store,
     workspace: &WorkspaceId,
     customer_ids: &[String],
     now: Timestamp,
 ) -> anyhow::Result<EngineTimes> {
+    let billing = Billing::new(store.clone());
     let mut times = EngineTimes {
         customers: 0,
-        parse: Duration::ZERO,
+        build: Duration::ZERO,
         preview: Duration::ZERO,
     };
-    for (index, customer) in customer_ids.iter().take(ENGINE_SAMPLE_MAX).enumerate() {
-        let subscription_id = format!("sub_bench_{index:07}");
-        let subjects = vec![
-            customer.clone(),
-            format!("team-{index}"),
-            subscription_id.clone(),
-        ];
-        let events = store
-            .usage_events(workspace, &subjects, Timestamp::MIN, now)
-            .await?;
-        let version = store
-            .plan_version(workspace, "pv_bench")
+    for customer in customer_ids.iter().take(ENGINE_SAMPLE_MAX) {
+        let world = CustomerWorld::load(&billing, workspace, customer)
             .await?
-            .context("the plan version is stored")?;
-        let mut plan = version.spec;
-        plan.key.clone_from(&version.id);
-        let document = json!({
-            "billow_scenario": billow_core::scenario::SCENARIO_FORMAT_VERSION,
-            "name": customer,
-            "currency": "USD",
-            "now": now.to_string(),
-            "customer": {"id": customer, "time_zone": "UTC", "billing_cycle_day": 1},
-            "meters": store.meters(workspace).await?.into_iter().map(|m| m.spec).collect::<Vec<_>>(),
-            "plans": [plan],
-            "subscriptions": [{"id": subscription_id, "plan": version.id, "start": PERIOD_START,
-                "quantity": 3, "changes": []}],
-            "credit_grants": [],
-            "discounts": [],
-        });
+            .with_context(|| format!("no customer {customer}"))?;
+        let events = store
+            .usage_events(workspace, &world.subjects(), Timestamp::MIN, now)
+            .await?;
         let started = Instant::now();
-        let mut scenario = Scenario::from_json(&document.to_string())?;
-        let parsed = Instant::now();
-        scenario.events = events;
-        let preview = billow_core::scenario::preview(&scenario)?;
-        times.preview += parsed.elapsed();
-        times.parse += parsed - started;
+        let input = world.world(now, events, Vec::new())?;
+        let built = Instant::now();
+        let preview = billow_core::scenario::preview(&input)?;
+        times.preview += built.elapsed();
+        times.build += built - started;
         ensure!(
             preview.invoices.len() == 2,
             "the engine issued {} invoices for {customer}, not 2",

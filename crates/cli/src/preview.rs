@@ -34,7 +34,7 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let result = match preview(&scenario) {
+    let result = match preview(&scenario.world) {
         Ok(result) => result,
         Err(error) => {
             eprintln!(
@@ -45,7 +45,11 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if !args.check {
-        let mut text = serde_json::to_string_pretty(&result)?;
+        let printed = Printed {
+            scenario: &scenario.name,
+            preview: &result,
+        };
+        let mut text = serde_json::to_string_pretty(&printed)?;
         text.push('\n');
         // A closed pipe (`billow preview f.json | head`) ends the output quietly, like other tools.
         match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
@@ -79,4 +83,12 @@ pub fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {mismatch}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// What `billow preview` prints: the scenario's name, then the engine's answer.
+#[derive(serde::Serialize)]
+struct Printed<'a> {
+    scenario: &'a str,
+    #[serde(flatten)]
+    preview: &'a billow_core::scenario::Preview,
 }

@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use billow_core::scenario::{preview, preview_from, Checkpoint, Scenario};
+use billow_core::scenario::{preview, preview_from, Checkpoint, Scenario, World};
 use jiff::Timestamp;
 
-fn golden_scenarios() -> Vec<(String, Scenario)> {
+fn golden_scenarios() -> Vec<(String, World)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("scenarios/golden exists")
@@ -23,7 +23,7 @@ fn golden_scenarios() -> Vec<(String, Scenario)> {
             let text = std::fs::read_to_string(&file).unwrap();
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             let scenario = Scenario::from_json(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, scenario)
+            (name, scenario.world)
         })
         .collect()
 }
@@ -34,14 +34,14 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 /// The scenario an engine started at `checkpoint` is given: the events from `usage_from` on,
 /// with those it carries.
-fn from_checkpoint(scenario: &Scenario, checkpoint: &Checkpoint) -> Scenario {
+fn from_checkpoint(scenario: &World, checkpoint: &Checkpoint) -> World {
     let read = scenario
         .events
         .iter()
         .filter(|event| event.time >= checkpoint.usage_from)
         .cloned()
         .collect();
-    Scenario {
+    World {
         events: checkpoint.events_with(read),
         ..scenario.clone()
     }
@@ -121,7 +121,6 @@ fn a_gauge_keeps_its_level_across_a_checkpoint_from_the_event_it_carries() {
     event.data =
         billow_core::EventData::from_map(serde_json::json!({"servers": 2}).as_object().unwrap());
     scenario.events = vec![event];
-    scenario.expect = None;
     let full = preview(&scenario).unwrap();
     let carrying = full
         .checkpoints
@@ -133,7 +132,7 @@ fn a_gauge_keeps_its_level_across_a_checkpoint_from_the_event_it_carries() {
     assert_eq!(carrying.carried[0].id, "set-2");
     let started = from_checkpoint(&scenario, &carrying);
     assert_eq!(started.events.len(), 1, "only the carried event is read");
-    let without = Scenario {
+    let without = World {
         events: Vec::new(),
         ..scenario.clone()
     };
@@ -184,7 +183,7 @@ fn a_checkpoint_made_at_an_earlier_now_serves_a_later_run() {
             if then >= scenario.now {
                 continue;
             }
-            let past = Scenario {
+            let past = World {
                 now: then,
                 events: scenario
                     .events

@@ -37,7 +37,7 @@ fn every_golden_scenario_matches_its_expectations() {
             failures.push(format!("{name}: has no expect block"));
             continue;
         };
-        match preview(&scenario) {
+        match preview(&scenario.world) {
             Ok(result) => {
                 if result.invoices.is_empty() && result.upcoming.is_empty() {
                     failures.push(format!("{name}: produced no invoice"));

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use billow_core::scenario::Scenario;
+use billow_core::scenario::{Scenario, World};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-fn golden_scenarios() -> Vec<(String, Scenario)> {
+fn golden_scenarios() -> Vec<(String, World)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("scenarios/golden exists")
@@ -23,7 +23,7 @@ fn golden_scenarios() -> Vec<(String, Scenario)> {
             let text = std::fs::read_to_string(&file).unwrap();
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             let scenario = Scenario::from_json(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, scenario)
+            (name, scenario.world)
         })
         .collect()
 }

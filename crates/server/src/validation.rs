@@ -3,7 +3,7 @@
 //! document, becomes a 422 naming the request's field ([`scenario_error`]).
 
 use billow_billing::RunBillingError;
-use billow_core::scenario::{Scenario, ScenarioError, SCENARIO_FORMAT_VERSION};
+use billow_core::scenario::{Scenario, ScenarioError, World, SCENARIO_FORMAT_VERSION};
 use billow_core::Currency;
 use serde_json::{json, Map, Value};
 
@@ -33,8 +33,10 @@ pub(crate) fn validation_document(
 
 /// Validates `document` with the core; an error becomes a 422 whose field is the core's path with
 /// `prefix` (the member the request body became, such as `plans[0]`) taken off.
-pub(crate) fn validate_document(document: &Value, prefix: &str) -> Result<Scenario, ApiError> {
-    Scenario::from_json(&document.to_string()).map_err(|error| scenario_error(&error, prefix))
+pub(crate) fn validate_document(document: &Value, prefix: &str) -> Result<World, ApiError> {
+    Scenario::from_json(&document.to_string())
+        .map(|scenario| scenario.world)
+        .map_err(|error| scenario_error(&error, prefix))
 }
 
 /// A core validation error as a 422 naming the request's field.

@@ -513,12 +513,17 @@ async fn stored_resources_bill_the_akkeris_february_2017_figures(store: Store) {
         .unwrap();
     // The store reads in creation order (the dyno first); the golden lists the add-on first,
     // and lines follow the resources' order.
-    let golden_order: Vec<String> = scenario.resources.iter().map(|r| r.id.clone()).collect();
+    let golden_order: Vec<String> = scenario
+        .world
+        .resources
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
     let mut specs: Vec<_> = stored.iter().map(ResourceRecord::to_spec).collect();
     specs.sort_by_key(|spec| golden_order.iter().position(|id| *id == spec.id));
     assert_eq!(stored[0].id, "dyno-web");
-    scenario.resources = specs;
-    let preview = billow_core::scenario::preview(&scenario).unwrap();
+    scenario.world.resources = specs;
+    let preview = billow_core::scenario::preview(&scenario.world).unwrap();
 
     let expect = scenario.expect.as_ref().unwrap();
     let mismatches = billow_core::scenario::check_expectations(&preview, expect);

@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::Scenario;
+use super::World;
 use crate::aggregation::{Aggregation, UsageEvent};
 
 /// A timeline's minimum-commitment bucket: (timeline order, epoch, period index, price index;
@@ -90,7 +90,7 @@ impl Checkpoint {
     /// integrated over time, the last event before `usage_from` of each subject and group it
     /// selects. Events are taken in time order, and those at one instant in their input order.
     #[must_use]
-    pub fn carried_events(scenario: &Scenario, usage_from: Timestamp) -> Vec<UsageEvent> {
+    pub fn carried_events(scenario: &World, usage_from: Timestamp) -> Vec<UsageEvent> {
         let gauges: Vec<_> = scenario
             .meters
             .iter()

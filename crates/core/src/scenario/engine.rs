@@ -19,7 +19,7 @@ use super::checkpoint::{BucketId, Checkpoint};
 use super::rating_state::RatingState;
 use super::{
     AdjustmentSpec, Alignment, BillingTiming, ChangePolicy, ChangeSpec, DiscountDuration,
-    Invoicing, PhaseKind, PlanSpec, PriceSpec, ResourceSpec, Scenario, SubscriptionSpec,
+    Invoicing, PhaseKind, PlanSpec, PriceSpec, ResourceSpec, SubscriptionSpec, World,
 };
 use crate::aggregation::{AggregateError, Aggregation, UsageEvent};
 use crate::credit::{self, CreditUsageReport};
@@ -78,12 +78,10 @@ pub struct IssuedInvoice {
     pub invoice: Invoice,
 }
 
-/// What `billow preview` prints.
+/// The engine's answer for a world: what `billow preview` prints after the scenario's name.
 #[derive(Debug, Clone, Serialize)]
 pub struct Preview {
-    /// The scenario's name.
-    pub scenario: String,
-    /// The scenario's present.
+    /// The world's present.
     pub now: Timestamp,
     /// Invoices issued at or before "now", in time order.
     pub invoices: Vec<IssuedInvoice>,
@@ -105,11 +103,7 @@ impl Preview {
     /// The latest checkpoint at or before `through`, with the gauge events it carries found in
     /// `scenario`'s events (those this preview was run on).
     #[must_use]
-    pub fn checkpoint_through(
-        &self,
-        scenario: &Scenario,
-        through: Timestamp,
-    ) -> Option<Checkpoint> {
+    pub fn checkpoint_through(&self, scenario: &World, through: Timestamp) -> Option<Checkpoint> {
         let checkpoint = self
             .checkpoints
             .iter()
@@ -148,7 +142,7 @@ pub enum RunScenarioError {
 ///
 /// # Errors
 /// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
-pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
+pub fn preview(scenario: &World) -> Result<Preview, RunScenarioError> {
     preview_from(scenario, None)
 }
 
@@ -160,7 +154,7 @@ pub fn preview(scenario: &Scenario) -> Result<Preview, RunScenarioError> {
 /// # Errors
 /// [`RunScenarioError`] when a calendar, aggregation or rating fails on the scenario's data.
 pub fn preview_from(
-    scenario: &Scenario,
+    scenario: &World,
     from: Option<&Checkpoint>,
 ) -> Result<Preview, RunScenarioError> {
     let resource_timelines: Vec<SubscriptionSpec> =
@@ -206,7 +200,6 @@ pub fn preview_from(
         upcoming_invoices.push(engine.issue(invoice, &mut scratch, false)?);
     }
     Ok(Preview {
-        scenario: scenario.name.clone(),
         now: scenario.now,
         invoices,
         upcoming: upcoming_invoices,
@@ -297,7 +290,7 @@ fn resource_timeline(resource: &ResourceSpec) -> SubscriptionSpec {
 /// Puts each adjustment on the first invoice (issued or upcoming) of its key at or after its
 /// `at`; the adjustments of a key without one go on a standalone invoice issued at the earliest
 /// of their `at`s. `pending` is in time order, and stays so.
-fn attach_adjustments<'a>(scenario: &'a Scenario, pending: &mut Vec<PendingInvoice<'a>>) {
+fn attach_adjustments<'a>(scenario: &'a World, pending: &mut Vec<PendingInvoice<'a>>) {
     let mut standalone: BTreeMap<&'a str, PendingInvoice<'a>> = BTreeMap::new();
     for adjustment in &scenario.adjustments {
         let key = adjustment.subscription.as_str();
@@ -430,14 +423,14 @@ struct PendingInvoice<'a> {
 }
 
 struct Engine<'a> {
-    scenario: &'a Scenario,
+    scenario: &'a World,
     time_zone: TimeZone,
     /// The subscriptions, then the resources' timelines: a timeline's order is its index.
     timelines: Vec<&'a SubscriptionSpec>,
 }
 
 impl<'a> Engine<'a> {
-    fn new(scenario: &'a Scenario, resource_timelines: &'a [SubscriptionSpec]) -> Engine<'a> {
+    fn new(scenario: &'a World, resource_timelines: &'a [SubscriptionSpec]) -> Engine<'a> {
         Engine {
             scenario,
             time_zone: scenario.time_zone(),

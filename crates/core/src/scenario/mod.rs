@@ -1,5 +1,8 @@
-//! Scenario files: a small billing world described offline in one JSON document, and the invoices
-//! billow would issue in it up to "now". See `docs/scenario-format.md` for the format.
+//! The engine and its input: a [`World`] (one customer with its catalog, subscriptions, billed
+//! resources, credits, usage and the instant "now") and the invoices billow issues in it up to
+//! "now" ([`preview`]). A billing run builds a world per customer from stored records; a
+//! scenario file ([`Scenario`]) is one JSON serialization of a world, offline. See
+//! `docs/scenario-format.md` for the format.
 //!
 //! ```
 //! let text = r#"{
@@ -11,7 +14,7 @@
 //!   "subscriptions": [{"id": "s1", "plan": "basic", "start": "2024-01-01T00:00:00Z"}]
 //! }"#;
 //! let scenario = billow_core::scenario::Scenario::from_json(text).unwrap();
-//! let preview = billow_core::scenario::preview(&scenario).unwrap();
+//! let preview = billow_core::scenario::preview(&scenario.world).unwrap();
 //! assert_eq!(preview.invoices.len(), 2);
 //! assert_eq!(preview.invoices[0].invoice.totals.total.amount_minor(), 1000);
 //! ```
@@ -46,54 +49,130 @@ use crate::price::PriceModel;
 /// The version of the scenario format this build reads.
 pub const SCENARIO_FORMAT_VERSION: u32 = 1;
 
-/// A scenario document.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Scenario {
-    /// The format version; must be [`SCENARIO_FORMAT_VERSION`].
-    pub billow_scenario: u32,
-    /// A short name.
-    pub name: String,
-    /// What the scenario shows.
-    #[serde(default)]
-    pub description: Option<String>,
+/// The world the engine bills: one customer with its catalog, subscriptions, billed
+/// resources, credits, discounts, usage and pending adjustments, at the instant `now`. A billing
+/// run builds one per customer from stored records; a scenario file is one serialization of it
+/// ([`Scenario`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
     /// The invoice currency.
     pub currency: Currency,
     /// How lines are rounded.
-    #[serde(default)]
     pub rounding: RoundingMode,
     /// The present: invoices due at or before it are issued.
     pub now: Timestamp,
     /// The customer.
     pub customer: CustomerSpec,
     /// Meters.
-    #[serde(default)]
     pub meters: Vec<Meter>,
     /// Plans.
     pub plans: Vec<PlanSpec>,
     /// Subscriptions, each with its dated changes.
-    #[serde(default)]
     pub subscriptions: Vec<SubscriptionSpec>,
     /// Credit grants.
-    #[serde(default)]
     pub credit_grants: Vec<CreditGrant>,
     /// Customer discounts.
-    #[serde(default)]
     pub discounts: Vec<DiscountSpec>,
     /// Usage events.
-    #[serde(default)]
     pub events: Vec<UsageEvent>,
     /// Billed resources: priced things that exist from one instant to another (an add-on, a
     /// dyno, a VM, a cluster), each its own line, prorated by its lifetime in the period.
-    #[serde(default)]
     pub resources: Vec<ResourceSpec>,
     /// Amounts to bill on a subscription's next invoice as they are: late-usage corrections of
     /// invoices already finalized.
-    #[serde(default)]
     pub adjustments: Vec<AdjustmentSpec>,
+}
+
+/// A scenario document: a [`World`] with a name, a description and, for golden tests, the
+/// expected invoices. Read with [`Scenario::from_json`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "ScenarioFile")]
+pub struct Scenario {
+    /// The format version; must be [`SCENARIO_FORMAT_VERSION`].
+    pub billow_scenario: u32,
+    /// A short name.
+    pub name: String,
+    /// What the scenario shows.
+    pub description: Option<String>,
+    /// The world it describes.
+    pub world: World,
+    /// The invoices a golden test expects.
+    pub expect: Option<Expectations>,
+}
+
+impl From<ScenarioFile> for Scenario {
+    fn from(file: ScenarioFile) -> Self {
+        Self {
+            billow_scenario: file.billow_scenario,
+            name: file.name,
+            description: file.description,
+            world: World {
+                currency: file.currency,
+                rounding: file.rounding,
+                now: file.now,
+                customer: file.customer,
+                meters: file.meters,
+                plans: file.plans,
+                subscriptions: file.subscriptions,
+                credit_grants: file.credit_grants,
+                discounts: file.discounts,
+                events: file.events,
+                resources: file.resources,
+                adjustments: file.adjustments,
+            },
+            expect: file.expect,
+        }
+    }
+}
+
+/// A scenario document as written: the file format, flat (what [`Scenario`] is read from).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    /// The format version; must be [`SCENARIO_FORMAT_VERSION`].
+    billow_scenario: u32,
+    /// A short name.
+    name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    description: Option<String>,
+    /// The invoice currency.
+    currency: Currency,
+    /// How lines are rounded.
+    #[serde(default)]
+    rounding: RoundingMode,
+    /// The present: invoices due at or before it are issued.
+    now: Timestamp,
+    /// The customer.
+    customer: CustomerSpec,
+    /// Meters.
+    #[serde(default)]
+    meters: Vec<Meter>,
+    /// Plans.
+    plans: Vec<PlanSpec>,
+    /// Subscriptions, each with its dated changes.
+    #[serde(default)]
+    subscriptions: Vec<SubscriptionSpec>,
+    /// Credit grants.
+    #[serde(default)]
+    credit_grants: Vec<CreditGrant>,
+    /// Customer discounts.
+    #[serde(default)]
+    discounts: Vec<DiscountSpec>,
+    /// Usage events.
+    #[serde(default)]
+    events: Vec<UsageEvent>,
+    /// Billed resources: priced things that exist from one instant to another (an add-on, a
+    /// dyno, a VM, a cluster), each its own line, prorated by its lifetime in the period.
+    #[serde(default)]
+    resources: Vec<ResourceSpec>,
+    /// Amounts to bill on a subscription's next invoice as they are: late-usage corrections of
+    /// invoices already finalized.
+    #[serde(default)]
+    adjustments: Vec<AdjustmentSpec>,
     /// What billow must produce, for `billow preview --check`.
     #[serde(default)]
-    pub expect: Option<Expectations>,
+    expect: Option<Expectations>,
 }
 
 /// The customer of a scenario.

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use super::checkpoint::{BucketId, RatingSnapshot};
-use super::Scenario;
+use super::World;
 use crate::credit::{self, GrantBalance};
 use crate::money::Money;
 
@@ -26,7 +26,7 @@ impl RatingState {
     /// The state to keep at a checkpoint after the invoices issued at or before `through`: the
     /// minimum buckets of periods that end after it only (a period's true-up is issued at its
     /// end at the latest).
-    pub(super) fn snapshot(&self, scenario: &Scenario, through: Timestamp) -> RatingSnapshot {
+    pub(super) fn snapshot(&self, scenario: &World, through: Timestamp) -> RatingSnapshot {
         RatingSnapshot {
             grants: self
                 .unit_grants
@@ -53,7 +53,7 @@ impl RatingState {
 
     /// The state a checkpoint kept, on the scenario's grants and discounts (one the checkpoint
     /// does not name starts afresh).
-    pub(super) fn restore(scenario: &Scenario, snapshot: &RatingSnapshot) -> RatingState {
+    pub(super) fn restore(scenario: &World, snapshot: &RatingSnapshot) -> RatingState {
         let mut state = RatingState::new(scenario);
         for balance in state.unit_grants.iter_mut().chain(&mut state.money_grants) {
             if let Some(remaining) = snapshot.grants.get(&balance.grant.key) {
@@ -72,7 +72,7 @@ impl RatingState {
         state
     }
 
-    pub(super) fn new(scenario: &Scenario) -> RatingState {
+    pub(super) fn new(scenario: &World) -> RatingState {
         let mut unit_grants = Vec::new();
         let mut money_grants = Vec::new();
         for grant in &scenario.credit_grants {

@@ -30,7 +30,7 @@ fn error_of(text: &str) -> ScenarioError {
 
 #[test]
 fn invoices_bill_seats_in_advance_and_usage_of_the_customer_and_subscription_in_arrears() {
-    let preview = preview(&Scenario::from_json(BASIC).unwrap()).unwrap();
+    let preview = preview(&Scenario::from_json(BASIC).unwrap().world).unwrap();
     let totals: Vec<i64> = preview
         .invoices
         .iter()
@@ -148,7 +148,7 @@ fn the_check_reports_each_difference_with_its_path() {
     });
     let scenario = Scenario::from_json(&text).unwrap();
     let mismatches = check_expectations(
-        &preview(&scenario).unwrap(),
+        &preview(&scenario.world).unwrap(),
         scenario.expect.as_ref().unwrap(),
     );
     let rendered: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
@@ -160,7 +160,7 @@ fn the_check_reports_each_difference_with_its_path() {
     let wrong_count = with(|v| v["expect"] = serde_json::json!({"invoices": [{"total": "20.00"}]}));
     let scenario = Scenario::from_json(&wrong_count).unwrap();
     let mismatches = check_expectations(
-        &preview(&scenario).unwrap(),
+        &preview(&scenario.world).unwrap(),
         scenario.expect.as_ref().unwrap(),
     );
     assert_eq!(mismatches[0].path, "invoices.length");
@@ -175,7 +175,7 @@ fn a_quantity_change_bills_unused_and_remaining_time_on_the_next_invoice() {
         v["subscriptions"][0]["changes"] =
             serde_json::json!([{"at": "2024-01-16T00:00:00Z", "quantity": 5}]);
     });
-    let preview = preview(&Scenario::from_json(&text).unwrap()).unwrap();
+    let preview = preview(&Scenario::from_json(&text).unwrap().world).unwrap();
     let february = &preview.invoices[1].invoice;
     let lines: Vec<(&str, i64)> = february
         .lines
@@ -204,7 +204,7 @@ fn a_quantity_change_bills_unused_and_remaining_time_on_the_next_invoice() {
 }
 
 fn next_invoice_at(text: &str) -> Option<jiff::Timestamp> {
-    preview(&Scenario::from_json(text).unwrap())
+    preview(&Scenario::from_json(text).unwrap().world)
         .unwrap()
         .next_invoice_at
 }
@@ -284,7 +284,7 @@ fn a_subscription_or_resource_to_a_plan_without_a_price_in_the_scenario_currency
 
     // On the plan priced in both, the subscription is billed in yen only: 1500 a month.
     let both = in_yen(|v| v["subscriptions"][0]["plan"] = "both".into());
-    let preview = preview(&Scenario::from_json(&both).unwrap()).unwrap();
+    let preview = preview(&Scenario::from_json(&both).unwrap().world).unwrap();
     let totals: Vec<i64> = preview
         .invoices
         .iter()

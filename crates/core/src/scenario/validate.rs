@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
-use super::{currency_list, PhaseKind, PlanSpec, Scenario, SCENARIO_FORMAT_VERSION};
+use super::{currency_list, PhaseKind, PlanSpec, Scenario, World, SCENARIO_FORMAT_VERSION};
 use crate::aggregation::{Aggregation, MAX_GROUP_BY_DIMENSIONS};
 use crate::currency::Currency;
 use crate::money::Money;
@@ -87,8 +87,8 @@ fn unique<'a>(path: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), Sce
 }
 
 impl Scenario {
-    /// Checks what [`Scenario::from_json`] checks after parsing, for a scenario built in code
-    /// (a billing run assembles one per customer from stored specs).
+    /// Checks what [`Scenario::from_json`] checks after parsing: the format version and the
+    /// world ([`World::validate`]).
     ///
     /// # Errors
     /// [`ScenarioError::Invalid`] naming the field and what is wrong with it.
@@ -99,6 +99,18 @@ impl Scenario {
                 format!("version {} is not supported; this build reads version {SCENARIO_FORMAT_VERSION}", self.billow_scenario),
             ));
         }
+        self.world.validate()
+    }
+}
+
+impl World {
+    /// Checks what [`Scenario::from_json`] checks of a world after parsing, for a world built
+    /// in code (a billing run assembles one per customer from stored records). Paths name
+    /// fields as a scenario document does (`plans[0].prices[1].pricing`).
+    ///
+    /// # Errors
+    /// [`ScenarioError::Invalid`] naming the field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
         self.validate_customer()?;
         self.validate_meters()?;
         self.validate_plans()?;

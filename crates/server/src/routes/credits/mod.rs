@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use billow_billing::world::{with_key, CustomerWorld};
 use billow_core::credit::CreditGrant;
-use billow_core::scenario::{DiscountSpec, Scenario};
+use billow_core::scenario::{DiscountSpec, World};
 use billow_core::Currency;
 use billow_store::catalog::TaxRateRecord;
 use billow_store::new_id;
@@ -60,23 +60,23 @@ pub(crate) trait ScenarioMember: CustomerSpec + Sized {
     const MEMBER: &'static str;
     /// The prefix of its ids.
     const PREFIX: &'static str;
-    /// The one member of a validated scenario.
-    fn only(scenario: Scenario) -> Option<Self>;
+    /// The one member of a validated world.
+    fn only(world: World) -> Option<Self>;
 }
 
 impl ScenarioMember for CreditGrant {
     const MEMBER: &'static str = "credit_grants";
     const PREFIX: &'static str = "grant";
-    fn only(scenario: Scenario) -> Option<Self> {
-        scenario.credit_grants.into_iter().next()
+    fn only(world: World) -> Option<Self> {
+        world.credit_grants.into_iter().next()
     }
 }
 
 impl ScenarioMember for DiscountSpec {
     const MEMBER: &'static str = "discounts";
     const PREFIX: &'static str = "disc";
-    fn only(scenario: Scenario) -> Option<Self> {
-        scenario.discounts.into_iter().next()
+    fn only(world: World) -> Option<Self> {
+        world.discounts.into_iter().next()
     }
 }
 
