@@ -1,7 +1,7 @@
-//! [`Clock`]: where the server reads the present. Only the server and the CLI read time
-//! (STYLE.md, "Time"); billing runs and payment states take it from the [`Clock`] in
-//! [`crate::AppState`], so tests can move time with a [`ManualClock`]. Billing leases take theirs
-//! from the state's `lease_clock`, the system's: they measure real time even when a run bills at
+//! [`Clock`]: where billing reads the present. The billing core never reads time (STYLE.md,
+//! "Time"); billing runs and payment states take it from the [`Clock`] of [`crate::Billing`], so
+//! tests and `billow invoice run --now` can set it with a [`ManualClock`]. Billing leases take
+//! theirs from its `lease_clock`, the system's: they measure real time even when a run bills at
 //! another instant.
 
 use std::fmt;

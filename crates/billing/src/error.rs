@@ -1,6 +1,7 @@
 //! [`RunBillingError`]: how the billing application fails.
 
 use billow_core::scenario::{RunScenarioError, ScenarioError};
+use billow_store::BillingStoreError;
 
 /// Why billing could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,30 @@ impl RunBillingError {
     /// A store failure, its cause kept (so that a full disk is recognized as one).
     pub fn store(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Store(Box::new(error))
+    }
+
+    /// Logs that billing failed for one customer, which the run counts and the next run retries.
+    pub(crate) fn log_for_customer(&self, customer_id: &str) {
+        tracing::error!(
+            customer_id = %customer_id,
+            error.message = %self,
+            error.cause_chain = ?self,
+            "billing run failed for a customer"
+        );
+    }
+
+    /// Whether a stored record could not be read as what this code writes (a corrupt column,
+    /// an unreadable spec): a fault of that row, not of the store.
+    pub fn is_unreadable_record(&self) -> bool {
+        match self {
+            Self::Store(error) => matches!(
+                error.downcast_ref::<BillingStoreError>(),
+                Some(
+                    BillingStoreError::CorruptRow { .. } | BillingStoreError::UnreadableSpec { .. }
+                )
+            ),
+            _ => false,
+        }
     }
 }
 

@@ -202,7 +202,8 @@ pub async fn schedule(billing: Billing, interval: std::time::Duration) {
 /// (what `billow invoice run` and the scheduler do).
 ///
 /// # Errors
-/// When the store fails or a task of the run fails.
+/// When the store fails or a task of the run fails: the first workspace's error, after every
+/// workspace had its run.
 pub async fn run_billing(
     billing: &Billing,
     workspace: Option<&WorkspaceId>,
@@ -216,16 +217,32 @@ pub async fn run_billing(
             .map_err(RunBillingError::store)?,
     };
     let mut report = RunReport::default();
+    let mut first_error = None;
     for workspace in workspaces {
-        let one = billing.run_workspace(&workspace).await?;
-        tracing::info!(
-            workspace_id = %workspace,
-            finalized = one.finalized,
-            drafted = one.drafted,
-            skipped = one.skipped,
-            "billing run"
-        );
-        report.add(one);
+        // A workspace whose run fails does not hold up the others: logged, and the first
+        // error is returned once every workspace had its run.
+        match billing.run_workspace(&workspace).await {
+            Ok(one) => {
+                tracing::info!(
+                    workspace_id = %workspace,
+                    finalized = one.finalized,
+                    drafted = one.drafted,
+                    skipped = one.skipped,
+                    failed = one.failed,
+                    "billing run"
+                );
+                report.add(one);
+            }
+            Err(error) => {
+                tracing::error!(
+                    workspace_id = %workspace,
+                    error.message = %error,
+                    error.cause_chain = ?error,
+                    "billing run failed for a workspace"
+                );
+                first_error.get_or_insert(error);
+            }
+        }
     }
-    Ok(report)
+    first_error.map_or(Ok(report), Err)
 }

@@ -65,6 +65,9 @@ pub(crate) struct LoadedBatch {
     pub(crate) unchanged: u64,
     /// Those of them whose world version moved, with the version read: written as seen.
     pub(crate) seen: Vec<(String, i64)>,
+    /// Customers whose stored records cannot be read: logged, their leases released, retried
+    /// by the next run.
+    pub(crate) failed: u64,
     pub(crate) inputs: Vec<CustomerInput>,
 }
 
@@ -86,14 +89,57 @@ pub(crate) async fn load_batch(
         .collect();
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-    match load_claimed(billing, workspace, claimed, catalog, now).await {
+    match load_claimed(billing, workspace, claimed.clone(), catalog, now).await {
         Ok((inputs, unchanged, seen)) => Ok(LoadedBatch {
             held: ids,
             skipped,
             unchanged,
             seen,
+            failed: 0,
             inputs,
         }),
+        Err(error) if error.is_unreadable_record() => {
+            // A record of one of them cannot be read (a buggy version or a hand edit wrote
+            // it): each customer is read alone, so that only those whose records are
+            // unreadable wait for a repair, and the others are billed.
+            let mut batch = LoadedBatch {
+                held: Vec::with_capacity(ids.len()),
+                skipped,
+                unchanged: 0,
+                seen: Vec::new(),
+                failed: 0,
+                inputs: Vec::new(),
+            };
+            for customer in claimed {
+                let id = customer.id.clone();
+                match load_claimed(billing, workspace, vec![customer], catalog, now).await {
+                    Ok((inputs, unchanged, seen)) => {
+                        batch.held.push(id);
+                        batch.unchanged += unchanged;
+                        batch.seen.extend(seen);
+                        batch.inputs.extend(inputs);
+                    }
+                    Err(error) if error.is_unreadable_record() => {
+                        error.log_for_customer(&id);
+                        batch.failed += 1;
+                        billing
+                            .store
+                            .release_billing_leases(workspace, &[id], &settings.node)
+                            .await
+                            .map_err(RunBillingError::store)?;
+                    }
+                    Err(error) => {
+                        billing
+                            .store
+                            .release_billing_leases(workspace, &ids, &settings.node)
+                            .await
+                            .map_err(RunBillingError::store)?;
+                        return Err(error);
+                    }
+                }
+            }
+            Ok(batch)
+        }
         Err(error) => {
             billing
                 .store

@@ -146,7 +146,7 @@ struct PlannedBatch {
 /// leases. Each stage is at most one batch ahead of the next.
 ///
 /// Every batch bills at one instant, the clock's `now` when the run starts; leases are taken and
-/// extended from the real time at each claim (`AppState::lease_clock`), never from `now`.
+/// extended from the real time at each claim (`Billing::lease_clock`), never from `now`.
 async fn run_batches(
     billing: &Billing,
     settings: &BillingSettings,
@@ -256,6 +256,7 @@ async fn run_batches(
 
     let mut skipped = 0;
     let mut unchanged = 0;
+    let mut unreadable = 0;
     let mut engine_error = None;
     while let Some(batch) = loaded.recv().await {
         let batch = match batch {
@@ -267,6 +268,7 @@ async fn run_batches(
         };
         skipped += batch.skipped;
         unchanged += batch.unchanged;
+        unreadable += batch.failed;
         let held = batch.held;
         let seen = batch.seen;
         let planned = match run_engine(batch.inputs, settings, now).await {
@@ -302,6 +304,7 @@ async fn run_batches(
     let mut report = written?;
     report.skipped += skipped;
     report.unchanged += unchanged;
+    report.failed += unreadable;
     Ok(report)
 }
 
@@ -434,22 +437,13 @@ async fn run_engine(
                     writes.states.push(plan.state);
                 }
                 Err(error) => {
-                    failed(&customer_id, &error);
+                    error.log_for_customer(&customer_id);
                     report.failed += 1;
                 }
             }
         }
     }
     Ok((report, writes))
-}
-
-fn failed(customer_id: &str, error: &RunBillingError) {
-    tracing::error!(
-        customer_id = %customer_id,
-        error.message = %error,
-        error.cause_chain = ?error,
-        "billing run failed for a customer"
-    );
 }
 
 /// Every event of `subjects` up to and including `now`, from the beginning: a gauge's level at a

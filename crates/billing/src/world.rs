@@ -1,5 +1,5 @@
 //! [`CustomerWorld`]: everything stored about one customer's billing, as the billing core's
-//! types, and the engine's input built from it ([`CustomerWorld::scenario`]).
+//! types, and the engine's input built from it ([`CustomerWorld::world`]).
 //!
 //! The store's records carry the core's specs, typed at the row boundary, so a world is
 //! assembled without parsing; it is validated as `Scenario::from_json` validates a document,

@@ -99,13 +99,13 @@ pub struct Meter {
     /// How values aggregate.
     pub aggregation: Aggregation,
     /// Where the value is in `data`: `cores`, `$.usage.cores`. Not used by COUNT.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_property: Option<String>,
     /// Data fields whose values split the quantity into groups (`project`, `resource`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_by: Vec<String>,
     /// Data fields an event must carry with exactly these values to count.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub filters: BTreeMap<String, Value>,
     /// The time unit of a TIME_WEIGHTED_SUM.
     #[serde(default)]

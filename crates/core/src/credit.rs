@@ -43,7 +43,7 @@ pub struct CreditGrant {
     #[serde(rename = "type")]
     pub grant_type: GrantType,
     /// `None`: money in the invoice currency; `Some(meter)`: units of that meter (CPU-core-hours).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter: Option<String>,
     /// How much was granted.
     #[serde(deserialize_with = "crate::decimal::exact")]
@@ -51,7 +51,7 @@ pub struct CreditGrant {
     /// When it starts to apply.
     pub start: Timestamp,
     /// When it stops applying; `None` never.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Timestamp>,
     /// Among grants expiring together, lower numbers burn first.
     #[serde(default)]

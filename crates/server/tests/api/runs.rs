@@ -114,16 +114,41 @@ async fn customer_with_subscription(
         .unwrap();
 }
 
+/// Overwrites the stored spec of the subscription `id` with `text`, as a buggy version or a hand
+/// edit would: past the store's typed writes.
+async fn overwrite_subscription_spec(database: &Database, id: &str, text: &str) {
+    use sqlx::{Connection, Executor};
+    let sql = format!("UPDATE subscriptions SET spec = '{text}' WHERE id = '{id}'");
+    match database {
+        Database::Sqlite { path } => {
+            let url = format!("sqlite://{}", path.display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            connection.execute(sql.as_str()).await.unwrap();
+        }
+        Database::Postgres(url) => {
+            let mut connection = sqlx::PgConnection::connect(&url.to_string()).await.unwrap();
+            connection.execute(sql.as_str()).await.unwrap();
+        }
+    }
+}
+
 async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) {
     let (store, workspace) = seeded(&database).await;
-    for index in 0..5 {
-        // Customer 2's stored subscription is one the engine rejects (a negative quantity, as
-        // if written by a buggy version): the run must bill the others.
-        let quantity = if index == 2 { -1 } else { index as i64 + 1 };
+    for index in 0..6 {
+        // As if written by a buggy version: customer 2's stored subscription cannot be read
+        // (its start is no instant), customer 5's is one the engine rejects (a negative
+        // quantity). The run must bill the others.
+        let quantity = if index == 5 { -1 } else { index as i64 + 1 };
         let spec = json!({"id": format!("sub_{index}"), "plan": "pv_1", "start": START,
             "quantity": quantity});
         customer_with_subscription(&store, &workspace, index, spec).await;
     }
+    overwrite_subscription_spec(
+        &database,
+        "sub_2",
+        r#"{"id": "sub_2", "plan": "pv_1", "start": "not an instant"}"#,
+    )
+    .await;
     let now: Timestamp = "2024-02-01T01:00:00Z".parse().unwrap();
     let state = AppState::new(store.clone())
         .with_clock(Arc::new(ManualClock::new(now)))
@@ -136,9 +161,9 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
 
     let report = run_billing(&state.billing, Some(&workspace)).await.unwrap();
 
-    // Three batches: {0, 1}, {2, 3}, {4}; each good customer has its start invoice and its
+    // Three batches: {0, 1}, {2, 3}, {4, 5}; each good customer has its start invoice and its
     // January invoice.
-    assert_eq!((report.customers, report.failed, report.skipped), (4, 1, 0));
+    assert_eq!((report.customers, report.failed, report.skipped), (4, 2, 0));
     assert_eq!(report.finalized, 8);
     let mut numbers = report.numbers.clone();
     numbers.sort_unstable();
@@ -155,7 +180,9 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
         .unwrap();
     assert_eq!(invoices.len(), 8);
     assert!(invoices.iter().all(|i| i.status == InvoiceStatus::Open));
-    assert!(invoices.iter().all(|i| i.customer_id != "cus_2"));
+    assert!(invoices
+        .iter()
+        .all(|i| i.customer_id != "cus_2" && i.customer_id != "cus_5"));
     // Seats in advance: customer k has k + 1 seats at 10.00, billed at its start and again on
     // February 1st for February.
     for invoice in &invoices {
@@ -166,10 +193,10 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
     stored.sort_unstable();
     assert_eq!(stored, (1..=8).collect::<Vec<i64>>());
 
-    // Nothing is due and nothing is new: the billed customers are left alone, the failed one
-    // is tried again.
+    // Nothing is due and nothing is new: the billed customers are left alone, the failed ones
+    // are tried again.
     let again = run_billing(&state.billing, Some(&workspace)).await.unwrap();
-    assert_eq!((again.customers, again.unchanged, again.failed), (0, 4, 1));
+    assert_eq!((again.customers, again.unchanged, again.failed), (0, 4, 2));
     assert_eq!(
         (again.finalized, again.drafted, again.adjustments),
         (0, 0, 0)

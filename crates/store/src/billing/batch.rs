@@ -16,7 +16,7 @@ use billow_core::scenario::Checkpoint;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
-use super::sql::{enum_text, from_json, from_micros, to_micros, with_pool, BillingStoreError};
+use super::sql::{enum_text, from_micros, spec_from_json, to_micros, with_pool, BillingStoreError};
 use super::{adjustment_from_row, AdjustmentRecord, AdjustmentRow, PAYMENT_PENDING};
 use crate::catalog::{PlanVersionRecord, TaxRateRecord};
 use crate::invoices::{
@@ -25,7 +25,7 @@ use crate::invoices::{
 };
 use crate::store::Store;
 use crate::subscriptions::{
-    subscription_from_row, CustomerSpec, CustomerSpecRecord, SubscriptionChangeRecord,
+    subscription_from_row, CustomerSpecRecord, HeldSpec, SubscriptionChangeRecord,
     SubscriptionRecord, SubscriptionRow,
 };
 use crate::workspaces::WorkspaceId;
@@ -423,12 +423,17 @@ impl Store {
                 builder.build_query_as().fetch_all(pool).await
             })?;
             for (subscription_id, sequence, at, spec, created_at) in rows {
+                let spec = spec_from_json(
+                    &spec,
+                    "subscription_changes",
+                    &format!("{subscription_id}#{sequence}"),
+                )?;
                 all.push((
                     subscription_id,
                     SubscriptionChangeRecord {
+                        spec,
                         sequence,
                         at: from_micros(at)?,
-                        spec: from_json(&spec, "subscription_changes.spec")?,
                         created_at: from_micros(created_at)?,
                     },
                 ));
@@ -442,7 +447,7 @@ impl Store {
     /// # Errors
     /// When a query fails or a row is corrupt.
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub async fn customer_specs_of_customers<T: CustomerSpec>(
+    pub async fn customer_specs_of_customers<T: HeldSpec>(
         &self,
         workspace: &WorkspaceId,
         customer_ids: &[String],
@@ -461,9 +466,9 @@ impl Store {
             })?;
             for (id, customer_id, spec, created_at) in rows {
                 all.push(CustomerSpecRecord {
+                    spec: spec_from_json(&spec, T::TABLE, &id)?,
                     id,
                     customer_id,
-                    spec: from_json(&spec, "spec")?,
                     created_at: from_micros(created_at)?,
                 });
             }
@@ -498,8 +503,8 @@ impl Store {
                 all.push((
                     customer_id,
                     TaxRateRecord {
+                        spec: spec_from_json(&spec, "tax_rates", &id)?,
                         id,
-                        spec: from_json(&spec, "tax_rates.spec")?,
                         created_at: from_micros(created_at)?,
                     },
                 ));
@@ -531,10 +536,10 @@ impl Store {
             })?;
             for (id, plan_id, version, spec, created_at) in rows {
                 all.push(PlanVersionRecord {
+                    spec: spec_from_json(&spec, "plan_versions", &id)?,
                     id,
                     plan_id,
                     version,
-                    spec: from_json(&spec, "plan_versions.spec")?,
                     created_at: from_micros(created_at)?,
                 });
             }

@@ -24,6 +24,20 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     serde_json::from_str(text).map_err(|_| BillingStoreError::CorruptRow { column })
 }
 
+/// A stored spec (`table`'s row `id`) read as the billing core's type `T`; an error names the
+/// row and what is wrong, so that it can be found and repaired.
+pub(crate) fn spec_from_json<T: DeserializeOwned>(
+    text: &str,
+    table: &'static str,
+    id: &str,
+) -> Result<T, BillingStoreError> {
+    serde_json::from_str(text).map_err(|error| BillingStoreError::UnreadableSpec {
+        table,
+        id: id.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
 /// A typed value as the JSON text its column stores.
 ///
 /// # Panics
@@ -75,6 +89,14 @@ pub enum BillingStoreError {
     /// A stored column does not hold what this code writes.
     #[error("the stored column {column} is invalid")]
     CorruptRow { column: &'static str },
+    /// A stored spec is not one of the billing core's types (written by a buggy version, or by
+    /// hand).
+    #[error("the spec of {table} {id} cannot be read: {reason}")]
+    UnreadableSpec {
+        table: &'static str,
+        id: String,
+        reason: String,
+    },
     /// The query failed.
     #[error("the billing query failed")]
     Database(#[source] sqlx::Error),

@@ -11,7 +11,7 @@ use billow_core::Meter;
 use jiff::Timestamp;
 
 use crate::billing::sql::{
-    from_json, from_micros, to_json, to_micros, with_pool, BillingStoreError,
+    from_micros, spec_from_json, to_json, to_micros, with_pool, BillingStoreError,
 };
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
@@ -58,9 +58,9 @@ type VersionRow = (String, String, i64, String, i64);
 
 fn meter_from_row((id, key, spec, created_at): SpecRow) -> Result<MeterRecord, BillingStoreError> {
     Ok(MeterRecord {
+        spec: spec_from_json(&spec, "meters", &id)?,
         id,
         key,
-        spec: from_json(&spec, "meters.spec")?,
         created_at: from_micros(created_at)?,
     })
 }
@@ -80,10 +80,10 @@ fn version_from_row(
     (id, plan_id, version, spec, created_at): VersionRow,
 ) -> Result<PlanVersionRecord, BillingStoreError> {
     Ok(PlanVersionRecord {
+        spec: spec_from_json(&spec, "plan_versions", &id)?,
         id,
         plan_id,
         version,
-        spec: from_json(&spec, "plan_versions.spec")?,
         created_at: from_micros(created_at)?,
     })
 }
@@ -435,8 +435,8 @@ fn tax_rate_from_row(
     (id, _, spec, created_at): SpecRow,
 ) -> Result<TaxRateRecord, BillingStoreError> {
     Ok(TaxRateRecord {
+        spec: spec_from_json(&spec, "tax_rates", &id)?,
         id,
-        spec: from_json(&spec, "tax_rates.spec")?,
         created_at: from_micros(created_at)?,
     })
 }

@@ -3,7 +3,7 @@
 //! A subscription's spec is a [`SubscriptionSpec`] without its changes, whose `plan` is the plan
 //! version it started on; each change is a [`ChangeSpec`] whose `plan`, for a plan change, is the
 //! new plan version. A customer's credit grants and discounts are [`CreditGrant`]s and
-//! [`DiscountSpec`]s ([`CustomerSpec`]). Each is stored as its JSON.
+//! [`DiscountSpec`]s ([`HeldSpec`]). Each is stored as its JSON.
 
 use billow_core::credit::CreditGrant;
 use billow_core::scenario::{ChangeSpec, DiscountSpec, SubscriptionSpec};
@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::billing::sql::{
-    from_json, from_micros, to_json, to_micros, with_pool, BillingStoreError,
+    from_micros, spec_from_json, to_json, to_micros, with_pool, BillingStoreError,
 };
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
@@ -54,16 +54,24 @@ pub struct CustomerSpecRecord<T> {
 
 /// What a customer holds beside its subscriptions, each kind in its table: credit grants and
 /// discounts.
-pub trait CustomerSpec: Serialize + DeserializeOwned {
+///
+/// Sealed: implemented for those two only, so `TABLE` is always one of their tables.
+pub trait HeldSpec: sealed::Sealed + Serialize + DeserializeOwned {
     /// The table of this kind.
     const TABLE: &'static str;
 }
 
-impl CustomerSpec for CreditGrant {
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for billow_core::credit::CreditGrant {}
+    impl Sealed for billow_core::scenario::DiscountSpec {}
+}
+
+impl HeldSpec for CreditGrant {
     const TABLE: &'static str = "credit_grants";
 }
 
-impl CustomerSpec for DiscountSpec {
+impl HeldSpec for DiscountSpec {
     const TABLE: &'static str = "discounts";
 }
 
@@ -108,6 +116,7 @@ pub(crate) fn subscription_from_row(
     (id, customer_id, plan_id, plan_version_id, status, spec, created_at): SubscriptionRow,
 ) -> Result<SubscriptionRecord, BillingStoreError> {
     Ok(SubscriptionRecord {
+        spec: spec_from_json(&spec, "subscriptions", &id)?,
         id,
         customer_id,
         plan_id,
@@ -115,7 +124,6 @@ pub(crate) fn subscription_from_row(
         status: SubscriptionStatus::parse(&status).ok_or(BillingStoreError::CorruptRow {
             column: "subscriptions.status",
         })?,
-        spec: from_json(&spec, "subscriptions.spec")?,
         created_at: from_micros(created_at)?,
     })
 }
@@ -270,9 +278,13 @@ impl Store {
         rows.into_iter()
             .map(|(sequence, at, spec, created_at)| {
                 Ok(SubscriptionChangeRecord {
+                    spec: spec_from_json(
+                        &spec,
+                        "subscription_changes",
+                        &format!("{subscription_id}#{sequence}"),
+                    )?,
                     sequence,
                     at: from_micros(at)?,
-                    spec: from_json(&spec, "subscription_changes.spec")?,
                     created_at: from_micros(created_at)?,
                 })
             })
@@ -324,7 +336,7 @@ impl Store {
     /// # Errors
     /// When the query fails.
     #[tracing::instrument(skip_all, fields(id = %record.id))]
-    pub async fn insert_customer_spec<T: CustomerSpec>(
+    pub async fn insert_customer_spec<T: HeldSpec>(
         &self,
         workspace: &WorkspaceId,
         record: &CustomerSpecRecord<T>,
@@ -352,7 +364,7 @@ impl Store {
     /// # Errors
     /// When the query fails or the row is corrupt.
     #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn customer_spec<T: CustomerSpec>(
+    pub async fn customer_spec<T: HeldSpec>(
         &self,
         workspace: &WorkspaceId,
         id: &str,
@@ -368,9 +380,9 @@ impl Store {
             .await)?;
         row.map(|(customer_id, spec, created_at)| {
             Ok(CustomerSpecRecord {
+                spec: spec_from_json(&spec, T::TABLE, id)?,
                 id: id.to_owned(),
                 customer_id,
-                spec: from_json(&spec, "spec")?,
                 created_at: from_micros(created_at)?,
             })
         })
@@ -383,7 +395,7 @@ impl Store {
     /// # Errors
     /// When the query fails or a row is corrupt.
     #[tracing::instrument(skip_all)]
-    pub async fn customer_specs<T: CustomerSpec>(
+    pub async fn customer_specs<T: HeldSpec>(
         &self,
         workspace: &WorkspaceId,
         customer_id: Option<&str>,
@@ -402,9 +414,9 @@ impl Store {
         rows.into_iter()
             .map(|(id, customer_id, spec, created_at)| {
                 Ok(CustomerSpecRecord {
+                    spec: spec_from_json(&spec, T::TABLE, &id)?,
                     id,
                     customer_id,
-                    spec: from_json(&spec, "spec")?,
                     created_at: from_micros(created_at)?,
                 })
             })

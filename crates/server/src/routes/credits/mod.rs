@@ -15,7 +15,7 @@ use billow_core::scenario::{DiscountSpec, World};
 use billow_core::Currency;
 use billow_store::catalog::TaxRateRecord;
 use billow_store::new_id;
-use billow_store::subscriptions::{CustomerSpec, CustomerSpecRecord};
+use billow_store::subscriptions::{CustomerSpecRecord, HeldSpec};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
@@ -55,7 +55,7 @@ fn discount_json(record: &CustomerSpecRecord<DiscountSpec>, coupon: Option<&str>
 }
 
 /// A grant or discount as a member of a scenario document: the list it goes in.
-pub(crate) trait ScenarioMember: CustomerSpec + Sized {
+pub(crate) trait ScenarioMember: HeldSpec + Sized {
     /// The scenario's list (`credit_grants`, `discounts`).
     const MEMBER: &'static str;
     /// The prefix of its ids.
@@ -121,7 +121,7 @@ pub(crate) struct CustomerQuery {
     customer_id: Option<String>,
 }
 
-async fn list_customer_specs<T: CustomerSpec>(
+async fn list_customer_specs<T: HeldSpec>(
     state: &AppState,
     principal: &Principal,
     query: CustomerQuery,
