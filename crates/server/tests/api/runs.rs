@@ -21,9 +21,15 @@ const START: &str = "2024-01-01T00:00:00Z";
 async fn seeded(database: &Database) -> (Store, WorkspaceId) {
     let store = Store::open(database).await.unwrap();
     store.migrate().await.unwrap();
+    let workspace = seed_workspace(&store, "runs").await;
+    (store, workspace)
+}
+
+/// A workspace named `name` with a meter and a monthly plan of seats at 10.00 (`pv_1`).
+async fn seed_workspace(store: &Store, name: &str) -> WorkspaceId {
     let created: Timestamp = START.parse().unwrap();
     let workspace = store
-        .workspace_named_or_created(&WorkspaceName::parse("runs").unwrap(), created)
+        .workspace_named_or_created(&WorkspaceName::parse(name).unwrap(), created)
         .await
         .unwrap()
         .id;
@@ -65,7 +71,7 @@ async fn seeded(database: &Database) -> (Store, WorkspaceId) {
         .insert_plan(&workspace, &plan, &version)
         .await
         .unwrap();
-    (store, workspace)
+    workspace
 }
 
 async fn customer_with_subscription(
@@ -117,17 +123,25 @@ async fn customer_with_subscription(
 /// Overwrites the stored spec of the subscription `id` with `text`, as a buggy version or a hand
 /// edit would: past the store's typed writes.
 async fn overwrite_subscription_spec(database: &Database, id: &str, text: &str) {
+    execute(
+        database,
+        &format!("UPDATE subscriptions SET spec = '{text}' WHERE id = '{id}'"),
+    )
+    .await;
+}
+
+/// Runs `sql` on the database directly.
+async fn execute(database: &Database, sql: &str) {
     use sqlx::{Connection, Executor};
-    let sql = format!("UPDATE subscriptions SET spec = '{text}' WHERE id = '{id}'");
     match database {
         Database::Sqlite { path } => {
             let url = format!("sqlite://{}", path.display());
             let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            connection.execute(sql.as_str()).await.unwrap();
+            connection.execute(sql).await.unwrap();
         }
         Database::Postgres(url) => {
             let mut connection = sqlx::PgConnection::connect(&url.to_string()).await.unwrap();
-            connection.execute(sql.as_str()).await.unwrap();
+            connection.execute(sql).await.unwrap();
         }
     }
 }
@@ -324,4 +338,75 @@ async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant_on_pos
         return;
     };
     leases_are_measured_on_the_real_clock_not_on_the_billing_instant(database).await;
+}
+
+/// A workspace whose run fails (its meter, which every customer of it is billed with, cannot be
+/// read) does not stop the runs of the others: `run_billing` bills them, then answers the error.
+async fn a_workspace_whose_run_fails_does_not_stop_the_others(database: Database) {
+    let store = Store::open(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    // Created first, so that its id sorts first and its run comes first.
+    let broken = seed_workspace(&store, "broken").await;
+    let healthy = seed_workspace(&store, "healthy").await;
+    assert!(broken < healthy);
+    let subscription = |index: usize| json!({"id": format!("sub_{index}"), "plan": "pv_1", "start": START, "quantity": 1});
+    customer_with_subscription(&store, &broken, 0, subscription(0)).await;
+    customer_with_subscription(&store, &healthy, 1, subscription(1)).await;
+    execute(
+        &database,
+        &format!("UPDATE meters SET spec = '{{\"key\": 1}}' WHERE workspace_id = '{broken}'"),
+    )
+    .await;
+    let state = AppState::new(store.clone())
+        .with_clock(Arc::new(ManualClock::new(
+            "2024-02-01T01:00:00Z".parse().unwrap(),
+        )))
+        .with_billing(BillingSettings {
+            grace_period: SignedDuration::ZERO,
+            interval: None,
+            ..BillingSettings::default()
+        });
+
+    let error = run_billing(&state.billing, None).await.unwrap_err();
+
+    assert!(error.is_unreadable_record(), "{error:?}");
+    let invoices = |workspace: WorkspaceId| {
+        let store = store.clone();
+        async move {
+            store
+                .invoices(
+                    &workspace,
+                    &InvoiceFilter {
+                        limit: 100,
+                        ..InvoiceFilter::default()
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let billed = invoices(healthy).await;
+    assert_eq!(billed.len(), 2);
+    assert!(billed
+        .iter()
+        .all(|i| i.status == InvoiceStatus::Open && i.total_minor == 1000));
+    assert!(invoices(broken).await.is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_workspace_whose_run_fails_does_not_stop_the_others_on_sqlite() {
+    let directory = tempfile::tempdir().unwrap();
+    a_workspace_whose_run_fails_does_not_stop_the_others(Database::sqlite(
+        directory.path().join("billow.db"),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_workspace_whose_run_fails_does_not_stop_the_others_on_postgres() {
+    let Some(database) = crate::month::postgres_database().await else {
+        return;
+    };
+    a_workspace_whose_run_fails_does_not_stop_the_others(database).await;
 }
