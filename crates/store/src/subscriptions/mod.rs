@@ -303,7 +303,7 @@ impl Store {
     pub async fn billed_customers(
         &self,
         workspace: &WorkspaceId,
-    ) -> Result<Vec<String>, BillingStoreError> {
+    ) -> Result<Vec<CustomerId>, BillingStoreError> {
         // Customers with a subscription or a billed resource: both make invoices.
         const SQL: &str = "SELECT customer_id FROM subscriptions WHERE workspace_id = $1 \
                            UNION SELECT customer_id FROM billed_resources WHERE workspace_id = $1 \
@@ -312,7 +312,7 @@ impl Store {
             .bind(workspace.as_str())
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| id.into()).collect())
     }
 
     /// The workspaces that have at least one subscription: where the scheduler runs billing.
