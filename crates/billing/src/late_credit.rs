@@ -107,7 +107,7 @@ pub(crate) fn plan_credits<'p>(
             }
             let note = (capped.total().amount_minor() > 0).then(|| CreditNoteRecord {
                 id: CreditNoteId::new(),
-                invoice_id: source.to_owned().into(),
+                invoice_id: source.into(),
                 total_minor: capped.total().amount_minor(),
                 lines: note_lines(invoice, line, &capped, &applied),
                 reason: Some(LATE_USAGE_REASON.to_owned()),
@@ -115,7 +115,7 @@ pub(crate) fn plan_credits<'p>(
             });
             credits.push(AdjustmentCredit {
                 adjustment_id: adjustment.id.clone(),
-                source_invoice_id: source.to_owned().into(),
+                source_invoice_id: source.into(),
                 note,
             });
         }

@@ -102,7 +102,7 @@ pub(crate) fn plan_customer(
         credits,
         from_checkpoint: checkpoint.is_some(),
         state: BillingStateRecord {
-            customer_id: customer_id.to_owned().into(),
+            customer_id: customer_id.into(),
             computed_at: now,
             next_due_at: preview.next_invoice_at,
             fingerprint,
@@ -441,7 +441,7 @@ pub(crate) fn record_of(
     Ok(InvoiceRecord {
         id: InvoiceId::new(),
         number: None,
-        customer_id: customer_id.to_owned().into(),
+        customer_id: customer_id.into(),
         invoice_key: issued.key.clone(),
         scope,
         subscriptions: issued

@@ -29,8 +29,8 @@ async fn workspace(store: &Store, name: &str) -> WorkspaceId {
 
 fn project(id: &str, customer_id: &str, parent_id: Option<&str>) -> Project {
     Project {
-        id: id.to_owned().into(),
-        customer_id: customer_id.to_owned().into(),
+        id: id.into(),
+        customer_id: customer_id.into(),
         parent_id: parent_id.map(str::to_owned).map(Into::into),
         name: id.to_owned(),
     }

@@ -59,7 +59,7 @@ async fn arrange(store: &Store) {
 /// An add-on of `cus_1` with every field set.
 fn addon(id: &str, created_at: &str) -> ResourceRecord {
     ResourceRecord {
-        id: id.to_owned().into(),
+        id: id.into(),
         customer_id: "cus_1".into(),
         project_id: Some("prj_1".into()),
         plan_id: "plan_addon".into(),

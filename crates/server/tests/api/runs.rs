@@ -219,7 +219,7 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
     let held = store
         .acquire_billing_leases(
             &workspace,
-            &["cus_0".into(), "cus_2".into(), "cus_4".to_owned().into()],
+            &["cus_0".into(), "cus_2".into(), "cus_4".into()],
             "another-node",
             now,
             now.checked_add(SignedDuration::from_secs(60)).unwrap(),

@@ -243,7 +243,7 @@ impl Store {
                 .await)?;
             if let Some((status, total_minor, credited_minor, lines)) = row {
                 all.push(CreditBalance {
-                    invoice_id: invoice_id.clone().into(),
+                    invoice_id: invoice_id.clone(),
                     status: status.parse()?,
                     total_minor,
                     credited_minor,

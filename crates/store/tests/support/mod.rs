@@ -33,7 +33,7 @@ pub fn unique_name(prefix: &str) -> String {
 /// the last possible billing-cycle day.
 pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Customer {
     Customer {
-        id: id.to_owned().into(),
+        id: id.into(),
         external_id: external_id.to_owned(),
         name: "Team 42".to_owned(),
         email: Some("billing@team42.example".to_owned()),

@@ -111,7 +111,7 @@ pub(crate) async fn create_subscription(
         return Err(ApiError::invalid(field.clone(), "unknown field"));
     }
     let record = SubscriptionRecord {
-        id: id.clone().into(),
+        id: id.clone(),
         customer_id: customer_id.clone().into(),
         plan_id: plan.id.clone(),
         plan_version_id: version.id.clone(),
