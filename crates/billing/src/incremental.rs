@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use billow_store::billing::{AdjustmentRecord, BillingStateRecord};
-use billow_store::WorkspaceId;
+use billow_store::{CustomerId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
@@ -87,10 +87,10 @@ pub(crate) fn has_pending(
 /// What [`examine`] found of a batch's customers that have a stored state.
 pub(crate) struct Examined {
     /// Nothing due and nothing new: left alone.
-    pub(crate) quiet: HashSet<String>,
+    pub(crate) quiet: HashSet<CustomerId>,
     /// Something due, but an event arrived late for a period its checkpoint covers: computed
     /// from its whole history.
-    pub(crate) late: HashSet<String>,
+    pub(crate) late: HashSet<CustomerId>,
 }
 
 /// Which customers of `worlds` a run can leave alone, and which of those with something `due`
@@ -107,8 +107,8 @@ pub(crate) async fn examine(
     billing: &Billing,
     workspace: &WorkspaceId,
     worlds: &[(CustomerWorld, String)],
-    states: &HashMap<String, BillingStateRecord>,
-    due: &HashSet<String>,
+    states: &HashMap<CustomerId, BillingStateRecord>,
+    due: &HashSet<CustomerId>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
 ) -> Result<Examined, RunBillingError> {
     // Each customer to look at, with the instant before which a new event matters.

@@ -19,7 +19,7 @@ use billow_core::invoice::{Invoice, InvoiceLine, LineKind};
 use billow_core::scenario::{InvoiceReason, IssuedInvoice};
 use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::{CreditBalance, CreditNoteRecord};
-use billow_store::new_id;
+use billow_store::{CreditNoteId, InvoiceId};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ const LATE_USAGE_REASON: &str = "Usage reported after finalization lowered this 
 pub(crate) fn plan_credits<'p>(
     invoices: impl Iterator<Item = &'p IssuedInvoice>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-    balances: &HashMap<String, CreditBalance>,
+    balances: &HashMap<InvoiceId, CreditBalance>,
     now: Timestamp,
 ) -> Result<Vec<AdjustmentCredit>, RunBillingError> {
     let mut left: HashMap<&str, LeftToCredit> = balances
@@ -106,8 +106,8 @@ pub(crate) fn plan_credits<'p>(
                 );
             }
             let note = (capped.total().amount_minor() > 0).then(|| CreditNoteRecord {
-                id: new_id("cn"),
-                invoice_id: source.to_owned(),
+                id: CreditNoteId::new(),
+                invoice_id: source.into(),
                 total_minor: capped.total().amount_minor(),
                 lines: note_lines(invoice, line, &capped, &applied),
                 reason: Some(LATE_USAGE_REASON.to_owned()),
@@ -115,7 +115,7 @@ pub(crate) fn plan_credits<'p>(
             });
             credits.push(AdjustmentCredit {
                 adjustment_id: adjustment.id.clone(),
-                source_invoice_id: source.to_owned(),
+                source_invoice_id: source.into(),
                 note,
             });
         }

@@ -21,7 +21,9 @@ use billow_core::scenario::Checkpoint;
 use billow_store::billing::{AdjustmentRecord, BillingStateRecord, InvoiceSummary};
 use billow_store::invoices::CreditBalance;
 use billow_store::subscriptions::SubscriptionRecord;
-use billow_store::{Customer, SubjectsUsage, UsageChunks, WorkspaceId};
+use billow_store::{
+    Customer, CustomerId, InvoiceId, PlanVersionId, SubjectsUsage, UsageChunks, WorkspaceId,
+};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::incremental;
@@ -43,7 +45,7 @@ pub(crate) struct CustomerInput {
     pub(crate) adjustments: HashMap<String, Vec<AdjustmentRecord>>,
     /// What is left to credit on the source invoices of its pending negative adjustments, by
     /// invoice id (read only for those).
-    pub(crate) balances: HashMap<String, CreditBalance>,
+    pub(crate) balances: HashMap<InvoiceId, CreditBalance>,
     /// The digest of its inputs but usage, stored with its billing state.
     pub(crate) fingerprint: String,
 }
@@ -53,18 +55,19 @@ pub(crate) struct CustomerInput {
 pub(crate) struct RunCatalog {
     pub(crate) meters: std::sync::Arc<[billow_core::Meter]>,
     pub(crate) settings: billow_store::billing::WorkspaceSettings,
-    pub(crate) versions: BTreeMap<String, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
+    pub(crate) versions:
+        BTreeMap<PlanVersionId, std::sync::Arc<billow_store::catalog::PlanVersionRecord>>,
 }
 
 /// A claimed batch, read and ready for the engine.
 pub(crate) struct LoadedBatch {
     /// The customers whose leases this run holds: released after the batch is written.
-    pub(crate) held: Vec<String>,
+    pub(crate) held: Vec<CustomerId>,
     pub(crate) skipped: u64,
     /// Customers with nothing due and nothing new: not computed.
     pub(crate) unchanged: u64,
     /// Those of them whose world version moved, with the version read: written as seen.
-    pub(crate) seen: Vec<(String, i64)>,
+    pub(crate) seen: Vec<(CustomerId, i64)>,
     /// Customers whose stored records cannot be read: logged, their leases released, retried
     /// by the next run.
     pub(crate) failed: u64,
@@ -78,7 +81,7 @@ pub(crate) async fn load_batch(
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     customers: Vec<Customer>,
-    held: &HashSet<String>,
+    held: &HashSet<CustomerId>,
     catalog: &mut RunCatalog,
     now: Timestamp,
 ) -> Result<LoadedBatch, RunBillingError> {
@@ -88,7 +91,7 @@ pub(crate) async fn load_batch(
         .filter(|customer| held.contains(customer.id.as_str()))
         .collect();
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
-    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    let ids: Vec<CustomerId> = claimed.iter().map(|c| c.id.clone()).collect();
     match load_claimed(billing, workspace, claimed.clone(), catalog, now).await {
         Ok((inputs, unchanged, seen)) => Ok(LoadedBatch {
             held: ids,
@@ -160,11 +163,11 @@ async fn load_claimed(
     claimed: Vec<Customer>,
     catalog: &mut RunCatalog,
     now: Timestamp,
-) -> Result<(Vec<CustomerInput>, u64, Vec<(String, i64)>), RunBillingError> {
+) -> Result<(Vec<CustomerInput>, u64, Vec<(CustomerId, i64)>), RunBillingError> {
     if claimed.is_empty() {
         return Ok((Vec::new(), 0, Vec::new()));
     }
-    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    let ids: Vec<CustomerId> = claimed.iter().map(|c| c.id.clone()).collect();
     // The subscriptions and billing states first: with them every subject of the batch, which
     // customers have something due and where their usage starts are known.
     let subscriptions = billing
@@ -179,7 +182,7 @@ async fn load_claimed(
             .or_default()
             .push(subscription);
     }
-    let mut states: HashMap<String, BillingStateRecord> = billing
+    let mut states: HashMap<CustomerId, BillingStateRecord> = billing
         .store
         .billing_states(workspace, &ids)
         .await
@@ -187,7 +190,7 @@ async fn load_claimed(
         .into_iter()
         .map(|known| (known.customer_id.clone(), known))
         .collect();
-    let due: HashSet<String> = ids
+    let due: HashSet<CustomerId> = ids
         .iter()
         .filter(|id| {
             states
@@ -197,7 +200,7 @@ async fn load_claimed(
         .cloned()
         .collect();
     // The usage of the customers with something due, from their checkpoints' `usage_from`.
-    let mut first_from: HashMap<String, Timestamp> = HashMap::new();
+    let mut first_from: HashMap<CustomerId, Timestamp> = HashMap::new();
     let first_reads: Vec<(Vec<String>, Timestamp)> = claimed
         .iter()
         .filter(|customer| due.contains(&customer.id))
@@ -213,7 +216,7 @@ async fn load_claimed(
     // earlier one); when all of the batch's may, only those are read, and a customer that does
     // not (its checkpoint does not hold, or a pending adjustment names an older invoice) has
     // the rest read below.
-    let due_ids: Vec<String> = ids.iter().filter(|id| due.contains(*id)).cloned().collect();
+    let due_ids: Vec<CustomerId> = ids.iter().filter(|id| due.contains(*id)).cloned().collect();
     let summaries_since: Option<Timestamp> = due_ids
         .iter()
         .map(|id| usable_checkpoint(states.get(id), now).map(|checkpoint| checkpoint.through))
@@ -222,8 +225,8 @@ async fn load_claimed(
     // Invoice keys: each subscription's, and each customer's (its own invoices).
     let invoice_keys: Vec<String> = subscriptions
         .iter()
-        .map(|s| s.id.clone())
-        .chain(ids.iter().cloned())
+        .map(|s| s.id.to_string())
+        .chain(ids.iter().map(CustomerId::to_string))
         .collect();
     let (worlds, first_usage, summaries, mut adjustments) = tokio::try_join!(
         CustomerWorld::load_many_with(
@@ -257,7 +260,7 @@ async fn load_claimed(
     let found =
         incremental::examine(billing, workspace, &worlds, &states, &due, &adjustments).await?;
     let unchanged = u64::try_from(found.quiet.len()).unwrap_or(u64::MAX);
-    let seen: Vec<(String, i64)> = found
+    let seen: Vec<(CustomerId, i64)> = found
         .quiet
         .iter()
         .filter_map(|id| {
@@ -267,8 +270,8 @@ async fn load_claimed(
         .collect();
     worlds.retain(|(world, _)| !found.quiet.contains(&world.customer.customer_id));
     // Where each computed customer starts: its checkpoint when it holds, else the beginning.
-    let mut checkpoints: HashMap<String, Checkpoint> = HashMap::new();
-    let mut versions: HashMap<String, i64> = HashMap::new();
+    let mut checkpoints: HashMap<CustomerId, Checkpoint> = HashMap::new();
+    let mut versions: HashMap<CustomerId, i64> = HashMap::new();
     for (world, fingerprint) in &worlds {
         let id = &world.customer.customer_id;
         if let Some(known) = states.remove(id) {
@@ -286,7 +289,7 @@ async fn load_claimed(
     // (something new without anything due, or a checkpoint that does not hold), and the usage of
     // the due customers' billed resources (a resource's events name it, and its id is known
     // only once the world is read).
-    let mut whole: HashSet<String> = HashSet::new();
+    let mut whole: HashSet<CustomerId> = HashSet::new();
     let second_reads: Vec<(Vec<String>, Timestamp)> = worlds
         .iter()
         .filter_map(|(world, _)| {
@@ -305,7 +308,7 @@ async fn load_claimed(
             Some((world.subjects(), Timestamp::MIN))
         })
         .collect();
-    let recomputed: Vec<String> = worlds
+    let recomputed: Vec<CustomerId> = worlds
         .iter()
         .filter(|(world, _)| {
             let id = &world.customer.customer_id;
@@ -330,8 +333,8 @@ async fn load_claimed(
     summaries.extend(more_summaries);
     let mut first_usage = first_usage;
     let mut second_usage = second_usage;
-    let mut invoices: HashMap<String, Vec<InvoiceSummary>> = HashMap::new();
-    let mut read: HashSet<String> = HashSet::new();
+    let mut invoices: HashMap<CustomerId, Vec<InvoiceSummary>> = HashMap::new();
+    let mut read: HashSet<InvoiceId> = HashSet::new();
     for summary in summaries {
         // A customer read again from the beginning has its recent invoices twice.
         if read.insert(summary.id.clone()) {
@@ -480,8 +483,8 @@ pub(crate) async fn credit_balances(
     billing: &Billing,
     workspace: &WorkspaceId,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-) -> Result<HashMap<String, CreditBalance>, RunBillingError> {
-    let mut sources: Vec<String> = adjustments
+) -> Result<HashMap<InvoiceId, CreditBalance>, RunBillingError> {
+    let mut sources: Vec<InvoiceId> = adjustments
         .values()
         .flatten()
         .filter(|a| a.applied_invoice_id.is_none() && a.amount_minor < 0)

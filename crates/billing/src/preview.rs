@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use billow_core::scenario::{preview_from, Checkpoint, Preview, World};
 use billow_store::billing::{AdjustmentCredit, AdjustmentRecord};
 use billow_store::invoices::CreditBalance;
+use billow_store::InvoiceId;
 use jiff::Timestamp;
 
 use crate::RunBillingError;
@@ -23,7 +24,7 @@ pub(crate) fn preview_with_credits(
     world: &mut World,
     from: Option<&Checkpoint>,
     adjustments: &HashMap<String, Vec<AdjustmentRecord>>,
-    balances: &HashMap<String, CreditBalance>,
+    balances: &HashMap<InvoiceId, CreditBalance>,
     now: Timestamp,
     upcoming: Upcoming,
 ) -> Result<(Preview, Vec<AdjustmentCredit>), RunBillingError> {

@@ -15,7 +15,7 @@ use billow_store::billing::{
     AdjustmentCredit, AdjustmentRecord, BillingStateRecord, Finalization, Finalized, InvoiceSummary,
 };
 use billow_store::invoices::{InvoiceRecord, InvoiceScope, InvoiceStatus};
-use billow_store::{new_id, WorkspaceId};
+use billow_store::{AdjustmentId, InvoiceId, WorkspaceId};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::load::CustomerInput;
@@ -102,7 +102,7 @@ pub(crate) fn plan_customer(
         credits,
         from_checkpoint: checkpoint.is_some(),
         state: BillingStateRecord {
-            customer_id: customer_id.to_owned(),
+            customer_id: customer_id.into(),
             computed_at: now,
             next_due_at: preview.next_invoice_at,
             fingerprint,
@@ -252,7 +252,7 @@ fn late_usage(
         "late usage changed a finalized invoice; the difference goes on the next invoice"
     );
     Some(AdjustmentRecord {
-        id: new_id("adj"),
+        id: AdjustmentId::new(),
         invoice_key: finalized.invoice_key.clone(),
         source_invoice_id: finalized.id.clone(),
         amount_minor: difference,
@@ -326,7 +326,7 @@ pub fn due_at(finalized_at: Timestamp, net_days: u16) -> Timestamp {
 }
 
 /// The ids of the pending adjustments that `lines` bill (each line's `trace.adjustment`).
-fn billed_adjustments(lines: &[InvoiceLine], known: &[AdjustmentRecord]) -> Vec<String> {
+fn billed_adjustments(lines: &[InvoiceLine], known: &[AdjustmentRecord]) -> Vec<AdjustmentId> {
     lines
         .iter()
         .filter_map(|line| line.trace.adjustment.as_deref())
@@ -335,7 +335,7 @@ fn billed_adjustments(lines: &[InvoiceLine], known: &[AdjustmentRecord]) -> Vec<
                 .iter()
                 .any(|a| a.id == *key && a.applied_invoice_id.is_none())
         })
-        .map(str::to_owned)
+        .map(AdjustmentId::from)
         .collect()
 }
 
@@ -379,9 +379,10 @@ pub(crate) fn pending_adjustments(
             let source = invoices
                 .iter()
                 .find(|invoice| invoice.id == adjustment.source_invoice_id);
-            let label = source
-                .and_then(|invoice| invoice.number)
-                .map_or_else(|| adjustment.source_invoice_id.clone(), |n| format!("#{n}"));
+            let label = source.and_then(|invoice| invoice.number).map_or_else(
+                || adjustment.source_invoice_id.to_string(),
+                |n| format!("#{n}"),
+            );
             let period = source.map_or(
                 billow_core::Period {
                     start: adjustment.created_at,
@@ -393,7 +394,7 @@ pub(crate) fn pending_adjustments(
                 },
             );
             specs.push(AdjustmentSpec {
-                key: adjustment.id.clone(),
+                key: adjustment.id.clone().into(),
                 subscription: key.clone(),
                 amount: Money::from_minor(adjustment.amount_minor, currency).to_decimal(),
                 description: format!("Late usage for invoice {label}"),
@@ -438,13 +439,18 @@ pub(crate) fn record_of(
     };
     let to_text = |text: Result<String, serde_json::Error>| text.map_err(RunBillingError::store);
     Ok(InvoiceRecord {
-        id: new_id("inv"),
+        id: InvoiceId::new(),
         number: None,
-        customer_id: customer_id.to_owned(),
+        customer_id: customer_id.into(),
         invoice_key: issued.key.clone(),
         scope,
-        subscriptions: issued.subscriptions.clone(),
-        plan_version_id,
+        subscriptions: issued
+            .subscriptions
+            .clone()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        plan_version_id: plan_version_id.into(),
         reason: issued.reason,
         issued_at: invoice.issued_at,
         period_start: invoice.period.start,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use billow_core::scenario::Preview;
 use billow_core::UsageEvent;
 use billow_store::billing::{BillingWrites, HeldLeases};
-use billow_store::{Customer, WorkspaceId};
+use billow_store::{Customer, CustomerId, WorkspaceId};
 use jiff::Timestamp;
 
 use crate::load::{CustomerInput, LoadedBatch, RunCatalog};
@@ -48,7 +48,7 @@ pub(crate) async fn run_workspace(
     // the events ingested before that date.
     let started = now.min(billing.lease_clock.now());
     let store = &billing.store;
-    let mut wanted: BTreeSet<String> = store
+    let mut wanted: BTreeSet<CustomerId> = store
         .billing_candidates(workspace, now)
         .await
         .map_err(RunBillingError::store)?
@@ -95,7 +95,7 @@ pub(crate) async fn run_workspace(
         .billed_customer_count(workspace)
         .await
         .map_err(RunBillingError::store)?;
-    let ids: Vec<String> = wanted.into_iter().collect();
+    let ids: Vec<CustomerId> = wanted.into_iter().collect();
     let looked_at = u64::try_from(ids.len()).unwrap_or(u64::MAX);
     let customers = store
         .customers_with_ids(workspace, &ids)
@@ -134,7 +134,7 @@ pub(crate) async fn run_customer(
 
 /// A batch the engine has planned, ready to be written.
 struct PlannedBatch {
-    held: Vec<String>,
+    held: Vec<CustomerId>,
     report: RunReport,
     writes: BillingWrites,
 }
@@ -209,7 +209,7 @@ async fn run_batches(
                 }
                 if stopped {
                     // The group's batches not handed over: their leases go back at once.
-                    let unused: Vec<String> = group
+                    let unused: Vec<CustomerId> = group
                         .flatten()
                         .filter(|customer| held.contains(customer.id.as_str()))
                         .map(|customer| customer.id)
@@ -323,14 +323,14 @@ async fn claim(
     settings: &BillingSettings,
     workspace: &WorkspaceId,
     group: &[Vec<Customer>],
-) -> Result<HashSet<String>, RunBillingError> {
+) -> Result<HashSet<CustomerId>, RunBillingError> {
     let claimed_at = billing.lease_clock.now();
     let until = claimed_at
         .checked_add(settings.lease_duration)
         .map_err(|error| {
             RunBillingError::Inconsistent(Inconsistency::OutOfRange(error.to_string()))
         })?;
-    let ids: Vec<String> = group.iter().flatten().map(|c| c.id.clone()).collect();
+    let ids: Vec<CustomerId> = group.iter().flatten().map(|c| c.id.clone()).collect();
     Ok(billing
         .store
         .acquire_billing_leases(workspace, &ids, &settings.node, claimed_at, until)
@@ -344,7 +344,7 @@ async fn claim(
 async fn release_quietly(
     billing: &Billing,
     workspace: &WorkspaceId,
-    customer_ids: &[String],
+    customer_ids: &[CustomerId],
     node: &str,
 ) {
     if let Err(error) = billing
@@ -485,7 +485,7 @@ pub(crate) async fn preview_customer(
     let input = world
         .world(now, events, pending)
         .map_err(|source| RunBillingError::World {
-            customer_id: world.customer.customer_id.clone(),
+            customer_id: world.customer.customer_id.clone().into(),
             source,
         })?;
     // Pure CPU work, off the async workers; a panic in the engine fails this call, not the node.

@@ -22,7 +22,7 @@ use billow_core::{Currency, Meter, RoundingMode, UsageEvent};
 use billow_store::billing::WorkspaceSettings;
 use billow_store::catalog::PlanVersionRecord;
 use billow_store::subscriptions::{CustomerSpecRecord, SubscriptionRecord};
-use billow_store::{Customer, WorkspaceId};
+use billow_store::{Customer, CustomerId, PlanVersionId, SubscriptionId, WorkspaceId};
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ use crate::{Billing, Inconsistency, RunBillingError};
 /// The billing facts of one customer, as the scenario needs them.
 #[derive(Clone, Debug)]
 pub struct CustomerBilling {
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// Event subjects that name the customer besides its id (its external id).
     pub aliases: Vec<String>,
     pub currency: Currency,
@@ -48,7 +48,7 @@ pub struct CustomerWorld {
     /// The workspace's meters, shared by every customer of a run.
     pub meters: Arc<[Meter]>,
     /// The plan versions the subscriptions use, shared with the run's cache.
-    pub versions: BTreeMap<String, Arc<PlanVersionRecord>>,
+    pub versions: BTreeMap<PlanVersionId, Arc<PlanVersionRecord>>,
     pub subscriptions: Vec<(SubscriptionRecord, Vec<ChangeSpec>)>,
     /// Its billed resources, their plans keyed by version id (in `versions`).
     pub resources: Vec<ResourceSpec>,
@@ -100,9 +100,9 @@ impl CustomerWorld {
         customers: Vec<Customer>,
         meters: &Arc<[Meter]>,
         settings: WorkspaceSettings,
-        versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
+        versions: &mut BTreeMap<PlanVersionId, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, RunBillingError> {
-        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+        let ids: Vec<CustomerId> = customers.iter().map(|c| c.id.clone()).collect();
         let subscriptions = billing
             .store
             .subscriptions_of_customers(workspace, &ids)
@@ -129,13 +129,14 @@ impl CustomerWorld {
         subscriptions: Vec<SubscriptionRecord>,
         meters: &Arc<[Meter]>,
         settings: WorkspaceSettings,
-        versions: &mut BTreeMap<String, Arc<PlanVersionRecord>>,
+        versions: &mut BTreeMap<PlanVersionId, Arc<PlanVersionRecord>>,
     ) -> Result<Vec<Self>, RunBillingError> {
         let store = &billing.store;
         let internal = RunBillingError::store;
-        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
-        let subscription_ids: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
-        let mut changes: HashMap<String, Vec<ChangeSpec>> = HashMap::new();
+        let ids: Vec<CustomerId> = customers.iter().map(|c| c.id.clone()).collect();
+        let subscription_ids: Vec<SubscriptionId> =
+            subscriptions.iter().map(|s| s.id.clone()).collect();
+        let mut changes: HashMap<SubscriptionId, Vec<ChangeSpec>> = HashMap::new();
         for (subscription_id, change) in store
             .changes_of_subscriptions(workspace, &subscription_ids)
             .await
@@ -146,8 +147,8 @@ impl CustomerWorld {
                 .or_default()
                 .push(change.spec);
         }
-        let mut resources_of: HashMap<String, Vec<ResourceSpec>> = HashMap::new();
-        let mut missing: Vec<String> = Vec::new();
+        let mut resources_of: HashMap<CustomerId, Vec<ResourceSpec>> = HashMap::new();
+        let mut missing: Vec<PlanVersionId> = Vec::new();
         for resource in store
             .resources_of_customers(workspace, &ids)
             .await
@@ -180,7 +181,7 @@ impl CustomerWorld {
                 versions.insert(version.id.clone(), Arc::new(version));
             }
         }
-        let mut taxes: HashMap<String, TaxRate> = store
+        let mut taxes: HashMap<CustomerId, TaxRate> = store
             .tax_rates_of_customers(workspace, &ids)
             .await
             .map_err(internal)?
@@ -201,7 +202,7 @@ impl CustomerWorld {
                 .map_err(internal)?,
             |discount, id| discount.key.clone_from(id),
         );
-        let mut subscriptions_of: HashMap<String, Vec<(SubscriptionRecord, Vec<ChangeSpec>)>> =
+        let mut subscriptions_of: HashMap<CustomerId, Vec<(SubscriptionRecord, Vec<ChangeSpec>)>> =
             HashMap::new();
         for subscription in subscriptions {
             let changed = changes.remove(&subscription.id).unwrap_or_default();
@@ -217,18 +218,18 @@ impl CustomerWorld {
                 let resources = resources_of.remove(&customer.id).unwrap_or_default();
                 let mut used = BTreeMap::new();
                 for resource in &resources {
-                    let version = versions.get(&resource.plan).ok_or_else(|| {
+                    let version = versions.get(resource.plan.as_str()).ok_or_else(|| {
                         RunBillingError::Inconsistent(Inconsistency::MissingPlanVersion(
                             resource.plan.clone(),
                         ))
                     })?;
-                    used.insert(resource.plan.clone(), Arc::clone(version));
+                    used.insert(resource.plan.as_str().into(), Arc::clone(version));
                 }
                 for (subscription, changed) in &subscriptions {
                     for id in plans_of(subscription, changed) {
                         let version = versions.get(&id).ok_or_else(|| {
                             RunBillingError::Inconsistent(Inconsistency::MissingPlanVersion(
-                                id.clone(),
+                                id.to_string(),
                             ))
                         })?;
                         used.insert(id, Arc::clone(version));
@@ -332,7 +333,7 @@ impl CustomerWorld {
     fn plans(&self) -> impl Iterator<Item = billow_core::scenario::PlanSpec> + '_ {
         self.versions.values().map(|version| {
             let mut plan = version.spec.clone();
-            plan.key.clone_from(&version.id);
+            plan.key = version.id.to_string();
             plan
         })
     }
@@ -367,7 +368,7 @@ impl CustomerWorld {
             rounding: self.rounding,
             now,
             customer: CustomerSpec {
-                id: self.customer.customer_id.clone(),
+                id: self.customer.customer_id.to_string(),
                 time_zone: self.customer.time_zone.clone(),
                 billing_cycle_day: self.customer.billing_cycle_day,
                 tax: self.customer.tax.clone(),
@@ -385,7 +386,7 @@ impl CustomerWorld {
         world.validate()?;
         for event in &mut events {
             if self.customer.aliases.contains(&event.subject) {
-                event.subject.clone_from(&self.customer.customer_id);
+                event.subject = self.customer.customer_id.to_string();
             }
         }
         world.events = events;
@@ -426,9 +427,13 @@ pub async fn meter_specs(
 }
 
 /// The plan versions a subscription uses: the one it started on and those its changes move to.
-fn plans_of(subscription: &SubscriptionRecord, changes: &[ChangeSpec]) -> Vec<String> {
-    std::iter::once(subscription.spec.plan.clone())
-        .chain(changes.iter().filter_map(|change| change.plan.clone()))
+fn plans_of(subscription: &SubscriptionRecord, changes: &[ChangeSpec]) -> Vec<PlanVersionId> {
+    std::iter::once(subscription.spec.plan.as_str().into())
+        .chain(
+            changes
+                .iter()
+                .filter_map(|change| change.plan.as_deref().map(Into::into)),
+        )
         .collect()
 }
 
@@ -436,8 +441,8 @@ fn plans_of(subscription: &SubscriptionRecord, changes: &[ChangeSpec]) -> Vec<St
 fn by_customer<T>(
     records: Vec<CustomerSpecRecord<T>>,
     keyed: impl Fn(&mut T, &String),
-) -> HashMap<String, Vec<T>> {
-    let mut by_customer: HashMap<String, Vec<T>> = HashMap::new();
+) -> HashMap<CustomerId, Vec<T>> {
+    let mut by_customer: HashMap<CustomerId, Vec<T>> = HashMap::new();
     for mut record in records {
         keyed(&mut record.spec, &record.id);
         by_customer
@@ -466,7 +471,7 @@ fn subject_list<'a>(
 ) -> Vec<String> {
     let mut subjects = vec![customer_id.to_owned()];
     subjects.extend(aliases.iter().cloned());
-    subjects.extend(subscriptions.map(|s| s.id.clone()));
+    subjects.extend(subscriptions.map(|s| s.id.to_string()));
     subjects
 }
 

@@ -88,7 +88,7 @@ pub(crate) async fn seed_customers(
     for index in 0..sizes.subscriptions {
         let id = customer_id(index);
         let customer = Customer {
-            id: id.clone(),
+            id: id.clone().into(),
             external_id: format!("team-{index}"),
             name: format!("Team {index}"),
             email: None,
@@ -109,8 +109,8 @@ pub(crate) async fn seed_customers(
             .insert_subscription(
                 &workspace,
                 &SubscriptionRecord {
-                    id: subscription_id.clone(),
-                    customer_id: id.clone(),
+                    id: subscription_id.clone().into(),
+                    customer_id: id.clone().into(),
                     plan_id: plan.id.clone(),
                     plan_version_id: version.id.clone(),
                     status: SubscriptionStatus::Active,

@@ -150,7 +150,7 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Principal, ApiE
             .map_err(ApiError::internal)?
             .map(|owner| Principal::Customer {
                 workspace_id: owner.workspace_id,
-                customer_id: owner.customer_id,
+                customer_id: owner.customer_id.into(),
             }),
         None => None,
     };

@@ -3,8 +3,162 @@
 //! Time-ordered ids keep B-tree inserts at the right edge of the index (DESIGN.md §6 measures
 //! random keys at a tenth of the write rate), and the prefix tells a reader what an id names
 //! (`cus_…` is a customer, `inv_…` an invoice), as Stripe's ids do.
+//!
+//! Each entity's ids have their own type ([`CustomerId`], [`SubscriptionId`], ...), so that one
+//! kind of id cannot be passed where another is expected. They hold the id's text unchecked (ids
+//! come from request paths and rows, and are not validated, as before they had types), read as
+//! `&str` (`Deref`, `Borrow`, `AsRef`), and are written as plain text: in JSON
+//! (`serde(transparent)`) and in SQL (`sqlx(transparent)`).
 
 use uuid::Uuid;
+
+/// Declares an id newtype per `(type, prefix, entity)`, with what every id type has (see the
+/// module's documentation).
+macro_rules! id_types {
+    ($($(#[$attribute:meta])* $name:ident = $prefix:literal, $entity:literal;)*) => {$(
+        #[doc = concat!("A ", $entity, "'s id: `", $prefix, "_…` when billow made it.")]
+        ///
+        /// Any text converts into one unchecked (`From<&str>`, `From<String>`); it reads as
+        /// `&str` and is written as plain text in JSON and SQL.
+        $(#[$attribute])*
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            sqlx::Type,
+        )]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix of the ids billow makes for this entity.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh id: the prefix and a time-ordered suffix ([`new_id`]).
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(new_id(Self::PREFIX))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id's text, owned.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(id: &String) -> Self {
+                Self(id.clone())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    )*};
+}
+
+id_types! {
+    CustomerId = "cus", "customer";
+    ProjectId = "prj", "customer's project";
+    SubscriptionId = "sub", "subscription";
+    PlanId = "plan", "plan";
+    PlanVersionId = "pv", "plan version";
+    MeterId = "mtr", "meter";
+    TaxRateId = "tax", "tax rate";
+    InvoiceId = "inv", "invoice";
+    CreditNoteId = "cn", "credit note";
+    AdjustmentId = "adj", "late-usage adjustment";
+    ResourceId = "res", "billed resource";
+}
 
 /// Crockford's base32 alphabet (<https://www.crockford.com/base32.html>), lowercase: no `i`, `l`,
 /// `o` or `u`, so ids survive being read aloud or retyped.
@@ -79,6 +233,26 @@ mod tests {
         assert_eq!(encode(0), "0".repeat(26));
         assert_eq!(encode(u128::MAX), format!("7{}", "z".repeat(25)));
         assert!(encode(31) < encode(32));
+    }
+
+    #[test]
+    fn a_typed_id_has_its_prefix_and_reads_as_its_text() {
+        let id = CustomerId::new();
+        assert!(id.starts_with("cus_"), "{id}");
+        assert_eq!(id.len(), "cus_".len() + ID_SUFFIX_LENGTH);
+
+        let id = SubscriptionId::from("sub_1");
+        assert_eq!(id, "sub_1");
+        assert_eq!(id.as_str(), "sub_1");
+        assert_eq!(id.to_string(), "sub_1");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"sub_1\"");
+        assert_eq!(
+            serde_json::from_str::<SubscriptionId>("\"sub_1\"").unwrap(),
+            id
+        );
+
+        let ids: std::collections::HashSet<CustomerId> = ["cus_1".into()].into();
+        assert!(ids.contains("cus_1"));
     }
 
     #[test]

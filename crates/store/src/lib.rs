@@ -11,7 +11,8 @@
 //!   for both backends; only what really differs is written per backend (how a violated key is
 //!   named, the usage events' exactly-once write path). [`Store::insert_workspace`] and
 //!   [`Store::workspace`] for [`Workspace`]s.
-//! - Access: [`ids::new_id`] (prefixed, time-ordered ids); API keys and customer tokens stored as
+//! - Access: [`ids::new_id`] (prefixed, time-ordered ids) and one id type per entity
+//!   ([`CustomerId`], [`SubscriptionId`], [`InvoiceId`], ...); API keys and customer tokens stored as
 //!   [`CredentialHash`]es ([`Store::create_api_key`], [`Store::api_key_workspace`],
 //!   [`Store::create_customer_token`], [`Store::customer_token_owner`]); [`Customer`]s and their
 //!   [`Project`] trees ([`Store::customer`], [`Store::customers`] in [`Page`]s); idempotency keys
@@ -80,7 +81,10 @@ pub use events::{
     NewEvent, SubjectsUsage, UsageChunks, WriteEventsError,
 };
 pub use idempotency::{IdempotencyBegin, IdempotencyStoreError, IdempotencyWindow, StoredResponse};
-pub use ids::new_id;
+pub use ids::{
+    new_id, AdjustmentId, CreditNoteId, CustomerId, InvoiceId, MeterId, PlanId, PlanVersionId,
+    ProjectId, ResourceId, SubscriptionId, TaxRateId,
+};
 pub use keys::{
     ApiKey, CredentialHash, CredentialKind, CredentialSecret, CustomerToken, CustomerTokenOwner,
     EnsureWorkspaceError, LoadCredentialError, StoreCredentialError, CREDENTIAL_CACHE_ENTRIES_MAX,

@@ -29,9 +29,9 @@ async fn workspace(store: &Store, name: &str) -> WorkspaceId {
 
 fn project(id: &str, customer_id: &str, parent_id: Option<&str>) -> Project {
     Project {
-        id: id.to_owned(),
-        customer_id: customer_id.to_owned(),
-        parent_id: parent_id.map(str::to_owned),
+        id: id.into(),
+        customer_id: customer_id.into(),
+        parent_id: parent_id.map(str::to_owned).map(Into::into),
         name: id.to_owned(),
     }
 }

@@ -19,7 +19,7 @@ use billow_store::invoices::{
 use billow_store::subscriptions::{
     CustomerSpecRecord, SubscriptionChangeRecord, SubscriptionRecord, SubscriptionStatus,
 };
-use billow_store::{BillingStoreError, Store, WorkspaceId};
+use billow_store::{AdjustmentId, BillingStoreError, CustomerId, Store, WorkspaceId};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -39,13 +39,13 @@ fn acme() -> WorkspaceId {
 
 fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -> InvoiceRecord {
     InvoiceRecord {
-        id: id.to_owned(),
+        id: id.into(),
         number: None,
-        customer_id: "cus_1".to_owned(),
+        customer_id: "cus_1".into(),
         invoice_key: subscription_id.to_owned(),
         scope: InvoiceScope::Subscription,
-        subscriptions: vec![subscription_id.to_owned()],
-        plan_version_id: "pv_1".to_owned(),
+        subscriptions: vec![subscription_id.into()],
+        plan_version_id: "pv_1".into(),
         reason: InvoiceReason::PeriodEnd,
         issued_at: at(issued_at),
         period_start: at("2024-01-01T00:00:00Z"),
@@ -376,7 +376,7 @@ async fn credit_notes_never_exceed_the_invoice(store: Store) {
         .await
         .unwrap();
     let note = |id: &str, total_minor| CreditNoteRecord {
-        id: id.to_owned(),
+        id: id.into(),
         invoice_id: "inv_1".into(),
         total_minor,
         lines: json!([]),
@@ -439,7 +439,7 @@ async fn concurrent_credit_notes_never_exceed_the_invoice(store: Store) {
             let workspace = workspace.clone();
             tokio::spawn(async move {
                 let note = CreditNoteRecord {
-                    id: format!("cn_{index:02}"),
+                    id: format!("cn_{index:02}").into(),
                     invoice_id: "inv_1".into(),
                     total_minor: 300,
                     lines: json!([]),
@@ -497,8 +497,8 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
         .await
         .unwrap();
     let note = |id: &str, invoice_id: &str, total_minor| CreditNoteRecord {
-        id: id.to_owned(),
-        invoice_id: invoice_id.to_owned(),
+        id: id.into(),
+        invoice_id: invoice_id.into(),
         total_minor,
         lines: json!([]),
         reason: None,
@@ -546,8 +546,8 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
     // Act: a note that fits (48 of the 50 left), one that no longer fits (3 of the 2 then left),
     // and the void invoice's adjustment settled without a note.
     let credit = |adjustment: &str, source: &str, note| AdjustmentCredit {
-        adjustment_id: adjustment.to_owned(),
-        source_invoice_id: source.to_owned(),
+        adjustment_id: adjustment.into(),
+        source_invoice_id: source.into(),
         note,
     };
     let writes = BillingWrites {
@@ -572,7 +572,7 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
         .await
         .unwrap()
         .into_iter()
-        .map(|n| (n.id, n.total_minor))
+        .map(|n| (n.id.into_string(), n.total_minor))
         .collect();
     assert_eq!(
         notes,
@@ -583,7 +583,7 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
         .await
         .unwrap()
         .into_iter()
-        .map(|a| (a.id, a.applied_invoice_id))
+        .map(|a| (a.id.into_string(), a.applied_invoice_id.map(String::from)))
         .collect();
     assert_eq!(
         applied,
@@ -734,7 +734,7 @@ async fn adjustments_are_marked_applied_by_the_invoice_that_bills_them(store: St
         .unwrap();
     let next = finalized(invoice("inv_2", "sub_1", "2024-03-01T00:00:00Z", 1250));
     store
-        .finalize_invoice(&workspace, &next, &["adj_1".to_owned()])
+        .finalize_invoice(&workspace, &next, &["adj_1".into()])
         .await
         .unwrap();
 
@@ -746,7 +746,7 @@ fn finalization(record: InvoiceRecord, replaces_draft: bool, applied: &[&str]) -
     Finalization {
         invoice: finalized(record).into_text(),
         replaces_draft,
-        applied_adjustment_ids: applied.iter().map(|id| (*id).to_owned()).collect(),
+        applied_adjustment_ids: applied.iter().map(|id| AdjustmentId::from(*id)).collect(),
     }
 }
 
@@ -838,7 +838,7 @@ async fn a_batch_is_written_in_one_transaction_with_consecutive_numbers(store: S
         .unwrap();
     assert_eq!(next, Finalized::Numbered(4));
     let summaries = store
-        .invoice_summaries_of_customers(&workspace, &["cus_1".to_owned()])
+        .invoice_summaries_of_customers(&workspace, &["cus_1".into()])
         .await
         .unwrap();
     assert_eq!(summaries.len(), 5);
@@ -926,7 +926,7 @@ async fn a_batch_that_finds_an_invoice_already_final_uses_no_number_for_it(store
     let b = store.invoice(&workspace, "inv_b").await.unwrap().unwrap();
     assert_eq!(b.number, Some(4));
     let numbers: Vec<i64> = store
-        .invoice_summaries_of_customers(&workspace, &["cus_1".to_owned()])
+        .invoice_summaries_of_customers(&workspace, &["cus_1".into()])
         .await
         .unwrap()
         .into_iter()
@@ -941,7 +941,7 @@ async fn leases_are_taken_and_released_in_bulk(store: Store) {
     let workspace = acme();
     let now = at("2024-02-01T00:00:00Z");
     let until = at("2024-02-01T00:01:00Z");
-    let ids: Vec<String> = ["cus_1", "cus_2", "cus_3"].map(str::to_owned).to_vec();
+    let ids: Vec<CustomerId> = ["cus_1", "cus_2", "cus_3"].map(CustomerId::from).to_vec();
     assert!(store
         .acquire_billing_lease(&workspace, "cus_2", "node-b", now, until)
         .await
@@ -988,7 +988,7 @@ fn coupon(code: &str, max_redemptions: Option<i64>) -> CouponRecord {
 fn discount(id: &str, customer_id: &str) -> CustomerSpecRecord<DiscountSpec> {
     CustomerSpecRecord {
         id: id.to_owned(),
-        customer_id: customer_id.to_owned(),
+        customer_id: customer_id.into(),
         spec: typed(
             json!({"key": id, "percent_off": "10", "duration": "forever", "start": "2024-01-01T00:00:00Z"}),
         ),

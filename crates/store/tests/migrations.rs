@@ -214,14 +214,14 @@ async fn old_rows_read_back_equal(store: &Store) {
         store.projects(&workspace_id, "cus_a_old").await.unwrap(),
         vec![
             Project {
-                id: "prj_child".to_owned(),
-                customer_id: "cus_a_old".to_owned(),
-                parent_id: Some("prj_root".to_owned()),
+                id: "prj_child".into(),
+                customer_id: "cus_a_old".into(),
+                parent_id: Some("prj_root".into()),
                 name: "Child".to_owned(),
             },
             Project {
-                id: "prj_root".to_owned(),
-                customer_id: "cus_a_old".to_owned(),
+                id: "prj_root".into(),
+                customer_id: "cus_a_old".into(),
                 parent_id: None,
                 name: "Root".to_owned(),
             },
@@ -238,7 +238,7 @@ async fn old_rows_read_back_equal(store: &Store) {
         vec![CustomerToken {
             workspace_id: workspace_id.clone(),
             id: "ctok_old".to_owned(),
-            customer_id: "cus_a_old".to_owned(),
+            customer_id: "cus_a_old".into(),
             prefix: "bct_old".to_owned(),
             created_at: token_created_at,
             expires_at: token_expires_at,
@@ -261,7 +261,7 @@ async fn old_rows_read_back_equal(store: &Store) {
             .unwrap(),
         Some(CustomerTokenOwner {
             workspace_id: workspace_id.clone(),
-            customer_id: "cus_a_old".to_owned(),
+            customer_id: "cus_a_old".into(),
         })
     );
 

@@ -59,7 +59,7 @@ async fn arrange(store: &Store) {
 /// An add-on of `cus_1` with every field set.
 fn addon(id: &str, created_at: &str) -> ResourceRecord {
     ResourceRecord {
-        id: id.to_owned(),
+        id: id.into(),
         customer_id: "cus_1".into(),
         project_id: Some("prj_1".into()),
         plan_id: "plan_addon".into(),
@@ -209,7 +209,7 @@ async fn a_customers_resources_are_paged_in_id_order_and_filtered_by_lifetime(st
     };
     store.insert_resource(&acme(), &another).await.unwrap();
     let page_ids = |page: &billow_store::Page<ResourceRecord>| -> Vec<String> {
-        page.items.iter().map(|r| r.id.clone()).collect()
+        page.items.iter().map(|r| r.id.to_string()).collect()
     };
 
     let first = store

@@ -334,7 +334,7 @@ async fn a_canceled_subscription_bills_late_usage_that_raises_and_credits_what_l
     let applied: Vec<(i64, Option<String>)> = adjustments(&app, &subscription)
         .await
         .into_iter()
-        .map(|a| (a.amount_minor, a.applied_invoice_id))
+        .map(|a| (a.amount_minor, a.applied_invoice_id.map(String::from)))
         .collect();
     let standalone_id = standalone["id"].as_str().map(str::to_owned);
     assert!(

@@ -188,7 +188,7 @@ async fn a_resource_is_created_read_listed_changed_and_deleted(api: &TestApi) {
     // What the store holds is what a billing run reads.
     let stored = api
         .store
-        .resources_of_customers(&world.workspace, std::slice::from_ref(&world.customer))
+        .resources_of_customers(&world.workspace, &[world.customer.as_str().into()])
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);

@@ -86,7 +86,7 @@ async fn customer_with_subscription(
         .insert_customer(
             workspace,
             &Customer {
-                id: id.clone(),
+                id: id.clone().into(),
                 external_id: format!("team-{index}"),
                 name: format!("Team {index}"),
                 email: None,
@@ -107,8 +107,8 @@ async fn customer_with_subscription(
         .insert_subscription(
             workspace,
             &SubscriptionRecord {
-                id: format!("sub_{index}"),
-                customer_id: id,
+                id: format!("sub_{index}").into(),
+                customer_id: id.into(),
                 plan_id: "plan_1".into(),
                 plan_version_id: "pv_1".into(),
                 status: SubscriptionStatus::Active,
@@ -219,7 +219,7 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
     let held = store
         .acquire_billing_leases(
             &workspace,
-            &["cus_0".to_owned(), "cus_2".to_owned(), "cus_4".to_owned()],
+            &["cus_0".into(), "cus_2".into(), "cus_4".into()],
             "another-node",
             now,
             now.checked_add(SignedDuration::from_secs(60)).unwrap(),
@@ -262,7 +262,7 @@ async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant(databa
     let live = store
         .acquire_billing_leases(
             &workspace,
-            &["cus_0".to_owned()],
+            &["cus_0".into()],
             "live-node",
             real,
             real.checked_add(seconds(60)).unwrap(),
@@ -273,7 +273,7 @@ async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant(databa
     let dead = store
         .acquire_billing_leases(
             &workspace,
-            &["cus_1".to_owned()],
+            &["cus_1".into()],
             "dead-node",
             real.checked_sub(seconds(120)).unwrap(),
             real.checked_sub(seconds(60)).unwrap(),

@@ -19,6 +19,7 @@ use sqlx::QueryBuilder;
 use super::sql::{enum_text, from_micros, spec_from_json, to_micros, with_pool, BillingStoreError};
 use super::{adjustment_from_row, AdjustmentRecord, AdjustmentRow, PAYMENT_PENDING};
 use crate::catalog::{PlanVersionRecord, TaxRateRecord};
+use crate::ids::{AdjustmentId, CustomerId, InvoiceId, PlanVersionId, SubscriptionId};
 use crate::invoices::{
     available_to_credit, insert_credit_note_row, CreditNoteRecord, InvoiceRecord, InvoiceStatus,
     INVOICE_COLUMNS,
@@ -66,7 +67,7 @@ macro_rules! delete_leases {
 #[derive(Clone, Copy, Debug)]
 pub struct HeldLeases<'a> {
     /// The customers whose leases the batch holds.
-    pub customer_ids: &'a [String],
+    pub customer_ids: &'a [CustomerId],
     /// The holder that took them (the node's name).
     pub holder: &'a str,
 }
@@ -176,9 +177,9 @@ where
 /// What a billing run knows of a stored invoice without reading its lines.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvoiceSummary {
-    pub id: String,
+    pub id: InvoiceId,
     pub number: Option<i64>,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub invoice_key: String,
     pub issued_at: Timestamp,
     pub period_start: Timestamp,
@@ -206,13 +207,13 @@ pub struct BillingWrites {
     /// Customers it left alone whose world version was ahead of the one their state had seen
     /// (a change that changed nothing they bill): (customer, the version read), written as
     /// seen, so that later runs do not look at them again.
-    pub seen: Vec<(String, i64)>,
+    pub seen: Vec<(CustomerId, i64)>,
 }
 
 /// What a billing run knows of a customer after computing it (`billing_states`, 0016).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BillingStateRecord {
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// The instant the run billed at.
     pub computed_at: Timestamp,
     /// The earliest instant after `computed_at` at which something is due without any change;
@@ -261,8 +262,8 @@ fn checkpoint_text(checkpoint: &Checkpoint) -> String {
 /// written in the same transaction.
 #[derive(Clone, Debug)]
 pub struct AdjustmentCredit {
-    pub adjustment_id: String,
-    pub source_invoice_id: String,
+    pub adjustment_id: AdjustmentId,
+    pub source_invoice_id: InvoiceId,
     /// The credit note of the source invoice, within what was left to credit on it when the run
     /// read it; `None` when nothing was left (the adjustment is settled without one).
     pub note: Option<CreditNoteRecord>,
@@ -274,7 +275,7 @@ pub struct Finalization {
     pub invoice: InvoiceRecord<String>,
     /// Whether `invoice.id` is a stored draft's, which this invoice replaces.
     pub replaces_draft: bool,
-    pub applied_adjustment_ids: Vec<String>,
+    pub applied_adjustment_ids: Vec<AdjustmentId>,
 }
 
 /// What [`Store::write_billing_batch`] did.
@@ -300,11 +301,11 @@ impl Store {
     pub async fn acquire_billing_leases(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
         holder: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Vec<String>, BillingStoreError> {
+    ) -> Result<Vec<CustomerId>, BillingStoreError> {
         // One transaction, one commit: on SQLite each commit waits for the database's write lock.
         let rows: Vec<(String, String)> = with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
@@ -356,7 +357,7 @@ impl Store {
     pub async fn release_billing_leases(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
         holder: &str,
     ) -> Result<(), BillingStoreError> {
         if customer_ids.is_empty() {
@@ -378,7 +379,7 @@ impl Store {
     pub async fn subscriptions_of_customers(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
     ) -> Result<Vec<SubscriptionRecord>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
@@ -408,8 +409,8 @@ impl Store {
     pub async fn changes_of_subscriptions(
         &self,
         workspace: &WorkspaceId,
-        subscription_ids: &[String],
-    ) -> Result<Vec<(String, SubscriptionChangeRecord)>, BillingStoreError> {
+        subscription_ids: &[SubscriptionId],
+    ) -> Result<Vec<(SubscriptionId, SubscriptionChangeRecord)>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in subscription_ids.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<(String, i64, i64, String, i64)> = with_pool!(self, pool => {
@@ -429,7 +430,7 @@ impl Store {
                     &format!("{subscription_id}#{sequence}"),
                 )?;
                 all.push((
-                    subscription_id,
+                    subscription_id.into(),
                     SubscriptionChangeRecord {
                         spec,
                         sequence,
@@ -450,7 +451,7 @@ impl Store {
     pub async fn customer_specs_of_customers<T: HeldSpec>(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
     ) -> Result<Vec<CustomerSpecRecord<T>>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
@@ -468,7 +469,7 @@ impl Store {
                 all.push(CustomerSpecRecord {
                     spec: spec_from_json(&spec, T::TABLE, &id)?,
                     id,
-                    customer_id,
+                    customer_id: customer_id.into(),
                     created_at: from_micros(created_at)?,
                 });
             }
@@ -484,8 +485,8 @@ impl Store {
     pub async fn tax_rates_of_customers(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
-    ) -> Result<Vec<(String, TaxRateRecord)>, BillingStoreError> {
+        customer_ids: &[CustomerId],
+    ) -> Result<Vec<(CustomerId, TaxRateRecord)>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => {
@@ -501,10 +502,10 @@ impl Store {
             })?;
             for (customer_id, id, spec, created_at) in rows {
                 all.push((
-                    customer_id,
+                    customer_id.into(),
                     TaxRateRecord {
                         spec: spec_from_json(&spec, "tax_rates", &id)?,
-                        id,
+                        id: id.into(),
                         created_at: from_micros(created_at)?,
                     },
                 ));
@@ -521,7 +522,7 @@ impl Store {
     pub async fn plan_versions_by_id(
         &self,
         workspace: &WorkspaceId,
-        ids: &[String],
+        ids: &[PlanVersionId],
     ) -> Result<Vec<PlanVersionRecord>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in ids.chunks(ROWS_PER_STATEMENT) {
@@ -537,8 +538,8 @@ impl Store {
             for (id, plan_id, version, spec, created_at) in rows {
                 all.push(PlanVersionRecord {
                     spec: spec_from_json(&spec, "plan_versions", &id)?,
-                    id,
-                    plan_id,
+                    id: id.into(),
+                    plan_id: plan_id.into(),
                     version,
                     created_at: from_micros(created_at)?,
                 });
@@ -554,7 +555,7 @@ impl Store {
     pub async fn invoice_summaries_of_customers(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
     ) -> Result<Vec<InvoiceSummary>, BillingStoreError> {
         self.invoice_summaries_since(workspace, customer_ids, None)
             .await
@@ -569,7 +570,7 @@ impl Store {
     pub async fn invoice_summaries_since(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
         since: Option<Timestamp>,
     ) -> Result<Vec<InvoiceSummary>, BillingStoreError> {
         type Row = (
@@ -603,9 +604,9 @@ impl Store {
                 let (id, number, customer_id, invoice_key, issued_at, start, end) =
                     (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
                 all.push(InvoiceSummary {
-                    id,
+                    id: id.into(),
                     number,
-                    customer_id,
+                    customer_id: customer_id.into(),
                     invoice_key,
                     issued_at: from_micros(issued_at)?,
                     period_start: from_micros(start)?,
@@ -631,7 +632,7 @@ impl Store {
     pub async fn billing_states(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
     ) -> Result<Vec<BillingStateRecord>, BillingStoreError> {
         let mut all = Vec::new();
         for piece in customer_ids.chunks(ROWS_PER_STATEMENT) {
@@ -660,7 +661,7 @@ impl Store {
                         .ok()
                 });
                 all.push(BillingStateRecord {
-                    customer_id,
+                    customer_id: customer_id.into(),
                     computed_at: from_micros(computed_at)?,
                     next_due_at: next_due_at.map(from_micros).transpose()?,
                     fingerprint,
@@ -944,7 +945,7 @@ impl Store {
             // A customer one of whose invoices another writer finalized first keeps no
             // checkpoint: the run's was made as if its own finalization held, and the next
             // computation compares that invoice again from the whole history.
-            let mut overtaken: Vec<String> = writes
+            let mut overtaken: Vec<CustomerId> = writes
                 .finalize
                 .iter()
                 .zip(&numbers)

@@ -19,6 +19,7 @@ pub use settings::WorkspaceSettings;
 
 use jiff::Timestamp;
 
+use crate::ids::{AdjustmentId, InvoiceId};
 use crate::invoices::{
     append_payment_state, bind_invoice, insert_invoice_sql, InvoiceRecord, InvoiceStatus,
 };
@@ -32,17 +33,17 @@ pub const PAYMENT_PENDING: &str = "PaymentPending";
 /// A late-usage difference of a finalized invoice, to be billed on a later one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdjustmentRecord {
-    pub id: String,
+    pub id: AdjustmentId,
     pub invoice_key: String,
     /// The finalized invoice whose amount changed.
-    pub source_invoice_id: String,
+    pub source_invoice_id: InvoiceId,
     /// What the engine computes now for the invoice's own lines before tax, minus what it
     /// computed when the invoice was finalized (and the earlier adjustments of that invoice).
     pub amount_minor: i64,
     /// The invoice it was applied to; `None` while pending. Usually the invoice that billed it;
     /// for a negative adjustment of a subscription with no further invoice, its source invoice,
     /// which a credit note credited instead (whose line names this adjustment).
-    pub applied_invoice_id: Option<String>,
+    pub applied_invoice_id: Option<InvoiceId>,
     pub created_at: Timestamp,
 }
 
@@ -130,7 +131,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         invoice: &InvoiceRecord,
-        applied_adjustment_ids: &[String],
+        applied_adjustment_ids: &[AdjustmentId],
     ) -> Result<Finalized, BillingStoreError> {
         assert_eq!(
             invoice.status,
@@ -173,7 +174,7 @@ impl Store {
                     return Ok(Finalized::AlreadyFinal);
                 }
                 // The draft's id stays the invoice's id: clients may have seen it.
-                record.id = draft_id;
+                record.id = draft_id.into();
                 let deleted = sqlx::query(DELETE_DRAFT)
                     .bind(workspace.as_str())
                     .bind(&record.id)
@@ -270,11 +271,11 @@ pub(crate) fn adjustment_from_row(
     (id, invoice_key, source_invoice_id, amount_minor, applied, created_at): AdjustmentRow,
 ) -> Result<AdjustmentRecord, BillingStoreError> {
     Ok(AdjustmentRecord {
-        id,
+        id: id.into(),
         invoice_key,
-        source_invoice_id,
+        source_invoice_id: source_invoice_id.into(),
         amount_minor,
-        applied_invoice_id: applied,
+        applied_invoice_id: applied.map(Into::into),
         created_at: from_micros(created_at)?,
     })
 }

@@ -9,6 +9,7 @@ use sqlx::QueryBuilder;
 
 use super::batch::ROWS_PER_STATEMENT;
 use super::sql::{from_micros, to_micros, with_pool, BillingStoreError};
+use crate::ids::CustomerId;
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
@@ -25,7 +26,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         now: Timestamp,
-    ) -> Result<Vec<String>, BillingStoreError> {
+    ) -> Result<Vec<CustomerId>, BillingStoreError> {
         const SQL: &str = "SELECT customer_id FROM billing_states WHERE workspace_id = $1 \
              AND (world_version > seen_version OR computed_at > $2 OR next_due_at <= $2) \
              UNION SELECT customer_id FROM subscriptions s WHERE workspace_id = $1 \
@@ -40,7 +41,7 @@ impl Store {
             .bind(to_micros(now))
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| id.into()).collect())
     }
 
     /// How many customers of `workspace` have a subscription or a billed resource.
@@ -125,7 +126,7 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
         subjects: &[String],
-    ) -> Result<Vec<String>, BillingStoreError> {
+    ) -> Result<Vec<CustomerId>, BillingStoreError> {
         let mut owners = Vec::new();
         for piece in subjects.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<(String,)> = with_pool!(self, pool => {
@@ -142,7 +143,7 @@ impl Store {
                 in_list(&mut builder, piece);
                 builder.build_query_as().fetch_all(pool).await
             })?;
-            owners.extend(rows.into_iter().map(|(id,)| id));
+            owners.extend(rows.into_iter().map(|(id,)| CustomerId::from(id)));
         }
         owners.sort_unstable();
         owners.dedup();

@@ -13,13 +13,14 @@ use jiff::Timestamp;
 use crate::billing::sql::{
     from_micros, spec_from_json, to_json, to_micros, with_pool, BillingStoreError,
 };
+use crate::ids::{MeterId, PlanId, PlanVersionId, TaxRateId};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
 /// A stored meter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeterRecord {
-    pub id: String,
+    pub id: MeterId,
     pub key: String,
     pub spec: Meter,
     pub created_at: Timestamp,
@@ -28,17 +29,17 @@ pub struct MeterRecord {
 /// A stored plan: its key and the version new subscriptions get.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanRecord {
-    pub id: String,
+    pub id: PlanId,
     pub key: String,
-    pub current_version_id: String,
+    pub current_version_id: PlanVersionId,
     pub created_at: Timestamp,
 }
 
 /// One version of a plan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanVersionRecord {
-    pub id: String,
-    pub plan_id: String,
+    pub id: PlanVersionId,
+    pub plan_id: PlanId,
     /// 1 for the plan as created, then one more per edit.
     pub version: i64,
     pub spec: PlanSpec,
@@ -48,7 +49,7 @@ pub struct PlanVersionRecord {
 /// A stored tax rate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaxRateRecord {
-    pub id: String,
+    pub id: TaxRateId,
     pub spec: TaxRate,
     pub created_at: Timestamp,
 }
@@ -59,7 +60,7 @@ type VersionRow = (String, String, i64, String, i64);
 fn meter_from_row((id, key, spec, created_at): SpecRow) -> Result<MeterRecord, BillingStoreError> {
     Ok(MeterRecord {
         spec: spec_from_json(&spec, "meters", &id)?,
-        id,
+        id: id.into(),
         key,
         created_at: from_micros(created_at)?,
     })
@@ -69,9 +70,9 @@ fn plan_from_row(
     (id, key, current_version_id, created_at): SpecRow,
 ) -> Result<PlanRecord, BillingStoreError> {
     Ok(PlanRecord {
-        id,
+        id: id.into(),
         key,
-        current_version_id,
+        current_version_id: current_version_id.into(),
         created_at: from_micros(created_at)?,
     })
 }
@@ -81,8 +82,8 @@ fn version_from_row(
 ) -> Result<PlanVersionRecord, BillingStoreError> {
     Ok(PlanVersionRecord {
         spec: spec_from_json(&spec, "plan_versions", &id)?,
-        id,
-        plan_id,
+        id: id.into(),
+        plan_id: plan_id.into(),
         version,
         created_at: from_micros(created_at)?,
     })
@@ -436,7 +437,7 @@ fn tax_rate_from_row(
 ) -> Result<TaxRateRecord, BillingStoreError> {
     Ok(TaxRateRecord {
         spec: spec_from_json(&spec, "tax_rates", &id)?,
-        id,
+        id: id.into(),
         created_at: from_micros(created_at)?,
     })
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use rows::{bind_customer, CustomerRow, CUSTOMER_COLUMNS};
 
+use crate::ids::{CustomerId, ProjectId};
 use crate::sql::{to_micros, violated_unique_key, with_pool, UniqueKeyName};
 use crate::store::Store;
 use crate::WorkspaceId;
@@ -32,7 +33,7 @@ pub const PROJECTS_PER_CUSTOMER_MAX: u32 = 1_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Customer {
     /// `cus_…`.
-    pub id: String,
+    pub id: CustomerId,
     /// The platform's own id for this account; unique within the workspace.
     pub external_id: String,
     pub name: String,
@@ -45,7 +46,7 @@ pub struct Customer {
     /// The day of the month periods start on, 1 to 31 (clamped to the month's last day).
     pub billing_cycle_day: i8,
     /// Another customer of the same workspace that may pay for this one.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<CustomerId>,
     /// One invoice per period for all its subscriptions and resources, or one per
     /// subscription.
     pub invoicing: Invoicing,
@@ -76,10 +77,10 @@ pub struct TaxId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
     /// `prj_…`.
-    pub id: String,
-    pub customer_id: String,
+    pub id: ProjectId,
+    pub customer_id: CustomerId,
     /// A project of the same customer, or `None` for a root.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<ProjectId>,
     pub name: String,
 }
 
@@ -254,7 +255,7 @@ impl Store {
     pub async fn customers_with_ids(
         &self,
         workspace_id: &WorkspaceId,
-        ids: &[String],
+        ids: &[CustomerId],
     ) -> Result<Vec<Customer>, LoadCustomerError> {
         let mut all = Vec::with_capacity(ids.len());
         for piece in ids.chunks(500) {

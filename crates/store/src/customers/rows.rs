@@ -28,7 +28,7 @@ pub(super) struct CustomerRow {
 impl CustomerRow {
     pub(super) fn from_customer(customer: &Customer) -> Self {
         Self {
-            id: customer.id.clone(),
+            id: customer.id.clone().into(),
             external_id: customer.external_id.clone(),
             name: customer.name.clone(),
             email: customer.email.clone(),
@@ -37,7 +37,7 @@ impl CustomerRow {
             currency: customer.currency.code().to_owned(),
             time_zone: customer.time_zone.clone(),
             billing_cycle_day: i64::from(customer.billing_cycle_day),
-            parent_id: customer.parent_id.clone(),
+            parent_id: customer.parent_id.clone().map(Into::into),
             invoicing: invoicing_text(customer.invoicing).to_owned(),
             net_days: customer.net_days.map(i64::from),
         }
@@ -71,7 +71,7 @@ impl CustomerRow {
         Ok(Customer {
             invoicing,
             net_days,
-            id: self.id,
+            id: self.id.into(),
             external_id: self.external_id,
             name: self.name,
             email: self.email,
@@ -80,7 +80,7 @@ impl CustomerRow {
             currency,
             time_zone: self.time_zone,
             billing_cycle_day,
-            parent_id: self.parent_id,
+            parent_id: self.parent_id.map(Into::into),
         })
     }
 }
@@ -139,9 +139,9 @@ pub(super) struct ProjectRow {
 impl From<ProjectRow> for Project {
     fn from(row: ProjectRow) -> Self {
         Self {
-            id: row.id,
-            customer_id: row.customer_id,
-            parent_id: row.parent_id,
+            id: row.id.into(),
+            customer_id: row.customer_id.into(),
+            parent_id: row.parent_id.map(Into::into),
             name: row.name,
         }
     }

@@ -11,14 +11,15 @@ use serde_json::Value;
 
 use super::InvoiceStatus;
 use crate::billing::sql::{from_json, from_micros, with_pool, BillingStoreError};
+use crate::ids::{CreditNoteId, InvoiceId};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
 /// A credit note: a correction of a finalized invoice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CreditNoteRecord {
-    pub id: String,
-    pub invoice_id: String,
+    pub id: CreditNoteId,
+    pub invoice_id: InvoiceId,
     /// What it takes off the invoice's total (tax included), positive.
     pub total_minor: i64,
     pub lines: Value,
@@ -30,7 +31,7 @@ pub struct CreditNoteRecord {
 /// note (the write checks again under the invoice's lock).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreditBalance {
-    pub invoice_id: String,
+    pub invoice_id: InvoiceId,
     pub status: InvoiceStatus,
     pub total_minor: i64,
     /// Σ the invoice's credit notes.
@@ -207,8 +208,8 @@ impl Store {
         rows.into_iter()
             .map(|(id, invoice_id, total_minor, lines, reason, created_at)| {
                 Ok(CreditNoteRecord {
-                    id,
-                    invoice_id,
+                    id: id.into(),
+                    invoice_id: invoice_id.into(),
                     total_minor,
                     lines: from_json(&lines, "credit_notes.lines")?,
                     reason,
@@ -228,7 +229,7 @@ impl Store {
     pub async fn credit_balances(
         &self,
         workspace: &WorkspaceId,
-        invoice_ids: &[String],
+        invoice_ids: &[InvoiceId],
     ) -> Result<Vec<CreditBalance>, BillingStoreError> {
         let mut all = Vec::with_capacity(invoice_ids.len());
         // One query per id: a run asks for a handful at most (one per negative adjustment).

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::billing::sql::{
     enum_from_text, from_json, from_micros, to_micros, with_pool, BillingStoreError,
 };
+use crate::ids::{CustomerId, InvoiceId, PlanVersionId, SubscriptionId};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
@@ -111,19 +112,19 @@ impl FromStr for InvoiceScope {
 /// engine's threads from the core's types without building a `Value` first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvoiceRecord<Json = Value> {
-    pub id: String,
+    pub id: InvoiceId,
     /// The gap-free number of the workspace's sequence; `None` while a draft.
     pub number: Option<i64>,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// With `issued_at`, what names the invoice: a subscription's id or the customer's
     /// ([`InvoiceScope`]).
     pub invoice_key: String,
     pub scope: InvoiceScope,
     /// The subscriptions it has lines of.
-    pub subscriptions: Vec<String>,
+    pub subscriptions: Vec<SubscriptionId>,
     /// The plan version of a subscription's invoice; empty on the customer's invoice, whose
     /// lines each name their product.
-    pub plan_version_id: String,
+    pub plan_version_id: PlanVersionId,
     /// Why the engine issued it (`period_end`, `subscription_start`, ...).
     pub reason: InvoiceReason,
     pub issued_at: Timestamp,
@@ -289,9 +290,9 @@ pub(crate) struct InvoiceRow {
 impl InvoiceRow {
     pub(crate) fn into_record(self) -> Result<InvoiceRecord, BillingStoreError> {
         Ok(InvoiceRecord {
-            id: self.id,
+            id: self.id.into(),
             number: self.number,
-            customer_id: self.customer_id,
+            customer_id: self.customer_id.into(),
             invoice_key: self.invoice_key,
             scope: self.scope.parse()?,
             subscriptions: serde_json::from_str(&self.subscriptions).map_err(|_| {
@@ -299,7 +300,7 @@ impl InvoiceRow {
                     column: "invoices.subscriptions",
                 }
             })?,
-            plan_version_id: self.plan_version_id,
+            plan_version_id: self.plan_version_id.into(),
             reason: enum_from_text(&self.reason, "invoices.reason")?,
             issued_at: from_micros(self.issued_at)?,
             period_start: from_micros(self.period_start)?,
@@ -358,8 +359,8 @@ macro_rules! bind_invoice {
 pub(crate) use bind_invoice;
 
 /// An invoice's `subscriptions` column: a JSON array of ids.
-pub(crate) fn subscriptions_json(subscriptions: &[String]) -> String {
-    Value::from(subscriptions.to_vec()).to_string()
+pub(crate) fn subscriptions_json(subscriptions: &[SubscriptionId]) -> String {
+    serde_json::to_string(subscriptions).expect("ids serialize")
 }
 
 /// What follows an invoice insert to store a draft or refresh the draft with the same key; a

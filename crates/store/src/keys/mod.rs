@@ -22,7 +22,7 @@ pub use secret::{CredentialHash, CredentialKind, CredentialSecret};
 
 use jiff::Timestamp;
 
-use crate::ids::new_id;
+use crate::ids::{new_id, CustomerId};
 use crate::sql::{timestamp_from_micros, to_micros, with_pool};
 use crate::store::Store;
 use crate::workspaces::{workspace_from_row, WorkspaceKey};
@@ -46,7 +46,7 @@ pub struct CustomerToken {
     pub workspace_id: WorkspaceId,
     /// `ctok_…`.
     pub id: String,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub prefix: String,
     pub created_at: Timestamp,
     /// The token is refused from this instant on.
@@ -57,7 +57,7 @@ pub struct CustomerToken {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CustomerTokenOwner {
     pub workspace_id: WorkspaceId,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
 }
 
 /// A stored instant of a credential.

@@ -33,7 +33,7 @@ impl Store {
         let token = CustomerToken {
             workspace_id: workspace_id.clone(),
             id: new_id("ctok"),
-            customer_id: customer_id.to_owned(),
+            customer_id: customer_id.into(),
             prefix: secret.display_prefix(),
             created_at: now,
             expires_at,
@@ -88,7 +88,7 @@ impl Store {
         let owner = CustomerTokenOwner {
             workspace_id: WorkspaceId::parse(&workspace_id)
                 .map_err(|_| LoadCredentialError::CorruptRow)?,
-            customer_id,
+            customer_id: customer_id.into(),
         };
         let expires_at = credential_timestamp(expires_at)?;
         self.credentials.insert(
@@ -128,7 +128,7 @@ impl Store {
                 Ok(CustomerToken {
                     workspace_id: workspace_id.clone(),
                     id,
-                    customer_id: customer_id.to_owned(),
+                    customer_id: customer_id.into(),
                     prefix,
                     created_at: credential_timestamp(created_at)?,
                     expires_at: credential_timestamp(expires_at)?,

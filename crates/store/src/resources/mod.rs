@@ -26,6 +26,7 @@ use rows::{bind_resource, quantity_changes_json, ResourceRow, RESOURCE_COLUMNS};
 use crate::billing::batch::{builder_for, ROWS_PER_STATEMENT};
 use crate::billing::sql::{to_micros, with_pool, BillingStoreError};
 use crate::customers::Page;
+use crate::ids::CustomerId;
 use crate::sql::{violated_unique_key, UniqueKeyName};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
@@ -338,11 +339,11 @@ impl Store {
     pub async fn resources_of_customers(
         &self,
         workspace: &WorkspaceId,
-        customer_ids: &[String],
+        customer_ids: &[CustomerId],
     ) -> Result<Vec<ResourceRecord>, BillingStoreError> {
         // In customer order, so that the pieces' results, each in customer order, concatenate
         // in customer order too.
-        let mut sorted: Vec<&str> = customer_ids.iter().map(String::as_str).collect();
+        let mut sorted: Vec<&str> = customer_ids.iter().map(CustomerId::as_str).collect();
         sorted.sort_unstable();
         sorted.dedup();
         let mut all = Vec::new();

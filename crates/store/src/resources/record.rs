@@ -7,6 +7,8 @@ use billow_core::scenario::{QuantityChange, ResourceSpec};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::ids::{CustomerId, PlanId, PlanVersionId, ProjectId, ResourceId};
+
 /// The most quantity changes one resource keeps. A resource whose quantity moves more often than
 /// that (autoscaling by the minute) is a gauge: a meter with `TIME_WEIGHTED_SUM` bills it from
 /// usage events without a row rewrite per change.
@@ -17,14 +19,14 @@ pub const QUANTITY_CHANGES_PER_RESOURCE_MAX: usize = 1_000;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceRecord {
     /// `res_…`.
-    pub id: String,
-    pub customer_id: String,
+    pub id: ResourceId,
+    pub customer_id: CustomerId,
     /// A project of the same customer.
-    pub project_id: Option<String>,
-    pub plan_id: String,
+    pub project_id: Option<ProjectId>,
+    pub plan_id: PlanId,
     /// The plan's version current when the resource was created: what prices it for its whole
     /// life, as a subscription keeps the version it started on.
-    pub plan_version_id: String,
+    pub plan_version_id: PlanVersionId,
     /// The quantity at creation.
     pub quantity: Decimal,
     /// Later quantities, in time order, each effective from its instant.
@@ -94,13 +96,13 @@ impl ResourceRecord {
     /// live engine's plan keys are version ids), its project the project id.
     pub fn to_spec(&self) -> ResourceSpec {
         ResourceSpec {
-            id: self.id.clone(),
-            plan: self.plan_version_id.clone(),
+            id: self.id.clone().into(),
+            plan: self.plan_version_id.clone().into(),
             quantity: self.quantity,
             created_at: self.created_at,
             deleted_at: self.deleted_at,
             quantity_changes: self.quantity_changes.clone(),
-            project: self.project_id.clone(),
+            project: self.project_id.clone().map(Into::into),
             kind: self.kind.clone(),
             name: self.name.clone(),
             dimensions: self.dimensions.clone(),

@@ -72,11 +72,11 @@ pub(super) use bind_resource;
 impl ResourceRow {
     pub(super) fn from_record(record: &ResourceRecord) -> Self {
         Self {
-            id: record.id.clone(),
-            customer_id: record.customer_id.clone(),
-            project_id: record.project_id.clone(),
-            plan_id: record.plan_id.clone(),
-            plan_version_id: record.plan_version_id.clone(),
+            id: record.id.clone().into(),
+            customer_id: record.customer_id.clone().into(),
+            project_id: record.project_id.clone().map(Into::into),
+            plan_id: record.plan_id.clone().into(),
+            plan_version_id: record.plan_version_id.clone().into(),
             quantity: record.quantity.to_string(),
             quantity_changes: quantity_changes_json(&record.quantity_changes),
             created_at: to_micros(record.created_at),
@@ -111,11 +111,11 @@ impl ResourceRow {
         let dimensions: BTreeMap<String, String> = serde_json::from_str(&self.dimensions)
             .map_err(|_| corrupt("billed_resources.dimensions"))?;
         let record = ResourceRecord {
-            id: self.id,
-            customer_id: self.customer_id,
-            project_id: self.project_id,
-            plan_id: self.plan_id,
-            plan_version_id: self.plan_version_id,
+            id: self.id.into(),
+            customer_id: self.customer_id.into(),
+            project_id: self.project_id.map(Into::into),
+            plan_id: self.plan_id.into(),
+            plan_version_id: self.plan_version_id.into(),
             quantity,
             quantity_changes,
             created_at: from_micros(self.created_at)?,

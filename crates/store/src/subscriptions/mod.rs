@@ -14,17 +14,18 @@ use serde::Serialize;
 use crate::billing::sql::{
     from_micros, spec_from_json, to_json, to_micros, with_pool, BillingStoreError,
 };
+use crate::ids::{CustomerId, PlanId, PlanVersionId, SubscriptionId};
 use crate::store::Store;
 use crate::workspaces::WorkspaceId;
 
 /// A stored subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionRecord {
-    pub id: String,
-    pub customer_id: String,
-    pub plan_id: String,
+    pub id: SubscriptionId,
+    pub customer_id: CustomerId,
+    pub plan_id: PlanId,
     /// The plan version in effect after the latest change.
-    pub plan_version_id: String,
+    pub plan_version_id: PlanVersionId,
     /// Whether a cancellation is recorded (effective now or at period end).
     pub status: SubscriptionStatus,
     /// Its spec without its changes: `plan` is the version it started on.
@@ -45,8 +46,10 @@ pub struct SubscriptionChangeRecord {
 /// A credit grant or discount of one customer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CustomerSpecRecord<T> {
+    /// Its spec's `key`: the id of a credit grant (`grant_…`) or of a discount (`disc_…`),
+    /// text because the record serves both kinds.
     pub id: String,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// Its spec, whose `key` is its id.
     pub spec: T,
     pub created_at: Timestamp,
@@ -117,10 +120,10 @@ pub(crate) fn subscription_from_row(
 ) -> Result<SubscriptionRecord, BillingStoreError> {
     Ok(SubscriptionRecord {
         spec: spec_from_json(&spec, "subscriptions", &id)?,
-        id,
-        customer_id,
-        plan_id,
-        plan_version_id,
+        id: id.into(),
+        customer_id: customer_id.into(),
+        plan_id: plan_id.into(),
+        plan_version_id: plan_version_id.into(),
         status: SubscriptionStatus::parse(&status).ok_or(BillingStoreError::CorruptRow {
             column: "subscriptions.status",
         })?,
@@ -300,7 +303,7 @@ impl Store {
     pub async fn billed_customers(
         &self,
         workspace: &WorkspaceId,
-    ) -> Result<Vec<String>, BillingStoreError> {
+    ) -> Result<Vec<CustomerId>, BillingStoreError> {
         // Customers with a subscription or a billed resource: both make invoices.
         const SQL: &str = "SELECT customer_id FROM subscriptions WHERE workspace_id = $1 \
                            UNION SELECT customer_id FROM billed_resources WHERE workspace_id = $1 \
@@ -309,7 +312,7 @@ impl Store {
             .bind(workspace.as_str())
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id,)| id.into()).collect())
     }
 
     /// The workspaces that have at least one subscription: where the scheduler runs billing.
@@ -382,7 +385,7 @@ impl Store {
             Ok(CustomerSpecRecord {
                 spec: spec_from_json(&spec, T::TABLE, id)?,
                 id: id.to_owned(),
-                customer_id,
+                customer_id: customer_id.into(),
                 created_at: from_micros(created_at)?,
             })
         })
@@ -416,7 +419,7 @@ impl Store {
                 Ok(CustomerSpecRecord {
                     spec: spec_from_json(&spec, T::TABLE, &id)?,
                     id,
-                    customer_id,
+                    customer_id: customer_id.into(),
                     created_at: from_micros(created_at)?,
                 })
             })

@@ -33,7 +33,7 @@ pub fn unique_name(prefix: &str) -> String {
 /// the last possible billing-cycle day.
 pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Customer {
     Customer {
-        id: id.to_owned(),
+        id: id.into(),
         external_id: external_id.to_owned(),
         name: "Team 42".to_owned(),
         email: Some("billing@team42.example".to_owned()),
@@ -49,7 +49,7 @@ pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Custome
         currency: Currency::from_code("JPY").unwrap(),
         time_zone: "Asia/Tokyo".to_owned(),
         billing_cycle_day: 31,
-        parent_id: parent_id.map(str::to_owned),
+        parent_id: parent_id.map(str::to_owned).map(Into::into),
         invoicing: billow_core::scenario::Invoicing::Consolidated,
         net_days: Some(14),
     }

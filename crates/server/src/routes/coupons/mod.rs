@@ -236,7 +236,7 @@ pub(crate) async fn redeem(
         .ok_or_else(|| ApiError::invalid("coupon", "the coupon's terms make no discount"))?;
     let record = CustomerSpecRecord {
         id,
-        customer_id,
+        customer_id: customer_id.into(),
         spec,
         created_at: now,
     };

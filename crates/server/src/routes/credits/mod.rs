@@ -14,8 +14,8 @@ use billow_core::credit::CreditGrant;
 use billow_core::scenario::{DiscountSpec, World};
 use billow_core::Currency;
 use billow_store::catalog::TaxRateRecord;
-use billow_store::new_id;
 use billow_store::subscriptions::{CustomerSpecRecord, HeldSpec};
+use billow_store::{new_id, TaxRateId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
@@ -104,7 +104,7 @@ async fn create_customer_spec<T: ScenarioMember>(
         .ok_or_else(|| ApiError::invalid(".", "the body must be one spec"))?;
     let record = CustomerSpecRecord {
         id: id.clone(),
-        customer_id,
+        customer_id: customer_id.into(),
         spec,
         created_at: state.clock.now(),
     };
@@ -284,7 +284,7 @@ pub(crate) async fn create_tax_rate(
         .tax
         .ok_or_else(|| ApiError::invalid(".", "the body must be a tax rate"))?;
     let record = TaxRateRecord {
-        id: new_id("tax"),
+        id: TaxRateId::new(),
         spec,
         created_at: state.clock.now(),
     };

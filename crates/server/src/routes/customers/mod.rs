@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::Uri;
 use billow_core::scenario::Invoicing;
-use billow_store::{new_id, Customer, StoreCustomerError, WorkspaceId};
+use billow_store::{Customer, CustomerId, StoreCustomerError, WorkspaceId};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
@@ -85,7 +85,7 @@ pub(crate) async fn create_customer(
         return Err(ApiError::Validation(checks.errors));
     };
     let customer = Customer {
-        id: new_id("cus"),
+        id: CustomerId::new(),
         external_id,
         name,
         email,
@@ -94,7 +94,7 @@ pub(crate) async fn create_customer(
         currency,
         time_zone,
         billing_cycle_day,
-        parent_id: body.parent_id,
+        parent_id: body.parent_id.map(Into::into),
         invoicing: body.invoicing.unwrap_or(Invoicing::Consolidated),
         net_days,
     };
@@ -160,7 +160,7 @@ pub(crate) async fn list_customers(
     Ok(ApiJson(CustomerPage {
         data: page.items.into_iter().map(CustomerBody::from).collect(),
         has_more: page.has_more,
-        next_cursor,
+        next_cursor: next_cursor.map(Into::into),
     }))
 }
 
@@ -278,7 +278,7 @@ fn apply_update(customer: &mut Customer, body: UpdateCustomer, checks: &mut Chec
         customer.billing_cycle_day = checks.billing_cycle_day("billing_cycle_day", day);
     }
     if let Some(parent_id) = body.parent_id {
-        customer.parent_id = parent_id;
+        customer.parent_id = parent_id.map(Into::into);
     }
     if let Some(invoicing) = checks.not_null("invoicing", body.invoicing) {
         customer.invoicing = invoicing;
@@ -388,7 +388,7 @@ async fn check_parent(
             checks.fail("parent_id", "no customer of this workspace has this id");
             return Ok(());
         };
-        ancestor_id = ancestor.parent_id;
+        ancestor_id = ancestor.parent_id.map(Into::into);
     }
     checks.fail(
         "parent_id",

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use billow_store::{new_id, Project, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX};
+use billow_store::{Project, ProjectId, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX};
 
 use super::readable_customer;
 use super::wire::{Checks, CreateProject, ProjectBody, ProjectList};
@@ -68,9 +68,9 @@ pub(crate) async fn create_project(
         return Err(ApiError::Validation(checks.errors));
     }
     let project = Project {
-        id: new_id("prj"),
+        id: ProjectId::new(),
         customer_id: customer.id,
-        parent_id: body.parent_id,
+        parent_id: body.parent_id.map(Into::into),
         name,
     };
     state

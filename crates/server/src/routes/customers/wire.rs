@@ -153,7 +153,7 @@ pub struct CustomerBody {
 impl From<Customer> for CustomerBody {
     fn from(customer: Customer) -> Self {
         Self {
-            id: customer.id,
+            id: customer.id.into(),
             external_id: customer.external_id,
             name: customer.name,
             email: customer.email,
@@ -176,7 +176,7 @@ impl From<Customer> for CustomerBody {
             currency: customer.currency.code().to_owned(),
             time_zone: customer.time_zone,
             billing_cycle_day: customer.billing_cycle_day,
-            parent_id: customer.parent_id,
+            parent_id: customer.parent_id.map(Into::into),
             invoicing: customer.invoicing,
             net_days: customer.net_days,
         }
@@ -215,9 +215,9 @@ pub struct ProjectBody {
 impl From<Project> for ProjectBody {
     fn from(project: Project) -> Self {
         Self {
-            id: project.id,
-            customer_id: project.customer_id,
-            parent_id: project.parent_id,
+            id: project.id.into(),
+            customer_id: project.customer_id.into(),
+            parent_id: project.parent_id.map(Into::into),
             name: project.name,
         }
     }

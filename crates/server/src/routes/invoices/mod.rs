@@ -18,7 +18,7 @@ use billow_core::{Currency, Money};
 use billow_store::invoices::{
     CreditNoteRecord, InvoiceFilter, InvoiceRecord, InvoiceScope, InvoiceStatus,
 };
-use billow_store::new_id;
+use billow_store::CreditNoteId;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -60,7 +60,7 @@ fn money_json(amount_minor: i64, currency: Currency) -> Value {
 pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
     let reference = invoice
         .number
-        .map_or_else(|| invoice.id.clone(), |number| format!("#{number}"));
+        .map_or_else(|| invoice.id.to_string(), |number| format!("#{number}"));
     let total = money_json(invoice.total_minor, invoice.currency);
     // Stripe's three amounts: what the credit notes took off, what the customer owes after them,
     // and what is still to pay. The payment instructions ask for the amount due.
@@ -400,8 +400,8 @@ pub(crate) async fn create_credit_note(
         lines.push(json!({"description": line.description, "amount": money, "line": line.line}));
     }
     let note = CreditNoteRecord {
-        id: new_id("cn"),
-        invoice_id: id.clone(),
+        id: CreditNoteId::new(),
+        invoice_id: id.clone().into(),
         total_minor: total.total().amount_minor(),
         lines: Value::Array(lines),
         reason: body.reason,
@@ -597,7 +597,7 @@ async fn finalized_invoices(
             .await
             .map_err(ApiError::internal)?;
         let Some(last) = page.last() else { break };
-        filter.before_id = Some(last.id.clone());
+        filter.before_id = Some(last.id.clone().into());
         found.extend(
             page.into_iter()
                 .filter(|i| i.status != InvoiceStatus::Draft),

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_core::Currency;
 use billow_store::catalog::MeterRecord;
-use billow_store::new_id;
+use billow_store::MeterId;
 use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
@@ -48,7 +48,7 @@ pub(crate) async fn create_meter(
     let spec = scenario.meters[0].clone();
     let key = spec.key.clone();
     let record = MeterRecord {
-        id: new_id("mtr"),
+        id: MeterId::new(),
         key: key.clone(),
         spec,
         created_at: state.clock.now(),

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use billow_core::scenario::PlanSpec;
 use billow_core::Currency;
 use billow_store::catalog::{PlanRecord, PlanVersionRecord};
-use billow_store::{new_id, WorkspaceId};
+use billow_store::{PlanId, PlanVersionId, WorkspaceId};
 use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
@@ -120,9 +120,9 @@ pub(crate) async fn create_plan(
     let key = spec.key.clone();
     let now = state.clock.now();
     let plan = PlanRecord {
-        id: new_id("plan"),
+        id: PlanId::new(),
         key: key.clone(),
-        current_version_id: new_id("pv"),
+        current_version_id: PlanVersionId::new(),
         created_at: now,
     };
     let version = PlanVersionRecord {
@@ -210,7 +210,7 @@ pub(crate) async fn update_plan(
         Some(_) => return Err(ApiError::invalid("key", "a plan's key cannot change")),
     }
     let spec = validate_plan(&state, &auth.workspace_id, &Value::Object(spec)).await?;
-    let version_id = new_id("pv");
+    let version_id = PlanVersionId::new();
     state
         .store
         .add_plan_version(

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use billow_store::resources::{ChangeResourceError, CheckResourceError, ResourceRecord};
-use billow_store::{NewEvent, WorkspaceId};
+use billow_store::{CustomerId, NewEvent, WorkspaceId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -191,7 +191,7 @@ async fn apply(state: &AppState, workspace: &WorkspaceId, event: &NewEvent) -> R
 async fn create(
     state: &AppState,
     workspace: &WorkspaceId,
-    customer_id: String,
+    customer_id: CustomerId,
     at: jiff::Timestamp,
     data: ResourceEventData,
 ) -> Result<(), Refusal> {
@@ -225,7 +225,7 @@ async fn create(
         return Err(Refusal::of("data", "plan: is required"));
     };
     let body = CreateResource {
-        customer_id,
+        customer_id: customer_id.into(),
         plan,
         quantity: data.quantity,
         project_id: data.project_id,
@@ -245,7 +245,7 @@ async fn customer_of(
     state: &AppState,
     workspace: &WorkspaceId,
     subject: &str,
-) -> Result<String, Refusal> {
+) -> Result<CustomerId, Refusal> {
     let internal = |error| Refusal::Internal(ApiError::internal(error));
     if let Some(customer) = state
         .store

@@ -18,7 +18,7 @@ use billow_core::scenario::PlanNotPricedError;
 use billow_core::Currency;
 use billow_store::catalog::PlanRecord;
 use billow_store::resources::{ChangeResourceError, InsertResourceError, ResourceRecord};
-use billow_store::{new_id, WorkspaceId};
+use billow_store::{PlanId, PlanVersionId, ResourceId, WorkspaceId};
 use jiff::Timestamp;
 use utoipa_axum::routes;
 
@@ -90,9 +90,9 @@ pub(crate) async fn insert_new_resource(
         return Err(ApiError::Validation(checks.errors));
     };
     let record = ResourceRecord {
-        id: new_id("res"),
-        customer_id: body.customer_id,
-        project_id: body.project_id,
+        id: ResourceId::new(),
+        customer_id: body.customer_id.into(),
+        project_id: body.project_id.map(Into::into),
         plan_id,
         plan_version_id,
         quantity,
@@ -120,7 +120,7 @@ async fn check_references(
     workspace: &WorkspaceId,
     body: &CreateResource,
     checks: &mut Checks,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(PlanId, PlanVersionId)>, ApiError> {
     let store = &state.store;
     let customer = store
         .customer(workspace, &body.customer_id)
@@ -180,7 +180,9 @@ async fn priced_in(
         .plan_version(workspace, &plan.current_version_id)
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal(MissingPlanVersion(plan.current_version_id.clone())))?;
+        .ok_or_else(|| {
+            ApiError::internal(MissingPlanVersion(plan.current_version_id.clone().into()))
+        })?;
     Ok(version.spec.check_priced_in(currency, currency))
 }
 
@@ -286,7 +288,7 @@ pub(crate) async fn list_resources(
     Ok(ApiJson(ResourcePage {
         data: page.items.into_iter().map(ResourceBody::from).collect(),
         has_more: page.has_more,
-        next_cursor,
+        next_cursor: next_cursor.map(Into::into),
     }))
 }
 

@@ -123,11 +123,11 @@ impl From<ResourceRecord> for ResourceBody {
     fn from(resource: ResourceRecord) -> Self {
         Self {
             current_quantity: resource.current_quantity().to_string(),
-            id: resource.id,
-            customer_id: resource.customer_id,
-            project_id: resource.project_id,
-            plan_id: resource.plan_id,
-            plan_version_id: resource.plan_version_id,
+            id: resource.id.into(),
+            customer_id: resource.customer_id.into(),
+            project_id: resource.project_id.map(Into::into),
+            plan_id: resource.plan_id.into(),
+            plan_version_id: resource.plan_version_id.into(),
             quantity: resource.quantity.to_string(),
             quantity_changes: resource
                 .quantity_changes

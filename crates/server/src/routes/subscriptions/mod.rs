@@ -11,7 +11,7 @@ use billow_core::scenario::ChangeSpec;
 use billow_store::subscriptions::{
     SubscriptionChangeRecord, SubscriptionRecord, SubscriptionStatus,
 };
-use billow_store::{new_id, WorkspaceId};
+use billow_store::{SubscriptionId, WorkspaceId};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -92,7 +92,7 @@ pub(crate) async fn create_subscription(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal(store_inconsistent()))?;
-    let id = new_id("sub");
+    let id = SubscriptionId::new();
     let now = state.clock.now();
     let mut spec = Map::new();
     spec.insert("id".into(), json!(id));
@@ -112,7 +112,7 @@ pub(crate) async fn create_subscription(
     }
     let record = SubscriptionRecord {
         id: id.clone(),
-        customer_id: customer_id.clone(),
+        customer_id: customer_id.clone().into(),
         plan_id: plan.id.clone(),
         plan_version_id: version.id.clone(),
         status: SubscriptionStatus::Active,
@@ -270,7 +270,7 @@ async fn check_change(
         },
         world,
         status,
-        plan_version_id,
+        plan_version_id: plan_version_id.into(),
     })
 }
 

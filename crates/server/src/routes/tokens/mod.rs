@@ -108,7 +108,7 @@ pub(crate) async fn create_customer_token(
         .map_err(ApiError::internal)?;
     let body = CustomerTokenBody {
         id: token.id,
-        customer_id: token.customer_id,
+        customer_id: token.customer_id.into(),
         token: secret.expose().to_owned(),
         expires_at: token.expires_at,
     };
@@ -167,7 +167,7 @@ pub(crate) async fn list_customer_tokens(
         .into_iter()
         .map(|token| CustomerTokenSummary {
             id: token.id,
-            customer_id: token.customer_id,
+            customer_id: token.customer_id.into(),
             prefix: token.prefix,
             created_at: token.created_at,
             expires_at: token.expires_at,
