@@ -149,6 +149,13 @@ fn read_and_price(text: &str) -> Result<(), String> {
 }
 
 proptest! {
+    // A failing case is printed, shrunk, not written beside the sources (a test file has no
+    // lib.rs for proptest to find).
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn arbitrary_text_is_refused_without_a_panic(text in ".{0,200}") {
         prop_assert!(read_and_price(&text).is_ok());

@@ -186,6 +186,7 @@ pub fn preview_from(
         invoices.push(engine.issue(invoice, &mut state, true)?);
         let last_at_instant = invoices.len() == count || ahead.at[index + 1] > at;
         if last_at_instant {
+            state.forget_ended(at);
             checkpoints.push(Checkpoint {
                 through: at,
                 usage_from: ahead.usage_from(index),
@@ -213,11 +214,13 @@ pub fn preview_from(
 struct Ahead {
     /// Each issued invoice's instant.
     at: Vec<Timestamp>,
-    /// Per issued invoice: the earliest start it reads.
-    starts: Vec<Timestamp>,
-    /// The same for all the upcoming invoices together.
-    upcoming: Option<Timestamp>,
-    now: Timestamp,
+    /// Per issued invoice: the earliest start that it, the issued invoices after it and the
+    /// upcoming ones read, never after now (a suffix minimum, so that each checkpoint's
+    /// `usage_from` is found at once, not by a scan of what is left: a world with thousands of
+    /// periods costs linear time, not quadratic).
+    reads_from: Vec<Timestamp>,
+    /// The same for the upcoming invoices alone.
+    after_last: Timestamp,
 }
 
 impl Ahead {
@@ -233,21 +236,26 @@ impl Ahead {
                 })
                 .fold(invoice.period.start, Timestamp::min)
         };
+        let after_last = upcoming.iter().map(start_of).fold(now, Timestamp::min);
+        let mut reads_from: Vec<Timestamp> = issued.iter().map(start_of).collect();
+        let mut earliest = after_last;
+        for start in reads_from.iter_mut().rev() {
+            earliest = earliest.min(*start);
+            *start = earliest;
+        }
         Ahead {
             at: issued.iter().map(|invoice| invoice.at).collect(),
-            starts: issued.iter().map(start_of).collect(),
-            upcoming: upcoming.iter().map(start_of).min(),
-            now,
+            reads_from,
+            after_last,
         }
     }
 
     /// Where the invoices after the `index`-th issued one read usage from (never after now).
     fn usage_from(&self, index: usize) -> Timestamp {
-        self.starts[index + 1..]
-            .iter()
+        self.reads_from
+            .get(index + 1)
             .copied()
-            .chain(self.upcoming)
-            .fold(self.now, Timestamp::min)
+            .unwrap_or(self.after_last)
     }
 }
 

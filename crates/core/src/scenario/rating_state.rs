@@ -23,6 +23,17 @@ pub(super) struct RatingState {
 }
 
 impl RatingState {
+    /// Forgets the minimum buckets of the periods that ended at or before `through`, once every
+    /// invoice issued at or before it is issued: a period's true-up is issued at its end at the
+    /// latest, so they are never read again (a checkpoint leaves them out for the same reason).
+    /// Without this, every period ever rated would stay, and each checkpoint's snapshot would
+    /// scan them all.
+    pub(super) fn forget_ended(&mut self, through: Timestamp) {
+        self.bucket_ends.retain(|_, end| *end > through);
+        let ends = &self.bucket_ends;
+        self.buckets.retain(|id, _| ends.contains_key(id));
+    }
+
     /// The state to keep at a checkpoint after the invoices issued at or before `through`: the
     /// minimum buckets of periods that end after it only (a period's true-up is issued at its
     /// end at the latest).

@@ -125,6 +125,16 @@ fn invalid_values_name_the_field_and_the_reason() {
             ),
             "discounts[0].percent_off",
         ),
+        (
+            with(|v| v["subscriptions"][0]["start"] = "1969-12-31T23:59:59Z".into()),
+            "subscriptions[0].start",
+        ),
+        (
+            with(
+                |v| v["credit_grants"] = serde_json::json!([{"key": "g", "type": "free", "amount": "1", "start": "0001-01-01T00:00:00Z"}]),
+            ),
+            "credit_grants[0].start",
+        ),
     ];
     for (text, expected_path) in cases {
         match error_of(&text) {

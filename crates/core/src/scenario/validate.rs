@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use super::{currency_list, PhaseKind, PlanSpec, Scenario, World, SCENARIO_FORMAT_VERSION};
@@ -36,6 +37,21 @@ fn invalid(path: impl Into<String>, reason: impl Into<String>) -> ScenarioError 
         path: path.into(),
         reason: reason.into(),
     }
+}
+
+/// The earliest instant a world may name: the Unix epoch. Bounded so that the periods a world
+/// has to rate are bounded in number (a daily subscription started in year 1 would have some
+/// 740,000 to rate before "now", and as many invoices to hold).
+const EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
+
+fn not_before_epoch(path: String, at: Timestamp) -> Result<(), ScenarioError> {
+    if at < EARLIEST {
+        return Err(invalid(
+            path,
+            format!("must not be before {EARLIEST}, found {at}"),
+        ));
+    }
+    Ok(())
 }
 
 fn positive_or_zero(path: String, value: Decimal) -> Result<(), ScenarioError> {
@@ -111,6 +127,7 @@ impl World {
     /// # Errors
     /// [`ScenarioError::Invalid`] naming the field and what is wrong with it.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_instants()?;
         self.validate_customer()?;
         self.validate_meters()?;
         self.validate_plans()?;
@@ -132,6 +149,28 @@ impl World {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// `now` and the first instant of each subscription, resource, grant and discount are at or
+    /// after [`EARLIEST`]; every later instant is checked to follow its first.
+    fn validate_instants(&self) -> Result<(), ScenarioError> {
+        not_before_epoch("now".into(), self.now)?;
+        for (index, subscription) in self.subscriptions.iter().enumerate() {
+            not_before_epoch(format!("subscriptions[{index}].start"), subscription.start)?;
+        }
+        for (index, resource) in self.resources.iter().enumerate() {
+            not_before_epoch(
+                format!("resources[{index}].created_at"),
+                resource.created_at,
+            )?;
+        }
+        for (index, grant) in self.credit_grants.iter().enumerate() {
+            not_before_epoch(format!("credit_grants[{index}].start"), grant.start)?;
+        }
+        for (index, discount) in self.discounts.iter().enumerate() {
+            not_before_epoch(format!("discounts[{index}].start"), discount.start)?;
         }
         Ok(())
     }
