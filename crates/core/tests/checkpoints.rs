@@ -4,29 +4,12 @@
 //! the checkpoint's `usage_from` on and the gauge events it carries. The checkpoint goes through
 //! JSON first, as a billing run stores it.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use billow_core::scenario::{preview, preview_from, Checkpoint, Scenario, World};
+use support::golden_worlds;
+
+use billow_core::scenario::{preview, preview_from, Checkpoint, World};
 use jiff::Timestamp;
-
-fn golden_scenarios() -> Vec<(String, World)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("scenarios/golden exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(&file).unwrap();
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            let scenario = Scenario::from_json(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, scenario.world)
-        })
-        .collect()
-}
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap()
@@ -51,7 +34,7 @@ fn from_checkpoint(scenario: &World, checkpoint: &Checkpoint) -> World {
 fn an_engine_started_at_any_checkpoint_issues_what_the_whole_history_issues_after_it() {
     let mut compared = 0;
     let mut with_history = 0;
-    for (name, scenario) in golden_scenarios() {
+    for (name, scenario) in golden_worlds() {
         let full = preview(&scenario).unwrap_or_else(|e| panic!("{name}: {e}"));
         for made in &full.checkpoints {
             let checkpoint = full
@@ -111,7 +94,7 @@ fn a_gauge_keeps_its_level_across_a_checkpoint_from_the_event_it_carries() {
     // dst-berlin.json's server-hours gauge, set to 2 servers on 10 March and never again: every
     // later month bills 2 × its hours, from a level set before any later checkpoint's
     // `usage_from`.
-    let (_, mut scenario) = golden_scenarios()
+    let (_, mut scenario) = golden_worlds()
         .into_iter()
         .find(|(name, _)| name == "dst-berlin.json")
         .expect("dst-berlin.json");
@@ -169,7 +152,7 @@ fn a_gauge_keeps_its_level_across_a_checkpoint_from_the_event_it_carries() {
 #[test]
 fn a_checkpoint_made_at_an_earlier_now_serves_a_later_run() {
     let mut compared = 0;
-    for (name, scenario) in golden_scenarios() {
+    for (name, scenario) in golden_worlds() {
         let full = preview(&scenario).unwrap_or_else(|e| panic!("{name}: {e}"));
         let instants: Vec<Timestamp> = full
             .invoices

@@ -1,31 +1,21 @@
 //! Runs every scenario under `scenarios/golden/` and compares it with its `expect` block: the
 //! same comparison `billow preview --check` makes.
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use billow_core::scenario::{check_expectations, preview, Scenario};
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden")
-}
+use support::golden_texts;
 
 #[test]
 fn every_golden_scenario_matches_its_expectations() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .expect("scenarios/golden exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
+    let files = golden_texts();
     assert!(
         files.len() >= 20,
         "expected the golden scenarios, found {}",
         files.len()
     );
     let mut failures = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    for (name, text) in &files {
         let scenario = match Scenario::from_json(&text) {
             Ok(scenario) => scenario,
             Err(error) => {

@@ -9,28 +9,13 @@
 //! writes each mutated document to FILE before it is read, to find one that never finishes; a
 //! case that takes over a second is printed.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::golden_texts;
 
 use billow_core::scenario::{preview, Scenario, ScenarioError};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-
-fn golden_texts() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("scenarios/golden exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|file| {
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&file).unwrap())
-        })
-        .collect()
-}
 
 /// Strings a hostile client sends.
 fn hostile_string() -> impl Strategy<Value = String> {

@@ -3,30 +3,12 @@
 //! golden scenario reads back equal to itself, decimals keeping their digits (`12.50` stays
 //! `12.50`).
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use billow_core::scenario::{Scenario, World};
+use support::golden_worlds;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-fn golden_scenarios() -> Vec<(String, World)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/golden");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("scenarios/golden exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(&file).unwrap();
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            let scenario = Scenario::from_json(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, scenario.world)
-        })
-        .collect()
-}
 
 fn reads_back<T>(name: &str, what: &str, specs: &[T]) -> usize
 where
@@ -44,7 +26,7 @@ where
 #[test]
 fn every_stored_spec_reads_back_as_written() {
     let mut counted = [0_usize; 8];
-    for (name, scenario) in golden_scenarios() {
+    for (name, scenario) in golden_worlds() {
         counted[0] += reads_back(&name, "meter", &scenario.meters);
         counted[1] += reads_back(&name, "plan", &scenario.plans);
         counted[2] += reads_back(&name, "subscription", &scenario.subscriptions);
