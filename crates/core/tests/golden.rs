@@ -16,7 +16,7 @@ fn every_golden_scenario_matches_its_expectations() {
     );
     let mut failures = Vec::new();
     for (name, text) in &files {
-        let scenario = match Scenario::from_json(&text) {
+        let scenario = match Scenario::from_json(text) {
             Ok(scenario) => scenario,
             Err(error) => {
                 failures.push(format!("{name}: invalid: {error}"));
