@@ -41,6 +41,7 @@ pub mod limits;
 mod metrics;
 pub mod nul;
 pub mod openapi;
+pub mod query;
 mod routes;
 mod startup;
 mod state;

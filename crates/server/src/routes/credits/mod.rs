@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_billing::world::{with_key, CustomerWorld};
 use billow_core::credit::CreditGrant;
@@ -24,6 +24,7 @@ use crate::auth::{Principal, WorkspaceAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
+use crate::query::ApiQuery;
 use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
@@ -161,7 +162,7 @@ pub(crate) async fn create_credit_grant(
 pub(crate) async fn list_credit_grants(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<CustomerQuery>,
+    ApiQuery(query): ApiQuery<CustomerQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     list_customer_specs::<CreditGrant>(&state, &principal, query).await
 }
@@ -197,7 +198,7 @@ pub(crate) async fn create_discount(
 pub(crate) async fn list_discounts(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<CustomerQuery>,
+    ApiQuery(query): ApiQuery<CustomerQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let customer = principal
         .customer_id()

@@ -9,7 +9,7 @@ mod wire;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_core::credit_note::{
     AddCreditNoteLineError, AmountDue, CreditLineError, CreditNoteTotal, LineCredits,
@@ -28,6 +28,7 @@ use crate::auth::{Principal, WorkspaceAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
+use crate::query::ApiQuery;
 use crate::routes::shared::{guard_customer, store_error};
 use crate::state::AppState;
 use wire::{
@@ -167,7 +168,7 @@ fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
 pub(crate) async fn list_invoices(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let before_id = starting_after(query.starting_after, query.cursor)?;
@@ -650,7 +651,7 @@ pub(crate) async fn billing_history(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let before_id = starting_after(query.starting_after, query.cursor)?;

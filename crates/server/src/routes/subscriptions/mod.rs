@@ -4,7 +4,7 @@
 //! Every new subscription or change is checked by the core on the customer's whole world (the
 //! scenario a billing run would build), so an error names the request's field.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_billing::world::CustomerWorld;
 use billow_core::scenario::ChangeSpec;
@@ -21,6 +21,7 @@ use crate::auth::{Principal, WorkspaceAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
+use crate::query::ApiQuery;
 use crate::routes::plans::find_plan;
 use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
 use crate::state::AppState;
@@ -148,7 +149,7 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let customer = principal
         .customer_id()

@@ -2,7 +2,7 @@
 //! project, and as a daily series, aggregated by the core's meters (the same numbers a billing
 //! run rates).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use billow_billing::world::CustomerWorld;
 use billow_core::{Meter, Period, UsageEvent};
 use jiff::{Timestamp, ToSpan};
@@ -15,6 +15,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
+use crate::query::ApiQuery;
 use crate::routes::shared::guard_customer;
 use crate::state::AppState;
 
@@ -53,7 +54,7 @@ pub(crate) async fn customer_usage(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(query): Query<UsageQuery>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
     guard_customer(&principal, &id)?;
     let from = instant("from", query.from.as_deref())?;
