@@ -150,6 +150,21 @@ async fn bad_catalog_input_is_a_422_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_meter_is_found_by_its_id_or_its_key() {
+    let (app, _, _) = arranged("2024-01-01T00:00:00Z").await;
+    let (status, by_key) = app.call("GET", "/api/v1/meters/compute", None).await;
+    assert_eq!(status, 200, "{by_key}");
+    assert_eq!(by_key["key"], "compute");
+    assert_eq!(by_key["group_by"], json!(["project"]));
+    let id = by_key["id"].as_str().unwrap();
+    let (status, by_id) = app.call("GET", &format!("/api/v1/meters/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(by_id, by_key);
+    let (status, missing) = app.call("GET", "/api/v1/meters/nope", None).await;
+    assert_eq!(status, 404, "{missing}");
+}
+
+#[tokio::test]
 async fn editing_a_plan_makes_a_version_that_only_new_subscriptions_get() {
     let (app, customer, first) = arranged("2024-01-01T00:00:00Z").await;
     let (status, plan) = app

@@ -198,9 +198,24 @@ fn parse_time(time: &str) -> Result<Timestamp, String> {
     if !has_offset {
         return Err("must be an RFC 3339 instant with an offset, e.g. 2026-11-01T12:00:00Z".into());
     }
-    time.parse::<Timestamp>()
-        .map_err(|error| format!("is not an RFC 3339 instant: {error}"))
+    let instant = time
+        .parse::<Timestamp>()
+        .map_err(|_| "is not an RFC 3339 instant, e.g. 2026-11-01T12:00:00Z".to_owned())?;
+    if !(EVENT_TIME_EARLIEST..EVENT_TIME_END).contains(&instant) {
+        return Err(format!(
+            "must be at or after {EVENT_TIME_EARLIEST} and before {EVENT_TIME_END}"
+        ));
+    }
+    Ok(instant)
 }
+
+/// The earliest instant an event may carry: the Unix epoch, where billing worlds start too
+/// (docs/scenario-format.md).
+const EVENT_TIME_EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
+
+/// The end of the instants an event may carry (exclusive): 2200-01-01T00:00:00Z. A time past
+/// it is a client's bug, not usage.
+const EVENT_TIME_END: Timestamp = Timestamp::constant(7_258_118_400, 0);
 
 fn check_content_type(content_type: &Field<'_>) -> Result<(), String> {
     let Field::Text(content_type) = content_type else {
@@ -496,6 +511,27 @@ mod tests {
             ]
         );
         assert!(errors.iter().all(|error| error.index == 4));
+    }
+
+    #[test]
+    fn an_instant_outside_1970_to_2200_is_refused_in_the_project_s_words() {
+        for time in [
+            "1969-12-31T23:59:59Z",
+            "2200-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-02-30T00:00:00Z",
+        ] {
+            let json = VALID.replace("2026-11-01T12:00:00.5+01:00", time);
+            let error = parse_event(&json, 0).unwrap_err();
+            assert_eq!(fields_of(&error), ["time"], "{time}");
+            let reason = format!("{error:?}");
+            assert!(
+                reason.contains("1970-01-01T00:00:00Z") || reason.contains("e.g. 2026-11-01"),
+                "{time}: {reason}"
+            );
+        }
+        let json = VALID.replace("2026-11-01T12:00:00.5+01:00", "1970-01-01T00:00:00Z");
+        assert!(parse_event(&json, 0).is_ok());
     }
 
     #[test]

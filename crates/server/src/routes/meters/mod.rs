@@ -78,23 +78,34 @@ pub(crate) async fn list_meters(
     ))
 }
 
-/// One meter.
+/// One meter, by its id or its key.
 #[utoipa::path(get, path = "/api/v1/meters/{id}", tag = "meters",
-    params(("id" = String, Path, description = "The meter's id")),
+    params(("id" = String, Path, description = "The meter's id or key")),
     responses((status = 200, description = "The meter"), (status = 404, description = "No such meter")))]
 pub(crate) async fn get_meter(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let meter = state
+    let by_id = state
         .store
         .meter(&auth.workspace_id, &id)
         .await
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::NotFound {
-            resource: "meter",
-            id,
-        })?;
+        .map_err(ApiError::internal)?;
+    // A meter is addressed by its id or by its key, as a plan is.
+    let meter = match by_id {
+        Some(meter) => Some(meter),
+        None => state
+            .store
+            .meters(&auth.workspace_id)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|meter| meter.key == id),
+    };
+    let meter = meter.ok_or(ApiError::NotFound {
+        resource: "meter",
+        id,
+    })?;
     Ok(ApiJson(to_json(&meter)))
 }
