@@ -75,6 +75,22 @@ pub(crate) fn guard_customer(principal: &Principal, customer_id: &str) -> Result
     }
 }
 
+/// The customer a list is about: the one asked for (`customer_id`), or the one a customer token
+/// is for. A customer token asking for another customer's list gets a 404, as that customer's
+/// own routes answer it, never its own data instead.
+pub(crate) fn listed_customer(
+    principal: &Principal,
+    asked: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match (asked, principal.customer_id()) {
+        (Some(asked), _) => {
+            guard_customer(principal, &asked)?;
+            Ok(Some(asked))
+        }
+        (None, own) => Ok(own.map(str::to_owned)),
+    }
+}
+
 /// `spec`'s members with `extra` first: how a stored spec is shown.
 pub(crate) fn show(extra: Value, spec: &impl serde::Serialize) -> Value {
     let spec = serde_json::to_value(spec).unwrap_or(Value::Null);

@@ -433,6 +433,21 @@ async fn a_customer_token_reads_only_its_own_billing() {
     assert_eq!(status, 200);
     let (status, _) = as_customer("POST", "/api/v1/billing-runs".into()).await;
     assert_eq!(status, 403);
+    // A list asked for another customer is that customer's 404, never the token's own list.
+    for list in [
+        "invoices",
+        "subscriptions",
+        "credit-grants",
+        "discounts",
+        "resources",
+    ] {
+        let (status, body) =
+            as_customer("GET", format!("/api/v1/{list}?customer_id={other}")).await;
+        assert_eq!(status, 404, "{list}: {body}");
+        let (status, body) =
+            as_customer("GET", format!("/api/v1/{list}?customer_id={customer}")).await;
+        assert_eq!(status, 200, "{list}: {body}");
+    }
     app.stop().await;
 }
 

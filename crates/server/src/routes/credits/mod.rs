@@ -25,7 +25,9 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
-use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
+use crate::routes::shared::{
+    guard_customer, listed_customer, object, show, store_error, take_string,
+};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
 
@@ -127,10 +129,7 @@ async fn list_customer_specs<T: HeldSpec>(
     principal: &Principal,
     query: CustomerQuery,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let customer = principal
-        .customer_id()
-        .map(str::to_owned)
-        .or(query.customer_id);
+    let customer = listed_customer(principal, query.customer_id)?;
     let records = state
         .store
         .customer_specs::<T>(principal.workspace_id(), customer.as_deref())
@@ -200,10 +199,7 @@ pub(crate) async fn list_discounts(
     principal: Principal,
     ApiQuery(query): ApiQuery<CustomerQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let customer = principal
-        .customer_id()
-        .map(str::to_owned)
-        .or(query.customer_id);
+    let customer = listed_customer(&principal, query.customer_id)?;
     let workspace = principal.workspace_id();
     let records = state
         .store

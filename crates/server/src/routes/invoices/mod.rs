@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
-use crate::routes::shared::{guard_customer, store_error};
+use crate::routes::shared::{guard_customer, listed_customer, store_error};
 use crate::state::AppState;
 use wire::{
     parse_optional, starting_after, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice,
@@ -172,10 +172,7 @@ pub(crate) async fn list_invoices(
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let before_id = starting_after(query.starting_after, query.cursor)?;
-    let customer_id = match (principal.customer_id(), query.customer_id) {
-        (Some(own), _) => Some(own.to_owned()),
-        (None, asked) => asked,
-    };
+    let customer_id = listed_customer(&principal, query.customer_id)?;
     let filter = InvoiceFilter {
         customer_id,
         subscription_id: query.subscription_id,

@@ -23,7 +23,9 @@ use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
 use crate::routes::plans::find_plan;
-use crate::routes::shared::{guard_customer, object, show, store_error, take_string};
+use crate::routes::shared::{
+    guard_customer, listed_customer, object, show, store_error, take_string,
+};
 use crate::state::AppState;
 use crate::validation::{read_spec, validate_document};
 
@@ -151,10 +153,7 @@ pub(crate) async fn list_subscriptions(
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let customer = principal
-        .customer_id()
-        .map(str::to_owned)
-        .or(query.customer_id);
+    let customer = listed_customer(&principal, query.customer_id)?;
     let workspace = principal.workspace_id();
     let subscriptions = state
         .store
