@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[error("the body exceeds {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
+    /// A JSON route was sent a body of another media type.
+    #[error("the body's media type {content_type} is not JSON")]
+    UnsupportedMediaType { content_type: String },
     /// The request's body did not arrive within the server's time for it.
     #[error("the body did not arrive within {timeout_seconds} s")]
     RequestTimeout { timeout_seconds: u64 },
@@ -151,6 +154,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -187,6 +191,10 @@ impl ApiError {
             Self::RequestTimeout { .. } => {
                 ("urn:billow:problem:request-timeout", "Request timeout")
             }
+            Self::UnsupportedMediaType { .. } => (
+                "urn:billow:problem:unsupported-media-type",
+                "Unsupported media type",
+            ),
             Self::IdempotencyKeyReused => (
                 "urn:billow:problem:idempotency-key-reused",
                 "Idempotency key reused",
@@ -220,6 +228,10 @@ impl ApiError {
             Self::PayloadTooLarge { limit_bytes } => {
                 format!("The body exceeds the limit of {limit_bytes} bytes.")
             }
+            Self::UnsupportedMediaType { content_type } => format!(
+                "The body is {content_type}; this route takes JSON (`Content-Type: \
+                 application/json`)."
+            ),
             Self::RequestTimeout { timeout_seconds } => format!(
                 "The body did not arrive within {timeout_seconds} s of the request's head; send it \
                  faster, or in smaller requests."

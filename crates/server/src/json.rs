@@ -28,6 +28,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        refuse_other_media_types(request.headers())?;
         let bytes =
             Bytes::from_request(request, state)
                 .await
@@ -40,6 +41,34 @@ where
                     },
                 })?;
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// A JSON route takes a body without a `Content-Type` (as today's clients send it) or with a JSON
+/// media type (`application/json`, or any `application/…+json`); any other is a 415 problem.
+fn refuse_other_media_types(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or_default();
+    let media_type = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json = media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            content_type: if text.is_empty() {
+                "of no media type".to_owned()
+            } else {
+                text.chars().take(100).collect()
+            },
+        })
     }
 }
 
