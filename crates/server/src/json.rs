@@ -152,9 +152,79 @@ fn field_of(path: &str, reason: &str) -> String {
 /// rather than the field.
 fn data_reason(error: &serde_json::Error) -> String {
     let message = error.to_string();
-    match message.rfind(" at line ") {
-        Some(position) => message[..position].to_owned(),
-        None => message,
+    let message = match message.rfind(" at line ") {
+        Some(position) => &message[..position],
+        None => message.as_str(),
+    };
+    in_our_words(message)
+}
+
+/// serde's wording of a value of the wrong shape, in the project's: what the field must be, in
+/// JSON's terms (`must be a JSON object, found an array`), not in Rust's (`invalid length 0,
+/// expected struct CreateCustomer with 9 elements`). Other messages (a missing or unknown field,
+/// a reason of billow's own) are kept.
+pub(crate) fn in_our_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid length ") {
+        if let Some((_, expected)) = rest.split_once(", expected ") {
+            return format!("must be {}, found an array", json_kind(expected));
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return format!(
+                "must be {}, found {}",
+                json_kind(expected),
+                found_kind(found)
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return format!(
+                "must be {}, found {}",
+                json_kind(expected),
+                found_kind(found)
+            );
+        }
+    }
+    message.to_owned()
+}
+
+/// What serde expected, as a JSON value.
+fn json_kind(expected: &str) -> String {
+    let expected = expected.trim();
+    if expected.starts_with("struct ") || expected.starts_with("a map") {
+        return "a JSON object".to_owned();
+    }
+    if expected.starts_with("a sequence") || expected.starts_with("tuple") {
+        return "a JSON array".to_owned();
+    }
+    if let Some(integer) = [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ]
+    .iter()
+    .find(|name| expected == **name)
+    {
+        return if integer.starts_with('u') {
+            "a whole number, not negative".to_owned()
+        } else {
+            "a whole number".to_owned()
+        };
+    }
+    match expected {
+        "a boolean" => "true or false".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// What serde found, as a JSON value.
+fn found_kind(found: &str) -> String {
+    match found {
+        "sequence" => "an array".to_owned(),
+        "map" => "an object".to_owned(),
+        "unit value" | "null" => "null".to_owned(),
+        other => other.to_owned(),
     }
 }
 
@@ -203,6 +273,40 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_wrong_shape_is_named_in_json_s_terms_not_rust_s() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Counted {
+            limit: u32,
+            on: bool,
+        }
+        let reason = |body: &[u8]| match parse_json::<Counted>(body).unwrap_err() {
+            ApiError::Validation(errors) => errors[0].reason.clone(),
+            other => panic!("{other:?}"),
+        };
+
+        assert_eq!(reason(b"[]"), "must be a JSON object, found an array");
+        assert_eq!(
+            reason(br#"{"limit": "ten", "on": true}"#),
+            r#"must be a whole number, not negative, found string "ten""#
+        );
+        assert_eq!(
+            reason(br#"{"limit": -1, "on": true}"#),
+            "must be a whole number, not negative, found integer `-1`"
+        );
+        assert_eq!(
+            reason(br#"{"limit": 1, "on": "yes"}"#),
+            r#"must be true or false, found string "yes""#
+        );
+        for reason in [reason(b"[]"), reason(br#"{"limit": 1, "on": []}"#)] {
+            assert!(
+                !reason.contains("struct") && !reason.contains("sequence"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
     fn a_syntax_error_is_malformed_json() {
         let error = parse_json::<Wire>(br#"{"name": "#).unwrap_err();
 
@@ -247,6 +351,6 @@ mod tests {
             panic!("{error:?}")
         };
         assert_eq!(errors[0].field, "address.country");
-        assert!(errors[0].reason.starts_with("invalid type"), "{errors:?}");
+        assert_eq!(errors[0].reason, "must be a string, found integer `7`");
     }
 }

@@ -63,7 +63,10 @@ pub(crate) fn scenario_error(error: &ScenarioError, prefix: &str) -> ApiError {
     let reason = reason
         .split_once(" at line ")
         .map_or(reason.as_str(), |(reason, _)| reason);
-    ApiError::Validation(vec![FieldError::new(field, reason)])
+    ApiError::Validation(vec![FieldError::new(
+        field,
+        crate::json::in_our_words(reason),
+    )])
 }
 
 /// A spec of a request read as the billing core's type `T`; an error is a 422 naming the field.
