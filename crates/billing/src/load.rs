@@ -28,7 +28,6 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::incremental;
 use crate::world::CustomerWorld;
-use crate::BillingSettings;
 use crate::{Billing, RunBillingError};
 
 /// One customer's part of a batch, as the engine workers take it.
@@ -78,7 +77,6 @@ pub(crate) struct LoadedBatch {
 /// error the batch's leases are released before it is returned.
 pub(crate) async fn load_batch(
     billing: &Billing,
-    settings: &BillingSettings,
     workspace: &WorkspaceId,
     customers: Vec<Customer>,
     held: &HashSet<CustomerId>,
@@ -92,66 +90,77 @@ pub(crate) async fn load_batch(
         .collect();
     let skipped = u64::try_from(total - claimed.len()).unwrap_or(u64::MAX);
     let ids: Vec<CustomerId> = claimed.iter().map(|c| c.id.clone()).collect();
-    match load_claimed(billing, workspace, claimed.clone(), catalog, now).await {
-        Ok((inputs, unchanged, seen)) => Ok(LoadedBatch {
-            held: ids,
-            skipped,
-            unchanged,
-            seen,
-            failed: 0,
-            inputs,
-        }),
-        Err(error) if error.is_unreadable_record() => {
-            // A record of one of them cannot be read (a buggy version or a hand edit wrote
-            // it): each customer is read alone, so that only those whose records are
-            // unreadable wait for a repair, and the others are billed.
-            let mut batch = LoadedBatch {
-                held: Vec::with_capacity(ids.len()),
+    let error = match load_claimed(billing, workspace, claimed, catalog, now).await {
+        Ok((inputs, unchanged, seen)) => {
+            return Ok(LoadedBatch {
+                held: ids,
                 skipped,
-                unchanged: 0,
-                seen: Vec::new(),
+                unchanged,
+                seen,
                 failed: 0,
-                inputs: Vec::new(),
-            };
-            for customer in claimed {
-                let id = customer.id.clone();
-                match load_claimed(billing, workspace, vec![customer], catalog, now).await {
-                    Ok((inputs, unchanged, seen)) => {
-                        batch.held.push(id);
-                        batch.unchanged += unchanged;
-                        batch.seen.extend(seen);
-                        batch.inputs.extend(inputs);
-                    }
-                    Err(error) if error.is_unreadable_record() => {
-                        error.log_for_customer(&id);
-                        batch.failed += 1;
-                        billing
-                            .store
-                            .release_billing_leases(workspace, &[id], &settings.node)
-                            .await
-                            .map_err(RunBillingError::store)?;
-                    }
-                    Err(error) => {
-                        billing
-                            .store
-                            .release_billing_leases(workspace, &ids, &settings.node)
-                            .await
-                            .map_err(RunBillingError::store)?;
-                        return Err(error);
-                    }
-                }
-            }
-            Ok(batch)
+                inputs,
+            })
         }
+        Err(error) if error.is_unreadable_record() => error,
         Err(error) => {
-            billing
-                .store
-                .release_billing_leases(workspace, &ids, &settings.node)
-                .await
-                .map_err(RunBillingError::store)?;
-            Err(error)
+            release(billing, workspace, &ids).await?;
+            return Err(error);
+        }
+    };
+    // A record of one of them cannot be read (a buggy version or a hand edit wrote it): each
+    // customer is read again alone, so that only those whose records are unreadable wait for a
+    // repair, and the others are billed. Rare, so the customers are read again rather than
+    // kept, which would cost every batch a copy.
+    tracing::warn!(error.message = %error, "a batch's records cannot all be read; reading its customers one by one");
+    let customers = match billing.store.customers_with_ids(workspace, &ids).await {
+        Ok(customers) => customers,
+        Err(error) => {
+            release(billing, workspace, &ids).await?;
+            return Err(RunBillingError::store(error));
+        }
+    };
+    let mut batch = LoadedBatch {
+        held: Vec::with_capacity(ids.len()),
+        skipped,
+        unchanged: 0,
+        seen: Vec::new(),
+        failed: 0,
+        inputs: Vec::new(),
+    };
+    for customer in customers {
+        let id = customer.id.clone();
+        match load_claimed(billing, workspace, vec![customer], catalog, now).await {
+            Ok((inputs, unchanged, seen)) => {
+                batch.held.push(id);
+                batch.unchanged += unchanged;
+                batch.seen.extend(seen);
+                batch.inputs.extend(inputs);
+            }
+            Err(error) if error.is_unreadable_record() => {
+                error.log_for_customer(&id);
+                batch.failed += 1;
+                release(billing, workspace, &[id]).await?;
+            }
+            Err(error) => {
+                release(billing, workspace, &ids).await?;
+                return Err(error);
+            }
         }
     }
+    Ok(batch)
+}
+
+/// Gives this run's leases on `customer_ids` back.
+async fn release(
+    billing: &Billing,
+    workspace: &WorkspaceId,
+    customer_ids: &[CustomerId],
+) -> Result<(), RunBillingError> {
+    billing
+        .store
+        .release_billing_leases(workspace, customer_ids, &billing.settings.node)
+        .await
+        .map_err(RunBillingError::store)
 }
 
 /// Reads the worlds, usage, stored invoices and adjustments of claimed customers, one query per

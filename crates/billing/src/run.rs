@@ -40,7 +40,6 @@ pub(crate) async fn run_workspace(
     billing: &Billing,
     workspace: &WorkspaceId,
 ) -> Result<RunReport, RunBillingError> {
-    let settings = &billing.settings;
     let now = billing.clock.now();
     // Where the next run looks for usage that arrived: events are stamped with the ingesting
     // process's clock (the real time, or a test's manual clock). The earlier of the billing
@@ -102,10 +101,10 @@ pub(crate) async fn run_workspace(
         .await
         .map_err(RunBillingError::store)?;
     let batches = customers
-        .chunks(settings.customers_per_batch.max(1))
+        .chunks(billing.settings.customers_per_batch.max(1))
         .map(<[Customer]>::to_vec)
         .collect();
-    let mut report = run_batches(billing, settings, workspace, batches).await?;
+    let mut report = run_batches(billing, workspace, batches).await?;
     report.unchanged += billed.saturating_sub(looked_at);
     store
         .record_billing_scan(workspace, started)
@@ -120,7 +119,6 @@ pub(crate) async fn run_customer(
     workspace: &WorkspaceId,
     customer_id: &str,
 ) -> Result<RunReport, RunBillingError> {
-    let settings = &billing.settings;
     let Some(customer) = billing
         .store
         .customer(workspace, customer_id)
@@ -129,7 +127,7 @@ pub(crate) async fn run_customer(
     else {
         return Ok(RunReport::default());
     };
-    run_batches(billing, settings, workspace, vec![vec![customer]]).await
+    run_batches(billing, workspace, vec![vec![customer]]).await
 }
 
 /// A batch the engine has planned, ready to be written.
@@ -149,10 +147,10 @@ struct PlannedBatch {
 /// extended from the real time at each claim (`Billing::lease_clock`), never from `now`.
 async fn run_batches(
     billing: &Billing,
-    settings: &BillingSettings,
     workspace: &WorkspaceId,
     batches: Vec<Vec<Customer>>,
 ) -> Result<RunReport, RunBillingError> {
+    let settings = &billing.settings;
     let now = billing.clock.now();
     let meters = meter_specs(billing, workspace).await?;
     let workspace_settings = workspace_settings(billing, workspace).await?;
@@ -184,7 +182,6 @@ async fn run_batches(
                 for batch in group.by_ref() {
                     let result = crate::load::load_batch(
                         &billing,
-                        &settings,
                         &workspace,
                         batch,
                         &held,

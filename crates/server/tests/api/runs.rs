@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use billow_billing::clock::ManualClock;
-use billow_billing::{run_billing, BillingSettings};
+use billow_billing::{run_billing, Billing, BillingSettings};
 use billow_core::Currency;
-use billow_server::AppState;
 use billow_store::catalog::{MeterRecord, PlanRecord, PlanVersionRecord};
 use billow_store::invoices::{InvoiceFilter, InvoiceStatus};
 use billow_store::subscriptions::{SubscriptionRecord, SubscriptionStatus};
@@ -17,6 +16,22 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 const START: &str = "2024-01-01T00:00:00Z";
+
+/// Billing settings with no grace period (a due invoice is finalized at once) and no scheduler.
+fn no_grace() -> BillingSettings {
+    BillingSettings {
+        grace_period: SignedDuration::ZERO,
+        interval: None,
+        ..BillingSettings::default()
+    }
+}
+
+/// The billing application over `store`, billing at `now` with [`no_grace`].
+fn billing_at(store: &Store, now: Timestamp) -> Billing {
+    Billing::new(store.clone())
+        .with_clock(Arc::new(ManualClock::new(now)))
+        .with_settings(no_grace())
+}
 
 async fn seeded(database: &Database) -> (Store, WorkspaceId) {
     let store = Store::open(database).await.unwrap();
@@ -164,16 +179,12 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
     )
     .await;
     let now: Timestamp = "2024-02-01T01:00:00Z".parse().unwrap();
-    let state = AppState::new(store.clone())
-        .with_clock(Arc::new(ManualClock::new(now)))
-        .with_billing(BillingSettings {
-            grace_period: SignedDuration::ZERO,
-            interval: None,
-            customers_per_batch: 2,
-            ..BillingSettings::default()
-        });
+    let billing = billing_at(&store, now).with_settings(BillingSettings {
+        customers_per_batch: 2,
+        ..no_grace()
+    });
 
-    let report = run_billing(&state.billing, Some(&workspace)).await.unwrap();
+    let report = run_billing(&billing, Some(&workspace)).await.unwrap();
 
     // Three batches: {0, 1}, {2, 3}, {4, 5}; each good customer has its start invoice and its
     // January invoice.
@@ -209,7 +220,7 @@ async fn a_run_bills_every_batch_once_with_gap_free_numbers(database: Database) 
 
     // Nothing is due and nothing is new: the billed customers are left alone, the failed ones
     // are tried again.
-    let again = run_billing(&state.billing, Some(&workspace)).await.unwrap();
+    let again = run_billing(&billing, Some(&workspace)).await.unwrap();
     assert_eq!((again.customers, again.unchanged, again.failed), (0, 4, 2));
     assert_eq!(
         (again.finalized, again.drafted, again.adjustments),
@@ -282,20 +293,13 @@ async fn leases_are_measured_on_the_real_clock_not_on_the_billing_instant(databa
         .unwrap();
     assert_eq!((live.len(), dead.len()), (1, 1));
     let run_at = |now: &str| {
-        AppState::new(store.clone())
-            .with_clock(Arc::new(ManualClock::new(now.parse().unwrap())))
-            .with_lease_clock(Arc::new(ManualClock::new(real)))
-            .with_billing(BillingSettings {
-                grace_period: SignedDuration::ZERO,
-                interval: None,
-                ..BillingSettings::default()
-            })
+        billing_at(&store, now.parse().unwrap()).with_lease_clock(Arc::new(ManualClock::new(real)))
     };
 
-    let past = run_billing(&run_at("2024-02-01T01:00:00Z").billing, Some(&workspace))
+    let past = run_billing(&run_at("2024-02-01T01:00:00Z"), Some(&workspace))
         .await
         .unwrap();
-    let future = run_billing(&run_at("2030-01-01T01:00:00Z").billing, Some(&workspace))
+    let future = run_billing(&run_at("2030-01-01T01:00:00Z"), Some(&workspace))
         .await
         .unwrap();
 
@@ -357,17 +361,9 @@ async fn a_workspace_whose_run_fails_does_not_stop_the_others(database: Database
         &format!("UPDATE meters SET spec = '{{\"key\": 1}}' WHERE workspace_id = '{broken}'"),
     )
     .await;
-    let state = AppState::new(store.clone())
-        .with_clock(Arc::new(ManualClock::new(
-            "2024-02-01T01:00:00Z".parse().unwrap(),
-        )))
-        .with_billing(BillingSettings {
-            grace_period: SignedDuration::ZERO,
-            interval: None,
-            ..BillingSettings::default()
-        });
+    let billing = billing_at(&store, "2024-02-01T01:00:00Z".parse().unwrap());
 
-    let error = run_billing(&state.billing, None).await.unwrap_err();
+    let error = run_billing(&billing, None).await.unwrap_err();
 
     assert!(error.is_unreadable_record(), "{error:?}");
     let invoices = |workspace: WorkspaceId| {
