@@ -48,6 +48,7 @@ mod state;
 pub mod storage;
 mod telemetry;
 mod validation;
+pub mod wire;
 
 pub use connections::ConnectionLimits;
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
