@@ -124,6 +124,11 @@ impl Server {
         Self { child, address }
     }
 
+    /// Where it listens: `127.0.0.1:PORT`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
