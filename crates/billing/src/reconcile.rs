@@ -467,6 +467,7 @@ pub(crate) fn record_of(
         finalized_at: None,
         due_at: None,
         credited_minor: 0,
+        updated_at: now,
     })
 }
 

@@ -100,6 +100,7 @@ pub(crate) async fn seed_customers(
             parent_id: None,
             invoicing: billow_core::scenario::Invoicing::Consolidated,
             net_days: None,
+            owner: None,
         };
         store
             .insert_customer(&workspace, &customer, created)

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use billow_server::profiles::Profiles;
 use billow_server::{Application, ConnectionLimits, Settings};
 
 use crate::database::DatabaseArgs;
@@ -21,6 +22,11 @@ pub struct ServeArgs {
     billing: crate::invoice::BillingArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
+    /// The platform API profiles to serve beside the native API, comma-separated: emcp; or all,
+    /// or none (docs/profiles/).
+    #[arg(long, value_name = "NAMES", env = "BILLOW_PROFILES", default_value = "all",
+          value_parser = Profiles::parse)]
+    profiles: Profiles,
 }
 
 /// The connection limits of `billow serve` (`billow_server::ConnectionLimits`). The defaults suit
@@ -80,7 +86,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("could not start the server")?
             .with_billing(args.billing.to_settings())
-            .with_connection_limits(args.connections.to_limits());
+            .with_connection_limits(args.connections.to_limits())
+            .with_profiles(args.profiles);
         application
             .run_until_stopped()
             .await

@@ -41,6 +41,7 @@ pub mod limits;
 mod metrics;
 pub mod nul;
 pub mod openapi;
+pub mod profiles;
 pub mod query;
 mod routes;
 mod startup;

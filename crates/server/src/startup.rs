@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::metrics))
         .merge(api_v1)
+        .merge(crate::profiles::router(state.profiles))
         .fallback(fallback::route_not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(crate::limits::body_limit())
@@ -72,6 +73,7 @@ pub struct Application {
     clock: std::sync::Arc<dyn Clock>,
     billing: BillingSettings,
     connections: ConnectionLimits,
+    profiles: crate::profiles::Profiles,
 }
 
 impl Application {
@@ -101,6 +103,7 @@ impl Application {
             clock: std::sync::Arc::new(SystemClock),
             billing: BillingSettings::default(),
             connections: ConnectionLimits::default(),
+            profiles: crate::profiles::Profiles::all(),
         })
     }
 
@@ -121,6 +124,11 @@ impl Application {
             connections,
             ..self
         }
+    }
+
+    /// Serves the platform API profiles `profiles` (all by default).
+    pub fn with_profiles(self, profiles: crate::profiles::Profiles) -> Self {
+        Self { profiles, ..self }
     }
 
     /// The port actually bound, which differs from the settings' when they asked for port 0.
@@ -156,7 +164,8 @@ impl Application {
         let interval = self.billing.interval;
         let state = AppState::new(self.store.clone())
             .with_clock(self.clock)
-            .with_billing(self.billing);
+            .with_billing(self.billing)
+            .with_profiles(self.profiles);
         // The billing scheduler lives as long as the server; its leases expire if it dies.
         let scheduler = interval.map(|interval| {
             tokio::spawn(billow_billing::schedule(state.billing.clone(), interval))

@@ -25,6 +25,8 @@ pub struct AppState {
     pub invoice_cache: Arc<crate::invoice_cache::InvoiceCache>,
     /// Whether writes fail for lack of disk space, for `/readyz` ([`crate::storage`]).
     pub storage: Arc<crate::storage::health::StorageHealth>,
+    /// Which platform API profiles the router serves ([`crate::profiles`]).
+    pub profiles: crate::profiles::Profiles,
 }
 
 impl AppState {
@@ -37,7 +39,13 @@ impl AppState {
             payments: Arc::new(ManualProvider::default()),
             invoice_cache: Arc::default(),
             storage: Arc::default(),
+            profiles: crate::profiles::Profiles::all(),
         }
+    }
+
+    /// The same state serving the platform API profiles `profiles`.
+    pub fn with_profiles(self, profiles: crate::profiles::Profiles) -> Self {
+        Self { profiles, ..self }
     }
 
     /// The same state reading time from `clock`, billing included; leases keep theirs.

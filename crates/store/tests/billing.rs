@@ -62,6 +62,7 @@ fn invoice(id: &str, subscription_id: &str, issued_at: &str, total_minor: i64) -
         finalized_at: None,
         due_at: None,
         credited_minor: 0,
+        updated_at: at(issued_at),
     }
 }
 
@@ -493,6 +494,7 @@ async fn a_batch_credits_negative_late_usage_within_what_is_left_on_the_invoice(
             "inv_2",
             &[InvoiceStatus::Open],
             InvoiceStatus::Void,
+            at("2024-03-01T00:00:00Z"),
         )
         .await
         .unwrap();
@@ -660,7 +662,8 @@ async fn payment_states_build_a_history_and_paid_closes_the_invoice(store: Store
                 &workspace,
                 "inv_1",
                 &[InvoiceStatus::Open],
-                InvoiceStatus::Void
+                InvoiceStatus::Void,
+                at("2024-03-01T00:00:00Z"),
             )
             .await,
         Err(BillingStoreError::Immutable)

@@ -194,6 +194,7 @@ async fn old_rows_read_back_equal(store: &Store) {
     let customer = billow_store::Customer {
         invoicing: billow_core::scenario::Invoicing::PerSubscription,
         net_days: None,
+        owner: None,
         ..support::customer("cus_a_old", "team-42", Some("cus_b_parent"))
     };
     assert_eq!(

@@ -113,6 +113,7 @@ async fn customer_with_subscription(
                 parent_id: None,
                 invoicing: billow_core::scenario::Invoicing::Consolidated,
                 net_days: None,
+                owner: None,
             },
             created,
         )

@@ -52,6 +52,9 @@ pub struct Customer {
     pub invoicing: Invoicing,
     /// Days from an invoice's finalization to its due date; `None` takes the workspace's.
     pub net_days: Option<u16>,
+    /// The platform's id of the user who owns the account (EMCP's `user`, Cloud Plans'
+    /// `owner`), when the platform gave one.
+    pub owner: Option<String>,
 }
 
 /// A postal address; every part optional, `country` an ISO 3166-1 alpha-2 code.
@@ -150,9 +153,9 @@ impl Store {
     ) -> Result<(), StoreCustomerError> {
         const SQL: &str = "INSERT INTO customers (workspace_id, id, external_id, name, email, \
                            address, tax_ids, currency, time_zone, billing_cycle_day, parent_id, \
-                           invoicing, net_days, created_at, updated_at) \
+                           invoicing, net_days, owner, created_at, updated_at) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                           $14, $14)";
+                           $14, $15, $15)";
         let row = CustomerRow::from_customer(customer);
         with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)
             .bind(to_micros(now))
@@ -178,7 +181,7 @@ impl Store {
         const SQL: &str = "UPDATE customers SET external_id = $3, name = $4, email = $5, \
                            address = $6, tax_ids = $7, currency = $8, time_zone = $9, \
                            billing_cycle_day = $10, parent_id = $11, invoicing = $12, \
-                           net_days = $13, updated_at = $14 \
+                           net_days = $13, owner = $14, updated_at = $15 \
                            WHERE workspace_id = $1 AND id = $2";
         let row = CustomerRow::from_customer(customer);
         let updated = with_pool!(self, pool => bind_customer!(sqlx::query(SQL), workspace_id, row)

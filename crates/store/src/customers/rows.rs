@@ -23,6 +23,7 @@ pub(super) struct CustomerRow {
     pub(super) parent_id: Option<String>,
     pub(super) invoicing: String,
     pub(super) net_days: Option<i64>,
+    pub(super) owner: Option<String>,
 }
 
 impl CustomerRow {
@@ -40,6 +41,7 @@ impl CustomerRow {
             parent_id: customer.parent_id.clone().map(Into::into),
             invoicing: invoicing_text(customer.invoicing).to_owned(),
             net_days: customer.net_days.map(i64::from),
+            owner: customer.owner.clone(),
         }
     }
 
@@ -81,6 +83,7 @@ impl CustomerRow {
             time_zone: self.time_zone,
             billing_cycle_day,
             parent_id: self.parent_id.map(Into::into),
+            owner: self.owner,
         })
     }
 }
@@ -104,9 +107,9 @@ fn to_json<T: Serialize>(value: &T) -> String {
 /// The columns [`CustomerRow`] reads.
 pub(super) const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, address, tax_ids, \
                                            currency, time_zone, billing_cycle_day, parent_id, \
-                                           invoicing, net_days";
+                                           invoicing, net_days, owner";
 
-/// Binds a [`CustomerRow`] as `$2` (id) to `$13` (net days), after the workspace id `$1`.
+/// Binds a [`CustomerRow`] as `$2` (id) to `$14` (owner), after the workspace id `$1`.
 macro_rules! bind_customer {
     ($query:expr, $workspace_id:expr, $row:expr) => {
         $query
@@ -123,6 +126,7 @@ macro_rules! bind_customer {
             .bind(&$row.parent_id)
             .bind(&$row.invoicing)
             .bind($row.net_days)
+            .bind(&$row.owner)
     };
 }
 pub(super) use bind_customer;

@@ -119,12 +119,16 @@ macro_rules! insert_credit_note_row {
         .bind($crate::billing::sql::to_micros(note.created_at))
         .execute(&mut *$transaction)
         .await?;
-        sqlx::query("UPDATE invoices SET credited_minor = $3 WHERE workspace_id = $1 AND id = $2")
-            .bind($workspace.as_str())
-            .bind(&note.invoice_id)
-            .bind(credited.credited_minor())
-            .execute(&mut *$transaction)
-            .await?;
+        sqlx::query(
+            "UPDATE invoices SET credited_minor = $3, updated_at = $4 \
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind($workspace.as_str())
+        .bind(&note.invoice_id)
+        .bind(credited.credited_minor())
+        .bind($crate::billing::sql::to_micros(note.created_at))
+        .execute(&mut *$transaction)
+        .await?;
         // An open invoice its credit notes credit in full is settled, as Stripe marks it paid:
         // nothing is owed for it, and its payment history says why.
         if credited.fully_credited() {

@@ -152,6 +152,10 @@ pub struct InvoiceRecord<Json = Value> {
     /// Σ the totals of its credit notes (tax included): read from the database, kept by every
     /// credit note's write; ignored when an invoice is inserted (a new invoice has none).
     pub credited_minor: i64,
+    /// When it last changed: its status, a payment state or a credit note after finalization;
+    /// its finalization before that; a draft's creation by the run that last wrote it. Read
+    /// from the database; ignored when an invoice is inserted.
+    pub updated_at: Timestamp,
 }
 
 impl InvoiceRecord {
@@ -181,6 +185,7 @@ impl InvoiceRecord {
             finalized_at: self.finalized_at,
             due_at: self.due_at,
             credited_minor: self.credited_minor,
+            updated_at: self.updated_at,
         }
     }
 }
@@ -258,7 +263,10 @@ macro_rules! invoice_columns {
 pub(crate) const INVOICE_COLUMNS: &str = invoice_columns!();
 
 /// What [`InvoiceRow`] reads: [`INVOICE_COLUMNS`], and what the invoice's credit notes maintain.
-pub(crate) const INVOICE_SELECT_COLUMNS: &str = concat!(invoice_columns!(), ", credited_minor");
+pub(crate) const INVOICE_SELECT_COLUMNS: &str = concat!(
+    invoice_columns!(),
+    ", credited_minor, COALESCE(updated_at, finalized_at, created_at) AS updated_at"
+);
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -285,6 +293,7 @@ pub(crate) struct InvoiceRow {
     subscriptions: String,
     due_at: Option<i64>,
     credited_minor: i64,
+    updated_at: i64,
 }
 
 impl InvoiceRow {
@@ -321,6 +330,7 @@ impl InvoiceRow {
             finalized_at: self.finalized_at.map(from_micros).transpose()?,
             due_at: self.due_at.map(from_micros).transpose()?,
             credited_minor: self.credited_minor,
+            updated_at: from_micros(self.updated_at)?,
         })
     }
 }
@@ -489,6 +499,50 @@ impl Store {
             .collect())
     }
 
+    /// The customer's finalized invoices (every status but draft), newest first, from position
+    /// `offset` (0: the newest), at most `limit`, and how many there are in all: what a history
+    /// numbered in pages needs (EMCP's).
+    ///
+    /// # Errors
+    /// When a query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
+    pub async fn finalized_invoices_at(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<InvoiceRecord>, i64), BillingStoreError> {
+        const COUNT: &str = "SELECT COUNT(*) FROM invoices \
+                             WHERE workspace_id = $1 AND customer_id = $2 AND status <> 'draft'";
+        let sql = format!(
+            "SELECT {INVOICE_SELECT_COLUMNS} FROM invoices \
+             WHERE workspace_id = $1 AND customer_id = $2 AND status <> 'draft' \
+             ORDER BY id DESC LIMIT $3 OFFSET $4"
+        );
+        let limit = limit.clamp(0, INVOICE_PAGE_LIMIT_MAX);
+        let (rows, (count,)): (Vec<InvoiceRow>, (i64,)) = with_pool!(self, pool => {
+            let rows = sqlx::query_as(&sql)
+                .bind(workspace.as_str())
+                .bind(customer_id)
+                .bind(limit)
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let count = sqlx::query_as(COUNT)
+                .bind(workspace.as_str())
+                .bind(customer_id)
+                .fetch_one(pool)
+                .await?;
+            Ok::<_, sqlx::Error>((rows, count))
+        })?;
+        let invoices = rows
+            .into_iter()
+            .map(InvoiceRow::into_record)
+            .collect::<Result<_, _>>()?;
+        Ok((invoices, count))
+    }
+
     /// Moves an invoice from one of the statuses `from` to `to`; returns the invoice as it is
     /// after the call.
     ///
@@ -502,6 +556,7 @@ impl Store {
         id: &str,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
+        at: Timestamp,
     ) -> Result<InvoiceRecord, BillingStoreError> {
         assert!(
             to != InvoiceStatus::Open,
@@ -513,13 +568,14 @@ impl Store {
         if !from.contains(&invoice.status) {
             return Err(BillingStoreError::Immutable);
         }
-        const SQL: &str = "UPDATE invoices SET status = $3 \
+        const SQL: &str = "UPDATE invoices SET status = $3, updated_at = $5 \
                            WHERE workspace_id = $1 AND id = $2 AND status = $4";
         let affected = with_pool!(self, pool => sqlx::query(SQL)
             .bind(workspace.as_str())
             .bind(id)
             .bind(to.as_str())
             .bind(invoice.status.as_str())
+            .bind(to_micros(at))
             .execute(pool)
             .await
             .map(|result| result.rows_affected()))?;
@@ -529,6 +585,7 @@ impl Store {
         }
         Ok(InvoiceRecord {
             status: to,
+            updated_at: at,
             ..invoice
         })
     }
@@ -552,7 +609,7 @@ impl Store {
                                   ORDER BY sequence DESC LIMIT 1";
         const LOCK: &str =
             "UPDATE invoices SET status = CASE WHEN $3 = 'Paid' AND status = 'open' \
-                            THEN 'paid' ELSE status END \
+                            THEN 'paid' ELSE status END, updated_at = $4 \
                             WHERE workspace_id = $1 AND id = $2 RETURNING status";
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await?;
@@ -560,6 +617,7 @@ impl Store {
                 .bind(workspace.as_str())
                 .bind(invoice_id)
                 .bind(state)
+                .bind(to_micros(at))
                 .fetch_optional(&mut *transaction)
                 .await?;
             let Some((status,)) = status else {

@@ -52,6 +52,7 @@ pub fn customer(id: &str, external_id: &str, parent_id: Option<&str>) -> Custome
         parent_id: parent_id.map(str::to_owned).map(Into::into),
         invoicing: billow_core::scenario::Invoicing::Consolidated,
         net_days: Some(14),
+        owner: None,
     }
 }
 

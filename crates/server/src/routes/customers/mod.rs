@@ -78,6 +78,7 @@ pub(crate) async fn create_customer(
     let net_days = body
         .net_days
         .and_then(|days| checks.net_days("net_days", days));
+    let owner = body.owner.map(|owner| checks.text("owner", &owner));
     if let Some(parent_id) = &body.parent_id {
         check_parent_exists(&state, workspace_id, parent_id, &mut checks).await?;
     }
@@ -97,6 +98,7 @@ pub(crate) async fn create_customer(
         parent_id: body.parent_id.map(Into::into),
         invoicing: body.invoicing.unwrap_or(Invoicing::Consolidated),
         net_days,
+        owner,
     };
     state
         .store
@@ -285,6 +287,9 @@ fn apply_update(customer: &mut Customer, body: UpdateCustomer, checks: &mut Chec
     }
     if let Some(net_days) = body.net_days {
         customer.net_days = net_days.and_then(|days| checks.net_days("net_days", days));
+    }
+    if let Some(owner) = body.owner {
+        customer.owner = owner.map(|owner| checks.text("owner", &owner));
     }
 }
 

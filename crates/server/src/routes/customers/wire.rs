@@ -76,6 +76,10 @@ pub struct CreateCustomer {
     /// workspace's when absent.
     #[schema(minimum = 0, maximum = 365)]
     pub net_days: Option<i64>,
+    /// The platform's id of the user who owns the account (EMCP's team owner, Cloud Plans'
+    /// organization owner), 1 to 255 characters.
+    #[schema(example = "6548a41138406c14db33b606")]
+    pub owner: Option<String>,
 }
 
 /// `PATCH /api/v1/customers/{id}`: the fields given replace the stored ones; `null` clears
@@ -119,6 +123,10 @@ pub struct UpdateCustomer {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 365)]
     pub net_days: Option<Option<i64>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub owner: Option<Option<String>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, by `default`).
@@ -148,6 +156,8 @@ pub struct CustomerBody {
     pub invoicing: Invoicing,
     /// Its own payment terms; `null` when it takes the workspace's.
     pub net_days: Option<u16>,
+    /// The platform's id of the user who owns the account; `null` when not given.
+    pub owner: Option<String>,
 }
 
 impl From<Customer> for CustomerBody {
@@ -179,6 +189,7 @@ impl From<Customer> for CustomerBody {
             parent_id: customer.parent_id.map(Into::into),
             invoicing: customer.invoicing,
             net_days: customer.net_days,
+            owner: customer.owner,
         }
     }
 }

@@ -314,6 +314,7 @@ pub(crate) async fn void_invoice(
             &id,
             &[InvoiceStatus::Open],
             InvoiceStatus::Void,
+            state.clock.now(),
         )
         .await
         .map_err(store_error("invoice", &id))?;
