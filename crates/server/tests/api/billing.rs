@@ -217,8 +217,10 @@ async fn a_change_preview_shows_the_proration_without_making_the_change() {
     // From 3 to 5 seats on January 16: a credit for 16 of 31 days at 3 seats and a charge for
     // them at 5, on the next invoice (February 1).
     let invoices = preview["invoices"].as_array().unwrap();
+    assert_eq!(preview["change"]["at"], "2024-01-16T00:00:00.000000Z");
+    assert_eq!(preview["change"]["quantity"], "5");
     assert_eq!(
-        invoices[0]["issued_at"], "2024-02-01T00:00:00Z",
+        invoices[0]["issued_at"], "2024-02-01T00:00:00.000000Z",
         "{preview}"
     );
     let lines = invoices[0]["lines"].as_array().unwrap();
@@ -228,6 +230,22 @@ async fn a_change_preview_shows_the_proration_without_making_the_change() {
         .collect();
     assert!(amounts.contains(&"-15.48"), "{amounts:?}");
     assert!(amounts.contains(&"25.81"), "{amounts:?}");
+    // The charge for the 16 days at 5 seats, prorated within January, instants as every native
+    // response writes them.
+    let charge = lines
+        .iter()
+        .find(|line| line["amount"]["amount"] == "25.81")
+        .unwrap();
+    let january_rest = json!({"start": "2024-01-16T00:00:00.000000Z",
+                              "end": "2024-02-01T00:00:00.000000Z"});
+    assert_eq!(charge["period"], january_rest, "{charge}");
+    let proration = &charge["trace"]["proration"];
+    assert_eq!(proration["interval"], january_rest, "{charge}");
+    assert_eq!(
+        proration["containing"],
+        json!({"start": "2024-01-01T00:00:00.000000Z", "end": "2024-02-01T00:00:00.000000Z"}),
+        "{charge}"
+    );
     let unchanged = app
         .get(&format!("/api/v1/subscriptions/{subscription}"))
         .await;
