@@ -106,7 +106,12 @@ async fn coupons_are_created_listed_archived_and_private_to_their_workspace(data
         assert_eq!(fields(&problem), [field], "{body}: {problem}");
     }
     let listed = app.get("/api/v1/coupons").await;
-    assert_eq!(listed["data"], json!([created]));
+    assert_eq!(
+        listed,
+        json!({"data": [created], "has_more": false, "next_cursor": null})
+    );
+    assert_eq!(created["created_at"], "2024-01-01T00:00:00.000000Z");
+    assert_eq!(created["redeem_by"], Value::Null);
     assert_eq!(app.get("/api/v1/coupons/LAUNCH10").await, created);
     // Another workspace sees none of it, and may use the same code.
     let other = other_workspace_key(&app).await;
@@ -176,6 +181,17 @@ async fn a_redemption_is_refused_on_coupon_with_the_reason(database: Database) {
         app.post("/api/v1/coupons", coupon).await;
     }
     app.post("/api/v1/coupons/GONE/archive", json!({})).await;
+    let early = app.get("/api/v1/coupons/EARLY").await;
+    assert_eq!(early["redeem_by"], "2024-01-10T00:00:00.000000Z");
+    let euros = app.get("/api/v1/coupons/EUR5").await;
+    assert_eq!(
+        (
+            &euros["amount_off"],
+            &euros["currency"],
+            &euros["percent_off"]
+        ),
+        (&json!("5.00"), &json!("EUR"), &Value::Null)
+    );
     app.post(
         "/api/v1/discounts",
         json!({"customer_id": dollars, "coupon": "ONCE"}),

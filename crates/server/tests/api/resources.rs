@@ -540,6 +540,20 @@ async fn lists_are_paged_and_filtered_by_the_instant_resources_were_alive_at(api
 
     assert_eq!(page_ids(&first), ids[..2]);
     assert_eq!(first["has_more"], true);
+    assert_eq!(first["next_cursor"], ids[1].as_str());
+    // Listed instants as every response writes them, whatever precision they were sent at.
+    assert_eq!(
+        first["data"][0]["created_at"],
+        "2016-07-26T15:47:33.411000Z"
+    );
+    assert_eq!(
+        first["data"][1]["deleted_at"],
+        "2016-12-01T00:00:00.000000Z"
+    );
+    assert_eq!(
+        second["data"][0]["created_at"],
+        "2017-01-01T00:00:00.000000Z"
+    );
     assert_eq!(page_ids(&second), ids[2..]);
     assert_eq!(second["has_more"], false);
     assert_eq!(second["next_cursor"], Value::Null);
