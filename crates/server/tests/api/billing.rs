@@ -165,7 +165,7 @@ async fn a_meter_is_found_by_its_id_or_its_key() {
 }
 
 /// The one page of a list that is never cut: `data` holds every item, nothing follows.
-fn whole_page(page: &Value) -> &Vec<Value> {
+fn whole_page(page: &Value) -> &[Value] {
     let members: Vec<&str> = page
         .as_object()
         .unwrap()
@@ -233,7 +233,7 @@ async fn catalog_subscription_and_credit_lists_answer_one_envelope_and_six_digit
         json!([{"at": "2024-01-10T11:00:00.000000Z", "quantity": "4", "invoice_now": false}])
     );
     let grants = app.get("/api/v1/credit-grants").await;
-    assert_eq!(whole_page(&grants), &[grant.clone()]);
+    assert_eq!(whole_page(&grants), std::slice::from_ref(&grant));
     assert_eq!(grant["start"], "2024-01-01T00:00:00.500000Z");
     assert_eq!(grant["expiry"], "2024-07-01T00:00:00.000000Z");
     assert_eq!(grant["created_at"], created_at);
@@ -241,12 +241,12 @@ async fn catalog_subscription_and_credit_lists_answer_one_envelope_and_six_digit
     let discounts = app
         .get(&format!("/api/v1/discounts?customer_id={customer}"))
         .await;
-    assert_eq!(whole_page(&discounts), &[discount.clone()]);
+    assert_eq!(whole_page(&discounts), std::slice::from_ref(&discount));
     assert_eq!(discount["start"], "2024-02-01T00:00:00.000000Z");
     assert_eq!(discount["created_at"], created_at);
     assert_eq!(discount["coupon"], Value::Null);
     let rates = app.get("/api/v1/tax-rates").await;
-    assert_eq!(whole_page(&rates), &[rate.clone()]);
+    assert_eq!(whole_page(&rates), std::slice::from_ref(&rate));
     assert_eq!(rate["created_at"], created_at);
     assert_eq!(rate["rate_percent"], "19");
     app.stop().await;
