@@ -90,19 +90,3 @@ pub(crate) fn listed_customer(
         (None, own) => Ok(own.map(str::to_owned)),
     }
 }
-
-/// `spec`'s members with `extra` first: how a stored spec is shown.
-pub(crate) fn show(extra: Value, spec: &impl serde::Serialize) -> Value {
-    let spec = serde_json::to_value(spec).unwrap_or(Value::Null);
-    let spec = &spec;
-    let mut shown = match extra {
-        Value::Object(object) => object,
-        _ => Map::new(),
-    };
-    if let Value::Object(spec) = spec {
-        for (key, value) in spec {
-            shown.entry(key.clone()).or_insert_with(|| value.clone());
-        }
-    }
-    Value::Object(shown)
-}

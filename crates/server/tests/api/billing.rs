@@ -164,6 +164,94 @@ async fn a_meter_is_found_by_its_id_or_its_key() {
     assert_eq!(status, 404, "{missing}");
 }
 
+/// The one page of a list that is never cut: `data` holds every item, nothing follows.
+fn whole_page(page: &Value) -> &[Value] {
+    let members: Vec<&str> = page
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(members, ["data", "has_more", "next_cursor"], "{page}");
+    assert_eq!(page["has_more"], false, "{page}");
+    assert_eq!(page["next_cursor"], Value::Null, "{page}");
+    page["data"].as_array().unwrap()
+}
+
+#[tokio::test]
+async fn catalog_subscription_and_credit_lists_answer_one_envelope_and_six_digit_instants() {
+    // Created at an instant with milliseconds: every response shows microseconds.
+    let (app, customer, subscription) = arranged("2024-01-02T03:04:05.678Z").await;
+    let created_at = "2024-01-02T03:04:05.678000Z";
+    app.post(
+        &format!("/api/v1/subscriptions/{subscription}/changes"),
+        json!({"quantity": 4, "at": "2024-01-10T12:00:00+01:00"}),
+    )
+    .await;
+    let grant = app
+        .post(
+            "/api/v1/credit-grants",
+            json!({"customer_id": customer, "type": "free", "amount": "5.00",
+                   "start": "2024-01-01T00:00:00.5Z", "expiry": "2024-07-01T00:00:00Z"}),
+        )
+        .await;
+    let discount = app
+        .post(
+            "/api/v1/discounts",
+            json!({"customer_id": customer, "percent_off": "10", "duration": "once",
+                   "start": "2024-02-01T00:00:00Z"}),
+        )
+        .await;
+    let rate = app
+        .post(
+            "/api/v1/tax-rates",
+            json!({"name": "VAT", "rate_percent": "19"}),
+        )
+        .await;
+
+    let meters = app.get("/api/v1/meters").await;
+    let meter = &whole_page(&meters)[0];
+    assert_eq!(meter["key"], "compute");
+    assert_eq!(meter["created_at"], created_at);
+    let plans = app.get("/api/v1/plans").await;
+    let plan = &whole_page(&plans)[0];
+    assert_eq!(plan["key"], "team");
+    assert_eq!(plan["created_at"], created_at);
+    assert_eq!(plan["current_version"]["created_at"], created_at);
+    assert_eq!(plan["current_version"]["prices"][0]["key"], "seats");
+    assert_eq!(plan["versions"][0]["created_at"], created_at);
+    let subscriptions = app
+        .get(&format!("/api/v1/subscriptions?customer_id={customer}"))
+        .await;
+    let listed = &whole_page(&subscriptions)[0];
+    assert_eq!(listed["id"], subscription.as_str());
+    assert_eq!(listed["start"], "2024-01-01T00:00:00.000000Z");
+    assert_eq!(listed["created_at"], created_at);
+    assert_eq!(listed["quantity"], "3");
+    assert_eq!(
+        listed["changes"],
+        json!([{"at": "2024-01-10T11:00:00.000000Z", "quantity": "4", "invoice_now": false}])
+    );
+    let grants = app.get("/api/v1/credit-grants").await;
+    assert_eq!(whole_page(&grants), std::slice::from_ref(&grant));
+    assert_eq!(grant["start"], "2024-01-01T00:00:00.500000Z");
+    assert_eq!(grant["expiry"], "2024-07-01T00:00:00.000000Z");
+    assert_eq!(grant["created_at"], created_at);
+    assert_eq!(grant["amount"], "5.00");
+    let discounts = app
+        .get(&format!("/api/v1/discounts?customer_id={customer}"))
+        .await;
+    assert_eq!(whole_page(&discounts), std::slice::from_ref(&discount));
+    assert_eq!(discount["start"], "2024-02-01T00:00:00.000000Z");
+    assert_eq!(discount["created_at"], created_at);
+    assert_eq!(discount["coupon"], Value::Null);
+    let rates = app.get("/api/v1/tax-rates").await;
+    assert_eq!(whole_page(&rates), std::slice::from_ref(&rate));
+    assert_eq!(rate["created_at"], created_at);
+    assert_eq!(rate["rate_percent"], "19");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn editing_a_plan_makes_a_version_that_only_new_subscriptions_get() {
     let (app, customer, first) = arranged("2024-01-01T00:00:00Z").await;
@@ -217,8 +305,10 @@ async fn a_change_preview_shows_the_proration_without_making_the_change() {
     // From 3 to 5 seats on January 16: a credit for 16 of 31 days at 3 seats and a charge for
     // them at 5, on the next invoice (February 1).
     let invoices = preview["invoices"].as_array().unwrap();
+    assert_eq!(preview["change"]["at"], "2024-01-16T00:00:00.000000Z");
+    assert_eq!(preview["change"]["quantity"], "5");
     assert_eq!(
-        invoices[0]["issued_at"], "2024-02-01T00:00:00Z",
+        invoices[0]["issued_at"], "2024-02-01T00:00:00.000000Z",
         "{preview}"
     );
     let lines = invoices[0]["lines"].as_array().unwrap();
@@ -228,6 +318,22 @@ async fn a_change_preview_shows_the_proration_without_making_the_change() {
         .collect();
     assert!(amounts.contains(&"-15.48"), "{amounts:?}");
     assert!(amounts.contains(&"25.81"), "{amounts:?}");
+    // The charge for the 16 days at 5 seats, prorated within January, instants as every native
+    // response writes them.
+    let charge = lines
+        .iter()
+        .find(|line| line["amount"]["amount"] == "25.81")
+        .unwrap();
+    let january_rest = json!({"start": "2024-01-16T00:00:00.000000Z",
+                              "end": "2024-02-01T00:00:00.000000Z"});
+    assert_eq!(charge["period"], january_rest, "{charge}");
+    let proration = &charge["trace"]["proration"];
+    assert_eq!(proration["interval"], january_rest, "{charge}");
+    assert_eq!(
+        proration["containing"],
+        json!({"start": "2024-01-01T00:00:00.000000Z", "end": "2024-02-01T00:00:00.000000Z"}),
+        "{charge}"
+    );
     let unchanged = app
         .get(&format!("/api/v1/subscriptions/{subscription}"))
         .await;

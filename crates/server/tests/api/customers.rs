@@ -621,7 +621,11 @@ async fn projects_form_a_tree_under_one_customer(api: &TestApi) {
     assert_eq!(field_errors(&no_name), ["name"]);
     let listed = api.call(Method::GET, &projects, Some(&key), None).await;
     assert_eq!(listed.status, StatusCode::OK);
-    assert_eq!(listed.json()["data"], json!([root, space]));
+    // Every project in one page of the list envelope.
+    assert_eq!(
+        listed.json(),
+        json!({"data": [root, space], "has_more": false, "next_cursor": null})
+    );
     let stored = api
         .store
         .projects(&workspace_id, customer["id"].as_str().unwrap())
@@ -641,7 +645,10 @@ async fn projects_form_a_tree_under_one_customer(api: &TestApi) {
     let other_listed = api
         .call(Method::GET, &other_projects, Some(&key), None)
         .await;
-    assert_eq!(other_listed.json()["data"], json!([]));
+    assert_eq!(
+        other_listed.json(),
+        json!({"data": [], "has_more": false, "next_cursor": null})
+    );
 }
 
 async fn a_body_over_10_mib_is_a_413_problem(api: &TestApi) {

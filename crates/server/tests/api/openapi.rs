@@ -549,3 +549,264 @@ on_both_backends!(
     the_document_passes_an_openapi_validator,
     every_native_list_pages_with_starting_after,
 );
+
+/// The customer, catalog, subscription, resource, credit and coupon operations: `(method, path,
+/// request body component or none, 2xx status, 2xx body component)`.
+const DESCRIBED_OPERATIONS: [(&str, &str, Option<&str>, &str, &str); 35] = [
+    (
+        "post",
+        "/api/v1/customers",
+        Some("CreateCustomer"),
+        "201",
+        "CustomerBody",
+    ),
+    ("get", "/api/v1/customers", None, "200", "Page_CustomerBody"),
+    ("get", "/api/v1/customers/{id}", None, "200", "CustomerBody"),
+    (
+        "patch",
+        "/api/v1/customers/{id}",
+        Some("UpdateCustomer"),
+        "200",
+        "CustomerBody",
+    ),
+    (
+        "post",
+        "/api/v1/customers/{id}/projects",
+        Some("CreateProject"),
+        "201",
+        "ProjectBody",
+    ),
+    (
+        "get",
+        "/api/v1/customers/{id}/projects",
+        None,
+        "200",
+        "Page_ProjectBody",
+    ),
+    (
+        "put",
+        "/api/v1/customers/{id}/tax-rate",
+        Some("CustomerTaxRate"),
+        "200",
+        "CustomerTaxRateBody",
+    ),
+    ("post", "/api/v1/meters", Some("Meter"), "201", "MeterBody"),
+    ("get", "/api/v1/meters", None, "200", "Page_MeterBody"),
+    ("get", "/api/v1/meters/{id}", None, "200", "MeterBody"),
+    ("post", "/api/v1/plans", Some("PlanSpec"), "201", "PlanBody"),
+    ("get", "/api/v1/plans", None, "200", "Page_PlanBody"),
+    ("get", "/api/v1/plans/{id}", None, "200", "PlanBody"),
+    (
+        "put",
+        "/api/v1/plans/{id}",
+        Some("PlanSpec"),
+        "200",
+        "PlanBody",
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions",
+        Some("CreateSubscriptionBody"),
+        "201",
+        "SubscriptionBody",
+    ),
+    (
+        "get",
+        "/api/v1/subscriptions",
+        None,
+        "200",
+        "Page_SubscriptionBody",
+    ),
+    (
+        "get",
+        "/api/v1/subscriptions/{id}",
+        None,
+        "200",
+        "SubscriptionBody",
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions/{id}/changes",
+        Some("SubscriptionChangeBody"),
+        "201",
+        "SubscriptionBody",
+    ),
+    (
+        "post",
+        "/api/v1/subscriptions/{id}/preview-change",
+        Some("SubscriptionChangeBody"),
+        "200",
+        "PreviewBody",
+    ),
+    (
+        "post",
+        "/api/v1/resources",
+        Some("CreateResource"),
+        "201",
+        "ResourceBody",
+    ),
+    ("get", "/api/v1/resources", None, "200", "Page_ResourceBody"),
+    ("get", "/api/v1/resources/{id}", None, "200", "ResourceBody"),
+    (
+        "post",
+        "/api/v1/resources/{id}/quantity",
+        Some("ChangeQuantity"),
+        "200",
+        "ResourceBody",
+    ),
+    (
+        "post",
+        "/api/v1/resources/{id}/delete",
+        Some("DeleteResource"),
+        "200",
+        "ResourceBody",
+    ),
+    (
+        "post",
+        "/api/v1/credit-grants",
+        Some("CreditGrantBody"),
+        "201",
+        "CreditGrant",
+    ),
+    (
+        "get",
+        "/api/v1/credit-grants",
+        None,
+        "200",
+        "Page_CreditGrant",
+    ),
+    (
+        "post",
+        "/api/v1/discounts",
+        Some("DiscountBody"),
+        "201",
+        "Discount",
+    ),
+    ("get", "/api/v1/discounts", None, "200", "Page_Discount"),
+    ("get", "/api/v1/discounts/{id}", None, "200", "Discount"),
+    (
+        "post",
+        "/api/v1/tax-rates",
+        Some("TaxRate"),
+        "201",
+        "TaxRateBody",
+    ),
+    ("get", "/api/v1/tax-rates", None, "200", "Page_TaxRateBody"),
+    (
+        "post",
+        "/api/v1/coupons",
+        Some("CreateCoupon"),
+        "201",
+        "CouponBody",
+    ),
+    ("get", "/api/v1/coupons", None, "200", "Page_CouponBody"),
+    ("get", "/api/v1/coupons/{code}", None, "200", "CouponBody"),
+    // Archiving takes no body.
+    (
+        "post",
+        "/api/v1/coupons/{code}/archive",
+        None,
+        "200",
+        "CouponBody",
+    ),
+];
+
+/// The paged lists among them, whose `limit` is bounded as `crate::limits::PageLimit` checks it.
+const PAGED_LISTS: [&str; 3] = ["/api/v1/customers", "/api/v1/resources", "/api/v1/coupons"];
+
+/// The schema `schema` stands for: the component it references, or itself.
+fn resolve<'a>(schemas: &'a Value, schema: &'a Value) -> &'a Value {
+    referenced(schema).map_or(schema, |name| &schemas[name])
+}
+
+/// Each operation of [`DESCRIBED_OPERATIONS`] documents its request body and its 2xx body as
+/// named schemas with properties, a list's body as the page envelope, 404 when its path names
+/// something, and a paged list's `limit` bounds.
+#[tokio::test]
+async fn customer_catalog_and_credit_operations_are_fully_described() {
+    let api = TestApi::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let document = document(&api).await;
+    api.finish().await;
+    let schemas = &document["components"]["schemas"];
+
+    for (method, path, request, status, response) in DESCRIBED_OPERATIONS {
+        let operation = &document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+        match request {
+            Some(component) => {
+                assert_eq!(referenced(body), Some(component), "{method} {path}: {body}");
+                let properties = &schemas[component]["properties"];
+                assert!(
+                    properties.as_object().is_some_and(|p| !p.is_empty()),
+                    "{component} has no properties: {}",
+                    schemas[component]
+                );
+            }
+            None => assert!(operation["requestBody"].is_null(), "{method} {path}"),
+        }
+        let answered = &operation["responses"][status]["content"]["application/json"]["schema"];
+        assert_eq!(
+            referenced(answered),
+            Some(response),
+            "{method} {path} {status}"
+        );
+        let shape = &schemas[response];
+        let described = shape["properties"]
+            .as_object()
+            .is_some_and(|p| !p.is_empty())
+            || shape["allOf"]
+                .as_array()
+                .is_some_and(|parts| !parts.is_empty());
+        assert!(described, "{response} describes nothing: {shape}");
+        if response.starts_with("Page_") {
+            let properties = &shape["properties"];
+            assert_eq!(properties["data"]["type"], "array", "{response}: {shape}");
+            let item = resolve(schemas, &properties["data"]["items"]);
+            assert!(item["properties"].is_object(), "{response}: {item}");
+            assert_eq!(properties["has_more"]["type"], "boolean", "{response}");
+            assert!(properties["next_cursor"].is_object(), "{response}");
+        }
+        let problems = |status: &str| {
+            let problem = &operation["responses"][status]["content"]["application/problem+json"];
+            referenced(&problem["schema"]) == Some("Problem")
+        };
+        if path.contains('{') {
+            assert!(problems("404"), "{method} {path} does not document its 404");
+        }
+        if request.is_some() {
+            assert!(problems("422"), "{method} {path} does not document its 422");
+        }
+    }
+    for path in PAGED_LISTS {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let limit = parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "limit")
+            .unwrap_or_else(|| panic!("{path} has no limit"));
+        assert_eq!(limit["in"], "query");
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&serde_json::json!(1), &serde_json::json!(100)),
+            "{path}: {limit}"
+        );
+    }
+    // Every instant of these bodies is the six-digit `Instant`, never a bare string.
+    for component in [
+        "MeterBody",
+        "PlanBody",
+        "SubscriptionBody",
+        "ResourceBody",
+        "CouponBody",
+    ] {
+        let created = &schemas[component]["properties"]["created_at"];
+        assert_eq!(
+            referenced(created),
+            Some("Instant"),
+            "{component}: {created}"
+        );
+    }
+    assert_eq!(schemas["Instant"]["format"], "date-time");
+}

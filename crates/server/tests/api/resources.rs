@@ -7,7 +7,10 @@ use billow_server::PROBLEM_JSON;
 use billow_store::WorkspaceId;
 use serde_json::{json, Value};
 
-use crate::helpers::{on_both_backends, TestApi, TestResponse, TEST_START};
+use crate::helpers::{on_both_backends, TestApi, TestResponse};
+
+/// The test clock's start (`helpers::TEST_START`) as a response writes it: six fractional digits.
+const TEST_START_SHOWN: &str = "2026-11-22T08:00:00.000000Z";
 
 /// What a test works with: a workspace key, two customers, a project of the first, and the
 /// Akkeris add-on plan (140 a month, prorated by the day).
@@ -148,7 +151,7 @@ async fn a_resource_is_created_read_listed_changed_and_deleted(api: &TestApi) {
             "quantity": "1",
             "current_quantity": "1",
             "quantity_changes": [],
-            "created_at": "2016-08-15T19:02:02.781Z",
+            "created_at": "2016-08-15T19:02:02.781000Z",
             "deleted_at": null,
             "kind": "addon",
             "name": "app-space",
@@ -172,7 +175,7 @@ async fn a_resource_is_created_read_listed_changed_and_deleted(api: &TestApi) {
     assert_eq!(changed.json()["current_quantity"], "2.5");
     assert_eq!(
         changed.json()["quantity_changes"],
-        json!([{"at": "2017-01-10T00:00:00Z", "quantity": "2.5"}])
+        json!([{"at": "2017-01-10T00:00:00.000000Z", "quantity": "2.5"}])
     );
 
     let deleted = post(
@@ -183,7 +186,7 @@ async fn a_resource_is_created_read_listed_changed_and_deleted(api: &TestApi) {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    assert_eq!(deleted.json()["deleted_at"], "2017-02-05T22:16:56.616Z");
+    assert_eq!(deleted.json()["deleted_at"], "2017-02-05T22:16:56.616000Z");
 
     // What the store holds is what a billing run reads.
     let stored = api
@@ -228,7 +231,7 @@ async fn a_resource_defaults_to_one_unit_created_now_on_the_plans_current_versio
     .await;
 
     assert_eq!(before_edit["quantity"], "1");
-    assert_eq!(before_edit["created_at"], TEST_START);
+    assert_eq!(before_edit["created_at"], TEST_START_SHOWN);
     assert_eq!(before_edit["project_id"], Value::Null);
     assert_eq!(before_edit["kind"], Value::Null);
     assert_eq!(before_edit["external_id"], Value::Null);
@@ -391,7 +394,7 @@ async fn changes_and_deletions_are_refused_naming_the_field_or_the_resource(api:
         .call_raw(Method::POST, &delete_path, Some(&world.key), &[], None)
         .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    assert_eq!(deleted.json()["deleted_at"], TEST_START);
+    assert_eq!(deleted.json()["deleted_at"], TEST_START_SHOWN);
     let again = post(
         api,
         &world.key,
@@ -420,7 +423,7 @@ async fn changes_and_deletions_are_refused_naming_the_field_or_the_resource(api:
     let stored = get(api, &world.key, &format!("/api/v1/resources/{id}"))
         .await
         .json();
-    assert_eq!(stored["deleted_at"], TEST_START);
+    assert_eq!(stored["deleted_at"], TEST_START_SHOWN);
     assert_eq!(stored["quantity_changes"].as_array().unwrap().len(), 1);
 
     for (method, path, body) in [
@@ -537,6 +540,20 @@ async fn lists_are_paged_and_filtered_by_the_instant_resources_were_alive_at(api
 
     assert_eq!(page_ids(&first), ids[..2]);
     assert_eq!(first["has_more"], true);
+    assert_eq!(first["next_cursor"], ids[1].as_str());
+    // Listed instants as every response writes them, whatever precision they were sent at.
+    assert_eq!(
+        first["data"][0]["created_at"],
+        "2016-07-26T15:47:33.411000Z"
+    );
+    assert_eq!(
+        first["data"][1]["deleted_at"],
+        "2016-12-01T00:00:00.000000Z"
+    );
+    assert_eq!(
+        second["data"][0]["created_at"],
+        "2017-01-01T00:00:00.000000Z"
+    );
     assert_eq!(page_ids(&second), ids[2..]);
     assert_eq!(second["has_more"], false);
     assert_eq!(second["next_cursor"], Value::Null);
@@ -753,13 +770,13 @@ async fn usage_events_create_change_and_delete_resources_once(api: &TestApi) {
     assert_eq!(resource["kind"], "dyno");
     assert_eq!(resource["project_id"], world.project.as_str());
     assert_eq!(resource["plan_version_id"], world.plan_version_id.as_str());
-    assert_eq!(resource["created_at"], "2016-07-26T15:47:33.411Z");
+    assert_eq!(resource["created_at"], "2016-07-26T15:47:33.411000Z");
     assert_eq!(
         resource["quantity_changes"],
-        json!([{"at": "2017-01-10T00:00:00Z", "quantity": "2"},
-               {"at": "2017-01-20T00:00:00Z", "quantity": "3"}])
+        json!([{"at": "2017-01-10T00:00:00.000000Z", "quantity": "2"},
+               {"at": "2017-01-20T00:00:00.000000Z", "quantity": "3"}])
     );
-    assert_eq!(resource["deleted_at"], "2017-02-01T00:00:00Z");
+    assert_eq!(resource["deleted_at"], "2017-02-01T00:00:00.000000Z");
     assert_eq!(resource["dimensions"]["organization"], "org");
 }
 

@@ -20,14 +20,15 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
 use crate::routes::shared::take_string;
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
-use wire::{coupon_json, CreateCoupon};
+use crate::wire::Page;
+use wire::{CouponBody, CreateCoupon};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -37,16 +38,23 @@ pub(crate) fn router() -> ApiRouter {
 }
 
 /// Creates a coupon. Its terms are checked by the billing core like a customer's discount.
-#[utoipa::path(post, path = "/api/v1/coupons", request_body(content = CreateCoupon, content_type = "application/json", description = "The coupon"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/coupons",
     tag = "credits",
-    responses((status = 201, description = "The coupon"),
-        (status = 409, description = "The workspace has a coupon with this code (field `code`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = crate::error::Problem, content_type = "application/problem+json")))]
+    request_body(content = CreateCoupon, content_type = "application/json", description = "The coupon"),
+    responses(
+        (status = 201, description = "The coupon", body = CouponBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The workspace has a coupon with this code (field `code`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_coupon(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<CreateCoupon>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CouponBody>), ApiError> {
     let checked = body.check(state.clock.now())?;
     let record = checked.record;
     // The terms as a discount of a customer billed in the coupon's currency.
@@ -75,24 +83,31 @@ pub(crate) async fn create_coupon(
             },
             other => ApiError::internal(other),
         })?;
-    Ok((StatusCode::CREATED, ApiJson(coupon_json(&record))))
+    Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
 /// Lists the workspace's coupons, oldest first, archived ones included, a page at a time like
 /// the other native lists (`crate::limits::PageQuery`): `limit` 1 to 100 (10 when absent),
 /// `starting_after` the previous page's `next_cursor` (a coupon's code).
-#[utoipa::path(get, path = "/api/v1/coupons", tag = "credits",
+#[utoipa::path(
+    get,
+    path = "/api/v1/coupons",
+    tag = "credits",
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100; 10 when absent", minimum = 1, maximum = 100),
         ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page: the code of its last coupon"),
     ),
-    responses((status = 200, description = "One page of coupons: `data`, `has_more`, `next_cursor`"),
-        (status = 422, description = "Invalid `limit`, or a `starting_after` that is no coupon of the workspace", body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "One page of coupons", body = Page<CouponBody>),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid `limit`, or a `starting_after` that is no coupon of the workspace", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_coupons(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     page: PageQuery,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<CouponBody>>, ApiError> {
     let page = state
         .store
         .coupons(
@@ -112,11 +127,11 @@ pub(crate) async fn list_coupons(
         .has_more
         .then(|| page.items.last().map(|coupon| coupon.code.clone()))
         .flatten();
-    Ok(ApiJson(json!({
-        "data": page.items.iter().map(coupon_json).collect::<Vec<_>>(),
-        "has_more": page.has_more,
-        "next_cursor": next_cursor,
-    })))
+    Ok(ApiJson(Page {
+        data: page.items.into_iter().map(CouponBody::from).collect(),
+        has_more: page.has_more,
+        next_cursor,
+    }))
 }
 
 async fn find_coupon(
@@ -136,28 +151,44 @@ async fn find_coupon(
 }
 
 /// One coupon, with how many times it was redeemed.
-#[utoipa::path(get, path = "/api/v1/coupons/{code}", tag = "credits",
+#[utoipa::path(
+    get,
+    path = "/api/v1/coupons/{code}",
+    tag = "credits",
     params(("code" = String, Path, description = "The coupon's code")),
-    responses((status = 200, description = "The coupon"), (status = 404, description = "No such coupon")))]
+    responses(
+        (status = 200, description = "The coupon", body = CouponBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No coupon of the workspace has this code", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get_coupon(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(code): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<CouponBody>, ApiError> {
     let coupon = find_coupon(&state, &auth.workspace_id, &code).await?;
-    Ok(ApiJson(coupon_json(&coupon)))
+    Ok(ApiJson(coupon.into()))
 }
 
 /// Archives a coupon: no new redemptions; the discounts already made keep applying. Archiving
 /// an archived coupon changes nothing.
-#[utoipa::path(post, path = "/api/v1/coupons/{code}/archive", tag = "credits",
+#[utoipa::path(
+    post,
+    path = "/api/v1/coupons/{code}/archive",
+    tag = "credits",
     params(("code" = String, Path, description = "The coupon's code")),
-    responses((status = 200, description = "The archived coupon"), (status = 404, description = "No such coupon")))]
+    responses(
+        (status = 200, description = "The archived coupon", body = CouponBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No coupon of the workspace has this code", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn archive_coupon(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(code): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<CouponBody>, ApiError> {
     let coupon = state
         .store
         .archive_coupon(&auth.workspace_id, &code, state.clock.now())
@@ -169,7 +200,7 @@ pub(crate) async fn archive_coupon(
             },
             other => ApiError::internal(other),
         })?;
-    Ok(ApiJson(coupon_json(&coupon)))
+    Ok(ApiJson(coupon.into()))
 }
 
 /// Redeems the coupon `code` for the customer of `body` (`customer_id`, and optionally `start`,

@@ -1,24 +1,26 @@
 //! Coupons on the wire: the create body (Stripe's shape: `duration` with
 //! `duration_in_invoices`), the discount terms it becomes (the core's `DiscountSpec` without key
-//! and start), and how a stored coupon is shown.
+//! and start), and how a stored coupon is shown ([`CouponBody`]).
 
 use billow_core::decimal::decimal_from_json;
 use billow_core::schema::DecimalText;
 use billow_core::Currency;
 use billow_store::coupons::CouponRecord;
 use jiff::Timestamp;
-use serde::Deserialize;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::wire::Instant;
 
 /// The longest coupon code and name, in characters.
 const CODE_LENGTH_MAX: usize = 64;
 const NAME_LENGTH_MAX: usize = 255;
 
 /// How long the discount a coupon gives lasts.
-#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum CouponDuration {
     /// The first invoice issued at or after the redemption.
@@ -175,26 +177,63 @@ fn exact(value: &Value) -> Value {
     decimal_from_json(value).map_or_else(|| value.clone(), |decimal| json!(decimal.to_string()))
 }
 
-/// A stored coupon as the API shows it, in the shape it was created with.
-pub(crate) fn coupon_json(coupon: &CouponRecord) -> Value {
-    let terms = &coupon.terms;
-    let (duration, duration_in_invoices) = match &terms["duration"] {
-        Value::String(duration) => (json!(duration), Value::Null),
-        other => (json!("repeating"), other["repeating"]["invoices"].clone()),
-    };
-    json!({
-        "code": coupon.code,
-        "name": coupon.name,
-        "percent_off": terms["percent_off"],
-        "amount_off": terms["amount_off"],
-        "currency": coupon.currency,
-        "duration": duration,
-        "duration_in_invoices": duration_in_invoices,
-        "max_redemptions": coupon.max_redemptions,
-        "redeem_by": coupon.redeem_by.map(|at| at.to_string()),
-        "times_redeemed": coupon.times_redeemed,
-        "archived": coupon.archived_at.is_some(),
-        "archived_at": coupon.archived_at.map(|at| at.to_string()),
-        "created_at": coupon.created_at.to_string(),
-    })
+/// A coupon as the API shows it, in the shape it was created with, and how often it was
+/// redeemed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CouponBody {
+    #[schema(example = "LAUNCH10")]
+    pub code: String,
+    pub name: Option<String>,
+    /// A percentage off each charge line; `null` for an amount off.
+    #[schema(value_type = Option<DecimalText>)]
+    pub percent_off: Option<Decimal>,
+    /// An amount off each invoice, in major units of `currency`; `null` for a percentage.
+    #[schema(value_type = Option<DecimalText>)]
+    pub amount_off: Option<Decimal>,
+    /// The ISO 4217 currency of `amount_off`; `null` for a percentage.
+    #[schema(value_type = Option<String>, example = "USD")]
+    pub currency: Option<Currency>,
+    pub duration: CouponDuration,
+    /// With `duration: repeating`: how many invoices; `null` otherwise.
+    pub duration_in_invoices: Option<u32>,
+    /// How many times it may be redeemed in all; `null`: without limit.
+    pub max_redemptions: Option<i64>,
+    /// From when it may no longer be redeemed; `null`: no such instant.
+    pub redeem_by: Option<Instant>,
+    pub times_redeemed: i64,
+    /// Whether it is archived: no new redemptions.
+    pub archived: bool,
+    pub archived_at: Option<Instant>,
+    pub created_at: Instant,
+}
+
+impl From<CouponRecord> for CouponBody {
+    fn from(coupon: CouponRecord) -> Self {
+        let terms = &coupon.terms;
+        let (duration, duration_in_invoices) = match &terms["duration"] {
+            Value::String(duration) if duration == "once" => (CouponDuration::Once, None),
+            Value::String(_) => (CouponDuration::Forever, None),
+            repeating => (
+                CouponDuration::Repeating,
+                repeating["repeating"]["invoices"]
+                    .as_u64()
+                    .and_then(|invoices| u32::try_from(invoices).ok()),
+            ),
+        };
+        Self {
+            percent_off: decimal_from_json(&terms["percent_off"]),
+            amount_off: decimal_from_json(&terms["amount_off"]),
+            duration,
+            duration_in_invoices,
+            code: coupon.code,
+            name: coupon.name,
+            currency: coupon.currency,
+            max_redemptions: coupon.max_redemptions,
+            redeem_by: coupon.redeem_by.map(Instant::from),
+            times_redeemed: coupon.times_redeemed,
+            archived: coupon.archived_at.is_some(),
+            archived_at: coupon.archived_at.map(Instant::from),
+            created_at: coupon.created_at.into(),
+        }
+    }
 }

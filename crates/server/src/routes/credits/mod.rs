@@ -5,6 +5,8 @@
 //! Grants and discounts are the core's shapes (`billow_core::credit::CreditGrant`,
 //! `billow_core::scenario::DiscountSpec`) with a `customer_id`; their scenario key is their id.
 
+mod wire;
+
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
@@ -21,15 +23,15 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
-use crate::routes::shared::{
-    guard_customer, listed_customer, object, show, store_error, take_string,
-};
+use crate::routes::shared::{guard_customer, listed_customer, object, store_error, take_string};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
+use crate::wire::Page;
+use wire::{CustomerTaxRate, CustomerTaxRateBody, DiscountShown, GrantBody, TaxRateBody};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -38,23 +40,6 @@ pub(crate) fn router() -> ApiRouter {
         .routes(routes!(get_discount))
         .routes(routes!(create_tax_rate, list_tax_rates))
         .routes(routes!(set_customer_tax_rate))
-}
-
-fn record_json<T: serde::Serialize>(record: &CustomerSpecRecord<T>) -> Value {
-    let mut spec = serde_json::to_value(&record.spec).unwrap_or(Value::Null);
-    if let Some(object) = spec.as_object_mut() {
-        object.remove("key");
-    }
-    show(
-        json!({"id": record.id, "customer_id": record.customer_id, "created_at": record.created_at.to_string()}),
-        &spec,
-    )
-}
-
-/// A discount as the API shows it: `coupon` is the code of the coupon it was redeemed from, `null`
-/// when it was made with inline terms.
-fn discount_json(record: &CustomerSpecRecord<DiscountSpec>, coupon: Option<&str>) -> Value {
-    show(json!({"coupon": coupon}), &record_json(record))
 }
 
 /// A grant or discount as a member of a scenario document: the list it goes in.
@@ -124,46 +109,55 @@ pub(crate) struct CustomerQuery {
     customer_id: Option<String>,
 }
 
-async fn list_customer_specs<T: HeldSpec>(
-    state: &AppState,
-    principal: &Principal,
-    query: CustomerQuery,
-) -> Result<ApiJson<Value>, ApiError> {
-    let customer = listed_customer(principal, query.customer_id)?;
-    let records = state
-        .store
-        .customer_specs::<T>(principal.workspace_id(), customer.as_deref())
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(ApiJson(
-        json!({"data": records.iter().map(record_json).collect::<Vec<_>>()}),
-    ))
-}
-
 /// Grants credits to a customer: `customer_id`, `type` (`free`, `sla`, `prepaid`,
 /// `promotional`), `meter` (absent: money), `amount`, `start`, `expiry`, `priority`.
-#[utoipa::path(post, path = "/api/v1/credit-grants", request_body(content = crate::openapi::bodies::CreditGrantBody, content_type = "application/json", description = "The grant"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/credit-grants",
     tag = "credits",
-    responses((status = 201, description = "The grant"), (status = 422, description = "Invalid field")))]
+    request_body(content = crate::openapi::bodies::CreditGrantBody, content_type = "application/json", description = "The grant"),
+    responses(
+        (status = 201, description = "The grant", body = GrantBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: an unknown customer or meter, an amount not positive or finer than the currency's minor unit, an expiry before the start, …", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_credit_grant(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<GrantBody>), ApiError> {
     let record = create_customer_spec::<CreditGrant>(&state, &auth, body).await?;
-    Ok((StatusCode::CREATED, ApiJson(record_json(&record))))
+    Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
-/// Lists credit grants (of one customer when `customer_id` is given).
-#[utoipa::path(get, path = "/api/v1/credit-grants", tag = "credits",
-    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
-    responses((status = 200, description = "The grants")))]
+/// Lists credit grants (of one customer when `customer_id` is given; a customer token sees only
+/// its own), all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/credit-grants",
+    tag = "credits",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's; a customer token's own customer when absent")),
+    responses(
+        (status = 200, description = "Every grant asked for (`has_more` is false)", body = Page<GrantBody>),
+        (status = 404, description = "Another customer than a customer token's own", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter given twice", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_credit_grants(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<CustomerQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
-    list_customer_specs::<CreditGrant>(&state, &principal, query).await
+) -> Result<ApiJson<Page<GrantBody>>, ApiError> {
+    let customer = listed_customer(&principal, query.customer_id)?;
+    let records = state
+        .store
+        .customer_specs::<CreditGrant>(principal.workspace_id(), customer.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(Page::whole(
+        records.into_iter().map(GrantBody::from).collect(),
+    )))
 }
 
 /// Gives a customer a discount: `customer_id`, `percent_off` or `amount_off`, `duration`
@@ -171,34 +165,53 @@ pub(crate) async fn list_credit_grants(
 /// for it: `customer_id`, `coupon` (its code), optionally `start`. A coupon that is unknown,
 /// archived, past its `redeem_by`, redeemed its `max_redemptions` times, or takes an amount off
 /// in another currency than the customer's is a 422 on `coupon`.
-#[utoipa::path(post, path = "/api/v1/discounts", request_body(content = crate::openapi::bodies::DiscountBody, content_type = "application/json", description = "Inline terms, or a coupon code to redeem"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/discounts",
     tag = "credits",
-    responses((status = 201, description = "The discount (with `coupon` when redeemed from one)"), (status = 422, description = "Invalid field")))]
+    request_body(content = crate::openapi::bodies::DiscountBody, content_type = "application/json", description = "Inline terms, or a coupon code to redeem"),
+    responses(
+        (status = 201, description = "The discount (with `coupon` when redeemed from one)", body = DiscountShown),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a coupon that may not be redeemed (field `coupon`)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_discount(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<DiscountShown>), ApiError> {
     let mut body = object(body)?;
     if let Some(code) = body.remove("coupon") {
         let record = crate::routes::coupons::redeem(&state, &auth, body, code.clone()).await?;
-        let shown = discount_json(&record, code.as_str());
+        let shown = DiscountShown::new(record, code.as_str().map(str::to_owned));
         return Ok((StatusCode::CREATED, ApiJson(shown)));
     }
     let record = create_customer_spec::<DiscountSpec>(&state, &auth, Value::Object(body)).await?;
-    Ok((StatusCode::CREATED, ApiJson(discount_json(&record, None))))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(DiscountShown::new(record, None)),
+    ))
 }
 
-/// Lists discounts (of one customer when `customer_id` is given), each with the `coupon` it was
-/// redeemed from (`null` for inline terms).
-#[utoipa::path(get, path = "/api/v1/discounts", tag = "credits",
-    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
-    responses((status = 200, description = "The discounts, each with its `coupon` code or null")))]
+/// Lists discounts (of one customer when `customer_id` is given; a customer token sees only its
+/// own), each with the `coupon` it was redeemed from (`null` for inline terms), all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/discounts",
+    tag = "credits",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's; a customer token's own customer when absent")),
+    responses(
+        (status = 200, description = "Every discount asked for, each with its `coupon` code or null (`has_more` is false)", body = Page<DiscountShown>),
+        (status = 404, description = "Another customer than a customer token's own", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter given twice", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_discounts(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<CustomerQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<DiscountShown>>, ApiError> {
     let customer = listed_customer(&principal, query.customer_id)?;
     let workspace = principal.workspace_id();
     let records = state
@@ -208,31 +221,40 @@ pub(crate) async fn list_discounts(
         .map_err(ApiError::internal)?;
     // Read after the discounts: a redemption is committed with its discount, so every redeemed
     // discount listed has its row here.
-    let coupons: HashMap<String, String> = state
+    let mut coupons: HashMap<String, String> = state
         .store
         .coupon_redemptions(workspace, customer.as_deref())
         .await
         .map_err(ApiError::internal)?
         .into_iter()
         .collect();
-    let data: Vec<Value> = records
-        .iter()
-        .map(|record| discount_json(record, coupons.get(&record.id).map(String::as_str)))
+    let data = records
+        .into_iter()
+        .map(|record| {
+            let coupon = coupons.remove(&record.id);
+            DiscountShown::new(record, coupon)
+        })
         .collect();
-    Ok(ApiJson(json!({ "data": data })))
+    Ok(ApiJson(Page::whole(data)))
 }
 
 /// One discount, with the `coupon` it was redeemed from (`null` for inline terms). A customer
 /// token reads only its own customer's.
-#[utoipa::path(get, path = "/api/v1/discounts/{id}", tag = "credits",
+#[utoipa::path(
+    get,
+    path = "/api/v1/discounts/{id}",
+    tag = "credits",
     params(("id" = String, Path, description = "The discount's id (`disc_…`)")),
-    responses((status = 200, description = "The discount, with its `coupon` code or null"),
-        (status = 404, description = "No such discount", body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "The discount, with its `coupon` code or null", body = DiscountShown),
+        (status = 404, description = "No such discount in this workspace (or for this token)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get_discount(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<DiscountShown>, ApiError> {
     let workspace = principal.workspace_id();
     let not_found = || ApiError::NotFound {
         resource: "discount",
@@ -252,25 +274,26 @@ pub(crate) async fn get_discount(
         .map_err(ApiError::internal)?
         .into_iter()
         .find_map(|(discount_id, code)| (discount_id == id).then_some(code));
-    Ok(ApiJson(discount_json(&record, coupon.as_deref())))
-}
-
-fn tax_rate_json(record: &TaxRateRecord) -> Value {
-    show(
-        json!({"id": record.id, "created_at": record.created_at.to_string()}),
-        &record.spec,
-    )
+    Ok(ApiJson(DiscountShown::new(record, coupon)))
 }
 
 /// Creates a tax rate: `name` and `rate_percent` (exclusive tax).
-#[utoipa::path(post, path = "/api/v1/tax-rates", request_body(content = billow_core::invoice::TaxRate, content_type = "application/json", description = "An exclusive tax rate"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/tax-rates",
     tag = "credits",
-    responses((status = 201, description = "The tax rate"), (status = 422, description = "Invalid field")))]
+    request_body(content = billow_core::invoice::TaxRate, content_type = "application/json", description = "An exclusive tax rate"),
+    responses(
+        (status = 201, description = "The tax rate", body = TaxRateBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_tax_rate(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<TaxRateBody>), ApiError> {
     let spec = Value::Object(object(body)?);
     let mut members = Map::new();
     members.insert("customer".into(), json!({"id": "validation", "tax": spec}));
@@ -290,45 +313,53 @@ pub(crate) async fn create_tax_rate(
         .insert_tax_rate(&auth.workspace_id, &record)
         .await
         .map_err(store_error("tax rate", &record.id))?;
-    Ok((StatusCode::CREATED, ApiJson(tax_rate_json(&record))))
+    Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
-/// Lists the workspace's tax rates.
-#[utoipa::path(get, path = "/api/v1/tax-rates", tag = "credits",
-    responses((status = 200, description = "The tax rates")))]
+/// Lists the workspace's tax rates, all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tax-rates",
+    tag = "credits",
+    responses(
+        (status = 200, description = "Every tax rate of the workspace (`has_more` is false)", body = Page<TaxRateBody>),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_tax_rates(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<TaxRateBody>>, ApiError> {
     let rates = state
         .store
         .tax_rates(&auth.workspace_id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(ApiJson(
-        json!({"data": rates.iter().map(tax_rate_json).collect::<Vec<_>>()}),
-    ))
-}
-
-/// `PUT /api/v1/customers/{id}/tax-rate`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CustomerTaxRate {
-    /// A tax rate of the workspace (`tax_…`).
-    tax_rate_id: String,
+    Ok(ApiJson(Page::whole(
+        rates.into_iter().map(TaxRateBody::from).collect(),
+    )))
 }
 
 /// Charges a customer a tax rate from its next invoice on: `{"tax_rate_id": "tax_…"}`.
-#[utoipa::path(put, path = "/api/v1/customers/{id}/tax-rate", request_body(content = CustomerTaxRate, content_type = "application/json", description = "The tax rate to charge"),
+#[utoipa::path(
+    put,
+    path = "/api/v1/customers/{id}/tax-rate",
     tag = "credits",
-    params(("id" = String, Path, description = "The customer's id")),
-    responses((status = 200, description = "The tax rate charged"), (status = 422, description = "Invalid field")))]
+    params(("id" = String, Path, description = "The customer's id (`cus_…`)")),
+    request_body(content = CustomerTaxRate, content_type = "application/json", description = "The tax rate to charge"),
+    responses(
+        (status = 200, description = "The tax rate charged", body = CustomerTaxRateBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer in this workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No tax rate of the workspace has this id (field `tax_rate_id`)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn set_customer_tax_rate(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CustomerTaxRate>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<CustomerTaxRateBody>, ApiError> {
     CustomerWorld::load(&state.billing, &auth.workspace_id, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
@@ -345,7 +376,8 @@ pub(crate) async fn set_customer_tax_rate(
             }
             other => ApiError::internal(other),
         })?;
-    Ok(ApiJson(
-        json!({"customer_id": id, "tax_rate_id": body.tax_rate_id}),
-    ))
+    Ok(ApiJson(CustomerTaxRateBody {
+        customer_id: id,
+        tax_rate_id: body.tax_rate_id,
+    }))
 }

@@ -21,8 +21,9 @@ use crate::json::ApiJson;
 use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
+use crate::wire::Page;
 pub(crate) use wire::Checks;
-use wire::{CreateCustomer, CustomerBody, CustomerPage, UpdateCustomer};
+use wire::{CreateCustomer, CustomerBody, UpdateCustomer};
 
 /// The filters of `GET /api/v1/customers` beside the page parameters.
 #[derive(serde::Deserialize)]
@@ -119,10 +120,10 @@ pub(crate) async fn create_customer(
         ("external_id" = Option<String>, Query, description = "Only the customer with this external id (a page of zero or one)"),
     ),
     responses(
-        (status = 200, description = "One page of customers", body = CustomerPage),
+        (status = 200, description = "One page of customers", body = Page<CustomerBody>),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid `limit`, or a query parameter given twice", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id))]
@@ -131,7 +132,7 @@ pub(crate) async fn list_customers(
     State(state): State<AppState>,
     page: PageQuery,
     uri: Uri,
-) -> Result<ApiJson<CustomerPage>, ApiError> {
+) -> Result<ApiJson<Page<CustomerBody>>, ApiError> {
     let Query(filter) = Query::<CustomerFilter>::try_from_uri(&uri)
         .map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
     if let Some(external_id) = filter.external_id {
@@ -140,11 +141,9 @@ pub(crate) async fn list_customers(
             .customer_by_external_id(&auth.workspace_id, &external_id)
             .await
             .map_err(ApiError::internal)?;
-        return Ok(ApiJson(CustomerPage {
-            data: customer.into_iter().map(CustomerBody::from).collect(),
-            has_more: false,
-            next_cursor: None,
-        }));
+        return Ok(ApiJson(Page::whole(
+            customer.into_iter().map(CustomerBody::from).collect(),
+        )));
     }
     let page = state
         .store
@@ -159,7 +158,7 @@ pub(crate) async fn list_customers(
         .has_more
         .then(|| page.items.last().map(|customer| customer.id.clone()))
         .flatten();
-    Ok(ApiJson(CustomerPage {
+    Ok(ApiJson(Page {
         data: page.items.into_iter().map(CustomerBody::from).collect(),
         has_more: page.has_more,
         next_cursor: next_cursor.map(Into::into),
@@ -201,7 +200,7 @@ pub(crate) async fn get_customer(
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer in this workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The external id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The external id is taken, or `invoicing` changes after the customer's first invoice", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, among them a `currency` that a plan of the customer's subscriptions or resources has no price in", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use billow_store::{Project, ProjectId, StoreCustomerError, PROJECTS_PER_CUSTOMER_MAX};
 
 use super::readable_customer;
-use super::wire::{Checks, CreateProject, ProjectBody, ProjectList};
+use super::wire::{Checks, CreateProject, ProjectBody};
 use crate::auth::{Principal, WorkspaceAuth};
 use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::state::AppState;
+use crate::wire::Page;
 
 /// Create a project under a customer, optionally under another of its projects.
 #[utoipa::path(
@@ -93,7 +94,7 @@ pub(crate) async fn create_project(
     tag = "customers",
     params(("id" = String, Path, description = "The customer's id (`cus_…`)")),
     responses(
-        (status = 200, description = "Every project of the customer, oldest first", body = ProjectList),
+        (status = 200, description = "Every project of the customer, oldest first (`has_more` is false); `parent_id` links them into a tree", body = Page<ProjectBody>),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer in this workspace (or for this token)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -103,14 +104,14 @@ pub(crate) async fn list_projects(
     principal: Principal,
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
-) -> Result<ApiJson<ProjectList>, ApiError> {
+) -> Result<ApiJson<Page<ProjectBody>>, ApiError> {
     let customer = readable_customer(&state, &principal, &customer_id).await?;
     let projects = state
         .store
         .projects(principal.workspace_id(), &customer.id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(ApiJson(ProjectList {
-        data: projects.into_iter().map(ProjectBody::from).collect(),
-    }))
+    Ok(ApiJson(Page::whole(
+        projects.into_iter().map(ProjectBody::from).collect(),
+    )))
 }

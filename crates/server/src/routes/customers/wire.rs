@@ -194,15 +194,6 @@ impl From<Customer> for CustomerBody {
     }
 }
 
-/// One page of customers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerPage {
-    pub data: Vec<CustomerBody>,
-    pub has_more: bool,
-    /// Pass as `starting_after` for the next page; `null` on the last one.
-    pub next_cursor: Option<String>,
-}
-
 /// `POST /api/v1/customers/{id}/projects`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -232,12 +223,6 @@ impl From<Project> for ProjectBody {
             name: project.name,
         }
     }
-}
-
-/// A customer's projects, in creation order; `parent_id` links them into a tree.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectList {
-    pub data: Vec<ProjectBody>,
 }
 
 /// Collects every invalid field of a body, so that a client sees all of them at once.

@@ -1,5 +1,7 @@
 //! `/api/v1/meters`: how usage events become quantities (`billow_core::Meter`).
 
+mod wire;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_core::Currency;
@@ -9,12 +11,14 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::routes::shared::{object, show, store_error};
+use crate::routes::shared::{object, store_error};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
+use crate::wire::Page;
+use wire::MeterBody;
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -22,23 +26,25 @@ pub(crate) fn router() -> ApiRouter {
         .routes(routes!(get_meter))
 }
 
-fn to_json(meter: &MeterRecord) -> Value {
-    show(
-        json!({"id": meter.id, "created_at": meter.created_at.to_string()}),
-        &meter.spec,
-    )
-}
-
 /// Creates a meter. The body is a meter as the scenario format writes it: `key`, `event_type`,
 /// `aggregation`, `value_property`, `group_by`, `filters`, `time_unit`.
-#[utoipa::path(post, path = "/api/v1/meters", request_body(content = billow_core::Meter, content_type = "application/json", description = "The meter, checked by the billing core"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/meters",
     tag = "meters",
-    responses((status = 201, description = "The meter"), (status = 422, description = "Invalid field")))]
+    request_body(content = billow_core::Meter, content_type = "application/json", description = "The meter, checked by the billing core"),
+    responses(
+        (status = 201, description = "The meter", body = MeterBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The workspace has a meter with this key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_meter(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<MeterBody>), ApiError> {
     let spec = Value::Object(object(body)?);
     let mut members = Map::new();
     members.insert("meters".into(), json!([spec]));
@@ -58,35 +64,50 @@ pub(crate) async fn create_meter(
         .insert_meter(&auth.workspace_id, &record)
         .await
         .map_err(store_error("meter", &key))?;
-    Ok((StatusCode::CREATED, ApiJson(to_json(&record))))
+    Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
-/// Lists the workspace's meters, oldest first.
-#[utoipa::path(get, path = "/api/v1/meters", tag = "meters",
-    responses((status = 200, description = "The meters")))]
+/// Lists the workspace's meters, oldest first, all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/meters",
+    tag = "meters",
+    responses(
+        (status = 200, description = "Every meter of the workspace (`has_more` is false)", body = Page<MeterBody>),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_meters(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<MeterBody>>, ApiError> {
     let meters = state
         .store
         .meters(&auth.workspace_id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(ApiJson(
-        json!({"data": meters.iter().map(to_json).collect::<Vec<_>>()}),
-    ))
+    Ok(ApiJson(Page::whole(
+        meters.into_iter().map(MeterBody::from).collect(),
+    )))
 }
 
 /// One meter, by its id or its key.
-#[utoipa::path(get, path = "/api/v1/meters/{id}", tag = "meters",
-    params(("id" = String, Path, description = "The meter's id or key")),
-    responses((status = 200, description = "The meter"), (status = 404, description = "No such meter")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/meters/{id}",
+    tag = "meters",
+    params(("id" = String, Path, description = "The meter's id (`mtr_…`) or key")),
+    responses(
+        (status = 200, description = "The meter", body = MeterBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No meter of the workspace has this id or key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get_meter(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<MeterBody>, ApiError> {
     let by_id = state
         .store
         .meter(&auth.workspace_id, &id)
@@ -107,5 +128,5 @@ pub(crate) async fn get_meter(
         resource: "meter",
         id,
     })?;
-    Ok(ApiJson(to_json(&meter)))
+    Ok(ApiJson(meter.into()))
 }

@@ -2,6 +2,8 @@
 //! makes it the one new subscriptions get. Existing subscriptions and their invoices keep the
 //! version they use.
 
+mod wire;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_core::scenario::PlanSpec;
@@ -12,12 +14,14 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
-use crate::routes::shared::{object, show, store_error};
+use crate::routes::shared::{object, store_error};
 use crate::state::AppState;
 use crate::validation::{validate_document, validation_document};
+use crate::wire::Page;
+use wire::PlanBody;
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -77,45 +81,40 @@ fn price_without_currency(spec: &Value) -> Option<&'static str> {
         .then_some("currency")
 }
 
-async fn plan_json(
+/// `plan` as the API shows it, with its versions.
+async fn plan_body(
     state: &AppState,
     workspace: &WorkspaceId,
-    plan: &PlanRecord,
-) -> Result<Value, ApiError> {
+    plan: PlanRecord,
+) -> Result<PlanBody, ApiError> {
     let versions = state
         .store
         .plan_versions(workspace, &plan.id)
         .await
         .map_err(ApiError::internal)?;
-    let current = versions
-        .iter()
-        .find(|version| version.id == plan.current_version_id);
-    let version_json = |version: &PlanVersionRecord| {
-        show(
-            json!({"id": version.id, "version": version.version, "created_at": version.created_at.to_string()}),
-            &version.spec,
-        )
-    };
-    Ok(json!({
-        "id": plan.id,
-        "key": plan.key,
-        "created_at": plan.created_at.to_string(),
-        "current_version": current.map(version_json),
-        "versions": versions.iter().map(|v| json!({"id": v.id, "version": v.version, "created_at": v.created_at.to_string()})).collect::<Vec<_>>(),
-    }))
+    Ok(PlanBody::new(plan, versions))
 }
 
 /// Creates a plan: `key`, `name`, `cadence`, `currency`, `prices`, `phases`, `minimum_amount`,
 /// as the scenario format writes a plan. Every price needs a currency: the plan's `currency`, or
 /// its own; a plan priced in several currencies has one price per key and currency.
-#[utoipa::path(post, path = "/api/v1/plans", request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The plan, checked by the billing core against the workspace's meters"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/plans",
     tag = "plans",
-    responses((status = 201, description = "The plan at version 1"), (status = 422, description = "Invalid field")))]
+    request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The plan, checked by the billing core against the workspace's meters"),
+    responses(
+        (status = 201, description = "The plan at version 1", body = PlanBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The workspace has a plan with this key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: a price without a currency, a meter the workspace does not have, …", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_plan(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<PlanBody>), ApiError> {
     let spec = validate_plan(&state, &auth.workspace_id, &Value::Object(object(body)?)).await?;
     let key = spec.key.clone();
     let now = state.clock.now();
@@ -137,27 +136,34 @@ pub(crate) async fn create_plan(
         .insert_plan(&auth.workspace_id, &plan, &version)
         .await
         .map_err(store_error("plan", &key))?;
-    let shown = plan_json(&state, &auth.workspace_id, &plan).await?;
+    let shown = plan_body(&state, &auth.workspace_id, plan).await?;
     Ok((StatusCode::CREATED, ApiJson(shown)))
 }
 
-/// Lists the workspace's plans, oldest first.
-#[utoipa::path(get, path = "/api/v1/plans", tag = "plans",
-    responses((status = 200, description = "The plans")))]
+/// Lists the workspace's plans, oldest first, all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans",
+    tag = "plans",
+    responses(
+        (status = 200, description = "Every plan of the workspace (`has_more` is false)", body = Page<PlanBody>),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_plans(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<PlanBody>>, ApiError> {
     let plans = state
         .store
         .plans(&auth.workspace_id)
         .await
         .map_err(ApiError::internal)?;
     let mut data = Vec::with_capacity(plans.len());
-    for plan in &plans {
-        data.push(plan_json(&state, &auth.workspace_id, plan).await?);
+    for plan in plans {
+        data.push(plan_body(&state, &auth.workspace_id, plan).await?);
     }
-    Ok(ApiJson(json!({"data": data})))
+    Ok(ApiJson(Page::whole(data)))
 }
 
 pub(crate) async fn find_plan(
@@ -177,29 +183,46 @@ pub(crate) async fn find_plan(
 }
 
 /// One plan (by id or key), with its current version and the list of its versions.
-#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
-    params(("id" = String, Path, description = "The plan's id or key")),
-    responses((status = 200, description = "The plan"), (status = 404, description = "No such plan")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans/{id}",
+    tag = "plans",
+    params(("id" = String, Path, description = "The plan's id (`plan_…`) or key")),
+    responses(
+        (status = 200, description = "The plan", body = PlanBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No plan of the workspace has this id or key", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get_plan(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<PlanBody>, ApiError> {
     let plan = find_plan(&state, &auth.workspace_id, &id).await?;
-    Ok(ApiJson(plan_json(&state, &auth.workspace_id, &plan).await?))
+    Ok(ApiJson(plan_body(&state, &auth.workspace_id, plan).await?))
 }
 
 /// Edits a plan: the body is the whole new plan; it becomes a new version. The key cannot change.
-#[utoipa::path(put, path = "/api/v1/plans/{id}", request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The whole new plan; `key` may be left out (it cannot change)"),
+#[utoipa::path(
+    put,
+    path = "/api/v1/plans/{id}",
     tag = "plans",
-    params(("id" = String, Path, description = "The plan's id or key")),
-    responses((status = 200, description = "The plan at its new version"), (status = 422, description = "Invalid field")))]
+    params(("id" = String, Path, description = "The plan's id (`plan_…`) or key")),
+    request_body(content = billow_core::scenario::PlanSpec, content_type = "application/json", description = "The whole new plan; `key` may be left out (it cannot change)"),
+    responses(
+        (status = 200, description = "The plan at its new version", body = PlanBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No plan of the workspace has this id or key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, among them a `key` other than the plan's", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn update_plan(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<PlanBody>, ApiError> {
     let plan = find_plan(&state, &auth.workspace_id, &id).await?;
     let mut spec = object(body)?;
     match spec.get("key") {
@@ -223,5 +246,5 @@ pub(crate) async fn update_plan(
         .await
         .map_err(store_error("plan", &id))?;
     let plan = find_plan(&state, &auth.workspace_id, &plan.id).await?;
-    Ok(ApiJson(plan_json(&state, &auth.workspace_id, &plan).await?))
+    Ok(ApiJson(plan_body(&state, &auth.workspace_id, plan).await?))
 }

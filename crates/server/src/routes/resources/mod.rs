@@ -29,9 +29,10 @@ use crate::limits::PageQuery;
 use crate::openapi::ApiRouter;
 use crate::routes::customers::Checks;
 use crate::state::AppState;
+use crate::wire::Page;
 use wire::{
     parse_optional, quantity, refusal, stored_precision, ChangeQuantity, CreateResource,
-    DeleteResource, ResourceBody, ResourcePage,
+    DeleteResource, ResourceBody,
 };
 
 pub(crate) fn router() -> ApiRouter {
@@ -228,7 +229,7 @@ struct ResourceFilter {
         ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page of resources", body = ResourcePage),
+        (status = 200, description = "One page of resources", body = Page<ResourceBody>),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Another customer than a customer token's own", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No or an unknown `customer_id`, an invalid `alive_at` or `limit`", body = Problem, content_type = "application/problem+json"),
@@ -240,7 +241,7 @@ pub(crate) async fn list_resources(
     State(state): State<AppState>,
     page: PageQuery,
     uri: Uri,
-) -> Result<ApiJson<ResourcePage>, ApiError> {
+) -> Result<ApiJson<Page<ResourceBody>>, ApiError> {
     let Query(filter) = Query::<ResourceFilter>::try_from_uri(&uri)
         .map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
     let workspace = principal.workspace_id();
@@ -285,7 +286,7 @@ pub(crate) async fn list_resources(
         .has_more
         .then(|| page.items.last().map(|resource| resource.id.clone()))
         .flatten();
-    Ok(ApiJson(ResourcePage {
+    Ok(ApiJson(Page {
         data: page.items.into_iter().map(ResourceBody::from).collect(),
         has_more: page.has_more,
         next_cursor: next_cursor.map(Into::into),

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ConflictProblem};
 use crate::routes::customers::Checks;
+use crate::wire::Instant;
 
 /// The most dimensions one resource carries.
 pub(crate) const DIMENSIONS_MAX: usize = 32;
@@ -84,8 +85,7 @@ pub(crate) struct DeleteResource {
 /// A dated quantity of a resource.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QuantityChangeBody {
-    #[schema(value_type = String, format = DateTime)]
-    pub at: Timestamp,
+    pub at: Instant,
     #[schema(value_type = DecimalText)]
     pub quantity: String,
 }
@@ -108,11 +108,9 @@ pub(crate) struct ResourceBody {
     pub current_quantity: String,
     /// Later quantities, in time order.
     pub quantity_changes: Vec<QuantityChangeBody>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
+    pub created_at: Instant,
     /// `null` while it exists.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub deleted_at: Option<Timestamp>,
+    pub deleted_at: Option<Instant>,
     pub kind: Option<String>,
     pub name: Option<String>,
     pub dimensions: BTreeMap<String, String>,
@@ -133,27 +131,18 @@ impl From<ResourceRecord> for ResourceBody {
                 .quantity_changes
                 .into_iter()
                 .map(|change| QuantityChangeBody {
-                    at: change.at,
+                    at: change.at.into(),
                     quantity: change.quantity.to_string(),
                 })
                 .collect(),
-            created_at: resource.created_at,
-            deleted_at: resource.deleted_at,
+            created_at: resource.created_at.into(),
+            deleted_at: resource.deleted_at.map(Instant::from),
             kind: resource.kind,
             name: resource.name,
             dimensions: resource.dimensions,
             external_id: resource.external_id,
         }
     }
-}
-
-/// One page of a customer's resources.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ResourcePage {
-    pub data: Vec<ResourceBody>,
-    pub has_more: bool,
-    /// Pass as `starting_after` for the next page; `null` on the last one.
-    pub next_cursor: Option<String>,
 }
 
 /// The display fields of a create body, checked.

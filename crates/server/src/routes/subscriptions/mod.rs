@@ -4,6 +4,8 @@
 //! Every new subscription or change is checked by the core on the customer's whole world (the
 //! scenario a billing run would build), so an error names the request's field.
 
+mod wire;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use billow_billing::world::CustomerWorld;
@@ -18,16 +20,16 @@ use serde_json::{json, Map, Value};
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
 use crate::routes::plans::find_plan;
-use crate::routes::shared::{
-    guard_customer, listed_customer, object, show, store_error, take_string,
-};
+use crate::routes::shared::{guard_customer, listed_customer, object, store_error, take_string};
 use crate::state::AppState;
 use crate::validation::{read_spec, validate_document};
+use crate::wire::Page;
+use wire::{ChangeBody, PreviewBody, PreviewInvoice, SubscriptionBody};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -47,41 +49,39 @@ async fn world(
         .ok_or_else(|| ApiError::invalid("customer_id", "no customer has this id"))
 }
 
-async fn subscription_json(
+/// `subscription` as the API shows it, with its changes.
+async fn subscription_body(
     state: &AppState,
     workspace: &WorkspaceId,
-    subscription: &SubscriptionRecord,
-) -> Result<Value, ApiError> {
+    subscription: SubscriptionRecord,
+) -> Result<SubscriptionBody, ApiError> {
     let changes = state
         .store
         .subscription_changes(workspace, &subscription.id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(show(
-        json!({
-            "id": subscription.id,
-            "customer_id": subscription.customer_id,
-            "plan_id": subscription.plan_id,
-            "plan_version_id": subscription.plan_version_id,
-            "status": subscription.status.as_str(),
-            "created_at": subscription.created_at.to_string(),
-            "changes": changes.iter().map(|c| json!(c.spec)).collect::<Vec<_>>(),
-        }),
-        &subscription.spec,
-    ))
+    Ok(SubscriptionBody::new(subscription, changes))
 }
 
 /// Creates a subscription: `customer_id`, `plan` (id or key; its current version is used),
 /// `quantity` (default 1), `start` (default now), `alignment` (`cycle_day`, `anniversary`,
 /// `calendar`).
-#[utoipa::path(post, path = "/api/v1/subscriptions", request_body(content = crate::openapi::bodies::CreateSubscriptionBody, content_type = "application/json", description = "The subscription"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions",
     tag = "subscriptions",
-    responses((status = 201, description = "The subscription"), (status = 422, description = "Invalid field")))]
+    request_body(content = crate::openapi::bodies::CreateSubscriptionBody, content_type = "application/json", description = "The subscription"),
+    responses(
+        (status = 201, description = "The subscription", body = SubscriptionBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: an unknown customer or plan, a plan with no price in the customer's currency, …", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create_subscription(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<SubscriptionBody>), ApiError> {
     let workspace = &auth.workspace_id;
     let mut body = object(body)?;
     let customer_id = take_string(&mut body, "customer_id")?;
@@ -134,7 +134,7 @@ pub(crate) async fn create_subscription(
         .insert_subscription(workspace, &record)
         .await
         .map_err(store_error("subscription", &id))?;
-    let shown = subscription_json(&state, workspace, &record).await?;
+    let shown = subscription_body(&state, workspace, record).await?;
     Ok((StatusCode::CREATED, ApiJson(shown)))
 }
 
@@ -144,15 +144,23 @@ pub(crate) struct ListQuery {
 }
 
 /// Lists subscriptions, of one customer when `customer_id` is given (a customer token sees only
-/// its own).
-#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions",
-    params(("customer_id" = Option<String>, Query, description = "Only this customer's")),
-    responses((status = 200, description = "The subscriptions")))]
+/// its own), all in one page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions",
+    tag = "subscriptions",
+    params(("customer_id" = Option<String>, Query, description = "Only this customer's; a customer token's own customer when absent")),
+    responses(
+        (status = 200, description = "Every subscription asked for (`has_more` is false)", body = Page<SubscriptionBody>),
+        (status = 404, description = "Another customer than a customer token's own", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter given twice", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<SubscriptionBody>>, ApiError> {
     let customer = listed_customer(&principal, query.customer_id)?;
     let workspace = principal.workspace_id();
     let subscriptions = state
@@ -161,10 +169,10 @@ pub(crate) async fn list_subscriptions(
         .await
         .map_err(ApiError::internal)?;
     let mut data = Vec::with_capacity(subscriptions.len());
-    for subscription in &subscriptions {
-        data.push(subscription_json(&state, workspace, subscription).await?);
+    for subscription in subscriptions {
+        data.push(subscription_body(&state, workspace, subscription).await?);
     }
-    Ok(ApiJson(json!({"data": data})))
+    Ok(ApiJson(Page::whole(data)))
 }
 
 async fn find_subscription(
@@ -186,18 +194,25 @@ async fn find_subscription(
     Ok(subscription)
 }
 
-/// One subscription with its changes.
-#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
-    params(("id" = String, Path, description = "The subscription's id")),
-    responses((status = 200, description = "The subscription"), (status = 404, description = "No such subscription")))]
+/// One subscription with its changes. A customer token reads only its own customer's.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionBody),
+        (status = 404, description = "No such subscription in this workspace (or for this token)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn get_subscription(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<SubscriptionBody>, ApiError> {
     let subscription = find_subscription(&state, &principal, &id).await?;
     Ok(ApiJson(
-        subscription_json(&state, principal.workspace_id(), &subscription).await?,
+        subscription_body(&state, principal.workspace_id(), subscription).await?,
     ))
 }
 
@@ -276,16 +291,25 @@ async fn check_change(
 
 /// Changes a subscription: one of `quantity`, `plan` (with `policy` `immediate` or
 /// `end_of_term`), `cancel` (`immediate` or `end_of_term`), at `at` (default now).
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/changes", request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/changes",
     tag = "subscriptions",
-    params(("id" = String, Path, description = "The subscription's id")),
-    responses((status = 201, description = "The subscription after the change"), (status = 422, description = "Invalid field")))]
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change"),
+    responses(
+        (status = 201, description = "The subscription after the change", body = SubscriptionBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription in this workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields: not exactly one of `quantity`, `plan` and `cancel`, an unknown plan, a change the billing core refuses", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn change_subscription(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<SubscriptionBody>), ApiError> {
     let principal = Principal::Workspace {
         workspace_id: auth.workspace_id.clone(),
     };
@@ -303,7 +327,7 @@ pub(crate) async fn change_subscription(
         .await
         .map_err(store_error("subscription", &id))?;
     let subscription = find_subscription(&state, &principal, &id).await?;
-    let shown = subscription_json(&state, &auth.workspace_id, &subscription).await?;
+    let shown = subscription_body(&state, &auth.workspace_id, subscription).await?;
     Ok((StatusCode::CREATED, ApiJson(shown)))
 }
 
@@ -315,16 +339,25 @@ const PREVIEW_INVOICES_MAX: usize = 2;
 /// world with the change, and on the world as it is, up to a year after the change; the first
 /// invoices of the subscription whose amounts the change alters are returned (future usage is
 /// taken as none).
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/preview-change", request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change to preview"),
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/preview-change",
     tag = "subscriptions",
-    params(("id" = String, Path, description = "The subscription's id")),
-    responses((status = 200, description = "The invoices the change would produce"), (status = 422, description = "Invalid field")))]
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    request_body(content = crate::openapi::bodies::SubscriptionChangeBody, content_type = "application/json", description = "The change to preview"),
+    responses(
+        (status = 200, description = "The change and the invoices it would produce", body = PreviewBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription in this workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, as for a change", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn preview_change(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<PreviewBody>, ApiError> {
     let principal = Principal::Workspace {
         workspace_id: auth.workspace_id.clone(),
     };
@@ -352,20 +385,21 @@ pub(crate) async fn preview_change(
             .iter()
             .any(|other| other.key == invoice.key && other.invoice == invoice.invoice)
     };
-    let invoices: Vec<_> = with_change
+    let invoices: Vec<PreviewInvoice> = with_change
         .invoices
-        .iter()
+        .into_iter()
         .filter(|invoice| {
             invoice.subscriptions.contains(&id)
                 && invoice.invoice.issued_at >= at
                 && !unchanged(invoice)
         })
         .take(PREVIEW_INVOICES_MAX)
+        .map(PreviewInvoice::from)
         .collect();
-    Ok(ApiJson(json!({
-        "change": checked.record.spec,
-        "invoices": invoices,
-    })))
+    Ok(ApiJson(PreviewBody {
+        change: ChangeBody::from(checked.record.spec),
+        invoices,
+    }))
 }
 
 /// A row names another row that is not stored.
