@@ -33,7 +33,10 @@ pub fn router(state: AppState) -> Router {
     // through Idempotency-Key. `route_layer`, so that an unknown path is a 404 whether or not the
     // request has a key, and so that path parameters have their names.
     let (api_v1, document) = crate::routes::api_v1().split_for_parts();
-    let document = crate::openapi::DocumentJson::new(&crate::openapi::finish(document));
+    let (profiles, profiles_document) = crate::profiles::router(state.profiles).split_for_parts();
+    let mut document = crate::openapi::finish(document);
+    document.merge(profiles_document);
+    let document = crate::openapi::DocumentJson::new(&document);
     let api_v1 = api_v1
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -51,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::metrics))
         .merge(api_v1)
-        .merge(crate::profiles::router(state.profiles))
+        .merge(profiles)
         .fallback(fallback::route_not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(crate::limits::body_limit())

@@ -11,21 +11,12 @@
 //! What the profiles share: the Bearer credential of the native API (a workspace key sees every
 //! customer of its workspace, a customer token only its own customer, and gets the platform's
 //! not-found for any other), customers named by billow's id or by their external id (the id the
-//! platform knows), and errors written in each platform's own shape ([`ErrorShape`]).
+//! platform knows), and errors written in each platform's own shape (`shared`).
 
 pub(crate) mod emcp;
+mod shared;
 
-use std::marker::PhantomData;
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Router;
-use billow_store::Customer;
-use serde_json::Value;
-
-use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::state::AppState;
+use shared::ProfileRouter;
 
 /// Which profiles `billow serve` answers; all by default. A profile switched off answers 404 on
 /// its paths, as any unknown path.
@@ -83,99 +74,12 @@ impl Profiles {
 }
 
 /// The routes of the profiles `profiles` switches on.
-pub(crate) fn router(profiles: Profiles) -> Router<AppState> {
-    let mut router = Router::new();
+pub(crate) fn router(profiles: Profiles) -> ProfileRouter {
+    let mut router = ProfileRouter::new();
     if profiles.emcp {
         router = router.merge(emcp::router());
     }
     router
-}
-
-/// How a platform writes an error body.
-pub(crate) trait ErrorShape {
-    /// The body of an error answered with `status`, saying `message`.
-    fn body(status: StatusCode, message: &str) -> Value;
-}
-
-/// An error of a profile's route, answered in the profile's shape `S`. Made from the native
-/// [`ApiError`]: the same statuses, the same logging of server errors (whose cause is never
-/// sent), another body.
-pub(crate) struct ProfileError<S> {
-    status: StatusCode,
-    message: String,
-    shape: PhantomData<S>,
-}
-
-impl<S> ProfileError<S> {
-    /// An error with its own status and message.
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            shape: PhantomData,
-        }
-    }
-}
-
-impl<S> From<ApiError> for ProfileError<S> {
-    fn from(error: ApiError) -> Self {
-        let status = error.status();
-        if status.is_server_error() {
-            tracing::error!(error.message = %error, error.cause_chain = ?error, "request failed");
-        }
-        Self::new(status, error.to_problem().detail)
-    }
-}
-
-impl<S: ErrorShape> IntoResponse for ProfileError<S> {
-    fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(S::body(self.status, &self.message))).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"billow\""),
-            );
-        }
-        response
-    }
-}
-
-/// The customer a profile's path names, by billow's id (`cus_…`) or by its external id, if the
-/// caller may read it; a 404 naming `resource` otherwise (also for another customer's token, so
-/// that ids cannot be probed).
-pub(crate) async fn named_customer(
-    state: &AppState,
-    principal: &Principal,
-    resource: &'static str,
-    id: &str,
-) -> Result<Customer, ApiError> {
-    let not_found = || ApiError::NotFound {
-        resource,
-        id: id.to_owned(),
-    };
-    // No stored id or external id holds U+0000 (the native API refuses it); PostgreSQL would
-    // refuse the query.
-    if id.contains('\0') {
-        return Err(not_found());
-    }
-    let workspace = principal.workspace_id();
-    let by_id = state
-        .store
-        .customer(workspace, id)
-        .await
-        .map_err(ApiError::internal)?;
-    let customer = match by_id {
-        Some(customer) => Some(customer),
-        None => state
-            .store
-            .customer_by_external_id(workspace, id)
-            .await
-            .map_err(ApiError::internal)?,
-    };
-    customer
-        .filter(|customer| principal.can_read_customer(customer.id.as_str()))
-        .ok_or_else(not_found)
 }
 
 #[cfg(test)]

@@ -51,9 +51,10 @@ async fn every_path_parameter_holding_a_nul_is_a_422_naming_it(api: &TestApi) {
     let (_, key) = api.workspace_key("Acme").await;
     let mut checked = 0;
 
+    // The native API's rule; each platform profile answers in its own shape (its tests).
     for path in api.routed_paths() {
         let names = parameters(&path);
-        if names.is_empty() {
+        if names.is_empty() || !path.starts_with("/api/v1/") {
             continue;
         }
         let concrete = TestApi::concrete_path(&path, "cus%00probe");

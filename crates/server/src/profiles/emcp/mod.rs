@@ -12,24 +12,33 @@ mod wire;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-use super::{named_customer, ErrorShape, ProfileError};
+use super::shared::{named_customer, ErrorShape, ProfileError, ProfileRouter};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use wire::{page_number, HistoryInvoice, HistoryPage, LastInvoice, PAGE_SIZE};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/teams/{id}/last-invoice", get(last_invoice))
-        .route("/api/teams/{id}/billing-history", get(billing_history))
+pub(crate) fn router() -> ProfileRouter {
+    ProfileRouter::new()
+        .routes(routes!(last_invoice))
+        .routes(routes!(billing_history))
 }
 
 /// EMCP's errors: an Express handler's `{"message": …}`.
 pub(crate) struct Emcp;
+
+/// An EMCP error's body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EmcpError)]
+pub(crate) struct EmcpError {
+    pub message: String,
+}
 
 impl ErrorShape for Emcp {
     fn body(_status: StatusCode, message: &str) -> Value {
@@ -39,6 +48,14 @@ impl ErrorShape for Emcp {
 
 type Refused = ProfileError<Emcp>;
 
+/// The team's newest finalized invoice.
+#[utoipa::path(get, path = "/api/teams/{id}/last-invoice", tag = "profile: EMCP", operation_id = "emcp_last_invoice",
+    params(("id" = String, Path, description = "The team: the customer's id or external id")),
+    responses(
+        (status = 200, description = "The invoice", body = LastInvoice),
+        (status = 401, description = "No valid credential", body = EmcpError),
+        (status = 404, description = "No such team, or no invoice yet", body = EmcpError),
+    ))]
 async fn last_invoice(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
@@ -60,6 +77,18 @@ async fn last_invoice(
     Ok(Json(LastInvoice::new(&customer, invoice)))
 }
 
+/// The team's finalized invoices, newest first, ten per page.
+#[utoipa::path(get, path = "/api/teams/{id}/billing-history", tag = "profile: EMCP", operation_id = "emcp_billing_history",
+    params(
+        ("id" = String, Path, description = "The team: the customer's id or external id"),
+        ("page" = Option<String>, Query, description = "The page, from 1, read as JavaScript's `parseInt`"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = HistoryPage),
+        (status = 400, description = "A page that is not a number", body = EmcpError),
+        (status = 401, description = "No valid credential", body = EmcpError),
+        (status = 404, description = "No such team", body = EmcpError),
+    ))]
 async fn billing_history(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,

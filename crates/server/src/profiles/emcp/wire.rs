@@ -6,6 +6,7 @@ use billow_store::Customer;
 use jiff::fmt::temporal::DateTimePrinter;
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Invoices per history page: the library's default `limit`.
 pub(crate) const PAGE_SIZE: u64 = 10;
@@ -28,7 +29,8 @@ fn status(status: InvoiceStatus) -> &'static str {
 }
 
 /// `GET /api/teams/{id}/last-invoice`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EmcpInvoice)]
 pub(crate) struct LastInvoice {
     /// billow's invoice id.
     #[serde(rename = "_id")]
@@ -38,6 +40,7 @@ pub(crate) struct LastInvoice {
     pub invoice_id: String,
     /// The team's owner (the customer's `owner`).
     pub user: Option<String>,
+    #[schema(value_type = String, example = "paid")]
     pub status: &'static str,
     /// The invoice's total in minor units (3300 = 33.00).
     pub amount: i64,
@@ -68,10 +71,12 @@ impl LastInvoice {
 }
 
 /// One invoice of a history page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EmcpHistoryInvoice)]
 pub(crate) struct HistoryInvoice {
     #[serde(rename = "_id")]
     pub id: String,
+    #[schema(value_type = String, example = "paid")]
     pub status: &'static str,
     pub amount: i64,
     #[serde(rename = "invoicePdf")]
@@ -90,7 +95,8 @@ impl From<&InvoiceRecord> for HistoryInvoice {
 }
 
 /// `GET /api/teams/{id}/billing-history`: `mongoose-paginate-v2`'s result for `page`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EmcpHistoryPage)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HistoryPage {
     pub docs: Vec<HistoryInvoice>,
