@@ -79,6 +79,7 @@ pub struct GrantBalance {
 
 /// How much of one grant one line consumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct GrantConsumption {
     /// The grant's key.
     pub grant: String,
@@ -86,6 +87,7 @@ pub struct GrantConsumption {
     #[serde(rename = "type")]
     pub grant_type: GrantType,
     /// The amount consumed: minor units for money, meter units otherwise.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub amount: Decimal,
 }
 
@@ -143,23 +145,31 @@ pub fn available(balances: &[GrantBalance], meter: Option<&str>, service: Period
 
 /// Palette's per-product credit figures for one period, in the meter's unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CreditUsageReport {
     /// The meter (product).
     pub meter: String,
     /// Credits available at the start of the period.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub allocated: Decimal,
     /// Usage in the period.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub used: Decimal,
     /// Usage covered by free, SLA and promotional credits.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub free: Decimal,
     /// Usage covered by prepaid credits.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub prepaid: Decimal,
     /// Usage not covered by free credits (`used − free`).
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub billable: Decimal,
     /// Usage beyond every credit (`used − free − prepaid`): what the usage line charges.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub breached: Decimal,
     /// The allowed overage, in percent of `allocated`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<crate::schema::DecimalText>))]
     pub overage_limit_percent: Option<Decimal>,
     /// True when `breached` exceeds the allowed overage.
     pub overage_limit_exceeded: bool,

@@ -21,6 +21,7 @@ pub const MAX_LINES: usize = 10_000;
 
 /// What a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     /// A flat fee of the plan.
@@ -64,6 +65,7 @@ pub struct ProrationTrace {
 
 /// What one discount, credit or tax line took from one charge line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Allocation {
     /// The charge line's number.
     pub line: u32,
@@ -273,6 +275,7 @@ pub struct InvoiceInput<'a> {
 
 /// Amounts of an invoice by line kind, and totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct InvoiceTotals {
     /// Σ charge lines (fixed, recurring, usage, adjustment).
     pub subtotal: Money,

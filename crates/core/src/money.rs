@@ -11,6 +11,7 @@ use crate::currency::Currency;
 ///
 /// The mode is a workspace setting and is recorded on every invoice it produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoundingMode {
     /// Ties away from zero: 0.5 → 1, 1.5 → 2, 2.5 → 3, −0.5 → −1. The default.

@@ -300,6 +300,7 @@ pub enum ProrationUnit {
 
 /// A proration factor kept as an exact fraction, so amounts multiply before they divide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ProrationFactor {
     /// Seconds or days present.
     pub numerator: i64,

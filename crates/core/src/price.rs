@@ -176,6 +176,7 @@ pub enum RatePriceError {
 
 /// What a rating step priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// A flat amount.
@@ -198,6 +199,7 @@ pub enum StepKind {
 
 /// One step of a rating: `quantity × unit_amount + flat_amount = amount`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct RatingStep {
     /// What the step prices.
     pub kind: StepKind,
@@ -205,12 +207,16 @@ pub struct RatingStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<u16>,
     /// The quantity priced (units, packages, amount for a rate, transactions for a fee).
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub quantity: Decimal,
     /// The price per quantity (a rate is a fraction: 2.9 % is 0.029).
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub unit_amount: Decimal,
     /// A flat part.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub flat_amount: Decimal,
     /// The step's unrounded amount.
+    #[cfg_attr(feature = "utoipa", schema(value_type = crate::schema::DecimalText))]
     pub amount: Decimal,
 }
 

@@ -33,6 +33,7 @@ use crate::price::{PriceModel, RatePriceError};
 
 /// Why an invoice was issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceReason {
     /// The subscription started (charges billed in advance).
@@ -51,6 +52,7 @@ pub enum InvoiceReason {
 
 /// Whom an invoice bills: one subscription, or the customer as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceScope {
     /// One subscription's invoice (per-subscription invoicing).
