@@ -59,7 +59,7 @@ impl<'a> Field<'a> {
 pub struct EventFields<'a> {
     /// The CloudEvents version: `"1.0"`.
     #[serde(borrow, default)]
-    #[schema(value_type = String, required = true, pattern = "^1\\.0$")]
+    #[schema(value_type = SpecVersion, required = true)]
     pub specversion: Option<Field<'a>>,
     /// Unique per `source`: an event whose (`source`, `id`) was stored before is a duplicate,
     /// not stored again. 1 to 512 bytes.
@@ -93,6 +93,21 @@ pub struct EventFields<'a> {
     #[schema(value_type = Option<EventData>)]
     pub data: Option<&'a str>,
 }
+
+/// The `specversion` of an event, as the OpenAPI document describes it: [`SPEC_VERSION`].
+pub struct SpecVersion;
+
+impl utoipa::PartialSchema for SpecVersion {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([SPEC_VERSION]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SpecVersion {}
 
 /// The `data` of an event, as the OpenAPI document describes it: a JSON object whose members
 /// meters read (a value to aggregate, group-by dimensions such as `project`), at most
