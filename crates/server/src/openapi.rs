@@ -139,7 +139,8 @@ enum Method {
 /// - every write (POST, PUT, PATCH, DELETE): 503 with `Retry-After` while the database cannot
 ///   write for lack of disk space (`crate::storage`).
 ///
-/// There is no rate limiting, so no 429.
+/// There is no rate limiting, so no 429. Every error is a problem ([`crate::ApiError`]), so an
+/// error status a route documents without a body gets the [`Problem`] schema.
 fn answer_layer_statuses(operation: &mut Operation, method: Method, has_path_parameter: bool) {
     let has_body = operation.request_body.is_some();
     let has_query = operation
@@ -250,8 +251,18 @@ fn answer_layer_statuses(operation: &mut Operation, method: Method, has_path_par
             }
         }
     }
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (false, RefOr::T(response)) = (status.starts_with(['1', '2', '3']), response) {
+            if response.content.is_empty() {
+                response.content.insert(
+                    PROBLEM_JSON.to_owned(),
+                    Content::new(Some(Ref::from_schema_name(Problem::name()))),
+                );
+            }
+        }
+    }
     if method != Method::Get {
-        let responses = &mut operation.responses.responses;
         responses.entry("503".to_owned()).or_insert_with(|| {
             RefOr::T(
                 problem_response(

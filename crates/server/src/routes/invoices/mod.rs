@@ -36,7 +36,7 @@ use crate::wire::{Instant, Page};
 use wire::{
     parse_optional, starting_after, BillingHistoryEntry, CreateCreditNote, CreditNoteBody,
     CreditedLine, FinalizeInvoice, InvoiceBody, PaymentEntry, PaymentHistory, RecordPayment,
-    UpcomingInvoices, VoidInvoice, CURSOR_DEPRECATED,
+    StoredCreditedLine, UpcomingInvoices, VoidInvoice, CURSOR_DEPRECATED,
 };
 
 /// Page size when the client does not ask for one.
@@ -450,10 +450,13 @@ pub(crate) async fn create_credit_note(
                 CreditLineError::Money(error) => ApiError::internal(error),
             })?;
         }
-        lines.push(CreditedLine {
+        lines.push(StoredCreditedLine {
+            kind: None,
             description: line.description.clone(),
             amount: money,
             line: line.line,
+            period: None,
+            adjustment: None,
         });
     }
     let note = CreditNoteRecord {
@@ -523,7 +526,11 @@ fn credit_note_body(
         id: note.id.to_string(),
         invoice_id: note.invoice_id.to_string(),
         total: money(note.total_minor, currency),
-        lines: read_stored("credit note lines", &note.lines).map_err(ApiError::internal)?,
+        lines: read_stored::<Vec<StoredCreditedLine>>("credit note lines", &note.lines)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(CreditedLine::from)
+            .collect(),
         reason: note.reason.clone(),
         created_at: note.created_at.into(),
     })

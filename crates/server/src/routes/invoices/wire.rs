@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use billow_billing::payment::{PaymentInstructions, PAYMENT_STATES};
 use billow_core::credit::CreditUsageReport;
-use billow_core::invoice::InvoiceTotals;
+use billow_core::invoice::{InvoiceTotals, LineKind};
 use billow_core::scenario::{InvoiceReason, InvoiceScope};
 use billow_core::{Currency, Money, RoundingMode};
 use rust_decimal::Decimal;
@@ -150,14 +150,63 @@ pub(crate) struct CreditNoteBody {
     pub created_at: Instant,
 }
 
-/// One line of a credit note, as stored and shown.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// One line of a credit note.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CreditedLine {
+    /// On a credit note a billing run wrote for late usage that lowered a finalized invoice:
+    /// `adjustment` for the usage, `tax` for its tax. Absent on the lines of an operator's
+    /// credit note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<LineKind>,
     pub description: String,
     /// How much it credits, in the invoice's currency, positive.
     pub amount: Money,
     /// The invoice line it corrects; `null` when it names none.
     pub line: Option<u32>,
+    /// The service period of the late usage it credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// The key of the late-usage adjustment it credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjustment: Option<String>,
+}
+
+/// One line of a credit note as it is stored: written by `POST …/credit-notes` (`description`,
+/// `amount`, `line`) or by a billing run (`kind`, `description`, `amount`, `period`,
+/// `adjustment`; `billow_billing::late_credit`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoredCreditedLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<LineKind>,
+    pub description: String,
+    pub amount: Money,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<billow_core::Period>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjustment: Option<String>,
+}
+
+impl From<StoredCreditedLine> for CreditedLine {
+    fn from(line: StoredCreditedLine) -> Self {
+        let StoredCreditedLine {
+            kind,
+            description,
+            amount,
+            line,
+            period,
+            adjustment,
+        } = line;
+        Self {
+            kind,
+            description,
+            amount,
+            line,
+            period: period.map(Period::from),
+            adjustment,
+        }
+    }
 }
 
 /// An invoice's payment-state history, oldest first, with the invoice's status.
