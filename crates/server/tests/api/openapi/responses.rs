@@ -6,6 +6,7 @@
 use billow_store::Database;
 use jiff::Timestamp;
 use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
 
 use crate::billing::{compute_event, customer_with_vat, metered_catalog, metered_subscription};
 use crate::month::{on_both_databases, BillingApp};
@@ -53,12 +54,28 @@ fn assert_whole_page(body: &Value, length: usize) -> &Vec<Value> {
     data
 }
 
+/// Stops `app` and drops its database when it is a PostgreSQL one (an SQLite file goes with
+/// the app's directory).
+async fn finish(app: BillingApp, database: Database) {
+    app.stop().await;
+    let Database::Postgres(url) = database else {
+        return;
+    };
+    let name = url.database_name().unwrap().to_owned();
+    let admin_url = std::env::var("BILLOW_TEST_DATABASE_URL").unwrap();
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    admin
+        .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+        .await
+        .unwrap();
+}
+
 /// A EUR customer with a metered subscription since 2024-01-01 and 20 hours of compute on
 /// 2024-01-10 (sent with an offset and nanoseconds), billed on 2024-02-01 at 01:00 (invoice
 /// #1, finalized); then the clock at 2024-02-10T00:00:00.5Z. Returns the app, the customer and
 /// its invoice.
-async fn a_billed_customer(database: Database) -> (BillingApp, String, Value) {
-    let app = BillingApp::spawn(database, "2024-01-01T00:00:00Z").await;
+async fn a_billed_customer(database: &Database) -> (BillingApp, String, Value) {
+    let app = BillingApp::spawn(database.clone(), "2024-01-01T00:00:00Z").await;
     metered_catalog(&app, false).await;
     let customer = customer_with_vat(&app, "enveloped").await;
     let subscription = metered_subscription(&app, &customer).await;
@@ -84,7 +101,7 @@ async fn a_billed_customer(database: Database) -> (BillingApp, String, Value) {
 
 async fn the_invoice_routes_answer_the_envelope_and_six_digit_instants(database: Database) {
     // Arrange.
-    let (app, customer, invoice) = a_billed_customer(database).await;
+    let (app, customer, invoice) = a_billed_customer(&database).await;
     let id = invoice["id"].as_str().unwrap().to_owned();
 
     // Act.
@@ -165,14 +182,14 @@ async fn the_invoice_routes_answer_the_envelope_and_six_digit_instants(database:
     ];
     let instants: usize = bodies.into_iter().map(assert_six_digit_instants).sum();
     assert!(instants >= 20, "{instants} instants");
-    app.stop().await;
+    finish(app, database).await;
 }
 
 async fn the_usage_token_settings_and_run_routes_answer_the_envelope_and_six_digit_instants(
     database: Database,
 ) {
     // Arrange.
-    let (app, customer, _) = a_billed_customer(database).await;
+    let (app, customer, _) = a_billed_customer(&database).await;
 
     // Act.
     let usage = app
@@ -217,7 +234,7 @@ async fn the_usage_token_settings_and_run_routes_answer_the_envelope_and_six_dig
         .map(assert_six_digit_instants)
         .sum();
     assert!(instants >= 10, "{instants} instants");
-    app.stop().await;
+    finish(app, database).await;
 }
 
 on_both_databases!(
