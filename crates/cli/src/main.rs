@@ -15,6 +15,7 @@ mod ingest;
 mod invoice;
 mod keys;
 mod migrate;
+mod openapi;
 mod preview;
 mod serve;
 mod telemetry;
@@ -57,6 +58,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Load usage events from an NDJSON or CSV file into the store, exactly once per (source, id).
     Ingest(ingest::IngestArgs),
+    /// Print the OpenAPI 3.1 document of the native API (`/api/v1/openapi.json`).
+    Openapi(openapi::OpenApiArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +106,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Openapi(args) => openapi::run(args),
     }
 }
 

@@ -126,6 +126,23 @@ fn migrate_creates_the_data_file_and_its_directory() {
 }
 
 #[test]
+fn openapi_prints_the_document_without_a_database() {
+    let directory = tempfile::tempdir().unwrap();
+
+    let output = billow(directory.path(), &["openapi"]).output().unwrap();
+
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let events = &document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"];
+    assert_eq!(
+        events["application/cloudevents+json"]["schema"]["$ref"],
+        "#/components/schemas/CloudEvent"
+    );
+    assert!(!directory.path().join("billow.db").exists());
+}
+
+#[test]
 fn a_database_url_that_is_not_postgres_fails_with_its_cause() {
     let directory = tempfile::tempdir().unwrap();
 

@@ -6,7 +6,6 @@
 
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
-use utoipa::ToSchema;
 
 /// An exact decimal written as a string (`"12.50"`, `"0.029"`, `"-3"`), the wire form of every
 /// amount, rate and quantity. Named `Decimal` in the document.
@@ -28,50 +27,76 @@ impl utoipa::PartialSchema for DecimalText {
     }
 }
 
-impl ToSchema for DecimalText {
+impl utoipa::ToSchema for DecimalText {
     fn name() -> std::borrow::Cow<'static, str> {
         "Decimal".into()
     }
 }
 
-/// An amount of money as every response writes it: `amount` in major units (an exact decimal),
-/// `amount_minor` in whole minor units, and the `currency`.
-impl utoipa::PartialSchema for crate::money::Money {
+/// An ISO 4217 currency code, upper case (`"USD"`, `"JPY"`, `"KWD"`): how [`crate::Currency`] is
+/// written.
+impl utoipa::PartialSchema for crate::Currency {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
-            .schema_type(Type::Object)
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Z]{3}$"))
             .description(Some(
-                "An amount of money: `amount` in major units, `amount_minor` in whole minor units \
-                 of `currency` (1250 for 12.50 USD).",
+                "An active ISO 4217 currency code; its minor unit decides how many decimals an \
+                 amount has (2 for USD, 0 for JPY, 3 for KWD).",
             ))
-            .property("amount", Ref::from_schema_name(DecimalText::name()))
-            .required("amount")
-            .property(
-                "amount_minor",
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
-            )
-            .required("amount_minor")
-            .property(
-                "currency",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some("ISO 4217"))
-                    .examples(["EUR"]),
-            )
-            .required("currency")
+            .examples(["USD"])
             .into()
     }
 }
 
-impl ToSchema for crate::money::Money {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Money".into()
-    }
+impl utoipa::ToSchema for crate::Currency {}
 
+/// An amount of money as [`crate::Money`] writes it: the exact amount in major units, the same in
+/// minor units, and the currency.
+impl utoipa::PartialSchema for crate::Money {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "amount",
+                Ref::from_schema_name(<DecimalText as utoipa::ToSchema>::name()),
+            )
+            .property(
+                "amount_minor",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .description(Some(
+                        "The same amount in minor units of the currency (cents for USD).",
+                    )),
+            )
+            .property(
+                "currency",
+                Ref::from_schema_name(<crate::Currency as utoipa::ToSchema>::name()),
+            )
+            .required("amount")
+            .required("amount_minor")
+            .required("currency")
+            .description(Some(
+                "A settled amount: a whole number of the currency's minor units, also written \
+                 in major units as an exact decimal.",
+            ))
+            .examples([serde_json::json!({
+                "amount": "12.50",
+                "amount_minor": 1250,
+                "currency": "USD"
+            })])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for crate::Money {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         use utoipa::PartialSchema;
-        schemas.push((DecimalText::name().into(), DecimalText::schema()));
+        schemas.push((DecimalText::name().into_owned(), DecimalText::schema()));
+        schemas.push((
+            crate::Currency::name().into_owned(),
+            crate::Currency::schema(),
+        ));
     }
 }

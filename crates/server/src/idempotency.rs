@@ -42,7 +42,7 @@ pub const KEY_LIFETIME: SignedDuration = SignedDuration::from_hours(24);
 /// the next request with the key takes it over.
 pub const CLAIM_STALE_AFTER: SignedDuration = SignedDuration::from_mins(5);
 /// The longest key accepted (Stripe's limit).
-const KEY_LENGTH_MAX: usize = 255;
+pub const KEY_LENGTH_MAX: usize = 255;
 /// Response headers not stored: they describe one transmission, not the response.
 const UNSTORED_HEADERS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 

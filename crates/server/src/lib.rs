@@ -54,5 +54,5 @@ pub mod wire;
 pub use connections::ConnectionLimits;
 pub use error::{ApiError, ConflictProblem, FieldError, Problem, PROBLEM_JSON};
 pub use routes::events::{cloud_event, IngestResponse, EVENTS_PER_REQUEST_MAX};
-pub use startup::{router, Application, BuildApplicationError, Settings};
+pub use startup::{openapi_document, router, Application, BuildApplicationError, Settings};
 pub use state::AppState;

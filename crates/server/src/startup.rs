@@ -25,6 +25,24 @@ pub struct Settings {
     pub database: Database,
 }
 
+/// The native API's routes, the routes of the profiles `profiles` switches on, and the OpenAPI
+/// document of both (the native operations finished by [`crate::openapi::finish`]).
+fn parts(
+    profiles: crate::profiles::Profiles,
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api_v1, document) = crate::routes::api_v1().split_for_parts();
+    let (profiles, profiles_document) = crate::profiles::router(profiles).split_for_parts();
+    let mut document = crate::openapi::finish(document);
+    document.merge(profiles_document);
+    (api_v1, profiles, document)
+}
+
+/// The OpenAPI document `/api/v1/openapi.json` serves with every profile on; built without a
+/// server or a database (`billow openapi` prints it).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    parts(crate::profiles::Profiles::all()).2
+}
+
 /// The HTTP API, without a socket: serve it with [`Application`], or call it in tests with
 /// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
@@ -32,10 +50,7 @@ pub fn router(state: AppState) -> Router {
     // (401 otherwise), then a path or query parameter holding U+0000 is a 422, then POSTs go
     // through Idempotency-Key. `route_layer`, so that an unknown path is a 404 whether or not the
     // request has a key, and so that path parameters have their names.
-    let (api_v1, document) = crate::routes::api_v1().split_for_parts();
-    let (profiles, profiles_document) = crate::profiles::router(state.profiles).split_for_parts();
-    let mut document = crate::openapi::finish(document);
-    document.merge(profiles_document);
+    let (api_v1, profiles, document) = parts(state.profiles);
     let document = crate::openapi::DocumentJson::new(&document);
     let api_v1 = api_v1
         .route_layer(axum::middleware::from_fn_with_state(

@@ -11,6 +11,8 @@
 //!   `timestamptz`), so a value read back never shows more precision than was stored, and one
 //!   fixed width sorts as text. Requests may send any RFC 3339 precision.
 
+pub mod invoice;
+
 use std::borrow::Cow;
 
 use jiff::fmt::temporal::DateTimePrinter;
@@ -56,6 +58,27 @@ impl<T> Page<T> {
             has_more,
             next_cursor,
         }
+    }
+    /// The same page with each item turned into what a response shows of it.
+    pub fn map<U>(self, show: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            data: self.data.into_iter().map(show).collect(),
+            has_more: self.has_more,
+            next_cursor: self.next_cursor,
+        }
+    }
+
+    /// [`Page::map`] with a conversion that may fail: the first failure is the answer.
+    ///
+    /// # Errors
+    ///
+    /// The first error of `show`.
+    pub fn try_map<U, E>(self, show: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            data: self.data.into_iter().map(show).collect::<Result<_, _>>()?,
+            has_more: self.has_more,
+            next_cursor: self.next_cursor,
+        })
     }
 }
 

@@ -309,7 +309,7 @@ async fn a_customer_token_reads_only_its_own_customer(api: &TestApi) {
     assert!(token.starts_with("bct_"));
     assert!(created["id"].as_str().unwrap().starts_with("ctok_"));
     assert_eq!(created["customer_id"], own["id"]);
-    assert_eq!(created["expires_at"], "2026-11-23T08:00:00Z");
+    assert_eq!(created["expires_at"], "2026-11-23T08:00:00.000000Z");
     let own_read = api
         .call(
             Method::GET,
@@ -397,7 +397,7 @@ async fn a_customer_token_expires(api: &TestApi) {
         .await
         .json();
     let token = created["token"].as_str().unwrap();
-    assert_eq!(created["expires_at"], "2026-11-22T09:00:00Z");
+    assert_eq!(created["expires_at"], "2026-11-22T09:00:00.000000Z");
 
     api.clock.advance(SignedDuration::from_mins(59));
     let before = api.call(Method::GET, &path, Some(token), None).await;

@@ -3,6 +3,7 @@
 //! isolation, usage and upcoming invoices.
 
 use billow_store::Database;
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::month::BillingApp;
@@ -758,7 +759,7 @@ async fn rounding_is_a_workspace_setting(database: Database) {
         .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["rounding"], "half_even");
-    assert_eq!(changed["updated_at"], "2024-01-01T02:00:00Z");
+    assert_eq!(changed["updated_at"], "2024-01-01T02:00:00.000000Z");
     assert_eq!(app.get("/api/v1/workspace/settings").await, changed);
 
     // Drafts follow the setting at once.
@@ -871,7 +872,7 @@ async fn rounding_is_a_workspace_setting_on_postgres() {
     rounding_is_a_workspace_setting(database).await;
 }
 
-/// The one invoice of `subscription` issued at `issued_at`.
+/// The one invoice of `subscription` issued at `issued_at` (RFC 3339, any precision).
 async fn invoice_at(app: &BillingApp, subscription: &str, issued_at: &str) -> Value {
     let page = app
         .get(&format!("/api/v1/invoices?subscription_id={subscription}"))
@@ -880,9 +881,17 @@ async fn invoice_at(app: &BillingApp, subscription: &str, issued_at: &str) -> Va
         .as_array()
         .unwrap()
         .iter()
-        .find(|invoice| invoice["issued_at"] == issued_at)
+        .find(|invoice| issued_at_is(invoice, issued_at))
         .unwrap_or_else(|| panic!("no invoice at {issued_at} in {page}"))
         .clone()
+}
+
+/// Whether `invoice` was issued at `instant` (RFC 3339, any precision).
+pub(crate) fn issued_at_is(invoice: &Value, instant: &str) -> bool {
+    let issued_at = invoice["issued_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invoice}"));
+    issued_at.parse::<Timestamp>().unwrap() == instant.parse::<Timestamp>().unwrap()
 }
 
 /// `(kind, description, amount_minor)` of each line.

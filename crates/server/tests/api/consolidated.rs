@@ -143,7 +143,7 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
         assert_eq!(invoice["subscriptions"], json!(subscriptions));
         assert_eq!(invoice["status"], "open");
         // Due 30 days (the workspace's default terms) after its finalization.
-        assert_eq!(invoice["due_at"], "2024-03-31T01:00:00Z");
+        assert_eq!(invoice["due_at"], "2024-03-31T01:00:00.000000Z");
     }
     let issued: Vec<&str> = invoices
         .iter()
@@ -152,9 +152,9 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     assert_eq!(
         issued,
         [
-            "2024-01-01T00:00:00Z",
-            "2024-02-01T00:00:00Z",
-            "2024-03-01T00:00:00Z"
+            "2024-01-01T00:00:00.000000Z",
+            "2024-02-01T00:00:00.000000Z",
+            "2024-03-01T00:00:00.000000Z"
         ]
     );
     // January 1st: both subscriptions' fees in advance, 50 + 3 × 10.
@@ -180,7 +180,10 @@ async fn one_invoice_per_period_for_two_subscriptions_and_three_resources(
     let march = &invoices[2];
     let vm_1_line = line_of(march, "resource", &vm_1);
     assert_eq!(amount_minor(&vm_1_line["amount"]), 1_966);
-    assert_eq!(vm_1_line["resource"]["deleted_at"], "2024-02-20T00:00:00Z");
+    assert_eq!(
+        vm_1_line["resource"]["deleted_at"],
+        "2024-02-20T00:00:00.000000Z"
+    );
     assert_eq!(
         amount_minor(&line_of(march, "resource", &vm_2)["amount"]),
         3_000

@@ -1,5 +1,6 @@
 //! The invoice lists (`GET /api/v1/invoices`, `GET /api/v1/customers/{id}/billing-history`) page
-//! with `starting_after`, as every native list does; `cursor`, their former name, is still taken
+//! with `starting_after` and say whether another page follows (`has_more`), as every native list
+//! does; `cursor`, their former name, is still taken
 //! for one release, and both with different values is a 422 naming `cursor`. Over real HTTP, on
 //! SQLite and PostgreSQL.
 
@@ -55,11 +56,19 @@ async fn invoice_lists_page_with_starting_after(database: Database) {
             .get(&format!("{list}limit=2&starting_after={next}"))
             .await;
 
+        let exactly = app.get(&format!("{list}limit=3")).await;
+
         // Assert.
         assert_eq!(ids(&first), all[..2], "{list}");
+        assert_eq!(first["has_more"], true, "{list}: {first}");
         assert_eq!(next, all[1], "{list}");
         assert_eq!(ids(&second), all[2..], "{list}");
+        assert_eq!(second["has_more"], false, "{list}: {second}");
         assert_eq!(second["next_cursor"], Value::Null, "{list}");
+        // A page that ends the list exactly says so: no cursor to an empty page.
+        assert_eq!(ids(&exactly), all, "{list}");
+        assert_eq!(exactly["has_more"], false, "{list}: {exactly}");
+        assert_eq!(exactly["next_cursor"], Value::Null, "{list}: {exactly}");
     }
     app.stop().await;
 }

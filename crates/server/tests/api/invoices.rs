@@ -153,10 +153,10 @@ async fn finalize_and_void_take_an_empty_body_and_refuse_any_field(database: Dat
     assert_eq!(finalized["number"], 1);
     assert_eq!(finalized["total"]["amount_minor"], 3000);
     assert_eq!(finalized["total"]["amount"], "30.00");
-    assert_eq!(finalized["due_at"], "2024-01-15T00:30:00Z");
+    assert_eq!(finalized["due_at"], "2024-01-15T00:30:00.000000Z");
     assert_eq!(other_status, 200, "{other_finalized}");
     assert_eq!(other_finalized["number"], 2);
-    assert_eq!(other_finalized["due_at"], "2024-01-31T00:30:00Z");
+    assert_eq!(other_finalized["due_at"], "2024-01-31T00:30:00.000000Z");
 
     let void = format!("/api/v1/invoices/{draft}/void");
     let (refused_status, refused) = app

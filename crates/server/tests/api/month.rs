@@ -296,7 +296,7 @@ async fn a_month_in_the_life(database: Database) {
     assert_eq!(invoice["number"], 1);
     assert_eq!(invoice["status"], "open");
     assert_eq!(invoice["subscription_id"], subscription_id.as_str());
-    assert_eq!(invoice["issued_at"], "2024-02-01T00:00:00Z");
+    assert_eq!(invoice["issued_at"], "2024-02-01T00:00:00.000000Z");
     // batch: 75 hours = 50 × 0.10 + 25 × 0.08 = 7.00; web: 60 hours = 5.00 + 0.80 = 5.80.
     let batch_line = line(invoice, &format!("Compute ({batch})"));
     assert_eq!(amount(&batch_line["amount"]), "7.00");
@@ -347,7 +347,7 @@ async fn a_month_in_the_life(database: Database) {
         .get(&format!("/api/v1/customers/{customer}/last-invoice"))
         .await;
     assert_eq!(last["number"], 2, "{last}");
-    assert_eq!(last["issued_at"], "2024-03-01T00:00:00Z");
+    assert_eq!(last["issued_at"], "2024-03-01T00:00:00.000000Z");
     assert_eq!(amount(&line(&last, "Seats")["amount"]), "30.00");
     let adjustment = line(&last, "Late usage for invoice #1");
     assert_eq!(adjustment["kind"], "adjustment");

@@ -1,10 +1,12 @@
 //! The OpenAPI document at `/api/v1/openapi.json` and the router agree: every `/api/v1` route the
-//! axum router serves is in the document, and every operation of the document is served.
+//! axum router serves is in the document, and every operation of the document is served. Every
+//! operation is described fully (its bodies, every status), and the responses are what the
+//! document says of every list and every instant.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{on_both_backends, TestApi};
 
@@ -539,6 +541,292 @@ async fn every_native_list_pages_with_starting_after(api: &TestApi) {
     );
 }
 
+/// Whether `schema` is an object schema that says nothing of its members: `{"type": "object"}`
+/// without `properties`, `additionalProperties` or a composition of other schemas.
+fn is_bare_object(schema: &Value) -> bool {
+    let object_type = match &schema["type"] {
+        Value::String(kind) => kind == "object",
+        Value::Array(kinds) => kinds.iter().any(|kind| kind == "object"),
+        _ => false,
+    };
+    let described = ["additionalProperties", "allOf", "oneOf", "anyOf", "$ref"]
+        .iter()
+        .any(|member| schema.get(member).is_some())
+        || schema["properties"]
+            .as_object()
+            .is_some_and(|properties| !properties.is_empty());
+    object_type && !described
+}
+
+/// The JSON pointers of the bare object schemas ([`is_bare_object`]) in `value`, following
+/// `$ref`s into the document's components once each.
+fn bare_objects(
+    document: &Value,
+    value: &Value,
+    pointer: &str,
+    visited: &mut BTreeSet<String>,
+    found: &mut Vec<String>,
+) {
+    match value {
+        Value::Object(members) => {
+            if is_bare_object(value) {
+                found.push(pointer.to_owned());
+            }
+            for (name, member) in members {
+                match (name.as_str(), member) {
+                    ("$ref", Value::String(target)) => {
+                        if visited.insert(target.clone()) {
+                            let target_pointer = target.trim_start_matches('#');
+                            let referenced = document
+                                .pointer(target_pointer)
+                                .unwrap_or_else(|| panic!("{target} is not in the document"));
+                            bare_objects(document, referenced, target, visited, found);
+                        }
+                    }
+                    // Examples are values, not schemas.
+                    ("example" | "examples", _) => {}
+                    _ => bare_objects(
+                        document,
+                        member,
+                        &format!("{pointer}/{name}"),
+                        visited,
+                        found,
+                    ),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                bare_objects(
+                    document,
+                    item,
+                    &format!("{pointer}/{index}"),
+                    visited,
+                    found,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the document leaves out of the operation `method path`: a schema for its request body
+/// or a 2xx response, a status it can answer, a bound of `limit`, the format of
+/// `Idempotency-Key`, or a schema that is a bare object.
+fn gaps(document: &Value, method: &Method, path: &str, operation: &Value) -> Vec<String> {
+    let mut gaps = Vec::new();
+    let responses = &operation["responses"];
+    let lists = |status: &str| responses.get(status).is_some();
+    let has_body = operation.get("requestBody").is_some();
+    if has_body {
+        let content = operation["requestBody"]["content"].as_object();
+        match content {
+            Some(content) if !content.is_empty() => {
+                for (media_type, body) in content {
+                    if body.get("schema").is_none() {
+                        gaps.push(format!("no schema for its {media_type} request body"));
+                    }
+                }
+            }
+            _ => gaps.push("a request body without content".to_owned()),
+        }
+        for status in ["400", "413", "415"] {
+            if !lists(status) {
+                gaps.push(format!("no {status} for its body"));
+            }
+        }
+    }
+    let answers = responses.as_object().cloned().unwrap_or_default();
+    if !answers.keys().any(|status| status.starts_with('2')) {
+        gaps.push("no 2xx response".to_owned());
+    }
+    for (status, response) in &answers {
+        let problem = || format!("no schema for its {status} response");
+        match (status.as_str(), response["content"].as_object()) {
+            ("204", None) => {}
+            ("204", Some(_)) => gaps.push("a 204 with a body".to_owned()),
+            (status, None) if status.starts_with('2') => gaps.push(problem()),
+            (_, Some(content)) => {
+                if content.is_empty() || content.values().any(|body| body.get("schema").is_none()) {
+                    gaps.push(problem());
+                }
+            }
+            (_, None) => gaps.push(problem()),
+        }
+    }
+    if !lists("401") {
+        gaps.push("no 401".to_owned());
+    }
+    if path.contains('{') && !lists("404") {
+        gaps.push("no 404 for its path id".to_owned());
+    }
+    if *method != Method::GET {
+        let retry_after = &responses["503"]["headers"]["Retry-After"];
+        if !retry_after.is_object() {
+            gaps.push("no 503 with Retry-After".to_owned());
+        }
+    }
+    for parameter in operation["parameters"].as_array().into_iter().flatten() {
+        let schema = &parameter["schema"];
+        if parameter["name"] == "limit" && (schema["minimum"] != 1 || !schema["maximum"].is_u64()) {
+            gaps.push(format!("limit without its bounds: {schema}"));
+        }
+        if parameter["name"] == "Idempotency-Key"
+            && (schema["minLength"] != 1
+                || schema["maxLength"] != 255
+                || !schema["pattern"].is_string())
+        {
+            gaps.push(format!("Idempotency-Key without its format: {schema}"));
+        }
+    }
+    let mut bare = Vec::new();
+    bare_objects(document, operation, "", &mut BTreeSet::new(), &mut bare);
+    if !bare.is_empty() {
+        gaps.push(format!("a bare object schema at {}", bare.join(", ")));
+    }
+    gaps
+}
+
+/// Every operation has a schema for its request body and each 2xx response, lists 401 (and 404
+/// when its path has an id), the statuses its body can get, its bounds and formats, and no
+/// schema that is a bare `{"type": "object"}`. The document does not depend on the database
+/// ([`the_printed_document_is_the_served_one`]): one backend is enough.
+#[tokio::test]
+async fn every_operation_is_fully_described() {
+    let api = TestApi::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let document = document(&api).await;
+    api.finish().await;
+
+    let mut failing = BTreeMap::new();
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(operation) = item.get(method.as_str().to_ascii_lowercase()) else {
+                continue;
+            };
+            operations += 1;
+            let gaps = gaps(&document, &method, path, operation);
+            if !gaps.is_empty() {
+                failing.insert(format!("{method} {path}"), gaps);
+            }
+        }
+    }
+
+    assert!(operations > 50, "{operations} operations");
+    let report: Vec<String> = failing
+        .iter()
+        .map(|(operation, gaps)| format!("{operation}: {}", gaps.join("; ")))
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "{} of {operations} operations are not described fully:\n{}",
+        failing.len(),
+        report.join("\n")
+    );
+}
+
+/// The central statuses are documented as the layers answer them: a body's 415, a write's 503
+/// with `Retry-After`, every operation's 401, each with a problem; `Idempotency-Key` as
+/// `crate::idempotency` parses it.
+async fn the_statuses_every_route_can_answer_are_documented(api: &TestApi) {
+    let document = document(api).await;
+    let problem = json!({"$ref": "#/components/schemas/Problem"});
+    let operation = |method: &str, path: &str| document["paths"][path][method].clone();
+
+    let credit_note = operation("post", "/api/v1/invoices/{id}/credit-notes");
+    let list = operation("get", "/api/v1/invoices");
+    let settings = operation("patch", "/api/v1/workspace/settings");
+
+    for (status, operation) in [
+        ("401", &list),
+        ("415", &credit_note),
+        ("413", &settings),
+        ("503", &credit_note),
+        ("409", &credit_note),
+    ] {
+        let body = &operation["responses"][status]["content"]["application/problem+json"];
+        assert_eq!(body["schema"], problem, "{status}: {operation}");
+    }
+    assert!(list["responses"]["503"].is_null(), "a read never writes");
+    assert!(list["responses"]["415"].is_null(), "no body, no 415");
+    assert_eq!(
+        credit_note["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"],
+        "integer"
+    );
+    let idempotency_key = credit_note["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|parameter| parameter["name"] == "Idempotency-Key")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        idempotency_key,
+        json!({"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[!-~]{1,255}$",
+               "examples": ["3f1c9c1e-8d0b-4f57-9b0e-6f4d8b1d2a10"]})
+    );
+    // The pattern says what the server takes: visible ASCII, 1 to 255 characters.
+    let (_, key) = api.workspace_key("Docs").await;
+    for (idempotency_key, expected) in [
+        ("a".repeat(255), StatusCode::CREATED),
+        ("b".repeat(256), StatusCode::UNPROCESSABLE_ENTITY),
+        ("with space".to_owned(), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let response = api
+            .call_raw(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&key),
+                &[("idempotency-key", &idempotency_key)],
+                Some(json!({"external_id": "acme", "name": "Acme", "currency": "EUR"}).to_string()),
+            )
+            .await;
+        assert_eq!(
+            response.status, expected,
+            "{idempotency_key}: {}",
+            response.body
+        );
+    }
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|parameter| parameter["name"] == "limit")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"]),
+        (&json!(1), &json!(100))
+    );
+    // The event body is a CloudEvent, a batch of them, or either as JSON.
+    let events = operation("post", "/api/v1/events");
+    let content = &events["requestBody"]["content"];
+    assert_eq!(
+        content["application/cloudevents+json"]["schema"],
+        json!({"$ref": "#/components/schemas/CloudEvent"})
+    );
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["CloudEventBatch"]["items"],
+        json!({"$ref": "#/components/schemas/CloudEvent"})
+    );
+    assert_eq!(schemas["CloudEventBatch"]["maxItems"], 10_000);
+    assert_eq!(
+        required(&schemas["CloudEvent"]),
+        BTreeSet::from(["specversion", "id", "source", "type", "subject", "time"])
+    );
+}
+
+/// What `billow openapi` prints is the document a server serves.
+async fn the_printed_document_is_the_served_one(api: &TestApi) {
+    let served = document(api).await;
+
+    let printed = serde_json::to_value(billow_server::openapi_document()).unwrap();
+
+    assert_eq!(printed, served);
+}
+
 async fn the_document_needs_a_credential(api: &TestApi) {
     let response = api
         .call(Method::GET, "/api/v1/openapi.json", None, None)
@@ -554,6 +842,8 @@ on_both_backends!(
     the_document_needs_a_credential,
     the_document_passes_an_openapi_validator,
     every_native_list_pages_with_starting_after,
+    the_statuses_every_route_can_answer_are_documented,
+    the_printed_document_is_the_served_one,
 );
 
 /// The customer, catalog, subscription, resource, credit and coupon operations: `(method, path,
@@ -816,3 +1106,4 @@ async fn customer_catalog_and_credit_operations_are_fully_described() {
     }
     assert_eq!(schemas["Instant"]["format"], "date-time");
 }
+mod responses;

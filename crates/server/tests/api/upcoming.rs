@@ -75,7 +75,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
         .await;
 
     // Assert: the 10 late hours (0.80 net) are on it, and taxed with the seats.
-    assert_eq!(upcoming["now"], "2024-02-10T00:00:00Z");
+    assert_eq!(upcoming["now"], "2024-02-10T00:00:00.000000Z");
     let invoices = upcoming["data"].as_array().unwrap();
     assert_eq!(invoices.len(), 1, "{upcoming}");
     let preview = &invoices[0];
@@ -88,7 +88,7 @@ async fn a_pending_adjustment_is_on_the_upcoming_invoice_as_the_next_run_bills_i
     assert_eq!(adjustment["amount"]["currency"], "EUR");
     assert_eq!(
         adjustment["period"],
-        json!({"start": "2024-01-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"})
+        json!({"start": "2024-01-01T00:00:00.000000Z", "end": "2024-02-01T00:00:00.000000Z"})
     );
     let tax = only_line(preview, "tax");
     // 1.90 on the seats and 0.152 = 0.15 on the adjustment.

@@ -207,7 +207,8 @@ pub struct InvoiceFilter {
     pub issued_to: Option<Timestamp>,
     /// Only ids before this one (the cursor of the previous page).
     pub before_id: Option<String>,
-    /// At most this many, bounded by [`INVOICE_PAGE_LIMIT_MAX`].
+    /// At most this many, bounded by [`INVOICE_PAGE_LIMIT_MAX`] and one more: a page of the
+    /// API asks for one past its size, to tell whether another page follows.
     pub limit: i64,
 }
 
@@ -463,7 +464,7 @@ impl Store {
              AND ($9 IS NULL OR lines LIKE $9) \
              ORDER BY id DESC LIMIT $8"
         );
-        let limit = filter.limit.clamp(1, INVOICE_PAGE_LIMIT_MAX);
+        let limit = filter.limit.clamp(1, INVOICE_PAGE_LIMIT_MAX + 1);
         let project_pattern = filter
             .project
             .as_ref()

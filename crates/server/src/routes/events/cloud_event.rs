@@ -37,26 +37,100 @@ impl<'a> Field<'a> {
 }
 
 /// The attributes of one event, as sent. `data` is the JSON text of the `data` member.
-#[derive(Debug, Default, Deserialize)]
+///
+/// Every attribute is read as "a string or something else" and checked by [`check_event`], so
+/// that each problem is named; the OpenAPI document (`CloudEvent`) describes what that check
+/// takes.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(
+    as = CloudEvent,
+    description = "One usage event in CloudEvents 1.0 structured mode. Other attributes \
+                   (CloudEvents extensions) are ignored.",
+    example = json!({
+        "specversion": "1.0",
+        "id": "evt-2026-11-01-000001",
+        "source": "//compute.example.com/hosts/h-17",
+        "type": "compute.cpu.seconds",
+        "subject": "cus_01jd0m7x9q3k8w2v5t6r4y1z0a",
+        "time": "2026-11-01T12:00:00Z",
+        "data": {"seconds": "3600", "project": "production"}
+    })
+)]
 pub struct EventFields<'a> {
+    /// The CloudEvents version: `"1.0"`.
     #[serde(borrow, default)]
+    #[schema(value_type = SpecVersion, required = true)]
     pub specversion: Option<Field<'a>>,
+    /// Unique per `source`: an event whose (`source`, `id`) was stored before is a duplicate,
+    /// not stored again. 1 to 512 bytes.
     #[serde(borrow, default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub id: Option<Field<'a>>,
+    /// Who produced the event (a URI reference). 1 to 512 bytes.
     #[serde(borrow, default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub source: Option<Field<'a>>,
+    /// What happened: the meters whose `event_type` it is count it. 1 to 512 bytes.
     #[serde(rename = "type", borrow, default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub event_type: Option<Field<'a>>,
+    /// Whose usage it is: a customer's id, or a subject a customer claims. 1 to 512 bytes.
     #[serde(borrow, default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub subject: Option<Field<'a>>,
+    /// When it happened: RFC 3339 with an offset, at or after 1970-01-01T00:00:00Z and before
+    /// 2200-01-01T00:00:00Z.
     #[serde(borrow, default)]
+    #[schema(value_type = String, format = DateTime, required = true)]
     pub time: Option<Field<'a>>,
+    /// The media type of `data`: a JSON one (`application/json`, `…+json`) when given.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>, example = "application/json")]
     pub datacontenttype: Option<Field<'a>>,
-    /// The JSON text of the `data` member, as sent; `None` when it is absent or `null`.
+    /// What the event measured; absent or `null` when it carries nothing.
+    // The JSON text of the member, as sent; `None` when it is absent or `null`.
     #[serde(borrow, default, deserialize_with = "raw_json")]
+    #[schema(value_type = Option<EventData>)]
     pub data: Option<&'a str>,
 }
+
+/// The `specversion` of an event, as the OpenAPI document describes it: [`SPEC_VERSION`].
+pub struct SpecVersion;
+
+impl utoipa::PartialSchema for SpecVersion {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([SPEC_VERSION]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SpecVersion {}
+
+/// The `data` of an event, as the OpenAPI document describes it: a JSON object whose members
+/// meters read (a value to aggregate, group-by dimensions such as `project`), at most
+/// 64 KiB of JSON, no string or member name holding U+0000.
+pub struct EventData;
+
+impl utoipa::PartialSchema for EventData {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some(
+                "What the event measured: a JSON object whose members meters read (the value \
+                 they aggregate, group-by dimensions such as `project`); at most 64 KiB of JSON, \
+                 no string or member name holding U+0000.",
+            ))
+            .examples([serde_json::json!({"seconds": "3600", "project": "production"})])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventData {}
 
 /// The text of a JSON value, checked by the parser and borrowed from the body.
 fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de str>, D::Error> {

@@ -17,6 +17,7 @@
 
 pub mod cloud_event;
 mod scan;
+mod wire;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,9 +28,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa_axum::routes;
 
-use self::cloud_event::{parse_batch, parse_event, EventError};
+use self::cloud_event::{parse_batch, parse_event, EventError, EventFields};
+use self::wire::{EventBatch, IngestProblem, JsonEvents};
 use crate::auth::WorkspaceAuth;
-use crate::error::{ApiError, PROBLEM_JSON};
+use crate::error::{ApiError, Problem, PROBLEM_JSON};
 use crate::openapi::ApiRouter;
 use crate::routes::resources::events::apply_resource_events;
 use crate::state::AppState;
@@ -67,18 +69,19 @@ pub struct IngestResponse {
                        (`application/cloudevents-batch+json` or `application/json`), at most \
                        10,000 per request.",
         content(
-            (Object = "application/cloudevents+json"),
-            (Object = "application/cloudevents-batch+json"),
-            (Object = "application/json"),
+            (EventFields = "application/cloudevents+json"),
+            (EventBatch = "application/cloudevents-batch+json"),
+            (JsonEvents = "application/json"),
         ),
     ),
     responses(
         (status = 202, description = "Stored durably (valid events), with the invalid ones listed", body = IngestResponse),
-        (status = 400, description = "The body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid workspace key", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Too many events or too large a body", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Another content type", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No event is valid", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid workspace key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too many events or too large a body", body = EventsProblem, content_type = "application/problem+json"),
+        (status = 415, description = "Another content type", body = EventsProblem, content_type = "application/problem+json"),
+        (status = 422, description = "No event is valid (`errors` names each by index), or the body's shape does not match its content type", body = IngestProblem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all, fields(workspace_id = %auth.workspace_id))]
@@ -225,14 +228,19 @@ pub(crate) enum IngestError {
     Api(ApiError),
 }
 
-/// A problem (RFC 9457) whose `errors` name events by index.
-#[derive(Serialize)]
-struct EventsProblem {
+/// A problem (RFC 9457) of the ingestion route, whose `errors` name events by their index.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventsProblem {
+    /// A URI that identifies the problem type (`urn:billow:problem:<slug>`).
     #[serde(rename = "type")]
     problem_type: &'static str,
+    /// A short summary of the problem type.
     title: &'static str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong, for a human reader.
     detail: String,
+    /// For a 422: every invalid event attribute, by the event's index.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<EventError>,
 }

@@ -21,19 +21,22 @@ use billow_store::invoices::{
 use billow_store::CreditNoteId;
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
 use crate::routes::shared::{guard_customer, listed_customer, store_error};
 use crate::state::AppState;
+use crate::wire::invoice::{read_stored, stored_lines, ComputedInvoice, Period};
+use crate::wire::{Instant, Page};
 use wire::{
-    parse_optional, starting_after, CreateCreditNote, FinalizeInvoice, RecordPayment, VoidInvoice,
-    CURSOR_DEPRECATED,
+    parse_optional, starting_after, BillingHistoryEntry, CreateCreditNote, CreditNoteBody,
+    CreditedLine, FinalizeInvoice, InvoiceBody, PaymentEntry, PaymentHistory, RecordPayment,
+    StoredCreditedLine, UpcomingInvoices, VoidInvoice, CURSOR_DEPRECATED,
 };
 
 /// Page size when the client does not ask for one.
@@ -54,52 +57,76 @@ pub(crate) fn router() -> ApiRouter {
         .routes(routes!(billing_history))
 }
 
-fn money_json(amount_minor: i64, currency: Currency) -> Value {
-    json!(Money::from_minor(amount_minor, currency))
+fn money(amount_minor: i64, currency: Currency) -> Money {
+    Money::from_minor(amount_minor, currency)
 }
 
-pub(crate) fn invoice_json(state: &AppState, invoice: &InvoiceRecord) -> Value {
-    let reference = invoice
-        .number
-        .map_or_else(|| invoice.id.to_string(), |number| format!("#{number}"));
-    let total = money_json(invoice.total_minor, invoice.currency);
-    // Stripe's three amounts: what the credit notes took off, what the customer owes after them,
-    // and what is still to pay. The payment instructions ask for the amount due.
-    let due = AmountDue::new(
+/// Stripe's three amounts of an invoice: what the credit notes took off, what the customer owes
+/// after them, and what is still to pay (core's [`AmountDue`]).
+fn amount_due(invoice: &InvoiceRecord) -> AmountDue {
+    AmountDue::new(
         invoice.total_minor,
         invoice.credited_minor,
         matches!(invoice.status, InvoiceStatus::Paid | InvoiceStatus::Void),
-    );
-    let amount_due = money_json(due.due_minor, invoice.currency);
-    let amount = amount_due["amount"].as_str().unwrap_or_default().to_owned();
-    json!({
-        "id": invoice.id,
-        "number": invoice.number,
-        "customer_id": invoice.customer_id,
-        "scope": invoice.scope.as_str(),
-        "subscription_id": (invoice.scope == InvoiceScope::Subscription).then_some(&invoice.invoice_key),
-        "subscriptions": invoice.subscriptions,
-        "plan_version_id": (!invoice.plan_version_id.is_empty()).then_some(&invoice.plan_version_id),
-        "reason": invoice.reason,
-        "status": invoice.status.as_str(),
-        "issued_at": invoice.issued_at.to_string(),
-        "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
-        "currency": invoice.currency,
-        "rounding": invoice.rounding,
-        "total": total,
-        "credited": money_json(invoice.credited_minor, invoice.currency),
-        "amount_due": amount_due,
-        "amount_remaining": money_json(due.remaining_minor, invoice.currency),
-        "lines": invoice.lines,
-        "totals": invoice.totals,
-        "credit_usage": invoice.credit_usage,
-        "created_at": invoice.created_at.to_string(),
-        "finalized_at": invoice.finalized_at.map(|at| at.to_string()),
-        "due_at": invoice.due_at.map(|at| at.to_string()),
-        // Only where money is owed: an open invoice with something still to pay (not a draft,
-        // which may still change, nor one paid, void or credited in full).
-        "payment_instructions": (invoice.status == InvoiceStatus::Open && due.remaining_minor > 0)
-            .then(|| state.payments.instructions(&reference, &format!("{amount} {}", invoice.currency))),
+    )
+}
+
+/// A stored invoice as a response shows it.
+pub(crate) fn invoice_body(
+    state: &AppState,
+    invoice: &InvoiceRecord,
+) -> Result<InvoiceBody, ApiError> {
+    let reference = invoice
+        .number
+        .map_or_else(|| invoice.id.to_string(), |number| format!("#{number}"));
+    let currency = invoice.currency;
+    let due = amount_due(invoice);
+    // Only where money is owed: an open invoice with something still to pay (not a draft,
+    // which may still change, nor one paid, void or credited in full). The instructions ask for
+    // the amount due.
+    let payment_instructions = (invoice.status == InvoiceStatus::Open && due.remaining_minor > 0)
+        .then(|| {
+            let amount = money(due.due_minor, currency).to_decimal();
+            state
+                .payments
+                .instructions(&reference, &format!("{amount} {currency}"))
+                .into()
+        });
+    Ok(InvoiceBody {
+        id: invoice.id.to_string(),
+        number: invoice.number,
+        customer_id: invoice.customer_id.to_string(),
+        scope: wire::scope(invoice.scope),
+        subscription_id: (invoice.scope == InvoiceScope::Subscription)
+            .then(|| invoice.invoice_key.clone()),
+        subscriptions: invoice
+            .subscriptions
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        plan_version_id: (!invoice.plan_version_id.is_empty())
+            .then(|| invoice.plan_version_id.to_string()),
+        reason: invoice.reason,
+        status: invoice.status.into(),
+        issued_at: invoice.issued_at.into(),
+        period: Period {
+            start: invoice.period_start.into(),
+            end: invoice.period_end.into(),
+        },
+        currency,
+        rounding: invoice.rounding,
+        total: money(invoice.total_minor, currency),
+        credited: money(invoice.credited_minor, currency),
+        amount_due: money(due.due_minor, currency),
+        amount_remaining: money(due.remaining_minor, currency),
+        lines: stored_lines(&invoice.lines).map_err(ApiError::internal)?,
+        totals: read_stored("totals", &invoice.totals).map_err(ApiError::internal)?,
+        credit_usage: read_stored("credit usage", &invoice.credit_usage)
+            .map_err(ApiError::internal)?,
+        created_at: invoice.created_at.into(),
+        finalized_at: invoice.finalized_at.map(Instant::from),
+        due_at: invoice.due_at.map(Instant::from),
+        payment_instructions,
     })
 }
 
@@ -157,19 +184,23 @@ fn parse_status(text: Option<&str>) -> Result<Option<InvoiceStatus>, ApiError> {
         ("customer_id" = Option<String>, Query, description = "Only this customer's"),
         ("subscription_id" = Option<String>, Query, description = "Only this subscription's"),
         ("project" = Option<String>, Query, description = "Only invoices with a line of this project"),
-        ("status" = Option<String>, Query, description = "draft, open, paid or void"),
-        ("from" = Option<String>, Query, description = "Issued at or after"),
-        ("to" = Option<String>, Query, description = "Issued before"),
+        ("status" = Option<wire::InvoiceStatus>, Query, description = "Only invoices of this status"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Issued at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Issued before (RFC 3339)"),
         ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("cursor" = Option<String>, Query, deprecated, description = CURSOR_DEPRECATED),
-        ("limit" = Option<i64>, Query, description = "1 to 100"),
+        ("limit" = Option<i64>, Query, description = "1 to 100; 20 when absent", minimum = 1, maximum = 100),
     ),
-    responses((status = 200, description = "A page of invoices"), (status = 422, description = "Invalid parameter")))]
+    responses(
+        (status = 200, description = "A page of invoices, newest first", body = Page<InvoiceBody>),
+        (status = 404, description = "`customer_id` names another customer than a customer token's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_invoices(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<InvoiceBody>>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let before_id = starting_after(query.starting_after, query.cursor)?;
     let customer_id = listed_customer(&principal, query.customer_id)?;
@@ -181,20 +212,23 @@ pub(crate) async fn list_invoices(
         issued_from: parse_instant("from", query.from.as_deref())?,
         issued_to: parse_instant("to", query.to.as_deref())?,
         before_id,
-        limit,
+        // One past the page: whether another follows.
+        limit: limit + 1,
     };
     let invoices = state
         .store
         .invoices(principal.workspace_id(), &filter)
         .await
         .map_err(ApiError::internal)?;
-    let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
-        .then(|| invoices.last().map(|invoice| invoice.id.clone()))
-        .flatten();
-    Ok(ApiJson(json!({
-        "data": invoices.iter().map(|i| invoice_json(&state, i)).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    let page = Page::from_one_past(invoices, page_size(limit), |invoice| invoice.id.to_string());
+    Ok(ApiJson(
+        page.try_map(|invoice| invoice_body(&state, &invoice))?,
+    ))
+}
+
+/// A checked `limit` as a length.
+fn page_size(limit: i64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 async fn find_invoice(
@@ -225,7 +259,10 @@ fn workspace_principal(auth: &WorkspaceAuth) -> Principal {
 /// One invoice, with its lines and their calculation traces.
 #[utoipa::path(get, path = "/api/v1/invoices/{id}", tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 200, description = "The invoice"), (status = 404, description = "No such invoice")))]
+    responses(
+        (status = 200, description = "The invoice", body = InvoiceBody),
+        (status = 404, description = "No such invoice (or another customer's, for a customer token)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn get_invoice(
     State(state): State<AppState>,
     principal: Principal,
@@ -243,7 +280,7 @@ pub(crate) async fn get_invoice(
     }
     let invoice = find_invoice(&state, &principal, &id).await?;
     let body = axum::body::Bytes::from(
-        serde_json::to_vec(&invoice_json(&state, &invoice)).map_err(ApiError::internal)?,
+        serde_json::to_vec(&invoice_body(&state, &invoice)?).map_err(ApiError::internal)?,
     );
     if invoice.status != InvoiceStatus::Draft {
         state
@@ -258,13 +295,19 @@ pub(crate) async fn get_invoice(
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/finalize", request_body(content = Option<FinalizeInvoice>, content_type = "application/json", description = "Optional; no fields yet"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 200, description = "The finalized invoice"), (status = 409, description = "Already finalized")))]
+    responses(
+        (status = 200, description = "The finalized invoice", body = InvoiceBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a draft: already finalized", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field in the body", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn finalize_invoice(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InvoiceBody>, ApiError> {
     let FinalizeInvoice {} = parse_optional(&body)?;
     let _forget = state
         .invoice_cache
@@ -287,7 +330,7 @@ pub(crate) async fn finalize_invoice(
         ));
     }
     let invoice = find_invoice(&state, &workspace_principal(&auth), &id).await?;
-    Ok(ApiJson(invoice_json(&state, &invoice)))
+    Ok(ApiJson(invoice_body(&state, &invoice)?))
 }
 
 /// Voids an open invoice. A paid or void invoice, or a draft, is a 409. The body may be empty
@@ -295,13 +338,19 @@ pub(crate) async fn finalize_invoice(
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/void", request_body(content = Option<VoidInvoice>, content_type = "application/json", description = "Optional; no fields yet"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 200, description = "The void invoice"), (status = 409, description = "Not open")))]
+    responses(
+        (status = 200, description = "The void invoice", body = InvoiceBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not open: a draft, paid or already void", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field in the body", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn void_invoice(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InvoiceBody>, ApiError> {
     let VoidInvoice {} = parse_optional(&body)?;
     let _forget = state
         .invoice_cache
@@ -318,7 +367,7 @@ pub(crate) async fn void_invoice(
         )
         .await
         .map_err(store_error("invoice", &id))?;
-    Ok(ApiJson(invoice_json(&state, &invoice)))
+    Ok(ApiJson(invoice_body(&state, &invoice)?))
 }
 
 /// Credits part of a finalized invoice: `lines` of `{description, amount, line?}` (amounts in
@@ -326,13 +375,19 @@ pub(crate) async fn void_invoice(
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/credit-notes", request_body(content = CreateCreditNote, content_type = "application/json", description = "The credit note's lines"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 201, description = "The credit note"), (status = 409, description = "Not finalized"), (status = 422, description = "Invalid field or above the invoice")))]
+    responses(
+        (status = 201, description = "The credit note", body = CreditNoteBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not finalized (a draft) or void", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, or more than is left to credit on the invoice or a line", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn create_credit_note(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateCreditNote>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<CreditNoteBody>), ApiError> {
     let _forget = state
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
@@ -396,13 +451,20 @@ pub(crate) async fn create_credit_note(
                 CreditLineError::Money(error) => ApiError::internal(error),
             })?;
         }
-        lines.push(json!({"description": line.description, "amount": money, "line": line.line}));
+        lines.push(StoredCreditedLine {
+            kind: None,
+            description: line.description.clone(),
+            amount: money,
+            line: line.line,
+            period: None,
+            adjustment: None,
+        });
     }
     let note = CreditNoteRecord {
         id: CreditNoteId::new(),
         invoice_id: id.clone().into(),
         total_minor: total.total().amount_minor(),
-        lines: Value::Array(lines),
+        lines: serde_json::to_value(&lines).map_err(ApiError::internal)?,
         reason: body.reason,
         created_at: state.clock.now(),
     };
@@ -413,7 +475,7 @@ pub(crate) async fn create_credit_note(
         .map_err(store_error("invoice", &id))?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(credit_note_json(&note, invoice.currency)),
+        ApiJson(credit_note_body(&note, invoice.currency)?),
     ))
 }
 
@@ -457,35 +519,47 @@ fn credited_lines(
     credits
 }
 
-fn credit_note_json(note: &CreditNoteRecord, currency: Currency) -> Value {
-    json!({
-        "id": note.id,
-        "invoice_id": note.invoice_id,
-        "total": money_json(note.total_minor, currency),
-        "lines": note.lines,
-        "reason": note.reason,
-        "created_at": note.created_at.to_string(),
+fn credit_note_body(
+    note: &CreditNoteRecord,
+    currency: Currency,
+) -> Result<CreditNoteBody, ApiError> {
+    Ok(CreditNoteBody {
+        id: note.id.to_string(),
+        invoice_id: note.invoice_id.to_string(),
+        total: money(note.total_minor, currency),
+        lines: read_stored::<Vec<StoredCreditedLine>>("credit note lines", &note.lines)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(CreditedLine::from)
+            .collect(),
+        reason: note.reason.clone(),
+        created_at: note.created_at.into(),
     })
 }
 
-/// The credit notes of an invoice.
+/// The credit notes of an invoice, oldest first, all on one page.
 #[utoipa::path(get, path = "/api/v1/invoices/{id}/credit-notes", tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 200, description = "The credit notes")))]
+    responses(
+        (status = 200, description = "The credit notes, never cut into pages", body = Page<CreditNoteBody>),
+        (status = 404, description = "No such invoice (or another customer's, for a customer token)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_credit_notes(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<CreditNoteBody>>, ApiError> {
     let invoice = find_invoice(&state, &principal, &id).await?;
     let notes = state
         .store
         .credit_notes(principal.workspace_id(), &id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(ApiJson(json!({
-        "data": notes.iter().map(|n| credit_note_json(n, invoice.currency)).collect::<Vec<_>>(),
-    })))
+    let data = notes
+        .iter()
+        .map(|note| credit_note_body(note, invoice.currency))
+        .collect::<Result<_, _>>()?;
+    Ok(ApiJson(Page::whole(data)))
 }
 
 /// Records a payment state of an invoice (manual provider): `state` is `PaymentInProgress`,
@@ -493,13 +567,19 @@ pub(crate) async fn list_credit_notes(
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/payments", request_body(content = RecordPayment, content_type = "application/json", description = "The payment state to record"),
     tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 201, description = "The payment history"), (status = 409, description = "A draft or void invoice"), (status = 422, description = "Invalid field")))]
+    responses(
+        (status = 201, description = "The payment history", body = PaymentHistory),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A draft or void invoice, or a state its payment cannot take", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn record_payment(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RecordPayment>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<PaymentHistory>), ApiError> {
     let _forget = state
         .invoice_cache
         .forget_on_drop(auth.workspace_id.as_str(), &id);
@@ -523,29 +603,40 @@ async fn payment_history(
     state: &AppState,
     principal: &Principal,
     id: &str,
-) -> Result<Value, ApiError> {
+) -> Result<PaymentHistory, ApiError> {
     let invoice = find_invoice(state, principal, id).await?;
     let history = state
         .store
         .payment_states(principal.workspace_id(), id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(json!({
-        "invoice_id": id,
-        "status": invoice.status.as_str(),
-        "data": history.iter().map(|s| json!({"state": s.state, "message": s.message, "at": s.at.to_string()})).collect::<Vec<_>>(),
-    }))
+    let data = history
+        .into_iter()
+        .map(|entry| PaymentEntry {
+            state: entry.state,
+            message: entry.message,
+            at: entry.at.into(),
+        })
+        .collect();
+    Ok(PaymentHistory {
+        invoice_id: id.to_owned(),
+        status: invoice.status.into(),
+        page: Page::whole(data),
+    })
 }
 
-/// The payment-state history of an invoice, oldest first.
+/// The payment-state history of an invoice, oldest first, all on one page.
 #[utoipa::path(get, path = "/api/v1/invoices/{id}/payments", tag = "invoices",
     params(("id" = String, Path, description = "The invoice's id")),
-    responses((status = 200, description = "The payment history")))]
+    responses(
+        (status = 200, description = "The payment history, never cut into pages", body = PaymentHistory),
+        (status = 404, description = "No such invoice (or another customer's, for a customer token)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_payments(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<PaymentHistory>, ApiError> {
     Ok(ApiJson(payment_history(&state, &principal, &id).await?))
 }
 
@@ -553,12 +644,15 @@ pub(crate) async fn list_payments(
 /// with the pending late-usage adjustments the next run would bill on it (and their tax).
 #[utoipa::path(get, path = "/api/v1/customers/{id}/invoices/upcoming", tag = "invoices",
     params(("id" = String, Path, description = "The customer's id")),
-    responses((status = 200, description = "The upcoming invoices"), (status = 404, description = "No such customer")))]
+    responses(
+        (status = 200, description = "The upcoming invoices, never cut into pages", body = UpcomingInvoices),
+        (status = 404, description = "No such customer (or another one than a customer token's)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn upcoming_invoices(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<UpcomingInvoices>, ApiError> {
     guard_customer(&principal, &id)?;
     let preview = state
         .billing
@@ -568,9 +662,16 @@ pub(crate) async fn upcoming_invoices(
             resource: "customer",
             id: id.clone(),
         })?;
-    Ok(ApiJson(
-        json!({"now": preview.now.to_string(), "data": preview.upcoming}),
-    ))
+    Ok(ApiJson(UpcomingInvoices {
+        now: preview.now.into(),
+        page: Page::whole(
+            preview
+                .upcoming
+                .into_iter()
+                .map(ComputedInvoice::from)
+                .collect(),
+        ),
+    }))
 }
 
 /// The customer's finalized invoices, newest first (drafts excluded).
@@ -612,18 +713,21 @@ async fn finalized_invoices(
 /// The customer's latest finalized invoice (EMCP's `last-invoice`).
 #[utoipa::path(get, path = "/api/v1/customers/{id}/last-invoice", tag = "invoices",
     params(("id" = String, Path, description = "The customer's id")),
-    responses((status = 200, description = "The last invoice"), (status = 404, description = "No invoice yet")))]
+    responses(
+        (status = 200, description = "The last invoice", body = InvoiceBody),
+        (status = 404, description = "No finalized invoice yet, or another customer than a customer token's", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn last_invoice(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<InvoiceBody>, ApiError> {
     let invoices = finalized_invoices(&state, &principal, &id, None, 1).await?;
     let invoice = invoices.first().ok_or_else(|| ApiError::NotFound {
         resource: "invoice of customer",
         id: id.clone(),
     })?;
-    Ok(ApiJson(invoice_json(&state, invoice)))
+    Ok(ApiJson(invoice_body(&state, invoice)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -642,43 +746,42 @@ pub(crate) struct HistoryQuery {
         ("id" = String, Path, description = "The customer's id"),
         ("starting_after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("cursor" = Option<String>, Query, deprecated, description = CURSOR_DEPRECATED),
-        ("limit" = Option<i64>, Query, description = "1 to 100"),
+        ("limit" = Option<i64>, Query, description = "1 to 100; 20 when absent", minimum = 1, maximum = 100),
     ),
-    responses((status = 200, description = "A page of the billing history"), (status = 422, description = "Invalid parameter")))]
+    responses(
+        (status = 200, description = "A page of the billing history, newest first", body = Page<BillingHistoryEntry>),
+        (status = 404, description = "Another customer than a customer token's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn billing_history(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Page<BillingHistoryEntry>>, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let before_id = starting_after(query.starting_after, query.cursor)?;
-    let invoices = finalized_invoices(&state, &principal, &id, before_id, limit).await?;
-    let next_cursor = (invoices.len() == usize::try_from(limit).unwrap_or(usize::MAX))
-        .then(|| invoices.last().map(|invoice| invoice.id.clone()))
-        .flatten();
-    let data: Vec<Value> = invoices
-        .iter()
-        .map(|invoice| {
-            // What is owed, as on the invoice itself (core's amounts).
-            let due = AmountDue::new(
-                invoice.total_minor,
-                invoice.credited_minor,
-                matches!(invoice.status, InvoiceStatus::Paid | InvoiceStatus::Void),
-            );
-            json!({
-                "id": invoice.id,
-                "number": invoice.number,
-                "status": invoice.status.as_str(),
-                "issued_at": invoice.issued_at.to_string(),
-                "due_at": invoice.due_at.map(|at| at.to_string()),
-                "period": {"start": invoice.period_start.to_string(), "end": invoice.period_end.to_string()},
-                "total": money_json(invoice.total_minor, invoice.currency),
-                "credited": money_json(invoice.credited_minor, invoice.currency),
-                "amount_due": money_json(due.due_minor, invoice.currency),
-                "amount_remaining": money_json(due.remaining_minor, invoice.currency),
-            })
-        })
-        .collect();
-    Ok(ApiJson(json!({"data": data, "next_cursor": next_cursor})))
+    // One past the page: whether another follows.
+    let invoices = finalized_invoices(&state, &principal, &id, before_id, limit + 1).await?;
+    let page = Page::from_one_past(invoices, page_size(limit), |invoice| invoice.id.to_string());
+    Ok(ApiJson(page.map(|invoice| {
+        // What is owed, as on the invoice itself (core's amounts).
+        let due = amount_due(&invoice);
+        let currency = invoice.currency;
+        BillingHistoryEntry {
+            id: invoice.id.to_string(),
+            number: invoice.number,
+            status: invoice.status.into(),
+            issued_at: invoice.issued_at.into(),
+            due_at: invoice.due_at.map(Instant::from),
+            period: Period {
+                start: invoice.period_start.into(),
+                end: invoice.period_end.into(),
+            },
+            total: money(invoice.total_minor, currency),
+            credited: money(invoice.credited_minor, currency),
+            amount_due: money(due.due_minor, currency),
+            amount_remaining: money(due.remaining_minor, currency),
+        }
+    })))
 }

@@ -1,45 +1,37 @@
 //! `POST /api/v1/billing-runs`: runs billing now for the caller's workspace (or one customer),
 //! as the scheduler does on its interval.
 
+mod wire;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::auth::WorkspaceAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
+use wire::{BillingRunBody, CreateBillingRun};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(create_billing_run))
-}
-
-/// `POST /api/v1/billing-runs`: `{}` runs the whole workspace, `{"customer_id": …}` one
-/// customer.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateBillingRun {
-    /// Only this customer of the workspace (`cus_…`); absent: every customer with a
-    /// subscription. An unknown id runs nothing.
-    #[serde(default)]
-    #[schema(example = "cus_01jd0m7x9q3k8w2v5t6r4y1z0a")]
-    customer_id: Option<String>,
 }
 
 /// Runs billing now: drafts due invoices, finalizes those past the grace period, records late
 /// usage. The body may name one `customer_id`; `{}` runs the whole workspace.
 #[utoipa::path(post, path = "/api/v1/billing-runs", request_body(content = CreateBillingRun, content_type = "application/json", description = "What to bill: `{}` for the whole workspace"),
     tag = "billing",
-    responses((status = 201, description = "What the run did")))]
+    responses(
+        (status = 201, description = "What the run did", body = BillingRunBody),
+        (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field in the body", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn create_billing_run(
     State(state): State<AppState>,
     auth: WorkspaceAuth,
     ApiJson(body): ApiJson<CreateBillingRun>,
-) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+) -> Result<(StatusCode, ApiJson<BillingRunBody>), ApiError> {
     let report = match &body.customer_id {
         Some(customer_id) => {
             state
@@ -51,10 +43,10 @@ pub(crate) async fn create_billing_run(
     };
     Ok((
         StatusCode::CREATED,
-        ApiJson(json!({
-            "id": billow_store::new_id("run"),
-            "now": state.clock.now().to_string(),
-            "report": report,
-        })),
+        ApiJson(BillingRunBody {
+            id: billow_store::new_id("run"),
+            now: state.clock.now().into(),
+            report: report.into(),
+        }),
     ))
 }

@@ -4,12 +4,12 @@
 //! its hash is kept. The token reads that customer's data and nothing else (see `crate::auth`).
 //! A workspace key may also list a customer's unexpired tokens (without secrets) and revoke one.
 
+mod wire;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use jiff::SignedDuration;
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, WorkspaceAuth};
@@ -18,6 +18,8 @@ use crate::json::{parse_json, ApiJson};
 use crate::openapi::ApiRouter;
 use crate::routes::customers::readable_customer;
 use crate::state::AppState;
+use crate::wire::Page;
+use wire::{CreateCustomerToken, CustomerTokenBody, CustomerTokenSummary};
 
 /// A token lives a day unless asked otherwise: long enough for a console session.
 const TOKEN_LIFETIME_DEFAULT_SECONDS: i64 = 24 * 60 * 60;
@@ -28,28 +30,6 @@ pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
         .routes(routes!(create_customer_token, list_customer_tokens))
         .routes(routes!(revoke_customer_token))
-}
-
-/// `POST /api/v1/customers/{id}/tokens`; the body may be empty.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCustomerToken {
-    /// 60 to 2,592,000 (30 days); 86,400 (a day) when absent.
-    #[schema(minimum = 60, maximum = 2592000)]
-    pub expires_in_seconds: Option<i64>,
-}
-
-/// A new token; `token` is shown only in this response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerTokenBody {
-    #[schema(example = "ctok_01jd0m7x9q3k8w2v5t6r4y1z0a")]
-    pub id: String,
-    pub customer_id: String,
-    /// The secret, `bct_…`: send it as `Authorization: Bearer bct_…`.
-    pub token: String,
-    /// RFC 3339.
-    #[schema(value_type = String, example = "2026-11-23T08:00:00Z")]
-    pub expires_at: Timestamp,
 }
 
 /// Create a token that reads only this customer's data.
@@ -110,29 +90,9 @@ pub(crate) async fn create_customer_token(
         id: token.id,
         customer_id: token.customer_id.into(),
         token: secret.expose().to_owned(),
-        expires_at: token.expires_at,
+        expires_at: token.expires_at.into(),
     };
     Ok((StatusCode::CREATED, ApiJson(body)))
-}
-
-/// A token as listed: never its secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerTokenSummary {
-    #[schema(example = "ctok_01jd0m7x9q3k8w2v5t6r4y1z0a")]
-    pub id: String,
-    pub customer_id: String,
-    /// The secret's first characters, e.g. `bct_1f0c93ab`.
-    pub prefix: String,
-    #[schema(value_type = String)]
-    pub created_at: Timestamp,
-    #[schema(value_type = String)]
-    pub expires_at: Timestamp,
-}
-
-/// A customer's unexpired tokens, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerTokenList {
-    pub data: Vec<CustomerTokenSummary>,
 }
 
 /// List a customer's unexpired tokens (without their secrets).
@@ -142,7 +102,7 @@ pub struct CustomerTokenList {
     tag = "customers",
     params(("id" = String, Path, description = "The customer's id (`cus_…`)")),
     responses(
-        (status = 200, description = "The customer's unexpired tokens", body = CustomerTokenList),
+        (status = 200, description = "The customer's unexpired tokens, oldest first, never cut into pages", body = Page<CustomerTokenSummary>),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer in this workspace", body = Problem, content_type = "application/problem+json"),
@@ -153,7 +113,7 @@ pub(crate) async fn list_customer_tokens(
     auth: WorkspaceAuth,
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
-) -> Result<ApiJson<CustomerTokenList>, ApiError> {
+) -> Result<ApiJson<Page<CustomerTokenSummary>>, ApiError> {
     let principal = Principal::Workspace {
         workspace_id: auth.workspace_id.clone(),
     };
@@ -169,11 +129,11 @@ pub(crate) async fn list_customer_tokens(
             id: token.id,
             customer_id: token.customer_id.into(),
             prefix: token.prefix,
-            created_at: token.created_at,
-            expires_at: token.expires_at,
+            created_at: token.created_at.into(),
+            expires_at: token.expires_at.into(),
         })
         .collect();
-    Ok(ApiJson(CustomerTokenList { data }))
+    Ok(ApiJson(Page::whole(data)))
 }
 
 /// Revoke a customer token: requests made with it are refused from then on.

@@ -2,22 +2,25 @@
 //! project, and as a daily series, aggregated by the core's meters (the same numbers a billing
 //! run rates).
 
+mod wire;
+
 use axum::extract::{Path, State};
 use billow_billing::world::CustomerWorld;
 use billow_core::{Meter, Period, UsageEvent};
 use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::json::ApiJson;
 use crate::openapi::ApiRouter;
 use crate::query::ApiQuery;
 use crate::routes::shared::guard_customer;
 use crate::state::AppState;
+use crate::wire::Page;
+use wire::{CustomerUsage, DailyUsage, MeterUsage, ProjectUsage};
 
 /// The longest daily series one request returns.
 const SERIES_DAYS_MAX: i64 = 366;
@@ -46,16 +49,20 @@ fn instant(field: &str, text: Option<&str>) -> Result<Timestamp, ApiError> {
     params(
         ("id" = String, Path, description = "The customer's id"),
         ("meter" = Option<String>, Query, description = "Only this meter (its key)"),
-        ("from" = String, Query, description = "Start, RFC 3339"),
-        ("to" = String, Query, description = "End (excluded), RFC 3339"),
+        ("from" = String, Query, format = DateTime, description = "Start, RFC 3339"),
+        ("to" = String, Query, format = DateTime, description = "End (excluded), RFC 3339; at most 366 local days after `from`"),
     ),
-    responses((status = 200, description = "The usage"), (status = 422, description = "Invalid parameter")))]
+    responses(
+        (status = 200, description = "The usage, one item per meter, never cut into pages", body = CustomerUsage),
+        (status = 404, description = "No such customer (or another one than a customer token's)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn customer_usage(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<UsageQuery>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<CustomerUsage>, ApiError> {
     guard_customer(&principal, &id)?;
     let from = instant("from", query.from.as_deref())?;
     let to = instant("to", query.to.as_deref())?;
@@ -89,12 +96,12 @@ pub(crate) async fn customer_usage(
     for meter in &meters {
         data.push(meter_usage(meter, &events, period, &days)?);
     }
-    Ok(ApiJson(json!({
-        "customer_id": id,
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "data": data,
-    })))
+    Ok(ApiJson(CustomerUsage {
+        customer_id: id,
+        from: from.into(),
+        to: to.into(),
+        page: Page::whole(data),
+    }))
 }
 
 fn total(meter: &Meter, events: &[UsageEvent], period: Period) -> Result<Decimal, ApiError> {
@@ -109,13 +116,13 @@ fn meter_usage(
     events: &[UsageEvent],
     period: Period,
     days: &[Period],
-) -> Result<Value, ApiError> {
+) -> Result<MeterUsage, ApiError> {
     // Totals per project: the meter grouped by project only.
     let by_project_meter = Meter {
         group_by: vec!["project".to_owned()],
         ..meter.clone()
     };
-    let projects: Vec<Value> = by_project_meter
+    let projects: Vec<ProjectUsage> = by_project_meter
         .aggregate(events, period)
         .map_err(ApiError::internal)?
         .into_iter()
@@ -125,7 +132,10 @@ fn meter_usage(
                 .first()
                 .map(|(_, value)| value.clone())
                 .filter(|value| !value.is_empty());
-            json!({"project": project, "quantity": group.quantity})
+            ProjectUsage {
+                project,
+                quantity: group.quantity,
+            }
         })
         .collect();
     let ungrouped = Meter {
@@ -134,18 +144,18 @@ fn meter_usage(
     };
     let mut series = Vec::with_capacity(days.len());
     for day in days {
-        series.push(json!({
-            "start": day.start.to_string(),
-            "end": day.end.to_string(),
-            "quantity": total(&ungrouped, events, *day)?,
-        }));
+        series.push(DailyUsage {
+            start: day.start.into(),
+            end: day.end.into(),
+            quantity: total(&ungrouped, events, *day)?,
+        });
     }
-    Ok(json!({
-        "meter": meter.key,
-        "quantity": total(&ungrouped, events, period)?,
-        "projects": projects,
-        "series": series,
-    }))
+    Ok(MeterUsage {
+        meter: meter.key.clone(),
+        quantity: total(&ungrouped, events, period)?,
+        projects,
+        series,
+    })
 }
 
 /// `period` cut at the local midnights of `time_zone`.
