@@ -13,15 +13,20 @@
 //! not-found for any other), customers named by billow's id or by their external id (the id the
 //! platform knows), and errors written in each platform's own shape ([`ErrorShape`]).
 
+pub(crate) mod akkeris;
 pub(crate) mod emcp;
 
 use std::marker::PhantomData;
 
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use billow_store::Customer;
+use jiff::fmt::temporal::DateTimePrinter;
+use jiff::Timestamp;
 use serde_json::Value;
+use tower::ServiceExt;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -33,6 +38,9 @@ use crate::state::AppState;
 pub struct Profiles {
     /// Enclaive EMCP: `/api/teams/{id}/last-invoice`, `/api/teams/{id}/billing-history`.
     pub emcp: bool,
+    /// Akkeris: `/account/invoices`, `/organizations/{org}/invoices`, `/spaces/{space}/invoices`
+    /// (and the seed's singular forms), each with `/{invoice_id}`.
+    pub akkeris: bool,
 }
 
 impl Default for Profiles {
@@ -44,16 +52,22 @@ impl Default for Profiles {
 impl Profiles {
     /// Every profile on.
     pub const fn all() -> Self {
-        Self { emcp: true }
+        Self {
+            emcp: true,
+            akkeris: true,
+        }
     }
 
     /// Every profile off: the native API alone.
     pub const fn none() -> Self {
-        Self { emcp: false }
+        Self {
+            emcp: false,
+            akkeris: false,
+        }
     }
 
     /// The profiles' names, as `--profiles` takes them.
-    pub const NAMES: [&'static str; 1] = ["emcp"];
+    pub const NAMES: [&'static str; 2] = ["emcp", "akkeris"];
 
     /// The profiles a comma-separated list names (`emcp,akkeris`; `all`; `none`).
     ///
@@ -70,6 +84,7 @@ impl Profiles {
                 "all" => profiles = Self::all(),
                 "none" => profiles = Self::none(),
                 "emcp" => profiles.emcp = true,
+                "akkeris" => profiles.akkeris = true,
                 other => {
                     return Err(format!(
                         "no profile is named {other:?}; the profiles are {} (or all, none)",
@@ -88,13 +103,49 @@ pub(crate) fn router(profiles: Profiles) -> Router<AppState> {
     if profiles.emcp {
         router = router.merge(emcp::router());
     }
+    if profiles.akkeris {
+        router = router.merge(akkeris::router());
+    }
     router
+}
+
+/// What answers a request no route takes: a profile's path written in another case (Akkeris
+/// matches its paths case-insensitively: `/Account/Invoices` is `/account/invoices`), served by
+/// that profile's routes; otherwise the native 404. Requests written as routed never come here,
+/// so folding costs nothing to them.
+pub(crate) async fn unrouted(State(state): State<AppState>, mut request: Request) -> Response {
+    if state.profiles.akkeris {
+        if let Some(folded) = akkeris::fold_case(request.uri()) {
+            *request.uri_mut() = folded;
+            let routes = akkeris::router().with_state(state);
+            return match routes.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+    }
+    crate::routes::fallback::route_not_found(request.method().clone(), request.uri().clone())
+        .await
+        .into_response()
+}
+
+/// JavaScript's `Date.prototype.toISOString`, which the platforms' Node.js services write:
+/// UTC with milliseconds (`2017-02-01T00:00:00.000Z`).
+pub(crate) fn javascript_iso(instant: Timestamp) -> String {
+    const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(3));
+    PRINTER.timestamp_to_string(&instant)
 }
 
 /// How a platform writes an error body.
 pub(crate) trait ErrorShape {
     /// The body of an error answered with `status`, saying `message`.
     fn body(status: StatusCode, message: &str) -> Value;
+
+    /// The whole answer: [`ErrorShape::body`] as JSON, unless the platform answers otherwise
+    /// (Akkeris writes the message alone, as text).
+    fn response(status: StatusCode, message: &str) -> Response {
+        (status, axum::Json(Self::body(status, message))).into_response()
+    }
 }
 
 /// An error of a profile's route, answered in the profile's shape `S`. Made from the native
@@ -129,8 +180,7 @@ impl<S> From<ApiError> for ProfileError<S> {
 
 impl<S: ErrorShape> IntoResponse for ProfileError<S> {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(S::body(self.status, &self.message))).into_response();
+        let mut response = S::response(self.status, &self.message);
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -184,7 +234,14 @@ mod tests {
 
     #[test]
     fn a_list_of_names_switches_profiles_on() {
-        assert_eq!(Profiles::parse("emcp").unwrap(), Profiles::all());
+        assert_eq!(Profiles::parse("emcp,akkeris").unwrap(), Profiles::all());
+        assert_eq!(
+            Profiles::parse("akkeris").unwrap(),
+            Profiles {
+                emcp: false,
+                akkeris: true
+            }
+        );
         assert_eq!(Profiles::parse("none").unwrap(), Profiles::none());
         assert_eq!(Profiles::parse("").unwrap(), Profiles::none());
         assert_eq!(Profiles::parse(" all ").unwrap(), Profiles::all());
