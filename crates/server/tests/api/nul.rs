@@ -53,7 +53,9 @@ async fn every_path_parameter_holding_a_nul_is_a_422_naming_it(api: &TestApi) {
 
     for path in api.routed_paths() {
         let names = parameters(&path);
-        if names.is_empty() {
+        // A platform profile's route (docs/profiles/) answers its platform's not-found for an
+        // id holding U+0000, in its platform's shape: each profile's tests check it.
+        if names.is_empty() || !path.starts_with("/api/v1/") {
             continue;
         }
         let concrete = TestApi::concrete_path(&path, "cus%00probe");
