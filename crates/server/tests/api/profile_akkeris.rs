@@ -8,107 +8,112 @@ use serde_json::{json, Value};
 
 use crate::month::{on_both_databases, BillingApp};
 
-/// The account's billed resources (docs/resources.md), each a plan of its own: `(plan key,
-/// price description, monthly unit price, proration unit, resource kind, quantity,
-/// organization, space, created_at, deleted_at)`.
-const RESOURCES: [(
-    &str,
-    &str,
-    &str,
-    &str,
-    &str,
-    u32,
-    &str,
-    &str,
-    &str,
-    Option<&str>,
-); 7] = [
-    (
-        "gp2-web",
-        "gp2 web dyno",
-        "60",
-        "day",
-        "dyno",
-        1,
-        "akkeris",
-        "app-space",
-        "2016-07-26T15:47:33.411Z",
-        None,
-    ),
-    (
-        "gp2-worker",
-        "gp2 worker dyno",
-        "30",
-        "day",
-        "dyno",
-        3,
-        "akkeris",
-        "app-space",
-        "2016-07-26T15:47:33.411Z",
-        None,
-    ),
-    (
-        "alamo-redis-small",
-        "alamo-redis:small addon",
-        "140",
-        "day",
-        "addon",
-        1,
-        "akkeris",
-        "app-space",
-        "2016-08-15T19:02:02.781Z",
-        None,
-    ),
-    (
-        "lang-dev",
-        "lang:dev addon",
-        "0",
-        "day",
-        "addon",
-        1,
-        "akkeris",
-        "app-space",
-        "2016-09-27T20:54:44.359Z",
-        None,
-    ),
-    (
-        "memcached-small",
-        "alamo-memcached:small addon",
-        "20",
-        "day",
-        "addon",
-        1,
-        "other-org",
-        "cache",
-        "2016-11-10T08:00:00Z",
-        None,
-    ),
+/// One of the account's billed resources (docs/resources.md), with a plan of its own.
+struct Resource {
+    plan: &'static str,
+    /// The price's description: the line's and the item's.
+    description: &'static str,
+    /// The monthly unit price.
+    price: &'static str,
+    /// `day` or `second`.
+    proration: &'static str,
+    kind: &'static str,
+    quantity: u32,
+    organization: &'static str,
+    /// The project's name.
+    space: &'static str,
+    created_at: &'static str,
+    deleted_at: Option<&'static str>,
+}
+
+/// The account's billed resources.
+const RESOURCES: [Resource; 7] = [
+    Resource {
+        plan: "gp2-web",
+        description: "gp2 web dyno",
+        price: "60",
+        proration: "day",
+        kind: "dyno",
+        quantity: 1,
+        organization: "akkeris",
+        space: "app-space",
+        created_at: "2016-07-26T15:47:33.411Z",
+        deleted_at: None,
+    },
+    Resource {
+        plan: "gp2-worker",
+        description: "gp2 worker dyno",
+        price: "30",
+        proration: "day",
+        kind: "dyno",
+        quantity: 3,
+        organization: "akkeris",
+        space: "app-space",
+        created_at: "2016-07-26T15:47:33.411Z",
+        deleted_at: None,
+    },
+    Resource {
+        plan: "alamo-redis-small",
+        description: "alamo-redis:small addon",
+        price: "140",
+        proration: "day",
+        kind: "addon",
+        quantity: 1,
+        organization: "akkeris",
+        space: "app-space",
+        created_at: "2016-08-15T19:02:02.781Z",
+        deleted_at: None,
+    },
+    Resource {
+        plan: "lang-dev",
+        description: "lang:dev addon",
+        price: "0",
+        proration: "day",
+        kind: "addon",
+        quantity: 1,
+        organization: "akkeris",
+        space: "app-space",
+        created_at: "2016-09-27T20:54:44.359Z",
+        deleted_at: None,
+    },
+    Resource {
+        plan: "memcached-small",
+        description: "alamo-memcached:small addon",
+        price: "20",
+        proration: "day",
+        kind: "addon",
+        quantity: 1,
+        organization: "other-org",
+        space: "cache",
+        created_at: "2016-11-10T08:00:00Z",
+        deleted_at: None,
+    },
     // Deleted on January 11th, 06:00: by the day, 11 of January's 31 days; by the second,
     // 10.25 of them.
-    (
-        "papertrail",
-        "papertrail:basic addon",
-        "28",
-        "day",
-        "addon",
-        1,
-        "akkeris",
-        "data",
-        "2016-12-01T00:00:00Z",
-        Some("2017-01-11T06:00:00Z"),
-    ),
-    (
-        "postgresql-standard",
-        "alamo-postgresql:standard database",
-        "50",
-        "second",
-        "database",
-        1,
-        "other-org",
-        "data",
-        "2016-12-20T00:00:00Z",
-        Some("2017-01-11T06:00:00Z"),
-    ),
+    Resource {
+        plan: "papertrail",
+        description: "papertrail:basic addon",
+        price: "28",
+        proration: "day",
+        kind: "addon",
+        quantity: 1,
+        organization: "akkeris",
+        space: "data",
+        created_at: "2016-12-01T00:00:00Z",
+        deleted_at: Some("2017-01-11T06:00:00Z"),
+    },
+    Resource {
+        plan: "postgresql-standard",
+        description: "alamo-postgresql:standard database",
+        price: "50",
+        proration: "second",
+        kind: "database",
+        quantity: 1,
+        organization: "other-org",
+        space: "data",
+        created_at: "2016-12-20T00:00:00Z",
+        deleted_at: Some("2017-01-11T06:00:00Z"),
+    },
 ];
 
 /// What [`arrange`] made.
@@ -151,14 +156,24 @@ async fn arrange(app: &BillingApp) -> Account {
             .await;
         spaces.push((name.to_owned(), project["id"].as_str().unwrap().to_owned()));
     }
-    for (plan, description, price, unit, kind, quantity, organization, space, created, deleted) in
-        RESOURCES
+    for Resource {
+        plan,
+        description,
+        price,
+        proration,
+        kind,
+        quantity,
+        organization,
+        space,
+        created_at,
+        deleted_at,
+    } in RESOURCES
     {
         app.post(
             "/api/v1/plans",
             json!({"key": plan, "name": plan, "cadence": "monthly", "currency": "USD",
                    "prices": [{"key": kind, "description": description, "billing": "in_arrears",
-                               "proration_unit": unit,
+                               "proration_unit": proration,
                                "pricing": {"model": "per_unit", "unit_amount": price}}]}),
         )
         .await;
@@ -169,10 +184,10 @@ async fn arrange(app: &BillingApp) -> Account {
                 json!({"customer_id": customer, "plan": plan, "kind": kind, "name": "app-space",
                        "quantity": quantity, "project_id": project,
                        "dimensions": {"app": "app", "space": space, "organization": organization},
-                       "created_at": created}),
+                       "created_at": created_at}),
             )
             .await;
-        if let Some(deleted) = deleted {
+        if let Some(deleted) = deleted_at {
             app.post(
                 &format!(
                     "/api/v1/resources/{}/delete",
@@ -577,6 +592,81 @@ async fn a_deletion_mid_month_is_prorated_to_it_by_the_day_or_by_the_second(
     app.stop().await;
 }
 
+async fn a_scale_change_is_two_items_each_at_its_quantity(database: billow_store::Database) {
+    let app = BillingApp::spawn(database, "2017-01-01T00:00:00Z").await;
+    app.post(
+        "/api/v1/plans",
+        json!({"key": "gp2-web", "cadence": "monthly", "currency": "USD",
+               "prices": [{"key": "dyno", "description": "gp2 web dyno", "billing": "in_arrears",
+                           "proration_unit": "day",
+                           "pricing": {"model": "per_unit", "unit_amount": "60"}}]}),
+    )
+    .await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "scaler", "name": "Scaler", "currency": "USD"}),
+        )
+        .await;
+    let dyno = app
+        .post(
+            "/api/v1/resources",
+            json!({"customer_id": customer["id"], "plan": "gp2-web", "kind": "dyno",
+                   "name": "web-space", "dimensions": {"organization": "akkeris"},
+                   "created_at": "2017-01-01T00:00:00Z"}),
+        )
+        .await;
+    app.post(
+        &format!(
+            "/api/v1/resources/{}/quantity",
+            dyno["id"].as_str().unwrap()
+        ),
+        json!({"quantity": 3, "at": "2017-01-11T00:00:00Z"}),
+    )
+    .await;
+    let quantities_and_prices = |invoice: &Value| -> Vec<(String, String)> {
+        invoice["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                assert_eq!(item["created_at"], "2017-01-01T00:00:00.000Z");
+                (
+                    item["quantity"].to_string(),
+                    item["billed_price"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |quantity: &str, price: &str| (quantity.to_owned(), price.to_owned());
+
+    // In the month: 10 days at 1 (60 × 10/31 = 19.35), then January 11th to 20th at 3
+    // (180 × 10/31 = 58.06); 4 dyno units over the 20 days touched.
+    app.set_now("2017-01-20T12:00:00Z").await;
+    let current = get(&app, "/account/invoices/2017-01-01?account=scaler").await;
+    assert_eq!(current["state"], 2);
+    assert_eq!(
+        quantities_and_prices(&current),
+        [pair("1", "19.35"), pair("3", "58.06")]
+    );
+    assert_number(&current["dyno_units"], "4");
+    assert_number(&current["weighted_dyno_hours"], "1920");
+    assert_number(&current["platform_total"], "77.41");
+
+    // Closed: the rest of January at 3 (180 × 21/31 = 121.94).
+    app.set_now("2017-02-01T01:00:00Z").await;
+    app.post("/api/v1/billing-runs", json!({})).await;
+    let closed = get(&app, "/account/invoices/2017-01-01?account=scaler").await;
+    assert_eq!(closed["state"], 1);
+    assert_eq!(
+        quantities_and_prices(&closed),
+        [pair("1", "19.35"), pair("3", "121.94")]
+    );
+    assert_number(&closed["weighted_dyno_hours"], "2976");
+    assert_number(&closed["total"], "141.29");
+    app.stop().await;
+}
+
 async fn organization_and_space_scopes_show_their_items_and_totals(
     database: billow_store::Database,
 ) {
@@ -885,6 +975,7 @@ on_both_databases!(
     a_closed_month_has_every_field_of_the_seed,
     the_current_month_is_the_upcoming_invoice,
     a_deletion_mid_month_is_prorated_to_it_by_the_day_or_by_the_second,
+    a_scale_change_is_two_items_each_at_its_quantity,
     organization_and_space_scopes_show_their_items_and_totals,
     paths_are_plural_or_singular_in_any_case,
     a_token_reads_its_account_and_a_workspace_key_names_one,
