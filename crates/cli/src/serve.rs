@@ -22,8 +22,8 @@ pub struct ServeArgs {
     billing: crate::invoice::BillingArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
-    /// The platform API profiles to serve beside the native API, comma-separated: emcp; or all,
-    /// or none (docs/profiles/).
+    /// The platform API profiles to serve beside the native API, comma-separated: emcp,
+    /// akkeris; or all, or none (docs/profiles/).
     #[arg(long, value_name = "NAMES", env = "BILLOW_PROFILES", default_value = "all",
           value_parser = Profiles::parse)]
     profiles: Profiles,

@@ -344,6 +344,121 @@ impl Invoice {
     }
 }
 
+impl InvoiceLine {
+    /// The price of one unit over a whole period, before proration: the unit amount of a line
+    /// rated in one step of units (a per-unit price, or the one tier a volume price reached,
+    /// without a flat part), the amount of a flat price. `None` for a line rated in several
+    /// steps (graduated tiers, a flat fee beside units) or in none (discount, credit and tax
+    /// lines), whose amount no single unit price explains.
+    pub fn unit_price(&self) -> Option<Decimal> {
+        use crate::price::StepKind;
+        match self.trace.steps.as_slice() {
+            [step] => match step.kind {
+                StepKind::Unit | StepKind::Tier if step.flat_amount.is_zero() => {
+                    Some(step.unit_amount)
+                }
+                StepKind::Flat => Some(step.flat_amount),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// What a selection of an invoice's charge lines comes to: their amounts, and what the
+/// invoice's discount, credit and tax lines took from or added to each of them (their
+/// allocations). A platform's view of a part of an invoice (one organization's or one
+/// project's lines); selecting every charge line gives the invoice's own totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectionTotals {
+    /// Σ the selected charge lines.
+    pub charges: Money,
+    /// Σ what discount lines took from them (≤ 0).
+    pub discount: Money,
+    /// Σ what money credits took from them (≤ 0).
+    pub credit: Money,
+    /// Σ the tax on them.
+    pub tax: Money,
+    /// charges + discount + credit + tax.
+    pub total: Money,
+    /// Σ the selected lines that bill a billed resource, per resource type (`addon`, `dyno`),
+    /// before discounts, credits and tax.
+    pub charges_by_resource_type: BTreeMap<String, Money>,
+    /// Σ the quantities of the selected lines that bill a billed resource, per resource type.
+    pub quantity_by_resource_type: BTreeMap<String, Decimal>,
+}
+
+impl SelectionTotals {
+    /// The totals of the charge lines of `lines` (an invoice's, in `currency`) that `selected`
+    /// keeps. Discount, credit and tax lines are never selected themselves: they count through
+    /// their allocations to the selected lines.
+    ///
+    /// # Errors
+    /// [`MoneyError`] when an amount is in another currency or a sum overflows.
+    pub fn of(
+        lines: &[InvoiceLine],
+        currency: Currency,
+        selected: impl Fn(&InvoiceLine) -> bool,
+    ) -> Result<SelectionTotals, MoneyError> {
+        let zero = Money::zero(currency);
+        let mut totals = SelectionTotals {
+            charges: zero,
+            discount: zero,
+            credit: zero,
+            tax: zero,
+            total: zero,
+            charges_by_resource_type: BTreeMap::new(),
+            quantity_by_resource_type: BTreeMap::new(),
+        };
+        let mut numbers = std::collections::HashSet::new();
+        for line in lines
+            .iter()
+            .filter(|line| line.kind.is_charge() && selected(line))
+        {
+            numbers.insert(line.number);
+            totals.charges = totals.charges.checked_add(line.amount)?;
+            let Some(kind) = line.resource.as_ref().and_then(|r| r.kind.as_ref()) else {
+                continue;
+            };
+            let by_type = totals
+                .charges_by_resource_type
+                .entry(kind.clone())
+                .or_insert(zero);
+            *by_type = by_type.checked_add(line.amount)?;
+            let quantity = totals
+                .quantity_by_resource_type
+                .entry(kind.clone())
+                .or_insert(Decimal::ZERO);
+            *quantity = quantity
+                .checked_add(line.quantity)
+                .ok_or(MoneyError::Overflow { currency })?;
+        }
+        for line in lines.iter().filter(|line| !line.kind.is_charge()) {
+            let allocated = line
+                .trace
+                .allocations
+                .iter()
+                .filter(|allocation| numbers.contains(&allocation.line))
+                .try_fold(zero, |sum, allocation| {
+                    sum.checked_add(Money::from_minor(allocation.amount_minor, currency))
+                })?;
+            let bucket = match line.kind {
+                LineKind::Discount => &mut totals.discount,
+                LineKind::Credit => &mut totals.credit,
+                LineKind::Tax => &mut totals.tax,
+                _ => continue,
+            };
+            *bucket = bucket.checked_add(allocated)?;
+        }
+        totals.total = totals
+            .charges
+            .checked_add(totals.discount)?
+            .checked_add(totals.credit)?
+            .checked_add(totals.tax)?;
+        Ok(totals)
+    }
+}
+
 /// Why an invoice could not be assembled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssembleInvoiceError {

@@ -374,8 +374,13 @@ pub fn proration_factor(
 }
 
 /// The number of local dates that `period` touches: from the date of its start to the date of its
-/// end, counting the end's date only when the end is after that date's midnight.
-fn local_days_touched(period: Period, time_zone: &TimeZone) -> Result<i64, CalendarError> {
+/// end, counting the end's date only when the end is after that date's midnight. What a price
+/// prorated by the day counts (February 1st 00:00 to February 5th 22:16 touches 5 days), and the
+/// days of a period a platform shows (Akkeris's dyno hours).
+///
+/// # Errors
+/// [`CalendarError::OutOfRange`] past the years jiff supports.
+pub fn local_days_touched(period: Period, time_zone: &TimeZone) -> Result<i64, CalendarError> {
     let first = period.start.to_zoned(time_zone.clone()).date();
     let end = period.end.to_zoned(time_zone.clone());
     let mut last = end.date();

@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .merge(api_v1)
         .merge(profiles)
-        .fallback(fallback::route_not_found)
+        .fallback(crate::profiles::fallback::unrouted)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(crate::limits::body_limit())
         .layer(axum::middleware::from_fn(crate::limits::limit_body_length))

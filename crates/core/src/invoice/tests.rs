@@ -119,6 +119,106 @@ fn discounts_then_credits_then_tax_per_line() {
 }
 
 #[test]
+fn a_selection_of_lines_takes_its_share_of_discounts_credits_and_tax() {
+    let discounts = [AppliedDiscount {
+        key: "ten".into(),
+        value: DiscountValue::PercentOff(dec!(10)),
+    }];
+    let tax = TaxRate {
+        name: "VAT".into(),
+        rate_percent: dec!(19),
+    };
+    let mut grants = [money_grant(500)];
+    let mut charges = vec![charge(dec!(100), Some("a")), charge(dec!(33.33), Some("b"))];
+    charges[0].quantity = dec!(2);
+    charges[0].source.resource = Some(Box::new(LineResource {
+        id: "res_1".into(),
+        kind: Some("dyno".into()),
+        name: Some("web".into()),
+        created_at: period().start,
+        deleted_at: None,
+        dimensions: BTreeMap::new(),
+    }));
+    let invoice = assemble_invoice(input(charges, &discounts, Some(&tax)), &mut grants).unwrap();
+    let of = |project: &'static str| {
+        SelectionTotals::of(&invoice.lines, usd(), |line| {
+            line.project.as_deref() == Some(project)
+        })
+        .unwrap()
+    };
+
+    // Line 1 (project a): 100.00, 10.00 off, 5.00 of credit, 19 % of 85.00.
+    let a = of("a");
+    let minor = |money: Money| money.amount_minor();
+    assert_eq!(
+        (
+            minor(a.charges),
+            minor(a.discount),
+            minor(a.credit),
+            minor(a.tax),
+            minor(a.total)
+        ),
+        (10_000, -1_000, -500, 1_615, 10_115)
+    );
+    assert_eq!(minor(a.charges_by_resource_type["dyno"]), 10_000);
+    assert_eq!(a.quantity_by_resource_type["dyno"], dec!(2));
+    // Line 2 (project b) is no resource's: no resource type.
+    let b = of("b");
+    assert_eq!((minor(b.total), minor(b.tax)), (3_570, 570));
+    assert!(b.charges_by_resource_type.is_empty());
+    // Both parts make the invoice; every line, its totals.
+    assert_eq!(minor(a.total) + minor(b.total), minor(invoice.totals.total));
+    let all = SelectionTotals::of(&invoice.lines, usd(), |_| true).unwrap();
+    assert_eq!(all.charges, invoice.totals.subtotal);
+    assert_eq!(all.discount, invoice.totals.discount);
+    assert_eq!(all.credit, invoice.totals.credit);
+    assert_eq!(all.tax, invoice.totals.tax);
+    assert_eq!(all.total, invoice.totals.total);
+    let none = SelectionTotals::of(&invoice.lines, usd(), |_| false).unwrap();
+    assert!(none.total.is_zero() && none.charges.is_zero());
+}
+
+#[test]
+fn a_unit_price_is_that_of_a_line_rated_in_one_step() {
+    use crate::price::StepKind;
+    let step = |kind, unit_amount, flat_amount| RatingStep {
+        kind,
+        tier: None,
+        quantity: dec!(3),
+        unit_amount,
+        flat_amount,
+        amount: dec!(0),
+    };
+    let invoice = assemble_invoice(input(vec![charge(dec!(1), None)], &[], None), &mut []).unwrap();
+    let mut line = invoice.lines[0].clone();
+    let mut priced = |steps: Vec<RatingStep>| {
+        line.trace.steps = steps;
+        line.unit_price()
+    };
+    assert_eq!(
+        priced(vec![step(StepKind::Unit, dec!(140), dec!(0))]),
+        Some(dec!(140))
+    );
+    assert_eq!(
+        priced(vec![step(StepKind::Tier, dec!(0.5), dec!(0))]),
+        Some(dec!(0.5))
+    );
+    assert_eq!(
+        priced(vec![step(StepKind::Flat, dec!(0), dec!(25))]),
+        Some(dec!(25))
+    );
+    assert_eq!(priced(vec![step(StepKind::Tier, dec!(1), dec!(5))]), None);
+    assert_eq!(
+        priced(vec![
+            step(StepKind::Tier, dec!(1), dec!(0)),
+            step(StepKind::Tier, dec!(0.5), dec!(0))
+        ]),
+        None
+    );
+    assert_eq!(priced(vec![]), None);
+}
+
+#[test]
 fn an_amount_off_discount_is_spread_by_largest_remainder_and_capped() {
     let discounts = [AppliedDiscount {
         key: "five".into(),
@@ -193,5 +293,34 @@ proptest! {
         prop_assert_eq!(sum, invoice.totals.total.amount_minor());
         prop_assert!(-invoice.totals.credit.amount_minor() <= grant_minor);
         prop_assert!(invoice.totals.total.amount_minor() >= 0);
+    }
+
+    #[test]
+    fn selections_that_split_the_lines_split_the_totals(
+        amounts in proptest::collection::vec(0_i64..10_000_000, 1..12),
+        percent in 0_u32..100,
+        grant_minor in 0_i64..5_000_000,
+        tax_percent in 0_u32..30,
+    ) {
+        let charges = amounts
+            .iter()
+            .enumerate()
+            .map(|(index, a)| charge(Decimal::new(*a, 3), Some(if index % 2 == 0 { "even" } else { "odd" })))
+            .collect();
+        let discounts = [AppliedDiscount { key: "d".into(), value: DiscountValue::PercentOff(Decimal::from(percent)) }];
+        let tax = TaxRate { name: "tax".into(), rate_percent: Decimal::from(tax_percent) };
+        let mut grants = [money_grant(grant_minor)];
+        let invoice = assemble_invoice(input(charges, &discounts, Some(&tax)), &mut grants).unwrap();
+        let of = |project: &str| {
+            SelectionTotals::of(&invoice.lines, usd(), |line| line.project.as_deref() == Some(project)).unwrap()
+        };
+        let (even, odd) = (of("even"), of("odd"));
+        prop_assert_eq!(even.total.amount_minor() + odd.total.amount_minor(), invoice.totals.total.amount_minor());
+        prop_assert_eq!(even.tax.amount_minor() + odd.tax.amount_minor(), invoice.totals.tax.amount_minor());
+        prop_assert_eq!(even.credit.amount_minor() + odd.credit.amount_minor(), invoice.totals.credit.amount_minor());
+        prop_assert_eq!(even.discount.amount_minor() + odd.discount.amount_minor(), invoice.totals.discount.amount_minor());
+        let all = SelectionTotals::of(&invoice.lines, usd(), |_| true).unwrap();
+        prop_assert_eq!(all.total, invoice.totals.total);
+        prop_assert_eq!(all.charges, invoice.totals.subtotal);
     }
 }

@@ -13,7 +13,9 @@
 //! not-found for any other), customers named by billow's id or by their external id (the id the
 //! platform knows), and errors written in each platform's own shape (`shared`).
 
+pub(crate) mod akkeris;
 pub(crate) mod emcp;
+pub(crate) mod fallback;
 mod shared;
 
 use shared::ProfileRouter;
@@ -24,6 +26,9 @@ use shared::ProfileRouter;
 pub struct Profiles {
     /// Enclaive EMCP: `/api/teams/{id}/last-invoice`, `/api/teams/{id}/billing-history`.
     pub emcp: bool,
+    /// Akkeris: `/account/invoices`, `/organizations/{org}/invoices`, `/spaces/{space}/invoices`
+    /// (and the seed's singular forms), each with `/{invoice_id}`.
+    pub akkeris: bool,
 }
 
 impl Default for Profiles {
@@ -35,16 +40,22 @@ impl Default for Profiles {
 impl Profiles {
     /// Every profile on.
     pub const fn all() -> Self {
-        Self { emcp: true }
+        Self {
+            emcp: true,
+            akkeris: true,
+        }
     }
 
     /// Every profile off: the native API alone.
     pub const fn none() -> Self {
-        Self { emcp: false }
+        Self {
+            emcp: false,
+            akkeris: false,
+        }
     }
 
     /// The profiles' names, as `--profiles` takes them.
-    pub const NAMES: [&'static str; 1] = ["emcp"];
+    pub const NAMES: [&'static str; 2] = ["emcp", "akkeris"];
 
     /// The profiles a comma-separated list names (`emcp,akkeris`; `all`; `none`).
     ///
@@ -61,6 +72,7 @@ impl Profiles {
                 "all" => profiles = Self::all(),
                 "none" => profiles = Self::none(),
                 "emcp" => profiles.emcp = true,
+                "akkeris" => profiles.akkeris = true,
                 other => {
                     return Err(format!(
                         "no profile is named {other:?}; the profiles are {} (or all, none)",
@@ -79,6 +91,13 @@ pub(crate) fn router(profiles: Profiles) -> ProfileRouter {
     if profiles.emcp {
         router = router.merge(emcp::router());
     }
+    if profiles.akkeris {
+        // Plain axum routes (one handler serves the singular and the plural path), their
+        // document written out by hand.
+        let mut akkeris: ProfileRouter = akkeris::router().into();
+        *akkeris.get_openapi_mut() = akkeris::document();
+        router = router.merge(akkeris);
+    }
     router
 }
 
@@ -88,7 +107,14 @@ mod tests {
 
     #[test]
     fn a_list_of_names_switches_profiles_on() {
-        assert_eq!(Profiles::parse("emcp").unwrap(), Profiles::all());
+        assert_eq!(Profiles::parse("emcp,akkeris").unwrap(), Profiles::all());
+        assert_eq!(
+            Profiles::parse("akkeris").unwrap(),
+            Profiles {
+                emcp: false,
+                akkeris: true
+            }
+        );
         assert_eq!(Profiles::parse("none").unwrap(), Profiles::none());
         assert_eq!(Profiles::parse("").unwrap(), Profiles::none());
         assert_eq!(Profiles::parse(" all ").unwrap(), Profiles::all());

@@ -6,6 +6,8 @@ use std::marker::PhantomData;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use billow_store::Customer;
+use jiff::fmt::temporal::DateTimePrinter;
+use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::auth::Principal;
@@ -16,10 +18,23 @@ use crate::state::AppState;
 /// tag of the profile's name), without its layers (auth, idempotency) and its problem bodies.
 pub(crate) type ProfileRouter = utoipa_axum::router::OpenApiRouter<AppState>;
 
+/// JavaScript's `Date.prototype.toISOString`, which the platforms' Node.js services write:
+/// UTC with milliseconds (`2017-02-01T00:00:00.000Z`).
+pub(crate) fn javascript_iso(instant: Timestamp) -> String {
+    const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(3));
+    PRINTER.timestamp_to_string(&instant)
+}
+
 /// How a platform writes an error body.
 pub(crate) trait ErrorShape {
     /// The body of an error answered with `status`, saying `message`.
     fn body(status: StatusCode, message: &str) -> Value;
+
+    /// The whole answer: [`ErrorShape::body`] as JSON, unless the platform answers otherwise
+    /// (Akkeris writes the message alone, as text).
+    fn response(status: StatusCode, message: &str) -> Response {
+        (status, axum::Json(Self::body(status, message))).into_response()
+    }
 }
 
 /// An error of a profile's route, answered in the profile's shape `S`. Made from the native
@@ -54,8 +69,7 @@ impl<S> From<ApiError> for ProfileError<S> {
 
 impl<S: ErrorShape> IntoResponse for ProfileError<S> {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(S::body(self.status, &self.message))).into_response();
+        let mut response = S::response(self.status, &self.message);
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

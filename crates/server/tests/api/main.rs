@@ -20,6 +20,7 @@ mod month;
 mod nul;
 mod openapi;
 mod problems;
+mod profile_akkeris;
 mod profile_emcp;
 mod queries;
 mod resources;

@@ -212,6 +212,16 @@ pub struct InvoiceFilter {
     pub limit: i64,
 }
 
+/// The period of one of a customer's own invoices, without its content
+/// ([`Store::customer_invoice_periods`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoicePeriod {
+    pub id: InvoiceId,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub issued_at: Timestamp,
+}
+
 /// One entry of an invoice's payment-state history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentStateRecord {
@@ -542,6 +552,69 @@ impl Store {
             .map(InvoiceRow::into_record)
             .collect::<Result<_, _>>()?;
         Ok((invoices, count))
+    }
+
+    /// The periods of the customer's own invoices (scope customer: its billed resources' and
+    /// its consolidated subscriptions') that are finalized and not void, by period start, then
+    /// issue: a platform's list of a customer's monthly bills (Akkeris's). Reads no lines.
+    ///
+    /// # Errors
+    /// When the query fails or a row is corrupt.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
+    pub async fn customer_invoice_periods(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: &str,
+    ) -> Result<Vec<InvoicePeriod>, BillingStoreError> {
+        const SQL: &str = "SELECT id, period_start, period_end, issued_at FROM invoices \
+                           WHERE workspace_id = $1 AND customer_id = $2 AND scope = 'customer' \
+                           AND status IN ('open', 'paid') \
+                           ORDER BY period_start, issued_at, id";
+        let rows: Vec<(String, i64, i64, i64)> = with_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(workspace.as_str())
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, period_start, period_end, issued_at)| {
+                Ok(InvoicePeriod {
+                    id: id.into(),
+                    period_start: from_micros(period_start)?,
+                    period_end: from_micros(period_end)?,
+                    issued_at: from_micros(issued_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The customer's own invoice (scope customer), finalized and not void, whose period starts
+    /// at or after `from` and before `to`: the one issued last when several do (a consolidated
+    /// subscription's start beside the period's close), or `None`.
+    ///
+    /// # Errors
+    /// When the query fails or the row is corrupt.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
+    pub async fn customer_invoice_starting(
+        &self,
+        workspace: &WorkspaceId,
+        customer_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<InvoiceRecord>, BillingStoreError> {
+        let sql = format!(
+            "SELECT {INVOICE_SELECT_COLUMNS} FROM invoices \
+             WHERE workspace_id = $1 AND customer_id = $2 AND scope = 'customer' \
+             AND status IN ('open', 'paid') AND period_start >= $3 AND period_start < $4 \
+             ORDER BY issued_at DESC, id DESC LIMIT 1"
+        );
+        let row: Option<InvoiceRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(workspace.as_str())
+            .bind(customer_id)
+            .bind(to_micros(from))
+            .bind(to_micros(to))
+            .fetch_optional(pool)
+            .await)?;
+        row.map(InvoiceRow::into_record).transpose()
     }
 
     /// Moves an invoice from one of the statuses `from` to `to`; returns the invoice as it is

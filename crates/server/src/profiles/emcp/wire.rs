@@ -3,20 +3,13 @@
 
 use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
 use billow_store::Customer;
-use jiff::fmt::temporal::DateTimePrinter;
-use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::profiles::shared::javascript_iso as iso;
+
 /// Invoices per history page: the library's default `limit`.
 pub(crate) const PAGE_SIZE: u64 = 10;
-
-/// JavaScript's `Date.prototype.toISOString`: UTC with milliseconds.
-const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(3));
-
-fn iso(instant: Timestamp) -> String {
-    PRINTER.timestamp_to_string(&instant)
-}
 
 /// Stripe's invoice status for billow's (`uncollectible` arrives with payment collection).
 fn status(status: InvoiceStatus) -> &'static str {
