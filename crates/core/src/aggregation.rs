@@ -157,7 +157,7 @@ pub struct GroupQuantity {
     pub event_count: u64,
 }
 
-fn dimension_text(value: Option<RawMember<'_>>) -> String {
+pub(crate) fn dimension_text(value: Option<RawMember<'_>>) -> String {
     dimension_cow(value).into_owned()
 }
 
