@@ -248,6 +248,12 @@ impl MeterQuery {
         }
         dimensions.sort_by_key(|key| meter.group_by.iter().position(|own| own == key));
         dimensions.dedup();
+        if !parameters.all("filterGroupBy").is_empty() {
+            return Err(bad_request(
+                "Invalid format for parameter filterGroupBy: send each dimension as \
+                 filterGroupBy[dimension]=value",
+            ));
+        }
         let mut dimension_filters = Vec::new();
         for (name, value) in &parameters.0 {
             let Some(key) = name
@@ -461,6 +467,7 @@ mod tests {
             "from=2024-01-01T00:00:00Z&from=2024-01-02T00:00:00Z",
             "clientId=",
             "filterCustomerId=c-1",
+            "filterGroupBy=%7B%27model%27%3A%20%27gpt%27%7D",
             "subject=a%00",
         ] {
             assert_refused(raw);
