@@ -165,6 +165,7 @@ pub(crate) struct QueryRow {
     #[schema(value_type = String, format = DateTime)]
     pub window_end: Timestamp,
     /// The events' subject, when the query groups or filters by subject; `null` otherwise.
+    #[schema(required = true)]
     pub subject: Option<String>,
     /// The value of each dimension the query groups by (`null` when the events lack it).
     pub group_by: BTreeMap<String, Option<String>>,
@@ -277,7 +278,7 @@ pub(crate) struct Event {
 #[serde(untagged)]
 #[allow(dead_code)] // Only the OpenAPI document reads it.
 pub(crate) enum IngestEventsBody {
-    Event(Event),
+    Event(Box<Event>),
     Events(Vec<Event>),
 }
 
