@@ -634,7 +634,10 @@ async fn query_errors_name_the_parameter(database: billow_store::Database) {
             "from and to cannot be equal",
         ),
         ("clientId=0123456789012345678901234567890123456", "clientId"),
-        ("filterCustomerId=customer-1", "filterCustomerId"),
+        (
+            "advancedMeterGroupByFilters=%7B%7D",
+            "advancedMeterGroupByFilters",
+        ),
         ("subject=a%00b", "U+0000"),
     ] {
         let (status, content_type, body) = app
@@ -703,6 +706,131 @@ async fn a_customer_token_queries_only_its_own_customer(database: billow_store::
     app.stop().await;
 }
 
+async fn a_customer_filter_covers_every_subject_the_customer_claims(
+    database: billow_store::Database,
+) {
+    let app = BillingApp::spawn(database, "2026-03-01T00:00:00Z").await;
+    let customer = arrange(&app).await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let other = app
+        .post(
+            "/api/v1/customers",
+            json!({"external_id": "customer-2", "name": "Customer 2", "currency": "USD"}),
+        )
+        .await;
+    usage(&app).await;
+    // An event naming customer-1 by its billow id: its usage too.
+    let (status, _, _) = ingest(
+        &app,
+        STRUCTURED,
+        prompt("e-7", &id, "2026-01-01T10:50:00Z", 1_000, "gpt-4o"),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let day = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+
+    let by_external_id = query(
+        &app,
+        "tokens_total",
+        &format!("{day}&filterCustomerId=customer-1"),
+    )
+    .await;
+    let per_subject = query(
+        &app,
+        "tokens_total",
+        &format!("{day}&filterCustomerId={id}&filterCustomerId=customer-2&groupBy=subject&groupBy=customer_id"),
+    )
+    .await;
+
+    assert_eq!(by_external_id["data"].as_array().unwrap().len(), 1);
+    assert_eq!(by_external_id["data"][0]["customerId"], id.as_str());
+    assert_eq!(by_external_id["data"][0]["value"], 1_175);
+    assert_eq!(by_external_id["data"][0]["subject"], Value::Null);
+    let rows: Vec<(Value, Value, Value)> = per_subject["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["customerId"].clone(),
+                row["subject"].clone(),
+                row["value"].clone(),
+            )
+        })
+        .collect();
+    let other_id = other["id"].clone();
+    let mut expected = vec![
+        (json!(id), json!("customer-1"), json!(175)),
+        (json!(id), json!(id), json!(1_000)),
+        (other_id, json!("customer-2"), json!(10)),
+    ];
+    expected.sort_by_key(|(customer, subject, _)| (customer.to_string(), subject.to_string()));
+    assert_eq!(rows, expected);
+    // Without a customer filter, rows name no customer.
+    assert!(query(&app, "prompts", day).await["data"][0]
+        .get("customerId")
+        .is_none());
+
+    for (parameters, status, detail) in [
+        (
+            "filterCustomerId=nope",
+            404,
+            "customer with id nope not found",
+        ),
+        (
+            "groupBy=customer_id",
+            400,
+            "customer filter is required with customer_id group by",
+        ),
+    ] {
+        let (got, content_type, body) = app
+            .call_with_content_type(
+                &app.key,
+                "GET",
+                &format!("/openmeter/api/v1/meters/prompts/query?{parameters}"),
+                None,
+                JSON,
+            )
+            .await;
+        assert_problem(got, &content_type, &body, status, detail);
+    }
+    // A customer token names only its own customer.
+    let token = app
+        .post(&format!("/api/v1/customers/{id}/tokens"), json!({}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, content_type, body) = app
+        .call_with_content_type(
+            &token,
+            "GET",
+            "/openmeter/api/v1/meters/prompts/query?filterCustomerId=customer-2",
+            None,
+            JSON,
+        )
+        .await;
+    assert_problem(
+        status,
+        &content_type,
+        &body,
+        404,
+        "customer with id customer-2 not found",
+    );
+    let (status, own) = app
+        .call_as(
+            &token,
+            "GET",
+            &format!("/openmeter/api/v1/meters/prompts/query?{day}&filterCustomerId=customer-1"),
+            None,
+            JSON,
+        )
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["data"][0]["value"], 4);
+    app.stop().await;
+}
+
 async fn a_gauge_holds_its_level_through_windows(database: billow_store::Database) {
     let app = BillingApp::spawn(database, "2026-03-01T00:00:00Z").await;
     app.post(
@@ -759,5 +887,6 @@ on_both_databases!(
     a_query_aggregates_per_window_subject_and_group,
     query_errors_name_the_parameter,
     a_customer_token_queries_only_its_own_customer,
+    a_customer_filter_covers_every_subject_the_customer_claims,
     a_gauge_holds_its_level_through_windows,
 );

@@ -7,10 +7,12 @@
 //! of every subject of the workspace, or, for a customer token, of its own customer's subjects.
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::Json;
 use billow_billing::world::CustomerWorld;
-use billow_core::windowed::{WindowedError, WindowedQuery};
+use billow_core::windowed::{WindowQuantity, WindowedError, WindowedQuery};
 use billow_core::{Meter as CoreMeter, Period, UsageEvent};
+use billow_store::WorkspaceId;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -18,6 +20,7 @@ use super::wire::{Meter, QueryResult, QueryRow, Window};
 use super::{bad_request, named_meter, OpenMeterProblem, Refused};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::profiles::shared::named_customer;
 use crate::state::AppState;
 
 /// The longest `clientId` OpenMeter takes.
@@ -181,6 +184,8 @@ struct MeterQuery {
     window: Option<Window>,
     zone: TimeZone,
     subjects: Vec<String>,
+    /// The customers named by `filterCustomerId`: only their events, a row per customer.
+    customers: Vec<String>,
     /// The dimensions to group by (`subject` left out), in the meter's order.
     dimensions: Vec<String>,
     by_subject: bool,
@@ -197,13 +202,11 @@ impl MeterQuery {
                 )));
             }
         }
-        for unsupported in ["filterCustomerId", "advancedMeterGroupByFilters"] {
-            if !parameters.all(unsupported).is_empty() {
-                return Err(bad_request(format!(
-                    "{unsupported} is not supported by billow's OpenMeter profile; filter by \
-                     subject or filterGroupBy"
-                )));
-            }
+        if !parameters.all("advancedMeterGroupByFilters").is_empty() {
+            return Err(bad_request(
+                "advancedMeterGroupByFilters is not supported by billow's OpenMeter profile; \
+                 filter with filterGroupBy",
+            ));
         }
         let from = parameters.instant("from")?;
         let to = parameters.instant("to")?;
@@ -236,10 +239,18 @@ impl MeterQuery {
         };
         let subjects = parameters.all("subject");
         let mut by_subject = !subjects.is_empty();
+        let customers = parameters.all("filterCustomerId");
         let mut dimensions = Vec::new();
         for key in parameters.all("groupBy") {
             if key == "subject" {
                 by_subject = true;
+            } else if key == "customer_id" {
+                // Every row of a query filtered by customer names its customer.
+                if customers.is_empty() {
+                    return Err(bad_request(
+                        "customer filter is required with customer_id group by",
+                    ));
+                }
             } else if meter.group_by.contains(&key) {
                 dimensions.push(key);
             } else {
@@ -278,6 +289,7 @@ impl MeterQuery {
             window,
             zone,
             subjects,
+            customers,
             dimensions,
             by_subject,
             dimension_filters,
@@ -299,13 +311,14 @@ impl MeterQuery {
         ("windowTimeZone" = Option<String>, Query, description = "The IANA time zone the windows follow; UTC when left out"),
         ("subject" = Option<Vec<String>>, Query, explode, description = "Only these subjects' events, one aggregate per subject"),
         ("filterGroupBy" = Option<std::collections::HashMap<String, String>>, Query, style = DeepObject, explode, description = "`filterGroupBy[dimension]=value`: only events whose dimension has exactly this value"),
-        ("groupBy" = Option<Vec<String>>, Query, explode, description = "`subject` and the meter's dimensions to aggregate by"),
+        ("filterCustomerId" = Option<Vec<String>>, Query, explode, description = "Only these customers' events (by billow id or external id: the events of every subject each claims), one aggregate per customer"),
+        ("groupBy" = Option<Vec<String>>, Query, explode, description = "`subject`, `customer_id` (with `filterCustomerId`) and the meter's dimensions to aggregate by"),
     ),
     responses(
         (status = 200, description = "The aggregates", body = QueryResult),
         (status = 400, description = "An invalid parameter, or events the meter cannot aggregate", body = OpenMeterProblem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = OpenMeterProblem, content_type = "application/problem+json"),
-        (status = 404, description = "No meter has this id or key", body = OpenMeterProblem, content_type = "application/problem+json"),
+        (status = 404, description = "No meter has this id or key, or no customer (that the caller may read) one of `filterCustomerId`", body = OpenMeterProblem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn query_meter(
     State(state): State<AppState>,
@@ -329,33 +342,107 @@ pub(super) async fn query_meter(
         window_size: query.window,
         data: Vec::new(),
     };
+    let customers = filter_customers(&state, &principal, &query.customers).await?;
     // A `from` after now, without `to`: nothing yet.
     let Some(period) = Period::new(start, end).ok().filter(|p| p.start < p.end) else {
         return Ok(Json(result));
     };
     let read = meter.events_read_for(period);
-    let events = events(&state, &principal, &query.subjects, read).await?;
     let windowed = WindowedQuery {
         period,
         windows: query.window.map(|window| (window.size(), &query.zone)),
         by_subject: query.by_subject,
         dimension_filters: &query.dimension_filters,
     };
-    let quantities = meter
-        .aggregate_windows(&events, &windowed)
-        .map_err(|error| match error {
-            WindowedError::Aggregate(_) | WindowedError::TooManyWindows { .. } => {
-                bad_request(error.to_string())
-            }
-            WindowedError::Calendar(_) => bad_request(format!(
-                "the windows of [{start}, {end}) leave the supported dates: {error}"
-            )),
-        })?;
+    let aggregate = |events: &[UsageEvent]| {
+        meter
+            .aggregate_windows(events, &windowed)
+            .map_err(|error| match error {
+                WindowedError::Aggregate(_) | WindowedError::TooManyWindows { .. } => {
+                    bad_request(error.to_string())
+                }
+                WindowedError::Calendar(_) => bad_request(format!(
+                    "the windows of [{start}, {end}) leave the supported dates: {error}"
+                )),
+            })
+    };
+    // Each quantity with the customer it is of, when the query names customers.
+    let mut quantities: Vec<(Option<String>, WindowQuantity)> = Vec::new();
+    if customers.is_empty() {
+        let events = events(&state, &principal, &query.subjects, read).await?;
+        quantities.extend(aggregate(&events)?.into_iter().map(|row| (None, row)));
+    } else {
+        for (customer, subjects) in customers {
+            let subjects: Vec<String> = subjects
+                .into_iter()
+                .filter(|subject| query.subjects.is_empty() || query.subjects.contains(subject))
+                .collect();
+            let events = read_events(&state, workspace, Some(subjects), read).await?;
+            quantities.extend(
+                aggregate(&events)?
+                    .into_iter()
+                    .map(|row| (Some(customer.clone()), row)),
+            );
+        }
+        quantities.sort_by(|(a_customer, a), (b_customer, b)| {
+            (a.window.start, a_customer, &a.subject, &a.group).cmp(&(
+                b.window.start,
+                b_customer,
+                &b.subject,
+                &b.group,
+            ))
+        });
+    }
     result.data = quantities
         .into_iter()
-        .map(|row| QueryRow::new(row, query.window.is_some(), query.from, query.to))
+        .map(|(customer, row)| {
+            let mut row = QueryRow::new(row, query.window.is_some(), query.from, query.to);
+            row.customer_id = customer;
+            row
+        })
         .collect();
     Ok(Json(result))
+}
+
+/// The customers `filterCustomerId` names (by billow id or external id), each once, with the
+/// subjects whose events are theirs; a customer the caller may not read is not found, as one
+/// that does not exist.
+async fn filter_customers(
+    state: &AppState,
+    principal: &Principal,
+    ids: &[String],
+) -> Result<Vec<(String, Vec<String>)>, Refused> {
+    let mut customers: Vec<(String, Vec<String>)> = Vec::new();
+    for id in ids {
+        let not_found = || {
+            Refused::new(
+                StatusCode::NOT_FOUND,
+                format!("customer with id {id} not found"),
+            )
+        };
+        let customer = named_customer(state, principal, "customer", id)
+            .await
+            .map_err(|error| match error {
+                ApiError::NotFound { .. } => not_found(),
+                other => other.into(),
+            })?;
+        if customers
+            .iter()
+            .any(|(known, _)| *known == customer.id.as_str())
+        {
+            continue;
+        }
+        let world = CustomerWorld::load(
+            &state.billing,
+            principal.workspace_id(),
+            customer.id.as_str(),
+        )
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(not_found)?;
+        customers.push((customer.id.to_string(), world.subjects()));
+    }
+    Ok(customers)
 }
 
 /// The events the query reads over `read`: those of `subjects` (every subject when none is
@@ -384,6 +471,16 @@ async fn events(
             })
         }
     };
+    read_events(state, workspace, subjects, read).await
+}
+
+/// The events of `subjects` (of the whole workspace for `None`) whose time is in `read`.
+async fn read_events(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    subjects: Option<Vec<String>>,
+    read: Period,
+) -> Result<Vec<UsageEvent>, Refused> {
     let events = match subjects {
         None => {
             state
@@ -466,7 +563,8 @@ mod tests {
             "from=2024-01-01T00:00:00Z&to=2024-01-01T00:00:00Z",
             "from=2024-01-01T00:00:00Z&from=2024-01-02T00:00:00Z",
             "clientId=",
-            "filterCustomerId=c-1",
+            "groupBy=customer_id",
+            "advancedMeterGroupByFilters=%7B%7D",
             "filterGroupBy=%7B%27model%27%3A%20%27gpt%27%7D",
             "subject=a%00",
         ] {

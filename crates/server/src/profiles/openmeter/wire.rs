@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Number;
 use utoipa::ToSchema;
 
-use crate::routes::events::cloud_event::EventData;
+use crate::routes::events::cloud_event::{EventData, SpecVersion};
 
 /// A meter as OpenMeter lists it: a billow meter, its key as the slug.
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,6 +169,9 @@ pub(crate) struct QueryRow {
     pub subject: Option<String>,
     /// The value of each dimension the query groups by (`null` when the events lack it).
     pub group_by: BTreeMap<String, Option<String>>,
+    /// The customer's billow id, when the query names customers (`filterCustomerId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
 }
 
 /// A decimal as an exact JSON number, without trailing zeros.
@@ -219,6 +222,7 @@ impl QueryRow {
                 .into_iter()
                 .map(|(name, value)| (name, Some(value).filter(|value| !value.is_empty())))
                 .collect(),
+            customer_id: None,
         }
     }
 }
@@ -251,7 +255,7 @@ pub(crate) struct Event {
     #[schema(min_length = 1)]
     source: String,
     /// `1.0`.
-    #[schema(example = "1.0")]
+    #[schema(value_type = SpecVersion)]
     specversion: String,
     /// What happened: the meters whose `eventType` it is count it.
     #[serde(rename = "type")]
