@@ -1175,6 +1175,10 @@ mod tests {
         drop(guard);
 
         let read_while_pending = read_all(&store, &workspace_id).await;
+        let workspace_while_pending = store
+            .workspace_usage_events(&workspace_id, Timestamp::MIN, Timestamp::MAX)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         let mut guard = cache.lock().await;
         let finished = finish_pending(&mut connection, &mut guard, &pending, &replaced)
@@ -1186,6 +1190,12 @@ mod tests {
             read_while_pending, 30,
             "the pending chunks are not read twice"
         );
+        assert_eq!(
+            workspace_while_pending.len(),
+            30,
+            "nor by a read of every subject"
+        );
+        assert!(workspace_while_pending.is_sorted_by_key(|event| event.time));
         assert!(
             !finished,
             "two pending chunks were deleted by the migration"
