@@ -831,6 +831,62 @@ async fn a_customer_filter_covers_every_subject_the_customer_claims(
     app.stop().await;
 }
 
+/// `POST /openmeter/api/v1/events` with an `Idempotency-Key`: the status, whether the answer
+/// was replayed, and the body.
+async fn ingest_with_key(app: &BillingApp, key: &str, body: &Value) -> (u16, bool, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body = body.to_string();
+    let request = format!(
+        "POST /openmeter/api/v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: {BATCH}\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        app.address,
+        app.key,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let replayed = head
+        .to_ascii_lowercase()
+        .contains("\r\nidempotent-replayed: true");
+    (status, replayed, body.to_owned())
+}
+
+async fn a_retry_with_an_idempotency_key_is_answered_again(database: billow_store::Database) {
+    let app = BillingApp::spawn(database, "2026-03-01T00:00:00Z").await;
+    arrange(&app).await;
+    let batch = json!([prompt(
+        "e-1",
+        "customer-1",
+        "2026-01-01T10:05:00Z",
+        100,
+        "gpt-4o"
+    )]);
+    let other = json!([prompt(
+        "e-2",
+        "customer-1",
+        "2026-01-01T10:06:00Z",
+        1,
+        "gpt-4o"
+    )]);
+
+    let first = ingest_with_key(&app, "retry-1", &batch).await;
+    let again = ingest_with_key(&app, "retry-1", &batch).await;
+    let reused = ingest_with_key(&app, "retry-1", &other).await;
+
+    assert_eq!(first, (204, false, String::new()));
+    assert_eq!(again, (204, true, String::new()));
+    assert_eq!(reused.0, 422);
+    assert!(reused.2.contains("idempotency-key-reused"), "{}", reused.2);
+    assert_eq!(query(&app, "prompts", "").await["data"][0]["value"], 1);
+    app.stop().await;
+}
+
 async fn a_gauge_holds_its_level_through_windows(database: billow_store::Database) {
     let app = BillingApp::spawn(database, "2026-03-01T00:00:00Z").await;
     app.post(
@@ -888,5 +944,6 @@ on_both_databases!(
     query_errors_name_the_parameter,
     a_customer_token_queries_only_its_own_customer,
     a_customer_filter_covers_every_subject_the_customer_claims,
+    a_retry_with_an_idempotency_key_is_answered_again,
     a_gauge_holds_its_level_through_windows,
 );
