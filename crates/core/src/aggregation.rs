@@ -179,6 +179,16 @@ impl Meter {
             })
     }
 
+    /// The distinct subjects of the events this meter counts, in order.
+    pub fn subjects<'e>(&self, events: impl IntoIterator<Item = &'e UsageEvent>) -> Vec<&'e str> {
+        let subjects: BTreeSet<&str> = events
+            .into_iter()
+            .filter(|event| self.selects(event))
+            .map(|event| event.subject.as_str())
+            .collect();
+        subjects.into_iter().collect()
+    }
+
     pub(crate) fn group_of(&self, event: &UsageEvent) -> GroupKey {
         self.group_by
             .iter()

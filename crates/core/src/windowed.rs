@@ -529,6 +529,19 @@ mod tests {
     }
 
     #[test]
+    fn a_meter_s_subjects_are_those_of_the_events_it_counts() {
+        let mut events = events();
+        events.push(UsageEvent {
+            event_type: "other".into(),
+            ..event("c-0", "2024-01-01T10:00:00Z", json!({}))
+        });
+        assert_eq!(
+            meter(Aggregation::Count, &[]).subjects(&events),
+            ["c-1", "c-2"]
+        );
+    }
+
+    #[test]
     fn a_gauge_over_too_many_windows_is_refused() {
         let mut gauge = meter(Aggregation::TimeWeightedSum, &[]);
         gauge.value_property = Some("cores".into());

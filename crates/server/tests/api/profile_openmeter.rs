@@ -605,6 +605,16 @@ async fn a_query_aggregates_per_window_subject_and_group(database: billow_store:
     .await;
     let starts: Vec<String> = rows(&minutes).into_iter().map(|row| row.0).collect();
     assert_eq!(starts, ["2026-01-01T10:05:00Z", "2026-01-01T10:20:00Z"]);
+    // The subjects of a meter's events, in all and in February.
+    assert_eq!(
+        app.get("/openmeter/api/v1/meters/prompts/subjects").await,
+        json!(["customer-1", "customer-2"])
+    );
+    assert_eq!(
+        app.get("/openmeter/api/v1/meters/tokens_total/subjects?from=2026-02-01T00:00:00Z")
+            .await,
+        json!(["customer-1"])
+    );
     // A row's JSON types.
     let first = &grouped["data"][0];
     assert!(first["value"].is_number() && first["groupBy"].is_object());
@@ -694,6 +704,16 @@ async fn a_customer_token_queries_only_its_own_customer(database: billow_store::
         }
     };
 
+    let (status, subjects) = app
+        .call_as(
+            &token,
+            "GET",
+            "/openmeter/api/v1/meters/prompts/subjects",
+            None,
+            JSON,
+        )
+        .await;
+    assert_eq!((status, subjects), (200, json!(["customer-1"])));
     let own = as_customer("groupBy=subject").await;
     let other = as_customer("subject=customer-2").await;
 

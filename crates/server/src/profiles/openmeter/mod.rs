@@ -6,7 +6,8 @@
 //! - `GET /openmeter/api/v1/meters` and `GET /openmeter/api/v1/meters/{meterIdOrSlug}`: billow's
 //!   meters in OpenMeter's shape;
 //! - `GET /openmeter/api/v1/meters/{meterIdOrSlug}/query`: a meter's aggregates per window,
-//!   subject and group (`billow_core::windowed`).
+//!   subject and group (`billow_core::windowed`);
+//! - `GET /openmeter/api/v1/meters/{meterIdOrSlug}/subjects`: the subjects of its events.
 //!
 //! Errors are OpenMeter's problem details. A customer token may query its own customer's usage
 //! only, and is refused (403) ingestion and the meter listing, as on the native API.
@@ -42,6 +43,7 @@ pub(crate) fn router() -> ProfileRouter {
         .routes(routes!(list_meters))
         .routes(routes!(get_meter))
         .routes(routes!(query::query_meter))
+        .routes(routes!(query::list_meter_subjects))
 }
 
 /// OpenMeter's errors: problem details with `type` `about:blank` and the status's reason as

@@ -1,6 +1,6 @@
-//! OpenMeter's meter query (`GET /openmeter/api/v1/meters/{meterIdOrSlug}/query`) and the
-//! parameters of its meter listing, read as OpenMeter reads them: every invalid parameter is a
-//! 400 naming it.
+//! OpenMeter's meter query (`GET /openmeter/api/v1/meters/{meterIdOrSlug}/query`), a meter's
+//! subjects, and the parameters of its meter listing, read as OpenMeter reads them: every
+//! invalid parameter is a 400 naming it.
 //!
 //! The query is the meter's aggregate per window, subject and group, computed by the core
 //! (`billow_core::windowed`) over the events the store holds: those of the subjects asked for,
@@ -402,6 +402,51 @@ pub(super) async fn query_meter(
         })
         .collect();
     Ok(Json(result))
+}
+
+/// The subjects of a meter's events (OpenMeter's `listMeterSubjects`), in order: every subject
+/// of the workspace with an event the meter counts in `[from, to)` (all history, up to now, when
+/// left out); a customer token's own customer's only.
+#[utoipa::path(get, path = "/openmeter/api/v1/meters/{meterIdOrSlug}/subjects", tag = "profile: OpenMeter", operation_id = "openmeter_list_meter_subjects",
+    params(
+        ("meterIdOrSlug" = String, Path, description = "The meter's id (`mtr_…`) or key"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Start, RFC 3339, inclusive; all history when left out"),
+        ("to" = Option<String>, Query, format = DateTime, description = "End, RFC 3339, exclusive; now when left out"),
+    ),
+    responses(
+        (status = 200, description = "The subjects", body = [String]),
+        (status = 400, description = "An invalid parameter", body = OpenMeterProblem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = OpenMeterProblem, content_type = "application/problem+json"),
+        (status = 404, description = "No meter has this id or key", body = OpenMeterProblem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn list_meter_subjects(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<String>>, Refused> {
+    let principal = principal?;
+    let record = named_meter(&state, principal.workspace_id(), &id).await?;
+    let parameters = Parameters::parse(raw.as_deref().unwrap_or_default())?;
+    let from = parameters.instant("from")?;
+    let to = parameters.instant("to")?;
+    let start = from.unwrap_or(Timestamp::UNIX_EPOCH);
+    let end = to.unwrap_or_else(|| state.clock.now());
+    if from.is_some() && to.is_some() && start >= end {
+        return Err(bad_request("from must be before to"));
+    }
+    let Some(period) = Period::new(start, end).ok().filter(|p| p.start < p.end) else {
+        return Ok(Json(Vec::new()));
+    };
+    let events = events(&state, &principal, &[], period).await?;
+    Ok(Json(
+        record
+            .spec
+            .subjects(&events)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    ))
 }
 
 /// The customers `filterCustomerId` names (by billow id or external id), each once, with the
