@@ -23,7 +23,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     connections: ConnectionArgs,
     /// The platform API profiles to serve beside the native API, comma-separated: emcp,
-    /// akkeris; or all, or none (docs/profiles/).
+    /// akkeris, openmeter; or all, or none (docs/profiles/).
     #[arg(long, value_name = "NAMES", env = "BILLOW_PROFILES", default_value = "all",
           value_parser = Profiles::parse)]
     profiles: Profiles,

@@ -157,7 +157,7 @@ pub struct GroupQuantity {
     pub event_count: u64,
 }
 
-fn dimension_text(value: Option<RawMember<'_>>) -> String {
+pub(crate) fn dimension_text(value: Option<RawMember<'_>>) -> String {
     dimension_cow(value).into_owned()
 }
 
@@ -177,6 +177,16 @@ impl Meter {
                     .get(path)
                     .is_some_and(|value| value.equals(expected))
             })
+    }
+
+    /// The distinct subjects of the events this meter counts, in order.
+    pub fn subjects<'e>(&self, events: impl IntoIterator<Item = &'e UsageEvent>) -> Vec<&'e str> {
+        let subjects: BTreeSet<&str> = events
+            .into_iter()
+            .filter(|event| self.selects(event))
+            .map(|event| event.subject.as_str())
+            .collect();
+        subjects.into_iter().collect()
     }
 
     pub(crate) fn group_of(&self, event: &UsageEvent) -> GroupKey {

@@ -6,7 +6,8 @@
 //!   one rounding function.
 //! - [`Period`], [`BillingCalendar`], [`proration_factor`]: half-open periods, cadences,
 //!   cycle days clamped at month end, DST-correct local midnights, exact proration.
-//! - [`Meter`]: COUNT, SUM, MIN, MAX, UNIQUE_COUNT, LATEST and TIME_WEIGHTED_SUM over usage events.
+//! - [`Meter`]: COUNT, SUM, MIN, MAX, UNIQUE_COUNT, LATEST and TIME_WEIGHTED_SUM over usage events;
+//!   [`windowed`]: the same per tumbling window of a time zone, per subject and per group.
 //! - [`PriceModel`]: flat, per-unit, graduated, volume, package, percentage, graduated percentage.
 //! - [`credit`]: credit grants in money or a meter's unit, burned earliest expiry first.
 //! - [`credit_note`]: what a credit note credits (before tax, tax), capped at what is left to
@@ -39,6 +40,7 @@ pub mod event_data;
 pub mod money;
 pub mod period;
 pub mod price;
+pub mod windowed;
 
 pub use aggregation::{Aggregation, Meter, UsageEvent};
 pub use currency::Currency;
@@ -48,6 +50,7 @@ pub use period::{
     proration_factor, BillingCalendar, Cadence, Period, ProrationFactor, ProrationUnit,
 };
 pub use price::{PriceModel, Rating, RatingStep};
+pub use windowed::{WindowQuantity, WindowSize, WindowedQuery};
 pub mod credit;
 pub mod credit_note;
 pub mod invoice;

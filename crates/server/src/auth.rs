@@ -116,6 +116,21 @@ pub async fn require_principal(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// Middleware of the platform profiles' routes: keeps a valid credential's [`Principal`] in the
+/// request's extensions (for the idempotency layer and the handlers' extractors), and lets a
+/// request without one through: each profile answers its 401 in its platform's shape.
+pub async fn resolve_principal(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if let Ok(principal) = authenticate(&state, &parts).await {
+        parts.extensions.insert(principal);
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
 /// Says, once at start, how to make the first API key when there is none: without one, every
 /// `/api/v1` request is refused.
 pub async fn log_when_no_api_key_exists(store: &Store) {

@@ -335,7 +335,8 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
     )
 }
 
-fn declare_idempotency_key(operation: &mut Operation) {
+/// Declares the optional `Idempotency-Key` header `crate::idempotency` gives a POST.
+pub(crate) fn declare_idempotency_key(operation: &mut Operation) {
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     if parameters
         .iter()

@@ -64,6 +64,21 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_principal,
         ));
+    // The profiles' POSTs take `Idempotency-Key` as the native API's do; a profile answers a
+    // missing credential itself, in its platform's shape.
+    let profiles = if profiles.has_routes() {
+        profiles
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::idempotency::idempotent_post,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::resolve_principal,
+            ))
+    } else {
+        profiles
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -16,6 +16,7 @@
 pub(crate) mod akkeris;
 pub(crate) mod emcp;
 pub(crate) mod fallback;
+pub(crate) mod openmeter;
 mod shared;
 
 use shared::ProfileRouter;
@@ -29,6 +30,9 @@ pub struct Profiles {
     /// Akkeris: `/account/invoices`, `/organizations/{org}/invoices`, `/spaces/{space}/invoices`
     /// (and the seed's singular forms), each with `/{invoice_id}`.
     pub akkeris: bool,
+    /// OpenMeter's event API under `/openmeter`: `/openmeter/api/v1/events`,
+    /// `/openmeter/api/v1/meters` and a meter's `/query`.
+    pub openmeter: bool,
 }
 
 impl Default for Profiles {
@@ -43,6 +47,7 @@ impl Profiles {
         Self {
             emcp: true,
             akkeris: true,
+            openmeter: true,
         }
     }
 
@@ -51,11 +56,12 @@ impl Profiles {
         Self {
             emcp: false,
             akkeris: false,
+            openmeter: false,
         }
     }
 
     /// The profiles' names, as `--profiles` takes them.
-    pub const NAMES: [&'static str; 2] = ["emcp", "akkeris"];
+    pub const NAMES: [&'static str; 3] = ["emcp", "akkeris", "openmeter"];
 
     /// The profiles a comma-separated list names (`emcp,akkeris`; `all`; `none`).
     ///
@@ -73,6 +79,7 @@ impl Profiles {
                 "none" => profiles = Self::none(),
                 "emcp" => profiles.emcp = true,
                 "akkeris" => profiles.akkeris = true,
+                "openmeter" => profiles.openmeter = true,
                 other => {
                     return Err(format!(
                         "no profile is named {other:?}; the profiles are {} (or all, none)",
@@ -98,6 +105,15 @@ pub(crate) fn router(profiles: Profiles) -> ProfileRouter {
         *akkeris.get_openapi_mut() = akkeris::document();
         router = router.merge(akkeris);
     }
+    if profiles.openmeter {
+        router = router.merge(openmeter::router());
+    }
+    // The profiles' POSTs take `Idempotency-Key` as the native API's do (`startup::router`).
+    for item in router.get_openapi_mut().paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            crate::openapi::declare_idempotency_key(post);
+        }
+    }
     router
 }
 
@@ -107,12 +123,15 @@ mod tests {
 
     #[test]
     fn a_list_of_names_switches_profiles_on() {
-        assert_eq!(Profiles::parse("emcp,akkeris").unwrap(), Profiles::all());
+        assert_eq!(
+            Profiles::parse("emcp,akkeris,openmeter").unwrap(),
+            Profiles::all()
+        );
         assert_eq!(
             Profiles::parse("akkeris").unwrap(),
             Profiles {
-                emcp: false,
-                akkeris: true
+                akkeris: true,
+                ..Profiles::none()
             }
         );
         assert_eq!(Profiles::parse("none").unwrap(), Profiles::none());

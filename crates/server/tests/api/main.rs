@@ -22,6 +22,7 @@ mod openapi;
 mod problems;
 mod profile_akkeris;
 mod profile_emcp;
+mod profile_openmeter;
 mod queries;
 mod resources;
 mod runs;

@@ -48,12 +48,34 @@ pub(crate) struct ChunkRow {
 /// When a chunk cannot be decoded, or an event's time or data cannot be read.
 pub(crate) fn decode(
     mut chunks: Vec<ChunkRow>,
-    subjects: &HashSet<&str>,
+    subjects: &Wanted,
     filter: ChunkFilter,
 ) -> Result<Vec<UsageEvent>, DecodeChunkError> {
     chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
     let (events, times) = decode_part(&chunks, |subject| subjects.contains(subject), filter)?;
     Ok(in_time_order(events, &times))
+}
+
+/// The subjects a read wants from log chunks (which hold every subject).
+#[derive(Debug)]
+pub(crate) enum Wanted {
+    /// Every subject of the workspace.
+    All,
+    /// These subjects.
+    Subjects(HashSet<String>),
+}
+
+impl Wanted {
+    pub(crate) fn of(subjects: &[String]) -> Self {
+        Self::Subjects(subjects.iter().cloned().collect())
+    }
+
+    fn contains(&self, subject: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Subjects(subjects) => subjects.contains(subject),
+        }
+    }
 }
 
 /// The subjects of the events of `chunks` that `filter` keeps.
@@ -194,16 +216,11 @@ impl SubjectsUsage {
 #[tracing::instrument(skip_all, name = "decode_chunks", fields(chunks = chunks.len()))]
 pub(crate) async fn decode_off_task(
     mut chunks: Vec<ChunkRow>,
-    subjects: &[String],
+    subjects: Wanted,
     filter: ChunkFilter,
 ) -> Result<Vec<UsageEvent>, DecodeChunkError> {
     chunks.sort_unstable_by_key(|chunk| (chunk.log, chunk.seq));
-    // Only log chunks need the subjects (subject chunks hold only those asked for).
-    let wanted: Arc<HashSet<String>> = Arc::new(if chunks.iter().any(|chunk| chunk.log) {
-        subjects.iter().cloned().collect()
-    } else {
-        HashSet::new()
-    });
+    let wanted = Arc::new(subjects);
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(DECODE_THREADS_MAX);
@@ -360,7 +377,7 @@ mod tests {
             chunk(5, false, &[("b", "cus_1", 10), ("c", "cus_1", 10)]),
             chunk(3, false, &[("a", "cus_1", 10), ("first", "cus_1", 1)]),
         ];
-        let subjects = HashSet::from(["cus_1"]);
+        let subjects = Wanted::of(&["cus_1".to_owned()]);
 
         let events = decode(chunks, &subjects, ALL).unwrap();
 
@@ -401,8 +418,14 @@ mod tests {
             .into_iter()
             .filter(|chunk| chunk.log || chunk.subject.as_deref() == Some("cus_2"))
             .collect();
-        let alone = decode(read, &HashSet::from(["cus_2"]), ALL).unwrap();
+        let alone = decode(read, &Wanted::of(&["cus_2".to_owned()]), ALL).unwrap();
         assert_eq!(ids(&alone), ["z", "x", "w"]);
+        // Every subject: the subject chunks and the log chunks whole.
+        let every = decode(chunks(), &Wanted::All, ALL).unwrap();
+        assert_eq!(
+            ids(&every),
+            ["z", "first", "x", "w", "y", "a", "b", "c", "d", "e"]
+        );
     }
 
     #[test]
@@ -437,7 +460,7 @@ mod tests {
             .map(|(events, seq)| chunk(seq, false, events))
             .collect();
 
-        let read = decode_off_task(chunks, &[], ALL).await.unwrap();
+        let read = decode_off_task(chunks, Wanted::of(&[]), ALL).await.unwrap();
 
         assert_eq!(read.len(), count);
         assert!(read.is_sorted_by_key(|event| event.time));

@@ -177,6 +177,31 @@ pub fn parse_event(json: &str, index: usize) -> Result<NewEvent, Vec<EventError>
     }
 }
 
+/// [`parse_event`], taking `time` as `now` when the event has none (absent or `null`): what
+/// OpenMeter's ingestion does with an event without a time (docs/profiles/openmeter.md).
+///
+/// # Errors
+///
+/// As [`parse_event`].
+pub fn parse_event_timed_now(
+    json: &str,
+    index: usize,
+    now: Timestamp,
+) -> Result<NewEvent, Vec<EventError>> {
+    if !json.trim_start().starts_with('{') {
+        return parse_event(json, index);
+    }
+    match serde_json::from_str::<EventFields<'_>>(json) {
+        Ok(mut fields) => {
+            if fields.time.is_none() {
+                fields.time = Some(Field::Text(Cow::Owned(now.to_string())));
+            }
+            check_event(&fields, index)
+        }
+        Err(_) => parse_event(json, index),
+    }
+}
+
 /// Checks the attributes of one event and turns them into a [`NewEvent`].
 ///
 /// # Errors
@@ -685,6 +710,25 @@ mod tests {
         assert_eq!(fields_of(errors), ["data"]);
         assert!(errors[0].reason.starts_with(NUL_REASON), "{errors:?}");
         assert!(scanned[1].is_ok());
+    }
+
+    #[test]
+    fn an_event_without_a_time_can_be_timed_now() {
+        let now: Timestamp = "2026-11-02T08:00:00.25Z".parse().unwrap();
+        for json in [
+            VALID.replace(r#""time":"2026-11-01T12:00:00.5+01:00","#, ""),
+            VALID.replace(r#""2026-11-01T12:00:00.5+01:00""#, "null"),
+        ] {
+            assert_eq!(fields_of(&parse_event(&json, 0).unwrap_err()), ["time"]);
+            assert_eq!(parse_event_timed_now(&json, 0, now).unwrap().time, now);
+        }
+        let timed = parse_event_timed_now(VALID, 0, now).unwrap();
+        assert_eq!(timed, parse_event(VALID, 0).unwrap());
+        let wrong = VALID.replace(r#""2026-11-01T12:00:00.5+01:00""#, "7");
+        assert_eq!(
+            fields_of(&parse_event_timed_now(&wrong, 0, now).unwrap_err()),
+            ["time"]
+        );
     }
 
     #[test]

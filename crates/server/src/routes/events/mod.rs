@@ -24,6 +24,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use billow_store::{NewEvent, WorkspaceId};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa_axum::routes;
@@ -91,29 +92,77 @@ pub(crate) async fn ingest_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, IngestError> {
-    let mode = BodyMode::of(&headers)?;
+    let outcomes = read_events(&headers, &body)?;
+    if outcomes.is_empty() {
+        return Err(IngestError::NoValidEvent(Vec::new()));
+    }
+    let response = store_events(&state, &auth.workspace_id, outcomes).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(response)).into_response())
+}
+
+/// What checking one event of a request gave: the event to store, or why it is invalid.
+pub(crate) type EventOutcome = Result<NewEvent, Vec<EventError>>;
+
+/// The events of a request's body, each checked on its own, in order: the one reading of an
+/// ingestion body, shared by `POST /api/v1/events` and the profiles that ingest.
+///
+/// # Errors
+/// An unsupported content type, more than [`EVENTS_PER_REQUEST_MAX`] events, a body that is not
+/// JSON or whose shape does not match its content type.
+pub(crate) fn read_events(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<EventOutcome>, IngestError> {
+    let mode = BodyMode::of(headers)?;
     // An array of well-formed event objects is read in one pass; anything else (including every
     // error) event by event, so that each problem is named.
     let one_pass = match mode {
         BodyMode::Structured => None,
-        BodyMode::Batch | BodyMode::Json => parse_batch(&body),
+        BodyMode::Batch | BodyMode::Json => parse_batch(body),
     };
-    let outcomes = match one_pass {
+    match one_pass {
         Some(outcomes) if outcomes.len() > EVENTS_PER_REQUEST_MAX => {
-            return Err(IngestError::TooManyEvents {
+            Err(IngestError::TooManyEvents {
                 count: outcomes.len(),
-            });
+            })
         }
-        Some(outcomes) => outcomes,
-        None => split_events(&body, mode)?
+        Some(outcomes) => Ok(outcomes),
+        None => Ok(raw_events(headers, body)?
             .iter()
             .enumerate()
             .map(|(index, raw)| parse_event(raw.get(), index))
-            .collect(),
-    };
-    if outcomes.is_empty() {
-        return Err(IngestError::NoValidEvent(Vec::new()));
+            .collect()),
     }
+}
+
+/// The JSON text of each event of a request's body, checked as JSON but not yet as events, for a
+/// caller that reads some of them again ([`read_events`] has checked the body's shape).
+///
+/// # Errors
+/// As [`read_events`].
+pub(crate) fn raw_events<'b>(
+    headers: &HeaderMap,
+    body: &'b [u8],
+) -> Result<Vec<&'b RawValue>, IngestError> {
+    split_events(body, BodyMode::of(headers)?)
+}
+
+/// Whether the request's body carries a batch (`application/cloudevents-batch+json`).
+pub(crate) fn is_batch(headers: &HeaderMap) -> bool {
+    matches!(BodyMode::of(headers), Ok(BodyMode::Batch))
+}
+
+/// Stores the valid events of `outcomes` for `workspace_id`, exactly once per (source, id),
+/// through the group-committing writer, after applying the events that create, change or delete
+/// billed resources: what became of them, with the invalid events listed.
+///
+/// # Errors
+/// [`IngestError::NoValidEvent`] when no event is valid; a failed write.
+pub(crate) async fn store_events(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    outcomes: Vec<EventOutcome>,
+) -> Result<IngestResponse, IngestError> {
     let mut events = Vec::with_capacity(outcomes.len());
     let mut errors = Vec::new();
     for (index, outcome) in outcomes.into_iter().enumerate() {
@@ -124,7 +173,7 @@ pub(crate) async fn ingest_events(
     }
     // Events that create, change or delete billed resources are applied first; the refused
     // ones are listed with the invalid events and not stored.
-    let (events, refused) = apply_resource_events(&state, &auth.workspace_id, events)
+    let (events, refused) = apply_resource_events(state, workspace_id, events)
         .await
         .map_err(IngestError::Api)?;
     if !refused.is_empty() {
@@ -137,15 +186,14 @@ pub(crate) async fn ingest_events(
     let ingested_at = state.clock.now();
     let outcome = state
         .events
-        .write(auth.workspace_id, events, ingested_at)
+        .write(workspace_id.clone(), events, ingested_at)
         .await
         .map_err(|error| IngestError::Api(ApiError::internal(error)))?;
-    let response = IngestResponse {
+    Ok(IngestResponse {
         accepted: outcome.inserted,
         duplicates: outcome.duplicates,
         errors,
-    };
-    Ok((StatusCode::ACCEPTED, axum::Json(response)).into_response())
+    })
 }
 
 /// How the body carries its events.

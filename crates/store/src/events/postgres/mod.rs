@@ -355,6 +355,27 @@ async fn oldest_log_chunks(
 }
 
 #[tracing::instrument(skip_all)]
+/// Every chunk of the workspace that may hold an event `filter` (a period) wants, whatever its
+/// subject, in one statement (one snapshot).
+pub(super) async fn select_workspace_chunks(
+    pool: &PgPool,
+    workspace_id: &str,
+    filter: ChunkFilter,
+) -> Result<Vec<ChunkRow>, sqlx::Error> {
+    let ChunkFilter::Period { from_us, to_us, .. } = filter else {
+        unreachable!("a workspace's usage is read by period")
+    };
+    sqlx::query_as(
+        "SELECT seq, subject IS NULL AS log, subject, event_count, events FROM event_chunks \
+         WHERE workspace_id = $1 AND time_max_us >= $2 AND time_min_us <= $3",
+    )
+    .bind(workspace_id)
+    .bind(from_us)
+    .bind(to_us)
+    .fetch_all(pool)
+    .await
+}
+
 pub(super) async fn select_chunks(
     pool: &PgPool,
     workspace_id: &str,

@@ -1024,6 +1024,29 @@ pub(super) async fn select_chunks(
     Ok(chunks)
 }
 
+/// Every chunk of the workspace that may hold an event `filter` (a period) wants, whatever its
+/// subject: the subject chunks not still being written by a compaction in slices, and the log
+/// chunks, in one statement (one snapshot).
+pub(super) async fn select_workspace_chunks(
+    pool: &SqlitePool,
+    workspace_id: &str,
+    filter: ChunkFilter,
+) -> Result<Vec<ChunkRow>, sqlx::Error> {
+    let ChunkFilter::Period { from_us, to_us, .. } = filter else {
+        unreachable!("a workspace's usage is read by period")
+    };
+    sqlx::query_as(
+        "SELECT seq, subject IS NULL AS log, subject, event_count, events FROM event_chunks \
+         WHERE workspace_id = ?1 AND time_max_us >= ?2 AND time_min_us <= ?3 \
+         AND (subject IS NULL OR seq NOT IN (SELECT seq FROM event_chunks_pending))",
+    )
+    .bind(workspace_id)
+    .bind(from_us)
+    .bind(to_us)
+    .fetch_all(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::Timestamp;
@@ -1152,6 +1175,10 @@ mod tests {
         drop(guard);
 
         let read_while_pending = read_all(&store, &workspace_id).await;
+        let workspace_while_pending = store
+            .workspace_usage_events(&workspace_id, Timestamp::MIN, Timestamp::MAX)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         let mut guard = cache.lock().await;
         let finished = finish_pending(&mut connection, &mut guard, &pending, &replaced)
@@ -1163,6 +1190,12 @@ mod tests {
             read_while_pending, 30,
             "the pending chunks are not read twice"
         );
+        assert_eq!(
+            workspace_while_pending.len(),
+            30,
+            "nor by a read of every subject"
+        );
+        assert!(workspace_while_pending.is_sorted_by_key(|event| event.time));
         assert!(
             !finished,
             "two pending chunks were deleted by the migration"
