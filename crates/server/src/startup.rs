@@ -31,7 +31,13 @@ fn parts(
     profiles: crate::profiles::Profiles,
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (api_v1, document) = crate::routes::api_v1().split_for_parts();
-    let (profiles, profiles_document) = crate::profiles::router(profiles).split_for_parts();
+    let (profiles, mut profiles_document) = crate::profiles::router(profiles).split_for_parts();
+    // The profiles' POSTs take `Idempotency-Key` as the native API's do.
+    for item in profiles_document.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            crate::openapi::declare_idempotency_key(post);
+        }
+    }
     let mut document = crate::openapi::finish(document);
     document.merge(profiles_document);
     (api_v1, profiles, document)

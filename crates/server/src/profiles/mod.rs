@@ -108,12 +108,6 @@ pub(crate) fn router(profiles: Profiles) -> ProfileRouter {
     if profiles.openmeter {
         router = router.merge(openmeter::router());
     }
-    // The profiles' POSTs take `Idempotency-Key` as the native API's do (`startup::router`).
-    for item in router.get_openapi_mut().paths.paths.values_mut() {
-        if let Some(post) = item.post.as_mut() {
-            crate::openapi::declare_idempotency_key(post);
-        }
-    }
     router
 }
 

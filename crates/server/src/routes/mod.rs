@@ -6,7 +6,6 @@ pub(crate) mod customers;
 pub(crate) mod events;
 pub(crate) mod fallback;
 pub(crate) mod health;
-pub(crate) mod invoice_content;
 pub(crate) mod invoices;
 pub(crate) mod meters;
 pub(crate) mod plans;

@@ -1,7 +1,7 @@
 //! EMCP's invoice shapes (seed 000; `docs/profiles/emcp.md`): a Stripe invoice as EMCP keeps it
 //! in MongoDB, and the page envelope of the `mongoose-paginate-v2` library.
 
-use billow_store::invoices::{InvoiceRecord, InvoiceStatus};
+use billow_store::invoices::InvoiceRecord;
 use billow_store::Customer;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,16 +10,6 @@ use crate::profiles::shared::javascript_iso as iso;
 
 /// Invoices per history page: the library's default `limit`.
 pub(crate) const PAGE_SIZE: u64 = 10;
-
-/// Stripe's invoice status for billow's (`uncollectible` arrives with payment collection).
-fn status(status: InvoiceStatus) -> &'static str {
-    match status {
-        InvoiceStatus::Draft => "draft",
-        InvoiceStatus::Open => "open",
-        InvoiceStatus::Paid => "paid",
-        InvoiceStatus::Void => "void",
-    }
-}
 
 /// `GET /api/teams/{id}/last-invoice`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +23,8 @@ pub(crate) struct LastInvoice {
     pub invoice_id: String,
     /// The team's owner (the customer's `owner`).
     pub user: Option<String>,
+    /// Stripe's invoice statuses are billow's (`draft` never shown; `uncollectible` arrives
+    /// with payment collection).
     #[schema(value_type = String, example = "paid")]
     pub status: &'static str,
     /// The invoice's total in minor units (3300 = 33.00).
@@ -54,7 +46,7 @@ impl LastInvoice {
                 .number
                 .map_or_else(|| invoice.id.to_string(), |number| number.to_string()),
             user: customer.owner.clone(),
-            status: status(invoice.status),
+            status: invoice.status.as_str(),
             amount: invoice.total_minor,
             invoice_pdf: None,
             created_at: iso(invoice.created_at),
@@ -80,7 +72,7 @@ impl From<&InvoiceRecord> for HistoryInvoice {
     fn from(invoice: &InvoiceRecord) -> Self {
         Self {
             id: invoice.id.to_string(),
-            status: status(invoice.status),
+            status: invoice.status.as_str(),
             amount: invoice.total_minor,
             invoice_pdf: None,
         }

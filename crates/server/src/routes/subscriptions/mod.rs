@@ -29,7 +29,7 @@ use crate::routes::shared::{guard_customer, listed_customer, object, store_error
 use crate::state::AppState;
 use crate::validation::{read_spec, validate_document};
 use crate::wire::Page;
-use wire::{ChangeBody, PreviewBody, PreviewInvoice, SubscriptionBody};
+use wire::{ChangeBody, PreviewBody, SubscriptionBody};
 
 pub(crate) fn router() -> ApiRouter {
     ApiRouter::new()
@@ -385,7 +385,7 @@ pub(crate) async fn preview_change(
             .iter()
             .any(|other| other.key == invoice.key && other.invoice == invoice.invoice)
     };
-    let invoices: Vec<PreviewInvoice> = with_change
+    let invoices: Vec<crate::wire::invoice::ComputedInvoice> = with_change
         .invoices
         .into_iter()
         .filter(|invoice| {
@@ -394,7 +394,7 @@ pub(crate) async fn preview_change(
                 && !unchanged(invoice)
         })
         .take(PREVIEW_INVOICES_MAX)
-        .map(PreviewInvoice::from)
+        .map(crate::wire::invoice::ComputedInvoice::from)
         .collect();
     Ok(ApiJson(PreviewBody {
         change: ChangeBody::from(checked.record.spec),

@@ -2,9 +2,7 @@
 //! previewed change would bill. Every member is written out, so that the document describes
 //! exactly what is sent.
 
-use billow_core::scenario::{
-    Alignment, ChangePolicy, ChangeSpec, InvoiceReason, InvoiceScope, IssuedInvoice,
-};
+use billow_core::scenario::{Alignment, ChangePolicy, ChangeSpec};
 use billow_core::schema::DecimalText;
 use billow_store::subscriptions::{
     SubscriptionChangeRecord, SubscriptionRecord, SubscriptionStatus,
@@ -13,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::routes::invoice_content::InvoiceContent;
+use crate::wire::invoice::ComputedInvoice;
 use crate::wire::Instant;
 
 /// Whether a subscription bills on.
@@ -128,30 +126,5 @@ impl From<ChangeSpec> for ChangeBody {
 pub(crate) struct PreviewBody {
     pub change: ChangeBody,
     /// At most two invoices, in time order; future usage is taken as none.
-    pub invoices: Vec<PreviewInvoice>,
-}
-
-/// An invoice a previewed change would issue.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PreviewInvoice {
-    /// The subscription's id for a subscription's invoice, the customer's for the customer's.
-    pub key: String,
-    pub scope: InvoiceScope,
-    /// The subscriptions it has lines of.
-    pub subscriptions: Vec<String>,
-    pub reason: InvoiceReason,
-    #[serde(flatten)]
-    pub content: InvoiceContent,
-}
-
-impl From<IssuedInvoice> for PreviewInvoice {
-    fn from(invoice: IssuedInvoice) -> Self {
-        Self {
-            key: invoice.key,
-            scope: invoice.scope,
-            subscriptions: invoice.subscriptions,
-            reason: invoice.reason,
-            content: invoice.invoice.into(),
-        }
-    }
+    pub invoices: Vec<ComputedInvoice>,
 }
